@@ -1,0 +1,1 @@
+//! The written contract. (stub, replaced by the contract helper)
