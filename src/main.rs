@@ -1,1 +1,290 @@
-fn main() {}
+//! The `keepword` command: wiring only. See `keepword --help`.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use keepword::app::{Application, LoadedContract};
+use keepword::config::{LogFormat, Settings};
+use keepword::contract::Timer;
+use keepword::store::{self, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "keepword",
+    version,
+    about = "Holds a client-facing team to its written communication contract."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything: HTTP API and pages, metrics, background workers.
+    Serve {
+        /// Config file (default: config/keepword.toml when it exists).
+        #[arg(long, env = "KEEPWORD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the config's `bind`.
+        #[arg(long)]
+        bind: Option<std::net::SocketAddr>,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate {
+        #[arg(long, env = "KEEPWORD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Database URL, overriding the config's `database_url`.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Check, render or query a contract file.
+    Contract {
+        #[command(subcommand)]
+        command: ContractCommand,
+    },
+    /// Exit 0 when the service at URL answers /healthz (for container health checks).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContractCommand {
+    /// Validate: exit 0 if valid, else 1 with `FILE:LINE:COL: error: …` on stderr.
+    Check { file: PathBuf },
+    /// The client-readable document.
+    Render {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Md)]
+        format: Format,
+    },
+    /// Print the due instant (RFC 3339, in the calendar's zone) of a timer
+    /// started at `--at`.
+    Due {
+        file: PathBuf,
+        /// Request type id.
+        #[arg(long = "type")]
+        request_type: String,
+        /// Client id (applies the client's overrides).
+        #[arg(long)]
+        client: Option<String>,
+        #[arg(long, default_value = "first_response")]
+        timer: Timer,
+        /// Start instant, RFC 3339 (e.g. 2026-11-27T16:30:00+01:00).
+        #[arg(long)]
+        at: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Md,
+    Html,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, bind } => serve(config, bind),
+        Command::Migrate {
+            config,
+            database_url,
+        } => migrate(config, database_url),
+        Command::Contract { command } => return contract(command),
+        Command::Healthcheck { url } => healthcheck(&url),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keepword: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEEPWORD_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(config: Option<PathBuf>, bind: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let mut settings = Settings::load(config.as_deref())?;
+    if let Some(b) = bind {
+        settings.bind = b;
+    }
+    init_logging(settings.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let app = Application::build(settings).await?;
+        tracing::info!(port = app.port(), "keepword serving");
+        let shutdown = CancellationToken::new();
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(signals(shutdown.clone(), reload_tx));
+        app.run_until_stopped(shutdown, Some(reload_rx)).await
+    })
+}
+
+/// The one place that handles signals: SIGTERM/SIGINT stop, SIGHUP reloads
+/// the contract.
+async fn signals(shutdown: CancellationToken, reload: tokio::sync::mpsc::Sender<()>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT"); break; }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the contract");
+                let _ = reload.try_send(());
+            }
+        }
+    }
+    shutdown.cancel();
+}
+
+fn migrate(config: Option<PathBuf>, database_url: Option<String>) -> anyhow::Result<()> {
+    let url = match database_url {
+        Some(u) => u,
+        None => Settings::load(config.as_deref())?.database_url,
+    };
+    let s = Store::open(&url)?;
+    println!(
+        "database {} is up to date ({:?})",
+        store::redact_url(&url),
+        s.backend()
+    );
+    Ok(())
+}
+
+fn contract(command: ContractCommand) -> ExitCode {
+    let file = match &command {
+        ContractCommand::Check { file }
+        | ContractCommand::Render { file, .. }
+        | ContractCommand::Due { file, .. } => file.clone(),
+    };
+    let loaded = match LoadedContract::load(&file) {
+        Ok(l) => l,
+        Err(errors) => {
+            eprintln!("{errors}");
+            let n = errors.0.len();
+            eprintln!(
+                "{}: {n} error{} found",
+                file.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match command {
+        ContractCommand::Check { file } => {
+            println!(
+                "{}: ok (version {})",
+                file.display(),
+                loaded.contract.version_short()
+            );
+            Ok(())
+        }
+        ContractCommand::Render { format, .. } => {
+            let text = match format {
+                Format::Md => &loaded.markdown,
+                Format::Html => &loaded.html,
+            };
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("writing to stdout")
+        }
+        ContractCommand::Due {
+            request_type,
+            client,
+            timer,
+            at,
+            ..
+        } => due(&loaded, &request_type, client.as_deref(), timer, &at),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keepword: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn due(
+    loaded: &LoadedContract,
+    request_type: &str,
+    client: Option<&str>,
+    timer: Timer,
+    at: &str,
+) -> anyhow::Result<()> {
+    let at: DateTime<Utc> = DateTime::parse_from_rfc3339(at)
+        .with_context(|| {
+            format!("--at `{at}` is not an RFC 3339 instant (e.g. 2026-11-27T16:30:00+01:00)")
+        })?
+        .with_timezone(&Utc);
+    let due = loaded
+        .contract
+        .due(request_type, client, timer, at)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", due.to_rfc3339_opts(SecondsFormat::AutoSi, false));
+    Ok(())
+}
+
+/// A dependency-free GET so the runtime image needs no curl.
+fn healthcheck(url: &str) -> anyhow::Result<()> {
+    let rest = url
+        .strip_prefix("http://")
+        .context("--url must be an http:// URL")?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/healthz"),
+    };
+    let addr = hostport
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {hostport}"))?
+        .next()
+        .with_context(|| format!("{hostport} has no address"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("200") {
+        println!("{status}");
+        Ok(())
+    } else {
+        bail!("unhealthy: {status}")
+    }
+}

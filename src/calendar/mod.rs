@@ -47,7 +47,10 @@ pub struct DurationParseError {
 impl FromStr for BusinessDuration {
     type Err = DurationParseError;
     fn from_str(_s: &str) -> Result<Self, Self::Err> {
-        Err(DurationParseError { input: _s.into(), reason: "stub".into() })
+        Err(DurationParseError {
+            input: _s.into(),
+            reason: "stub".into(),
+        })
     }
 }
 
@@ -72,10 +75,18 @@ impl Calendar {
     pub fn timezone(&self) -> Tz {
         self.tz
     }
-    pub fn add(&self, t: DateTime<Utc>, _d: BusinessDuration) -> Result<DateTime<Utc>, CalendarError> {
+    pub fn add(
+        &self,
+        t: DateTime<Utc>,
+        _d: BusinessDuration,
+    ) -> Result<DateTime<Utc>, CalendarError> {
         Ok(t)
     }
-    pub fn between(&self, _a: DateTime<Utc>, _b: DateTime<Utc>) -> Result<chrono::Duration, CalendarError> {
+    pub fn between(
+        &self,
+        _a: DateTime<Utc>,
+        _b: DateTime<Utc>,
+    ) -> Result<chrono::Duration, CalendarError> {
         Ok(chrono::Duration::zero())
     }
 }

@@ -1,0 +1,9 @@
+DROP TABLE rejected_input;
+DROP TABLE mailbox_checkpoints;
+DROP TABLE outbox;
+DROP TABLE escalations_fired;
+DROP TABLE timers;
+DROP TABLE messages;
+DROP TABLE conversations;
+DROP TABLE clients;
+DROP TABLE contract_versions;

@@ -1,0 +1,218 @@
+//! Wiring: builds the running service from [`Settings`] — contract, store,
+//! HTTP server — and runs it until the shutdown token is cancelled.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::contract::Contract;
+use crate::metrics::Metrics;
+use crate::store::{self, Store};
+use crate::web::{AppState, routes, track};
+
+/// A validated contract with what is derived from it once per version.
+pub struct LoadedContract {
+    pub contract: Contract,
+    pub version: String,
+    pub source: String,
+    pub path: PathBuf,
+    pub html: String,
+    pub markdown: String,
+}
+
+/// Why a contract could not be loaded: every diagnostic, one per line, in the
+/// `FILE:LINE:COL: error: …` form.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ContractErrors(pub Vec<String>);
+
+impl LoadedContract {
+    pub fn load(path: &Path) -> Result<LoadedContract, ContractErrors> {
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            ContractErrors(vec![format!(
+                "{}: error: cannot read contract: {e}",
+                path.display()
+            )])
+        })?;
+        let contract = crate::contract::parse(&source, &path.display().to_string())
+            .map_err(|diags| ContractErrors(diags.iter().map(|d| d.to_string()).collect()))?;
+        Ok(LoadedContract {
+            version: contract.version().to_string(),
+            html: crate::contract::render_html(&contract),
+            markdown: crate::contract::render_markdown(&contract),
+            contract,
+            source,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// The contract in force. Reloads swap it atomically; a request holds the
+/// `Arc` it started with, so it never sees half of two versions.
+#[derive(Clone)]
+pub struct ContractHandle(Arc<RwLock<Arc<LoadedContract>>>);
+
+impl ContractHandle {
+    pub fn new(c: LoadedContract) -> Self {
+        ContractHandle(Arc::new(RwLock::new(Arc::new(c))))
+    }
+    pub fn current(&self) -> Arc<LoadedContract> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn replace(&self, c: LoadedContract) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(c);
+    }
+}
+
+/// A built, listening service.
+pub struct Application {
+    port: u16,
+    state: AppState,
+    server: actix_web::dev::Server,
+    settings: Settings,
+}
+
+impl Application {
+    /// Loads the contract, opens the database (running migrations) and binds.
+    /// `bind` with port 0 picks a free port (tests).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let loaded = LoadedContract::load(settings.contract_path()).map_err(|e| {
+            anyhow::anyhow!(
+                "contract {} is invalid:\n{e}",
+                settings.contract_path().display()
+            )
+        })?;
+        let url = settings.database_url.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&url))
+            .await
+            .context("opening the database")??;
+        let metrics = Metrics::new();
+        record_version(&store, &loaded).await?;
+        tracing::info!(
+            contract.version = %loaded.version,
+            contract.path = %loaded.path.display(),
+            database = %store::redact_url(&settings.database_url),
+            "contract loaded"
+        );
+        let state = AppState {
+            store,
+            metrics,
+            contract: ContractHandle::new(loaded),
+        };
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let data = web::Data::new(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(from_fn(track))
+                .configure(routes)
+        })
+        // Signals are main's job (one shutdown path for every task).
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        Ok(Application {
+            port,
+            state,
+            server,
+            settings,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, lets
+    /// requests in flight finish, and returns. `reload` (SIGHUP) re-reads the
+    /// contract.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: CancellationToken,
+        reload: Option<tokio::sync::mpsc::Receiver<()>>,
+    ) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        if let Some(mut reload) = reload {
+            let state = self.state.clone();
+            let path = self.settings.contract.clone();
+            let token = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        got = reload.recv() => {
+                            if got.is_none() { break; }
+                            reload_contract(&state, &path).await;
+                        }
+                    }
+                }
+            });
+        }
+        shutdown.cancelled().await;
+        tracing::info!("shutting down: draining HTTP requests");
+        handle.stop(true).await;
+        server.await??;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn record_version(store: &Store, c: &LoadedContract) -> anyhow::Result<()> {
+    let store = store.clone();
+    let (version, name, source) = (
+        c.version.clone(),
+        c.contract.name().to_string(),
+        c.source.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        store
+            .with(|conn| store::record_contract_version(conn, &version, &name, &source, Utc::now()))
+    })
+    .await??;
+    Ok(())
+}
+
+/// An invalid new contract is rejected, logged and counted; the previous
+/// version stays in force.
+pub async fn reload_contract(state: &AppState, path: &Path) {
+    let p = path.to_path_buf();
+    let loaded = match tokio::task::spawn_blocking(move || LoadedContract::load(&p)).await {
+        Ok(Ok(l)) => l,
+        Ok(Err(errors)) => {
+            state.metrics.contract_reload_failures.inc();
+            tracing::error!(errors = %errors, "contract reload rejected; previous version stays in force");
+            return;
+        }
+        Err(e) => {
+            state.metrics.contract_reload_failures.inc();
+            tracing::error!(error = %e, "contract reload failed");
+            return;
+        }
+    };
+    if loaded.version == state.contract.current().version {
+        tracing::info!("contract reloaded: unchanged");
+        return;
+    }
+    if let Err(e) = record_version(&state.store, &loaded).await {
+        state.metrics.contract_reload_failures.inc();
+        tracing::error!(error = %e, "cannot store the new contract version; previous version stays in force");
+        return;
+    }
+    tracing::info!(contract.version = %loaded.version, "contract reloaded");
+    state.contract.replace(loaded);
+}

@@ -1,0 +1,340 @@
+//! Storage: one diesel code path over SQLite (default, embedded) and PostgreSQL.
+//!
+//! The backend is chosen from the URL scheme and the inner connection type is
+//! connected directly, so users see libpq's or SQLite's real error instead of
+//! diesel's generic "invalid connection url for multiconnection". Migrations
+//! for both backends are embedded and run at start. Every instant is stored as
+//! UTC, truncated to microseconds (PostgreSQL's precision), so a value reads
+//! back equal on both backends.
+//!
+//! diesel is synchronous: callers on the async side run store calls in
+//! `spawn_blocking` / `web::block`.
+
+pub mod queries;
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub use queries::*;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Serialises concurrent `migrate` runs of several processes on one PostgreSQL.
+const MIGRATION_LOCK_KEY: i64 = 0x6b65_6570_776f_7264; // "keepword"
+
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs the same query body on whichever backend `conn` is. Needed where the
+/// combined backend cannot express a query (`ON CONFLICT`, `RETURNING`).
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::store::AnyConnection::Postgresql($c) => $body,
+            $crate::store::AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A parsed `database_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A file path, or `:memory:`.
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<DatabaseUrl, StoreError> {
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            if rest.is_empty() {
+                return Err(StoreError::Url(
+                    "sqlite:// needs a path, e.g. sqlite://data/keepword.db".into(),
+                ));
+            }
+            Ok(DatabaseUrl::Sqlite(rest.to_string()))
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            Ok(DatabaseUrl::Sqlite(rest.to_string()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(url.to_string()))
+        } else {
+            Err(StoreError::Url(format!(
+                "`{}` is neither sqlite://PATH nor postgres://…",
+                redact_url(url)
+            )))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            DatabaseUrl::Sqlite(_) => Backend::Sqlite,
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// The URL with any password replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database_url: {0}")]
+    Url(String),
+    #[error("cannot open database {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("database migrations failed: {0}")]
+    Migration(String),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database connection pool: {0}")]
+    Pool(String),
+}
+
+#[derive(Debug)]
+pub struct ConnectError(String);
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ConnectError {}
+
+/// Connects the inner connection type itself (see the module doc) and applies
+/// SQLite's per-connection settings.
+#[derive(Debug)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<AnyConnection, ConnectError> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut c =
+                    SqliteConnection::establish(path).map_err(|e| ConnectError(e.to_string()))?;
+                // WAL lets readers run beside the one writer; busy_timeout makes
+                // a second writer wait instead of failing with SQLITE_BUSY.
+                // batch_execute: a prepared `sql_query` would run only the
+                // first of several statements.
+                c.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                )
+                .map_err(|e| ConnectError(e.to_string()))?;
+                Ok(AnyConnection::Sqlite(c))
+            }
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
+                .map(AnyConnection::Postgresql)
+                .map_err(|e| ConnectError(e.to_string())),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectError> {
+        diesel::sql_query("SELECT 1")
+            .execute(conn)
+            .map(|_| ())
+            .map_err(|e| ConnectError(e.to_string()))
+    }
+
+    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
+        false
+    }
+}
+
+pub type Conn = PooledConnection<Manager>;
+
+/// The pool plus what it was opened on. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<Manager>,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens (creating a SQLite file and its folder on first start) and runs
+    /// pending migrations.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        let parsed = DatabaseUrl::parse(url)?;
+        let max_size = match &parsed {
+            // Every connection to `:memory:` is its own database: keep one.
+            DatabaseUrl::Sqlite(p) if p == ":memory:" => 1,
+            DatabaseUrl::Sqlite(p) => {
+                if let Some(dir) = Path::new(p).parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Connect {
+                        url: redact_url(url),
+                        reason: format!("cannot create folder {}: {e}", dir.display()),
+                    })?;
+                }
+                4
+            }
+            DatabaseUrl::Postgres(_) => 10,
+        };
+        let backend = parsed.backend();
+        let manager = Manager { url: parsed };
+        // Connect once outside the pool so the user sees the real reason
+        // (r2d2 would only say "timed out waiting for connection").
+        let mut first = manager.connect().map_err(|e| StoreError::Connect {
+            url: redact_url(url),
+            reason: e.0,
+        })?;
+        run_migrations(&mut first)?;
+        let pool = Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| StoreError::Connect {
+                url: redact_url(url),
+                reason: e.to_string(),
+            })?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn conn(&self) -> Result<Conn, StoreError> {
+        self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))
+    }
+
+    /// Runs `f` on a pooled connection.
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn()?;
+        f(&mut conn)
+    }
+
+    /// Runs `f` in one transaction: all of it commits, or none of it.
+    pub fn transaction<T>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn()?;
+        (*conn).transaction(f)
+    }
+
+    /// `/readyz`: the database answers a query.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| {
+            diesel::sql_query("SELECT 1").execute(c)?;
+            Ok(())
+        })
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::Pool(e.to_string())
+    }
+}
+
+fn run_migrations(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    let result = match conn {
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        AnyConnection::Postgresql(c) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .execute(c)?;
+            let r = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                .execute(c)?;
+            r
+        }
+    };
+    result.map_err(|e| StoreError::Migration(e.to_string()))
+}
+
+/// The path of a SQLite database URL, if it is one (for messages).
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    match DatabaseUrl::parse(url) {
+        Ok(DatabaseUrl::Sqlite(p)) if p != ":memory:" => Some(PathBuf::from(p)),
+        _ => None,
+    }
+}
+
+/// UTC instant → stored value (microsecond precision on both backends).
+pub fn to_db(t: DateTime<Utc>) -> NaiveDateTime {
+    let n = t.naive_utc();
+    n.with_nanosecond(n.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(n)
+}
+
+/// Stored value → UTC instant.
+pub fn from_db(n: NaiveDateTime) -> DateTime<Utc> {
+    n.and_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_the_backend_and_hide_passwords() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/k.db").unwrap(),
+            DatabaseUrl::Sqlite("data/k.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite::memory:").unwrap(),
+            DatabaseUrl::Sqlite(":memory:".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://u@h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        let e = DatabaseUrl::parse("mysql://root:pw@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mysql://root:***@h/db"), "{e}");
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+    }
+
+    #[test]
+    fn instants_are_truncated_to_microseconds() {
+        let t = DateTime::parse_from_rfc3339("2026-03-29T01:59:59.123456789Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(to_db(t).nanosecond(), 123_456_000);
+        assert_eq!(from_db(to_db(t)).timestamp(), t.timestamp());
+    }
+}

@@ -1,0 +1,495 @@
+//! Queries per aggregate. Each takes `&mut AnyConnection` so a use case can
+//! compose several in one transaction (`Store::transaction`). Rows (what is
+//! read) are kept apart from `New*` forms (what is written).
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::*;
+use super::{AnyConnection, StoreError, to_db};
+use crate::on_backend;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+// ---------------------------------------------------------------- contracts
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = contract_versions)]
+pub struct ContractVersionRow {
+    pub version: String,
+    pub name: String,
+    pub source: String,
+    pub first_loaded_at: NaiveDateTime,
+}
+
+/// Keeps a contract version (its source text) once; returns whether it was new.
+/// Conversations reference the version they opened under, so past versions
+/// stay in the database after the contract changes.
+pub fn record_contract_version(
+    conn: &mut AnyConnection,
+    version: &str,
+    name: &str,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let row = ContractVersionRow {
+        version: version.into(),
+        name: name.into(),
+        source: source.into(),
+        first_loaded_at: to_db(now),
+    };
+    let n = on_backend!(conn, |c| diesel::insert_into(contract_versions::table)
+        .values(&row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+pub fn contract_version(conn: &mut AnyConnection, v: &str) -> Result<Option<ContractVersionRow>> {
+    Ok(contract_versions::table
+        .find(v)
+        .select(ContractVersionRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn contract_versions_list(conn: &mut AnyConnection) -> Result<Vec<ContractVersionRow>> {
+    Ok(contract_versions::table
+        .order(contract_versions::first_loaded_at.asc())
+        .select(ContractVersionRow::as_select())
+        .load(conn)?)
+}
+
+// ---------------------------------------------------------------- clients
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = clients)]
+pub struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// Creates the client or updates its display name (the contract may rename it).
+pub fn upsert_client(
+    conn: &mut AnyConnection,
+    id: &str,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let row = ClientRow {
+        id: id.into(),
+        name: name.into(),
+        created_at: to_db(now),
+    };
+    on_backend!(conn, |c| diesel::insert_into(clients::table)
+        .values(&row)
+        .on_conflict(clients::id)
+        .do_update()
+        .set(clients::name.eq(name))
+        .execute(c))?;
+    Ok(())
+}
+
+pub fn client(conn: &mut AnyConnection, id: &str) -> Result<Option<ClientRow>> {
+    Ok(clients::table
+        .find(id)
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+// ---------------------------------------------------------------- conversations
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = conversations)]
+pub struct ConversationRow {
+    pub id: i64,
+    pub channel: String,
+    pub thread_key: String,
+    pub client_id: String,
+    pub subject: String,
+    pub request_type: String,
+    pub classification: String,
+    pub contract_version: String,
+    pub status: String,
+    pub channel_mismatch: bool,
+    pub opened_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub solved_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = conversations)]
+pub struct NewConversation {
+    pub channel: String,
+    pub thread_key: String,
+    pub client_id: String,
+    pub subject: String,
+    pub request_type: String,
+    pub classification: String,
+    pub contract_version: String,
+    pub status: String,
+    pub channel_mismatch: bool,
+    pub opened_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Opens the conversation of `(channel, thread_key)`, or returns the one that
+/// already exists: `(id, created)`.
+pub fn open_conversation(conn: &mut AnyConnection, new: &NewConversation) -> Result<(i64, bool)> {
+    let inserted = on_backend!(conn, |c| diesel::insert_into(conversations::table)
+        .values(new)
+        .on_conflict((conversations::channel, conversations::thread_key))
+        .do_nothing()
+        .execute(c))?;
+    let id = conversations::table
+        .filter(conversations::channel.eq(&new.channel))
+        .filter(conversations::thread_key.eq(&new.thread_key))
+        .select(conversations::id)
+        .first(conn)?;
+    Ok((id, inserted == 1))
+}
+
+pub fn conversation(conn: &mut AnyConnection, id: i64) -> Result<Option<ConversationRow>> {
+    Ok(conversations::table
+        .find(id)
+        .select(ConversationRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn set_conversation_status(
+    conn: &mut AnyConnection,
+    id: i64,
+    status: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let solved_at = (status == "solved").then(|| to_db(now));
+    diesel::update(conversations::table.find(id))
+        .set((
+            conversations::status.eq(status),
+            conversations::updated_at.eq(to_db(now)),
+            conversations::solved_at.eq(solved_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- messages
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    pub id: i64,
+    pub conversation_id: Option<i64>,
+    pub channel: String,
+    pub external_id: String,
+    pub direction: String,
+    pub sender: String,
+    pub recipients: String,
+    pub subject: String,
+    pub body: String,
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub refs: String,
+    pub raw: Option<Vec<u8>>,
+    pub sent_at: NaiveDateTime,
+    pub received_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = messages)]
+pub struct NewMessage {
+    pub conversation_id: Option<i64>,
+    pub channel: String,
+    /// Idempotency key within the channel: event id, delivery id, Message-ID.
+    pub external_id: String,
+    pub direction: String,
+    pub sender: String,
+    pub recipients: String,
+    pub subject: String,
+    pub body: String,
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub refs: String,
+    pub raw: Option<Vec<u8>>,
+    pub sent_at: NaiveDateTime,
+    pub received_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    New(i64),
+    /// The same `(channel, external_id)` was stored before: nothing was written.
+    Duplicate(i64),
+}
+
+impl Inserted {
+    pub fn id(self) -> i64 {
+        match self {
+            Inserted::New(id) | Inserted::Duplicate(id) => id,
+        }
+    }
+}
+
+pub fn insert_message(conn: &mut AnyConnection, new: &NewMessage) -> Result<Inserted> {
+    let n = on_backend!(conn, |c| diesel::insert_into(messages::table)
+        .values(new)
+        .on_conflict((messages::channel, messages::external_id))
+        .do_nothing()
+        .execute(c))?;
+    let id = messages::table
+        .filter(messages::channel.eq(&new.channel))
+        .filter(messages::external_id.eq(&new.external_id))
+        .select(messages::id)
+        .first(conn)?;
+    Ok(if n == 1 {
+        Inserted::New(id)
+    } else {
+        Inserted::Duplicate(id)
+    })
+}
+
+pub fn messages_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<MessageRow>> {
+    Ok(messages::table
+        .filter(messages::conversation_id.eq(conversation))
+        .order((messages::sent_at.asc(), messages::id.asc()))
+        .select(MessageRow::as_select())
+        .load(conn)?)
+}
+
+// ---------------------------------------------------------------- timers
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = timers)]
+pub struct TimerRow {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub kind: String,
+    pub seq: i32,
+    pub status: String,
+    pub started_at: NaiveDateTime,
+    pub due_at: Option<NaiveDateTime>,
+    pub stopped_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = timers)]
+pub struct TimerState {
+    pub conversation_id: i64,
+    pub kind: String,
+    pub seq: i32,
+    pub status: String,
+    pub started_at: NaiveDateTime,
+    pub due_at: Option<NaiveDateTime>,
+    pub stopped_at: Option<NaiveDateTime>,
+}
+
+/// Writes the derived state of one timer (insert or replace).
+pub fn save_timer(conn: &mut AnyConnection, t: &TimerState) -> Result<()> {
+    on_backend!(conn, |c| diesel::insert_into(timers::table)
+        .values(t)
+        .on_conflict((timers::conversation_id, timers::kind, timers::seq))
+        .do_update()
+        .set(t)
+        .execute(c))?;
+    Ok(())
+}
+
+pub fn timers_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<TimerRow>> {
+    Ok(timers::table
+        .filter(timers::conversation_id.eq(conversation))
+        .order((timers::kind.asc(), timers::seq.asc()))
+        .select(TimerRow::as_select())
+        .load(conn)?)
+}
+
+/// The earliest due among running timers: what the scheduler sleeps until.
+pub fn earliest_running_due(conn: &mut AnyConnection) -> Result<Option<NaiveDateTime>> {
+    Ok(timers::table
+        .filter(timers::status.eq("running"))
+        .filter(timers::due_at.is_not_null())
+        .select(diesel::dsl::min(timers::due_at))
+        .first::<Option<NaiveDateTime>>(conn)?)
+}
+
+// ---------------------------------------------------------------- escalations
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = escalations_fired)]
+pub struct FiredStep {
+    pub conversation_id: i64,
+    pub timer_kind: String,
+    pub timer_seq: i32,
+    pub step: String,
+    pub due_at: NaiveDateTime,
+    pub fired_at: NaiveDateTime,
+    pub late: bool,
+}
+
+/// Records that a step fired; `false` if it had fired before (a step fires once).
+pub fn record_fired_step(conn: &mut AnyConnection, s: &FiredStep) -> Result<bool> {
+    let n = on_backend!(conn, |c| diesel::insert_into(escalations_fired::table)
+        .values(s)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+pub fn fired_step_count(conn: &mut AnyConnection, conversation: i64) -> Result<i64> {
+    Ok(escalations_fired::table
+        .filter(escalations_fired::conversation_id.eq(conversation))
+        .count()
+        .get_result(conn)?)
+}
+
+// ---------------------------------------------------------------- outbox
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub kind: String,
+    pub target: String,
+    pub payload: String,
+    pub dedupe_key: String,
+    pub created_at: NaiveDateTime,
+    pub available_at: NaiveDateTime,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = outbox)]
+pub struct NewOutbox {
+    pub kind: String,
+    pub target: String,
+    pub payload: String,
+    /// What makes this notification unique, so a retried use case cannot
+    /// enqueue it twice.
+    pub dedupe_key: String,
+    pub created_at: NaiveDateTime,
+    pub available_at: NaiveDateTime,
+}
+
+/// Enqueues a notification; `false` if one with the same dedupe key exists.
+pub fn enqueue(conn: &mut AnyConnection, new: &NewOutbox) -> Result<bool> {
+    let n = on_backend!(conn, |c| diesel::insert_into(outbox::table)
+        .values(new)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+pub fn outbox_pending(conn: &mut AnyConnection) -> Result<i64> {
+    Ok(outbox::table
+        .filter(outbox::sent_at.is_null())
+        .count()
+        .get_result(conn)?)
+}
+
+pub fn mark_sent(conn: &mut AnyConnection, id: i64, now: DateTime<Utc>) -> Result<()> {
+    diesel::update(outbox::table.find(id))
+        .set(outbox::sent_at.eq(Some(to_db(now))))
+        .execute(conn)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- mailboxes
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub uidvalidity: i64,
+    pub last_uid: i64,
+}
+
+pub fn checkpoint(
+    conn: &mut AnyConnection,
+    mailbox: &str,
+    folder: &str,
+) -> Result<Option<Checkpoint>> {
+    Ok(mailbox_checkpoints::table
+        .find((mailbox, folder))
+        .select((
+            mailbox_checkpoints::uidvalidity,
+            mailbox_checkpoints::last_uid,
+        ))
+        .first::<(i64, i64)>(conn)
+        .optional()?
+        .map(|(uidvalidity, last_uid)| Checkpoint {
+            uidvalidity,
+            last_uid,
+        }))
+}
+
+/// Written in the same transaction as the messages it covers.
+pub fn save_checkpoint(
+    conn: &mut AnyConnection,
+    mailbox: &str,
+    folder: &str,
+    cp: Checkpoint,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let values = (
+        mailbox_checkpoints::mailbox.eq(mailbox),
+        mailbox_checkpoints::folder.eq(folder),
+        mailbox_checkpoints::uidvalidity.eq(cp.uidvalidity),
+        mailbox_checkpoints::last_uid.eq(cp.last_uid),
+        mailbox_checkpoints::updated_at.eq(to_db(now)),
+    );
+    on_backend!(conn, |c| diesel::insert_into(mailbox_checkpoints::table)
+        .values(values)
+        .on_conflict((mailbox_checkpoints::mailbox, mailbox_checkpoints::folder))
+        .do_update()
+        .set((
+            mailbox_checkpoints::uidvalidity.eq(cp.uidvalidity),
+            mailbox_checkpoints::last_uid.eq(cp.last_uid),
+            mailbox_checkpoints::updated_at.eq(to_db(now)),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- rejected input
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = rejected_input)]
+pub struct RejectedRow {
+    pub id: i64,
+    pub channel: String,
+    pub reason: String,
+    pub detail: String,
+    pub raw: Vec<u8>,
+    pub received_at: NaiveDateTime,
+}
+
+/// Keeps input that could not be processed, raw, so nothing is lost.
+pub fn reject_input(
+    conn: &mut AnyConnection,
+    channel: &str,
+    reason: &str,
+    detail: &str,
+    raw: &[u8],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    diesel::insert_into(rejected_input::table)
+        .values((
+            rejected_input::channel.eq(channel),
+            rejected_input::reason.eq(reason),
+            rejected_input::detail.eq(detail),
+            rejected_input::raw.eq(raw),
+            rejected_input::received_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn rejected_inputs(conn: &mut AnyConnection, limit: i64) -> Result<Vec<RejectedRow>> {
+    Ok(rejected_input::table
+        .order(rejected_input::id.desc())
+        .limit(limit)
+        .select(RejectedRow::as_select())
+        .load(conn)?)
+}

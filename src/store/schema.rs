@@ -1,0 +1,137 @@
+//! Hand-written diesel schema, shared by both backends. `tests/store.rs`
+//! checks it against the migrations of each backend by running every query.
+
+diesel::table! {
+    contract_versions (version) {
+        version -> Text,
+        name -> Text,
+        source -> Text,
+        first_loaded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> BigInt,
+        channel -> Text,
+        thread_key -> Text,
+        client_id -> Text,
+        subject -> Text,
+        request_type -> Text,
+        classification -> Text,
+        contract_version -> Text,
+        status -> Text,
+        channel_mismatch -> Bool,
+        opened_at -> Timestamp,
+        updated_at -> Timestamp,
+        solved_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        conversation_id -> Nullable<BigInt>,
+        channel -> Text,
+        external_id -> Text,
+        direction -> Text,
+        sender -> Text,
+        recipients -> Text,
+        subject -> Text,
+        body -> Text,
+        message_id -> Nullable<Text>,
+        in_reply_to -> Nullable<Text>,
+        refs -> Text,
+        raw -> Nullable<Binary>,
+        sent_at -> Timestamp,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    timers (id) {
+        id -> BigInt,
+        conversation_id -> BigInt,
+        kind -> Text,
+        seq -> Integer,
+        status -> Text,
+        started_at -> Timestamp,
+        due_at -> Nullable<Timestamp>,
+        stopped_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    escalations_fired (id) {
+        id -> BigInt,
+        conversation_id -> BigInt,
+        timer_kind -> Text,
+        timer_seq -> Integer,
+        step -> Text,
+        due_at -> Timestamp,
+        fired_at -> Timestamp,
+        late -> Bool,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        kind -> Text,
+        target -> Text,
+        payload -> Text,
+        dedupe_key -> Text,
+        created_at -> Timestamp,
+        available_at -> Timestamp,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    mailbox_checkpoints (mailbox, folder) {
+        mailbox -> Text,
+        folder -> Text,
+        uidvalidity -> BigInt,
+        last_uid -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    rejected_input (id) {
+        id -> BigInt,
+        channel -> Text,
+        reason -> Text,
+        detail -> Text,
+        raw -> Binary,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(conversations -> clients (client_id));
+diesel::joinable!(conversations -> contract_versions (contract_version));
+diesel::joinable!(messages -> conversations (conversation_id));
+diesel::joinable!(timers -> conversations (conversation_id));
+diesel::joinable!(escalations_fired -> conversations (conversation_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    contract_versions,
+    clients,
+    conversations,
+    messages,
+    timers,
+    escalations_fired,
+    outbox,
+    mailbox_checkpoints,
+    rejected_input,
+);

@@ -1,0 +1,316 @@
+//! The same store behaviour, checked on SQLite and on PostgreSQL.
+
+mod common;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use keepword::store::{
+    self, Checkpoint, FiredStep, Inserted, NewConversation, NewMessage, NewOutbox, Store,
+    StoreError, TimerState, to_db,
+};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn conversation(thread: &str, now: DateTime<Utc>) -> NewConversation {
+    NewConversation {
+        channel: "email".into(),
+        thread_key: thread.into(),
+        client_id: "acme".into(),
+        subject: "Site down".into(),
+        request_type: "urgent".into(),
+        classification: "urgent: keyword `down` in subject".into(),
+        contract_version: "v1".into(),
+        status: "open".into(),
+        channel_mismatch: true,
+        opened_at: to_db(now),
+        updated_at: to_db(now),
+    }
+}
+
+fn message(
+    conv: Option<i64>,
+    external_id: &str,
+    raw: Option<Vec<u8>>,
+    now: DateTime<Utc>,
+) -> NewMessage {
+    NewMessage {
+        conversation_id: conv,
+        channel: "email".into(),
+        external_id: external_id.into(),
+        direction: "inbound".into(),
+        sender: "jane@acme.com".into(),
+        recipients: "support@example.com".into(),
+        subject: "Site down".into(),
+        body: "Grüße — the site is down ✓".into(),
+        message_id: Some(external_id.into()),
+        in_reply_to: None,
+        refs: String::new(),
+        raw,
+        sent_at: to_db(now),
+        received_at: to_db(now),
+    }
+}
+
+fn exercise(store: &Store) {
+    store.ping().expect("ping");
+    let now = at("2026-03-29T00:59:59.123456789Z");
+
+    store
+        .with(|c| {
+            // Contract versions are kept once each, past ones included.
+            assert!(store::record_contract_version(
+                c, "v1", "Contract", "src1", now
+            )?);
+            assert!(!store::record_contract_version(
+                c, "v1", "Contract", "src1", now
+            )?);
+            assert!(store::record_contract_version(
+                c,
+                "v2",
+                "Contract",
+                "src2",
+                now + Duration::seconds(1)
+            )?);
+            let versions = store::contract_versions_list(c)?;
+            assert_eq!(
+                versions
+                    .iter()
+                    .map(|v| v.version.as_str())
+                    .collect::<Vec<_>>(),
+                ["v1", "v2"]
+            );
+            assert_eq!(store::contract_version(c, "v2")?.unwrap().source, "src2");
+
+            store::upsert_client(c, "acme", "Acme", now)?;
+            store::upsert_client(c, "acme", "ACME Corp", now)?;
+            assert_eq!(store::client(c, "acme")?.unwrap().name, "ACME Corp");
+
+            // One conversation per (channel, thread).
+            let (id, created) = store::open_conversation(c, &conversation("t1", now))?;
+            assert!(created);
+            let (again, created) = store::open_conversation(c, &conversation("t1", now))?;
+            assert!(!created);
+            assert_eq!(id, again);
+            let row = store::conversation(c, id)?.unwrap();
+            // Instants read back equal, to the microsecond, on both backends.
+            assert_eq!(row.opened_at, to_db(now));
+            assert!(row.channel_mismatch);
+            store::set_conversation_status(c, id, "solved", now)?;
+            assert_eq!(
+                store::conversation(c, id)?.unwrap().solved_at,
+                Some(to_db(now))
+            );
+
+            // Messages are idempotent on (channel, external_id); raw bytes survive,
+            // including bytes that are not UTF-8.
+            let raw =
+                b"Subject: =?iso-2022-jp?B?GyRCJUYlOSVIGyhC?=\r\n\r\n\xff\xfe\x00body".to_vec();
+            let first = store::insert_message(
+                c,
+                &message(Some(id), "<m1@acme.com>", Some(raw.clone()), now),
+            )?;
+            assert!(matches!(first, Inserted::New(_)));
+            let second = store::insert_message(c, &message(Some(id), "<m1@acme.com>", None, now))?;
+            assert_eq!(second, Inserted::Duplicate(first.id()));
+            let msgs = store::messages_of(c, id)?;
+            assert_eq!(msgs.len(), 1);
+            assert_eq!(msgs[0].raw.as_deref(), Some(raw.as_slice()));
+            assert_eq!(msgs[0].body, "Grüße — the site is down ✓");
+
+            // Timers: replaced in place; the scheduler reads the earliest running due.
+            let due = now + Duration::minutes(30);
+            let mut t = TimerState {
+                conversation_id: id,
+                kind: "first_response".into(),
+                seq: 0,
+                status: "running".into(),
+                started_at: to_db(now),
+                due_at: Some(to_db(due)),
+                stopped_at: None,
+            };
+            store::save_timer(c, &t)?;
+            t.kind = "resolution".into();
+            t.due_at = Some(to_db(now + Duration::hours(8)));
+            store::save_timer(c, &t)?;
+            assert_eq!(store::earliest_running_due(c)?, Some(to_db(due)));
+            t.kind = "first_response".into();
+            t.status = "met".into();
+            t.stopped_at = Some(to_db(now));
+            store::save_timer(c, &t)?;
+            assert_eq!(store::timers_of(c, id)?.len(), 2);
+            assert_eq!(
+                store::earliest_running_due(c)?,
+                Some(to_db(now + Duration::hours(8)))
+            );
+
+            // An escalation step fires once.
+            let step = FiredStep {
+                conversation_id: id,
+                timer_kind: "first_response".into(),
+                timer_seq: 0,
+                step: "at:50%".into(),
+                due_at: to_db(due),
+                fired_at: to_db(due),
+                late: false,
+            };
+            assert!(store::record_fired_step(c, &step)?);
+            assert!(!store::record_fired_step(c, &step)?);
+            assert_eq!(store::fired_step_count(c, id)?, 1);
+
+            // The outbox de-duplicates and counts what is pending.
+            let n = NewOutbox {
+                kind: "email".into(),
+                target: "lead@example.com".into(),
+                payload: "{}".into(),
+                dedupe_key: "ack:1".into(),
+                created_at: to_db(now),
+                available_at: to_db(now),
+            };
+            assert!(store::enqueue(c, &n)?);
+            assert!(!store::enqueue(c, &n)?);
+            assert_eq!(store::outbox_pending(c)?, 1);
+
+            // Mailbox progress is an upsert.
+            assert_eq!(store::checkpoint(c, "support", "INBOX")?, None);
+            store::save_checkpoint(
+                c,
+                "support",
+                "INBOX",
+                Checkpoint {
+                    uidvalidity: 7,
+                    last_uid: 10,
+                },
+                now,
+            )?;
+            store::save_checkpoint(
+                c,
+                "support",
+                "INBOX",
+                Checkpoint {
+                    uidvalidity: 7,
+                    last_uid: 42,
+                },
+                now,
+            )?;
+            assert_eq!(
+                store::checkpoint(c, "support", "INBOX")?,
+                Some(Checkpoint {
+                    uidvalidity: 7,
+                    last_uid: 42
+                })
+            );
+
+            // Input that could not be processed is kept raw.
+            store::reject_input(
+                c,
+                "email",
+                "unparseable",
+                "no header block",
+                b"\x00\x01garbage",
+                now,
+            )?;
+            let rejected = store::rejected_inputs(c, 10)?;
+            assert_eq!(rejected.len(), 1);
+            assert_eq!(rejected[0].raw, b"\x00\x01garbage");
+            Ok(())
+        })
+        .expect("store operations");
+
+    // A failing transaction leaves nothing behind.
+    let r: Result<(), StoreError> = store.transaction(|c| {
+        store::enqueue(
+            c,
+            &NewOutbox {
+                kind: "email".into(),
+                target: "x@example.com".into(),
+                payload: "{}".into(),
+                dedupe_key: "rolled-back".into(),
+                created_at: to_db(now),
+                available_at: to_db(now),
+            },
+        )?;
+        Err(StoreError::Query(
+            diesel::result::Error::RollbackTransaction,
+        ))
+    });
+    assert!(r.is_err());
+    let pending = store.with(|c| store::outbox_pending(c)).unwrap();
+    assert_eq!(pending, 1, "the rolled-back row must not be there");
+
+    // Foreign keys are enforced on both backends (SQLite needs a PRAGMA for it).
+    let orphan =
+        store.with(|c| store::insert_message(c, &message(Some(999_999), "<orphan@x>", None, now)));
+    assert!(
+        orphan.is_err(),
+        "a message for a missing conversation must be refused"
+    );
+
+    // Concurrent writers: several threads insert at once; every row lands once.
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    store
+                        .transaction(|c| {
+                            store::insert_message(
+                                c,
+                                &message(
+                                    None,
+                                    &format!("<c{}@x>", i % 20 + t),
+                                    None,
+                                    Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
+                                ),
+                            )
+                        })
+                        .expect("concurrent insert");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn sqlite_store() {
+    let (_dir, url) = common::fresh_sqlite();
+    let store = Store::open(&url).expect("open sqlite");
+    assert_eq!(store.backend(), store::Backend::Sqlite);
+    exercise(&store);
+    drop(store);
+    // Re-opening runs no migration twice and keeps the data.
+    let store = Store::open(&url).expect("reopen sqlite");
+    assert_eq!(store.with(|c| store::outbox_pending(c)).unwrap(), 1);
+}
+
+#[test]
+fn postgres_store() {
+    let db = common::FreshPostgres::new();
+    let store = Store::open(&db.url).expect("open postgres");
+    assert_eq!(store.backend(), store::Backend::Postgres);
+    exercise(&store);
+    drop(store);
+    let store = Store::open(&db.url).expect("reopen postgres");
+    assert_eq!(store.with(|c| store::outbox_pending(c)).unwrap(), 1);
+}
+
+#[test]
+fn connection_errors_are_the_real_ones() {
+    let e = Store::open("postgres://nobody@127.0.0.1:1/none")
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(
+        e.contains("127.0.0.1") || e.to_lowercase().contains("connect"),
+        "{e}"
+    );
+    assert!(!e.contains("multiconnection"), "{e}");
+    let e = Store::open("mysql://x@y/z")
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(e.contains("sqlite://"), "{e}");
+}
