@@ -1,0 +1,254 @@
+//! `keepword serve`: the real app on port 0 over HTTP, in-process and as the
+//! built binary (signals, exit codes, first start on SQLite).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keepword::app::Application;
+use keepword::config::Settings;
+use tokio_util::sync::CancellationToken;
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn settings(database_url: String) -> Settings {
+    let mut s = Settings::default();
+    s.bind = "127.0.0.1:0".parse().unwrap();
+    s.database_url = database_url;
+    s.contract = repo("config/contract.toml");
+    s
+}
+
+async fn check_endpoints(database_url: String) {
+    let app = Application::build(settings(database_url)).await.expect("app builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let expected_version = app.state().contract.current().version.clone();
+    let token = CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(token.clone(), None));
+    let http = reqwest::Client::new();
+
+    let r = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["database"], "ok");
+
+    let r = http.get(format!("{base}/contract")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert_eq!(r.headers()["x-contract-version"].to_str().unwrap(), expected_version);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Northwind"), "the rendered contract names the team");
+    assert!(html.contains("Urgent"), "and its request types");
+
+    let r = http.get(format!("{base}/nope/42")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(&format!("keepword_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))), "{metrics}");
+    assert!(metrics.contains(r#"keepword_http_requests_total{method="GET",route="/healthz",status="200"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"route="unmatched",status="404""#), "unmatched paths share one series: {metrics}");
+    assert!(metrics.contains("keepword_http_request_duration_seconds_bucket"), "{metrics}");
+
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(15), running)
+        .await
+        .expect("graceful stop")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn serves_health_metrics_and_contract_on_sqlite() {
+    let (_dir, url) = common::fresh_sqlite();
+    check_endpoints(url).await;
+}
+
+#[tokio::test]
+async fn serves_health_metrics_and_contract_on_postgres() {
+    let db = common::FreshPostgres::new();
+    check_endpoints(db.url.clone()).await;
+}
+
+#[tokio::test]
+async fn readyz_fails_when_the_database_is_gone() {
+    let db = common::FreshPostgres::new();
+    let app = Application::build(settings(db.url.clone())).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let token = CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(token.clone(), None));
+    drop(db); // DROP DATABASE … WITH (FORCE) kills the pool's connections
+    let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let r = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(r.status(), 200, "liveness does not depend on the database");
+    token.cancel();
+    running.await.unwrap().unwrap();
+}
+
+/// The binary, started the way a user starts it.
+struct Served {
+    child: Child,
+    port: u16,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+fn spawn_binary(cwd: &Path, env: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keepword"));
+    cmd.arg("serve")
+        .current_dir(cwd)
+        .env_remove("KEEPWORD_CONFIG")
+        .env("KEEPWORD_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn keepword")
+}
+
+fn serve_binary(cwd: &Path, env: &[(&str, &str)]) -> Served {
+    let mut child = spawn_binary(cwd, env);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("keepword serve did not report its port in time");
+        if line.contains("keepword serving") {
+            let port = line.rsplit("port=").next().unwrap().trim().parse().expect("port");
+            return Served { child, port, stderr: rx };
+        }
+    }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+fn sighup(child: &Child) {
+    Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "process did not exit in time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A tiny blocking GET over std, so the binary tests need no runtime:
+/// (status, body, X-Contract-Version).
+fn get(port: u16, path: &str) -> (u16, String, Option<String>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let version = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("x-contract-version: ")
+            .map(str::to_string)
+    });
+    (status, body.to_string(), version)
+}
+
+#[test]
+fn first_start_without_config_uses_sqlite_under_data_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    // Only the shipped contract, as in a fresh checkout: no keepword.toml.
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    std::fs::copy(repo("config/contract.toml"), dir.path().join("config/contract.toml")).unwrap();
+    let mut served = serve_binary(dir.path(), &[("KEEPWORD_BIND", "127.0.0.1:0")]);
+    assert_eq!(get(served.port, "/healthz").0, 200);
+    assert_eq!(get(served.port, "/readyz").0, 200);
+    assert!(dir.path().join("data/keepword.db").exists(), "SQLite file created under ./data");
+    sigterm(&served.child);
+    let status = wait_exit(&mut served.child, Duration::from_secs(15));
+    assert!(status.success(), "SIGTERM is a clean stop: {status}");
+    let log: Vec<String> = served.stderr.try_iter().collect();
+    assert!(log.iter().any(|l| l.contains("stopped")), "{log:?}");
+}
+
+#[test]
+fn sighup_reloads_a_valid_contract_and_keeps_the_old_one_when_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let contract = dir.path().join("contract.toml");
+    let original = std::fs::read_to_string(repo("config/contract.toml")).unwrap();
+    std::fs::write(&contract, &original).unwrap();
+    let db = format!("sqlite://{}/k.db", dir.path().display());
+    let mut served = serve_binary(
+        dir.path(),
+        &[("KEEPWORD_BIND", "127.0.0.1:0"), ("KEEPWORD_CONTRACT", contract.to_str().unwrap()), ("KEEPWORD_DATABASE_URL", &db)],
+    );
+    let (_, _, v1) = get(served.port, "/contract");
+    let v1 = v1.expect("version header");
+
+    // Invalid: rejected, counted, previous version stays.
+    std::fs::write(&contract, original.replace("first_response = \"4h\"", "first_response = \"4 hours\"")).unwrap();
+    sighup(&served.child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics, _) = get(served.port, "/metrics");
+        if metrics.contains("keepword_contract_reload_failures_total 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "reload failure not counted: {metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(served.port, "/contract").2.as_deref(), Some(v1.as_str()));
+
+    // Valid and changed: the new version is served.
+    std::fs::write(&contract, original.replace("first_response = \"4h\"", "first_response = \"3h\"")).unwrap();
+    sighup(&served.child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body, v) = get(served.port, "/contract");
+        if v.as_deref() != Some(v1.as_str()) {
+            assert!(body.contains("3 business hours") || body.contains("3 hours"), "new window rendered");
+            break;
+        }
+        assert!(Instant::now() < deadline, "contract not reloaded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sigterm(&served.child);
+    assert!(wait_exit(&mut served.child, Duration::from_secs(15)).success());
+}
+
+#[test]
+fn invalid_contract_or_config_exits_non_zero_with_the_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let original = std::fs::read_to_string(repo("config/contract.toml")).unwrap();
+    std::fs::write(&bad, original.replace("calendar = \"business\"", "calendar = \"bussiness\"")).unwrap();
+    let out = spawn_binary(dir.path(), &[("KEEPWORD_CONTRACT", bad.to_str().unwrap()), ("KEEPWORD_BIND", "127.0.0.1:0")])
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:", bad.display())) && err.contains("bussiness"), "{err}");
+    assert!(err.contains("did you mean"), "{err}");
+
+    let out = spawn_binary(dir.path(), &[("KEEPWORD_SMTP__PORT", "lots")]).wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("smtp.port"), "{err}");
+}
