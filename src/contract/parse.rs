@@ -1352,7 +1352,7 @@ impl Walker<'_> {
     fn resolve_references(&mut self, declared: &Declared) {
         for reference in std::mem::take(&mut self.refs) {
             let known = declared.get(reference.kind);
-            if known.iter().any(|k| *k == reference.name) {
+            if known.contains(&reference.name) {
                 continue;
             }
             let noun = reference.kind.noun();
