@@ -873,3 +873,10 @@ fn diagnostics_are_sorted_by_position() {
     assert_eq!(positions, sorted);
     assert!(diags.len() >= 2);
 }
+
+#[test]
+fn zero_windows_are_refused() {
+    // needs the real calendar (to parse "0m" at all)
+    let source = with("first_response = \"4h\"", "first_response = \"0m\"");
+    expect(&source, 40, 18, "window \"0m\" is zero", Some("\"30m\""));
+}

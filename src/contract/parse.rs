@@ -383,6 +383,15 @@ impl Walker<'_> {
             return None;
         };
         match text.trim().parse::<BusinessDuration>() {
+            // A zero window would breach the moment a request arrives.
+            Ok(d) if d == BusinessDuration::default() => {
+                self.sink.error_hint(
+                    value.span(),
+                    format!("{what} \"{text}\" is zero"),
+                    "promise some time, e.g. \"30m\"; a step at the due itself is at = \"100%\"",
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(e) => {
                 let why = if e.reason.is_empty() {
