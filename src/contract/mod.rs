@@ -1,50 +1,545 @@
-//! TEMPORARY STUB (main branch) — replaced by the contract branch on merge.
-use chrono::{DateTime, Utc};
+//! The written contract: the typed model, parsing with source positions,
+//! validation that reports every problem, the content version, the queries
+//! the service asks (windows, dues, clients by address) and the document
+//! clients read.
+//!
+//! A [`Contract`] only exists after [`parse`] accepted the whole file: every
+//! reference (calendar, channel, contact, request type, client) resolves,
+//! exactly one request type is the default, every calendar is built. The
+//! rest of the program therefore never checks a string from the file again.
+//!
+//! The file format is SPEC section 2; its key names are an interface.
+
+mod diagnostic;
+mod hours;
+mod parse;
+mod render;
+mod version;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-pub struct Contract;
-#[derive(Debug)]
-pub struct Diagnostic;
-impl std::fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("x")
-    }
+
+use crate::calendar::{BusinessDuration, Calendar, CalendarError, Week};
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use hours::{describe_day, describe_week, format_time};
+pub use render::{render_html, render_markdown};
+
+/// The client id senders are filed under when no declared client matches.
+pub const UNKNOWN_CLIENT: &str = "unknown";
+
+/// Warn threshold of a request type without an `at` escalation step (SPEC 4).
+pub const DEFAULT_WARN_PERCENT: u8 = 75;
+
+/// Parses and validates a contract. `file_name` only labels diagnostics.
+pub fn parse(source: &str, file_name: &str) -> Result<Contract, Diagnostics> {
+    parse::parse(source, file_name)
 }
-#[derive(Debug, Clone, Copy)]
+
+/// Reads `path` and [`parse`]s it; diagnostics name the path as given.
+pub fn load(path: impl AsRef<Path>) -> Result<Contract, LoadError> {
+    let path = path.as_ref();
+    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(parse(&source, &path.display().to_string())?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read contract {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(#[from] Diagnostics),
+}
+
+/// Why a query about a valid contract could not be answered.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ContractError {
+    #[error("unknown request type \"{0}\"")]
+    UnknownRequestType(String),
+    #[error("unknown client \"{0}\"")]
+    UnknownClient(String),
+    #[error("request type \"{type_id}\" promises no {timer} window")]
+    NoWindow { type_id: String, timer: Timer },
+    #[error(transparent)]
+    Calendar(#[from] CalendarError),
+}
+
+/// One SLA clock of a conversation (SPEC 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Timer {
     FirstResponse,
+    NextResponse,
+    Resolution,
 }
-impl std::str::FromStr for Timer {
-    type Err = String;
-    fn from_str(_: &str) -> Result<Self, String> {
-        Ok(Timer::FirstResponse)
+
+impl Timer {
+    pub const ALL: [Timer; 3] = [Timer::FirstResponse, Timer::NextResponse, Timer::Resolution];
+
+    /// The contract key and the stored name of the timer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timer::FirstResponse => "first_response",
+            Timer::NextResponse => "next_response",
+            Timer::Resolution => "resolution",
+        }
     }
 }
-pub fn parse(_s: &str, _f: &str) -> Result<Contract, Vec<Diagnostic>> {
-    Ok(Contract)
+
+impl fmt::Display for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
-pub fn render_html(_c: &Contract) -> String {
-    String::new()
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown timer \"{0}\" (expected first_response, next_response or resolution)")]
+pub struct TimerParseError(pub String);
+
+impl FromStr for Timer {
+    type Err = TimerParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Timer::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| TimerParseError(s.to_string()))
+    }
 }
-pub fn render_markdown(_c: &Contract) -> String {
-    String::new()
+
+/// What happens to mail from senders no client claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownSenders {
+    /// Tracked as client [`UNKNOWN_CLIENT`].
+    #[default]
+    Track,
+    Ignore,
 }
+
+impl UnknownSenders {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownSenders::Track => "track",
+            UnknownSenders::Ignore => "ignore",
+        }
+    }
+}
+
+/// `[contract]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractInfo {
+    pub name: String,
+    pub effective: NaiveDate,
+    /// Zone for rendering times, and of `always` calendars without one.
+    pub timezone: Tz,
+    pub public_url: Option<String>,
+    pub unknown_senders: UnknownSenders,
+}
+
+/// `[calendars.ID]`, with its built [`Calendar`].
+#[derive(Debug, Clone)]
+pub struct CalendarDef {
+    pub id: String,
+    pub timezone: Tz,
+    /// 24x7: `week` is then open all day every day and `holidays` is empty.
+    pub always: bool,
+    pub week: Week,
+    pub holidays: BTreeSet<NaiveDate>,
+    calendar: Calendar,
+}
+
+impl CalendarDef {
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelKind {
+    /// An IMAP mailbox the service reads.
+    Email,
+    /// Ticket events arriving by webhook.
+    Ticket,
+    /// Not ingested (phone, pager…); named so clients are told to use it.
+    Manual,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Email => "email",
+            ChannelKind::Ticket => "ticket",
+            ChannelKind::Manual => "manual",
+        }
+    }
+}
+
+/// `[channels.ID]`. An email channel always has an address; a manual one an
+/// address or a description — otherwise clients could not be told how to use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub id: String,
+    pub kind: ChannelKind,
+    pub address: Option<String>,
+    pub description: Option<String>,
+}
+
+/// `match = {…}` of a request type. Addresses are lower-cased.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchRules {
+    pub keywords: Vec<String>,
+    pub priorities: Vec<String>,
+    pub recipients: Vec<String>,
+    /// Client ids; all declared.
+    pub clients: Vec<String>,
+}
+
+impl MatchRules {
+    pub fn is_empty(&self) -> bool {
+        self.keywords.is_empty()
+            && self.priorities.is_empty()
+            && self.recipients.is_empty()
+            && self.clients.is_empty()
+    }
+}
+
+/// A percentage of a window, 1..=100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Percent(u8);
+
+impl Percent {
+    pub fn new(value: u8) -> Option<Percent> {
+        (1..=100).contains(&value).then_some(Percent(value))
+    }
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+/// When an escalation step fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscalationTrigger {
+    /// At this share of the timer's window.
+    At(Percent),
+    /// This long after the due, counted on the request type's calendar.
+    AfterDue(BusinessDuration),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscalationStep {
+    pub trigger: EscalationTrigger,
+    /// Contact ids; all declared.
+    pub notify: Vec<String>,
+}
+
+/// `[[request_types]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestType {
+    pub id: String,
+    pub name: String,
+    pub definition: String,
+    pub default: bool,
+    /// Channel ids in the contract's order of preference; all declared.
+    pub channels: Vec<String>,
+    pub match_rules: MatchRules,
+    /// Calendar id; declared.
+    pub calendar: String,
+    pub first_response: BusinessDuration,
+    /// `None`: no promise for this timer, so it is not tracked.
+    pub next_response: Option<BusinessDuration>,
+    pub resolution: Option<BusinessDuration>,
+    pub escalation: Vec<EscalationStep>,
+}
+
+impl RequestType {
+    pub fn window(&self, timer: Timer) -> Option<BusinessDuration> {
+        match timer {
+            Timer::FirstResponse => Some(self.first_response),
+            Timer::NextResponse => self.next_response,
+            Timer::Resolution => self.resolution,
+        }
+    }
+
+    /// Percent of the window past which a conversation is `at_risk`: the first
+    /// `at` step, else [`DEFAULT_WARN_PERCENT`].
+    pub fn warn_percent(&self) -> u8 {
+        self.escalation
+            .iter()
+            .find_map(|step| match step.trigger {
+                EscalationTrigger::At(p) => Some(p.get()),
+                EscalationTrigger::AfterDue(_) => None,
+            })
+            .unwrap_or(DEFAULT_WARN_PERCENT)
+    }
+}
+
+/// `[contacts]` entry; at least one of `email` and `webhook`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub id: String,
+    pub email: Option<String>,
+    pub webhook: Option<String>,
+}
+
+/// Windows a client was promised instead of a request type's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowOverride {
+    pub first_response: Option<BusinessDuration>,
+    pub next_response: Option<BusinessDuration>,
+    pub resolution: Option<BusinessDuration>,
+}
+
+impl WindowOverride {
+    pub fn get(&self, timer: Timer) -> Option<BusinessDuration> {
+        match timer {
+            Timer::FirstResponse => self.first_response,
+            Timer::NextResponse => self.next_response,
+            Timer::Resolution => self.resolution,
+        }
+    }
+}
+
+/// `[[clients]]`. Domains and addresses are lower-cased and belong to no
+/// other client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub domains: Vec<String>,
+    pub addresses: Vec<String>,
+    /// By request type id; all declared.
+    pub overrides: BTreeMap<String, WindowOverride>,
+}
+
+/// A valid contract. Built only by [`parse`].
+#[derive(Debug, Clone)]
+pub struct Contract {
+    info: ContractInfo,
+    calendars: Vec<CalendarDef>,
+    channels: Vec<Channel>,
+    request_types: Vec<RequestType>,
+    contacts: Vec<Contact>,
+    clients: Vec<Client>,
+    default_type: usize,
+    by_address: HashMap<String, usize>,
+    by_domain: HashMap<String, usize>,
+    version: String,
+}
+
 impl Contract {
+    /// Assembles a contract whose parts the parser already checked.
+    fn assemble(
+        info: ContractInfo,
+        calendars: Vec<CalendarDef>,
+        channels: Vec<Channel>,
+        request_types: Vec<RequestType>,
+        contacts: Vec<Contact>,
+        clients: Vec<Client>,
+    ) -> Contract {
+        let default_type = request_types.iter().position(|t| t.default).unwrap_or(0);
+        let mut by_address = HashMap::new();
+        let mut by_domain = HashMap::new();
+        for (i, client) in clients.iter().enumerate() {
+            by_address.extend(client.addresses.iter().map(|a| (a.clone(), i)));
+            by_domain.extend(client.domains.iter().map(|d| (d.clone(), i)));
+        }
+        let mut contract = Contract {
+            info,
+            calendars,
+            channels,
+            request_types,
+            contacts,
+            clients,
+            default_type,
+            by_address,
+            by_domain,
+            version: String::new(),
+        };
+        contract.version = version::version(&contract);
+        contract
+    }
+
+    pub fn info(&self) -> &ContractInfo {
+        &self.info
+    }
+    /// In file order.
+    pub fn calendars(&self) -> &[CalendarDef] {
+        &self.calendars
+    }
+    /// In file order.
+    pub fn channels(&self) -> &[Channel] {
+        &self.channels
+    }
+    /// In contract order, which is the order classification tries them.
+    pub fn request_types(&self) -> &[RequestType] {
+        &self.request_types
+    }
+    /// In file order.
+    pub fn contacts(&self) -> &[Contact] {
+        &self.contacts
+    }
+    /// In file order.
+    pub fn clients(&self) -> &[Client] {
+        &self.clients
+    }
+
+    /// SHA-256 (hex) of the canonical content: formatting, comments, key
+    /// order and equivalent spellings do not change it.
     pub fn version(&self) -> &str {
-        "v"
+        &self.version
     }
+    /// The first 12 hex digits of [`Contract::version`], for display.
     pub fn version_short(&self) -> &str {
-        "v"
+        &self.version[..12]
     }
-    pub fn name(&self) -> &str {
-        "n"
+
+    pub fn calendar(&self, id: &str) -> Option<&CalendarDef> {
+        self.calendars.iter().find(|c| c.id == id)
     }
+    pub fn channel(&self, id: &str) -> Option<&Channel> {
+        self.channels.iter().find(|c| c.id == id)
+    }
+    pub fn contact(&self, id: &str) -> Option<&Contact> {
+        self.contacts.iter().find(|c| c.id == id)
+    }
+    pub fn request_type(&self, id: &str) -> Option<&RequestType> {
+        self.request_types.iter().find(|t| t.id == id)
+    }
+    pub fn default_request_type(&self) -> &RequestType {
+        &self.request_types[self.default_type]
+    }
+    pub fn client(&self, id: &str) -> Option<&Client> {
+        self.clients.iter().find(|c| c.id == id)
+    }
+
+    /// The calendar a request type's windows are counted on.
+    pub fn calendar_for(&self, type_id: &str) -> Option<&Calendar> {
+        let request_type = self.request_type(type_id)?;
+        self.calendar(&request_type.calendar)
+            .map(CalendarDef::calendar)
+    }
+
+    /// The declared client a sender belongs to: its exact address first, then
+    /// its domain, then each parent domain (`eu.acme.com` → `acme.com`), so
+    /// the most specific declaration wins. Case-insensitive.
+    pub fn client_for_email(&self, address: &str) -> Option<&Client> {
+        let address = address.trim().to_lowercase();
+        if let Some(&i) = self.by_address.get(&address) {
+            return Some(&self.clients[i]);
+        }
+        let (_, mut domain) = address.rsplit_once('@')?;
+        loop {
+            if let Some(&i) = self.by_domain.get(domain) {
+                return Some(&self.clients[i]);
+            }
+            domain = domain.split_once('.')?.1;
+        }
+    }
+
+    /// The client id to file a sender under: a declared client, else
+    /// [`UNKNOWN_CLIENT`], or `None` when the contract ignores unknown senders.
+    pub fn client_id_for_email(&self, address: &str) -> Option<&str> {
+        match (self.client_for_email(address), self.info.unknown_senders) {
+            (Some(client), _) => Some(&client.id),
+            (None, UnknownSenders::Track) => Some(UNKNOWN_CLIENT),
+            (None, UnknownSenders::Ignore) => None,
+        }
+    }
+
+    /// The window a timer allows, with the client's override applied. `None`
+    /// when the type is unknown or promises nothing for this timer. Client ids
+    /// without overrides (including [`UNKNOWN_CLIENT`]) get the type's window.
+    pub fn window(
+        &self,
+        type_id: &str,
+        client_id: Option<&str>,
+        timer: Timer,
+    ) -> Option<BusinessDuration> {
+        let request_type = self.request_type(type_id)?;
+        client_id
+            .and_then(|id| self.client(id))
+            .and_then(|client| client.overrides.get(type_id))
+            .and_then(|o| o.get(timer))
+            .or_else(|| request_type.window(timer))
+    }
+
+    /// When a timer started at `at` runs out, in the request type's calendar
+    /// zone. Unlike [`Contract::window`], an undeclared client id is an error
+    /// here: a typo on the command line must not silently drop an override.
     pub fn due(
         &self,
-        _t: &str,
-        _c: Option<&str>,
-        _timer: Timer,
+        type_id: &str,
+        client_id: Option<&str>,
+        timer: Timer,
         at: DateTime<Utc>,
-    ) -> Result<DateTime<Tz>, String> {
-        Ok(at.with_timezone(&chrono_tz::UTC))
+    ) -> Result<DateTime<Tz>, ContractError> {
+        let request_type = self
+            .request_type(type_id)
+            .ok_or_else(|| ContractError::UnknownRequestType(type_id.to_string()))?;
+        if let Some(id) = client_id
+            && id != UNKNOWN_CLIENT
+            && self.client(id).is_none()
+        {
+            return Err(ContractError::UnknownClient(id.to_string()));
+        }
+        let window =
+            self.window(type_id, client_id, timer)
+                .ok_or_else(|| ContractError::NoWindow {
+                    type_id: type_id.to_string(),
+                    timer,
+                })?;
+        let calendar = self
+            .calendar(&request_type.calendar)
+            .map(CalendarDef::calendar)
+            .expect("parse resolved every request type's calendar");
+        let due = calendar.add(at, window)?;
+        Ok(due.with_timezone(&calendar.timezone()))
+    }
+
+    /// Warn threshold of a request type in percent (SPEC 4).
+    pub fn warn_percent(&self, type_id: &str) -> Option<u8> {
+        self.request_type(type_id).map(RequestType::warn_percent)
+    }
+
+    /// The request type clients should use for urgent matters: the non-default
+    /// type with the shortest first-response window (days counted as 24 h,
+    /// which ranks an "around the clock" 30 minutes above 4 business hours),
+    /// the earliest on a tie. `None` when the default is the only type.
+    pub fn urgent_request_type(&self) -> Option<&RequestType> {
+        let nominal = |d: BusinessDuration| u64::from(d.days) * 86_400 + d.seconds;
+        self.request_types
+            .iter()
+            .filter(|t| !t.default)
+            .min_by_key(|t| nominal(t.first_response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_round_trips() {
+        for timer in Timer::ALL {
+            assert_eq!(timer.as_str().parse::<Timer>(), Ok(timer));
+        }
+        assert!("first-response".parse::<Timer>().is_err());
+    }
+
+    #[test]
+    fn percent_bounds() {
+        assert!(Percent::new(0).is_none());
+        assert_eq!(Percent::new(100).map(Percent::get), Some(100));
+        assert!(Percent::new(101).is_none());
     }
 }

@@ -1,0 +1,1394 @@
+//! From TOML text to a [`Contract`], reporting every problem with its position.
+//!
+//! We walk toml's span-preserving document tree ourselves instead of deriving
+//! `Deserialize`: serde stops at the first error and forgets where values
+//! were, while a contract author wants the whole list at once, each with the
+//! line and column of the offending key or value.
+//!
+//! The walk has two passes: the first reads every section and records each
+//! reference (a request type naming a calendar, a step naming a contact…)
+//! with its position; the second resolves the references against everything
+//! declared, so that declaration order in the file never matters.
+//!
+//! TOML syntax errors stop the walk: the parser's recovery guesses, and
+//! checking a guessed document would report problems the author never wrote.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use toml::Spanned;
+use toml::de::{DeArray, DeString, DeTable, DeValue};
+
+use super::diagnostic::{Diagnostics, Sink, closest, closest_time_zones, quoted_list};
+use super::hours::{DAY_KEYS, parse_day};
+use super::{
+    CalendarDef, Channel, ChannelKind, Client, Contact, Contract, ContractInfo, EscalationStep,
+    EscalationTrigger, MatchRules, Percent, RequestType, UNKNOWN_CLIENT, UnknownSenders,
+    WindowOverride,
+};
+use crate::calendar::{BusinessDuration, Calendar, OpenInterval, Week};
+
+type Key<'i> = Spanned<DeString<'i>>;
+type Value<'i> = Spanned<DeValue<'i>>;
+type Span = Range<usize>;
+
+const TOP_KEYS: [&str; 6] = [
+    "contract",
+    "calendars",
+    "channels",
+    "request_types",
+    "contacts",
+    "clients",
+];
+const CONTRACT_KEYS: [&str; 5] = [
+    "name",
+    "effective",
+    "timezone",
+    "public_url",
+    "unknown_senders",
+];
+const CALENDAR_KEYS: [&str; 10] = [
+    "timezone", "always", "holidays", "mon", "tue", "wed", "thu", "fri", "sat", "sun",
+];
+const CHANNEL_KEYS: [&str; 3] = ["kind", "address", "description"];
+const CONTACT_KEYS: [&str; 2] = ["email", "webhook"];
+const REQUEST_TYPE_KEYS: [&str; 11] = [
+    "id",
+    "name",
+    "definition",
+    "default",
+    "channels",
+    "match",
+    "calendar",
+    "first_response",
+    "next_response",
+    "resolution",
+    "escalation",
+];
+const MATCH_KEYS: [&str; 4] = ["keywords", "priorities", "recipients", "clients"];
+const ESCALATION_KEYS: [&str; 3] = ["at", "after_due", "notify"];
+const CLIENT_KEYS: [&str; 5] = ["id", "name", "domains", "addresses", "overrides"];
+const OVERRIDE_KEYS: [&str; 3] = ["first_response", "next_response", "resolution"];
+
+const DURATION_HINT: &str =
+    "write business time as e.g. \"30m\", \"4h\", \"1h30m\", \"5d\" (5 business days) or \"2d4h\"";
+const DATE_HINT: &str = "write dates as YYYY-MM-DD, e.g. \"2026-12-24\"";
+
+pub(super) fn parse(source: &str, file: &str) -> Result<Contract, Diagnostics> {
+    let mut sink = Sink::new(source, file);
+    let (root, syntax_errors) = DeTable::parse_recoverable(source);
+    if !syntax_errors.is_empty() {
+        // Recovery after one mistake often yields a cascade on the same line;
+        // the first per line is the one the author can act on.
+        let mut lines = BTreeSet::new();
+        for error in syntax_errors {
+            let span = error.span().unwrap_or(0..0);
+            if lines.insert(sink.line(&span)) {
+                sink.error(span, format!("invalid TOML: {}", error.message()));
+            }
+        }
+        return Err(sink.finish());
+    }
+    let mut walker = Walker {
+        sink,
+        refs: Vec::new(),
+    };
+    let contract = walker.document(root.get_ref());
+    if walker.sink.is_empty()
+        && let Some(contract) = contract
+    {
+        return Ok(contract);
+    }
+    Err(walker.sink.finish())
+}
+
+/// What a reference points at, for the second pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Kind {
+    Calendar,
+    Channel,
+    Contact,
+    RequestType,
+    Client,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Calendar => "calendar",
+            Kind::Channel => "channel",
+            Kind::Contact => "contact",
+            Kind::RequestType => "request type",
+            Kind::Client => "client",
+        }
+    }
+    fn plural(self) -> &'static str {
+        match self {
+            Kind::Calendar => "calendars",
+            Kind::Channel => "channels",
+            Kind::Contact => "contacts",
+            Kind::RequestType => "request types",
+            Kind::Client => "clients",
+        }
+    }
+    fn declare(self, name: &str) -> String {
+        match self {
+            Kind::Calendar => format!("[calendars.{name}]"),
+            Kind::Channel => format!("[channels.{name}]"),
+            Kind::Contact => format!("{name} = {{ email = \"...\" }} under [contacts]"),
+            Kind::RequestType => format!("a [[request_types]] with id = \"{name}\""),
+            Kind::Client => format!("a [[clients]] with id = \"{name}\""),
+        }
+    }
+}
+
+struct Reference {
+    kind: Kind,
+    name: String,
+    span: Span,
+}
+
+struct Walker<'s> {
+    sink: Sink<'s>,
+    refs: Vec<Reference>,
+}
+
+/// Declared ids per kind, including those of entries that had errors, so a
+/// mistake inside a calendar does not also report every use of it.
+#[derive(Default)]
+struct Declared(BTreeMap<Kind, Vec<String>>);
+
+impl Declared {
+    fn add(&mut self, kind: Kind, id: &str) {
+        let ids = self.0.entry(kind).or_default();
+        if !ids.iter().any(|known| known == id) {
+            ids.push(id.to_string());
+        }
+    }
+    fn get(&self, kind: Kind) -> &[String] {
+        self.0.get(&kind).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Table entries in file order: toml's map is sorted by key, but a contract
+/// is read top to bottom, and rendering follows the author's order.
+fn entries<'a, 'i>(table: &'a DeTable<'i>) -> Vec<(&'a Key<'i>, &'a Value<'i>)> {
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(key, _)| key.span().start);
+    entries
+}
+
+fn type_name(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::Array(a) if !a.is_empty() && a.iter().all(|v| v.get_ref().is_table()) => {
+            "array of tables"
+        }
+        DeValue::Datetime(_) => "date-time",
+        other => other.type_str(),
+    }
+}
+
+impl Walker<'_> {
+    fn document(&mut self, root: &DeTable<'_>) -> Option<Contract> {
+        self.check_keys(root, &TOP_KEYS, None);
+        let mut declared = Declared::default();
+
+        let info = match root.get_key_value("contract") {
+            Some((_, value)) => self.contract_info(value),
+            None => {
+                self.sink.error_hint(
+                    0..0,
+                    "missing [contract] section",
+                    "add [contract] with name, effective and timezone",
+                );
+                None
+            }
+        };
+        let fallback_tz = info.as_ref().map_or(Tz::UTC, |i| i.timezone);
+
+        let calendars = self.section(
+            root,
+            "calendars",
+            "[calendars.business]",
+            |w, id, span, v| {
+                declared.add(Kind::Calendar, id);
+                w.calendar(id, span, v, fallback_tz)
+            },
+        );
+        let channels = self.section(root, "channels", "[channels.email]", |w, id, _, v| {
+            declared.add(Kind::Channel, id);
+            w.channel(id, v)
+        });
+        let contacts = self.section(root, "contacts", "", |w, id, _, v| {
+            declared.add(Kind::Contact, id);
+            w.contact(id, v)
+        });
+        let request_types = self.request_types(root, &mut declared);
+        let clients = self.clients(root, &mut declared);
+
+        self.resolve_references(&declared);
+
+        let info = info?;
+        if !self.sink.is_empty() {
+            return None;
+        }
+        Some(Contract::assemble(
+            info,
+            calendars?,
+            channels?,
+            request_types?,
+            contacts?,
+            clients?,
+        ))
+    }
+
+    // ---- generic helpers ------------------------------------------------
+
+    /// Reports keys not in `allowed`. `place` names the table in messages;
+    /// `None` is the top level, whose keys are sections.
+    fn check_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], place: Option<&str>) {
+        for (key, _) in table.iter() {
+            let name: &str = key.get_ref();
+            if allowed.contains(&name) {
+                continue;
+            }
+            let message = match place {
+                None => format!("unknown section \"{name}\""),
+                Some(place) => format!("unknown key \"{name}\" in {place}"),
+            };
+            let hint = match closest(name, allowed.iter().copied()) {
+                Some(suggestion) => format!("did you mean \"{suggestion}\"?"),
+                None => format!("valid keys here: {}", quoted_list(allowed.iter().copied())),
+            };
+            self.sink.error_hint(key.span(), message, hint);
+        }
+    }
+
+    fn wrong_type(&mut self, what: &str, expected: &str, value: &Value<'_>) {
+        self.sink.error(
+            value.span(),
+            format!(
+                "{what} must be {expected}, got {}",
+                type_name(value.get_ref())
+            ),
+        );
+    }
+
+    fn table<'a, 'i>(&mut self, what: &str, value: &'a Value<'i>) -> Option<&'a DeTable<'i>> {
+        match value.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => {
+                self.wrong_type(what, "a table", value);
+                None
+            }
+        }
+    }
+
+    fn array<'a, 'i>(&mut self, what: &str, value: &'a Value<'i>) -> Option<&'a DeArray<'i>> {
+        match value.get_ref() {
+            DeValue::Array(a) => Some(a),
+            _ => {
+                self.wrong_type(what, "an array", value);
+                None
+            }
+        }
+    }
+
+    fn string<'a>(&mut self, what: &str, value: &'a Value<'_>) -> Option<&'a str> {
+        match value.get_ref() {
+            DeValue::String(s) => Some(s),
+            _ => {
+                self.wrong_type(what, "a string", value);
+                None
+            }
+        }
+    }
+
+    /// A string that must say something: blank names render as nothing.
+    fn text(&mut self, what: &str, value: &Value<'_>) -> Option<String> {
+        let s = self.string(what, value)?;
+        if s.trim().is_empty() {
+            self.sink.error(value.span(), format!("{what} is empty"));
+            return None;
+        }
+        Some(s.to_string())
+    }
+
+    fn boolean(&mut self, what: &str, value: &Value<'_>) -> Option<bool> {
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.sink.error_hint(
+                    value.span(),
+                    format!(
+                        "{what} must be a boolean, got {}",
+                        type_name(value.get_ref())
+                    ),
+                    format!("write {what} = true or {what} = false, without quotes"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Each element a non-empty string; the position of each is kept for
+    /// later checks (references, duplicates).
+    fn strings(&mut self, what: &str, value: &Value<'_>) -> Option<Vec<(String, Span)>> {
+        let array = self.array(what, value)?;
+        let mut out = Vec::with_capacity(array.len());
+        let mut ok = true;
+        for item in array.iter() {
+            match self.string(&format!("each entry of {what}"), item) {
+                Some(s) if !s.trim().is_empty() => out.push((s.trim().to_string(), item.span())),
+                Some(_) => {
+                    self.sink
+                        .error(item.span(), format!("empty string in {what}"));
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn required<'a, 'i>(
+        &mut self,
+        table: &'a DeTable<'i>,
+        table_span: &Span,
+        key: &str,
+        owner: &str,
+    ) -> Option<&'a Value<'i>> {
+        let value = table.get(key);
+        if value.is_none() {
+            self.sink.error(
+                table_span.clone(),
+                format!("{owner} is missing required key \"{key}\""),
+            );
+        }
+        value
+    }
+
+    fn duration(&mut self, what: &str, value: &Value<'_>) -> Option<BusinessDuration> {
+        let DeValue::String(text) = value.get_ref() else {
+            self.sink.error_hint(
+                value.span(),
+                format!(
+                    "{what} must be a string, got {}",
+                    type_name(value.get_ref())
+                ),
+                DURATION_HINT,
+            );
+            return None;
+        };
+        match text.trim().parse::<BusinessDuration>() {
+            // A zero window would breach the moment a request arrives.
+            Ok(d) if d == BusinessDuration::default() => {
+                self.sink.error_hint(
+                    value.span(),
+                    format!("{what} \"{text}\" is zero"),
+                    "promise some time, e.g. \"30m\"; a step at the due itself is at = \"100%\"",
+                );
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                let why = if e.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}; ", e.reason)
+                };
+                self.sink.error_hint(
+                    value.span(),
+                    format!("{what} \"{text}\" is not a duration"),
+                    format!("{why}{DURATION_HINT}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn time_zone(&mut self, value: &Value<'_>) -> Option<Tz> {
+        let name = self.string("timezone", value)?;
+        if let Ok(tz) = name.parse::<Tz>() {
+            return Some(tz);
+        }
+        let suggestions = closest_time_zones(name);
+        let hint = match suggestions.as_slice() {
+            [] => "use a name from the IANA time zone database, e.g. \"Europe/Berlin\" or \"UTC\""
+                .to_string(),
+            [one] => format!("not in the IANA time zone database; did you mean \"{one}\"?"),
+            many => format!(
+                "not in the IANA time zone database; closest names: {}",
+                quoted_list(many.iter().copied())
+            ),
+        };
+        self.sink
+            .error_hint(value.span(), format!("unknown time zone \"{name}\""), hint);
+        None
+    }
+
+    /// `"2026-12-24"` or a TOML local date `2026-12-24`.
+    fn date(&mut self, what: &str, value: &Value<'_>) -> Option<NaiveDate> {
+        match value.get_ref() {
+            DeValue::String(s) => {
+                let parsed = (s.len() == 10)
+                    .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+                    .flatten();
+                if parsed.is_none() {
+                    self.sink.error_hint(
+                        value.span(),
+                        format!("{what} \"{s}\" is not a valid date"),
+                        DATE_HINT,
+                    );
+                }
+                parsed
+            }
+            DeValue::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => {
+                let parsed = dt.date.and_then(|d| {
+                    NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+                });
+                if parsed.is_none() {
+                    self.sink.error_hint(
+                        value.span(),
+                        format!("{what} {dt} is not a valid date"),
+                        DATE_HINT,
+                    );
+                }
+                parsed
+            }
+            other => {
+                self.sink.error_hint(
+                    value.span(),
+                    format!("{what} must be a date, got {}", type_name(other)),
+                    DATE_HINT,
+                );
+                None
+            }
+        }
+    }
+
+    fn url(&mut self, what: &str, value: &Value<'_>) -> Option<String> {
+        let s = self.string(what, value)?.trim();
+        let ok = (s.starts_with("https://") || s.starts_with("http://"))
+            && s.len() > "https://".len()
+            && !s.contains(char::is_whitespace);
+        if !ok {
+            self.sink.error_hint(
+                value.span(),
+                format!("{what} \"{s}\" is not an http(s) URL"),
+                "write the full URL, e.g. \"https://support.example.com/contract\"",
+            );
+            return None;
+        }
+        Some(s.to_string())
+    }
+
+    /// Lower-cased; the local part and the domain must both be present.
+    fn email(&mut self, what: &str, span: Span, text: &str) -> Option<String> {
+        let address = text.trim().to_lowercase();
+        let valid = match address.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.contains('@')
+                    && !address.contains(char::is_whitespace)
+            }
+            None => false,
+        };
+        if !valid {
+            self.sink.error_hint(
+                span,
+                format!("{what} \"{text}\" is not an email address"),
+                "write a plain address such as \"support@example.com\", without a display name",
+            );
+            return None;
+        }
+        Some(address)
+    }
+
+    /// A `[name.ID]` section: a table of tables, each handled by `entry`.
+    /// `None` when the section or one of its entries is invalid.
+    fn section<'i, T>(
+        &mut self,
+        root: &DeTable<'i>,
+        name: &str,
+        example: &str,
+        mut entry: impl FnMut(&mut Self, &str, &Span, &Value<'i>) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let Some(value) = root.get(name) else {
+            if example.is_empty() {
+                return Some(Vec::new());
+            }
+            self.sink.error_hint(
+                0..0,
+                format!("missing [{name}] section"),
+                format!("declare at least one, e.g. {example}"),
+            );
+            return None;
+        };
+        let table = self.table(name, value)?;
+        let mut out = Vec::with_capacity(table.len());
+        let mut ok = true;
+        for (key, value) in entries(table) {
+            match entry(self, key.get_ref(), &key.span(), value) {
+                Some(item) => out.push(item),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    // ---- [contract] -----------------------------------------------------
+
+    fn contract_info(&mut self, value: &Value<'_>) -> Option<ContractInfo> {
+        let table = self.table("[contract]", value)?;
+        let span = value.span();
+        self.check_keys(table, &CONTRACT_KEYS, Some("[contract]"));
+        let owner = "[contract]";
+        let name = self
+            .required(table, &span, "name", owner)
+            .and_then(|v| self.text("name", v));
+        let effective = self
+            .required(table, &span, "effective", owner)
+            .and_then(|v| self.date("effective", v));
+        let timezone = self
+            .required(table, &span, "timezone", owner)
+            .and_then(|v| self.time_zone(v));
+        let public_url = match table.get("public_url") {
+            Some(v) => Some(self.url("public_url", v)?),
+            None => None,
+        };
+        let unknown_senders = match table.get("unknown_senders") {
+            None => Some(UnknownSenders::default()),
+            Some(v) => match self.string("unknown_senders", v)? {
+                "track" => Some(UnknownSenders::Track),
+                "ignore" => Some(UnknownSenders::Ignore),
+                other => {
+                    self.sink.error_hint(
+                        v.span(),
+                        format!("unknown_senders \"{other}\" is neither \"track\" nor \"ignore\""),
+                        "\"track\" files unknown senders under client \"unknown\"; \"ignore\" drops their mail",
+                    );
+                    None
+                }
+            },
+        };
+        Some(ContractInfo {
+            name: name?,
+            effective: effective?,
+            timezone: timezone?,
+            public_url,
+            unknown_senders: unknown_senders?,
+        })
+    }
+
+    // ---- [calendars.ID] ---------------------------------------------------
+
+    fn calendar(
+        &mut self,
+        id: &str,
+        key_span: &Span,
+        value: &Value<'_>,
+        contract_tz: Tz,
+    ) -> Option<CalendarDef> {
+        let place = format!("calendar \"{id}\"");
+        let table = self.table(&place, value)?;
+        let span = value.span();
+        self.check_keys(table, &CALENDAR_KEYS, Some(&place));
+
+        let always = match table.get("always") {
+            Some(v) => self.boolean("always", v)?,
+            None => false,
+        };
+        let timezone = match table.get("timezone") {
+            Some(v) => self.time_zone(v),
+            None if always => Some(contract_tz),
+            None => {
+                self.sink.error_hint(
+                    span.clone(),
+                    format!("{place} is missing required key \"timezone\""),
+                    "business hours are local: add e.g. timezone = \"Europe/Berlin\"",
+                );
+                None
+            }
+        };
+
+        if always {
+            let mut ok = true;
+            for (key, _) in entries(table) {
+                let name: &str = key.get_ref();
+                if DAY_KEYS.contains(&name) || name == "holidays" {
+                    self.sink.error_hint(
+                        key.span(),
+                        format!("{place} is always open, so \"{name}\" has no effect"),
+                        format!("remove \"{name}\", or remove always = true"),
+                    );
+                    ok = false;
+                }
+            }
+            let timezone = timezone?;
+            if !ok {
+                return None;
+            }
+            let week: Week = std::array::from_fn(|_| {
+                vec![OpenInterval {
+                    start: 0,
+                    end: 86_400,
+                }]
+            });
+            return Some(CalendarDef {
+                id: id.to_string(),
+                timezone,
+                always: true,
+                week,
+                holidays: BTreeSet::new(),
+                calendar: Calendar::always(timezone),
+            });
+        }
+
+        let mut ok = true;
+        let mut week: Week = Default::default();
+        for (day, key) in DAY_KEYS.iter().enumerate() {
+            let Some(v) = table.get(*key) else { continue };
+            let Some(text) = self.string(key, v) else {
+                ok = false;
+                continue;
+            };
+            match parse_day(text) {
+                Ok(intervals) => week[day] = intervals,
+                Err(e) => {
+                    self.sink.error_hint(v.span(), e.message, e.hint);
+                    ok = false;
+                }
+            }
+        }
+        let mut holidays = BTreeSet::new();
+        if let Some(v) = table.get("holidays") {
+            match self.array("holidays", v) {
+                Some(array) => {
+                    for item in array.iter() {
+                        match self.date("holiday", item) {
+                            Some(date) => {
+                                holidays.insert(date);
+                            }
+                            None => ok = false,
+                        }
+                    }
+                }
+                None => ok = false,
+            }
+        }
+        if ok && week.iter().all(Vec::is_empty) {
+            self.sink.error_hint(
+                key_span.clone(),
+                format!("{place} is never open"),
+                "add open hours such as mon = \"09:00-17:00\" (a missing weekday is closed), or set always = true",
+            );
+            return None;
+        }
+        let timezone = timezone?;
+        if !ok {
+            return None;
+        }
+        match Calendar::new(timezone, week.clone(), holidays.clone()) {
+            Ok(calendar) => Some(CalendarDef {
+                id: id.to_string(),
+                timezone,
+                always: false,
+                week,
+                holidays,
+                calendar,
+            }),
+            Err(e) => {
+                self.sink.error(span, format!("{place}: {e}"));
+                None
+            }
+        }
+    }
+
+    // ---- [channels.ID] and [contacts] ---------------------------------------
+
+    fn channel(&mut self, id: &str, value: &Value<'_>) -> Option<Channel> {
+        let place = format!("channel \"{id}\"");
+        let table = self.table(&place, value)?;
+        let span = value.span();
+        self.check_keys(table, &CHANNEL_KEYS, Some(&place));
+        let kind_value = self.required(table, &span, "kind", &place)?;
+        let kind = match self.string("kind", kind_value)? {
+            "email" => ChannelKind::Email,
+            "ticket" => ChannelKind::Ticket,
+            "manual" => ChannelKind::Manual,
+            other => {
+                let hint = match closest(other, ["email", "ticket", "manual"]) {
+                    Some(s) => format!("did you mean \"{s}\"?"),
+                    None => "kind is \"email\" (a mailbox we read), \"ticket\" (webhook events) or \"manual\" (a phone, pager or chat we do not read: say how to reach it in description)".to_string(),
+                };
+                self.sink.error_hint(
+                    kind_value.span(),
+                    format!("unknown channel kind \"{other}\""),
+                    hint,
+                );
+                return None;
+            }
+        };
+        let address = match table.get("address") {
+            Some(v) => {
+                let text = self.text("address", v)?;
+                Some(if kind == ChannelKind::Email {
+                    self.email("address", v.span(), &text)?
+                } else {
+                    text
+                })
+            }
+            None => None,
+        };
+        let description = match table.get("description") {
+            Some(v) => Some(self.text("description", v)?),
+            None => None,
+        };
+        match kind {
+            ChannelKind::Email if address.is_none() => {
+                self.sink.error_hint(
+                    span,
+                    format!("{place} is missing required key \"address\""),
+                    "clients are told where to write: add e.g. address = \"support@example.com\"",
+                );
+                return None;
+            }
+            ChannelKind::Manual if address.is_none() && description.is_none() => {
+                self.sink.error_hint(
+                    span,
+                    format!("{place} says nothing about how to reach it"),
+                    "add description = \"+49 30 1234567 (24/7)\" or an address",
+                );
+                return None;
+            }
+            _ => {}
+        }
+        Some(Channel {
+            id: id.to_string(),
+            kind,
+            address,
+            description,
+        })
+    }
+
+    fn contact(&mut self, id: &str, value: &Value<'_>) -> Option<Contact> {
+        let place = format!("contact \"{id}\"");
+        let table = self.table(&place, value)?;
+        self.check_keys(table, &CONTACT_KEYS, Some(&place));
+        let email = match table.get("email") {
+            Some(v) => {
+                let text = self.string("email", v)?;
+                Some(self.email("email", v.span(), text)?)
+            }
+            None => None,
+        };
+        let webhook = match table.get("webhook") {
+            Some(v) => Some(self.url("webhook", v)?),
+            None => None,
+        };
+        if email.is_none() && webhook.is_none() {
+            self.sink.error_hint(
+                value.span(),
+                format!("{place} has neither email nor webhook"),
+                "add email = \"someone@example.com\" and/or webhook = \"https://…\"",
+            );
+            return None;
+        }
+        Some(Contact {
+            id: id.to_string(),
+            email,
+            webhook,
+        })
+    }
+
+    // ---- [[request_types]] ---------------------------------------------------
+
+    /// The items of an array of tables, each with its span.
+    fn table_array<'a, 'i>(
+        &mut self,
+        name: &str,
+        value: &'a Value<'i>,
+    ) -> Option<Vec<(Span, &'a DeTable<'i>)>> {
+        let array = self.array(name, value)?;
+        let mut out = Vec::with_capacity(array.len());
+        for item in array.iter() {
+            if let Some(table) = self.table(&format!("each entry of {name}"), item) {
+                out.push((item.span(), table));
+            }
+        }
+        (out.len() == array.len()).then_some(out)
+    }
+
+    /// An id: letters, digits, `-`, `_` — it ends up in URLs, metric labels
+    /// and the database.
+    fn id(&mut self, table: &DeTable<'_>, span: &Span, owner: &str) -> Option<(String, Span)> {
+        let value = self.required(table, span, "id", owner)?;
+        let id = self.text("id", value)?;
+        if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            self.sink.error_hint(
+                value.span(),
+                format!("id \"{id}\" may only contain letters, digits, \"-\" and \"_\""),
+                "ids appear in URLs and metrics; put the readable text in name",
+            );
+            return None;
+        }
+        Some((id, value.span()))
+    }
+
+    /// Reports an id seen before, pointing at this occurrence and naming the
+    /// line of the first.
+    fn unique_id(&mut self, seen: &mut HashMap<String, Span>, id: &str, span: &Span, noun: &str) {
+        if let Some(first) = seen.get(id) {
+            let line = self.sink.line(first);
+            self.sink.error_hint(
+                span.clone(),
+                format!("duplicate {noun} id \"{id}\" (first defined on line {line})"),
+                "ids must be unique; rename one of them",
+            );
+        } else {
+            seen.insert(id.to_string(), span.clone());
+        }
+    }
+
+    fn reference(&mut self, kind: Kind, name: &str, span: Span) {
+        self.refs.push(Reference {
+            kind,
+            name: name.to_string(),
+            span,
+        });
+    }
+
+    fn request_types(
+        &mut self,
+        root: &DeTable<'_>,
+        declared: &mut Declared,
+    ) -> Option<Vec<RequestType>> {
+        let Some(value) = root.get("request_types") else {
+            self.sink.error_hint(
+                0..0,
+                "no request types declared",
+                "add at least one [[request_types]], one of them with default = true",
+            );
+            return None;
+        };
+        let items = self.table_array("request_types", value)?;
+        let mut seen = HashMap::new();
+        let mut defaults: Vec<(String, Span)> = Vec::new();
+        let mut out = Vec::with_capacity(items.len());
+        for (index, (span, table)) in items.iter().enumerate() {
+            let id = self.id(table, span, &format!("request type #{}", index + 1));
+            if let Some((id, id_span)) = &id {
+                self.unique_id(&mut seen, id, id_span, "request type");
+                declared.add(Kind::RequestType, id);
+            }
+            let label = id.as_ref().map_or_else(
+                || format!("request type #{}", index + 1),
+                |(id, _)| format!("request type \"{id}\""),
+            );
+            if let Some((key, value)) = table.get_key_value("default")
+                && self.boolean("default", value) == Some(true)
+            {
+                let id = id
+                    .as_ref()
+                    .map_or_else(|| label.clone(), |(id, _)| id.clone());
+                defaults.push((id, key.span()));
+            }
+            let parsed = self.request_type(table, span, &label);
+            if let (Some((id, _)), Some(mut request_type)) = (id, parsed) {
+                request_type.id = id;
+                out.push(request_type);
+            }
+        }
+        match defaults.len() {
+            1 => {}
+            0 => self.sink.error_hint(
+                value.span(),
+                "no request type is marked default = true",
+                "add default = true to the request type that requests matching no rule should get",
+            ),
+            _ => {
+                for (i, (id, span)) in defaults.iter().enumerate() {
+                    let others: Vec<String> = defaults
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, (other, span))| {
+                            format!("\"{other}\" (line {})", self.sink.line(span))
+                        })
+                        .collect();
+                    self.sink.error_hint(
+                        span.clone(),
+                        format!(
+                            "request type \"{id}\" is marked default = true, and so is {}",
+                            others.join(", ")
+                        ),
+                        "exactly one request type is the default; remove default = true from the others",
+                    );
+                }
+            }
+        }
+        (out.len() == items.len()).then_some(out)
+    }
+
+    /// Everything but the id, which the caller owns (it needs it for
+    /// duplicate and default checks even when the rest is broken).
+    fn request_type(
+        &mut self,
+        table: &DeTable<'_>,
+        span: &Span,
+        label: &str,
+    ) -> Option<RequestType> {
+        self.check_keys(table, &REQUEST_TYPE_KEYS, Some(label));
+        let name = self
+            .required(table, span, "name", label)
+            .and_then(|v| self.text("name", v));
+        let definition = self
+            .required(table, span, "definition", label)
+            .and_then(|v| self.text("definition", v));
+        let channels = self.required(table, span, "channels", label).and_then(|v| {
+            let list = self.strings("channels", v)?;
+            if list.is_empty() {
+                self.sink.error_hint(
+                    v.span(),
+                    "channels is empty",
+                    "name at least one declared channel clients should use for this request type",
+                );
+                return None;
+            }
+            Some(list)
+        });
+        let mut channel_ids = Vec::new();
+        for (channel, channel_span) in channels.iter().flatten() {
+            self.reference(Kind::Channel, channel, channel_span.clone());
+            if !channel_ids.contains(channel) {
+                channel_ids.push(channel.clone());
+            }
+        }
+        let calendar = self.required(table, span, "calendar", label).and_then(|v| {
+            let name = self.text("calendar", v)?;
+            self.reference(Kind::Calendar, &name, v.span());
+            Some(name)
+        });
+        let first_response = self
+            .required(table, span, "first_response", label)
+            .and_then(|v| self.duration("window", v));
+        let mut ok = true;
+        let mut optional_window = |w: &mut Self, key: &str| match table.get(key) {
+            Some(v) => {
+                let d = w.duration("window", v);
+                ok &= d.is_some();
+                d
+            }
+            None => None,
+        };
+        let next_response = optional_window(self, "next_response");
+        let resolution = optional_window(self, "resolution");
+        let match_rules = match table.get("match") {
+            Some(v) => self.match_rules(v, label),
+            None => Some(MatchRules::default()),
+        };
+        let escalation = match table.get("escalation") {
+            Some(v) => self.escalation(v),
+            None => Some(Vec::new()),
+        };
+        let default = table
+            .get("default")
+            .and_then(|v| v.get_ref().as_bool())
+            .unwrap_or(false);
+        if !ok {
+            return None;
+        }
+        Some(RequestType {
+            id: String::new(),
+            name: name?,
+            definition: definition?,
+            default,
+            channels: channels.map(|_| channel_ids)?,
+            match_rules: match_rules?,
+            calendar: calendar?,
+            first_response: first_response?,
+            next_response,
+            resolution,
+            escalation: escalation?,
+        })
+    }
+
+    fn match_rules(&mut self, value: &Value<'_>, label: &str) -> Option<MatchRules> {
+        let place = format!("match of {label}");
+        let table = self.table("match", value)?;
+        self.check_keys(table, &MATCH_KEYS, Some(&place));
+        let mut ok = true;
+        let mut list = |w: &mut Self, key: &str| -> Vec<(String, Span)> {
+            match table.get(key) {
+                Some(v) => w.strings(key, v).unwrap_or_else(|| {
+                    ok = false;
+                    Vec::new()
+                }),
+                None => Vec::new(),
+            }
+        };
+        let keywords = list(self, "keywords");
+        let priorities = list(self, "priorities");
+        let recipients_raw = list(self, "recipients");
+        let clients = list(self, "clients");
+        let mut recipients = Vec::new();
+        for (text, span) in &recipients_raw {
+            match self.email("recipient", span.clone(), text) {
+                Some(address) => recipients.push(address),
+                None => ok = false,
+            }
+        }
+        for (client, span) in &clients {
+            self.reference(Kind::Client, client, span.clone());
+        }
+        let names = |list: Vec<(String, Span)>| list.into_iter().map(|(s, _)| s).collect();
+        ok.then(|| MatchRules {
+            keywords: names(keywords),
+            priorities: names(priorities),
+            recipients,
+            clients: names(clients),
+        })
+    }
+
+    fn escalation(&mut self, value: &Value<'_>) -> Option<Vec<EscalationStep>> {
+        let items = self.table_array("escalation", value)?;
+        let mut steps = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (span, table) in items {
+            match self.escalation_step(&span, table) {
+                Some(step) => steps.push(step),
+                None => ok = false,
+            }
+        }
+        ok.then_some(steps)
+    }
+
+    fn escalation_step(&mut self, span: &Span, table: &DeTable<'_>) -> Option<EscalationStep> {
+        self.check_keys(table, &ESCALATION_KEYS, Some("escalation step"));
+        let notify = self
+            .required(table, span, "notify", "escalation step")
+            .and_then(|v| {
+                let list = self.strings("notify", v)?;
+                if list.is_empty() {
+                    self.sink.error_hint(
+                        v.span(),
+                        "notify is empty",
+                        "name the contacts this step alerts, e.g. notify = [\"lead\"]",
+                    );
+                    return None;
+                }
+                Some(list)
+            });
+        for (contact, contact_span) in notify.iter().flatten() {
+            self.reference(Kind::Contact, contact, contact_span.clone());
+        }
+        let trigger = match (table.get_key_value("at"), table.get_key_value("after_due")) {
+            (Some(_), Some((after_key, _))) => {
+                self.sink.error_hint(
+                    after_key.span(),
+                    "escalation step has both at and after_due",
+                    "a step fires at one moment: split it into two steps",
+                );
+                None
+            }
+            (None, None) => {
+                self.sink.error_hint(
+                    span.clone(),
+                    "escalation step has neither at nor after_due",
+                    "add at = \"75%\" (share of the window) or after_due = \"30m\" (time after the due)",
+                );
+                None
+            }
+            (Some((_, at)), None) => self.percent(at).map(EscalationTrigger::At),
+            (None, Some((_, after))) => self
+                .duration("after_due", after)
+                .map(EscalationTrigger::AfterDue),
+        };
+        let mut seen = BTreeSet::new();
+        let notify = notify?
+            .into_iter()
+            .map(|(s, _)| s)
+            .filter(|s| seen.insert(s.clone()))
+            .collect();
+        Some(EscalationStep {
+            trigger: trigger?,
+            notify,
+        })
+    }
+
+    fn percent(&mut self, value: &Value<'_>) -> Option<Percent> {
+        const HINT: &str =
+            "write a whole percentage of the window as a string, e.g. at = \"50%\" or \"100%\"";
+        let DeValue::String(text) = value.get_ref() else {
+            self.sink.error_hint(
+                value.span(),
+                format!(
+                    "at must be a percentage like \"50%\", got {}",
+                    type_name(value.get_ref())
+                ),
+                HINT,
+            );
+            return None;
+        };
+        let number = text
+            .trim()
+            .strip_suffix('%')
+            .map(str::trim)
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            .map(|n| n.parse::<u64>().unwrap_or(u64::MAX));
+        match number {
+            None => {
+                self.sink.error_hint(
+                    value.span(),
+                    format!("at \"{text}\" is not a percentage"),
+                    HINT,
+                );
+                None
+            }
+            Some(n) if n > 100 => {
+                self.sink.error_hint(
+                    value.span(),
+                    format!("at \"{text}\" is above 100%"),
+                    "a step after the window has run out is written after_due = \"30m\"",
+                );
+                None
+            }
+            Some(0) => {
+                self.sink.error_hint(
+                    value.span(),
+                    format!("at \"{text}\" would fire as the timer starts"),
+                    "use at least \"1%\"",
+                );
+                None
+            }
+            Some(n) => Percent::new(n as u8),
+        }
+    }
+
+    // ---- [[clients]] ----------------------------------------------------------
+
+    fn clients(&mut self, root: &DeTable<'_>, declared: &mut Declared) -> Option<Vec<Client>> {
+        let Some(value) = root.get("clients") else {
+            return Some(Vec::new());
+        };
+        let items = self.table_array("clients", value)?;
+        let mut seen = HashMap::new();
+        // Who claimed each domain and address first, for overlap messages.
+        let mut claimed: HashMap<String, (String, Span)> = HashMap::new();
+        let mut out = Vec::with_capacity(items.len());
+        for (index, (span, table)) in items.iter().enumerate() {
+            let label = format!("client #{}", index + 1);
+            let id = self.id(table, span, &label);
+            if let Some((id, id_span)) = &id {
+                if id == UNKNOWN_CLIENT {
+                    self.sink.error_hint(
+                        id_span.clone(),
+                        format!("client id \"{UNKNOWN_CLIENT}\" is reserved"),
+                        "senders no client claims are filed under \"unknown\"; choose another id",
+                    );
+                }
+                self.unique_id(&mut seen, id, id_span, "client");
+                declared.add(Kind::Client, id);
+            }
+            let label = id
+                .as_ref()
+                .map_or(label, |(id, _)| format!("client \"{id}\""));
+            let owner = id.as_ref().map_or("?", |(id, _)| id.as_str()).to_string();
+            let parsed = self.client(table, span, &label, &owner, &mut claimed);
+            if let (Some((id, _)), Some(mut client)) = (id, parsed) {
+                client.id = id;
+                out.push(client);
+            }
+        }
+        (out.len() == items.len()).then_some(out)
+    }
+
+    fn client(
+        &mut self,
+        table: &DeTable<'_>,
+        span: &Span,
+        label: &str,
+        owner: &str,
+        claimed: &mut HashMap<String, (String, Span)>,
+    ) -> Option<Client> {
+        self.check_keys(table, &CLIENT_KEYS, Some(label));
+        let name = self
+            .required(table, span, "name", label)
+            .and_then(|v| self.text("name", v));
+        let mut ok = true;
+        let mut domains = Vec::new();
+        if let Some(v) = table.get("domains") {
+            for (text, item_span) in self.strings("domains", v).unwrap_or_else(|| {
+                ok = false;
+                Vec::new()
+            }) {
+                let domain = text.to_lowercase();
+                let bare = domain.trim_start_matches('@');
+                let valid =
+                    bare.contains('.') && !bare.starts_with('.') && !bare.contains(['@', ' ', '/']);
+                if !valid || bare != domain {
+                    let hint = if valid {
+                        format!("write the domain without \"@\": \"{bare}\"")
+                    } else {
+                        "write a mail domain such as \"acme.com\"; single senders go in addresses"
+                            .to_string()
+                    };
+                    self.sink.error_hint(
+                        item_span,
+                        format!("domain \"{text}\" is not a mail domain"),
+                        hint,
+                    );
+                    ok = false;
+                    continue;
+                }
+                ok &= self.claim(claimed, &domain, &text, "domain", owner, item_span);
+                if !domains.contains(&domain) {
+                    domains.push(domain);
+                }
+            }
+        }
+        let mut addresses = Vec::new();
+        if let Some(v) = table.get("addresses") {
+            for (text, item_span) in self.strings("addresses", v).unwrap_or_else(|| {
+                ok = false;
+                Vec::new()
+            }) {
+                let Some(address) = self.email("address", item_span.clone(), &text) else {
+                    ok = false;
+                    continue;
+                };
+                ok &= self.claim(claimed, &address, &text, "address", owner, item_span);
+                if !addresses.contains(&address) {
+                    addresses.push(address);
+                }
+            }
+        }
+        let overrides = match table.get("overrides") {
+            Some(v) => self.overrides(v, label),
+            None => Some(BTreeMap::new()),
+        };
+        if !ok {
+            return None;
+        }
+        Some(Client {
+            id: String::new(),
+            name: name?,
+            domains,
+            addresses,
+            overrides: overrides?,
+        })
+    }
+
+    /// Records that `owner` claims a domain or address; false (and a
+    /// diagnostic) if another client already did.
+    fn claim(
+        &mut self,
+        claimed: &mut HashMap<String, (String, Span)>,
+        what: &str,
+        as_written: &str,
+        noun: &str,
+        owner: &str,
+        span: Span,
+    ) -> bool {
+        match claimed.get(what) {
+            Some((first, first_span)) if first != owner => {
+                let line = self.sink.line(first_span);
+                self.sink.error_hint(
+                    span,
+                    format!("{noun} \"{as_written}\" is already claimed by client \"{first}\" (line {line})"),
+                    "a domain or address belongs to one client; for one sender from a shared domain, list the address under addresses",
+                );
+                false
+            }
+            Some(_) => true,
+            None => {
+                claimed.insert(what.to_string(), (owner.to_string(), span));
+                true
+            }
+        }
+    }
+
+    fn overrides(
+        &mut self,
+        value: &Value<'_>,
+        label: &str,
+    ) -> Option<BTreeMap<String, WindowOverride>> {
+        let table = self.table("overrides", value)?;
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for (key, value) in entries(table) {
+            let type_id: &str = key.get_ref();
+            self.reference(Kind::RequestType, type_id, key.span());
+            let place = format!("overrides.{type_id} of {label}");
+            let Some(windows) = self.table(&place, value) else {
+                ok = false;
+                continue;
+            };
+            self.check_keys(windows, &OVERRIDE_KEYS, Some(&place));
+            let mut window = WindowOverride::default();
+            for (timer_key, timer_value) in entries(windows) {
+                let slot = match timer_key.get_ref().as_ref() {
+                    "first_response" => &mut window.first_response,
+                    "next_response" => &mut window.next_response,
+                    "resolution" => &mut window.resolution,
+                    _ => continue,
+                };
+                *slot = self.duration("window", timer_value);
+                ok &= slot.is_some();
+            }
+            if window == WindowOverride::default() && windows.is_empty() {
+                self.sink.error_hint(
+                    value.span(),
+                    format!("{place} overrides nothing"),
+                    "set first_response, next_response and/or resolution, or remove it",
+                );
+                ok = false;
+            }
+            out.insert(type_id.to_string(), window);
+        }
+        ok.then_some(out)
+    }
+
+    // ---- second pass --------------------------------------------------------
+
+    fn resolve_references(&mut self, declared: &Declared) {
+        for reference in std::mem::take(&mut self.refs) {
+            let known = declared.get(reference.kind);
+            if known.contains(&reference.name) {
+                continue;
+            }
+            let noun = reference.kind.noun();
+            let name = &reference.name;
+            let listed = quoted_list(known.iter().map(String::as_str));
+            let (message, hint) = match closest(name, known.iter().map(String::as_str)) {
+                Some(suggestion) => (
+                    format!("unknown {noun} \"{name}\" — did you mean \"{suggestion}\"?"),
+                    format!("declared {}: {listed}", reference.kind.plural()),
+                ),
+                None if known.is_empty() => (
+                    format!("unknown {noun} \"{name}\""),
+                    format!(
+                        "no {} are declared; declare {}",
+                        reference.kind.plural(),
+                        reference.kind.declare(name)
+                    ),
+                ),
+                None => (
+                    format!("unknown {noun} \"{name}\""),
+                    format!(
+                        "declare {}, or use one of {listed}",
+                        reference.kind.declare(name)
+                    ),
+                ),
+            };
+            self.sink.error_hint(reference.span, message, hint);
+        }
+    }
+}
