@@ -74,7 +74,11 @@ fn require_python(python: &PathBuf) {
 
 fn env_number(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
-    Some(v.trim().parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")))
+    Some(
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
+    )
 }
 
 struct Spec {
@@ -131,7 +135,11 @@ fn random_holidays(rng: &mut StdRng, from_year: i32) -> BTreeSet<NaiveDate> {
 
 fn week_json(week: &Week) -> Value {
     week.iter()
-        .map(|day| day.iter().map(|iv| json!([iv.start, iv.end])).collect::<Vec<_>>())
+        .map(|day| {
+            day.iter()
+                .map(|iv| json!([iv.start, iv.end]))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -206,7 +214,8 @@ fn random_instant(rng: &mut StdRng, tz: Tz, from_year: i32, near: &[i64]) -> Dat
         near[rng.random_range(0..near.len())] + rng.random_range(-3 * 86_400..3 * 86_400)
     } else {
         let d = random_date(rng, from_year);
-        tz.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap()).timestamp()
+        tz.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
+            .timestamp()
             + rng.random_range(0..86_400)
     };
     let secs = match rng.random_range(0..3) {
@@ -233,11 +242,16 @@ fn calendar_agrees_with_python_oracles() {
 
     let seed = env_number("KEEPWORD_CROSSCHECK_SEED").unwrap_or_else(rand::random);
     let count = env_number("KEEPWORD_CROSSCHECK_CASES").map_or(DEFAULT_CASES, |n| n as usize);
-    eprintln!("calendar cross-check: seed {seed} (replay with KEEPWORD_CROSSCHECK_SEED={seed}), {count} cases");
+    eprintln!(
+        "calendar cross-check: seed {seed} (replay with KEEPWORD_CROSSCHECK_SEED={seed}), {count} cases"
+    );
     let mut rng = StdRng::seed_from_u64(seed);
 
     let specs: Vec<Spec> = (0..CALENDARS).map(|_| random_spec(&mut rng)).collect();
-    let near: Vec<Vec<i64>> = specs.iter().map(|s| transitions(s.cal.timezone())).collect();
+    let near: Vec<Vec<i64>> = specs
+        .iter()
+        .map(|s| transitions(s.cal.timezone()))
+        .collect();
 
     let mut cases = Vec::with_capacity(count);
     let mut expected = Vec::with_capacity(count);
@@ -249,9 +263,13 @@ fn calendar_agrees_with_python_oracles() {
             // pandas keeps stray nanoseconds when it rolls an instant to the
             // opening (it resets microseconds only): stay at microseconds.
             let t = random_instant(&mut rng, tz, from_year, &[]);
-            let t = t - chrono::TimeDelta::nanoseconds(i64::from(t.timestamp_subsec_nanos() % 1000));
+            let t =
+                t - chrono::TimeDelta::nanoseconds(i64::from(t.timestamp_subsec_nanos() % 1000));
             let hours = rng.random_range(1..=40u64);
-            let r = spec.cal.add(t, BusinessDuration::from_hours(hours)).unwrap();
+            let r = spec
+                .cal
+                .add(t, BusinessDuration::from_hours(hours))
+                .unwrap();
             cases.push(json!({"cal": c, "op": "add", "t": nanos(t), "days": 0,
                               "seconds": hours * 3600, "pandas": true}));
             expected.push(nanos(r) as i128);
@@ -338,7 +356,9 @@ fn calendar_agrees_with_python_oracles() {
         let is_add = case["op"] == "add";
         let show = |n: i128| -> String {
             match i64::try_from(n) {
-                Ok(n) if is_add => format!("{n} ({})", DateTime::from_timestamp_nanos(n).to_rfc3339()),
+                Ok(n) if is_add => {
+                    format!("{n} ({})", DateTime::from_timestamp_nanos(n).to_rfc3339())
+                }
                 _ => format!("{n} ns"),
             }
         };
@@ -355,5 +375,8 @@ fn calendar_agrees_with_python_oracles() {
         disagreements.len(),
         cases.len()
     );
-    assert!(pandas_checked > count / 20, "too few pandas cases: {pandas_checked}");
+    assert!(
+        pandas_checked > count / 20,
+        "too few pandas cases: {pandas_checked}"
+    );
 }

@@ -72,8 +72,7 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
     prop_oneof![
         (FROM..TO).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
         (FROM / 60..TO / 60).prop_map(|m| DateTime::from_timestamp(m * 60, 0).unwrap()),
-        (FROM..TO, 0u32..1_000_000_000)
-            .prop_map(|(s, n)| DateTime::from_timestamp(s, n).unwrap()),
+        (FROM..TO, 0u32..1_000_000_000).prop_map(|(s, n)| DateTime::from_timestamp(s, n).unwrap()),
     ]
 }
 

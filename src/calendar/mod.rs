@@ -262,7 +262,12 @@ impl Calendar {
     /// Whether `t` lies in open time.
     pub fn is_open(&self, t: DateTime<Utc>) -> Result<bool, CalendarError> {
         let n = self.check(t)?;
-        Ok(self.next_open_nanos(n)? == n)
+        let Some(h) = &self.inner.hours else {
+            return Ok(true);
+        };
+        let (_, table) = self.locate(h, n);
+        let idx = table.starts.partition_point(|&s| s <= n);
+        Ok(idx > 0 && n < table.ends[idx - 1])
     }
 
     /// `t` if open, else the next opening: the instant counting starts.
@@ -273,6 +278,9 @@ impl Calendar {
 
     /// The instant at which `d` of open time has elapsed counting from `t`
     /// (see the module doc for the rules, including business days).
+    ///
+    /// When the result would lie past the supported range, the error carries
+    /// the starting instant `t`.
     pub fn add(
         &self,
         t: DateTime<Utc>,
