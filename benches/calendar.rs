@@ -249,5 +249,18 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// First use of a year: `add` on a fresh calendar builds that year's table.
+fn cold(c: &mut Criterion) {
+    let t = Utc.with_ymd_and_hms(2025, 3, 4, 10, 0, 0).unwrap();
+    let d: BusinessDuration = "4h".parse().unwrap();
+    c.bench_function("cold/new+add (builds one year)", |b| {
+        b.iter_batched(
+            || Calendar::new(BERLIN, week(), holidays()).unwrap(),
+            |cal| black_box(cal.add(t, d).unwrap()),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, bench, cold);
 criterion_main!(benches);

@@ -390,12 +390,8 @@ impl Calendar {
             return self.next_open_nanos(n).ok();
         }
         let (mut y, mut t) = self.locate(h, n);
-        let mut c = t.cum(n);
-        let mut from = 0;
-        if c > 0 {
-            // The answer is at or after the interval containing (or next after) `n`.
-            from = t.starts.partition_point(|&s| s <= n).saturating_sub(1);
-        }
+        // The answer is in the interval holding `n` or a later one.
+        let (mut from, mut c) = t.position(n);
         let mut rest = d;
         while rest > t.total - c {
             rest -= t.total - c;

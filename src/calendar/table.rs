@@ -149,12 +149,19 @@ impl YearTable {
     /// Open time of this year before `t` (`t` within `[lo, hi]`).
     #[inline]
     pub(crate) fn cum(&self, t: i64) -> i64 {
+        self.position(t).1
+    }
+
+    /// The index of the last interval starting at or before `t` (or 0), and
+    /// the open time of this year before `t`.
+    #[inline]
+    pub(crate) fn position(&self, t: i64) -> (usize, i64) {
         let idx = self.starts.partition_point(|&s| s <= t);
         if idx == 0 {
-            return 0;
+            return (0, 0);
         }
         let i = idx - 1;
-        self.cum_end[i] - (self.ends[i] - t.min(self.ends[i]))
+        (i, self.cum_end[i] - (self.ends[i] - t.min(self.ends[i])))
     }
 
     /// The instant at which this year's open time reaches `target`
