@@ -618,3 +618,30 @@ fn shared_across_threads() {
         assert_eq!(h.join().unwrap(), hours(24));
     }
 }
+
+#[test]
+fn havana_midnight_changes() {
+    // 2024-03-10: midnight (-05:00) jumps to 01:00 (-04:00) at 05:00Z;
+    // 2024-11-03: 01:00 (-04:00) goes back to midnight (-05:00) at 05:00Z.
+    let tz = chrono_tz::America::Havana;
+    let cal = daily(tz, &[OpenInterval::hm(0, 0, 24, 0)]);
+    assert_eq!(
+        cal.open_intervals_on(date("2024-03-10")),
+        vec![(utc("2024-03-10T05:00:00Z"), utc("2024-03-11T04:00:00Z"))]
+    );
+    assert_eq!(
+        cal.open_intervals_on(date("2024-03-09"))[0].1,
+        utc("2024-03-10T05:00:00Z")
+    );
+    // The ambiguous midnight is the earlier one: a 25-hour day.
+    assert_eq!(
+        cal.open_intervals_on(date("2024-11-03")),
+        vec![(utc("2024-11-03T04:00:00Z"), utc("2024-11-04T05:00:00Z"))]
+    );
+    let cal = nine_to_five(tz);
+    // Friday 2024-03-08 16:00 (-05:00) + 2h = Monday 10:00 (-04:00).
+    assert_eq!(
+        cal.add(utc("2024-03-08T21:00:00Z"), dur("2h")).unwrap(),
+        utc("2024-03-11T14:00:00Z")
+    );
+}
