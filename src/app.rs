@@ -176,7 +176,7 @@ async fn record_version(store: &Store, c: &LoadedContract) -> anyhow::Result<()>
     let store = store.clone();
     let (version, name, source) = (
         c.version.clone(),
-        c.contract.name().to_string(),
+        c.contract.info().name.clone(),
         c.source.clone(),
     );
     tokio::task::spawn_blocking(move || {
