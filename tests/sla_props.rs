@@ -29,7 +29,10 @@ fn policy(which: u8) -> Policy {
     match which {
         0 => {
             let mut week = weekdays(&[OpenInterval::hm(9, 0, 17, 0)]);
-            week[4] = vec![OpenInterval::hm(9, 0, 12, 30), OpenInterval::hm(13, 30, 17, 0)];
+            week[4] = vec![
+                OpenInterval::hm(9, 0, 12, 30),
+                OpenInterval::hm(13, 30, 17, 0),
+            ];
             let holidays: BTreeSet<_> = ["2026-11-11"].iter().map(|x| x.parse().unwrap()).collect();
             Policy::new(
                 Calendar::new(BERLIN, week, holidays).unwrap(),
@@ -83,11 +86,14 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
 }
 
 fn events() -> impl Strategy<Value = Vec<Event>> {
-    prop::collection::vec((instant(), kind()).prop_map(|(at, kind)| Event { at, kind }), 0..14)
-        .prop_map(|mut v| {
-            v.sort_by_key(|e| e.at);
-            v
-        })
+    prop::collection::vec(
+        (instant(), kind()).prop_map(|(at, kind)| Event { at, kind }),
+        0..14,
+    )
+    .prop_map(|mut v| {
+        v.sort_by_key(|e| e.at);
+        v
+    })
 }
 
 fn now_after(events: &[Event], extra: i64) -> DateTime<Utc> {
@@ -225,5 +231,8 @@ proptest! {
 fn window_seconds(p: &Policy, t: &keepword::sla::TimerState) -> i64 {
     // Days windows: W is measured from the start on the calendar.
     let due = p.calendar().add(t.started_at, t.window).unwrap();
-    p.calendar().between(t.started_at, due).unwrap().num_seconds()
+    p.calendar()
+        .between(t.started_at, due)
+        .unwrap()
+        .num_seconds()
 }

@@ -657,7 +657,7 @@ pub fn evaluate(policy: &Policy, events: &[Event], now: DateTime<Utc>) -> Conver
     if health == Health::OnTrack && replay.status != TicketStatus::Solved {
         pending.extend(warn_future);
     }
-    actions.sort_by(|a, b| (a.at, slot(a.timer), a.seq).cmp(&(b.at, slot(b.timer), b.seq)));
+    actions.sort_by_key(|a| (a.at, slot(a.timer), a.seq));
 
     ConversationState {
         status: replay.status,
