@@ -1,0 +1,687 @@
+//! Replays a conversation's events into timer runs, then reads statuses,
+//! dues, warn instants and due actions off those runs (rules: module doc).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+
+use crate::calendar::{BusinessDuration, Calendar};
+use crate::contract::{Contract, DEFAULT_WARN_PERCENT, EscalationStep, EscalationTrigger, Timer};
+
+/// Who a message is from and who sees it (SPEC 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+    Internal,
+    Auto,
+}
+
+/// The status of a conversation (a ticket's status, or ours for email).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TicketStatus {
+    Open,
+    Pending,
+    Solved,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} \"{value}\" (expected {expected})")]
+pub struct ParseError {
+    pub what: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+macro_rules! names {
+    ($ty:ident, $what:literal, $expected:literal, $($variant:ident => $name:literal),+) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $name),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = ParseError;
+            fn from_str(s: &str) -> Result<Self, ParseError> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    _ => Err(ParseError { what: $what, value: s.to_string(), expected: $expected }),
+                }
+            }
+        }
+    };
+}
+
+names!(Direction, "direction", "inbound, outbound, internal or auto",
+    Inbound => "inbound", Outbound => "outbound", Internal => "internal", Auto => "auto");
+names!(TicketStatus, "status", "open, pending or solved",
+    Open => "open", Pending => "pending", Solved => "solved");
+names!(TimerStatus, "timer status", "running, paused, met, breached or missed",
+    Running => "running", Paused => "paused", Met => "met", Breached => "breached", Missed => "missed");
+names!(Health, "health", "on_track, at_risk or breached",
+    OnTrack => "on_track", AtRisk => "at_risk", Breached => "breached");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// `awaiting_client`: an outbound message marked as a question to the client.
+    Message {
+        direction: Direction,
+        awaiting_client: bool,
+    },
+    Status(TicketStatus),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Event {
+    pub at: DateTime<Utc>,
+    pub kind: EventKind,
+}
+
+impl Event {
+    pub fn message(at: DateTime<Utc>, direction: Direction) -> Event {
+        Event {
+            at,
+            kind: EventKind::Message {
+                direction,
+                awaiting_client: false,
+            },
+        }
+    }
+    /// An outbound message that asks the client something.
+    pub fn question(at: DateTime<Utc>) -> Event {
+        Event {
+            at,
+            kind: EventKind::Message {
+                direction: Direction::Outbound,
+                awaiting_client: true,
+            },
+        }
+    }
+    pub fn status(at: DateTime<Utc>, status: TicketStatus) -> Event {
+        Event {
+            at,
+            kind: EventKind::Status(status),
+        }
+    }
+}
+
+/// What one conversation is held to: the windows, calendar and escalation of
+/// its request type (with the client's overrides) in the contract version it
+/// opened under.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    calendar: Calendar,
+    windows: [Option<BusinessDuration>; 3],
+    escalation: Vec<EscalationStep>,
+    warn_percent: u8,
+}
+
+fn slot(timer: Timer) -> usize {
+    match timer {
+        Timer::FirstResponse => 0,
+        Timer::NextResponse => 1,
+        Timer::Resolution => 2,
+    }
+}
+
+impl Policy {
+    /// `None` when the contract has no such request type.
+    pub fn from_contract(c: &Contract, type_id: &str, client_id: Option<&str>) -> Option<Policy> {
+        let request_type = c.request_type(type_id)?;
+        let calendar = c.calendar_for(type_id)?.clone();
+        let windows = Timer::ALL.map(|timer| c.window(type_id, client_id, timer));
+        Some(Policy {
+            calendar,
+            windows,
+            escalation: request_type.escalation.clone(),
+            warn_percent: request_type.warn_percent(),
+        })
+    }
+
+    /// `windows` is indexed like [`Timer::ALL`]; the warn threshold follows
+    /// the contract rule (first `at` step, else 75%).
+    pub fn new(
+        calendar: Calendar,
+        windows: [Option<BusinessDuration>; 3],
+        escalation: Vec<EscalationStep>,
+    ) -> Policy {
+        let warn_percent = escalation
+            .iter()
+            .find_map(|s| match s.trigger {
+                EscalationTrigger::At(p) => Some(p.get()),
+                EscalationTrigger::AfterDue(_) => None,
+            })
+            .unwrap_or(DEFAULT_WARN_PERCENT);
+        Policy {
+            calendar,
+            windows,
+            escalation,
+            warn_percent,
+        }
+    }
+
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+    pub fn window(&self, timer: Timer) -> Option<BusinessDuration> {
+        self.windows[slot(timer)]
+    }
+    pub fn escalation(&self) -> &[EscalationStep] {
+        &self.escalation
+    }
+    pub fn warn_percent(&self) -> u8 {
+        self.warn_percent
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerStatus {
+    Running,
+    Paused,
+    Met,
+    Breached,
+    Missed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Health {
+    OnTrack,
+    AtRisk,
+    Breached,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerState {
+    pub timer: Timer,
+    /// 0 for `first_response` and `resolution`; the cycle for `next_response`.
+    pub seq: u32,
+    pub status: TimerStatus,
+    pub started_at: DateTime<Utc>,
+    /// `None` while paused (it depends on when the client answers); for a
+    /// stopped timer, the due it reached or was running towards when it stopped.
+    pub due_at: Option<DateTime<Utc>>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// When the warn share was reached, or will be while running.
+    pub warn_at: Option<DateTime<Utc>>,
+    /// Business time consumed up to `now` or the stop, pauses excluded.
+    pub elapsed: TimeDelta,
+    pub window: BusinessDuration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionKind {
+    /// `index` into the policy's escalation steps.
+    Step {
+        index: usize,
+        notify: Vec<String>,
+    },
+    Breach,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueAction {
+    pub timer: Timer,
+    pub seq: u32,
+    /// Stable and unique within the conversation: what the caller stores to
+    /// fire each action once.
+    pub key: String,
+    pub kind: ActionKind,
+    /// When it fell due.
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationState {
+    pub status: TicketStatus,
+    pub opened_at: Option<DateTime<Utc>>,
+    /// `first_response`, then `next_response` by seq, then `resolution`.
+    pub timers: Vec<TimerState>,
+    pub health: Health,
+    /// Ordered by instant, then timer.
+    pub actions: Vec<DueAction>,
+    pub next_change: Option<DateTime<Utc>>,
+}
+
+/// One timer instance: its running intervals `[start, end)`; the last has no
+/// end while it runs.
+struct Run {
+    timer: Timer,
+    seq: u32,
+    window: BusinessDuration,
+    segments: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
+    stopped_at: Option<DateTime<Utc>>,
+}
+
+impl Run {
+    fn new(timer: Timer, seq: u32, window: BusinessDuration, at: DateTime<Utc>) -> Run {
+        Run {
+            timer,
+            seq,
+            window,
+            segments: vec![(at, None)],
+            stopped_at: None,
+        }
+    }
+    fn running(&self) -> bool {
+        self.segments.last().is_some_and(|s| s.1.is_none())
+    }
+    fn pause(&mut self, at: DateTime<Utc>) {
+        if let Some(last) = self.segments.last_mut()
+            && last.1.is_none()
+        {
+            last.1 = Some(at);
+        }
+    }
+    fn resume(&mut self, at: DateTime<Utc>) {
+        if !self.running() {
+            self.segments.push((at, None));
+            self.stopped_at = None;
+        }
+    }
+    fn stop(&mut self, at: DateTime<Utc>) {
+        if self.stopped_at.is_none() {
+            self.pause(at);
+            self.stopped_at = Some(at);
+        }
+    }
+    fn start(&self) -> DateTime<Utc> {
+        self.segments[0].0
+    }
+}
+
+/// Timers as the events left them, before reading them at `now`.
+struct Replay {
+    status: TicketStatus,
+    opened_at: Option<DateTime<Utc>>,
+    runs: Vec<Run>,
+    /// A client message is waiting for an answer (a response timer's cycle
+    /// is open, tracked or not).
+    awaiting_reply: bool,
+    /// Waiting on the client: `resolution` is paused.
+    on_client: bool,
+    next_seq: u32,
+}
+
+impl Replay {
+    fn run_mut(&mut self, timer: Timer) -> Option<&mut Run> {
+        self.runs.iter_mut().rev().find(|r| r.timer == timer)
+    }
+
+    fn stop_response(&mut self, at: DateTime<Utc>) {
+        if self.awaiting_reply {
+            self.awaiting_reply = false;
+            for timer in [Timer::FirstResponse, Timer::NextResponse] {
+                if let Some(run) = self.run_mut(timer) {
+                    run.stop(at);
+                }
+            }
+        }
+    }
+
+    /// Back to `open`: resumes `resolution` (a solved one too).
+    fn reopen(&mut self, at: DateTime<Utc>) {
+        self.status = TicketStatus::Open;
+        self.on_client = false;
+        if let Some(run) = self.run_mut(Timer::Resolution) {
+            run.resume(at);
+        }
+    }
+
+    fn wait_on_client(&mut self, at: DateTime<Utc>) {
+        self.status = TicketStatus::Pending;
+        self.on_client = true;
+        if let Some(run) = self.run_mut(Timer::Resolution) {
+            run.pause(at);
+            // `pending` after `solved` reopens the conversation, paused.
+            run.stopped_at = None;
+        }
+    }
+
+    fn apply(&mut self, policy: &Policy, at: DateTime<Utc>, kind: EventKind) {
+        if self.opened_at.is_none() {
+            match kind {
+                EventKind::Message {
+                    direction: Direction::Inbound,
+                    ..
+                } => self.open(policy, at),
+                EventKind::Status(status) => self.status = status,
+                EventKind::Message { .. } => {}
+            }
+            return;
+        }
+        match kind {
+            EventKind::Message {
+                direction: Direction::Inbound,
+                ..
+            } => {
+                if self.status == TicketStatus::Solved || self.on_client {
+                    self.reopen(at);
+                }
+                if !self.awaiting_reply {
+                    self.awaiting_reply = true;
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    if let Some(window) = policy.window(Timer::NextResponse) {
+                        self.runs
+                            .push(Run::new(Timer::NextResponse, seq, window, at));
+                    }
+                }
+            }
+            EventKind::Message {
+                direction: Direction::Outbound,
+                awaiting_client,
+            } => {
+                // Once solved, the team's messages change nothing.
+                if self.status == TicketStatus::Solved {
+                    return;
+                }
+                self.stop_response(at);
+                if awaiting_client {
+                    self.wait_on_client(at);
+                }
+            }
+            EventKind::Message { .. } => {}
+            EventKind::Status(TicketStatus::Open) => {
+                if self.status != TicketStatus::Open {
+                    self.reopen(at);
+                }
+            }
+            EventKind::Status(TicketStatus::Pending) => self.wait_on_client(at),
+            EventKind::Status(TicketStatus::Solved) => {
+                self.status = TicketStatus::Solved;
+                self.on_client = false;
+                self.stop_response(at);
+                if let Some(run) = self.run_mut(Timer::Resolution) {
+                    run.stop(at);
+                }
+            }
+        }
+    }
+
+    fn open(&mut self, policy: &Policy, at: DateTime<Utc>) {
+        self.opened_at = Some(at);
+        self.status = TicketStatus::Open;
+        self.awaiting_reply = true;
+        for timer in [Timer::FirstResponse, Timer::Resolution] {
+            if let Some(window) = policy.window(timer) {
+                self.runs.push(Run::new(timer, 0, window, at));
+            }
+        }
+    }
+}
+
+fn seconds(d: TimeDelta) -> i64 {
+    d.num_seconds()
+}
+
+/// A run read against the calendar at `now`.
+struct Reading<'a> {
+    run: &'a Run,
+    calendar: &'a Calendar,
+    now: DateTime<Utc>,
+    /// Business seconds of the window.
+    w: i64,
+    /// Business seconds consumed before each segment.
+    before: Vec<i64>,
+}
+
+impl<'a> Reading<'a> {
+    fn new(run: &'a Run, calendar: &'a Calendar, now: DateTime<Utc>) -> Reading<'a> {
+        let w = if run.window.days == 0 {
+            i64::try_from(run.window.seconds).unwrap_or(i64::MAX)
+        } else {
+            calendar
+                .add(run.start(), run.window)
+                .and_then(|due| calendar.between(run.start(), due))
+                .map(seconds)
+                .unwrap_or(i64::MAX)
+        };
+        let mut before = Vec::with_capacity(run.segments.len());
+        let mut total = 0;
+        for &(s, e) in &run.segments {
+            before.push(total);
+            total += calendar
+                .between(s, e.unwrap_or(now))
+                .map(seconds)
+                .unwrap_or(0);
+        }
+        Reading {
+            run,
+            calendar,
+            now,
+            w,
+            before,
+        }
+    }
+
+    fn elapsed(&self) -> TimeDelta {
+        let mut total = TimeDelta::zero();
+        for &(s, e) in &self.run.segments {
+            total += self
+                .calendar
+                .between(s, e.unwrap_or(self.now))
+                .unwrap_or_default();
+        }
+        total
+    }
+
+    /// The first running instant at which the elapsed time reaches `x`
+    /// business seconds, projecting the open segment into the future; `None`
+    /// if no recorded segment reaches it (or the calendar cannot say).
+    fn instant(&self, x: i64) -> Option<DateTime<Utc>> {
+        for (k, &(s, e)) in self.run.segments.iter().enumerate() {
+            let rest = x - self.before[k];
+            if rest < 0 {
+                continue;
+            }
+            let t = if k == 0 && x == self.w {
+                // Never paused before the due: the business-day rule, exactly.
+                self.calendar.add(s, self.run.window).ok()?
+            } else {
+                self.calendar
+                    .add(s, BusinessDuration::from_seconds(rest.unsigned_abs()))
+                    .ok()?
+            };
+            match e {
+                Some(end) if t >= end => continue,
+                _ => return Some(t),
+            }
+        }
+        None
+    }
+
+    /// Whether the timer ran at `t` (as far as the events up to `now` say).
+    fn ran_at(&self, t: DateTime<Utc>) -> bool {
+        self.run
+            .segments
+            .iter()
+            .any(|&(s, e)| s <= t && e.is_none_or(|e| t < e))
+    }
+
+    fn share(&self, percent: u8) -> i64 {
+        let p = i128::from(percent);
+        let w = i128::from(self.w);
+        i64::try_from((w * p + 99) / 100).unwrap_or(i64::MAX)
+    }
+
+    /// The due as the timer stands: reached or projected while running.
+    fn due(&self) -> Option<DateTime<Utc>> {
+        self.instant(self.w)
+    }
+
+    /// For a timer stopped while running before its due: the due it was
+    /// running towards.
+    fn due_when_stopped(&self) -> Option<DateTime<Utc>> {
+        let k = self.run.segments.len() - 1;
+        let (s, e) = self.run.segments[k];
+        if e != self.run.stopped_at {
+            return None;
+        }
+        let rest = self.w - self.before[k];
+        if k == 0 {
+            self.calendar.add(s, self.run.window).ok()
+        } else {
+            let rest = u64::try_from(rest).ok()?;
+            self.calendar
+                .add(s, BusinessDuration::from_seconds(rest))
+                .ok()
+        }
+    }
+}
+
+/// The conversation's state at `now` (rules: module doc).
+pub fn evaluate(policy: &Policy, events: &[Event], now: DateTime<Utc>) -> ConversationState {
+    let mut sorted: Vec<&Event> = events.iter().filter(|e| e.at <= now).collect();
+    sorted.sort_by_key(|e| e.at);
+    let mut replay = Replay {
+        status: TicketStatus::Open,
+        opened_at: None,
+        runs: Vec::new(),
+        awaiting_reply: false,
+        on_client: false,
+        next_seq: 0,
+    };
+    for event in sorted {
+        replay.apply(policy, event.at.trunc_subsecs(0), event.kind);
+    }
+    replay.runs.sort_by_key(|r| (slot(r.timer), r.seq));
+
+    let mut timers = Vec::with_capacity(replay.runs.len());
+    let mut actions = Vec::new();
+    let mut pending: Vec<DateTime<Utc>> = Vec::new();
+    let mut warned = false;
+    let mut warn_future: Vec<DateTime<Utc>> = Vec::new();
+    for run in &replay.runs {
+        let reading = Reading::new(run, &policy.calendar, now);
+        let running = run.running();
+        let paused = !running && run.stopped_at.is_none();
+        let due = reading.due();
+        // Only a running instance has a future; its past instants are fixed.
+        let happened = |t: &DateTime<Utc>| reading.ran_at(*t) && *t <= now;
+        let reached_due = due.filter(happened);
+        let warn = reading.instant(reading.share(policy.warn_percent));
+        let status = if running {
+            if reached_due.is_some() {
+                TimerStatus::Breached
+            } else {
+                TimerStatus::Running
+            }
+        } else if paused {
+            TimerStatus::Paused
+        } else if reached_due.is_some() {
+            TimerStatus::Missed
+        } else {
+            TimerStatus::Met
+        };
+        if running {
+            if let Some(w) = warn {
+                if w <= now {
+                    warned = true;
+                } else {
+                    warn_future.push(w);
+                }
+            }
+            if let Some(d) = due.filter(|d| *d > now) {
+                pending.push(d);
+            }
+        }
+
+        let prefix = format!("{}/{}", run.timer, run.seq);
+        for (index, step) in policy.escalation.iter().enumerate() {
+            let at = match step.trigger {
+                EscalationTrigger::At(p) => reading.instant(reading.share(p.get())),
+                EscalationTrigger::AfterDue(d) => {
+                    due.and_then(|due| policy.calendar.add(due, d).ok())
+                }
+            };
+            let Some(at) = at else { continue };
+            if happened(&at) {
+                actions.push(DueAction {
+                    timer: run.timer,
+                    seq: run.seq,
+                    key: step_key(&prefix, &policy.escalation, index),
+                    kind: ActionKind::Step {
+                        index,
+                        notify: step.notify.clone(),
+                    },
+                    at,
+                });
+            } else if running && at > now {
+                pending.push(at);
+            }
+        }
+        if let Some(at) = reached_due {
+            actions.push(DueAction {
+                timer: run.timer,
+                seq: run.seq,
+                key: format!("{prefix}/breach"),
+                kind: ActionKind::Breach,
+                at,
+            });
+        }
+
+        timers.push(TimerState {
+            timer: run.timer,
+            seq: run.seq,
+            status,
+            started_at: run.start(),
+            due_at: if paused {
+                None
+            } else if running {
+                due
+            } else {
+                due.or_else(|| reading.due_when_stopped())
+            },
+            stopped_at: run.stopped_at,
+            warn_at: if running { warn } else { warn.filter(happened) },
+            elapsed: reading.elapsed(),
+            window: run.window,
+        });
+    }
+
+    let health = if replay.status == TicketStatus::Solved {
+        Health::OnTrack
+    } else if timers.iter().any(|t| t.status == TimerStatus::Breached) {
+        Health::Breached
+    } else if warned {
+        Health::AtRisk
+    } else {
+        Health::OnTrack
+    };
+    if health == Health::OnTrack && replay.status != TicketStatus::Solved {
+        pending.extend(warn_future);
+    }
+    actions.sort_by_key(|a| (a.at, slot(a.timer), a.seq));
+
+    ConversationState {
+        status: replay.status,
+        opened_at: replay.opened_at,
+        timers,
+        health,
+        actions,
+        next_change: pending.into_iter().min(),
+    }
+}
+
+/// `at:50%` / `after_due:30m`; a trigger written twice gets `#index` so keys
+/// stay unique.
+fn step_key(prefix: &str, steps: &[EscalationStep], index: usize) -> String {
+    let trigger = match steps[index].trigger {
+        EscalationTrigger::At(p) => format!("at:{}%", p.get()),
+        EscalationTrigger::AfterDue(d) => format!("after_due:{d}"),
+    };
+    if steps[..index]
+        .iter()
+        .any(|s| s.trigger == steps[index].trigger)
+    {
+        format!("{prefix}/{trigger}#{index}")
+    } else {
+        format!("{prefix}/{trigger}")
+    }
+}
