@@ -16,5 +16,6 @@ pub mod calendar;
 pub mod config;
 pub mod contract;
 pub mod metrics;
+pub mod notify;
 pub mod store;
 pub mod web;
