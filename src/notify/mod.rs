@@ -191,8 +191,8 @@ pub fn new_webhook(
     dedupe_key: impl Into<String>,
     now: DateTime<Utc>,
 ) -> Result<NewOutbox, NotifyError> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| NotifyError::Invalid(format!("webhook url: {e}")))?;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| NotifyError::Invalid(format!("webhook url: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(NotifyError::Invalid(format!(
             "webhook url must be http(s), not {}",
@@ -213,7 +213,12 @@ pub fn new_webhook(
     Ok(row(&message, target, dedupe_key.into(), now))
 }
 
-fn row(message: &OutboxMessage, target: String, dedupe_key: String, now: DateTime<Utc>) -> NewOutbox {
+fn row(
+    message: &OutboxMessage,
+    target: String,
+    dedupe_key: String,
+    now: DateTime<Utc>,
+) -> NewOutbox {
     NewOutbox {
         kind: message.kind().into(),
         target,

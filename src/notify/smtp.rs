@@ -37,9 +37,10 @@ impl SmtpSender {
     /// Builds the transport from `[smtp]`. Connects lazily: a server that is
     /// down at start only delays delivery, it does not stop the service.
     pub fn new(settings: &SmtpSettings) -> Result<SmtpSender, NotifyError> {
-        let from: Mailbox = settings.from.parse().map_err(|e| {
-            NotifyError::Invalid(format!("smtp.from `{}`: {e}", settings.from))
-        })?;
+        let from: Mailbox = settings
+            .from
+            .parse()
+            .map_err(|e| NotifyError::Invalid(format!("smtp.from `{}`: {e}", settings.from)))?;
         let host = settings.host.as_str();
         let builder = match settings.tls {
             Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
@@ -69,19 +70,15 @@ impl SmtpSender {
     /// Sends one email; `Ok` means the server accepted it (250 to DATA).
     pub async fn send(&self, email: EmailParts<'_>) -> Result<(), NotifyError> {
         let message = build_message(&self.from, email)?;
-        self.transport
-            .send(message)
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                // lettre's Display names the stage (connection, response) and
-                // the server's reply; the credentials never appear in it.
-                if e.is_permanent() {
-                    NotifyError::Rejected(format!("the SMTP server: {e}"))
-                } else {
-                    NotifyError::Smtp(e.to_string())
-                }
-            })
+        self.transport.send(message).await.map(|_| ()).map_err(|e| {
+            // lettre's Display names the stage (connection, response) and
+            // the server's reply; the credentials never appear in it.
+            if e.is_permanent() {
+                NotifyError::Rejected(format!("the SMTP server: {e}"))
+            } else {
+                NotifyError::Smtp(e.to_string())
+            }
+        })
     }
 }
 

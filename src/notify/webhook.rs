@@ -56,7 +56,9 @@ impl WebhookSender {
             && status != reqwest::StatusCode::REQUEST_TIMEOUT
             && status != reqwest::StatusCode::TOO_MANY_REQUESTS
         {
-            Err(NotifyError::Rejected(format!("the webhook receiver: {message}")))
+            Err(NotifyError::Rejected(format!(
+                "the webhook receiver: {message}"
+            )))
         } else {
             Err(NotifyError::Webhook(message))
         }

@@ -315,7 +315,11 @@ impl Delivery {
                 let wait = if error.is_permanent() {
                     self.config.max_backoff
                 } else {
-                    backoff(row.attempts, self.config.base_backoff, self.config.max_backoff)
+                    backoff(
+                        row.attempts,
+                        self.config.base_backoff,
+                        self.config.max_backoff,
+                    )
                 };
                 let retry_at = at + wait;
                 let message = error.to_string();
@@ -421,7 +425,10 @@ mod tests {
             ..StepReport::default()
         };
         assert_eq!(w.pause_after(&report(20, None), now), Duration::ZERO);
-        assert_eq!(w.pause_after(&report(0, None), now), Duration::from_secs(30));
+        assert_eq!(
+            w.pause_after(&report(0, None), now),
+            Duration::from_secs(30)
+        );
         let soon = now + Duration::from_secs(3);
         assert_eq!(
             w.pause_after(&report(1, Some(soon)), now),

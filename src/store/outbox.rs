@@ -143,7 +143,10 @@ pub fn mark_failed(
 pub fn backlog(conn: &mut AnyConnection) -> Result<(i64, Option<DateTime<Utc>>)> {
     let (count, next): (i64, Option<NaiveDateTime>) = outbox::table
         .filter(outbox::sent_at.is_null())
-        .select((diesel::dsl::count_star(), diesel::dsl::min(outbox::available_at)))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(outbox::available_at),
+        ))
         .first(conn)?;
     Ok((count, next.map(super::from_db)))
 }
