@@ -439,6 +439,79 @@ async fn run_wakes_on_notify_and_stops(url: &str) {
         .unwrap();
 }
 
+/// A worker that claimed rows and died before sending (or before recording
+/// the send) leaves them leased: they are delivered once the lease ends, not
+/// lost and not sent early by another worker.
+async fn a_dead_workers_lease_runs_out(url: &str) {
+    let hook = HookReceiver::start(0).await;
+    let store = Store::open(url).unwrap();
+    let cfg = config();
+    let lease = cfg.lease;
+    let w = worker(store.clone(), support::free_port(), cfg);
+    let now = t0();
+    let body = serde_json::json!({"text": "lease"});
+    enqueue(
+        &store,
+        new_webhook(&hook.url, body.clone(), "lease:1", now).unwrap(),
+    );
+
+    let claimed = store
+        .with(|c| outbox::claim_due(c, now, now + lease, 10))
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempts, 1);
+    // The "dead" worker's claim hides the row from everyone until the lease ends.
+    let r = w.step(now + lease / 2).await.unwrap();
+    assert_eq!((r.claimed, r.pending), (0, 1));
+    assert_eq!(
+        r.next_due,
+        Some(now + lease).map(|t| store::from_db(store::to_db(t)))
+    );
+    let r = w.step(now + lease + Duration::from_secs(1)).await.unwrap();
+    assert_eq!((r.claimed, r.sent), (1, 1));
+    assert_eq!(hook.accepted(), vec![body]);
+    assert_eq!(rows(&store)[0].attempts, 2);
+}
+
+/// A row that can never be sent (unreadable payload, no SMTP configured)
+/// says why and waits the longest back-off instead of hammering.
+async fn permanent_failures_wait_the_longest_back_off(url: &str) {
+    let store = Store::open(url).unwrap();
+    let senders = Senders {
+        smtp: None,
+        webhook: WebhookSender::new().unwrap(),
+    };
+    let cfg = config();
+    let max = cfg.max_backoff;
+    let w = OutboxWorker::new(store.clone(), senders, cfg);
+    let now = t0();
+    let mut garbage =
+        new_webhook("http://127.0.0.1:9/x", serde_json::json!({}), "bad:1", now).unwrap();
+    garbage.payload = "{not json".into();
+    enqueue(&store, garbage);
+    enqueue(
+        &store,
+        new_email(ack(1), "example.com", "ack:1", now).unwrap(),
+    );
+
+    let r = w.step(now).await.unwrap();
+    assert_eq!((r.claimed, r.failed), (2, 2));
+    for row in rows(&store) {
+        let error = row.last_error.clone().unwrap();
+        let expected = if row.kind == "email" {
+            "no SMTP sender"
+        } else {
+            "unreadable payload"
+        };
+        assert!(error.contains(expected), "{error}");
+        let wait = (store::from_db(row.available_at) - now).to_std().unwrap();
+        assert!(
+            wait >= max && wait <= max + Duration::from_secs(5),
+            "{wait:?}"
+        );
+    }
+}
+
 // ------------------------------------------------------------------ backends
 
 macro_rules! on_both_backends {
@@ -470,4 +543,6 @@ on_both_backends!(
     retries_a_failing_webhook,
     two_workers_deliver_each_row_once,
     run_wakes_on_notify_and_stops,
+    a_dead_workers_lease_runs_out,
+    permanent_failures_wait_the_longest_back_off,
 );

@@ -147,7 +147,11 @@ pub struct OutboxWorker {
 }
 
 impl OutboxWorker {
-    pub fn new(store: Store, senders: Senders, config: WorkerConfig) -> OutboxWorker {
+    pub fn new(store: Store, senders: Senders, mut config: WorkerConfig) -> OutboxWorker {
+        // A lease shorter than a send would let a second worker claim a row
+        // that is still on its way out.
+        config.lease = config.lease.max(config.send_timeout * 2);
+        config.batch_size = config.batch_size.max(1);
         OutboxWorker {
             store,
             senders: Arc::new(senders),
