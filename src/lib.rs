@@ -3,9 +3,11 @@
 //! Pure core (no IO; time comes in as an argument):
 //! - [`calendar`]: business time — open intervals, `add`, `between`.
 //! - [`contract`]: the written contract — parsing with spans, validation, rendering.
+//! - [`sla`]: conversation events → timers, health, due escalations; classification.
 //!
 //! Adapters around it:
 //! - [`store`]: diesel over SQLite or PostgreSQL, migrations embedded.
+//! - [`notify`]: the transactional outbox worker — SMTP and webhooks.
 //! - [`web`]: actix-web — health, readiness, metrics, the public contract page.
 //! - [`config`]: service settings from defaults, file and `KEEPWORD_*` env.
 //! - [`metrics`]: every exported metric, in a registry the app owns.
@@ -16,6 +18,7 @@ pub mod calendar;
 pub mod config;
 pub mod contract;
 pub mod metrics;
+pub mod notify;
 pub mod sla;
 pub mod store;
 pub mod web;

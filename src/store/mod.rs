@@ -10,6 +10,7 @@
 //! diesel is synchronous: callers on the async side run store calls in
 //! `spawn_blocking` / `web::block`.
 
+pub mod outbox;
 pub mod queries;
 pub mod schema;
 

@@ -1,0 +1,324 @@
+//! Notifications: a transactional outbox and the worker that delivers it.
+//!
+//! Use cases never talk to SMTP or HTTP. They build a row with
+//! [`new_email`] / [`new_webhook`] and insert it with
+//! [`crate::store::enqueue`] inside their own transaction, so a notification
+//! exists exactly when the state change that caused it committed. After the
+//! commit they call `wake.notify_one()` so the [`OutboxWorker`] picks it up
+//! within milliseconds instead of at its next timed wake-up.
+//!
+//! Delivery guarantee: at least once, never concurrently twice. A row is
+//! claimed under a lease (committed before sending), sent, then marked sent.
+//! The only window for a duplicate is a crash after the receiver accepted the
+//! message and before `sent_at` is committed; the email then goes again with
+//! the same `Message-ID`, which lets receiving clients fold the two.
+//!
+//! - [`smtp`]: email over SMTP (lettre, rustls).
+//! - [`webhook`]: JSON POSTs (reqwest, rustls), Slack-compatible bodies.
+//! - [`worker`]: claim → send → record, as one testable step and a loop.
+
+pub mod smtp;
+pub mod webhook;
+pub mod worker;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{NewOutbox, StoreError, to_db};
+
+pub use smtp::SmtpSender;
+pub use webhook::WebhookSender;
+pub use worker::{OutboxWorker, Senders, StepReport, WorkerConfig, backoff};
+
+/// `outbox.kind` of an email row.
+pub const KIND_EMAIL: &str = "email";
+/// `outbox.kind` of a webhook row.
+pub const KIND_WEBHOOK: &str = "webhook";
+
+/// What an outbox row delivers; serialized as JSON into `outbox.payload`.
+/// Everything the sender needs is in here, fixed at enqueue time, so a retry
+/// sends byte-for-byte the same notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutboxMessage {
+    Email {
+        to: Vec<String>,
+        subject: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        html: Option<String>,
+        /// Extra headers in order, e.g. `Auto-Submitted`, `In-Reply-To`,
+        /// `References`, `X-Auto-Response-Suppress`.
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+        /// `<uuid@domain>`, generated once at enqueue time.
+        message_id: String,
+    },
+    Webhook {
+        url: String,
+        body: serde_json::Value,
+    },
+}
+
+impl OutboxMessage {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OutboxMessage::Email { .. } => KIND_EMAIL,
+            OutboxMessage::Webhook { .. } => KIND_WEBHOOK,
+        }
+    }
+}
+
+/// An email to enqueue; [`new_email`] adds the `Message-ID`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmailDraft {
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Headers the sender sets itself from the payload; a caller-supplied copy
+/// would contradict them (two `To:` lines, a second `Message-ID`).
+const RESERVED_HEADERS: &[&str] = &[
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "message-id",
+    "date",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid notification: {0}")]
+    Invalid(String),
+    #[error("outbox row {id} has an unreadable payload: {reason}")]
+    Payload { id: i64, reason: String },
+    #[error("smtp: {0}")]
+    Smtp(String),
+    #[error("webhook: {0}")]
+    Webhook(String),
+    /// The receiver refused for good (SMTP 5xx, HTTP 4xx other than 408/429).
+    #[error("rejected by {0}")]
+    Rejected(String),
+    #[error("no SMTP sender is configured")]
+    NoSmtp,
+    #[error("{what} timed out after {secs} s")]
+    Timeout { what: &'static str, secs: u64 },
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+impl NotifyError {
+    /// Retrying cannot help: the payload or the address is wrong, or the
+    /// receiver refused for good. Such rows are retried at the longest
+    /// back-off only, so an operator can still fix and replay them.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            NotifyError::Invalid(_)
+                | NotifyError::Payload { .. }
+                | NotifyError::NoSmtp
+                | NotifyError::Rejected(_)
+        )
+    }
+}
+
+/// The domain for generated Message-IDs: the domain of the configured
+/// `From:` address (`Support <support@example.com>` → `example.com`).
+pub fn message_id_domain(from: &str) -> String {
+    let addr = match (from.rfind('<'), from.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &from[a + 1..b],
+        _ => from,
+    };
+    addr.rsplit_once('@')
+        .map(|(_, d)| d.trim().to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "keepword.invalid".into())
+}
+
+/// Builds an email outbox row; insert it with [`crate::store::enqueue`] in
+/// the caller's transaction. The Message-ID is generated here and stored in
+/// the payload, so every retry (and the `References` of later replies) uses
+/// the same one.
+pub fn new_email(
+    draft: EmailDraft,
+    message_id_domain: &str,
+    dedupe_key: impl Into<String>,
+    now: DateTime<Utc>,
+) -> Result<NewOutbox, NotifyError> {
+    if draft.to.is_empty() {
+        return Err(NotifyError::Invalid("an email needs a recipient".into()));
+    }
+    for addr in &draft.to {
+        addr.parse::<lettre::message::Mailbox>()
+            .map_err(|e| NotifyError::Invalid(format!("recipient `{addr}`: {e}")))?;
+    }
+    for (name, value) in &draft.headers {
+        smtp::check_header(name, value)?;
+        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(NotifyError::Invalid(format!(
+                "header `{name}` is set by the sender, not by the caller"
+            )));
+        }
+    }
+    let message_id = format!("<{}@{}>", uuid::Uuid::new_v4().simple(), message_id_domain);
+    let target = draft.to.join(", ");
+    let message = OutboxMessage::Email {
+        to: draft.to,
+        subject: draft.subject,
+        text: draft.text,
+        html: draft.html,
+        headers: draft.headers,
+        message_id,
+    };
+    Ok(row(&message, target, dedupe_key.into(), now))
+}
+
+/// Builds a webhook outbox row (a JSON POST to `url`). Slack-compatible
+/// receivers read `body.text`; other receivers read the structured fields.
+pub fn new_webhook(
+    url: &str,
+    body: serde_json::Value,
+    dedupe_key: impl Into<String>,
+    now: DateTime<Utc>,
+) -> Result<NewOutbox, NotifyError> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| NotifyError::Invalid(format!("webhook url: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(NotifyError::Invalid(format!(
+            "webhook url must be http(s), not {}",
+            parsed.scheme()
+        )));
+    }
+    // The target column is shown on the dashboard: keep secrets in the path
+    // or query (Slack puts its token there) out of it.
+    let target = format!(
+        "{}://{}",
+        parsed.scheme(),
+        parsed.host_str().unwrap_or_default()
+    );
+    let message = OutboxMessage::Webhook {
+        url: url.to_string(),
+        body,
+    };
+    Ok(row(&message, target, dedupe_key.into(), now))
+}
+
+fn row(
+    message: &OutboxMessage,
+    target: String,
+    dedupe_key: String,
+    now: DateTime<Utc>,
+) -> NewOutbox {
+    NewOutbox {
+        kind: message.kind().into(),
+        target,
+        payload: serde_json::to_string(message).expect("an OutboxMessage always serializes"),
+        dedupe_key,
+        created_at: to_db(now),
+        available_at: to_db(now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-24T10:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn email_rows_keep_their_message_id_and_headers() {
+        let draft = EmailDraft {
+            to: vec!["Ann <ann@client.test>".into()],
+            subject: "Re: help".into(),
+            text: "hello".into(),
+            html: Some("<p>hello</p>".into()),
+            headers: vec![("Auto-Submitted".into(), "auto-replied".into())],
+        };
+        let row = new_email(draft, "example.com", "ack:1", now()).unwrap();
+        assert_eq!(row.kind, "email");
+        assert_eq!(row.dedupe_key, "ack:1");
+        assert_eq!(row.available_at, to_db(now()));
+        let msg: OutboxMessage = serde_json::from_str(&row.payload).unwrap();
+        let OutboxMessage::Email {
+            message_id,
+            headers,
+            ..
+        } = msg
+        else {
+            panic!("not an email: {msg:?}");
+        };
+        assert!(message_id.starts_with('<') && message_id.ends_with("@example.com>"));
+        assert_eq!(headers[0].0, "Auto-Submitted");
+    }
+
+    #[test]
+    fn bad_emails_are_refused_at_enqueue() {
+        let ok = EmailDraft {
+            to: vec!["ann@client.test".into()],
+            ..Default::default()
+        };
+        let cases = [
+            EmailDraft {
+                to: vec![],
+                ..ok.clone()
+            },
+            EmailDraft {
+                to: vec!["not an address".into()],
+                ..ok.clone()
+            },
+            EmailDraft {
+                headers: vec![("Message-ID".into(), "<x@y>".into())],
+                ..ok.clone()
+            },
+            EmailDraft {
+                headers: vec![("X-Bad".into(), "a\r\nBcc: evil@x.test".into())],
+                ..ok.clone()
+            },
+            EmailDraft {
+                headers: vec![("Bad Name".into(), "v".into())],
+                ..ok.clone()
+            },
+        ];
+        for draft in cases {
+            let e = new_email(draft.clone(), "example.com", "k", now());
+            assert!(matches!(e, Err(NotifyError::Invalid(_))), "{draft:?}");
+        }
+        assert!(new_email(ok, "example.com", "k", now()).is_ok());
+    }
+
+    #[test]
+    fn webhook_targets_hide_url_secrets() {
+        let row = new_webhook(
+            "https://hooks.slack.test/services/T0/B0/secret",
+            serde_json::json!({"text": "breach"}),
+            "esc:1",
+            now(),
+        )
+        .unwrap();
+        assert_eq!(row.kind, "webhook");
+        assert_eq!(row.target, "https://hooks.slack.test");
+        assert!(new_webhook("ftp://x", serde_json::json!({}), "k", now()).is_err());
+    }
+
+    #[test]
+    fn message_id_domain_comes_from_the_from_address() {
+        assert_eq!(
+            message_id_domain("Northwind Support <support@Example.com>"),
+            "example.com"
+        );
+        assert_eq!(message_id_domain("ops@team.test"), "team.test");
+        assert_eq!(message_id_domain("nobody"), "keepword.invalid");
+    }
+}

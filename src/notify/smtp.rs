@@ -1,0 +1,198 @@
+//! Email over SMTP: lettre's pooled async transport over rustls (no OpenSSL).
+//!
+//! The message is rebuilt from the stored payload on every attempt; what
+//! identifies it to the receiver (`Message-ID`, threading headers) comes from
+//! the payload, so a retry is the same message to every mail client.
+
+use std::time::Duration;
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::NotifyError;
+use crate::config::{SmtpSettings, Tls};
+
+/// How long one SMTP conversation (connect, each command) may hang before
+/// the attempt counts as failed. Well under the worker's lease.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct SmtpSender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl std::fmt::Debug for SmtpSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The transport holds the credentials: show only the sender address.
+        f.debug_struct("SmtpSender")
+            .field("from", &self.from.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpSender {
+    /// Builds the transport from `[smtp]`. Connects lazily: a server that is
+    /// down at start only delays delivery, it does not stop the service.
+    pub fn new(settings: &SmtpSettings) -> Result<SmtpSender, NotifyError> {
+        let from: Mailbox = settings
+            .from
+            .parse()
+            .map_err(|e| NotifyError::Invalid(format!("smtp.from `{}`: {e}", settings.from)))?;
+        let host = settings.host.as_str();
+        let builder = match settings.tls {
+            Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+            Tls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+                .map_err(|e| NotifyError::Invalid(format!("smtp.host `{host}`: {e}")))?,
+            Tls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
+                .map_err(|e| NotifyError::Invalid(format!("smtp.host `{host}`: {e}")))?,
+        };
+        let mut builder = builder.port(settings.port).timeout(Some(SMTP_TIMEOUT));
+        if !settings.username.is_empty() {
+            builder = builder.credentials(Credentials::new(
+                settings.username.clone(),
+                settings.password.expose().to_string(),
+            ));
+        }
+        Ok(SmtpSender {
+            transport: builder.build(),
+            from,
+        })
+    }
+
+    /// The `From:` mailbox every message is sent as.
+    pub fn from(&self) -> &Mailbox {
+        &self.from
+    }
+
+    /// Sends one email; `Ok` means the server accepted it (250 to DATA).
+    pub async fn send(&self, email: EmailParts<'_>) -> Result<(), NotifyError> {
+        let message = build_message(&self.from, email)?;
+        self.transport.send(message).await.map(|_| ()).map_err(|e| {
+            // lettre's Display names the stage (connection, response) and
+            // the server's reply; the credentials never appear in it.
+            if e.is_permanent() {
+                NotifyError::Rejected(format!("the SMTP server: {e}"))
+            } else {
+                NotifyError::Smtp(e.to_string())
+            }
+        })
+    }
+}
+
+/// The email fields of an [`super::OutboxMessage::Email`], borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct EmailParts<'a> {
+    pub to: &'a [String],
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub html: Option<&'a str>,
+    pub headers: &'a [(String, String)],
+    pub message_id: &'a str,
+}
+
+/// Builds the MIME message: `multipart/alternative` (text, then HTML, so
+/// clients prefer the HTML) when there is HTML, else a plain text part.
+pub fn build_message(from: &Mailbox, email: EmailParts<'_>) -> Result<Message, NotifyError> {
+    let mut b = Message::builder()
+        .from(from.clone())
+        .subject(email.subject)
+        .message_id(Some(email.message_id.to_string()));
+    for to in email.to {
+        let mbox: Mailbox = to
+            .parse()
+            .map_err(|e| NotifyError::Invalid(format!("recipient `{to}`: {e}")))?;
+        b = b.to(mbox);
+    }
+    for (name, value) in email.headers {
+        check_header(name, value)?;
+        // lettre's typed threading headers keep the message-id syntax intact;
+        // everything else goes in as a raw (RFC 2047-encoded, folded) header.
+        b = match name.to_ascii_lowercase().as_str() {
+            "in-reply-to" => b.in_reply_to(value.clone()),
+            "references" => b.references(value.clone()),
+            _ => b.raw_header(HeaderValue::new(header_name(name)?, value.clone())),
+        };
+    }
+    let built = match email.html {
+        Some(html) => b.multipart(MultiPart::alternative_plain_html(
+            email.text.to_string(),
+            html.to_string(),
+        )),
+        None => b.singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(email.text.to_string()),
+        ),
+    };
+    built.map_err(|e| NotifyError::Invalid(format!("cannot build the email: {e}")))
+}
+
+fn header_name(name: &str) -> Result<HeaderName, NotifyError> {
+    HeaderName::new_from_ascii(name.to_string())
+        .map_err(|_| NotifyError::Invalid(format!("`{name}` is not a valid header name")))
+}
+
+/// A header a caller may add: a printable-ASCII name, and a value without
+/// line breaks (which would let it inject further headers).
+pub fn check_header(name: &str, value: &str) -> Result<(), NotifyError> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        return Err(NotifyError::Invalid(format!(
+            "`{name}` is not a valid header name"
+        )));
+    }
+    header_name(name)?;
+    if value.contains(['\r', '\n']) {
+        return Err(NotifyError::Invalid(format!(
+            "header `{name}` has a line break in its value"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_carries_ids_threading_and_both_bodies() {
+        let from: Mailbox = "Support <support@example.com>".parse().unwrap();
+        let headers = vec![
+            ("Auto-Submitted".to_string(), "auto-replied".to_string()),
+            ("In-Reply-To".to_string(), "<a@client.test>".to_string()),
+            (
+                "References".to_string(),
+                "<root@client.test> <a@client.test>".to_string(),
+            ),
+            ("X-Auto-Response-Suppress".to_string(), "All".to_string()),
+        ];
+        let to = vec!["ann@client.test".to_string()];
+        let m = build_message(
+            &from,
+            EmailParts {
+                to: &to,
+                subject: "We got your request",
+                text: "plain body",
+                html: Some("<p>html body</p>"),
+                headers: &headers,
+                message_id: "<id1@example.com>",
+            },
+        )
+        .unwrap();
+        let raw = String::from_utf8(m.formatted()).unwrap();
+        for needle in [
+            "Message-ID: <id1@example.com>",
+            "Auto-Submitted: auto-replied",
+            "In-Reply-To: <a@client.test>",
+            "References: <root@client.test> <a@client.test>",
+            "X-Auto-Response-Suppress: All",
+            "multipart/alternative",
+            "plain body",
+            "<p>html body</p>",
+        ] {
+            assert!(raw.contains(needle), "missing {needle:?} in\n{raw}");
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The outbox worker's queries: claim due rows under a lease, record the
+//! outcome of a send, and tell the worker when the next row falls due.
+//!
+//! Claiming is the one place where the backends differ. PostgreSQL may be
+//! shared by several `keepword serve` processes, so due rows are selected
+//! `FOR UPDATE SKIP LOCKED`: two claimers never get the same row and never
+//! wait on each other. SQLite has one writer at a time; an immediate
+//! transaction takes the write lock before the read, so a claim cannot
+//! interleave with another one (in this process or another).
+//!
+//! A claim moves `available_at` to the end of a lease and counts the attempt
+//! in the same transaction. The row is therefore invisible to other claimers
+//! while it is being sent, and if the process dies mid-send it becomes due
+//! again when the lease runs out (at-least-once, never lost).
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+
+use super::queries::OutboxRow;
+use super::schema::outbox;
+use super::{AnyConnection, StoreError, to_db};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The second half of a claim, the same SQL on both backends (a macro
+/// because the two arms hold different concrete connection types).
+macro_rules! lease {
+    ($c:expr, $rows:expr, $lease_until:expr) => {{
+        let mut rows: Vec<OutboxRow> = $rows;
+        if !rows.is_empty() {
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
+                .set((
+                    outbox::available_at.eq($lease_until),
+                    outbox::attempts.eq(outbox::attempts + 1),
+                ))
+                .execute($c)?;
+            for r in &mut rows {
+                r.attempts += 1;
+                r.available_at = $lease_until;
+            }
+        }
+        Ok(rows)
+    }};
+}
+
+/// Claims up to `limit` due rows (`sent_at IS NULL AND available_at <= now`),
+/// oldest due first, leasing each until `lease_until` and counting the
+/// attempt. The returned rows carry the updated `attempts` and
+/// `available_at`. Runs its own transaction: call it on a connection that is
+/// not inside one, so the lease is committed before anything is sent.
+pub fn claim_due(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<OutboxRow>> {
+    let now = to_db(now);
+    let lease_until = to_db(lease_until);
+    match conn {
+        AnyConnection::Postgresql(c) => c.transaction(|c| claim_pg(c, now, lease_until, limit)),
+        AnyConnection::Sqlite(c) => {
+            c.immediate_transaction(|c| claim_sqlite(c, now, lease_until, limit))
+        }
+    }
+}
+
+fn claim_pg(
+    c: &mut PgConnection,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<OutboxRow>> {
+    let rows: Vec<OutboxRow> = outbox::table
+        .filter(outbox::sent_at.is_null())
+        .filter(outbox::available_at.le(now))
+        .order((outbox::available_at, outbox::id))
+        .limit(limit)
+        .for_update()
+        .skip_locked()
+        .select(OutboxRow::as_select())
+        .load(c)?;
+    lease!(c, rows, lease_until)
+}
+
+fn claim_sqlite(
+    c: &mut SqliteConnection,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<OutboxRow>> {
+    let rows: Vec<OutboxRow> = outbox::table
+        .filter(outbox::sent_at.is_null())
+        .filter(outbox::available_at.le(now))
+        .order((outbox::available_at, outbox::id))
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(c)?;
+    lease!(c, rows, lease_until)
+}
+
+/// Records a delivered row. Clears `last_error` so the row reads as a clean
+/// success; `sent_at IS NULL` keeps the first delivery time if a row was
+/// (in the crash window) delivered twice.
+pub fn mark_delivered(conn: &mut AnyConnection, id: i64, now: DateTime<Utc>) -> Result<()> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .filter(outbox::sent_at.is_null()),
+    )
+    .set((
+        outbox::sent_at.eq(Some(to_db(now))),
+        outbox::last_error.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Records a failed attempt: the row is due again at `retry_at`.
+pub fn mark_failed(
+    conn: &mut AnyConnection,
+    id: i64,
+    retry_at: DateTime<Utc>,
+    error: &str,
+) -> Result<()> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .filter(outbox::sent_at.is_null()),
+    )
+    .set((
+        outbox::available_at.eq(to_db(retry_at)),
+        outbox::last_error.eq(Some(error)),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The backlog: unsent rows and the earliest instant one of them falls due
+/// (including rows leased by a claimer, which fall due when the lease ends).
+pub fn backlog(conn: &mut AnyConnection) -> Result<(i64, Option<DateTime<Utc>>)> {
+    let (count, next): (i64, Option<NaiveDateTime>) = outbox::table
+        .filter(outbox::sent_at.is_null())
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(outbox::available_at),
+        ))
+        .first(conn)?;
+    Ok((count, next.map(super::from_db)))
+}
+
+/// One row by id (tests and the dashboard).
+pub fn get(conn: &mut AnyConnection, id: i64) -> Result<Option<OutboxRow>> {
+    Ok(outbox::table
+        .find(id)
+        .select(OutboxRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Every row, oldest first (tests and diagnostics on small tables).
+pub fn all(conn: &mut AnyConnection) -> Result<Vec<OutboxRow>> {
+    Ok(outbox::table
+        .order(outbox::id)
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}

@@ -1,0 +1,548 @@
+//! The outbox worker against real receivers (aiosmtpd over SMTP, an HTTP
+//! server for webhooks) on SQLite and PostgreSQL: delivery with the right
+//! headers, back-off while a receiver is down, exactly one delivery per row,
+//! and two workers sharing one database.
+
+mod common;
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use keepword::config::{Secret, SmtpSettings, Tls};
+use keepword::notify::{
+    EmailDraft, OutboxMessage, OutboxWorker, Senders, SmtpSender, StepReport, WebhookSender,
+    WorkerConfig, new_email, new_webhook,
+};
+use keepword::store::{self, OutboxRow, Store, outbox};
+use prometheus::{Encoder, Registry, TextEncoder};
+use support::{HookReceiver, SmtpServer};
+
+fn smtp_settings(port: u16) -> SmtpSettings {
+    SmtpSettings {
+        host: "127.0.0.1".into(),
+        port,
+        tls: Tls::None,
+        username: String::new(),
+        password: Secret::default(),
+        password_file: None,
+        from: "Northwind Support <support@example.com>".into(),
+    }
+}
+
+fn config() -> WorkerConfig {
+    WorkerConfig {
+        send_timeout: Duration::from_secs(10),
+        ..WorkerConfig::default()
+    }
+}
+
+fn worker(store: Store, smtp_port: u16, config: WorkerConfig) -> OutboxWorker {
+    let senders = Senders {
+        smtp: Some(SmtpSender::new(&smtp_settings(smtp_port)).unwrap()),
+        webhook: WebhookSender::with_timeout(Duration::from_secs(5)).unwrap(),
+    };
+    OutboxWorker::new(store, senders, config)
+}
+
+fn ack(n: usize) -> EmailDraft {
+    EmailDraft {
+        to: vec![format!("Ann Client <ann{n}@client.test>")],
+        subject: format!("We received your request {n}"),
+        text: format!("Hello Ann, we will answer request {n} within 4 business hours."),
+        html: Some(format!(
+            "<p>Hello Ann, we will answer request <b>{n}</b>.</p>"
+        )),
+        headers: vec![
+            ("Auto-Submitted".into(), "auto-replied".into()),
+            ("In-Reply-To".into(), format!("<req{n}@client.test>")),
+            (
+                "References".into(),
+                format!("<root{n}@client.test> <req{n}@client.test>"),
+            ),
+            ("X-Auto-Response-Suppress".into(), "All".into()),
+        ],
+    }
+}
+
+fn enqueue(store: &Store, row: store::NewOutbox) -> bool {
+    store.transaction(|c| store::enqueue(c, &row)).unwrap()
+}
+
+fn rows(store: &Store) -> Vec<OutboxRow> {
+    store.with(outbox::all).unwrap()
+}
+
+fn message_id(row: &OutboxRow) -> String {
+    match serde_json::from_str(&row.payload).unwrap() {
+        OutboxMessage::Email { message_id, .. } => message_id,
+        other => panic!("not an email: {other:?}"),
+    }
+}
+
+fn exported(worker: &OutboxWorker) -> String {
+    let registry = Registry::new_custom(Some("keepword".into()), None).unwrap();
+    for c in worker.collectors() {
+        registry.register(c).unwrap();
+    }
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut buf)
+        .unwrap();
+    String::from_utf8(buf).unwrap()
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc::now()
+}
+
+// ------------------------------------------------------------------ scenarios
+
+async fn delivers_email_and_webhook(url: &str) {
+    let smtp = SmtpServer::start();
+    let hook = HookReceiver::start(0).await;
+    let store = Store::open(url).unwrap();
+    let w = worker(store.clone(), smtp.port, config());
+    let now = t0();
+
+    assert!(enqueue(
+        &store,
+        new_email(ack(1), "example.com", "ack:1", now).unwrap()
+    ));
+    // The same dedupe key again (a retried use case) adds nothing.
+    assert!(!enqueue(
+        &store,
+        new_email(ack(1), "example.com", "ack:1", now).unwrap()
+    ));
+    let body = serde_json::json!({
+        "text": "Breach: conversation 7 (Acme) missed first_response",
+        "conversation_id": 7,
+        "client": "acme",
+        "timer": "first_response",
+    });
+    assert!(enqueue(
+        &store,
+        new_webhook(&hook.url, body.clone(), "esc:7:breach", now).unwrap()
+    ));
+    assert!(exported(&w).contains("keepword_outbox_pending 0"));
+
+    let report = w.step(now).await.unwrap();
+    assert_eq!((report.claimed, report.sent, report.failed), (2, 2, 0));
+    assert_eq!((report.pending, report.next_due), (0, None));
+
+    let received = smtp.received();
+    assert_eq!(received.len(), 1);
+    let mail = &received[0];
+    let email_row = rows(&store)
+        .into_iter()
+        .find(|r| r.kind == "email")
+        .unwrap();
+    assert_eq!(mail.header("Message-ID"), Some(message_id(&email_row)));
+    assert_eq!(mail.header_count("Message-ID"), 1);
+    assert_eq!(
+        mail.header("Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    assert_eq!(
+        mail.header("In-Reply-To").as_deref(),
+        Some("<req1@client.test>")
+    );
+    assert_eq!(
+        mail.header("References").as_deref(),
+        Some("<root1@client.test> <req1@client.test>")
+    );
+    assert_eq!(
+        mail.header("X-Auto-Response-Suppress").as_deref(),
+        Some("All")
+    );
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("We received your request 1")
+    );
+    assert!(
+        mail.header("From")
+            .unwrap()
+            .contains("<support@example.com>")
+    );
+    assert!(mail.header("To").unwrap().contains("ann1@client.test"));
+    assert!(mail.header("Date").is_some());
+    assert!(
+        mail.header("Content-Type")
+            .unwrap()
+            .starts_with("multipart/alternative"),
+        "{}",
+        mail.data
+    );
+    assert_eq!(mail.mail_from, "support@example.com");
+    assert_eq!(mail.rcpt_tos, vec!["ann1@client.test".to_string()]);
+    let plain = mail
+        .data
+        .find("Content-Type: text/plain")
+        .expect("text part");
+    let html = mail
+        .data
+        .find("Content-Type: text/html")
+        .expect("html part");
+    assert!(plain < html, "text first, HTML last (preferred)");
+    assert!(
+        mail.data
+            .contains("we will answer request 1 within 4 business hours")
+    );
+    assert!(mail.data.contains("<b>1</b>"));
+
+    assert_eq!(hook.accepted(), vec![body]);
+
+    for row in rows(&store) {
+        assert!(row.sent_at.is_some(), "{row:?}");
+        assert_eq!(row.attempts, 1);
+        assert_eq!(row.last_error, None);
+    }
+    let text = exported(&w);
+    assert!(text.contains("keepword_outbox_pending 0"), "{text}");
+    assert!(
+        text.contains(r#"keepword_notifications_total{kind="email",result="sent"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"keepword_notifications_total{kind="webhook",result="sent"} 1"#),
+        "{text}"
+    );
+
+    // Sent rows are never claimed again, however far time moves.
+    let again = w.step(now + Duration::from_secs(86_400)).await.unwrap();
+    assert_eq!(again.claimed, 0);
+    assert_eq!(smtp.received().len(), 1);
+    assert_eq!(hook.requests(), 1);
+}
+
+async fn backs_off_while_smtp_is_down(url: &str) {
+    let port = support::free_port();
+    let store = Store::open(url).unwrap();
+    let w = worker(store.clone(), port, config());
+    let now = t0();
+    for n in 0..3 {
+        enqueue(
+            &store,
+            new_email(ack(n), "example.com", format!("ack:{n}"), now).unwrap(),
+        );
+    }
+
+    // Nobody listens: every attempt fails, is counted and backs off.
+    let first = w.step(now).await.unwrap();
+    assert_eq!((first.claimed, first.sent, first.failed), (3, 0, 3));
+    assert_eq!(first.pending, 3);
+    let due = first.next_due.unwrap();
+    assert!(due > now && due <= now + Duration::from_secs(2), "{due}");
+    for row in rows(&store) {
+        assert_eq!(row.attempts, 1);
+        assert!(
+            row.last_error.as_deref().unwrap().contains("smtp"),
+            "{row:?}"
+        );
+        assert!(row.sent_at.is_none());
+    }
+    assert!(exported(&w).contains("keepword_outbox_pending 3"));
+    // Backing off: not due yet.
+    assert_eq!(w.step(now).await.unwrap().claimed, 0);
+
+    let mut at = now;
+    let mut previous_wait = Duration::ZERO;
+    for attempt in 2..=5 {
+        at += Duration::from_secs(3_600);
+        let r = w.step(at).await.unwrap();
+        assert_eq!((r.claimed, r.failed), (3, 3));
+        for row in rows(&store) {
+            assert_eq!(row.attempts, attempt);
+            let wait = (store::from_db(row.available_at) - at).to_std().unwrap();
+            let full = Duration::from_secs(1 << (attempt - 1));
+            assert!(
+                wait >= full / 2 && wait <= full + Duration::from_secs(1),
+                "{wait:?}"
+            );
+        }
+        let wait = (r.next_due.unwrap() - at).to_std().unwrap();
+        assert!(wait >= previous_wait / 2, "back-off grows");
+        previous_wait = wait;
+    }
+
+    // The server comes up: each row goes out exactly once.
+    let smtp = SmtpServer::start_on(port);
+    at += Duration::from_secs(3_600);
+    let r = w.step(at).await.unwrap();
+    assert_eq!((r.claimed, r.sent, r.pending), (3, 3, 0));
+    at += Duration::from_secs(3_600);
+    assert_eq!(w.step(at).await.unwrap().claimed, 0);
+    let received = smtp.received();
+    assert_eq!(received.len(), 3);
+    let ids: HashSet<String> = received
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap())
+        .collect();
+    let expected: HashSet<String> = rows(&store).iter().map(message_id).collect();
+    assert_eq!(ids, expected, "retries keep the Message-ID set at enqueue");
+    for row in rows(&store) {
+        assert_eq!(row.attempts, 6);
+        assert!(row.sent_at.is_some());
+    }
+    let text = exported(&w);
+    assert!(text.contains("keepword_outbox_pending 0"), "{text}");
+    assert!(text.contains(r#"keepword_notifications_total{kind="email",result="failed"} 15"#));
+    assert!(text.contains(r#"keepword_notifications_total{kind="email",result="sent"} 3"#));
+}
+
+async fn retries_a_failing_webhook(url: &str) {
+    let hook = HookReceiver::start(2).await;
+    let store = Store::open(url).unwrap();
+    let w = worker(store.clone(), support::free_port(), config());
+    let now = t0();
+    let body = serde_json::json!({"text": "At risk: conversation 9", "conversation_id": 9});
+    enqueue(
+        &store,
+        new_webhook(&hook.url, body.clone(), "esc:9:0.75", now).unwrap(),
+    );
+
+    let r1 = w.step(now).await.unwrap();
+    assert_eq!(r1.failed, 1);
+    let row = &rows(&store)[0];
+    assert!(
+        row.last_error.as_deref().unwrap().contains("500"),
+        "{row:?}"
+    );
+    let r2 = w.step(now + Duration::from_secs(60)).await.unwrap();
+    assert_eq!(r2.failed, 1);
+    let r3 = w.step(now + Duration::from_secs(120)).await.unwrap();
+    assert_eq!((r3.sent, r3.pending), (1, 0));
+    assert_eq!(
+        w.step(now + Duration::from_secs(600))
+            .await
+            .unwrap()
+            .claimed,
+        0
+    );
+
+    assert_eq!(hook.requests(), 3);
+    assert_eq!(hook.accepted(), vec![body]);
+    let row = &rows(&store)[0];
+    assert_eq!(row.attempts, 3);
+    assert!(row.sent_at.is_some());
+}
+
+/// Two workers, each with its own pool (as two `keepword serve` processes),
+/// drain one outbox concurrently: every row is claimed and delivered once.
+async fn two_workers_deliver_each_row_once(url: &str) {
+    let smtp = SmtpServer::start();
+    let hook = HookReceiver::start(0).await;
+    let store = Store::open(url).unwrap();
+    let now = t0();
+    for n in 0..100 {
+        enqueue(
+            &store,
+            new_email(ack(n), "example.com", format!("ack:{n}"), now).unwrap(),
+        );
+        let body = serde_json::json!({"text": format!("alert {n}"), "n": n});
+        enqueue(
+            &store,
+            new_webhook(&hook.url, body, format!("esc:{n}"), now).unwrap(),
+        );
+    }
+    let small_batches = WorkerConfig {
+        batch_size: 7,
+        ..config()
+    };
+    let a = worker(Store::open(url).unwrap(), smtp.port, small_batches.clone());
+    let b = worker(Store::open(url).unwrap(), smtp.port, small_batches);
+    assert_eq!(
+        a.step(now - Duration::from_secs(1)).await.unwrap().pending,
+        200
+    );
+    assert!(exported(&a).contains("keepword_outbox_pending 200"));
+
+    async fn drain(w: &OutboxWorker) -> Vec<StepReport> {
+        let mut reports = Vec::new();
+        loop {
+            let r = w.step(Utc::now()).await.unwrap();
+            let done = r.pending == 0;
+            let idle = r.claimed == 0;
+            reports.push(r);
+            if done {
+                return reports;
+            }
+            if idle {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    let (ra, rb) = tokio::join!(drain(&a), drain(&b));
+    let claimed_a: usize = ra.iter().map(|r| r.claimed).sum();
+    let claimed_b: usize = rb.iter().map(|r| r.claimed).sum();
+    let failed: usize = ra.iter().chain(&rb).map(|r| r.failed).sum();
+    assert_eq!(failed, 0);
+    assert_eq!(claimed_a + claimed_b, 200, "a: {claimed_a}, b: {claimed_b}");
+    assert!(
+        claimed_a > 0 && claimed_b > 0,
+        "both workers took part: a {claimed_a}, b {claimed_b}"
+    );
+
+    let received = smtp.received();
+    assert_eq!(received.len(), 100);
+    let ids: HashSet<String> = received
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap())
+        .collect();
+    assert_eq!(ids.len(), 100);
+    let bodies = hook.accepted();
+    assert_eq!(bodies.len(), 100);
+    let ns: HashSet<i64> = bodies.iter().map(|b| b["n"].as_i64().unwrap()).collect();
+    assert_eq!(ns.len(), 100);
+    assert!(
+        rows(&store)
+            .iter()
+            .all(|r| r.sent_at.is_some() && r.attempts == 1)
+    );
+    assert!(exported(&a).contains("keepword_outbox_pending 0"));
+    assert!(exported(&b).contains("keepword_outbox_pending 0"));
+}
+
+/// The loop: an enqueue plus `wake.notify_one()` is delivered promptly even
+/// though the idle poll is long, and shutdown stops it.
+async fn run_wakes_on_notify_and_stops(url: &str) {
+    let hook = HookReceiver::start(0).await;
+    let store = Store::open(url).unwrap();
+    let w = worker(
+        store.clone(),
+        support::free_port(),
+        WorkerConfig {
+            idle_poll: Duration::from_secs(600),
+            ..config()
+        },
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let task = tokio::spawn(w.run(shutdown.clone(), wake.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let body = serde_json::json!({"text": "woken"});
+    enqueue(
+        &store,
+        new_webhook(&hook.url, body.clone(), "wake:1", Utc::now()).unwrap(),
+    );
+    wake.notify_one();
+    assert!(
+        support::eventually(Duration::from_secs(5), || hook.accepted().len() == 1).await,
+        "the worker did not wake up"
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the worker stops on shutdown")
+        .unwrap();
+}
+
+/// A worker that claimed rows and died before sending (or before recording
+/// the send) leaves them leased: they are delivered once the lease ends, not
+/// lost and not sent early by another worker.
+async fn a_dead_workers_lease_runs_out(url: &str) {
+    let hook = HookReceiver::start(0).await;
+    let store = Store::open(url).unwrap();
+    let cfg = config();
+    let lease = cfg.lease;
+    let w = worker(store.clone(), support::free_port(), cfg);
+    let now = t0();
+    let body = serde_json::json!({"text": "lease"});
+    enqueue(
+        &store,
+        new_webhook(&hook.url, body.clone(), "lease:1", now).unwrap(),
+    );
+
+    let claimed = store
+        .with(|c| outbox::claim_due(c, now, now + lease, 10))
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempts, 1);
+    // The "dead" worker's claim hides the row from everyone until the lease ends.
+    let r = w.step(now + lease / 2).await.unwrap();
+    assert_eq!((r.claimed, r.pending), (0, 1));
+    assert_eq!(
+        r.next_due,
+        Some(now + lease).map(|t| store::from_db(store::to_db(t)))
+    );
+    let r = w.step(now + lease + Duration::from_secs(1)).await.unwrap();
+    assert_eq!((r.claimed, r.sent), (1, 1));
+    assert_eq!(hook.accepted(), vec![body]);
+    assert_eq!(rows(&store)[0].attempts, 2);
+}
+
+/// A row that can never be sent (unreadable payload, no SMTP configured)
+/// says why and waits the longest back-off instead of hammering.
+async fn permanent_failures_wait_the_longest_back_off(url: &str) {
+    let store = Store::open(url).unwrap();
+    let senders = Senders {
+        smtp: None,
+        webhook: WebhookSender::new().unwrap(),
+    };
+    let cfg = config();
+    let max = cfg.max_backoff;
+    let w = OutboxWorker::new(store.clone(), senders, cfg);
+    let now = t0();
+    let mut garbage =
+        new_webhook("http://127.0.0.1:9/x", serde_json::json!({}), "bad:1", now).unwrap();
+    garbage.payload = "{not json".into();
+    enqueue(&store, garbage);
+    enqueue(
+        &store,
+        new_email(ack(1), "example.com", "ack:1", now).unwrap(),
+    );
+
+    let r = w.step(now).await.unwrap();
+    assert_eq!((r.claimed, r.failed), (2, 2));
+    for row in rows(&store) {
+        let error = row.last_error.clone().unwrap();
+        let expected = if row.kind == "email" {
+            "no SMTP sender"
+        } else {
+            "unreadable payload"
+        };
+        assert!(error.contains(expected), "{error}");
+        let wait = (store::from_db(row.available_at) - now).to_std().unwrap();
+        assert!(
+            wait >= max && wait <= max + Duration::from_secs(5),
+            "{wait:?}"
+        );
+    }
+}
+
+// ------------------------------------------------------------------ backends
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (_dir, url) = crate::common::fresh_sqlite();
+                    super::$name(&url).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = crate::common::FreshPostgres::new();
+                    super::$name(&db.url).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    delivers_email_and_webhook,
+    backs_off_while_smtp_is_down,
+    retries_a_failing_webhook,
+    two_workers_deliver_each_row_once,
+    run_wakes_on_notify_and_stops,
+    a_dead_workers_lease_runs_out,
+    permanent_failures_wait_the_longest_back_off,
+);

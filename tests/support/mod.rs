@@ -1,0 +1,260 @@
+//! Real receivers for the notification tests: an aiosmtpd SMTP server run as
+//! a child process, and a small HTTP server that records webhook bodies.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The Python that runs tests/support/smtp_server.py.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("KEEPWORD_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    assert!(
+        path.exists(),
+        "no Python at {} for the SMTP test server. Run ./scripts/test (it creates .venv \
+         and installs tests/support/requirements.txt), or set KEEPWORD_PYTHON to a Python \
+         with aiosmtpd installed.",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port, for a server that starts later than its client.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A received SMTP message.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpt_tos: Vec<String>,
+    pub data: String,
+}
+
+impl Received {
+    /// Unfolded header lines of the top-level header block.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let head = self
+            .data
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .replace("\r\n ", " ")
+            .replace("\r\n\t", " ");
+        head.split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers()
+            .into_iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers()
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .count()
+    }
+}
+
+/// aiosmtpd on 127.0.0.1, writing each message as a JSON file in a temp dir.
+/// Killed (by its PID) when dropped.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        Self::start_on(0)
+    }
+
+    pub fn start_on(port: u16) -> SmtpServer {
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
+        let mut child = Command::new(python())
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the SMTP test server");
+        // The server prints its port once it accepts connections.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = match line.trim().parse() {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                let mut err = String::new();
+                child.stderr.take().unwrap().read_to_string(&mut err).ok();
+                panic!(
+                    "the SMTP test server did not start (is aiosmtpd installed? run \
+                     ./scripts/test):\n{err}"
+                );
+            }
+        };
+        SmtpServer { child, port, dir }
+    }
+
+    /// Every message received so far.
+    pub fn received(&self) -> Vec<Received> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let v: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                out.push(Received {
+                    mail_from: v["mail_from"].as_str().unwrap().to_string(),
+                    rcpt_tos: v["rcpt_tos"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.as_str().unwrap().to_string())
+                        .collect(),
+                    data: v["data"].as_str().unwrap().to_string(),
+                });
+            }
+        }
+        out
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP receiver for webhooks on 127.0.0.1:0. Answers 500 to the first
+/// `fail_first` requests, then 200, and records every body it was sent.
+pub struct HookReceiver {
+    pub url: String,
+    state: Arc<HookState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct HookState {
+    fail_first: usize,
+    requests: AtomicUsize,
+    accepted: Mutex<Vec<serde_json::Value>>,
+}
+
+impl HookReceiver {
+    pub async fn start(fail_first: usize) -> HookReceiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let state = Arc::new(HookState {
+            fail_first,
+            ..HookState::default()
+        });
+        let s = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(serve(sock, s.clone()));
+            }
+        });
+        HookReceiver { url, state, task }
+    }
+
+    /// Requests received, whatever the answer.
+    pub fn requests(&self) -> usize {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Bodies answered with 200.
+    pub fn accepted(&self) -> Vec<serde_json::Value> {
+        self.state.accepted.lock().unwrap().clone()
+    }
+}
+
+impl Drop for HookReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One request per connection (`Connection: close`): enough for a client
+/// that posts JSON with a Content-Length.
+async fn serve(mut sock: TcpStream, state: Arc<HookState>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let (head_end, length) = loop {
+        let n = match sock.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (i + 4, length);
+        }
+    };
+    while buf.len() < head_end + length {
+        let n = match sock.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = &buf[head_end..head_end + length];
+    let n = state.requests.fetch_add(1, Ordering::SeqCst);
+    let (status, reply) = if n < state.fail_first {
+        ("500 Internal Server Error", "try later")
+    } else {
+        let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        state.accepted.lock().unwrap().push(value);
+        ("200 OK", "ok")
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+        reply.len()
+    );
+    let _ = sock.write_all(response.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}
+
+/// Polls `f` until it is true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
