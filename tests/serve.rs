@@ -17,15 +17,18 @@ fn repo(p: &str) -> PathBuf {
 }
 
 fn settings(database_url: String) -> Settings {
-    let mut s = Settings::default();
-    s.bind = "127.0.0.1:0".parse().unwrap();
-    s.database_url = database_url;
-    s.contract = repo("config/contract.toml");
-    s
+    Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url,
+        contract: repo("config/contract.toml"),
+        ..Default::default()
+    }
 }
 
 async fn check_endpoints(database_url: String) {
-    let app = Application::build(settings(database_url)).await.expect("app builds");
+    let app = Application::build(settings(database_url))
+        .await
+        .expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let expected_version = app.state().contract.current().version.clone();
     let token = CancellationToken::new();
@@ -36,24 +39,62 @@ async fn check_endpoints(database_url: String) {
     assert_eq!(r.status(), 200);
     let r = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["database"], "ok");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["database"],
+        "ok"
+    );
 
     let r = http.get(format!("{base}/contract")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert_eq!(r.headers()["x-contract-version"].to_str().unwrap(), expected_version);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert_eq!(
+        r.headers()["x-contract-version"].to_str().unwrap(),
+        expected_version
+    );
     let html = r.text().await.unwrap();
-    assert!(html.contains("Northwind"), "the rendered contract names the team");
+    assert!(
+        html.contains("Northwind"),
+        "the rendered contract names the team"
+    );
     assert!(html.contains("Urgent"), "and its request types");
 
     let r = http.get(format!("{base}/nope/42")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 
-    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(&format!("keepword_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))), "{metrics}");
-    assert!(metrics.contains(r#"keepword_http_requests_total{method="GET",route="/healthz",status="200"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"route="unmatched",status="404""#), "unmatched paths share one series: {metrics}");
-    assert!(metrics.contains("keepword_http_request_duration_seconds_bucket"), "{metrics}");
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "keepword_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"keepword_http_requests_total{method="GET",route="/healthz",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"route="unmatched",status="404""#),
+        "unmatched paths share one series: {metrics}"
+    );
+    assert!(
+        metrics.contains("keepword_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
 
     token.cancel();
     tokio::time::timeout(Duration::from_secs(15), running)
@@ -112,6 +153,7 @@ fn spawn_binary(cwd: &Path, env: &[(&str, &str)]) -> Child {
     cmd.spawn().expect("spawn keepword")
 }
 
+#[allow(clippy::zombie_processes)] // every caller waits for the child
 fn serve_binary(cwd: &Path, env: &[(&str, &str)]) -> Served {
     let mut child = spawn_binary(cwd, env);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -127,19 +169,35 @@ fn serve_binary(cwd: &Path, env: &[(&str, &str)]) -> Served {
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("keepword serve did not report its port in time");
         if line.contains("keepword serving") {
-            let port = line.rsplit("port=").next().unwrap().trim().parse().expect("port");
-            return Served { child, port, stderr: rx };
+            let port = line
+                .rsplit("port=")
+                .next()
+                .unwrap()
+                .trim()
+                .parse()
+                .expect("port");
+            return Served {
+                child,
+                port,
+                stderr: rx,
+            };
         }
     }
 }
 
 fn sigterm(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
 fn sighup(child: &Child) {
-    Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
@@ -176,11 +234,18 @@ fn first_start_without_config_uses_sqlite_under_data_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     // Only the shipped contract, as in a fresh checkout: no keepword.toml.
     std::fs::create_dir(dir.path().join("config")).unwrap();
-    std::fs::copy(repo("config/contract.toml"), dir.path().join("config/contract.toml")).unwrap();
+    std::fs::copy(
+        repo("config/contract.toml"),
+        dir.path().join("config/contract.toml"),
+    )
+    .unwrap();
     let mut served = serve_binary(dir.path(), &[("KEEPWORD_BIND", "127.0.0.1:0")]);
     assert_eq!(get(served.port, "/healthz").0, 200);
     assert_eq!(get(served.port, "/readyz").0, 200);
-    assert!(dir.path().join("data/keepword.db").exists(), "SQLite file created under ./data");
+    assert!(
+        dir.path().join("data/keepword.db").exists(),
+        "SQLite file created under ./data"
+    );
     sigterm(&served.child);
     let status = wait_exit(&mut served.child, Duration::from_secs(15));
     assert!(status.success(), "SIGTERM is a clean stop: {status}");
@@ -197,13 +262,21 @@ fn sighup_reloads_a_valid_contract_and_keeps_the_old_one_when_invalid() {
     let db = format!("sqlite://{}/k.db", dir.path().display());
     let mut served = serve_binary(
         dir.path(),
-        &[("KEEPWORD_BIND", "127.0.0.1:0"), ("KEEPWORD_CONTRACT", contract.to_str().unwrap()), ("KEEPWORD_DATABASE_URL", &db)],
+        &[
+            ("KEEPWORD_BIND", "127.0.0.1:0"),
+            ("KEEPWORD_CONTRACT", contract.to_str().unwrap()),
+            ("KEEPWORD_DATABASE_URL", &db),
+        ],
     );
     let (_, _, v1) = get(served.port, "/contract");
     let v1 = v1.expect("version header");
 
     // Invalid: rejected, counted, previous version stays.
-    std::fs::write(&contract, original.replace("first_response = \"4h\"", "first_response = \"4 hours\"")).unwrap();
+    std::fs::write(
+        &contract,
+        original.replace("first_response = \"4h\"", "first_response = \"4 hours\""),
+    )
+    .unwrap();
     sighup(&served.child);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -211,19 +284,32 @@ fn sighup_reloads_a_valid_contract_and_keeps_the_old_one_when_invalid() {
         if metrics.contains("keepword_contract_reload_failures_total 1") {
             break;
         }
-        assert!(Instant::now() < deadline, "reload failure not counted: {metrics}");
+        assert!(
+            Instant::now() < deadline,
+            "reload failure not counted: {metrics}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(get(served.port, "/contract").2.as_deref(), Some(v1.as_str()));
+    assert_eq!(
+        get(served.port, "/contract").2.as_deref(),
+        Some(v1.as_str())
+    );
 
     // Valid and changed: the new version is served.
-    std::fs::write(&contract, original.replace("first_response = \"4h\"", "first_response = \"3h\"")).unwrap();
+    std::fs::write(
+        &contract,
+        original.replace("first_response = \"4h\"", "first_response = \"3h\""),
+    )
+    .unwrap();
     sighup(&served.child);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, body, v) = get(served.port, "/contract");
         if v.as_deref() != Some(v1.as_str()) {
-            assert!(body.contains("3 business hours") || body.contains("3 hours"), "new window rendered");
+            assert!(
+                body.contains("3 business hours") || body.contains("3 hours"),
+                "new window rendered"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "contract not reloaded");
@@ -238,16 +324,31 @@ fn invalid_contract_or_config_exits_non_zero_with_the_errors() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     let original = std::fs::read_to_string(repo("config/contract.toml")).unwrap();
-    std::fs::write(&bad, original.replace("calendar = \"business\"", "calendar = \"bussiness\"")).unwrap();
-    let out = spawn_binary(dir.path(), &[("KEEPWORD_CONTRACT", bad.to_str().unwrap()), ("KEEPWORD_BIND", "127.0.0.1:0")])
-        .wait_with_output()
-        .unwrap();
+    std::fs::write(
+        &bad,
+        original.replace("calendar = \"business\"", "calendar = \"bussiness\""),
+    )
+    .unwrap();
+    let out = spawn_binary(
+        dir.path(),
+        &[
+            ("KEEPWORD_CONTRACT", bad.to_str().unwrap()),
+            ("KEEPWORD_BIND", "127.0.0.1:0"),
+        ],
+    )
+    .wait_with_output()
+    .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:", bad.display())) && err.contains("bussiness"), "{err}");
+    assert!(
+        err.contains(&format!("{}:", bad.display())) && err.contains("bussiness"),
+        "{err}"
+    );
     assert!(err.contains("did you mean"), "{err}");
 
-    let out = spawn_binary(dir.path(), &[("KEEPWORD_SMTP__PORT", "lots")]).wait_with_output().unwrap();
+    let out = spawn_binary(dir.path(), &[("KEEPWORD_SMTP__PORT", "lots")])
+        .wait_with_output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("smtp.port"), "{err}");

@@ -235,7 +235,7 @@ fn exercise(store: &Store) {
         ))
     });
     assert!(r.is_err());
-    let pending = store.with(|c| store::outbox_pending(c)).unwrap();
+    let pending = store.with(store::outbox_pending).unwrap();
     assert_eq!(pending, 1, "the rolled-back row must not be there");
 
     // Foreign keys are enforced on both backends (SQLite needs a PRAGMA for it).
@@ -283,7 +283,7 @@ fn sqlite_store() {
     drop(store);
     // Re-opening runs no migration twice and keeps the data.
     let store = Store::open(&url).expect("reopen sqlite");
-    assert_eq!(store.with(|c| store::outbox_pending(c)).unwrap(), 1);
+    assert_eq!(store.with(store::outbox_pending).unwrap(), 1);
 }
 
 #[test]
@@ -294,7 +294,7 @@ fn postgres_store() {
     exercise(&store);
     drop(store);
     let store = Store::open(&db.url).expect("reopen postgres");
-    assert_eq!(store.with(|c| store::outbox_pending(c)).unwrap(), 1);
+    assert_eq!(store.with(store::outbox_pending).unwrap(), 1);
 }
 
 #[test]
