@@ -15,6 +15,21 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub contract_reload_failures: IntCounter,
+    pub messages: IntCounterVec,
+    pub sla_met: IntCounterVec,
+    pub sla_breaches: IntCounterVec,
+    pub sla_response: HistogramVec,
+    pub conversations_open: IntGaugeVec,
+    pub escalations: IntCounterVec,
+    pub channel_mismatches: IntCounterVec,
+    pub acknowledgements: IntCounterVec,
+    pub ingest_rejected: IntCounterVec,
+    pub webhook_ignored: IntCounterVec,
+    pub scheduler_lateness: prometheus::Histogram,
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
 }
 
 impl Metrics {
@@ -52,11 +67,90 @@ impl Metrics {
             "Contract reloads rejected because the new file was invalid.",
         )
         .expect("valid metric");
+        let messages = counter(
+            "messages_total",
+            "Messages and ticket events stored, by channel and direction.",
+            &["channel", "direction"],
+        );
+        let sla_met = counter(
+            "sla_met_total",
+            "Timers stopped at or before their due.",
+            &["client", "request_type", "timer"],
+        );
+        let sla_breaches = counter(
+            "sla_breaches_total",
+            "Timers whose due passed while running, counted when the due passed.",
+            &["client", "request_type", "timer"],
+        );
+        // Business seconds: a 4h window is 14,400 whatever the weekend in between.
+        let sla_response = HistogramVec::new(
+            HistogramOpts::new(
+                "sla_response_business_seconds",
+                "Business time from the start of a response timer to the response.",
+            )
+            .buckets(vec![
+                60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 57600.0, 144000.0,
+            ]),
+            &["request_type", "timer"],
+        )
+        .expect("valid metric");
+        let conversations_open = IntGaugeVec::new(
+            Opts::new(
+                "conversations_open",
+                "Conversations not solved, by request type and health.",
+            ),
+            &["request_type", "health"],
+        )
+        .expect("valid metric");
+        let escalations = counter(
+            "escalations_total",
+            "Escalation steps fired.",
+            &["request_type", "step"],
+        );
+        let channel_mismatches = counter(
+            "channel_mismatches_total",
+            "Conversations opened through a channel their request type does not list.",
+            &["request_type", "channel"],
+        );
+        let acknowledgements = counter(
+            "acknowledgements_total",
+            "Acknowledgements to clients, by result.",
+            &["result"],
+        );
+        let ingest_rejected = counter(
+            "ingest_rejected_total",
+            "Input refused or kept raw because it could not be processed.",
+            &["channel", "reason"],
+        );
+        let webhook_ignored = counter(
+            "webhook_events_ignored_total",
+            "Webhook deliveries acknowledged but not tracked (other events or actions).",
+            &["source", "event"],
+        );
+        let scheduler_lateness = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "scheduler_lateness_seconds",
+                "Delay between an escalation step or breach falling due and its recording.",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 30.0, 300.0]),
+        )
+        .expect("valid metric");
         for c in [
             Box::new(build_info.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(contract_reload_failures.clone()),
+            Box::new(messages.clone()),
+            Box::new(sla_met.clone()),
+            Box::new(sla_breaches.clone()),
+            Box::new(sla_response.clone()),
+            Box::new(conversations_open.clone()),
+            Box::new(escalations.clone()),
+            Box::new(channel_mismatches.clone()),
+            Box::new(acknowledgements.clone()),
+            Box::new(ingest_rejected.clone()),
+            Box::new(webhook_ignored.clone()),
+            Box::new(scheduler_lateness.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -69,6 +163,24 @@ impl Metrics {
             http_requests,
             http_duration,
             contract_reload_failures,
+            messages,
+            sla_met,
+            sla_breaches,
+            sla_response,
+            conversations_open,
+            escalations,
+            channel_mismatches,
+            acknowledgements,
+            ingest_rejected,
+            webhook_ignored,
+            scheduler_lateness,
+        }
+    }
+
+    /// Registers collectors owned elsewhere (the outbox worker's).
+    pub fn register(&self, c: Box<dyn prometheus::core::Collector>) {
+        if let Err(e) = self.registry.register(c) {
+            tracing::warn!(error = %e, "metric registered twice");
         }
     }
 

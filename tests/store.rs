@@ -49,6 +49,8 @@ fn message(
         raw,
         sent_at: to_db(now),
         received_at: to_db(now),
+        status: None,
+        awaiting_client: false,
     }
 }
 
@@ -254,6 +256,9 @@ fn exercise(store: &Store) {
                 for i in 0..25 {
                     store
                         .transaction(|c| {
+                            // Read first, write later: the pattern that makes a
+                            // deferred SQLite transaction fail under contention.
+                            store::outbox_pending(c)?;
                             store::insert_message(
                                 c,
                                 &message(

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
@@ -244,12 +244,34 @@ impl Store {
     }
 
     /// Runs `f` in one transaction: all of it commits, or none of it.
+    ///
+    /// On SQLite the transaction is `BEGIN IMMEDIATE`: a deferred one that
+    /// reads first and writes later fails with SQLITE_BUSY at once when
+    /// another writer got in between (the busy timeout does not apply to
+    /// that upgrade), while an immediate one waits its turn.
     pub fn transaction<T>(
         &self,
         f: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        type Tm = <AnyConnection as Connection>::TransactionManager;
         let mut conn = self.conn()?;
-        (*conn).transaction(f)
+        let any: &mut AnyConnection = &mut conn;
+        match any {
+            AnyConnection::Sqlite(c) => {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+            }
+            AnyConnection::Postgresql(_) => Tm::begin_transaction(any)?,
+        }
+        match f(any) {
+            Ok(value) => {
+                Tm::commit_transaction(any)?;
+                Ok(value)
+            }
+            Err(e) => {
+                Tm::rollback_transaction(any)?;
+                Err(e)
+            }
+        }
     }
 
     /// `/readyz`: the database answers a query.

@@ -117,6 +117,8 @@ pub struct ConversationRow {
     pub opened_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub solved_at: Option<NaiveDateTime>,
+    pub health: String,
+    pub next_check_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -176,6 +178,126 @@ pub fn set_conversation_status(
     Ok(())
 }
 
+pub fn conversation_by_thread(
+    conn: &mut AnyConnection,
+    channel: &str,
+    thread: &str,
+) -> Result<Option<ConversationRow>> {
+    Ok(conversations::table
+        .filter(conversations::channel.eq(channel))
+        .filter(conversations::thread_key.eq(thread))
+        .select(ConversationRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Stores what the SLA engine derived: status, health and when to look again.
+pub fn update_conversation_state(
+    conn: &mut AnyConnection,
+    id: i64,
+    status: &str,
+    health: &str,
+    next_check_at: Option<DateTime<Utc>>,
+    solved_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    diesel::update(conversations::table.find(id))
+        .set((
+            conversations::status.eq(status),
+            conversations::health.eq(health),
+            conversations::next_check_at.eq(next_check_at.map(to_db)),
+            conversations::solved_at.eq(solved_at.map(to_db)),
+            conversations::updated_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The earliest instant any conversation must be looked at again: what the
+/// scheduler sleeps until. One indexed lookup, whatever the number of
+/// conversations.
+pub fn earliest_check(conn: &mut AnyConnection) -> Result<Option<NaiveDateTime>> {
+    Ok(conversations::table
+        .select(diesel::dsl::min(conversations::next_check_at))
+        .first::<Option<NaiveDateTime>>(conn)?)
+}
+
+/// Conversations whose check time has come, oldest first. On PostgreSQL the
+/// rows are locked `FOR UPDATE SKIP LOCKED`, so several processes share the
+/// due work without taking the same conversation; call inside a transaction.
+pub fn claim_due_conversations(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<ConversationRow>> {
+    // A macro, not a value: each backend needs its own query type.
+    macro_rules! due {
+        () => {
+            conversations::table
+                .filter(conversations::next_check_at.le(to_db(now)))
+                .order(conversations::next_check_at.asc())
+                .limit(limit)
+                .select(ConversationRow::as_select())
+        };
+    }
+    Ok(match conn {
+        AnyConnection::Postgresql(c) => due!().for_update().skip_locked().load(c)?,
+        AnyConnection::Sqlite(c) => due!().load(c)?,
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub health: Option<String>,
+    pub client: Option<String>,
+    pub request_type: Option<String>,
+    pub status: Option<String>,
+    /// Return conversations with an id below this (paging, newest first).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+pub fn list_conversations(
+    conn: &mut AnyConnection,
+    f: &ConversationFilter,
+) -> Result<Vec<ConversationRow>> {
+    let mut q = conversations::table
+        .select(ConversationRow::as_select())
+        .order(conversations::id.desc())
+        .limit(f.limit)
+        .into_boxed();
+    if let Some(h) = &f.health {
+        q = q.filter(conversations::health.eq(h.clone()));
+    }
+    if let Some(c) = &f.client {
+        q = q.filter(conversations::client_id.eq(c.clone()));
+    }
+    if let Some(t) = &f.request_type {
+        q = q.filter(conversations::request_type.eq(t.clone()));
+    }
+    if let Some(s) = &f.status {
+        q = q.filter(conversations::status.eq(s.clone()));
+    }
+    if let Some(b) = f.before_id {
+        q = q.filter(conversations::id.lt(b));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// Open conversations by request type and health (the
+/// `keepword_conversations_open` gauge).
+pub fn open_counts(conn: &mut AnyConnection) -> Result<Vec<(String, String, i64)>> {
+    Ok(conversations::table
+        .filter(conversations::status.ne("solved"))
+        .group_by((conversations::request_type, conversations::health))
+        .select((
+            conversations::request_type,
+            conversations::health,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)?)
+}
+
 // ---------------------------------------------------------------- messages
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
@@ -196,6 +318,8 @@ pub struct MessageRow {
     pub raw: Option<Vec<u8>>,
     pub sent_at: NaiveDateTime,
     pub received_at: NaiveDateTime,
+    pub status: Option<String>,
+    pub awaiting_client: bool,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -216,6 +340,10 @@ pub struct NewMessage {
     pub raw: Option<Vec<u8>>,
     pub sent_at: NaiveDateTime,
     pub received_at: NaiveDateTime,
+    /// A ticket status the event set (`open`, `pending`, `solved`).
+    pub status: Option<String>,
+    /// An outbound that asks the client something: resolution waits on them.
+    pub awaiting_client: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,6 +463,27 @@ pub fn record_fired_step(conn: &mut AnyConnection, s: &FiredStep) -> Result<bool
         .on_conflict_do_nothing()
         .execute(c))?;
     Ok(n == 1)
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = escalations_fired)]
+pub struct FiredRow {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub timer_kind: String,
+    pub timer_seq: i32,
+    pub step: String,
+    pub due_at: NaiveDateTime,
+    pub fired_at: NaiveDateTime,
+    pub late: bool,
+}
+
+pub fn fired_steps_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<FiredRow>> {
+    Ok(escalations_fired::table
+        .filter(escalations_fired::conversation_id.eq(conversation))
+        .order(escalations_fired::id.asc())
+        .select(FiredRow::as_select())
+        .load(conn)?)
 }
 
 pub fn fired_step_count(conn: &mut AnyConnection, conversation: i64) -> Result<i64> {

@@ -33,6 +33,8 @@ diesel::table! {
         opened_at -> Timestamp,
         updated_at -> Timestamp,
         solved_at -> Nullable<Timestamp>,
+        health -> Text,
+        next_check_at -> Nullable<Timestamp>,
     }
 }
 
@@ -53,6 +55,8 @@ diesel::table! {
         raw -> Nullable<Binary>,
         sent_at -> Timestamp,
         received_at -> Timestamp,
+        status -> Nullable<Text>,
+        awaiting_client -> Bool,
     }
 }
 
