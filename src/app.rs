@@ -14,12 +14,15 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::contract::Contract;
 use crate::metrics::Metrics;
+use crate::notify::{self, OutboxWorker};
+use crate::scheduler;
+use crate::service::Service;
 use crate::store::{self, Store};
-use crate::web::{AppState, routes, track};
+use crate::web::{AppState, Auth, routes, track};
 
 /// A validated contract with what is derived from it once per version.
 pub struct LoadedContract {
-    pub contract: Contract,
+    pub contract: Arc<Contract>,
     pub version: String,
     pub source: String,
     pub path: PathBuf,
@@ -47,7 +50,7 @@ impl LoadedContract {
             version: contract.version().to_string(),
             html: crate::contract::render_html(&contract),
             markdown: crate::contract::render_markdown(&contract),
-            contract,
+            contract: Arc::new(contract),
             source,
             path: path.to_path_buf(),
         })
@@ -77,6 +80,7 @@ pub struct Application {
     state: AppState,
     server: actix_web::dev::Server,
     settings: Settings,
+    worker: OutboxWorker,
 }
 
 impl Application {
@@ -95,16 +99,35 @@ impl Application {
             .context("opening the database")??;
         let metrics = Metrics::new();
         record_version(&store, &loaded).await?;
+        let worker = OutboxWorker::from_settings(store.clone(), &settings.smtp)
+            .context("setting up the outbox worker")?;
+        for c in worker.collectors() {
+            metrics.register(c);
+        }
         tracing::info!(
             contract.version = %loaded.version,
             contract.path = %loaded.path.display(),
             database = %store::redact_url(&settings.database_url),
             "contract loaded"
         );
+        let contract = ContractHandle::new(loaded);
+        let service = Service::new(
+            store.clone(),
+            contract.clone(),
+            metrics.clone(),
+            &settings.public_url,
+            notify::message_id_domain(&settings.smtp.from),
+        );
         let state = AppState {
             store,
             metrics,
-            contract: ContractHandle::new(loaded),
+            contract,
+            service,
+            auth: Arc::new(Auth {
+                api_tokens: settings.api_tokens.clone(),
+                github_secret: settings.github.webhook_secret.clone(),
+                github_channel: settings.github.channel.clone(),
+            }),
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
@@ -126,6 +149,7 @@ impl Application {
             state,
             server,
             settings,
+            worker,
         })
     }
 
@@ -147,6 +171,14 @@ impl Application {
     ) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
+        let scheduler = tokio::spawn(scheduler::run(
+            self.state.service.clone(),
+            shutdown.clone(),
+        ));
+        let outbox = tokio::spawn(
+            self.worker
+                .run(shutdown.clone(), self.state.service.outbox_wake()),
+        );
         if let Some(mut reload) = reload {
             let state = self.state.clone();
             let path = self.settings.contract.clone();
@@ -167,6 +199,9 @@ impl Application {
         tracing::info!("shutting down: draining HTTP requests");
         handle.stop(true).await;
         server.await??;
+        // Both finish the item in hand before returning.
+        scheduler.await?;
+        outbox.await?;
         tracing::info!("stopped");
         Ok(())
     }

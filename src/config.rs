@@ -108,6 +108,9 @@ pub struct GithubSettings {
     /// Read the secret from this file instead (wins over `webhook_secret`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// Contract channel the deliveries feed (default: the first `ticket` channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,6 +179,7 @@ impl Default for Settings {
             github: GithubSettings {
                 webhook_secret: Secret::new("change-me"),
                 webhook_secret_file: None,
+                channel: None,
             },
             smtp: SmtpSettings {
                 host: "127.0.0.1".into(),

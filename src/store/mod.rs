@@ -249,26 +249,27 @@ impl Store {
     /// reads first and writes later fails with SQLITE_BUSY at once when
     /// another writer got in between (the busy timeout does not apply to
     /// that upgrade), while an immediate one waits its turn.
-    pub fn transaction<T>(
+    pub fn transaction<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
         type Tm = <AnyConnection as Connection>::TransactionManager;
+        let db = |e: diesel::result::Error| E::from(StoreError::Query(e));
         let mut conn = self.conn()?;
         let any: &mut AnyConnection = &mut conn;
         match any {
             AnyConnection::Sqlite(c) => {
-                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").map_err(db)?
             }
-            AnyConnection::Postgresql(_) => Tm::begin_transaction(any)?,
+            AnyConnection::Postgresql(_) => Tm::begin_transaction(any).map_err(db)?,
         }
         match f(any) {
             Ok(value) => {
-                Tm::commit_transaction(any)?;
+                Tm::commit_transaction(any).map_err(db)?;
                 Ok(value)
             }
             Err(e) => {
-                Tm::rollback_transaction(any)?;
+                Tm::rollback_transaction(any).map_err(db)?;
                 Err(e)
             }
         }

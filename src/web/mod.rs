@@ -1,5 +1,8 @@
-//! HTTP: health, readiness, metrics and the public contract page. Handlers are
-//! thin: they read state and hand work to the store or the contract.
+//! HTTP: health, readiness, metrics, the public contract page, and (in
+//! [`api`]) the JSON API and webhooks. Handlers are thin: they read state and
+//! hand work to the service, the store or the contract.
+
+pub mod api;
 
 use std::time::Instant;
 
@@ -11,8 +14,20 @@ use actix_web::{HttpResponse, Responder, get, web};
 use serde_json::json;
 
 use crate::app::ContractHandle;
+use crate::config::Secret;
+use crate::contract::ChannelKind;
 use crate::metrics::Metrics;
+use crate::service::Service;
 use crate::store::Store;
+
+/// Credentials the HTTP edge checks.
+pub struct Auth {
+    pub api_tokens: Vec<Secret>,
+    pub github_secret: Secret,
+    /// Contract channel GitHub deliveries feed; `None`: the contract's first
+    /// ticket channel.
+    pub github_channel: Option<String>,
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -20,10 +35,30 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Metrics,
     pub contract: ContractHandle,
+    pub service: Service,
+    pub auth: std::sync::Arc<Auth>,
+}
+
+impl AppState {
+    pub fn github_channel(&self) -> String {
+        if let Some(c) = &self.auth.github_channel {
+            return c.clone();
+        }
+        let current = self.contract.current();
+        current
+            .contract
+            .channels()
+            .iter()
+            .find(|c| c.kind == ChannelKind::Ticket)
+            .map(|c| c.id.clone())
+            .unwrap_or_else(|| "tickets".into())
+    }
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz)
+    cfg.app_data(web::PayloadConfig::new(api::BODY_LIMIT))
+        .configure(api::routes)
+        .service(healthz)
         .service(readyz)
         .service(metrics)
         .service(contract_page)
@@ -82,6 +117,12 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    // The open-conversation gauge is a count in the database: read it at
+    // scrape time rather than keeping a second copy in memory.
+    let service = state.service.clone();
+    if let Err(e) = web::block(move || service.refresh_open_gauge()).await {
+        tracing::warn!(error = %e, "cannot refresh keepword_conversations_open");
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

@@ -1,0 +1,54 @@
+//! The deadline scheduler: sleeps until the earliest `next_check_at` of any
+//! conversation (one indexed lookup), or until a new event may have moved it
+//! earlier, then runs one [`Service::due_work`] step. It never scans every
+//! open conversation on a tick, so its cost does not grow with their number.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::service::Service;
+
+/// Longest sleep without looking: another process on the same PostgreSQL may
+/// have scheduled something earlier than this process knows of.
+const MAX_IDLE: Duration = Duration::from_secs(2);
+
+pub async fn run(service: Service, shutdown: CancellationToken) {
+    let wake = service.scheduler_wake();
+    loop {
+        let svc = service.clone();
+        let now = Utc::now();
+        let sleep = match tokio::task::spawn_blocking(move || svc.due_work(now)).await {
+            Ok(Ok(report)) => {
+                if report.fired > 0 {
+                    tracing::info!(
+                        conversations = report.conversations,
+                        fired = report.fired,
+                        "scheduler fired due steps"
+                    );
+                }
+                match report.next_check {
+                    // A full batch may have left more due work behind.
+                    _ if report.conversations >= 200 => Duration::ZERO,
+                    Some(next) => (next - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(MAX_IDLE),
+                    None => MAX_IDLE,
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "scheduler step failed; retrying");
+                Duration::from_secs(1)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "scheduler step panicked; retrying");
+                Duration::from_secs(1)
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+    tracing::info!("scheduler stopped");
+}

@@ -1,0 +1,620 @@
+//! Use cases: where the pure core meets storage and notification.
+//!
+//! - [`Service::record_event`]: a ticket event (or message) → stored once
+//!   (idempotency key), its conversation opened or updated, timers derived by
+//!   the SLA engine, due escalations fired — all in one transaction.
+//! - [`Service::due_work`]: one scheduler step — conversations whose
+//!   `next_check_at` has come are re-evaluated; breaches and escalation steps
+//!   are recorded in the same transaction as their outbox rows, so a restart
+//!   (even `kill -9`) neither repeats nor skips one.
+//! - [`Service::solve`], and the read side for the API.
+//!
+//! Every function here is blocking (diesel); async callers use
+//! `spawn_blocking`. Metrics are counted after the commit, from what the
+//! transaction did, so a rolled-back attempt counts nothing.
+
+mod notifications;
+mod views;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::app::ContractHandle;
+use crate::contract::{Contract, EscalationTrigger, Timer, UNKNOWN_CLIENT};
+use crate::ingest::{FieldError, IncomingEvent};
+use crate::metrics::Metrics;
+use crate::sla::{
+    self, ActionKind, ClassifyInput, ConversationState, Direction, Event, EventKind, Policy,
+    TicketStatus, TimerStatus,
+};
+use crate::store::{
+    self, AnyConnection, ConversationRow, FiredStep, Inserted, MessageRow, NewConversation,
+    NewMessage, Store, StoreError, TimerState, from_db, to_db,
+};
+
+pub use views::{ConversationDetail, ConversationSummary, MessageView, StepView, TimerView};
+
+/// How many due conversations one scheduler step takes (and locks) at most.
+const DUE_BATCH: i64 = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The caller sent something wrong; each field is named.
+    #[error("invalid input: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.problem)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("contract version {0} is not in the database")]
+    MissingContract(String),
+}
+
+fn invalid(field: &str, problem: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid(vec![FieldError {
+        field: field.into(),
+        problem: problem.into(),
+    }])
+}
+
+/// What [`Service::record_event`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub message_id: i64,
+    pub conversation_id: Option<i64>,
+    /// The idempotency key was seen before: nothing changed.
+    pub duplicate: bool,
+    pub conversation_created: bool,
+}
+
+/// What one scheduler step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueReport {
+    pub conversations: usize,
+    pub fired: usize,
+    /// The next instant any conversation must be looked at.
+    pub next_check: Option<DateTime<Utc>>,
+}
+
+/// Counted after commit.
+#[derive(Debug, Default)]
+struct Effects {
+    met: Vec<(String, String, Timer, i64)>,
+    breaches: Vec<(String, String, Timer)>,
+    escalations: Vec<(String, String)>,
+    lateness: Vec<f64>,
+    notified: bool,
+}
+
+impl Effects {
+    fn merge(&mut self, o: Effects) {
+        self.met.extend(o.met);
+        self.breaches.extend(o.breaches);
+        self.escalations.extend(o.escalations);
+        self.lateness.extend(o.lateness);
+        self.notified |= o.notified;
+    }
+}
+
+/// Cheap to clone: shared state behind an `Arc`.
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    contract: ContractHandle,
+    /// Parsed contracts by version: conversations keep the version they
+    /// opened under, and re-parsing a stored source on every event would waste
+    /// the hot path.
+    versions: Mutex<HashMap<String, Arc<Contract>>>,
+    metrics: Metrics,
+    outbox_wake: Arc<Notify>,
+    scheduler_wake: Arc<Notify>,
+    public_url: String,
+    message_id_domain: String,
+}
+
+impl Service {
+    pub fn new(
+        store: Store,
+        contract: ContractHandle,
+        metrics: Metrics,
+        public_url: &str,
+        message_id_domain: String,
+    ) -> Service {
+        Service {
+            inner: Arc::new(Inner {
+                store,
+                contract,
+                versions: Mutex::new(HashMap::new()),
+                metrics,
+                outbox_wake: Arc::new(Notify::new()),
+                scheduler_wake: Arc::new(Notify::new()),
+                public_url: public_url.trim_end_matches('/').to_string(),
+                message_id_domain,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+    pub fn contract(&self) -> &ContractHandle {
+        &self.inner.contract
+    }
+    /// Notified after a commit that enqueued notifications.
+    pub fn outbox_wake(&self) -> Arc<Notify> {
+        self.inner.outbox_wake.clone()
+    }
+    /// Notified after a commit that may have moved the earliest check.
+    pub fn scheduler_wake(&self) -> Arc<Notify> {
+        self.inner.scheduler_wake.clone()
+    }
+
+    /// The contract a conversation opened under.
+    fn contract_version(
+        &self,
+        conn: &mut AnyConnection,
+        version: &str,
+    ) -> Result<Arc<Contract>, ServiceError> {
+        let current = self.inner.contract.current();
+        if current.version == version {
+            return Ok(current.contract.clone());
+        }
+        if let Some(c) = self.versions().get(version) {
+            return Ok(c.clone());
+        }
+        let row = store::contract_version(conn, version)?
+            .ok_or_else(|| ServiceError::MissingContract(version.into()))?;
+        // It validated when it was stored; it can only fail if the validator
+        // grew stricter since, and then the conversation cannot be evaluated.
+        let parsed = crate::contract::parse(&row.source, &format!("contract {version}"))
+            .map_err(|_| ServiceError::MissingContract(version.into()))?;
+        let parsed = Arc::new(parsed);
+        self.versions().insert(version.into(), parsed.clone());
+        Ok(parsed)
+    }
+
+    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Contract>>> {
+        self.inner
+            .versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores an event once and brings its conversation up to date.
+    pub fn record_event(
+        &self,
+        ev: IncomingEvent,
+        raw: Option<Vec<u8>>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, ServiceError> {
+        let current = self.inner.contract.current();
+        let contract = &current.contract;
+        if contract.channel(&ev.channel).is_none() {
+            let known: Vec<&str> = contract.channels().iter().map(|c| c.id.as_str()).collect();
+            return Err(invalid(
+                "channel",
+                format!(
+                    "`{}` is not a channel of the contract (declared: {})",
+                    ev.channel,
+                    known.join(", ")
+                ),
+            ));
+        }
+        let client_id: Option<String> = match (&ev.client, &ev.client_hint) {
+            (Some(c), _) if c == UNKNOWN_CLIENT || contract.client(c).is_some() => Some(c.clone()),
+            (Some(c), _) => {
+                return Err(invalid(
+                    "client",
+                    format!("`{c}` is not a client of the contract"),
+                ));
+            }
+            (None, Some(h)) if contract.client(h).is_some() => Some(h.clone()),
+            _ => contract.client_id_for_email(&ev.from).map(str::to_string),
+        };
+        let direction = ev.direction.map(Direction::as_str).unwrap_or("none");
+        let (recorded, effects, mismatch) = self.inner.store.transaction(|conn| {
+            let mut mismatch = None;
+            let mut conversation_created = false;
+            let conversation = match store::conversation_by_thread(conn, &ev.channel, &ev.thread)? {
+                Some(c) => Some(c),
+                None => match &client_id {
+                    // The contract says to ignore this sender: keep the
+                    // message (nothing is lost) but track nothing.
+                    None => None,
+                    Some(client_id) => {
+                        let class = sla::classify(
+                            contract,
+                            &ClassifyInput {
+                                channel: &ev.channel,
+                                subject: &ev.subject,
+                                body: &ev.body,
+                                priority: ev.priority.as_deref(),
+                                recipients: &[],
+                                client_id: Some(client_id),
+                            },
+                        );
+                        let name = contract
+                            .client(client_id)
+                            .map(|c| c.name.clone())
+                            .unwrap_or_else(|| "Unknown senders".into());
+                        store::upsert_client(conn, client_id, &name, now)?;
+                        let (id, created) = store::open_conversation(
+                            conn,
+                            &NewConversation {
+                                channel: ev.channel.clone(),
+                                thread_key: ev.thread.clone(),
+                                client_id: client_id.clone(),
+                                subject: ev.subject.clone(),
+                                request_type: class.request_type.clone(),
+                                classification: class.rule.clone(),
+                                contract_version: contract.version().to_string(),
+                                status: TicketStatus::Open.as_str().into(),
+                                channel_mismatch: class.channel_mismatch,
+                                opened_at: to_db(ev.at),
+                                updated_at: to_db(now),
+                            },
+                        )?;
+                        conversation_created = created;
+                        if created && class.channel_mismatch {
+                            mismatch = Some(class.request_type.clone());
+                        }
+                        store::conversation(conn, id)?
+                    }
+                },
+            };
+            let inserted = store::insert_message(
+                conn,
+                &NewMessage {
+                    conversation_id: conversation.as_ref().map(|c| c.id),
+                    channel: ev.channel.clone(),
+                    external_id: ev.idempotency_key.clone(),
+                    direction: direction.into(),
+                    sender: ev.from.clone(),
+                    recipients: String::new(),
+                    subject: ev.subject.clone(),
+                    body: ev.body.clone(),
+                    message_id: None,
+                    in_reply_to: None,
+                    refs: String::new(),
+                    raw: raw.clone(),
+                    sent_at: to_db(ev.at),
+                    received_at: to_db(now),
+                    status: ev.status.map(|s| s.as_str().to_string()),
+                    awaiting_client: ev.awaiting_client,
+                },
+            )?;
+            let mut effects = Effects::default();
+            if let (Inserted::New(_), Some(conv)) = (inserted, &conversation) {
+                effects = self.refresh(conn, conv, now)?;
+            }
+            Ok::<_, ServiceError>((
+                Recorded {
+                    message_id: inserted.id(),
+                    conversation_id: conversation.as_ref().map(|c| c.id),
+                    duplicate: matches!(inserted, Inserted::Duplicate(_)),
+                    conversation_created,
+                },
+                effects,
+                mismatch,
+            ))
+        })?;
+        if !recorded.duplicate {
+            self.inner
+                .metrics
+                .messages
+                .with_label_values(&[&ev.channel, direction])
+                .inc();
+            if let Some(t) = mismatch {
+                self.inner
+                    .metrics
+                    .channel_mismatches
+                    .with_label_values(&[&t, &ev.channel])
+                    .inc();
+            }
+            self.apply(effects);
+            self.inner.scheduler_wake.notify_one();
+        }
+        Ok(recorded)
+    }
+
+    /// Marks a conversation solved (API or dashboard action).
+    pub fn solve(&self, id: i64, now: DateTime<Utc>) -> Result<(), ServiceError> {
+        let effects = self.inner.store.transaction(|conn| {
+            let conv = store::conversation(conn, id)?
+                .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))?;
+            store::insert_message(
+                conn,
+                &NewMessage {
+                    conversation_id: Some(id),
+                    channel: conv.channel.clone(),
+                    external_id: format!("solve:{id}:{}", now.timestamp_micros()),
+                    direction: "none".into(),
+                    sender: "api".into(),
+                    recipients: String::new(),
+                    subject: String::new(),
+                    body: String::new(),
+                    message_id: None,
+                    in_reply_to: None,
+                    refs: String::new(),
+                    raw: None,
+                    sent_at: to_db(now),
+                    received_at: to_db(now),
+                    status: Some(TicketStatus::Solved.as_str().into()),
+                    awaiting_client: false,
+                },
+            )?;
+            self.refresh(conn, &conv, now)
+        })?;
+        self.apply(effects);
+        self.inner.scheduler_wake.notify_one();
+        Ok(())
+    }
+
+    /// One scheduler step: every conversation whose check time has come is
+    /// re-evaluated at `now`; what fell due fires.
+    pub fn due_work(&self, now: DateTime<Utc>) -> Result<DueReport, ServiceError> {
+        let (count, fired, effects) = self.inner.store.transaction(|conn| {
+            let due = store::claim_due_conversations(conn, now, DUE_BATCH)?;
+            let mut all = Effects::default();
+            let mut fired = 0;
+            for conv in &due {
+                let e = self.refresh(conn, conv, now)?;
+                fired += e.escalations.len() + e.breaches.len();
+                all.merge(e);
+            }
+            Ok::<_, ServiceError>((due.len(), fired, all))
+        })?;
+        self.apply(effects);
+        let next_check = self
+            .inner
+            .store
+            .with(store::earliest_check)?
+            .map(from_db);
+        Ok(DueReport {
+            conversations: count,
+            fired,
+            next_check,
+        })
+    }
+
+    /// Re-derives a conversation's timers from its events at `now`, records
+    /// and notifies what fell due and was not recorded yet, and stores the
+    /// new state. Runs inside the caller's transaction.
+    fn refresh(
+        &self,
+        conn: &mut AnyConnection,
+        conv: &ConversationRow,
+        now: DateTime<Utc>,
+    ) -> Result<Effects, ServiceError> {
+        let contract = self.contract_version(conn, &conv.contract_version)?;
+        let client = (conv.client_id != UNKNOWN_CLIENT).then_some(conv.client_id.as_str());
+        let Some(policy) = Policy::from_contract(&contract, &conv.request_type, client) else {
+            return Err(ServiceError::MissingContract(format!(
+                "{} (request type {})",
+                conv.contract_version, conv.request_type
+            )));
+        };
+        let messages = store::messages_of(conn, conv.id)?;
+        let state = sla::evaluate(&policy, &events_of(&messages), now);
+        let before = store::timers_of(conn, conv.id)?;
+        let mut effects = Effects::default();
+        for t in &state.timers {
+            let was = before
+                .iter()
+                .find(|b| b.kind == t.timer.as_str() && b.seq == t.seq as i32);
+            let newly_stopped = matches!(t.status, TimerStatus::Met | TimerStatus::Missed)
+                && was.is_none_or(|w| w.status != t.status.as_str());
+            if newly_stopped {
+                if t.status == TimerStatus::Met {
+                    effects.met.push((
+                        conv.client_id.clone(),
+                        conv.request_type.clone(),
+                        t.timer,
+                        t.elapsed.num_seconds(),
+                    ));
+                } else if t.timer != Timer::Resolution {
+                    // Missed responses still go into the response-time histogram.
+                    effects.met.push((
+                        String::new(),
+                        conv.request_type.clone(),
+                        t.timer,
+                        t.elapsed.num_seconds(),
+                    ));
+                }
+            }
+            store::save_timer(
+                conn,
+                &TimerState {
+                    conversation_id: conv.id,
+                    kind: t.timer.as_str().into(),
+                    seq: t.seq as i32,
+                    status: t.status.as_str().into(),
+                    started_at: to_db(t.started_at),
+                    due_at: t.due_at.map(to_db),
+                    stopped_at: t.stopped_at.map(to_db),
+                },
+            )?;
+        }
+        let fired: BTreeSet<String> = store::fired_steps_of(conn, conv.id)?
+            .into_iter()
+            .map(|f| f.step)
+            .collect();
+        let has_full_step = policy
+            .escalation()
+            .iter()
+            .any(|s| matches!(s.trigger, EscalationTrigger::At(p) if p.get() == 100));
+        for action in state.actions.iter().filter(|a| !fired.contains(&a.key)) {
+            let late = (now - action.at).num_milliseconds() > 1_000;
+            let recorded = store::record_fired_step(
+                conn,
+                &FiredStep {
+                    conversation_id: conv.id,
+                    timer_kind: action.timer.as_str().into(),
+                    timer_seq: action.seq as i32,
+                    step: action.key.clone(),
+                    due_at: to_db(action.at),
+                    fired_at: to_db(now),
+                    late,
+                },
+            )?;
+            if !recorded {
+                continue;
+            }
+            effects
+                .lateness
+                .push((now - action.at).num_milliseconds() as f64 / 1000.0);
+            let contacts: Vec<String> = match &action.kind {
+                ActionKind::Step { notify, .. } => {
+                    effects
+                        .escalations
+                        .push((conv.request_type.clone(), step_label(&action.key)));
+                    notify.clone()
+                }
+                ActionKind::Breach => {
+                    effects.breaches.push((
+                        conv.client_id.clone(),
+                        conv.request_type.clone(),
+                        action.timer,
+                    ));
+                    // A contract with an `at = "100%"` step says who hears of a
+                    // breach; without one, everyone its escalation names does.
+                    if has_full_step {
+                        Vec::new()
+                    } else {
+                        let all: BTreeSet<String> = policy
+                            .escalation()
+                            .iter()
+                            .flat_map(|s| s.notify.iter().cloned())
+                            .collect();
+                        all.into_iter().collect()
+                    }
+                }
+            };
+            if !contacts.is_empty() {
+                let n = notifications::enqueue_alerts(
+                    conn,
+                    &notifications::AlertContext {
+                        contract: &contract,
+                        conversation: conv,
+                        state: &state,
+                        action,
+                        late,
+                        now,
+                        public_url: &self.inner.public_url,
+                        message_id_domain: &self.inner.message_id_domain,
+                    },
+                    &contacts,
+                )?;
+                effects.notified |= n > 0;
+            }
+        }
+        let solved_at = (state.status == TicketStatus::Solved).then(|| {
+            messages
+                .iter()
+                .rev()
+                .find(|m| m.status.as_deref() == Some("solved"))
+                .map(|m| from_db(m.sent_at))
+                .unwrap_or(now)
+        });
+        store::update_conversation_state(
+            conn,
+            conv.id,
+            state.status.as_str(),
+            health_of(&state),
+            state.next_change,
+            solved_at,
+            now,
+        )?;
+        Ok(effects)
+    }
+
+    fn apply(&self, e: Effects) {
+        let m = &self.inner.metrics;
+        for (client, rtype, timer, secs) in e.met {
+            if !client.is_empty() {
+                m.sla_met
+                    .with_label_values(&[&client, &rtype, timer.as_str()])
+                    .inc();
+            }
+            if timer != Timer::Resolution {
+                m.sla_response
+                    .with_label_values(&[&rtype, timer.as_str()])
+                    .observe(secs as f64);
+            }
+        }
+        for (client, rtype, timer) in e.breaches {
+            m.sla_breaches
+                .with_label_values(&[&client, &rtype, timer.as_str()])
+                .inc();
+        }
+        for (rtype, step) in e.escalations {
+            m.escalations.with_label_values(&[&rtype, &step]).inc();
+        }
+        for l in e.lateness {
+            m.scheduler_lateness.observe(l.max(0.0));
+        }
+        if e.notified {
+            self.inner.outbox_wake.notify_one();
+        }
+    }
+
+    /// Refreshes the `keepword_conversations_open` gauge from the database.
+    pub fn refresh_open_gauge(&self) -> Result<(), ServiceError> {
+        let counts = self.inner.store.with(store::open_counts)?;
+        let g = &self.inner.metrics.conversations_open;
+        g.reset();
+        for (rtype, health, n) in counts {
+            g.with_label_values(&[&rtype, &health]).set(n);
+        }
+        Ok(())
+    }
+}
+
+/// `first_response/0/at:50%` → `at:50%`: the step label without the timer
+/// instance, so the metric has one series per step, not per conversation.
+fn step_label(key: &str) -> String {
+    key.splitn(3, '/').nth(2).unwrap_or(key).to_string()
+}
+
+fn health_of(state: &ConversationState) -> &'static str {
+    match state.health {
+        sla::Health::OnTrack => "on_track",
+        sla::Health::AtRisk => "at_risk",
+        sla::Health::Breached => "breached",
+    }
+}
+
+/// Stored rows → engine events. A row may carry a message, a status, or both
+/// (a comment that also closes the ticket): the message comes first.
+fn events_of(messages: &[MessageRow]) -> Vec<Event> {
+    let mut events = Vec::with_capacity(messages.len());
+    for m in messages {
+        let at = from_db(m.sent_at);
+        if let Ok(direction) = m.direction.parse::<Direction>() {
+            events.push(Event {
+                at,
+                kind: EventKind::Message {
+                    direction,
+                    awaiting_client: m.awaiting_client,
+                },
+            });
+        }
+        if let Some(status) = m.status.as_deref().and_then(|s| s.parse::<TicketStatus>().ok()) {
+            events.push(Event {
+                at,
+                kind: EventKind::Status(status),
+            });
+        }
+    }
+    events
+}
