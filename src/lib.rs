@@ -6,6 +6,7 @@
 //! - [`sla`]: conversation events → timers, health, due escalations; classification.
 //!
 //! Adapters around it:
+//! - [`ingest`]: ticket webhooks (generic events, GitHub) → typed events; signatures.
 //! - [`store`]: diesel over SQLite or PostgreSQL, migrations embedded.
 //! - [`notify`]: the transactional outbox worker — SMTP and webhooks.
 //! - [`web`]: actix-web — health, readiness, metrics, the public contract page.

@@ -1,28 +1,17 @@
-//! TEMPORARY STUB on main — replaced by the ingest branch on merge.
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+//! Ingest: what arrives from outside becomes typed events at this edge.
+//!
+//! - [`webhook`]: the generic ticket event (`POST /api/v1/events`) and GitHub
+//!   `issues` / `issue_comment` deliveries → [`IncomingEvent`], with every bad
+//!   field named, and GitHub signature verification.
+//!
+//! Pure: no IO and no clock; the HTTP handlers read the body and the headers
+//! and pass `now` in, so the rest of the program only ever sees an
+//! [`IncomingEvent`].
 
-use crate::sla::{Direction, TicketStatus};
+pub mod webhook;
 
-#[derive(Debug, Clone)]
-pub struct IncomingEvent {
-    pub idempotency_key: String,
-    pub channel: String,
-    pub thread: String,
-    pub direction: Option<Direction>,
-    pub from: String,
-    pub client: Option<String>,
-    pub client_hint: Option<String>,
-    pub subject: String,
-    pub body: String,
-    pub priority: Option<String>,
-    pub status: Option<TicketStatus>,
-    pub awaiting_client: bool,
-    pub at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub problem: String,
-}
+pub use webhook::{
+    EventError, FieldError, GithubOutcome, IncomingEvent, MAX_BODY_BYTES, MAX_FUTURE_SECS,
+    MAX_ID_CHARS, MAX_SUBJECT_CHARS, SignatureError, github_signature, parse_generic, parse_github,
+    verify_github_signature,
+};
