@@ -75,6 +75,7 @@ pub(super) fn enqueue_alerts(
     let step = action.key.splitn(3, '/').nth(2).unwrap_or(&action.key);
     let what = match (&action.kind, step) {
         (ActionKind::Breach, _) => format!("{} BREACHED", timer_words(action.timer)),
+        (_, "at:100%") => format!("{} window has run out", timer_words(action.timer)),
         (_, s) if s.starts_with("after_due:") => format!(
             "{} overdue by {}",
             timer_words(action.timer),
