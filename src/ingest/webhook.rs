@@ -301,6 +301,12 @@ pub fn parse_github(
     };
     let kind = match (event, action) {
         ("issues" | "issue_comment", Some(Value::String(action))) => {
+            // Checked first so that any pull request activity reads as such.
+            if lookup(&root, "issue.pull_request").is_some() {
+                return ignored(
+                    "the issue is a pull request; keepword tracks issues, not code review",
+                );
+            }
             match (event, action.as_str()) {
                 ("issues", "opened") => GithubKind::Opened,
                 ("issues", "closed") => GithubKind::Status(TicketStatus::Solved),
@@ -326,9 +332,6 @@ pub fn parse_github(
         ("ping", _) => return ignored("ping: GitHub checking that the webhook answers"),
         _ => return ignored("keepword tracks only issues and issue_comment events"),
     };
-    if lookup(&root, "issue.pull_request").is_some() {
-        return ignored("the issue is a pull request; keepword tracks issues, not code review");
-    }
 
     let mut p = Problems::default();
     if delivery.trim().is_empty() {
