@@ -171,10 +171,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
-        let scheduler = tokio::spawn(scheduler::run(
-            self.state.service.clone(),
-            shutdown.clone(),
-        ));
+        let scheduler = tokio::spawn(scheduler::run(self.state.service.clone(), shutdown.clone()));
         let outbox = tokio::spawn(
             self.worker
                 .run(shutdown.clone(), self.state.service.outbox_wake()),

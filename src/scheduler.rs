@@ -31,7 +31,10 @@ pub async fn run(service: Service, shutdown: CancellationToken) {
                 match report.next_check {
                     // A full batch may have left more due work behind.
                     _ if report.conversations >= 200 => Duration::ZERO,
-                    Some(next) => (next - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(MAX_IDLE),
+                    Some(next) => (next - Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .min(MAX_IDLE),
                     None => MAX_IDLE,
                 }
             }

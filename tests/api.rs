@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use hmac::{Hmac, Mac};
 use keepword::app::Application;
 use keepword::config::{Secret, Settings, Tls};
@@ -121,9 +121,15 @@ async fn breach_alert_end_to_end(database_url: String) {
     let smtp = SmtpServer::start();
     let hooks = HookReceiver::start(0).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = Running::start(database_url, fast_contract(dir.path(), &hooks.url), smtp.port).await;
+    let app = Running::start(
+        database_url,
+        fast_contract(dir.path(), &hooks.url),
+        smtp.port,
+    )
+    .await;
 
-    let opened = Utc::now() - chrono::Duration::seconds(57);
+    // Whole seconds: the SLA engine counts in seconds.
+    let opened = Utc::now().trunc_subsecs(0) - chrono::Duration::seconds(57);
     let (status, body) = app
         .post_event(&json!({
             "id": "evt-1", "channel": "tickets", "thread": "T-1", "direction": "inbound",
@@ -166,7 +172,10 @@ async fn breach_alert_end_to_end(database_url: String) {
     let (_, conv) = app.get(&format!("/api/v1/conversations/{id}")).await;
     assert_eq!(conv["health"], "breached");
     let timers = conv["timers"].as_array().unwrap();
-    let first = timers.iter().find(|t| t["timer"] == "first_response").unwrap();
+    let first = timers
+        .iter()
+        .find(|t| t["timer"] == "first_response")
+        .unwrap();
     assert_eq!(first["status"], "breached");
     let steps = conv["escalations"].as_array().unwrap();
     let keys: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
@@ -195,14 +204,27 @@ async fn breach_alert_end_to_end(database_url: String) {
             .iter()
             .any(|m| m.header("Subject").unwrap().contains("window has run out")),
         "{:?}",
-        mails.iter().map(|m| m.header("Subject")).collect::<Vec<_>>()
+        mails
+            .iter()
+            .map(|m| m.header("Subject"))
+            .collect::<Vec<_>>()
     );
 
     let metrics = app.metrics().await;
     assert!(metrics.contains(r#"keepword_sla_breaches_total{client="acme",request_type="urgent",timer="first_response"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"keepword_escalations_total{request_type="urgent",step="at:100%"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"keepword_messages_total{channel="tickets",direction="inbound"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"keepword_conversations_open{health="breached",request_type="urgent"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"keepword_escalations_total{request_type="urgent",step="at:100%"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"keepword_messages_total{channel="tickets",direction="inbound"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"keepword_conversations_open{health="breached",request_type="urgent"} 1"#),
+        "{metrics}"
+    );
     assert!(metrics.contains("keepword_outbox_pending 0"), "{metrics}");
 
     // The team answers late: first_response is missed; then it is solved.
@@ -230,8 +252,10 @@ async fn breach_alert_end_to_end(database_url: String) {
         .find(|t| t["timer"] == "first_response")
         .unwrap()
         .clone();
-    assert_eq!(first["status"], "missed");
-    let (_, list) = app.get("/api/v1/conversations?status=solved&client=acme&type=urgent").await;
+    assert_eq!(first["status"], "missed", "{conv:#}");
+    let (_, list) = app
+        .get("/api/v1/conversations?status=solved&client=acme&type=urgent")
+        .await;
     assert_eq!(list["conversations"].as_array().unwrap().len(), 1);
     let (_, list) = app.get("/api/v1/conversations?health=breached").await;
     assert_eq!(list["conversations"].as_array().unwrap().len(), 0);
@@ -255,15 +279,40 @@ async fn bad_events_get_clear_errors_and_duplicates_count_once() {
     let (_dir, url) = common::fresh_sqlite();
     let hooks = HookReceiver::start(0).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = Running::start(url, fast_contract(dir.path(), &hooks.url), support::free_port()).await;
+    let app = Running::start(
+        url,
+        fast_contract(dir.path(), &hooks.url),
+        support::free_port(),
+    )
+    .await;
     let events = format!("{}/api/v1/events", app.base);
 
-    let r = app.http.post(&events).json(&json!({})).send().await.unwrap();
+    let r = app
+        .http
+        .post(&events)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "no token");
-    let r = app.http.post(&events).bearer_auth("wrong").json(&json!({})).send().await.unwrap();
+    let r = app
+        .http
+        .post(&events)
+        .bearer_auth("wrong")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "wrong token");
 
-    let r = app.http.post(&events).bearer_auth(TOKEN).body("{not json").send().await.unwrap();
+    let r = app
+        .http
+        .post(&events)
+        .bearer_auth(TOKEN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 
     let (status, body) = app
@@ -287,7 +336,14 @@ async fn bad_events_get_clear_errors_and_duplicates_count_once() {
     assert_eq!(body["fields"][0]["field"], "channel", "{body}");
 
     let big = "x".repeat(1 << 21);
-    let r = app.http.post(&events).bearer_auth(TOKEN).body(big).send().await.unwrap();
+    let r = app
+        .http
+        .post(&events)
+        .bearer_auth(TOKEN)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
 
     let event = json!({"id": "dup-1", "channel": "email", "thread": "T-9", "direction": "inbound",
@@ -305,14 +361,26 @@ async fn bad_events_get_clear_errors_and_duplicates_count_once() {
 
     // A channel the request type does not list is tracked and counted.
     let (_, b) = app
-        .post_event(&json!({"id": "mm-1", "channel": "email", "thread": "T-10", "direction": "inbound",
-                            "from": "bob@acme.com", "subject": "Server down"}))
+        .post_event(
+            &json!({"id": "mm-1", "channel": "email", "thread": "T-10", "direction": "inbound",
+                            "from": "bob@acme.com", "subject": "Server down"}),
+        )
         .await;
-    let (_, conv) = app.get(&format!("/api/v1/conversations/{}", b["conversation_id"])).await;
+    let (_, conv) = app
+        .get(&format!("/api/v1/conversations/{}", b["conversation_id"]))
+        .await;
     assert_eq!(conv["channel_mismatch"], true);
     let metrics = app.metrics().await;
-    assert!(metrics.contains(r#"keepword_channel_mismatches_total{channel="email",request_type="urgent"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"keepword_ingest_rejected_total{channel="api",reason="invalid"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"keepword_channel_mismatches_total{channel="email",request_type="urgent"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"keepword_ingest_rejected_total{channel="api",reason="invalid"} 1"#),
+        "{metrics}"
+    );
 
     let (status, _) = app.get("/api/v1/conversations/999999").await;
     assert_eq!(status, 404);
@@ -333,54 +401,79 @@ async fn github_webhooks_with_real_payloads() {
     let (_dir, url) = common::fresh_sqlite();
     let hooks = HookReceiver::start(0).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = Running::start(url, fast_contract(dir.path(), &hooks.url), support::free_port()).await;
+    let app = Running::start(
+        url,
+        fast_contract(dir.path(), &hooks.url),
+        support::free_port(),
+    )
+    .await;
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github");
-    let post = |event: &'static str, delivery: &'static str, body: Vec<u8>, signature: Option<String>| {
-        let mut r = app
-            .http
-            .post(format!("{}/webhooks/github", app.base))
-            .header("X-GitHub-Event", event)
-            .header("X-GitHub-Delivery", delivery)
-            .header("Content-Type", "application/json")
-            .body(body);
-        if let Some(s) = signature {
-            r = r.header("X-Hub-Signature-256", s);
-        }
-        r.send()
-    };
+    let post =
+        |event: &'static str, delivery: &'static str, body: Vec<u8>, signature: Option<String>| {
+            let mut r = app
+                .http
+                .post(format!("{}/webhooks/github", app.base))
+                .header("X-GitHub-Event", event)
+                .header("X-GitHub-Delivery", delivery)
+                .header("Content-Type", "application/json")
+                .body(body);
+            if let Some(s) = signature {
+                r = r.header("X-Hub-Signature-256", s);
+            }
+            r.send()
+        };
     let opened = std::fs::read(fixtures.join("issues.opened.1.json")).unwrap();
 
     let r = post("issues", "d-0", opened.clone(), None).await.unwrap();
     assert_eq!(r.status(), 401, "unsigned");
     let mut tampered = opened.clone();
     tampered[10] ^= 1;
-    let r = post("issues", "d-0", tampered, Some(sign(&opened))).await.unwrap();
+    let r = post("issues", "d-0", tampered, Some(sign(&opened)))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "body changed after signing");
 
-    let r = post("issues", "d-1", opened.clone(), Some(sign(&opened))).await.unwrap();
+    let r = post("issues", "d-1", opened.clone(), Some(sign(&opened)))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let created: Value = r.json().await.unwrap();
-    let r = post("issues", "d-1", opened.clone(), Some(sign(&opened))).await.unwrap();
+    let r = post("issues", "d-1", opened.clone(), Some(sign(&opened)))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "the same delivery twice is one event");
     let again: Value = r.json().await.unwrap();
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["message_id"], created["message_id"]);
 
     let ping = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#.to_vec();
-    let r = post("ping", "d-2", ping.clone(), Some(sign(&ping))).await.unwrap();
+    let r = post("ping", "d-2", ping.clone(), Some(sign(&ping)))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
 
     let (_, conv) = app
-        .get(&format!("/api/v1/conversations/{}", created["conversation_id"]))
+        .get(&format!(
+            "/api/v1/conversations/{}",
+            created["conversation_id"]
+        ))
         .await;
     assert_eq!(conv["channel"], "tickets");
     let v: Value = serde_json::from_slice(&opened).unwrap();
     assert_eq!(conv["subject"], v["issue"]["title"]);
     assert_eq!(
         conv["thread"],
-        format!("{}#{}", v["repository"]["full_name"].as_str().unwrap(), v["issue"]["number"])
+        format!(
+            "{}#{}",
+            v["repository"]["full_name"].as_str().unwrap(),
+            v["issue"]["number"]
+        )
     );
     let metrics = app.metrics().await;
-    assert!(metrics.contains(r#"keepword_webhook_events_ignored_total{event="ping",source="github"} 1"#), "{metrics}");
+    assert!(
+        metrics
+            .contains(r#"keepword_webhook_events_ignored_total{event="ping",source="github"} 1"#),
+        "{metrics}"
+    );
     app.stop().await;
 }

@@ -375,11 +375,7 @@ impl Service {
             Ok::<_, ServiceError>((due.len(), fired, all))
         })?;
         self.apply(effects);
-        let next_check = self
-            .inner
-            .store
-            .with(store::earliest_check)?
-            .map(from_db);
+        let next_check = self.inner.store.with(store::earliest_check)?.map(from_db);
         Ok(DueReport {
             conversations: count,
             fired,
@@ -609,7 +605,11 @@ fn events_of(messages: &[MessageRow]) -> Vec<Event> {
                 },
             });
         }
-        if let Some(status) = m.status.as_deref().and_then(|s| s.parse::<TicketStatus>().ok()) {
+        if let Some(status) = m
+            .status
+            .as_deref()
+            .and_then(|s| s.parse::<TicketStatus>().ok())
+        {
             events.push(Event {
                 at,
                 kind: EventKind::Status(status),

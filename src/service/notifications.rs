@@ -35,7 +35,12 @@ fn timer_words(t: Timer) -> &'static str {
 /// "1h 5m", "42s": how late, for people.
 fn late_words(secs: i64) -> String {
     let secs = secs.max(0);
-    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    let (d, h, m, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
     match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),
         (0, 0, _) => format!("{m}m {s}s"),
@@ -70,7 +75,11 @@ pub(super) fn enqueue_alerts(
         .find(|t| t.timer == action.timer && t.seq == action.seq);
     let due = timer.and_then(|t| t.due_at);
     let due_local = due
-        .map(|d| d.with_timezone(&zone).format("%a %d %b %Y %H:%M %Z").to_string())
+        .map(|d| {
+            d.with_timezone(&zone)
+                .format("%a %d %b %Y %H:%M %Z")
+                .to_string()
+        })
         .unwrap_or_else(|| "—".into());
     let step = action.key.splitn(3, '/').nth(2).unwrap_or(&action.key);
     let what = match (&action.kind, step) {
@@ -136,7 +145,9 @@ pub(super) fn enqueue_alerts(
                 cx.now,
             ) {
                 Ok(row) => new_rows += usize::from(store::enqueue(conn, &row)?),
-                Err(e) => tracing::error!(contact = %contact_id, error = %e, "cannot build alert email"),
+                Err(e) => {
+                    tracing::error!(contact = %contact_id, error = %e, "cannot build alert email")
+                }
             }
         }
         if let Some(url) = &contact.webhook {
@@ -158,7 +169,9 @@ pub(super) fn enqueue_alerts(
             });
             match notify::new_webhook(url, body, format!("{key}:webhook"), cx.now) {
                 Ok(row) => new_rows += usize::from(store::enqueue(conn, &row)?),
-                Err(e) => tracing::error!(contact = %contact_id, error = %e, "cannot build alert webhook"),
+                Err(e) => {
+                    tracing::error!(contact = %contact_id, error = %e, "cannot build alert webhook")
+                }
             }
         }
     }

@@ -548,7 +548,7 @@ pub fn evaluate(policy: &Policy, events: &[Event], now: DateTime<Utc>) -> Conver
         next_seq: 0,
     };
     for event in sorted {
-        replay.apply(policy, event.at.trunc_subsecs(0), event.kind);
+        replay.apply(policy, ceil_to_second(event.at), event.kind);
     }
     replay.runs.sort_by_key(|r| (slot(r.timer), r.seq));
 
@@ -683,5 +683,17 @@ fn step_key(prefix: &str, steps: &[EscalationStep], index: usize) -> String {
         format!("{prefix}/{trigger}#{index}")
     } else {
         format!("{prefix}/{trigger}")
+    }
+}
+
+/// An event counts from the first whole second at or after it. Rounding up,
+/// not down: an answer 0.07 s after a due at 17:00:00 is late, and must not
+/// read as met after the breach at 17:00:00 was already recorded.
+fn ceil_to_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    let whole = t.trunc_subsecs(0);
+    if whole == t {
+        t
+    } else {
+        whole + TimeDelta::seconds(1)
     }
 }

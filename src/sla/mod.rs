@@ -27,8 +27,9 @@
 //! - A timer whose window the policy leaves out is not tracked.
 //!
 //! # Windows and dues
-//! The engine counts whole seconds: event instants are truncated to the
-//! second. A timer's window in business seconds `W` is the window itself
+//! The engine counts whole seconds: event instants are rounded up to the
+//! next whole second (so an answer a fraction of a second after a due is
+//! late, consistently with the breach already recorded at the due). A timer's window in business seconds `W` is the window itself
 //! when it has no days; a window with days (`5d`) is `W = between(start,
 //! add(start, window))`, i.e. the business time the business-day rule gives
 //! from the timer's start. The due is the first instant at which the

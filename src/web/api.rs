@@ -108,12 +108,14 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(ApiError::Unauthorized)?;
-    let ok = state
-        .auth
-        .api_tokens
-        .iter()
-        .fold(false, |acc, t| acc | constant_time_eq(t.expose().as_bytes(), presented.as_bytes()));
-    if ok { Ok(()) } else { Err(ApiError::Unauthorized) }
+    let ok = state.auth.api_tokens.iter().fold(false, |acc, t| {
+        acc | constant_time_eq(t.expose().as_bytes(), presented.as_bytes())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -199,16 +201,21 @@ async fn github(
     let delivery = header("x-github-delivery")?;
     let now = Utc::now();
     let channel = state.github_channel();
-    let outcome = ingest::parse_github(&event_name, &delivery, &body, &channel, now).map_err(|e| {
-        state
-            .metrics
-            .ingest_rejected
-            .with_label_values(&["github", "invalid"])
-            .inc();
-        ApiError::from(e)
-    })?;
+    let outcome =
+        ingest::parse_github(&event_name, &delivery, &body, &channel, now).map_err(|e| {
+            state
+                .metrics
+                .ingest_rejected
+                .with_label_values(&["github", "invalid"])
+                .inc();
+            ApiError::from(e)
+        })?;
     match outcome {
-        GithubOutcome::Ignored { event, action, reason } => {
+        GithubOutcome::Ignored {
+            event,
+            action,
+            reason,
+        } => {
             state
                 .metrics
                 .webhook_ignored
