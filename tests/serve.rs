@@ -3,9 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use common::binary::{get, serve_binary, sighup, sigterm, spawn_binary, wait_exit};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use keepword::app::Application;
@@ -130,103 +131,6 @@ async fn readyz_fails_when_the_database_is_gone() {
     assert_eq!(r.status(), 200, "liveness does not depend on the database");
     token.cancel();
     running.await.unwrap().unwrap();
-}
-
-/// The binary, started the way a user starts it.
-struct Served {
-    child: Child,
-    port: u16,
-    stderr: std::sync::mpsc::Receiver<String>,
-}
-
-fn spawn_binary(cwd: &Path, env: &[(&str, &str)]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keepword"));
-    cmd.arg("serve")
-        .current_dir(cwd)
-        .env_remove("KEEPWORD_CONFIG")
-        .env("KEEPWORD_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("spawn keepword")
-}
-
-#[allow(clippy::zombie_processes)] // every caller waits for the child
-fn serve_binary(cwd: &Path, env: &[(&str, &str)]) -> Served {
-    let mut child = spawn_binary(cwd, env);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("keepword serve did not report its port in time");
-        if line.contains("keepword serving") {
-            let port = line
-                .rsplit("port=")
-                .next()
-                .unwrap()
-                .trim()
-                .parse()
-                .expect("port");
-            return Served {
-                child,
-                port,
-                stderr: rx,
-            };
-        }
-    }
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn sighup(child: &Child) {
-    Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "process did not exit in time");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A tiny blocking GET over std, so the binary tests need no runtime:
-/// (status, body, X-Contract-Version).
-fn get(port: u16, path: &str) -> (u16, String, Option<String>) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let version = head.lines().find_map(|l| {
-        l.to_ascii_lowercase()
-            .strip_prefix("x-contract-version: ")
-            .map(str::to_string)
-    });
-    (status, body.to_string(), version)
 }
 
 #[test]

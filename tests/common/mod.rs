@@ -1,6 +1,8 @@
 //! Shared by the integration tests: fresh databases on both backends.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 
