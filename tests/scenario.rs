@@ -1,0 +1,214 @@
+//! A week of one conversation with a clock the test moves, through the real
+//! service and store (both backends): Christmas holidays, a weekend, a
+//! breach, a late answer, a follow-up, a question to the client, solving.
+
+mod common;
+
+use chrono::{DateTime, Utc};
+use keepword::app::{ContractHandle, LoadedContract};
+use keepword::ingest::IncomingEvent;
+use keepword::metrics::Metrics;
+use keepword::service::Service;
+use keepword::sla::{Direction, TicketStatus};
+use keepword::store::{self, Store};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn service(url: &str) -> Service {
+    let store = Store::open(url).unwrap();
+    let loaded = LoadedContract::load(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/contract.toml")
+            .as_path(),
+    )
+    .unwrap();
+    store
+        .with(|c| {
+            store::record_contract_version(
+                c,
+                &loaded.version,
+                "shipped",
+                &loaded.source,
+                Utc::now(),
+            )
+        })
+        .unwrap();
+    Service::new(
+        store,
+        ContractHandle::new(loaded),
+        Metrics::new(),
+        "http://keepword.test",
+        "example.com".into(),
+    )
+}
+
+fn event(id: &str, direction: Option<Direction>, when: &str) -> IncomingEvent {
+    IncomingEvent {
+        idempotency_key: id.into(),
+        channel: "email".into(),
+        thread: "initech-footer".into(),
+        direction,
+        from: "peter@initech.example".into(),
+        client: None,
+        client_hint: None,
+        subject: "Can you update the footer?".into(),
+        body: "The address changed.".into(),
+        priority: None,
+        status: None,
+        awaiting_client: false,
+        at: at(when),
+    }
+}
+
+fn timer<'a>(
+    d: &'a keepword::service::ConversationDetail,
+    kind: &str,
+    seq: i32,
+) -> &'a keepword::service::TimerView {
+    d.summary
+        .timers
+        .iter()
+        .find(|t| t.timer == kind && t.seq == seq)
+        .unwrap_or_else(|| panic!("no {kind}/{seq} in {:?}", d.summary.timers))
+}
+
+fn pending(s: &Service) -> i64 {
+    s.store().with(store::outbox_pending).unwrap()
+}
+
+fn scenario(url: &str) {
+    let s = service(url);
+    // Wednesday 23 December, 15:00 Berlin: two business hours left before
+    // Christmas; 24–26 are holidays, 27 is a Sunday.
+    let opened = "2026-12-23T14:00:00Z";
+    let r = s
+        .record_event(
+            event("m1", Some(Direction::Inbound), opened),
+            None,
+            at(opened),
+        )
+        .unwrap();
+    assert!(r.conversation_created);
+    let id = r.conversation_id.unwrap();
+    let d = s.conversation_detail(id).unwrap();
+    assert_eq!(d.summary.client, "initech");
+    assert_eq!(d.summary.request_type, "question");
+    assert_eq!(d.summary.classification, "question: default");
+    // 4 business hours: Wed 15:00–17:00, then Mon 28 09:00–11:00.
+    assert_eq!(
+        timer(&d, "first_response", 0).due_at,
+        Some(at("2026-12-28T10:00:00Z"))
+    );
+    assert_eq!(d.summary.health, "on_track");
+
+    // Over the holidays nothing is due; the scheduler's next look is the 75%
+    // step on Monday 10:00 Berlin.
+    let report = s.due_work(at("2026-12-26T12:00:00Z")).unwrap();
+    assert_eq!(report.fired, 0);
+    assert_eq!(report.next_check, Some(at("2026-12-28T09:00:00Z")));
+    assert_eq!(pending(&s), 0);
+
+    let report = s.due_work(at("2026-12-28T09:00:00Z")).unwrap();
+    assert_eq!(report.fired, 1, "the 75% step");
+    assert_eq!(pending(&s), 2, "lead: one email, one webhook");
+    let d = s.conversation_detail(id).unwrap();
+    assert_eq!(d.summary.health, "at_risk");
+    assert_eq!(d.escalations[0].step, "first_response/0/at:75%");
+    assert!(!d.escalations[0].late);
+
+    // Running the same step again fires nothing twice.
+    assert_eq!(s.due_work(at("2026-12-28T09:30:00Z")).unwrap().fired, 0);
+
+    let report = s.due_work(at("2026-12-28T10:00:00Z")).unwrap();
+    assert_eq!(report.fired, 1, "the breach");
+    assert_eq!(
+        pending(&s),
+        4,
+        "no 100% step in the contract: the breach alerts the lead"
+    );
+    let d = s.conversation_detail(id).unwrap();
+    assert_eq!(d.summary.health, "breached");
+    assert_eq!(timer(&d, "first_response", 0).status, "breached");
+
+    // The team answers at 11:30 Berlin: missed.
+    s.record_event(
+        event("m2", Some(Direction::Outbound), "2026-12-28T10:30:00Z"),
+        None,
+        at("2026-12-28T10:30:00Z"),
+    )
+    .unwrap();
+    let d = s.conversation_detail(id).unwrap();
+    let first = timer(&d, "first_response", 0);
+    assert_eq!(first.status, "missed");
+    assert_eq!(first.stopped_at, Some(at("2026-12-28T10:30:00Z")));
+    assert_eq!(d.summary.health, "on_track");
+
+    // The client follows up Tuesday 16:00: next_response, 8 business hours:
+    // Tue 16:00–17:00, Wed 30 09:00–16:00 (the 31st is a holiday anyway).
+    s.record_event(
+        event("m3", Some(Direction::Inbound), "2026-12-29T15:00:00Z"),
+        None,
+        at("2026-12-29T15:00:00Z"),
+    )
+    .unwrap();
+    let d = s.conversation_detail(id).unwrap();
+    assert_eq!(
+        timer(&d, "next_response", 0).due_at,
+        Some(at("2026-12-30T15:00:00Z"))
+    );
+
+    // A duplicate delivery changes nothing.
+    let dup = s
+        .record_event(
+            event("m3", Some(Direction::Inbound), "2026-12-29T15:00:00Z"),
+            None,
+            at("2026-12-29T15:01:00Z"),
+        )
+        .unwrap();
+    assert!(dup.duplicate);
+    assert_eq!(s.conversation_detail(id).unwrap().messages.len(), 3);
+
+    // Wednesday 10:00 Berlin the team asks the client something: the response
+    // is met and resolution waits on the client.
+    let mut question = event("m4", Some(Direction::Outbound), "2026-12-30T09:00:00Z");
+    question.awaiting_client = true;
+    s.record_event(question, None, at("2026-12-30T09:00:00Z"))
+        .unwrap();
+    let d = s.conversation_detail(id).unwrap();
+    assert_eq!(timer(&d, "next_response", 0).status, "met");
+    assert_eq!(timer(&d, "resolution", 0).status, "paused");
+    assert_eq!(d.summary.status, "pending");
+
+    // Solved from the API on Wednesday 11:00 Berlin.
+    s.solve(id, at("2026-12-30T10:00:00Z")).unwrap();
+    let d = s.conversation_detail(id).unwrap();
+    assert_eq!(d.summary.status, "solved");
+    assert_eq!(d.summary.solved_at, Some(at("2026-12-30T10:00:00Z")));
+    assert_eq!(timer(&d, "resolution", 0).status, "met");
+    assert_eq!(
+        s.due_work(at("2027-01-15T00:00:00Z")).unwrap().fired,
+        0,
+        "nothing is left to fire"
+    );
+
+    // A status-only event (a ticket closed without a comment) is stored too.
+    let mut reopen = event("m5", None, "2027-01-04T10:00:00Z");
+    reopen.status = Some(TicketStatus::Open);
+    s.record_event(reopen, None, at("2027-01-04T10:00:00Z"))
+        .unwrap();
+    assert_eq!(s.conversation_detail(id).unwrap().summary.status, "open");
+}
+
+#[test]
+fn a_week_of_one_conversation_sqlite() {
+    let (_dir, url) = common::fresh_sqlite();
+    scenario(&url);
+}
+
+#[test]
+fn a_week_of_one_conversation_postgres() {
+    let db = common::FreshPostgres::new();
+    scenario(&db.url);
+}
