@@ -11,6 +11,9 @@ pub const PREFIX: &str = "keepword";
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// Full names of every registered family, including those with no
+    /// samples yet (the text exposition omits those).
+    names: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub build_info: IntGaugeVec,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
@@ -35,6 +38,7 @@ fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new_custom(Some(PREFIX.into()), None).expect("valid prefix");
+        let mut names = Vec::new();
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "build_info",
@@ -152,6 +156,7 @@ impl Metrics {
             Box::new(webhook_ignored.clone()),
             Box::new(scheduler_lateness.clone()),
         ] {
+            names.extend(c.desc().iter().map(|d| d.fq_name.clone()));
             registry.register(c).expect("metric registered once");
         }
         build_info
@@ -159,6 +164,7 @@ impl Metrics {
             .set(1);
         Metrics {
             registry,
+            names: std::sync::Arc::new(std::sync::Mutex::new(names)),
             build_info,
             http_requests,
             http_duration,
@@ -179,9 +185,26 @@ impl Metrics {
 
     /// Registers collectors owned elsewhere (the outbox worker's).
     pub fn register(&self, c: Box<dyn prometheus::core::Collector>) {
+        let names: Vec<String> = c.desc().iter().map(|d| d.fq_name.clone()).collect();
         if let Err(e) = self.registry.register(c) {
             tracing::warn!(error = %e, "metric registered twice");
+            return;
         }
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(names);
+    }
+
+    /// Every exported family name with the `keepword_` prefix, e.g.
+    /// `keepword_outbox_pending`.
+    pub fn family_names(&self) -> Vec<String> {
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|n| format!("{PREFIX}_{n}"))
+            .collect()
     }
 
     /// The Prometheus text exposition of every metric.
