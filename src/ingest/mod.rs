@@ -8,6 +8,8 @@
 //! and pass `now` in, so the rest of the program only ever sees an
 //! [`IncomingEvent`].
 
+pub mod email;
+pub mod imap;
 pub mod webhook;
 
 pub use webhook::{
