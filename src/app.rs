@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::contract::Contract;
 use crate::metrics::Metrics;
+use crate::notify::ack::AckTemplates;
 use crate::notify::{self, OutboxWorker};
 use crate::scheduler;
 use crate::service::Service;
@@ -111,13 +112,19 @@ impl Application {
             "contract loaded"
         );
         let contract = ContractHandle::new(loaded);
+        let templates_dir = settings
+            .templates
+            .exists()
+            .then_some(settings.templates.as_path());
+        let templates = AckTemplates::load(templates_dir).context("acknowledgement templates")?;
         let service = Service::new(
             store.clone(),
             contract.clone(),
             metrics.clone(),
             &settings.public_url,
             notify::message_id_domain(&settings.smtp.from),
-        );
+        )
+        .with_templates(templates);
         let state = AppState {
             store,
             metrics,

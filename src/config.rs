@@ -95,6 +95,9 @@ pub struct Settings {
     pub dashboard_password: Secret,
     /// Log output: `text` for people, `json` for log shippers.
     pub log_format: LogFormat,
+    /// Folder of the acknowledgement templates; a missing file falls back to
+    /// the built-in copy of the shipped one.
+    pub templates: PathBuf,
     pub github: GithubSettings,
     pub smtp: SmtpSettings,
     pub mailboxes: Vec<MailboxSettings>,
@@ -176,6 +179,7 @@ impl Default for Settings {
             api_tokens: vec![Secret::new("change-me")],
             dashboard_password: Secret::new("change-me"),
             log_format: LogFormat::Text,
+            templates: "config/templates".into(),
             github: GithubSettings {
                 webhook_secret: Secret::new("change-me"),
                 webhook_secret_file: None,

@@ -25,6 +25,7 @@ fn conversation(thread: &str, now: DateTime<Utc>) -> NewConversation {
         channel_mismatch: true,
         opened_at: to_db(now),
         updated_at: to_db(now),
+        subject_key: "site down".into(),
     }
 }
 

@@ -17,6 +17,7 @@
 //! - [`webhook`]: JSON POSTs (reqwest, rustls), Slack-compatible bodies.
 //! - [`worker`]: claim → send → record, as one testable step and a loop.
 
+pub mod ack;
 pub mod smtp;
 pub mod webhook;
 pub mod worker;

@@ -13,6 +13,7 @@
 //! `spawn_blocking`. Metrics are counted after the commit, from what the
 //! transaction did, so a rolled-back attempt counts nothing.
 
+mod email;
 mod notifications;
 mod views;
 
@@ -26,6 +27,7 @@ use crate::app::ContractHandle;
 use crate::contract::{Contract, EscalationTrigger, Timer, UNKNOWN_CLIENT};
 use crate::ingest::{FieldError, IncomingEvent};
 use crate::metrics::Metrics;
+use crate::notify::ack::AckTemplates;
 use crate::sla::{
     self, ActionKind, ClassifyInput, ConversationState, Direction, Event, EventKind, Policy,
     TicketStatus, TimerStatus,
@@ -35,6 +37,7 @@ use crate::store::{
     NewMessage, Store, StoreError, TimerState, from_db, to_db,
 };
 
+pub use email::{EmailSink, MailBatchReport, MailboxContext};
 pub use views::{ConversationDetail, ConversationSummary, MessageView, StepView, TimerView};
 
 /// How many due conversations one scheduler step takes (and locks) at most.
@@ -117,6 +120,7 @@ struct Inner {
     scheduler_wake: Arc<Notify>,
     public_url: String,
     message_id_domain: String,
+    templates: AckTemplates,
 }
 
 impl Service {
@@ -137,8 +141,19 @@ impl Service {
                 scheduler_wake: Arc::new(Notify::new()),
                 public_url: public_url.trim_end_matches('/').to_string(),
                 message_id_domain,
+                templates: AckTemplates::load(None).expect("the built-in templates compile"),
             }),
         }
+    }
+
+    /// Uses these acknowledgement templates (from `config/templates/`).
+    /// Call before the service is shared.
+    pub fn with_templates(mut self, templates: AckTemplates) -> Service {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.templates = templates,
+            None => tracing::error!("templates set on a shared service; keeping the built-in ones"),
+        }
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -262,6 +277,7 @@ impl Service {
                                 channel_mismatch: class.channel_mismatch,
                                 opened_at: to_db(ev.at),
                                 updated_at: to_db(now),
+                                subject_key: String::new(),
                             },
                         )?;
                         conversation_created = created;

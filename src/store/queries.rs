@@ -119,6 +119,7 @@ pub struct ConversationRow {
     pub solved_at: Option<NaiveDateTime>,
     pub health: String,
     pub next_check_at: Option<NaiveDateTime>,
+    pub subject_key: String,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -135,6 +136,8 @@ pub struct NewConversation {
     pub channel_mismatch: bool,
     pub opened_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Normalised subject, for threading email by subject.
+    pub subject_key: String,
 }
 
 /// Opens the conversation of `(channel, thread_key)`, or returns the one that
@@ -377,6 +380,54 @@ pub fn insert_message(conn: &mut AnyConnection, new: &NewMessage) -> Result<Inse
     } else {
         Inserted::Duplicate(id)
     })
+}
+
+/// The conversation a Message-ID belongs to, if any (email threading).
+pub fn conversation_of_message_id(
+    conn: &mut AnyConnection,
+    message_id: &str,
+) -> Result<Option<i64>> {
+    Ok(messages::table
+        .filter(messages::message_id.eq(message_id))
+        .filter(messages::conversation_id.is_not_null())
+        .select(messages::conversation_id)
+        .first::<Option<i64>>(conn)
+        .optional()?
+        .flatten())
+}
+
+/// The latest conversation of a client with this normalised subject and
+/// activity since `since`.
+pub fn conversation_by_subject(
+    conn: &mut AnyConnection,
+    client: &str,
+    subject_key: &str,
+    since: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    Ok(conversations::table
+        .filter(conversations::client_id.eq(client))
+        .filter(conversations::subject_key.eq(subject_key))
+        .filter(conversations::updated_at.ge(to_db(since)))
+        .order(conversations::updated_at.desc())
+        .select(conversations::id)
+        .first(conn)
+        .optional()?)
+}
+
+/// Whether an acknowledgement went to `address` since `since`.
+pub fn acknowledged_since(
+    conn: &mut AnyConnection,
+    address: &str,
+    since: DateTime<Utc>,
+) -> Result<bool> {
+    let n: i64 = messages::table
+        .filter(messages::direction.eq("auto"))
+        .filter(messages::recipients.eq(address))
+        .filter(messages::external_id.like("ack:%"))
+        .filter(messages::sent_at.ge(to_db(since)))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
 }
 
 pub fn messages_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<MessageRow>> {

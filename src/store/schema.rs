@@ -35,6 +35,7 @@ diesel::table! {
         solved_at -> Nullable<Timestamp>,
         health -> Text,
         next_check_at -> Nullable<Timestamp>,
+        subject_key -> Text,
     }
 }
 

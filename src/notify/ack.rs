@@ -1,0 +1,336 @@
+//! Acknowledgements: the email a client gets when a new conversation opens,
+//! stating from the contract what their request was filed under and when
+//! they will hear back.
+//!
+//! The text comes from editable templates (minijinja) in
+//! `config/templates/`: `acknowledgement.subject.txt`, `acknowledgement.txt`,
+//! `acknowledgement.html` (auto-escaped). A missing file falls back to the
+//! built-in copy of the shipped one, so a deployment can override just one.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use minijinja::{AutoEscape, Environment};
+use serde::Serialize;
+
+use crate::contract::{Channel, ChannelKind, Contract, Timer, describe_week};
+
+const SUBJECT: &str = "acknowledgement.subject.txt";
+const TEXT: &str = "acknowledgement.txt";
+const HTML: &str = "acknowledgement.html";
+
+const BUILT_IN: [(&str, &str); 3] = [
+    (
+        SUBJECT,
+        include_str!("../../config/templates/acknowledgement.subject.txt"),
+    ),
+    (
+        TEXT,
+        include_str!("../../config/templates/acknowledgement.txt"),
+    ),
+    (
+        HTML,
+        include_str!("../../config/templates/acknowledgement.html"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template {name}: {reason}")]
+    Invalid { name: String, reason: String },
+    #[error("cannot read template {path}: {reason}")]
+    Read { path: String, reason: String },
+}
+
+/// The compiled templates; built once at start (a syntax error stops the
+/// start, with the file and the reason).
+pub struct AckTemplates {
+    env: Environment<'static>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedAck {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TypeInfo {
+    pub name: String,
+    pub definition: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UrgentInfo {
+    pub name: String,
+    pub channels: Vec<String>,
+    pub promise: String,
+}
+
+/// Everything a template may use.
+#[derive(Debug, Clone, Serialize)]
+pub struct AckContext {
+    pub client_name: Option<String>,
+    pub subject: String,
+    pub request_type: TypeInfo,
+    /// "we reply within 4 business hours (Mon–Thu 09:00–17:00, …, Europe/Berlin)"
+    pub promise: String,
+    /// The due, in the contract's zone: "Monday 30 November 2026, 12:00 CET".
+    pub due: String,
+    pub due_rfc3339: String,
+    /// The request came through a channel its type does not list.
+    pub mismatch: bool,
+    pub right_channels: Vec<String>,
+    pub urgent: Option<UrgentInfo>,
+    pub contract_url: String,
+    pub team: String,
+}
+
+impl AckTemplates {
+    /// Files in `dir` override the built-in templates one by one.
+    pub fn load(dir: Option<&Path>) -> Result<AckTemplates, TemplateError> {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_keep_trailing_newline(true);
+        for (name, built_in) in BUILT_IN {
+            let source = match dir.map(|d| d.join(name)).filter(|p| p.exists()) {
+                Some(path) => std::fs::read_to_string(&path).map_err(|e| TemplateError::Read {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?,
+                None => built_in.to_string(),
+            };
+            env.add_template_owned(name, source)
+                .map_err(|e| TemplateError::Invalid {
+                    name: name.into(),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(AckTemplates { env })
+    }
+
+    pub fn render(&self, cx: &AckContext) -> Result<RenderedAck, TemplateError> {
+        let render = |name: &str| {
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(cx))
+                .map_err(|e| TemplateError::Invalid {
+                    name: name.into(),
+                    reason: e.to_string(),
+                })
+        };
+        Ok(RenderedAck {
+            // A subject is one line, whatever the template left around it.
+            subject: render(SUBJECT)?
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+            text: render(TEXT)?,
+            html: render(HTML)?,
+        })
+    }
+}
+
+/// How a client reaches a channel, in words.
+pub fn channel_words(c: &Channel) -> String {
+    match (c.kind, &c.address, &c.description) {
+        (ChannelKind::Email, Some(a), _) => format!("email to {a}"),
+        (ChannelKind::Ticket, Some(a), Some(d)) => format!("our ticket system ({a}, {d})"),
+        (ChannelKind::Ticket, Some(a), None) => format!("our ticket system ({a})"),
+        (ChannelKind::Ticket, None, _) => "our ticket system".into(),
+        (_, _, Some(d)) => format!("{} ({d})", c.id),
+        (_, Some(a), None) => format!("{} ({a})", c.id),
+        _ => c.id.clone(),
+    }
+}
+
+fn promise(contract: &Contract, type_id: &str, client_id: Option<&str>) -> String {
+    let Some(window) = contract.window(type_id, client_id, Timer::FirstResponse) else {
+        return "we reply as soon as we can".into();
+    };
+    let words = window.in_words();
+    let calendar = contract
+        .request_type(type_id)
+        .and_then(|t| contract.calendar(&t.calendar));
+    match calendar {
+        Some(c) if !c.always => format!(
+            "we reply within {words} ({}, {})",
+            describe_week(&c.week),
+            c.timezone.name()
+        ),
+        _ => format!(
+            "we reply within {}, around the clock",
+            words.replace("business ", "")
+        ),
+    }
+}
+
+/// The acknowledgement's content, from the contract version the conversation
+/// opened under.
+#[allow(clippy::too_many_arguments)]
+pub fn ack_context(
+    contract: &Contract,
+    type_id: &str,
+    client_id: Option<&str>,
+    channel_id: &str,
+    subject: &str,
+    due: DateTime<Utc>,
+    contract_url: &str,
+    team: &str,
+) -> AckContext {
+    let request_type = contract
+        .request_type(type_id)
+        .unwrap_or_else(|| contract.default_request_type());
+    let zone = contract.info().timezone;
+    let words_of = |ids: &[String]| -> Vec<String> {
+        ids.iter()
+            .filter_map(|id| contract.channel(id))
+            .map(channel_words)
+            .collect()
+    };
+    let urgent = contract
+        .urgent_request_type()
+        .filter(|u| u.id != request_type.id)
+        .map(|u| UrgentInfo {
+            name: u.name.clone(),
+            channels: words_of(&u.channels),
+            promise: promise(contract, &u.id, client_id),
+        });
+    AckContext {
+        client_name: client_id
+            .and_then(|id| contract.client(id))
+            .map(|c| c.name.clone()),
+        subject: subject.to_string(),
+        request_type: TypeInfo {
+            name: request_type.name.clone(),
+            definition: request_type.definition.clone(),
+        },
+        promise: promise(contract, &request_type.id, client_id),
+        due: due
+            .with_timezone(&zone)
+            .format("%A %-d %B %Y, %H:%M %Z")
+            .to_string(),
+        due_rfc3339: due.with_timezone(&zone).to_rfc3339(),
+        mismatch: !request_type.channels.iter().any(|c| c == channel_id),
+        right_channels: words_of(&request_type.channels),
+        urgent,
+        contract_url: contract_url.to_string(),
+        team: team.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> Contract {
+        crate::contract::load(concat!(env!("CARGO_MANIFEST_DIR"), "/config/contract.toml")).unwrap()
+    }
+
+    #[test]
+    fn shipped_templates_render_the_promise_and_the_due() {
+        let c = shipped();
+        let due = DateTime::parse_from_rfc3339("2026-11-30T11:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let cx = ack_context(
+            &c,
+            "question",
+            Some("acme"),
+            "email",
+            "Footer <b>text</b>",
+            due,
+            "https://support.example.com/contract",
+            "Northwind",
+        );
+        let t = AckTemplates::load(None).unwrap();
+        let r = t.render(&cx).unwrap();
+        assert_eq!(r.subject, "Re: Footer <b>text</b> [we have your request]");
+        assert!(
+            r.text.contains("Questions and change requests"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text.contains("2 business hours"),
+            "ACME's override: {}",
+            r.text
+        );
+        assert!(
+            r.text.contains("Monday 30 November 2026, 12:00 CET"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text.contains("+49 30 1234567"),
+            "the urgent channel: {}",
+            r.text
+        );
+        assert!(r.text.contains("https://support.example.com/contract"));
+        assert!(
+            !r.text.contains("next time"),
+            "email is a right channel for questions"
+        );
+        assert!(
+            r.html
+                .contains("<strong>Questions and change requests</strong>")
+        );
+    }
+
+    #[test]
+    fn wrong_channel_is_named_and_html_is_escaped() {
+        let c = shipped();
+        let cx = ack_context(
+            &c,
+            "urgent",
+            None,
+            "email",
+            "Down",
+            Utc::now(),
+            "https://x/contract",
+            "<Team>",
+        );
+        assert!(cx.mismatch);
+        let r = AckTemplates::load(None).unwrap().render(&cx).unwrap();
+        assert!(r.text.contains("next time"), "{}", r.text);
+        assert!(
+            r.text.contains("pager (+49 30 1234567 (24/7))"),
+            "{}",
+            r.text
+        );
+        assert!(r.html.contains("&lt;Team&gt;"), "escaped in HTML");
+        assert!(r.text.contains("<Team>"), "verbatim in text");
+        assert!(r.text.contains("around the clock"), "{}", r.text);
+    }
+
+    #[test]
+    fn a_template_file_overrides_the_built_in_one_and_errors_name_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SUBJECT), "Got it: {{ subject }}").unwrap();
+        let t = AckTemplates::load(Some(dir.path())).unwrap();
+        let cx = ack_context(
+            &shipped(),
+            "question",
+            None,
+            "email",
+            "Hi",
+            Utc::now(),
+            "u",
+            "t",
+        );
+        assert_eq!(t.render(&cx).unwrap().subject, "Got it: Hi");
+        std::fs::write(dir.path().join(TEXT), "{% if %}").unwrap();
+        let e = AckTemplates::load(Some(dir.path()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains(TEXT), "{e}");
+    }
+}

@@ -1,0 +1,472 @@
+//! Email use case: a batch of raw messages from one IMAP folder → stored,
+//! threaded, classified, timed, acknowledged — and the folder's checkpoint
+//! moved — in one transaction, so a crash at any point loses nothing and
+//! duplicates nothing.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
+
+use super::{Effects, Service, ServiceError};
+use crate::contract::{Contract, UNKNOWN_CLIENT};
+use crate::ingest::email::{self, ParsedEmail, ThreadIndex, is_team_address, normalize_subject};
+use crate::ingest::imap::{FetchedMail, FolderCheckpoint, FolderKind, MailSink};
+use crate::notify::{self, EmailDraft, OutboxMessage};
+use crate::sla::{self, ClassifyInput, Direction, TicketStatus};
+use crate::store::{
+    self, AnyConnection, Checkpoint, ConversationRow, Inserted, NewConversation, NewMessage,
+    StoreError, from_db, to_db,
+};
+
+/// Acknowledge only fresh mail: a first start on a mailbox with last year's
+/// history must not answer it all.
+const ACK_MAX_AGE: Duration = Duration::hours(1);
+/// One acknowledgement per sender per hour (SPEC 6).
+const ACK_PER_SENDER: Duration = Duration::hours(1);
+
+/// What one mailbox feeds and who counts as the team.
+#[derive(Debug, Clone)]
+pub struct MailboxContext {
+    pub name: String,
+    /// The contract channel this mailbox feeds.
+    pub channel: String,
+    /// Addresses or `@domain` entries whose mail is the team's.
+    pub team: Vec<String>,
+    /// Our own addresses (the `From:` of acknowledgements, the channel
+    /// address): never acknowledged, never a client.
+    pub own: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailBatchReport {
+    pub stored: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub acknowledged: usize,
+    pub suppressed: usize,
+}
+
+/// Threading lookups against the database. The trait cannot return errors,
+/// so the first one is kept and checked after the lookup.
+struct DbIndex<'a> {
+    conn: &'a mut AnyConnection,
+    error: Option<StoreError>,
+}
+
+impl ThreadIndex for DbIndex<'_> {
+    type Conversation = i64;
+    fn by_message_id(&mut self, message_id: &str) -> Option<i64> {
+        store::conversation_of_message_id(self.conn, message_id)
+            .map_err(|e| self.error.get_or_insert(e))
+            .ok()
+            .flatten()
+    }
+    fn by_subject(&mut self, client: &str, key: &str, since: DateTime<Utc>) -> Option<i64> {
+        store::conversation_by_subject(self.conn, client, key, since)
+            .map_err(|e| self.error.get_or_insert(e))
+            .ok()
+            .flatten()
+    }
+}
+
+fn content_id(raw: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(raw)))
+}
+
+fn addresses(list: &[email::Address]) -> String {
+    list.iter()
+        .map(|a| a.address.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The declared client a team reply is addressed to, for subject threading.
+fn client_of_recipients(contract: &Contract, mail: &ParsedEmail) -> Option<String> {
+    mail.to
+        .iter()
+        .chain(&mail.cc)
+        .find_map(|a| contract.client_for_email(&a.address))
+        .map(|c| c.id.clone())
+}
+
+impl Service {
+    /// Stores a batch from one folder and moves its checkpoint to
+    /// `(uidvalidity, highest uid)` in the same transaction.
+    pub fn ingest_mail_batch(
+        &self,
+        mb: &MailboxContext,
+        folder: &str,
+        kind: FolderKind,
+        uidvalidity: u32,
+        batch: Vec<FetchedMail>,
+        now: DateTime<Utc>,
+    ) -> Result<MailBatchReport, ServiceError> {
+        let Some(last_uid) = batch.iter().map(|m| m.uid).max() else {
+            return Ok(MailBatchReport::default());
+        };
+        let current = self.inner.contract.current();
+        let contract = &current.contract;
+        let mut directions: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let (report, effects, mismatches) = self.inner.store.transaction(|conn| {
+            let mut report = MailBatchReport::default();
+            let mut effects = Effects::default();
+            let mut mismatches = Vec::new();
+            for mail in &batch {
+                let parsed = match email::parse_email(&mail.raw) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        // Kept raw, listed, never blocks the mailbox.
+                        store::reject_input(
+                            conn,
+                            &mb.channel,
+                            "unparseable",
+                            &e.0,
+                            &mail.raw,
+                            now,
+                        )?;
+                        report.rejected += 1;
+                        continue;
+                    }
+                };
+                let from = parsed
+                    .from
+                    .as_ref()
+                    .map(|a| a.address.clone())
+                    .unwrap_or_default();
+                let ours = is_team_address(&from, &mb.own) || is_team_address(&from, &mb.team);
+                let direction = if parsed.auto.is_some() {
+                    Direction::Auto
+                } else if kind == FolderKind::Sent || ours {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                };
+                // A Date in the future is a broken clock, not a promise.
+                let at = parsed
+                    .date
+                    .filter(|d| *d <= now + Duration::days(1))
+                    .unwrap_or(now);
+                let client = match direction {
+                    Direction::Outbound => client_of_recipients(contract, &parsed),
+                    _ => contract.client_id_for_email(&from).map(str::to_string),
+                };
+                let mut index = DbIndex { conn, error: None };
+                let thread = email::find_thread(&mut index, &parsed, client.as_deref(), at);
+                if let Some(e) = index.error {
+                    return Err(ServiceError::Store(e));
+                }
+                let external_id = parsed
+                    .message_id
+                    .clone()
+                    .unwrap_or_else(|| content_id(&mail.raw));
+                let mut created = false;
+                let conversation: Option<ConversationRow> = match thread {
+                    Some(id) => store::conversation(conn, id)?,
+                    None if direction == Direction::Inbound => match &client {
+                        Some(client_id) => {
+                            let recipients: Vec<String> = parsed
+                                .to
+                                .iter()
+                                .chain(&parsed.cc)
+                                .map(|a| a.address.clone())
+                                .collect();
+                            let class = sla::classify(
+                                contract,
+                                &ClassifyInput {
+                                    channel: &mb.channel,
+                                    subject: &parsed.subject,
+                                    body: &parsed.text,
+                                    priority: None,
+                                    recipients: &recipients,
+                                    client_id: Some(client_id),
+                                },
+                            );
+                            let name = contract
+                                .client(client_id)
+                                .map(|c| c.name.clone())
+                                .unwrap_or_else(|| "Unknown senders".into());
+                            store::upsert_client(conn, client_id, &name, now)?;
+                            let (id, new) = store::open_conversation(
+                                conn,
+                                &NewConversation {
+                                    channel: mb.channel.clone(),
+                                    thread_key: external_id.clone(),
+                                    client_id: client_id.clone(),
+                                    subject: parsed.subject.clone(),
+                                    request_type: class.request_type.clone(),
+                                    classification: class.rule.clone(),
+                                    contract_version: contract.version().to_string(),
+                                    status: TicketStatus::Open.as_str().into(),
+                                    channel_mismatch: class.channel_mismatch,
+                                    opened_at: to_db(at),
+                                    updated_at: to_db(now),
+                                    subject_key: normalize_subject(&parsed.subject),
+                                },
+                            )?;
+                            created = new;
+                            if new && class.channel_mismatch {
+                                mismatches.push(class.request_type.clone());
+                            }
+                            store::conversation(conn, id)?
+                        }
+                        None => None,
+                    },
+                    None => None,
+                };
+                let inserted = store::insert_message(
+                    conn,
+                    &NewMessage {
+                        conversation_id: conversation.as_ref().map(|c| c.id),
+                        channel: mb.channel.clone(),
+                        external_id,
+                        direction: direction.as_str().into(),
+                        sender: from.clone(),
+                        recipients: addresses(&parsed.to),
+                        subject: parsed.subject.clone(),
+                        body: parsed.text.clone(),
+                        message_id: parsed.message_id.clone(),
+                        in_reply_to: parsed.in_reply_to.clone(),
+                        refs: parsed.references.join(" "),
+                        raw: Some(mail.raw.clone()),
+                        sent_at: to_db(at),
+                        received_at: to_db(now),
+                        status: None,
+                        awaiting_client: false,
+                    },
+                )?;
+                if matches!(inserted, Inserted::Duplicate(_)) {
+                    report.duplicates += 1;
+                    continue;
+                }
+                report.stored += 1;
+                *directions.entry(direction.as_str()).or_default() += 1;
+                let Some(conv) = conversation else { continue };
+                effects.merge(self.refresh(conn, &conv, now)?);
+                if created && direction == Direction::Inbound {
+                    match self.acknowledge(conn, mb, contract, &conv, &parsed, &from, at, now)? {
+                        true => report.acknowledged += 1,
+                        false => report.suppressed += 1,
+                    }
+                }
+            }
+            store::save_checkpoint(
+                conn,
+                &mb.name,
+                folder,
+                Checkpoint {
+                    uidvalidity: i64::from(uidvalidity),
+                    last_uid: i64::from(last_uid),
+                },
+                now,
+            )?;
+            Ok::<_, ServiceError>((report, effects, mismatches))
+        })?;
+        let m = &self.inner.metrics;
+        for (direction, n) in directions {
+            m.messages
+                .with_label_values(&[&mb.channel, direction])
+                .inc_by(n);
+        }
+        if report.rejected > 0 {
+            m.ingest_rejected
+                .with_label_values(&[&mb.channel, "unparseable"])
+                .inc_by(report.rejected as u64);
+        }
+        for t in mismatches {
+            m.channel_mismatches
+                .with_label_values(&[&t, &mb.channel])
+                .inc();
+        }
+        m.acknowledgements
+            .with_label_values(&["sent"])
+            .inc_by(report.acknowledged as u64);
+        m.acknowledgements
+            .with_label_values(&["suppressed"])
+            .inc_by(report.suppressed as u64);
+        let acked = report.acknowledged > 0;
+        self.apply(effects);
+        if acked {
+            self.inner.outbox_wake.notify_one();
+        }
+        self.inner.scheduler_wake.notify_one();
+        Ok(report)
+    }
+
+    /// Enqueues the acknowledgement of a new conversation unless a rule of
+    /// SPEC 6 says not to; `true` when enqueued. The acknowledgement is also
+    /// stored as an `auto` message of the conversation, with its Message-ID,
+    /// so a reply to it threads back in.
+    #[allow(clippy::too_many_arguments)]
+    fn acknowledge(
+        &self,
+        conn: &mut AnyConnection,
+        mb: &MailboxContext,
+        contract: &Contract,
+        conv: &ConversationRow,
+        mail: &ParsedEmail,
+        from: &str,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ServiceError> {
+        let suppressed = |why: &str| {
+            tracing::info!(conversation.id = conv.id, sender = %from, reason = why, "acknowledgement suppressed");
+            Ok(false)
+        };
+        if from.is_empty() || !from.contains('@') {
+            return suppressed("no sender address");
+        }
+        if is_team_address(from, &mb.team) || is_team_address(from, &mb.own) {
+            return suppressed("team or own address");
+        }
+        if at < now - ACK_MAX_AGE {
+            return suppressed("old mail");
+        }
+        if store::acknowledged_since(conn, from, now - ACK_PER_SENDER)? {
+            return suppressed("already acknowledged this sender within the hour");
+        }
+        let due = store::timers_of(conn, conv.id)?
+            .into_iter()
+            .find(|t| t.kind == "first_response")
+            .and_then(|t| t.due_at)
+            .map(from_db);
+        let Some(due) = due else {
+            return suppressed("no first-response promise");
+        };
+        let contract_url = contract
+            .info()
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/contract", self.inner.public_url));
+        let client = (conv.client_id != UNKNOWN_CLIENT).then_some(conv.client_id.as_str());
+        let cx = notify::ack::ack_context(
+            contract,
+            &conv.request_type,
+            client,
+            &conv.channel,
+            &mail.subject,
+            due,
+            &contract_url,
+            &contract.info().name,
+        );
+        let rendered = match self.inner.templates.render(&cx) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "acknowledgement template failed");
+                self.inner
+                    .metrics
+                    .acknowledgements
+                    .with_label_values(&["failed"])
+                    .inc();
+                return Ok(false);
+            }
+        };
+        let mut headers = vec![
+            ("Auto-Submitted".to_string(), "auto-replied".to_string()),
+            ("X-Auto-Response-Suppress".to_string(), "All".to_string()),
+            ("X-Keepword-Ack".to_string(), conv.id.to_string()),
+        ];
+        if let Some(id) = &mail.message_id {
+            let mut refs = mail.references.clone();
+            refs.push(id.clone());
+            headers.push(("In-Reply-To".into(), id.clone()));
+            headers.push(("References".into(), refs.join(" ")));
+        }
+        let row = match notify::new_email(
+            EmailDraft {
+                to: vec![from.to_string()],
+                subject: rendered.subject.clone(),
+                text: rendered.text.clone(),
+                html: Some(rendered.html),
+                headers,
+            },
+            &self.inner.message_id_domain,
+            format!("ack:{}", conv.id),
+            now,
+        ) {
+            Ok(row) => row,
+            Err(e) => {
+                tracing::warn!(error = %e, sender = %from, "cannot build acknowledgement");
+                self.inner
+                    .metrics
+                    .acknowledgements
+                    .with_label_values(&["failed"])
+                    .inc();
+                return Ok(false);
+            }
+        };
+        let message_id = match serde_json::from_str::<OutboxMessage>(&row.payload) {
+            Ok(OutboxMessage::Email { message_id, .. }) => message_id,
+            _ => String::new(),
+        };
+        if !store::enqueue(conn, &row)? {
+            return Ok(false);
+        }
+        store::insert_message(
+            conn,
+            &NewMessage {
+                conversation_id: Some(conv.id),
+                channel: conv.channel.clone(),
+                external_id: format!("ack:{message_id}"),
+                direction: Direction::Auto.as_str().into(),
+                sender: "keepword".into(),
+                recipients: from.to_string(),
+                subject: rendered.subject,
+                body: rendered.text,
+                message_id: Some(message_id),
+                in_reply_to: mail.message_id.clone(),
+                refs: String::new(),
+                raw: None,
+                sent_at: to_db(now),
+                received_at: to_db(now),
+                status: None,
+                awaiting_client: false,
+            },
+        )?;
+        Ok(true)
+    }
+}
+
+/// The database side of one mailbox, for its IMAP poller.
+pub struct EmailSink {
+    pub service: Service,
+    pub mailbox: MailboxContext,
+}
+
+impl MailSink for EmailSink {
+    fn checkpoint(&self, mailbox: &str, folder: &str) -> Result<Option<FolderCheckpoint>, String> {
+        let cp = self
+            .service
+            .store()
+            .with(|c| store::checkpoint(c, mailbox, folder))
+            .map_err(|e| e.to_string())?;
+        Ok(cp.map(|c| FolderCheckpoint {
+            uidvalidity: c.uidvalidity as u32,
+            last_uid: c.last_uid as u32,
+        }))
+    }
+
+    fn ingest(
+        &self,
+        _mailbox: &str,
+        folder: &str,
+        kind: FolderKind,
+        uidvalidity: u32,
+        batch: Vec<FetchedMail>,
+    ) -> Result<(), String> {
+        self.service
+            .ingest_mail_batch(&self.mailbox, folder, kind, uidvalidity, batch, Utc::now())
+            .map(|r| {
+                tracing::info!(
+                    mailbox = %self.mailbox.name,
+                    folder,
+                    stored = r.stored,
+                    duplicates = r.duplicates,
+                    rejected = r.rejected,
+                    acknowledged = r.acknowledged,
+                    "mail batch committed"
+                );
+            })
+            .map_err(|e| e.to_string())
+    }
+}
