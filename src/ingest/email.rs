@@ -1,7 +1,22 @@
-//! INTERFACE STUB — the email helper replaces the bodies; signatures are what
-//! the service, the IMAP poller and the backtest call.
+//! Raw MIME → [`ParsedEmail`]: the pure email side of ingest (SPEC 5).
+//!
+//! Nothing here does IO. The IMAP poller hands bytes to [`parse_email`], the
+//! service decides what to do with the typed result, and threading asks a
+//! [`ThreadIndex`] (the database in the service, [`MemoryThreadIndex`] in the
+//! backtest). Submodules: `auto` (automatic-mail rules), `subject`
+//! (normalisation), `thread` (the threading rule and the in-memory index).
+
+mod auto;
+mod subject;
+mod thread;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use chrono::{DateTime, Utc};
+use mail_parser::{HeaderValue, Message, MessageParser, PartType};
+
+pub use subject::normalize_subject;
+pub use thread::{MemoryThreadIndex, SUBJECT_WINDOW, ThreadIndex, find_thread};
 
 /// A mail address, lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,41 +52,139 @@ pub struct ParsedEmail {
 #[error("unparseable message: {0}")]
 pub struct ParseFailure(pub String);
 
-pub fn parse_email(_raw: &[u8]) -> Result<ParsedEmail, ParseFailure> {
-    Err(ParseFailure("stub".into()))
+/// Parses one raw message. Never panics: the poller must survive any mail a
+/// stranger can send, so the parser runs under `catch_unwind` and a panic
+/// becomes a [`ParseFailure`] (the message is then kept raw, SPEC 5).
+///
+/// A message with a header block but broken MIME still parses as far as
+/// mail-parser gets; only input with no header block at all fails.
+pub fn parse_email(raw: &[u8]) -> Result<ParsedEmail, ParseFailure> {
+    // The closure only reads `raw` and builds owned data, so no broken
+    // invariant can leak out of an unwound parse.
+    match catch_unwind(AssertUnwindSafe(|| parse_inner(raw))) {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(ParseFailure(format!("MIME parser panicked: {what}")))
+        }
+    }
 }
 
-pub fn normalize_subject(s: &str) -> String {
-    s.trim().to_lowercase()
+fn parse_inner(raw: &[u8]) -> Result<ParsedEmail, ParseFailure> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseFailure("empty message".into()));
+    }
+    let message = MessageParser::default()
+        .parse(raw)
+        .ok_or_else(|| ParseFailure("no header block".into()))?;
+    if !has_header_block(&message) {
+        return Err(ParseFailure("no header block".into()));
+    }
+
+    let first_address =
+        |a: Option<&mail_parser::Address>| a.and_then(|a| a.iter().find_map(address));
+    let all_addresses = |a: Option<&mail_parser::Address>| {
+        a.map(|a| a.iter().filter_map(address).collect())
+            .unwrap_or_default()
+    };
+
+    let (text, html) = bodies(&message);
+    let mut parsed = ParsedEmail {
+        message_id: message.message_id().and_then(bracket_id),
+        in_reply_to: ids(message.in_reply_to()).into_iter().next(),
+        references: ids(message.references()),
+        from: first_address(message.from()),
+        to: all_addresses(message.to()),
+        cc: all_addresses(message.cc()),
+        subject: message.subject().unwrap_or_default().trim().to_string(),
+        date: message
+            .date()
+            .filter(|d| d.is_valid())
+            .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0)),
+        text,
+        html,
+        auto: None,
+    };
+    parsed.auto = auto::detect(&message, parsed.from.as_ref());
+    Ok(parsed)
 }
 
-/// `team` entries are full addresses or `@domain` suffixes.
+/// mail-parser accepts anything; a "message" whose first line is not a
+/// header field (`Name: value`) is junk, not mail with broken MIME.
+fn has_header_block(message: &Message) -> bool {
+    message.root_part().headers.iter().any(|h| {
+        let name = h.name();
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+    })
+}
+
+fn address(a: &mail_parser::Addr) -> Option<Address> {
+    let address = a.address()?.trim().to_lowercase();
+    if address.is_empty() {
+        return None;
+    }
+    let name = a
+        .name()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    Some(Address { name, address })
+}
+
+/// mail-parser strips the angle brackets; everything downstream (our own
+/// outgoing `In-Reply-To`, the database) keeps them, so add them back.
+fn bracket_id(id: &str) -> Option<String> {
+    let bare = id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim();
+    (!bare.is_empty()).then(|| format!("<{bare}>"))
+}
+
+fn ids(value: &HeaderValue) -> Vec<String> {
+    match value {
+        HeaderValue::Text(t) => bracket_id(t).into_iter().collect(),
+        HeaderValue::TextList(list) => list.iter().filter_map(|t| bracket_id(t)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn bodies(message: &Message) -> (String, Option<String>) {
+    // body_text falls back to the HTML part reduced to text when there is no
+    // text/plain alternative; html_part points at the text part when there
+    // is no HTML, so keep it only when it really is HTML.
+    let text = message
+        .body_text(0)
+        .map(|t| t.into_owned())
+        .unwrap_or_default();
+    let html = message.html_part(0).and_then(|p| match &p.body {
+        PartType::Html(h) => Some(h.to_string()),
+        _ => None,
+    });
+    (text, html)
+}
+
+/// Whether `address` belongs to the team. `team` entries are full addresses
+/// or `@domain` entries; both compare case-insensitively. A domain entry
+/// matches that exact domain only: `@example.com` does not match
+/// `a@sub.example.com` (list `@sub.example.com` too if it should), because a
+/// subdomain is often a different party (a client's tenant, a relay).
 pub fn is_team_address(address: &str, team: &[String]) -> bool {
-    team.iter().any(|t| t.eq_ignore_ascii_case(address))
+    let address = address.trim().to_lowercase();
+    let domain = address.rsplit_once('@').map(|(_, d)| d);
+    team.iter().any(|entry| {
+        let entry = entry.trim().to_lowercase();
+        match entry.strip_prefix('@') {
+            Some(team_domain) => domain == Some(team_domain),
+            None => entry == address,
+        }
+    })
 }
 
-/// Where the threading rule looks things up: the database in the service,
-/// memory in the backtest.
-pub trait ThreadIndex {
-    type Conversation: Copy;
-    fn by_message_id(&mut self, message_id: &str) -> Option<Self::Conversation>;
-    /// The most recent conversation of `client` with this normalised subject
-    /// whose last activity is at or after `since`.
-    fn by_subject(
-        &mut self,
-        client: &str,
-        subject_key: &str,
-        since: DateTime<Utc>,
-    ) -> Option<Self::Conversation>;
-}
-
-/// SPEC 5 threading: In-Reply-To, then References (newest first), then the
-/// normalised subject with the same client within 14 days of `at`.
-pub fn find_thread<I: ThreadIndex>(
-    _index: &mut I,
-    _mail: &ParsedEmail,
-    _client: Option<&str>,
-    _at: DateTime<Utc>,
-) -> Option<I::Conversation> {
-    None
-}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,299 @@
+//! Unit tests for parsing, automatic mail, subjects, team addresses and
+//! threading. Corpus tests over real messages live in `tests/email_corpus.rs`.
+
+use chrono::{TimeDelta, TimeZone, Utc};
+
+use super::*;
+
+fn mail(headers: &str, body: &str) -> Vec<u8> {
+    format!("{}\r\n\r\n{body}", headers.trim().replace('\n', "\r\n")).into_bytes()
+}
+
+const PLAIN: &str = "From: Client <Bob@Client.Example>\nTo: help@team.example\n\
+                     Subject: Invoice\nMessage-ID: <m1@client.example>\n\
+                     Date: Tue, 03 Mar 2026 10:00:00 +0100";
+
+fn auto_of(extra: &str) -> Option<String> {
+    parse_email(&mail(&format!("{PLAIN}\n{extra}"), "hi"))
+        .unwrap()
+        .auto
+        .map(|r| r.0)
+}
+
+#[test]
+fn plain_mail_parses_and_is_not_auto() {
+    let p = parse_email(&mail(
+        &format!("{PLAIN}\nIn-Reply-To: <p@x>\nReferences: <a@x> <p@x>\nCc: C <C@X.org>"),
+        "hello",
+    ))
+    .unwrap();
+    assert_eq!(p.message_id.as_deref(), Some("<m1@client.example>"));
+    assert_eq!(p.in_reply_to.as_deref(), Some("<p@x>"));
+    assert_eq!(p.references, ["<a@x>", "<p@x>"]);
+    let from = p.from.unwrap();
+    assert_eq!(from.address, "bob@client.example");
+    assert_eq!(from.name.as_deref(), Some("Client"));
+    assert_eq!(p.to[0].address, "help@team.example");
+    assert_eq!(p.cc[0].address, "c@x.org");
+    assert_eq!(
+        p.date,
+        Some(Utc.with_ymd_and_hms(2026, 3, 3, 9, 0, 0).unwrap())
+    );
+    assert_eq!(p.text.trim(), "hello");
+    assert_eq!(p.html, None);
+    assert_eq!(p.auto, None);
+}
+
+#[test]
+fn html_only_mail_is_reduced_to_text_and_kept() {
+    let p = parse_email(&mail(
+        &format!("{PLAIN}\nContent-Type: text/html; charset=utf-8"),
+        "<html><body><p>Hello <b>there</b></p><script>x()</script></body></html>",
+    ))
+    .unwrap();
+    assert!(p.text.contains("Hello there"), "{:?}", p.text);
+    assert!(!p.text.contains('<'));
+    assert!(p.html.unwrap().contains("<b>there</b>"));
+}
+
+#[test]
+fn encoded_subject_in_legacy_charset_decodes() {
+    let p = parse_email(&mail(
+        "From: a@b.c\nSubject: =?koi8-r?B?8NLJ18XU?=\nContent-Type: text/plain; charset=windows-1251",
+        "\u{0}",
+    ))
+    .unwrap();
+    assert_eq!(p.subject, "Привет");
+}
+
+#[test]
+fn headerless_junk_is_a_failure_but_broken_mime_is_not() {
+    assert!(parse_email(b"").is_err());
+    assert!(parse_email(b"\r\n\r\n").is_err());
+    assert!(parse_email(b"just some words, no header here\r\nmore\r\n").is_err());
+    let broken = mail(
+        "From: a@b.c\nSubject: broken\nContent-Type: multipart/mixed; boundary=\"nope\"",
+        "--nope\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n@@@not base64",
+    );
+    let p = parse_email(&broken).unwrap();
+    assert_eq!(p.subject, "broken");
+}
+
+#[test]
+fn message_id_without_brackets_gets_them() {
+    let p = parse_email(&mail("From: a@b.c\nMessage-ID: bare@host", "x")).unwrap();
+    assert_eq!(p.message_id.as_deref(), Some("<bare@host>"));
+}
+
+#[test]
+fn each_auto_rule_fires() {
+    let cases = [
+        (
+            "Auto-Submitted: auto-replied (vacation)",
+            "Auto-Submitted: auto-replied (vacation)",
+        ),
+        (
+            "Auto-Submitted: Auto-Generated; owner=x",
+            "Auto-Submitted: auto-generated",
+        ),
+        ("Precedence: bulk", "Precedence: bulk"),
+        ("Precedence: LIST", "Precedence: list"),
+        ("Precedence: junk", "Precedence: junk"),
+        ("Precedence: auto_reply", "Precedence: auto_reply"),
+        ("List-Id: <dev.lists.example>", "List-Id"),
+        ("List-Unsubscribe: <mailto:u@x>", "List-Unsubscribe"),
+        ("Return-Path: <>", "empty Return-Path"),
+        ("Return-Path: < >", "empty Return-Path"),
+        ("X-Autoreply: yes", "X-Autoreply: yes"),
+        ("X-Autorespond: on", "X-Autorespond: on"),
+        (
+            "X-Auto-Response-Suppress: All",
+            "X-Auto-Response-Suppress: All",
+        ),
+        ("X-Keepword-Ack: 1", "X-Keepword-Ack: 1"),
+        ("Return-Path: <MAILER-DAEMON>", "sender mailer-daemon"),
+    ];
+    for (header, want) in cases {
+        assert_eq!(auto_of(header).as_deref(), Some(want), "{header}");
+    }
+}
+
+#[test]
+fn human_lookalikes_are_not_auto() {
+    for header in [
+        "Auto-Submitted: no",
+        "Auto-Submitted: NO",
+        "Precedence: first-class",
+        "Return-Path: <bob@client.example>",
+        "X-Mailer: Postmaster Pro",
+    ] {
+        assert_eq!(auto_of(header), None, "{header}");
+    }
+}
+
+#[test]
+fn daemon_senders_are_auto_in_any_case() {
+    for from in [
+        "MAILER-DAEMON@mx.example",
+        "Postmaster@Example.org",
+        "mailer-daemon@x",
+    ] {
+        let p = parse_email(&mail(&format!("From: {from}\nSubject: x"), "b")).unwrap();
+        assert!(p.auto.unwrap().0.starts_with("sender "), "{from}");
+    }
+    let p = parse_email(&mail("From: postmaster-team@x.org\nSubject: x", "b")).unwrap();
+    assert_eq!(p.auto, None);
+}
+
+#[test]
+fn delivery_reports_are_auto() {
+    let report = mail(
+        "From: relay@mx.example\nSubject: Undelivered\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=b",
+        "--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--b\r\n\
+         Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n\
+         Final-Recipient: rfc822; x@y\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n",
+    );
+    assert_eq!(
+        parse_email(&report).unwrap().auto.unwrap().0,
+        "multipart/report (delivery-status)"
+    );
+    let mdn = mail(
+        "From: relay@mx.example\nSubject: Read\n\
+         Content-Type: multipart/report; report-type=disposition-notification; boundary=b",
+        "--b\r\nContent-Type: text/plain\r\n\r\nread\r\n--b--\r\n",
+    );
+    assert_eq!(
+        parse_email(&mdn).unwrap().auto.unwrap().0,
+        "multipart/report (disposition-notification)"
+    );
+    let wrapped = mail(
+        "From: relay@mx.example\nSubject: Undelivered\nContent-Type: multipart/mixed; boundary=b",
+        "--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--b\r\n\
+         Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n--b--\r\n",
+    );
+    assert_eq!(
+        parse_email(&wrapped).unwrap().auto.unwrap().0,
+        "message/delivery-status part"
+    );
+}
+
+#[test]
+fn subject_normalisation_table() {
+    let cases = [
+        ("Invoice 42", "invoice 42"),
+        ("  Re:   Invoice   42  ", "invoice 42"),
+        ("RE: Re: re:Invoice", "invoice"),
+        ("Fwd: FW: Fw: invoice", "invoice"),
+        ("AW: WG: Rechnung", "rechnung"),
+        ("SV: VS: Antw: Doorst: TR : RV: Réf. : Faktura", "faktura"),
+        ("Re[2]: Re(3): Re^4: Invoice", "invoice"),
+        ("[ACME-123] Re: [ACME-123] Invoice", "invoice"),
+        ("Re: [list] Re: Invoice", "invoice"),
+        ("回复：发票", "发票"),
+        ("Re: Invoice [urgent] now", "invoice [urgent] now"),
+        ("Rebate: Re: x", "rebate: re: x"),
+        ("Reactor status", "reactor status"),
+        ("Re:", ""),
+        ("Re: Fwd: ", ""),
+        ("", ""),
+        ("Ré: ÉTÉ", "ré: été"),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(normalize_subject(raw), want, "{raw:?}");
+    }
+}
+
+#[test]
+fn team_addresses() {
+    let team = vec![
+        "Alice@Team.Example".to_string(),
+        "@support.example".to_string(),
+    ];
+    assert!(is_team_address("alice@team.example", &team));
+    assert!(is_team_address("ALICE@TEAM.EXAMPLE", &team));
+    assert!(!is_team_address("bob@team.example", &team));
+    assert!(is_team_address("anyone@SUPPORT.example", &team));
+    assert!(!is_team_address("x@eu.support.example", &team));
+    assert!(!is_team_address("x@notsupport.example", &team));
+    assert!(!is_team_address("support.example", &team));
+}
+
+fn at(day: u32, hour: u32) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0).unwrap()
+}
+
+fn reply(subject: &str, in_reply_to: Option<&str>, references: &[&str]) -> ParsedEmail {
+    let mut p = parse_email(&mail(
+        &format!("From: bob@client.example\nSubject: {subject}"),
+        "x",
+    ))
+    .unwrap();
+    p.in_reply_to = in_reply_to.map(str::to_string);
+    p.references = references.iter().map(|s| s.to_string()).collect();
+    p
+}
+
+#[test]
+fn threading_order_in_reply_to_then_references_then_subject() {
+    let mut index = MemoryThreadIndex::<u32>::new();
+    index.record_message_id("<a@x>", 1);
+    index.record_message_id("<b@x>", 2);
+    index.record_message_id("<c@x>", 3);
+    index.record_subject("acme", "Invoice", 4, at(1, 9));
+    let now = at(2, 9);
+
+    let m = reply("Re: Invoice", Some("<c@x>"), &["<a@x>", "<b@x>"]);
+    assert_eq!(find_thread(&mut index, &m, Some("acme"), now), Some(3));
+    // References newest (last) first.
+    let m = reply(
+        "Re: Invoice",
+        Some("<unknown@x>"),
+        &["<a@x>", "<b@x>", "<zz@x>"],
+    );
+    assert_eq!(find_thread(&mut index, &m, Some("acme"), now), Some(2));
+    let m = reply("Re: Invoice", Some("<unknown@x>"), &["<nope@x>"]);
+    assert_eq!(find_thread(&mut index, &m, Some("acme"), now), Some(4));
+    // No client, no subject fallback.
+    assert_eq!(find_thread(&mut index, &m, None, now), None);
+    // Another client never matches.
+    assert_eq!(find_thread(&mut index, &m, Some("globex"), now), None);
+}
+
+#[test]
+fn subject_window_is_fourteen_days_inclusive() {
+    let mut index = MemoryThreadIndex::<u32>::new();
+    index.record_subject("acme", "Invoice", 7, at(1, 9));
+    let m = reply("RE: invoice", None, &[]);
+    let edge = at(1, 9) + TimeDelta::days(14);
+    assert_eq!(find_thread(&mut index, &m, Some("acme"), edge), Some(7));
+    assert_eq!(
+        find_thread(&mut index, &m, Some("acme"), edge + TimeDelta::seconds(1)),
+        None
+    );
+}
+
+#[test]
+fn empty_subject_never_threads_by_subject() {
+    let mut index = MemoryThreadIndex::<u32>::new();
+    index.record_subject("acme", "Re:", 1, at(1, 9));
+    let m = reply("Re:", None, &[]);
+    assert_eq!(find_thread(&mut index, &m, Some("acme"), at(1, 10)), None);
+}
+
+#[test]
+fn record_keeps_the_latest_conversation_per_subject() {
+    let mut index = MemoryThreadIndex::<u32>::new();
+    let first = parse_email(&mail(
+        "From: bob@client.example\nSubject: Invoice\nMessage-ID: <one@x>",
+        "x",
+    ))
+    .unwrap();
+    index.record(1, &first, Some("acme"), at(1, 9));
+    index.record_subject("acme", "Invoice", 2, at(3, 9));
+    index.record_subject("acme", "Invoice", 1, at(2, 9));
+    let m = reply("Re: Invoice", None, &[]);
+    assert_eq!(find_thread(&mut index, &m, Some("acme"), at(4, 9)), Some(2));
+    let m = reply("other", Some("<one@x>"), &[]);
+    assert_eq!(find_thread(&mut index, &m, Some("acme"), at(4, 9)), Some(1));
+}
