@@ -15,6 +15,7 @@
 //! - [`app`]: wiring — builds the running service from settings.
 
 pub mod app;
+pub mod backtest;
 pub mod calendar;
 pub mod config;
 pub mod contract;

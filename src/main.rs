@@ -51,6 +51,23 @@ enum Command {
         #[command(subcommand)]
         command: ContractCommand,
     },
+    /// Replay a mailbox's history against a contract and report compliance
+    /// (no database, no email sent).
+    Backtest {
+        #[arg(long)]
+        contract: PathBuf,
+        /// An mbox file.
+        #[arg(long, conflicts_with = "maildir", required_unless_present = "maildir")]
+        mbox: Option<PathBuf>,
+        /// A Maildir (cur/ and new/) or a folder of .eml files.
+        #[arg(long)]
+        maildir: Option<PathBuf>,
+        /// The team's addresses (or @domain); their mail is the answers.
+        #[arg(long = "team", value_name = "ADDRESS")]
+        team: Vec<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
     /// Exit 0 when the service at URL answers /healthz (for container health checks).
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
@@ -87,6 +104,13 @@ enum ContractCommand {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+    Html,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Md,
     Html,
@@ -102,6 +126,13 @@ fn main() -> ExitCode {
         } => migrate(config, database_url),
         Command::Contract { command } => return contract(command),
         Command::Healthcheck { url } => healthcheck(&url),
+        Command::Backtest {
+            contract,
+            mbox,
+            maildir,
+            team,
+            format,
+        } => backtest(&contract, mbox, maildir, &team, format),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -256,6 +287,43 @@ fn due(
         .due(request_type, client, timer, at)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}", due.to_rfc3339_opts(SecondsFormat::AutoSi, false));
+    Ok(())
+}
+
+fn backtest(
+    contract: &std::path::Path,
+    mbox: Option<PathBuf>,
+    maildir: Option<PathBuf>,
+    team: &[String],
+    format: ReportFormat,
+) -> anyhow::Result<()> {
+    use keepword::backtest::{self, Source};
+    let loaded = LoadedContract::load(contract).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sources: Vec<Source> = mbox
+        .map(Source::Mbox)
+        .into_iter()
+        .chain(maildir.map(Source::Maildir))
+        .collect();
+    let terminal = std::io::stderr().is_terminal();
+    let report = backtest::run(&loaded.contract, &sources, team, |done, total| {
+        // A progress line only for people watching; logs stay clean.
+        if terminal {
+            if total > 0 {
+                eprint!("\rread {done}/{total} messages");
+            } else {
+                eprint!("\rread {done} messages");
+            }
+        }
+    })?;
+    if terminal {
+        eprintln!("\r{:60}", "");
+    }
+    let out = match format {
+        ReportFormat::Text => backtest::render_text(&report),
+        ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        ReportFormat::Html => backtest::render_html(&report),
+    };
+    std::io::stdout().write_all(out.as_bytes())?;
     Ok(())
 }
 

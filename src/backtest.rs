@@ -1,0 +1,461 @@
+//! `keepword backtest`: replays a mailbox's history against a contract —
+//! the same parsing, threading, classification and SLA engine as the
+//! service, with no database and no email sent — and reports how the team
+//! would have fared: per request type and client, how many first responses
+//! were within the window, response times in business time, breaches.
+//!
+//! Two passes keep memory bounded by the number of messages, not their
+//! size: the first parses each message and keeps only what threading and
+//! classification need; the second replays them in date order.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::contract::{Contract, Timer, UNKNOWN_CLIENT};
+use crate::ingest::email::{self, MemoryThreadIndex, ParsedEmail, is_team_address};
+use crate::sla::{self, ClassifyInput, Direction, Event, Policy, TimerStatus};
+
+/// Bytes of body kept per message for keyword classification.
+const BODY_KEPT: usize = 4096;
+
+/// Where the history comes from.
+pub enum Source {
+    Mbox(PathBuf),
+    Maildir(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BacktestError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+}
+
+/// Calls `f` with each raw message of an mbox file (mboxo/mboxrd: a line
+/// starting with `From ` separates messages; `>From ` is unquoted).
+pub fn read_mbox(path: &Path, mut f: impl FnMut(Vec<u8>)) -> Result<(), BacktestError> {
+    let err = |e: std::io::Error| BacktestError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let mut reader = BufReader::new(std::fs::File::open(path).map_err(err)?);
+    let mut current: Option<Vec<u8>> = None;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).map_err(err)? == 0 {
+            break;
+        }
+        if line.starts_with(b"From ") {
+            if let Some(m) = current.take() {
+                f(m);
+            }
+            current = Some(Vec::new());
+            continue;
+        }
+        let Some(m) = current.as_mut() else { continue };
+        let unquoted = line.strip_prefix(b">").filter(|rest| {
+            let rest = rest
+                .iter()
+                .skip_while(|&&b| b == b'>')
+                .copied()
+                .collect::<Vec<u8>>();
+            rest.starts_with(b"From ")
+        });
+        m.extend_from_slice(unquoted.unwrap_or(&line));
+    }
+    if let Some(m) = current {
+        f(m);
+    }
+    Ok(())
+}
+
+/// The message files of a Maildir (`cur/` and `new/`), or of a plain folder
+/// of `.eml` files.
+pub fn maildir_files(dir: &Path) -> Result<Vec<PathBuf>, BacktestError> {
+    let err = |e: std::io::Error| BacktestError::Read {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    };
+    let subdirs: Vec<PathBuf> = ["cur", "new"]
+        .iter()
+        .map(|s| dir.join(s))
+        .filter(|p| p.is_dir())
+        .collect();
+    let dirs = if subdirs.is_empty() {
+        vec![dir.to_path_buf()]
+    } else {
+        subdirs
+    };
+    let mut files = Vec::new();
+    for d in dirs {
+        for entry in std::fs::read_dir(&d).map_err(err)? {
+            let path = entry.map_err(err)?.path();
+            if path.is_file() {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// What the replay keeps of one message.
+struct Light {
+    at: DateTime<Utc>,
+    mail: ParsedEmail,
+}
+
+fn lighten(mut mail: ParsedEmail) -> ParsedEmail {
+    if mail.text.len() > BODY_KEPT {
+        let mut cut = BODY_KEPT;
+        while !mail.text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        mail.text.truncate(cut);
+    }
+    mail.html = None;
+    mail
+}
+
+struct Conversation {
+    request_type: String,
+    client: String,
+    events: Vec<Event>,
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Row {
+    pub request_type: String,
+    pub client: String,
+    pub conversations: usize,
+    /// First responses that happened (met or missed).
+    pub first_responses: usize,
+    pub within_window: usize,
+    /// `within_window / first_responses`, in percent.
+    pub within_window_pct: Option<f64>,
+    pub p50_business_seconds: Option<i64>,
+    pub p90_business_seconds: Option<i64>,
+    /// Timers that breached (missed, or still running past their due).
+    pub breaches: usize,
+    /// First responses never given and not yet due at the end of the history.
+    pub unanswered: usize,
+    #[serde(skip)]
+    response_times: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub contract: String,
+    pub contract_version: String,
+    pub messages: usize,
+    pub unparseable: usize,
+    pub automatic: usize,
+    pub conversations: usize,
+    pub until: Option<DateTime<Utc>>,
+    pub rows: Vec<Row>,
+}
+
+fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// Replays `sources` against `contract`. `team` entries are addresses or
+/// `@domain`; their mail is the team's answers. `progress` is called with
+/// (done, total-or-0) while reading.
+pub fn run(
+    contract: &Contract,
+    sources: &[Source],
+    team: &[String],
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Report, BacktestError> {
+    let mut report = Report {
+        contract: contract.info().name.clone(),
+        contract_version: contract.version().to_string(),
+        ..Report::default()
+    };
+    let mut messages: Vec<Light> = Vec::new();
+    let mut take = |raw: Vec<u8>, report: &mut Report| {
+        report.messages += 1;
+        match email::parse_email(&raw) {
+            Ok(mail) => {
+                if let Some(at) = mail.date {
+                    messages.push(Light {
+                        at,
+                        mail: lighten(mail),
+                    });
+                } else {
+                    // Without a date there is no time to count from.
+                    report.unparseable += 1;
+                }
+            }
+            Err(_) => report.unparseable += 1,
+        }
+    };
+    for source in sources {
+        match source {
+            Source::Mbox(path) => {
+                let mut n = 0;
+                read_mbox(path, |raw| {
+                    take(raw, &mut report);
+                    n += 1;
+                    if n % 1000 == 0 {
+                        progress(n, 0);
+                    }
+                })?;
+            }
+            Source::Maildir(dir) => {
+                let files = maildir_files(dir)?;
+                for (i, f) in files.iter().enumerate() {
+                    let mut raw = Vec::new();
+                    std::fs::File::open(f)
+                        .and_then(|mut h| h.read_to_end(&mut raw))
+                        .map_err(|e| BacktestError::Read {
+                            path: f.display().to_string(),
+                            reason: e.to_string(),
+                        })?;
+                    take(raw, &mut report);
+                    if i % 1000 == 0 {
+                        progress(i, files.len());
+                    }
+                }
+            }
+        }
+    }
+    messages.sort_by_key(|m| m.at);
+    report.until = messages.last().map(|m| m.at);
+
+    let channel = contract
+        .channels()
+        .iter()
+        .find(|c| c.kind == crate::contract::ChannelKind::Email)
+        .map(|c| c.id.clone())
+        .unwrap_or_else(|| "email".into());
+    let mut index = MemoryThreadIndex::default();
+    let mut conversations: Vec<Conversation> = Vec::new();
+    for Light { at, mail } in &messages {
+        let from = mail
+            .from
+            .as_ref()
+            .map(|a| a.address.clone())
+            .unwrap_or_default();
+        let direction = if mail.auto.is_some() {
+            report.automatic += 1;
+            Direction::Auto
+        } else if is_team_address(&from, team) {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        };
+        let client = match direction {
+            Direction::Outbound => mail
+                .to
+                .iter()
+                .chain(&mail.cc)
+                .find_map(|a| contract.client_for_email(&a.address))
+                .map(|c| c.id.clone()),
+            _ => contract.client_id_for_email(&from).map(str::to_string),
+        };
+        let found = email::find_thread(&mut index, mail, client.as_deref(), *at);
+        let conv = match (found, direction, &client) {
+            (Some(c), _, _) => Some(c),
+            (None, Direction::Inbound, Some(client)) => {
+                let class = sla::classify(
+                    contract,
+                    &ClassifyInput {
+                        channel: &channel,
+                        subject: &mail.subject,
+                        body: &mail.text,
+                        priority: None,
+                        recipients: &[],
+                        client_id: Some(client),
+                    },
+                );
+                conversations.push(Conversation {
+                    request_type: class.request_type,
+                    client: client.clone(),
+                    events: Vec::new(),
+                });
+                Some(conversations.len() - 1)
+            }
+            _ => None,
+        };
+        if let Some(c) = conv {
+            conversations[c].events.push(Event::message(*at, direction));
+            index.record(c, mail, client.as_deref(), *at);
+        }
+    }
+    report.conversations = conversations.len();
+
+    let until = report.until.unwrap_or_else(Utc::now);
+    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    for conv in &conversations {
+        let client = (conv.client != UNKNOWN_CLIENT).then_some(conv.client.as_str());
+        let Some(policy) = Policy::from_contract(contract, &conv.request_type, client) else {
+            continue;
+        };
+        let state = sla::evaluate(&policy, &conv.events, until);
+        let row = rows
+            .entry((conv.request_type.clone(), conv.client.clone()))
+            .or_insert_with(|| Row {
+                request_type: conv.request_type.clone(),
+                client: conv.client.clone(),
+                ..Row::default()
+            });
+        row.conversations += 1;
+        for t in &state.timers {
+            match t.status {
+                TimerStatus::Breached | TimerStatus::Missed => row.breaches += 1,
+                _ => {}
+            }
+            if t.timer != Timer::FirstResponse {
+                continue;
+            }
+            match t.status {
+                TimerStatus::Met | TimerStatus::Missed => {
+                    row.first_responses += 1;
+                    row.within_window += usize::from(t.status == TimerStatus::Met);
+                    row.response_times.push(t.elapsed.num_seconds());
+                }
+                _ => row.unanswered += 1,
+            }
+        }
+    }
+    for row in rows.values_mut() {
+        row.response_times.sort_unstable();
+        row.p50_business_seconds = percentile(&row.response_times, 50.0);
+        row.p90_business_seconds = percentile(&row.response_times, 90.0);
+        row.within_window_pct = (row.first_responses > 0)
+            .then(|| 100.0 * row.within_window as f64 / row.first_responses as f64);
+    }
+    report.rows = rows.into_values().collect();
+    Ok(report)
+}
+
+/// "1h 05m" — business time for people.
+pub fn business_words(secs: Option<i64>) -> String {
+    match secs {
+        None => "—".into(),
+        Some(s) => {
+            let (h, m) = (s / 3600, s % 3600 / 60);
+            if h > 0 {
+                format!("{h}h {m:02}m")
+            } else {
+                format!("{m}m")
+            }
+        }
+    }
+}
+
+fn pct(p: Option<f64>) -> String {
+    p.map_or("—".into(), |p| format!("{p:.1}%"))
+}
+
+pub fn render_text(r: &Report) -> String {
+    let mut out = format!(
+        "Backtest of \"{}\" (version {})\n{} messages ({} unparseable or undated, {} automatic), {} conversations{}\n\n",
+        r.contract,
+        &r.contract_version[..r.contract_version.len().min(12)],
+        r.messages,
+        r.unparseable,
+        r.automatic,
+        r.conversations,
+        r.until
+            .map(|u| format!(", history until {}", u.to_rfc3339()))
+            .unwrap_or_default(),
+    );
+    out.push_str(&format!(
+        "{:<14} {:<14} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        "request type", "client", "convs", "in window", "p50", "p90", "breaches", "no reply"
+    ));
+    for row in &r.rows {
+        out.push_str(&format!(
+            "{:<14} {:<14} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+            row.request_type,
+            row.client,
+            row.conversations,
+            pct(row.within_window_pct),
+            business_words(row.p50_business_seconds),
+            business_words(row.p90_business_seconds),
+            row.breaches,
+            row.unanswered,
+        ));
+    }
+    out
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub fn render_html(r: &Report) -> String {
+    let mut rows = String::new();
+    for row in &r.rows {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(&row.request_type),
+            escape(&row.client),
+            row.conversations,
+            pct(row.within_window_pct),
+            business_words(row.p50_business_seconds),
+            business_words(row.p90_business_seconds),
+            row.breaches,
+            row.unanswered
+        ));
+    }
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Backtest: {name}</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}td:nth-child(-n+2){{text-align:left}}</style></head>\
+         <body><h1>Backtest: {name}</h1><p>Contract version {version}. {messages} messages \
+         ({unparseable} unparseable or undated, {automatic} automatic), {conversations} conversations.</p>\
+         <table><tr><th>request type</th><th>client</th><th>conversations</th><th>first response in window</th>\
+         <th>p50</th><th>p90</th><th>breaches</th><th>no reply yet</th></tr>\n{rows}</table></body></html>\n",
+        name = escape(&r.contract),
+        version = escape(&r.contract_version),
+        messages = r.messages,
+        unparseable = r.unparseable,
+        automatic = r.automatic,
+        conversations = r.conversations,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mbox_splits_on_from_lines_and_unquotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("box");
+        std::fs::write(
+            &p,
+            "From a@b Mon Jan  1 00:00:00 2026\nSubject: one\n\n>From here\nbody\nFrom c@d Tue Jan  2 00:00:00 2026\nSubject: two\n\nx\n",
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        read_mbox(&p, |m| got.push(String::from_utf8(m).unwrap())).unwrap();
+        assert_eq!(got.len(), 2);
+        assert!(got[0].contains("\nFrom here\n"), "{:?}", got[0]);
+        assert!(got[1].starts_with("Subject: two"));
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+        assert_eq!(percentile(&v, 50.0), Some(50));
+        assert_eq!(percentile(&v, 90.0), Some(90));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}

@@ -1,0 +1,193 @@
+//! `keepword backtest` on a history with known answers, from an mbox and
+//! from a Maildir, in each output format.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn mail(from: &str, to: &str, subject: &str, id: &str, date: &str, extra: &str) -> String {
+    format!(
+        "From: {from}\nTo: {to}\nSubject: {subject}\nMessage-ID: {id}\nDate: {date}\n{extra}\nHello.\nFrom the team, with a From line in the body.\n"
+    )
+}
+
+fn history() -> Vec<String> {
+    vec![
+        // ACME question Monday 09:00 Berlin, answered 10:00: 1 business hour (window 2h).
+        mail(
+            "jane@acme.com",
+            "support@example.com",
+            "Footer",
+            "<a1@acme.com>",
+            "Mon, 30 Nov 2026 09:00:00 +0100",
+            "",
+        ),
+        mail(
+            "lead@example.com",
+            "jane@acme.com",
+            "Re: Footer",
+            "<r1@example.com>",
+            "Mon, 30 Nov 2026 10:00:00 +0100",
+            "In-Reply-To: <a1@acme.com>\n",
+        ),
+        // Its out-of-office noise: automatic, no conversation.
+        mail(
+            "bob@acme.com",
+            "support@example.com",
+            "Out of office",
+            "<oo@acme.com>",
+            "Mon, 30 Nov 2026 09:05:00 +0100",
+            "Auto-Submitted: auto-replied\n",
+        ),
+        // Initech question Monday 09:00, answered Tuesday 09:00: 8 business hours (window 4h).
+        mail(
+            "eve@initech.example",
+            "support@example.com",
+            "Invoice",
+            "<i1@initech.example>",
+            "Mon, 30 Nov 2026 09:00:00 +0100",
+            "",
+        ),
+        mail(
+            "lead@example.com",
+            "eve@initech.example",
+            "Re: Invoice",
+            "<r2@example.com>",
+            "Tue, 01 Dec 2026 09:00:00 +0100",
+            "References: <i1@initech.example>\n",
+        ),
+        // Globex outage on Saturday 10:00, answered 10:20 around the clock (window 30m).
+        mail(
+            "ops@globex.example",
+            "support@example.com",
+            "Site down",
+            "<g1@globex.example>",
+            "Sat, 05 Dec 2026 10:00:00 +0100",
+            "",
+        ),
+        mail(
+            "oncall@example.com",
+            "ops@globex.example",
+            "Re: Site down",
+            "<r3@example.com>",
+            "Sat, 05 Dec 2026 10:20:00 +0100",
+            "In-Reply-To: <g1@globex.example>\n",
+        ),
+    ]
+}
+
+fn keepword(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_keepword"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn check(report: &Value) {
+    assert_eq!(report["messages"], 7);
+    assert_eq!(report["automatic"], 1);
+    assert_eq!(report["conversations"], 3);
+    let rows = report["rows"].as_array().unwrap();
+    let row = |t: &str, c: &str| {
+        rows.iter()
+            .find(|r| r["request_type"] == t && r["client"] == c)
+            .unwrap_or_else(|| panic!("no row {t}/{c}: {rows:?}"))
+    };
+    let acme = row("question", "acme");
+    assert_eq!(acme["within_window_pct"], 100.0);
+    assert_eq!(acme["p50_business_seconds"], 3600);
+    let initech = row("question", "initech");
+    assert_eq!(initech["within_window_pct"], 0.0);
+    assert_eq!(initech["p50_business_seconds"], 8 * 3600);
+    assert!(initech["breaches"].as_u64().unwrap() >= 1);
+    let globex = row("urgent", "globex");
+    assert_eq!(globex["p90_business_seconds"], 20 * 60);
+    assert_eq!(globex["breaches"], 0);
+}
+
+#[test]
+fn backtest_reports_compliance_from_mbox_and_maildir() {
+    let dir = tempfile::tempdir().unwrap();
+    let contract = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml");
+    let contract = contract.to_str().unwrap();
+
+    let mbox = dir.path().join("history.mbox");
+    let text: String = history()
+        .iter()
+        .map(|m| {
+            format!(
+                "From sender@x Mon Nov 30 00:00:00 2026\n{}",
+                m.replace("\nFrom the team", "\n>From the team")
+            )
+        })
+        .collect();
+    std::fs::write(&mbox, text).unwrap();
+    let json = keepword(&[
+        "backtest",
+        "--contract",
+        contract,
+        "--mbox",
+        mbox.to_str().unwrap(),
+        "--team",
+        "@example.com",
+        "--format",
+        "json",
+    ]);
+    check(&serde_json::from_str(&json).unwrap());
+
+    let maildir = dir.path().join("Maildir");
+    std::fs::create_dir_all(maildir.join("cur")).unwrap();
+    std::fs::create_dir_all(maildir.join("new")).unwrap();
+    for (i, m) in history().iter().enumerate() {
+        let sub = if i % 2 == 0 { "cur" } else { "new" };
+        std::fs::write(maildir.join(sub).join(format!("{i}.eml")), m).unwrap();
+    }
+    let json = keepword(&[
+        "backtest",
+        "--contract",
+        contract,
+        "--maildir",
+        maildir.to_str().unwrap(),
+        "--team",
+        "@example.com",
+        "--format",
+        "json",
+    ]);
+    check(&serde_json::from_str(&json).unwrap());
+
+    let text = keepword(&[
+        "backtest",
+        "--contract",
+        contract,
+        "--maildir",
+        maildir.to_str().unwrap(),
+        "--team",
+        "@example.com",
+    ]);
+    assert!(
+        text.contains("question") && text.contains("initech") && text.contains("100.0%"),
+        "{text}"
+    );
+    let html = keepword(&[
+        "backtest",
+        "--contract",
+        contract,
+        "--maildir",
+        maildir.to_str().unwrap(),
+        "--team",
+        "@example.com",
+        "--format",
+        "html",
+    ]);
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<td>globex</td>"),
+        "{html}"
+    );
+}
