@@ -75,7 +75,10 @@ fn batch(uid0: u32, raws: Vec<Vec<u8>>) -> Vec<FetchedMail> {
         .collect()
 }
 
-fn acks(s: &Service) -> Vec<(Vec<String>, String, Vec<(String, String)>, String)> {
+/// (to, text, headers, Message-ID) of each enqueued acknowledgement.
+type Ack = (Vec<String>, String, Vec<(String, String)>, String);
+
+fn acks(s: &Service) -> Vec<Ack> {
     s.store()
         .with(store::outbox::all)
         .unwrap()
