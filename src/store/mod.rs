@@ -179,6 +179,21 @@ impl ManageConnection for Manager {
 
 pub type Conn = PooledConnection<Manager>;
 
+/// Held while this process polls a mailbox; see [`Store::try_lease_mailbox`].
+pub struct MailboxLease {
+    conn: Conn,
+}
+
+impl Drop for MailboxLease {
+    /// The connection goes back to the pool: release the session lock, or
+    /// it would outlive the lease.
+    fn drop(&mut self) {
+        if let AnyConnection::Postgresql(c) = &mut *self.conn {
+            let _ = diesel::sql_query("SELECT pg_advisory_unlock_all()").execute(c);
+        }
+    }
+}
+
 /// The pool plus what it was opened on. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -273,6 +288,32 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// Leases a mailbox so that, of several processes on one PostgreSQL, one
+    /// polls it (SPEC 9). The lease is a session advisory lock held by the
+    /// returned connection: it ends when the lease is dropped or the process
+    /// dies. `None`: another process holds it. On SQLite one process owns all
+    /// the work, so the lease is always granted.
+    pub fn try_lease_mailbox(&self, mailbox: &str) -> Result<Option<MailboxLease>, StoreError> {
+        let mut conn = self.conn()?;
+        let granted = match &mut *conn {
+            AnyConnection::Sqlite(_) => true,
+            AnyConnection::Postgresql(c) => {
+                #[derive(QueryableByName)]
+                struct Granted {
+                    #[diesel(sql_type = diesel::sql_types::Bool)]
+                    granted: bool,
+                }
+                diesel::sql_query(
+                    "SELECT pg_try_advisory_lock(hashtext('keepword-mailbox:' || $1)) AS granted",
+                )
+                .bind::<diesel::sql_types::Text, _>(mailbox)
+                .get_result::<Granted>(c)?
+                .granted
+            }
+        };
+        Ok(granted.then_some(MailboxLease { conn }))
     }
 
     /// `/readyz`: the database answers a query.
