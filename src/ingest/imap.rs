@@ -438,7 +438,11 @@ impl MailboxPoller {
             .expect("poll_all connects before using the session")
     }
 
-    async fn poll_folder(&mut self, folder: &str, kind: FolderKind) -> Result<FolderReport, ImapError> {
+    async fn poll_folder(
+        &mut self,
+        folder: &str,
+        kind: FolderKind,
+    ) -> Result<FolderReport, ImapError> {
         let started = Instant::now();
         let mailbox = self.settings.name.clone();
         let checkpoint = {
@@ -703,12 +707,13 @@ async fn tls_handshake(
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| err(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| err(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| err(format!("invalid server name: {e}")))?;
     tokio_rustls::TlsConnector::from(Arc::new(config))

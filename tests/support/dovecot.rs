@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,10 @@ impl Dovecot {
             .arg(root.join("mail"))
             .status()
             .unwrap();
-        assert!(chown.success(), "chown dovecot:dovecot of the mail dir failed");
+        assert!(
+            chown.success(),
+            "chown dovecot:dovecot of the mail dir failed"
+        );
         let passwd: String = users
             .iter()
             .map(|(u, p)| format!("{u}:{{PLAIN}}{p}::::::\n"))
@@ -98,16 +101,22 @@ userdb {{
 "
         );
         std::fs::write(root.join("dovecot.conf"), conf).unwrap();
-        let out = Command::new("dovecot")
+        // The daemon keeps the std streams it inherits: pipes would never
+        // reach EOF, so they go to a file.
+        let startup = root.join("startup.log");
+        let status = Command::new("dovecot")
             .arg("-c")
             .arg(root.join("dovecot.conf"))
-            .output()
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&startup).unwrap())
+            .stderr(std::fs::File::create(&startup).unwrap())
+            .status()
             .unwrap();
         let server = Dovecot { port, dir };
-        if !out.status.success() {
+        if !status.success() {
             panic!(
                 "dovecot did not start: {}\n{}",
-                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(&startup).unwrap_or_default(),
                 server.log()
             );
         }
@@ -158,7 +167,10 @@ userdb {{
             c.writer.write_all(&out).unwrap();
             for tag in tags {
                 let status = c.read_until_tagged(&tag);
-                assert!(status.starts_with("OK"), "APPEND to {folder} failed: {status}");
+                assert!(
+                    status.starts_with("OK"),
+                    "APPEND to {folder} failed: {status}"
+                );
             }
         }
         c.command("LOGOUT");
@@ -170,7 +182,16 @@ userdb {{
         let out = Command::new("doveadm")
             .arg("-c")
             .arg(self.conf())
-            .args(["-f", "flow", "mailbox", "status", "-u", user, "uidvalidity", folder])
+            .args([
+                "-f",
+                "flow",
+                "mailbox",
+                "status",
+                "-u",
+                user,
+                "uidvalidity",
+                folder,
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "doveadm mailbox status: {out:?}");
@@ -260,7 +281,10 @@ impl RawImap {
         loop {
             let mut line = String::new();
             let n = self.reader.read_line(&mut line).unwrap();
-            assert!(n > 0, "dovecot closed the connection while waiting for {tag}");
+            assert!(
+                n > 0,
+                "dovecot closed the connection while waiting for {tag}"
+            );
             if let Some(rest) = line.strip_prefix(&prefix) {
                 return rest.trim_end().to_string();
             }
