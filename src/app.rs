@@ -11,13 +11,14 @@ use anyhow::Context;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
-use crate::contract::Contract;
+use crate::config::{MailboxSettings, Settings};
+use crate::contract::{ChannelKind, Contract};
+use crate::ingest::imap::{ImapMetrics, MailboxPoller};
 use crate::metrics::Metrics;
 use crate::notify::ack::AckTemplates;
 use crate::notify::{self, OutboxWorker};
 use crate::scheduler;
-use crate::service::Service;
+use crate::service::{EmailSink, MailboxContext, Service};
 use crate::store::{self, Store};
 use crate::web::{AppState, Auth, routes, track};
 
@@ -82,6 +83,8 @@ pub struct Application {
     server: actix_web::dev::Server,
     settings: Settings,
     worker: OutboxWorker,
+    imap_metrics: ImapMetrics,
+    mailboxes: Vec<(MailboxSettings, MailboxContext)>,
 }
 
 impl Application {
@@ -136,6 +139,11 @@ impl Application {
                 github_channel: settings.github.channel.clone(),
             }),
         };
+        let imap_metrics = ImapMetrics::new();
+        for c in imap_metrics.collectors() {
+            state.metrics.register(c);
+        }
+        let mailboxes = mailbox_contexts(&settings, &state.contract.current().contract)?;
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -157,6 +165,8 @@ impl Application {
             server,
             settings,
             worker,
+            imap_metrics,
+            mailboxes,
         })
     }
 
@@ -183,6 +193,19 @@ impl Application {
             self.worker
                 .run(shutdown.clone(), self.state.service.outbox_wake()),
         );
+        let pollers: Vec<_> = self
+            .mailboxes
+            .into_iter()
+            .map(|(settings, context)| {
+                tokio::spawn(poll_mailbox(
+                    self.state.service.clone(),
+                    settings,
+                    context,
+                    self.imap_metrics.clone(),
+                    shutdown.clone(),
+                ))
+            })
+            .collect();
         if let Some(mut reload) = reload {
             let state = self.state.clone();
             let path = self.settings.contract.clone();
@@ -206,9 +229,86 @@ impl Application {
         // Both finish the item in hand before returning.
         scheduler.await?;
         outbox.await?;
+        for p in pollers {
+            p.await?;
+        }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// What each configured mailbox feeds; a mailbox naming a channel the
+/// contract lacks (or one that is not `email`) stops the start.
+fn mailbox_contexts(
+    settings: &Settings,
+    contract: &Contract,
+) -> anyhow::Result<Vec<(MailboxSettings, MailboxContext)>> {
+    let mut out = Vec::new();
+    for mb in &settings.mailboxes {
+        let channel = contract.channel(&mb.channel).ok_or_else(|| {
+            anyhow::anyhow!(
+                "mailboxes `{}`: channel `{}` is not in the contract",
+                mb.name,
+                mb.channel
+            )
+        })?;
+        if channel.kind != ChannelKind::Email {
+            anyhow::bail!(
+                "mailboxes `{}`: channel `{}` is a {} channel, not email",
+                mb.name,
+                mb.channel,
+                channel.kind.as_str()
+            );
+        }
+        let mut own = vec![notify::address_of(&settings.smtp.from)];
+        own.extend(channel.address.clone());
+        if mb.username.contains('@') {
+            own.push(mb.username.clone());
+        }
+        out.push((
+            mb.clone(),
+            MailboxContext {
+                name: mb.name.clone(),
+                channel: mb.channel.clone(),
+                team: mb.team_addresses.clone(),
+                own,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// Polls one mailbox while this process holds its lease (one poller per
+/// mailbox across processes sharing a PostgreSQL).
+async fn poll_mailbox(
+    service: Service,
+    settings: MailboxSettings,
+    context: MailboxContext,
+    metrics: ImapMetrics,
+    shutdown: CancellationToken,
+) {
+    let name = settings.name.clone();
+    let lease = loop {
+        let store = service.store().clone();
+        let n = name.clone();
+        match tokio::task::spawn_blocking(move || store.try_lease_mailbox(&n)).await {
+            Ok(Ok(Some(lease))) => break lease,
+            Ok(Ok(None)) => tracing::debug!(mailbox = %name, "another process polls this mailbox"),
+            Ok(Err(e)) => tracing::warn!(mailbox = %name, error = %e, "cannot lease mailbox"),
+            Err(e) => tracing::warn!(mailbox = %name, error = %e, "cannot lease mailbox"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+        }
+    };
+    tracing::info!(mailbox = %name, "polling mailbox");
+    let sink = Arc::new(EmailSink {
+        service,
+        mailbox: context,
+    });
+    MailboxPoller::new(settings, sink, metrics).run(shutdown).await;
+    drop(lease);
 }
 
 async fn record_version(store: &Store, c: &LoadedContract) -> anyhow::Result<()> {

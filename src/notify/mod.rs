@@ -133,15 +133,22 @@ impl NotifyError {
     }
 }
 
+/// The bare address of a `Name <address>` or plain address, lower-cased.
+pub fn address_of(from: &str) -> String {
+    match (from.rfind('<'), from.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &from[a + 1..b],
+        _ => from,
+    }
+    .trim()
+    .to_ascii_lowercase()
+}
+
 /// The domain for generated Message-IDs: the domain of the configured
 /// `From:` address (`Support <support@example.com>` → `example.com`).
 pub fn message_id_domain(from: &str) -> String {
-    let addr = match (from.rfind('<'), from.rfind('>')) {
-        (Some(a), Some(b)) if a < b => &from[a + 1..b],
-        _ => from,
-    };
-    addr.rsplit_once('@')
-        .map(|(_, d)| d.trim().to_ascii_lowercase())
+    address_of(from)
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim().to_string())
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "keepword.invalid".into())
 }
