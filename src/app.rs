@@ -103,6 +103,19 @@ impl Application {
             .context("opening the database")??;
         let metrics = Metrics::new();
         record_version(&store, &loaded).await?;
+        if store.backend() == store::Backend::Sqlite {
+            let s = store.clone();
+            let released = tokio::task::spawn_blocking(move || {
+                s.with(|c| store::outbox::release_all(c, Utc::now()))
+            })
+            .await??;
+            if released > 0 {
+                tracing::info!(
+                    rows = released,
+                    "outbox rows left by a previous run are due again"
+                );
+            }
+        }
         let worker = OutboxWorker::from_settings(store.clone(), &settings.smtp)
             .context("setting up the outbox worker")?;
         for c in worker.collectors() {
@@ -307,7 +320,9 @@ async fn poll_mailbox(
         service,
         mailbox: context,
     });
-    MailboxPoller::new(settings, sink, metrics).run(shutdown).await;
+    MailboxPoller::new(settings, sink, metrics)
+        .run(shutdown)
+        .await;
     drop(lease);
 }
 

@@ -51,7 +51,15 @@ fn mail(from: &str, to: &str, subject: &str, id: &str, extra: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn app(db: String, imap_port: u16, smtp_port: u16) -> (String, CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>) {
+async fn app(
+    db: String,
+    imap_port: u16,
+    smtp_port: u16,
+) -> (
+    String,
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let mut settings = Settings {
         bind: "127.0.0.1:0".parse().unwrap(),
         database_url: db,
@@ -88,23 +96,52 @@ async fn new_mail_is_acknowledged_once_and_the_reply_meets_first_response(db: St
 
     let appended = Instant::now();
     let sent_at = Utc::now();
-    dovecot.append(USER, PASS, "INBOX", &mail("Jane <jane@acme.com>", "support@example.com", "Footer", "<e1@acme.com>", ""));
+    dovecot.append(
+        USER,
+        PASS,
+        "INBOX",
+        &mail(
+            "Jane <jane@acme.com>",
+            "support@example.com",
+            "Footer",
+            "<e1@acme.com>",
+            "",
+        ),
+    );
     assert!(
         eventually(Duration::from_secs(15), || smtp.received().len() == 1).await,
         "no acknowledgement arrived"
     );
-    eprintln!("APPEND → acknowledgement at the SMTP server: {:?}", appended.elapsed());
+    eprintln!(
+        "APPEND → acknowledgement at the SMTP server: {:?}",
+        appended.elapsed()
+    );
     let ack = &smtp.received()[0];
     assert_eq!(ack.rcpt_tos, ["jane@acme.com"]);
-    assert_eq!(ack.header("Auto-Submitted").as_deref(), Some("auto-replied"));
+    assert_eq!(
+        ack.header("Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
     assert_eq!(ack.header("In-Reply-To").as_deref(), Some("<e1@acme.com>"));
-    assert_eq!(ack.header("X-Auto-Response-Suppress").as_deref(), Some("All"));
+    assert_eq!(
+        ack.header("X-Auto-Response-Suppress").as_deref(),
+        Some("All")
+    );
     let contract = keepword::contract::load(contract_path()).unwrap();
     let due = contract
-        .due("question", Some("acme"), Timer::FirstResponse, sent_at.with_nanosecond(0).unwrap())
+        .due(
+            "question",
+            Some("acme"),
+            Timer::FirstResponse,
+            sent_at.with_nanosecond(0).unwrap(),
+        )
         .unwrap();
     let due_words = due.format("%A %-d %B %Y, %H:%M %Z").to_string();
-    assert!(ack.data.contains(&due_words), "acknowledgement names the due {due_words}:\n{}", ack.data);
+    assert!(
+        ack.data.contains(&due_words),
+        "acknowledgement names the due {due_words}:\n{}",
+        ack.data
+    );
 
     let list = conversations(&base).await;
     assert_eq!(list.len(), 1);
@@ -113,24 +150,63 @@ async fn new_mail_is_acknowledged_once_and_the_reply_meets_first_response(db: St
 
     // The client answers the acknowledgement: same conversation, no new ack.
     let ack_id = ack.header("Message-ID").unwrap();
-    dovecot.append(USER, PASS, "INBOX", &mail("jane@acme.com", "support@example.com", "Re: Footer", "<e2@acme.com>",
-        &format!("In-Reply-To: {ack_id}\r\n")));
+    dovecot.append(
+        USER,
+        PASS,
+        "INBOX",
+        &mail(
+            "jane@acme.com",
+            "support@example.com",
+            "Re: Footer",
+            "<e2@acme.com>",
+            &format!("In-Reply-To: {ack_id}\r\n"),
+        ),
+    );
     // The team replies from its mail client: the copy lands in Sent.
-    dovecot.append(USER, PASS, "Sent", &mail("Lead <lead@example.com>", "jane@acme.com", "Re: Footer", "<t1@example.com>",
-        "In-Reply-To: <e1@acme.com>\r\n"));
+    dovecot.append(
+        USER,
+        PASS,
+        "Sent",
+        &mail(
+            "Lead <lead@example.com>",
+            "jane@acme.com",
+            "Re: Footer",
+            "<t1@example.com>",
+            "In-Reply-To: <e1@acme.com>\r\n",
+        ),
+    );
     let http = reqwest::Client::new();
     let mut met = false;
     for _ in 0..150 {
-        let d: Value = http.get(format!("{base}/api/v1/conversations/{id}")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
-        let first = d["timers"].as_array().unwrap().iter().find(|t| t["timer"] == "first_response").cloned();
-        if first.is_some_and(|t| t["status"] == "met") && d["messages"].as_array().unwrap().len() >= 4 {
+        let d: Value = http
+            .get(format!("{base}/api/v1/conversations/{id}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let first = d["timers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["timer"] == "first_response")
+            .cloned();
+        if first.is_some_and(|t| t["status"] == "met")
+            && d["messages"].as_array().unwrap().len() >= 4
+        {
             met = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(met, "the reply from Sent did not meet first_response");
-    assert_eq!(conversations(&base).await.len(), 1, "everything threads into one conversation");
+    assert_eq!(
+        conversations(&base).await.len(),
+        1,
+        "everything threads into one conversation"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.received().len(), 1, "exactly one acknowledgement");
     token.cancel();
@@ -156,13 +232,33 @@ async fn acknowledgements_wait_for_smtp_and_go_out_once() {
     let dovecot = Dovecot::start(&[(USER, PASS)]);
     let smtp_port = support::free_port();
     let (base, token, task) = app(url, dovecot.port, smtp_port).await;
-    dovecot.append(USER, PASS, "INBOX", &mail("ops@globex.example", "support@example.com", "Invoice", "<g1@globex.example>", ""));
+    dovecot.append(
+        USER,
+        PASS,
+        "INBOX",
+        &mail(
+            "ops@globex.example",
+            "support@example.com",
+            "Invoice",
+            "<g1@globex.example>",
+            "",
+        ),
+    );
     // Wait until the mail is in and the acknowledgement is pending.
     let http = reqwest::Client::new();
     let mut pending = false;
     for _ in 0..100 {
-        let m = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-        if m.lines().any(|l| l.starts_with("keepword_outbox_pending") && l.ends_with(" 1")) {
+        let m = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.lines()
+            .any(|l| l.starts_with("keepword_outbox_pending") && l.ends_with(" 1"))
+        {
             pending = true;
             break;
         }
@@ -191,8 +287,15 @@ async fn kill_nine_during_a_5000_message_ingest() {
     let dovecot = Dovecot::start(&[(USER, PASS)]);
     let smtp = SmtpServer::start();
     let raws: Vec<Vec<u8>> = (0..N)
-        .map(|i| mail(&format!("user{}@acme.com", i % SENDERS), "support@example.com",
-                      &format!("Request {i}"), &format!("<bulk{i}@acme.com>"), ""))
+        .map(|i| {
+            mail(
+                &format!("user{}@acme.com", i % SENDERS),
+                "support@example.com",
+                &format!("Request {i}"),
+                &format!("<bulk{i}@acme.com>"),
+                "",
+            )
+        })
         .collect();
     dovecot.append_many(USER, PASS, "INBOX", &raws);
     let config = dir.path().join("keepword.toml");
@@ -233,7 +336,10 @@ async fn kill_nine_during_a_5000_message_ingest() {
     first.child.wait().unwrap();
     let at_kill = count();
     eprintln!("killed with {at_kill} of {N} messages stored");
-    assert!(at_kill < N as i64, "the kill came too late to test anything");
+    assert!(
+        at_kill < N as i64,
+        "the kill came too late to test anything"
+    );
 
     let mut second = common::binary::serve_binary(dir.path(), &env);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -247,11 +353,19 @@ async fn kill_nine_during_a_5000_message_ingest() {
         smtp.received().len()
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut to: Vec<String> = smtp.received().iter().flat_map(|m| m.rcpt_tos.clone()).collect();
+    let mut to: Vec<String> = smtp
+        .received()
+        .iter()
+        .flat_map(|m| m.rcpt_tos.clone())
+        .collect();
     to.sort();
     let total = to.len();
     to.dedup();
-    assert_eq!((total, to.len()), (SENDERS, SENDERS), "one acknowledgement per sender (within the hour), once");
+    assert_eq!(
+        (total, to.len()),
+        (SENDERS, SENDERS),
+        "one acknowledgement per sender (within the hour), once"
+    );
     common::binary::sigterm(&second.child);
     assert!(common::binary::wait_exit(&mut second.child, Duration::from_secs(20)).success());
 }

@@ -167,3 +167,16 @@ pub fn all(conn: &mut AnyConnection) -> Result<Vec<OutboxRow>> {
         .select(OutboxRow::as_select())
         .load(conn)?)
 }
+
+/// Makes every unsent row due now. On SQLite one process owns all the work,
+/// so at its start no lease can belong to a live sender: a lease left by a
+/// crashed run (up to two minutes) would only delay its notifications.
+pub fn release_all(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<usize> {
+    Ok(diesel::update(
+        outbox::table
+            .filter(outbox::sent_at.is_null())
+            .filter(outbox::available_at.gt(to_db(now))),
+    )
+    .set(outbox::available_at.eq(to_db(now)))
+    .execute(conn)?)
+}
