@@ -373,3 +373,102 @@ fn email_through_the_service_postgres() {
     let db = common::FreshPostgres::new();
     run(&db.url);
 }
+
+/// Every file of the public corpus (bounces from many MTAs, auto-replies,
+/// list mail, broken MIME, legacy charsets) through the service: each is
+/// stored (or kept raw when unparseable), nothing panics, and no automatic
+/// message is ever acknowledged.
+fn corpus(url: &str) {
+    let s = service(url);
+    let mb = mailbox();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mail");
+    let mut files = Vec::new();
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x != "md") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() > 250, "corpus present");
+    let raws: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let now: DateTime<Utc> = Utc::now();
+    let mut totals = (0, 0, 0);
+    for (i, chunk) in raws.chunks(50).enumerate() {
+        let r = s
+            .ingest_mail_batch(
+                &mb,
+                "INBOX",
+                FolderKind::Inbox,
+                1,
+                batch(1 + 50 * i as u32, chunk.to_vec()),
+                now,
+            )
+            .unwrap();
+        totals.0 += r.stored;
+        totals.1 += r.rejected;
+        totals.2 += r.duplicates;
+    }
+    assert_eq!(
+        totals.0 + totals.1 + totals.2,
+        raws.len(),
+        "every message accounted for: {totals:?}"
+    );
+    let refused: Vec<String> = s
+        .store()
+        .with(|c| store::rejected_inputs(c, 1000))
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.reason != "unparseable")
+        .map(|r| r.detail)
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the database refused messages: {refused:?}"
+    );
+    assert!(
+        totals.0 > 250,
+        "almost all of the corpus is stored: {totals:?}"
+    );
+    // Every automatic message is stored as `auto`, and none got an acknowledgement.
+    let acked: Vec<String> = acks(&s).into_iter().flat_map(|a| a.0).collect();
+    let auto_senders: Vec<String> = s
+        .store()
+        .with(|c| {
+            use diesel::prelude::*;
+            use keepword::store::schema::messages::dsl::*;
+            Ok(messages
+                .filter(direction.eq("auto"))
+                .select(sender)
+                .load::<String>(c)?)
+        })
+        .unwrap();
+    assert!(
+        auto_senders.len() > 100,
+        "bounces and auto-replies recognised: {}",
+        auto_senders.len()
+    );
+    for a in &acked {
+        assert!(
+            !auto_senders.contains(a) || a.is_empty(),
+            "automatic mail from {a} was acknowledged"
+        );
+    }
+}
+
+#[test]
+fn corpus_through_the_service_sqlite() {
+    let (_dir, url) = common::fresh_sqlite();
+    corpus(&url);
+}
+
+#[test]
+fn corpus_through_the_service_postgres() {
+    let db = common::FreshPostgres::new();
+    corpus(&db.url);
+}

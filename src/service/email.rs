@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
+use diesel::Connection;
 use sha2::{Digest, Sha256};
 
 use super::{Effects, Service, ServiceError};
@@ -45,6 +46,19 @@ pub struct MailBatchReport {
     pub rejected: usize,
     pub acknowledged: usize,
     pub suppressed: usize,
+}
+
+/// What storing one message did, for the batch's report and metrics.
+#[derive(Default)]
+struct OneMail {
+    stored: usize,
+    duplicate: usize,
+    rejected: usize,
+    acknowledged: usize,
+    suppressed: usize,
+    direction: Option<&'static str>,
+    mismatch: Option<String>,
+    effects: Effects,
 }
 
 /// Threading lookups against the database. The trait cannot return errors,
@@ -113,140 +127,32 @@ impl Service {
             let mut effects = Effects::default();
             let mut mismatches = Vec::new();
             for mail in &batch {
-                let parsed = match email::parse_email(&mail.raw) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        // Kept raw, listed, never blocks the mailbox.
-                        store::reject_input(
-                            conn,
-                            &mb.channel,
-                            "unparseable",
-                            &e.0,
-                            &mail.raw,
-                            now,
-                        )?;
-                        report.rejected += 1;
-                        continue;
-                    }
-                };
-                let from = parsed
-                    .from
-                    .as_ref()
-                    .map(|a| a.address.clone())
-                    .unwrap_or_default();
-                let ours = is_team_address(&from, &mb.own) || is_team_address(&from, &mb.team);
-                let direction = if parsed.auto.is_some() {
-                    Direction::Auto
-                } else if kind == FolderKind::Sent || ours {
-                    Direction::Outbound
-                } else {
-                    Direction::Inbound
-                };
-                // A Date in the future is a broken clock, not a promise.
-                let at = parsed
-                    .date
-                    .filter(|d| *d <= now + Duration::days(1))
-                    .unwrap_or(now);
-                let client = match direction {
-                    Direction::Outbound => client_of_recipients(contract, &parsed),
-                    _ => contract.client_id_for_email(&from).map(str::to_string),
-                };
-                let mut index = DbIndex { conn, error: None };
-                let thread = email::find_thread(&mut index, &parsed, client.as_deref(), at);
-                if let Some(e) = index.error {
-                    return Err(ServiceError::Store(e));
-                }
-                let external_id = parsed
-                    .message_id
-                    .clone()
-                    .unwrap_or_else(|| content_id(&mail.raw));
-                let mut created = false;
-                let conversation: Option<ConversationRow> = match thread {
-                    Some(id) => store::conversation(conn, id)?,
-                    None if direction == Direction::Inbound => match &client {
-                        Some(client_id) => {
-                            let recipients: Vec<String> = parsed
-                                .to
-                                .iter()
-                                .chain(&parsed.cc)
-                                .map(|a| a.address.clone())
-                                .collect();
-                            let class = sla::classify(
-                                contract,
-                                &ClassifyInput {
-                                    channel: &mb.channel,
-                                    subject: &parsed.subject,
-                                    body: &parsed.text,
-                                    priority: None,
-                                    recipients: &recipients,
-                                    client_id: Some(client_id),
-                                },
-                            );
-                            let name = contract
-                                .client(client_id)
-                                .map(|c| c.name.clone())
-                                .unwrap_or_else(|| "Unknown senders".into());
-                            store::upsert_client(conn, client_id, &name, now)?;
-                            let (id, new) = store::open_conversation(
-                                conn,
-                                &NewConversation {
-                                    channel: mb.channel.clone(),
-                                    thread_key: external_id.clone(),
-                                    client_id: client_id.clone(),
-                                    subject: parsed.subject.clone(),
-                                    request_type: class.request_type.clone(),
-                                    classification: class.rule.clone(),
-                                    contract_version: contract.version().to_string(),
-                                    status: TicketStatus::Open.as_str().into(),
-                                    channel_mismatch: class.channel_mismatch,
-                                    opened_at: to_db(at),
-                                    updated_at: to_db(now),
-                                    subject_key: normalize_subject(&parsed.subject),
-                                },
-                            )?;
-                            created = new;
-                            if new && class.channel_mismatch {
-                                mismatches.push(class.request_type.clone());
-                            }
-                            store::conversation(conn, id)?
+                // A savepoint per message: one that the database refuses is
+                // kept raw instead, and the rest of the batch (and the
+                // checkpoint) still commits — one bad message never blocks
+                // the mailbox.
+                let outcome = conn.transaction(|conn| {
+                    self.ingest_one(conn, mb, kind, mail, contract, now)
+                });
+                match outcome {
+                    Ok(one) => {
+                        report.stored += one.stored;
+                        report.duplicates += one.duplicate;
+                        report.rejected += one.rejected;
+                        report.acknowledged += one.acknowledged;
+                        report.suppressed += one.suppressed;
+                        if let Some(d) = one.direction {
+                            *directions.entry(d).or_default() += 1;
                         }
-                        None => None,
-                    },
-                    None => None,
-                };
-                let inserted = store::insert_message(
-                    conn,
-                    &NewMessage {
-                        conversation_id: conversation.as_ref().map(|c| c.id),
-                        channel: mb.channel.clone(),
-                        external_id,
-                        direction: direction.as_str().into(),
-                        sender: from.clone(),
-                        recipients: addresses(&parsed.to),
-                        subject: parsed.subject.clone(),
-                        body: parsed.text.clone(),
-                        message_id: parsed.message_id.clone(),
-                        in_reply_to: parsed.in_reply_to.clone(),
-                        refs: parsed.references.join(" "),
-                        raw: Some(mail.raw.clone()),
-                        sent_at: to_db(at),
-                        received_at: to_db(now),
-                        status: None,
-                        awaiting_client: false,
-                    },
-                )?;
-                if matches!(inserted, Inserted::Duplicate(_)) {
-                    report.duplicates += 1;
-                    continue;
-                }
-                report.stored += 1;
-                *directions.entry(direction.as_str()).or_default() += 1;
-                let Some(conv) = conversation else { continue };
-                effects.merge(self.refresh(conn, &conv, now)?);
-                if created && direction == Direction::Inbound {
-                    match self.acknowledge(conn, mb, contract, &conv, &parsed, &from, at, now)? {
-                        true => report.acknowledged += 1,
-                        false => report.suppressed += 1,
+                        if let Some(t) = one.mismatch {
+                            mismatches.push(t);
+                        }
+                        effects.merge(one.effects);
+                    }
+                    Err(e) => {
+                        tracing::error!(mailbox = %mb.name, folder, uid = mail.uid, error = %e, "message kept raw: cannot store it");
+                        store::reject_input(conn, &mb.channel, "store", &e.to_string(), &mail.raw, now)?;
+                        report.rejected += 1;
                     }
                 }
             }
@@ -291,6 +197,152 @@ impl Service {
         }
         self.inner.scheduler_wake.notify_one();
         Ok(report)
+    }
+
+    /// One message of a batch, inside its own savepoint.
+    fn ingest_one(
+        &self,
+        conn: &mut AnyConnection,
+        mb: &MailboxContext,
+        kind: FolderKind,
+        mail: &FetchedMail,
+        contract: &Contract,
+        now: DateTime<Utc>,
+    ) -> Result<OneMail, ServiceError> {
+        let mut one = OneMail::default();
+        let parsed = match email::parse_email(&mail.raw) {
+            Ok(p) => p,
+            Err(e) => {
+                // Kept raw, listed, never blocks the mailbox.
+                store::reject_input(conn, &mb.channel, "unparseable", &e.0, &mail.raw, now)?;
+                one.rejected += 1;
+                return Ok(one);
+            }
+        };
+        let from = parsed
+            .from
+            .as_ref()
+            .map(|a| a.address.clone())
+            .unwrap_or_default();
+        let ours = is_team_address(&from, &mb.own) || is_team_address(&from, &mb.team);
+        let direction = if parsed.auto.is_some() {
+            Direction::Auto
+        } else if kind == FolderKind::Sent || ours {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        };
+        // A Date in the future is a broken clock, not a promise.
+        let at = parsed
+            .date
+            .filter(|d| *d <= now + Duration::days(1))
+            .unwrap_or(now);
+        let client = match direction {
+            Direction::Outbound => client_of_recipients(contract, &parsed),
+            _ => contract.client_id_for_email(&from).map(str::to_string),
+        };
+        let mut index = DbIndex { conn, error: None };
+        let thread = email::find_thread(&mut index, &parsed, client.as_deref(), at);
+        if let Some(e) = index.error {
+            return Err(ServiceError::Store(e));
+        }
+        let external_id = parsed
+            .message_id
+            .clone()
+            .unwrap_or_else(|| content_id(&mail.raw));
+        let mut created = false;
+        let conversation: Option<ConversationRow> = match thread {
+            Some(id) => store::conversation(conn, id)?,
+            None if direction == Direction::Inbound => match &client {
+                Some(client_id) => {
+                    let recipients: Vec<String> = parsed
+                        .to
+                        .iter()
+                        .chain(&parsed.cc)
+                        .map(|a| a.address.clone())
+                        .collect();
+                    let class = sla::classify(
+                        contract,
+                        &ClassifyInput {
+                            channel: &mb.channel,
+                            subject: &parsed.subject,
+                            body: &parsed.text,
+                            priority: None,
+                            recipients: &recipients,
+                            client_id: Some(client_id),
+                        },
+                    );
+                    let name = contract
+                        .client(client_id)
+                        .map(|c| c.name.clone())
+                        .unwrap_or_else(|| "Unknown senders".into());
+                    store::upsert_client(conn, client_id, &name, now)?;
+                    let (id, new) = store::open_conversation(
+                        conn,
+                        &NewConversation {
+                            channel: mb.channel.clone(),
+                            thread_key: external_id.clone(),
+                            client_id: client_id.clone(),
+                            subject: parsed.subject.clone(),
+                            request_type: class.request_type.clone(),
+                            classification: class.rule.clone(),
+                            contract_version: contract.version().to_string(),
+                            status: TicketStatus::Open.as_str().into(),
+                            channel_mismatch: class.channel_mismatch,
+                            opened_at: to_db(at),
+                            updated_at: to_db(now),
+                            subject_key: normalize_subject(&parsed.subject),
+                        },
+                    )?;
+                    created = new;
+                    if new && class.channel_mismatch {
+                        one.mismatch = Some(class.request_type.clone());
+                    }
+                    store::conversation(conn, id)?
+                }
+                None => None,
+            },
+            None => None,
+        };
+        let inserted = store::insert_message(
+            conn,
+            &NewMessage {
+                conversation_id: conversation.as_ref().map(|c| c.id),
+                channel: mb.channel.clone(),
+                external_id,
+                direction: direction.as_str().into(),
+                sender: from.clone(),
+                recipients: addresses(&parsed.to),
+                subject: parsed.subject.clone(),
+                body: parsed.text.clone(),
+                message_id: parsed.message_id.clone(),
+                in_reply_to: parsed.in_reply_to.clone(),
+                refs: parsed.references.join(" "),
+                raw: Some(mail.raw.clone()),
+                sent_at: to_db(at),
+                received_at: to_db(now),
+                status: None,
+                awaiting_client: false,
+            },
+        )?;
+        if matches!(inserted, Inserted::Duplicate(_)) {
+            one.duplicate += 1;
+            return Ok(one);
+        }
+        one.stored += 1;
+        one.direction = Some(direction.as_str());
+        let Some(conv) = conversation else {
+            return Ok(one);
+        };
+        one.effects = self.refresh(conn, &conv, now)?;
+        if created && direction == Direction::Inbound {
+            match self.acknowledge(conn, mb, contract, &conv, &parsed, &from, at, now)? {
+                true => one.acknowledged += 1,
+                false => one.suppressed += 1,
+            }
+        }
+
+        Ok(one)
     }
 
     /// Enqueues the acknowledgement of a new conversation unless a rule of

@@ -56,6 +56,12 @@ pub enum ServiceError {
     MissingContract(String),
 }
 
+impl From<diesel::result::Error> for ServiceError {
+    fn from(e: diesel::result::Error) -> Self {
+        ServiceError::Store(StoreError::Query(e))
+    }
+}
+
 fn invalid(field: &str, problem: impl Into<String>) -> ServiceError {
     ServiceError::Invalid(vec![FieldError {
         field: field.into(),

@@ -152,6 +152,12 @@ pub struct NewConversation {
 /// Opens the conversation of `(channel, thread_key)`, or returns the one that
 /// already exists: `(id, created)`.
 pub fn open_conversation(conn: &mut AnyConnection, new: &NewConversation) -> Result<(i64, bool)> {
+    let new = &NewConversation {
+        thread_key: text(&new.thread_key),
+        subject: text(&new.subject),
+        subject_key: text(&new.subject_key),
+        ..new.clone()
+    };
     let inserted = on_backend!(conn, |c| diesel::insert_into(conversations::table)
         .values(new)
         .on_conflict((conversations::channel, conversations::thread_key))
@@ -373,7 +379,31 @@ impl Inserted {
     }
 }
 
+/// PostgreSQL text cannot hold NUL; mail and webhook bodies sometimes do.
+/// Replaced the same way on both backends so they store the same text.
+fn text(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+fn clean_message(m: &NewMessage) -> NewMessage {
+    NewMessage {
+        channel: text(&m.channel),
+        external_id: text(&m.external_id),
+        direction: text(&m.direction),
+        sender: text(&m.sender),
+        recipients: text(&m.recipients),
+        subject: text(&m.subject),
+        body: text(&m.body),
+        message_id: m.message_id.as_deref().map(text),
+        in_reply_to: m.in_reply_to.as_deref().map(text),
+        refs: text(&m.refs),
+        status: m.status.as_deref().map(text),
+        ..m.clone()
+    }
+}
+
 pub fn insert_message(conn: &mut AnyConnection, new: &NewMessage) -> Result<Inserted> {
+    let new = &clean_message(new);
     let n = on_backend!(conn, |c| diesel::insert_into(messages::table)
         .values(new)
         .on_conflict((messages::channel, messages::external_id))
@@ -687,7 +717,7 @@ pub fn reject_input(
         .values((
             rejected_input::channel.eq(channel),
             rejected_input::reason.eq(reason),
-            rejected_input::detail.eq(detail),
+            rejected_input::detail.eq(text(detail)),
             rejected_input::raw.eq(raw),
             rejected_input::received_at.eq(to_db(now)),
         ))
