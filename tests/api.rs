@@ -21,18 +21,6 @@ use support::{HookReceiver, SmtpServer, eventually};
 const TOKEN: &str = "test-token";
 const GITHUB_SECRET: &str = "gh-secret";
 
-/// Writes the fast test contract with the receiver's URL in it.
-pub fn fast_contract(dir: &Path, webhook: &str) -> PathBuf {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/contracts/fast.toml"),
-    )
-    .unwrap()
-    .replace("WEBHOOK_URL", webhook);
-    let path = dir.join("contract.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 struct Running {
     base: String,
     token: CancellationToken,
@@ -123,7 +111,7 @@ async fn breach_alert_end_to_end(database_url: String) {
     let dir = tempfile::tempdir().unwrap();
     let app = Running::start(
         database_url,
-        fast_contract(dir.path(), &hooks.url),
+        common::fast_contract(dir.path(), &hooks.url),
         smtp.port,
     )
     .await;
@@ -281,7 +269,7 @@ async fn bad_events_get_clear_errors_and_duplicates_count_once() {
     let dir = tempfile::tempdir().unwrap();
     let app = Running::start(
         url,
-        fast_contract(dir.path(), &hooks.url),
+        common::fast_contract(dir.path(), &hooks.url),
         support::free_port(),
     )
     .await;
@@ -403,7 +391,7 @@ async fn github_webhooks_with_real_payloads() {
     let dir = tempfile::tempdir().unwrap();
     let app = Running::start(
         url,
-        fast_contract(dir.path(), &hooks.url),
+        common::fast_contract(dir.path(), &hooks.url),
         support::free_port(),
     )
     .await;

@@ -5,40 +5,9 @@
 mod common;
 
 use chrono::{DateTime, Duration, Utc};
-use keepword::app::{ContractHandle, LoadedContract};
 use keepword::ingest::imap::{FetchedMail, FolderKind};
-use keepword::metrics::Metrics;
 use keepword::notify::OutboxMessage;
 use keepword::service::{MailboxContext, Service};
-use keepword::store::Store;
-
-fn service(url: &str) -> Service {
-    let store = Store::open(url).unwrap();
-    let loaded = LoadedContract::load(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config/contract.toml")
-            .as_path(),
-    )
-    .unwrap();
-    store
-        .with(|c| {
-            store::record_contract_version(
-                c,
-                &loaded.version,
-                "shipped",
-                &loaded.source,
-                Utc::now(),
-            )
-        })
-        .unwrap();
-    Service::new(
-        store,
-        ContractHandle::new(loaded),
-        Metrics::new(),
-        "http://keepword.test",
-        "example.com".into(),
-    )
-}
 
 fn mailbox() -> MailboxContext {
     MailboxContext {
@@ -98,7 +67,7 @@ fn acks(s: &Service) -> Vec<Ack> {
 }
 
 fn run(url: &str) {
-    let s = service(url);
+    let s = common::shipped_service(url);
     let mb = mailbox();
     // Monday 30 November 2026, 10:00 Berlin.
     let now: DateTime<Utc> = "2026-11-30T09:00:00Z".parse().unwrap();
@@ -379,7 +348,7 @@ fn email_through_the_service_postgres() {
 /// stored (or kept raw when unparseable), nothing panics, and no automatic
 /// message is ever acknowledged.
 fn corpus(url: &str) {
-    let s = service(url);
+    let s = common::shipped_service(url);
     let mb = mailbox();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mail");
     let mut files = Vec::new();

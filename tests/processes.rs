@@ -5,7 +5,7 @@ mod common;
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
@@ -15,17 +15,6 @@ use common::binary::{Served, serve_binary, sigterm, wait_exit};
 use support::{HookReceiver, SmtpServer, eventually};
 
 const TOKEN: &str = "test-token";
-
-fn fast_contract(dir: &Path, webhook: &str) -> PathBuf {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/contracts/fast.toml"),
-    )
-    .unwrap()
-    .replace("WEBHOOK_URL", webhook);
-    let path = dir.join("contract.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 fn start(dir: &Path, database_url: &str, contract: &Path, smtp_port: u16) -> Served {
     serve_binary(
@@ -92,7 +81,7 @@ async fn kill_nine_then_restart(database_url: String) {
     let smtp = SmtpServer::start();
     let hooks = HookReceiver::start(0).await;
     let dir = tempfile::tempdir().unwrap();
-    let contract = fast_contract(dir.path(), &hooks.url);
+    let contract = common::fast_contract(dir.path(), &hooks.url);
     let http = reqwest::Client::new();
 
     let mut first = start(dir.path(), &database_url, &contract, smtp.port);
@@ -190,7 +179,7 @@ async fn two_processes_share_the_work_without_duplicates() {
     let smtp = SmtpServer::start();
     let hooks = HookReceiver::start(0).await;
     let dir = tempfile::tempdir().unwrap();
-    let contract = fast_contract(dir.path(), &hooks.url);
+    let contract = common::fast_contract(dir.path(), &hooks.url);
     let http = reqwest::Client::new();
     let mut a = start(dir.path(), &db.url, &contract, smtp.port);
     let mut b = start(dir.path(), &db.url, &contract, smtp.port);

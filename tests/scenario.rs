@@ -5,43 +5,13 @@
 mod common;
 
 use chrono::{DateTime, Utc};
-use keepword::app::{ContractHandle, LoadedContract};
 use keepword::ingest::IncomingEvent;
-use keepword::metrics::Metrics;
 use keepword::service::Service;
 use keepword::sla::{Direction, TicketStatus};
-use keepword::store::{self, Store};
+use keepword::store::{self};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn service(url: &str) -> Service {
-    let store = Store::open(url).unwrap();
-    let loaded = LoadedContract::load(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config/contract.toml")
-            .as_path(),
-    )
-    .unwrap();
-    store
-        .with(|c| {
-            store::record_contract_version(
-                c,
-                &loaded.version,
-                "shipped",
-                &loaded.source,
-                Utc::now(),
-            )
-        })
-        .unwrap();
-    Service::new(
-        store,
-        ContractHandle::new(loaded),
-        Metrics::new(),
-        "http://keepword.test",
-        "example.com".into(),
-    )
 }
 
 fn event(id: &str, direction: Option<Direction>, when: &str) -> IncomingEvent {
@@ -79,7 +49,7 @@ fn pending(s: &Service) -> i64 {
 }
 
 fn scenario(url: &str) {
-    let s = service(url);
+    let s = common::shipped_service(url);
     // Wednesday 23 December, 15:00 Berlin: two business hours left before
     // Christmas; 24–26 are holidays, 27 is a Sunday.
     let opened = "2026-12-23T14:00:00Z";

@@ -9,15 +9,15 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
 use sha2::{Digest, Sha256};
 
-use super::{Effects, Service, ServiceError};
+use super::{Effects, Opening, Service, ServiceError, open_conversation};
 use crate::contract::{Contract, UNKNOWN_CLIENT};
-use crate::ingest::email::{self, ParsedEmail, ThreadIndex, is_team_address, normalize_subject};
+use crate::ingest::email::{self, ParsedEmail, ThreadIndex, is_team_address};
 use crate::ingest::imap::{FetchedMail, FolderCheckpoint, FolderKind, MailSink};
 use crate::notify::{self, EmailDraft, OutboxMessage};
-use crate::sla::{self, ClassifyInput, Direction, TicketStatus};
+use crate::sla::Direction;
 use crate::store::{
-    self, AnyConnection, Checkpoint, ConversationRow, Inserted, NewConversation, NewMessage,
-    StoreError, from_db, to_db,
+    self, AnyConnection, Checkpoint, ConversationRow, Inserted, NewMessage, StoreError, from_db,
+    to_db,
 };
 
 /// Acknowledge only fresh mail: a first start on a mailbox with last year's
@@ -261,44 +261,24 @@ impl Service {
                         .chain(&parsed.cc)
                         .map(|a| a.address.clone())
                         .collect();
-                    let class = sla::classify(
+                    let (row, new, mismatch) = open_conversation(
+                        conn,
                         contract,
-                        &ClassifyInput {
+                        &Opening {
                             channel: &mb.channel,
+                            thread_key: &external_id,
+                            client_id,
                             subject: &parsed.subject,
                             body: &parsed.text,
                             priority: None,
                             recipients: &recipients,
-                            client_id: Some(client_id),
+                            at,
                         },
-                    );
-                    let name = contract
-                        .client(client_id)
-                        .map(|c| c.name.clone())
-                        .unwrap_or_else(|| "Unknown senders".into());
-                    store::upsert_client(conn, client_id, &name, now)?;
-                    let (id, new) = store::open_conversation(
-                        conn,
-                        &NewConversation {
-                            channel: mb.channel.clone(),
-                            thread_key: external_id.clone(),
-                            client_id: client_id.clone(),
-                            subject: parsed.subject.clone(),
-                            request_type: class.request_type.clone(),
-                            classification: class.rule.clone(),
-                            contract_version: contract.version().to_string(),
-                            status: TicketStatus::Open.as_str().into(),
-                            channel_mismatch: class.channel_mismatch,
-                            opened_at: to_db(at),
-                            updated_at: to_db(now),
-                            subject_key: normalize_subject(&parsed.subject),
-                        },
+                        now,
                     )?;
                     created = new;
-                    if new && class.channel_mismatch {
-                        one.mismatch = Some(class.request_type.clone());
-                    }
-                    store::conversation(conn, id)?
+                    one.mismatch = mismatch;
+                    Some(row)
                 }
                 None => None,
             },

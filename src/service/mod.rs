@@ -253,44 +253,24 @@ impl Service {
                     // message (nothing is lost) but track nothing.
                     None => None,
                     Some(client_id) => {
-                        let class = sla::classify(
+                        let (row, created, mismatched) = open_conversation(
+                            conn,
                             contract,
-                            &ClassifyInput {
+                            &Opening {
                                 channel: &ev.channel,
+                                thread_key: &ev.thread,
+                                client_id,
                                 subject: &ev.subject,
                                 body: &ev.body,
                                 priority: ev.priority.as_deref(),
                                 recipients: &[],
-                                client_id: Some(client_id),
+                                at: ev.at,
                             },
-                        );
-                        let name = contract
-                            .client(client_id)
-                            .map(|c| c.name.clone())
-                            .unwrap_or_else(|| "Unknown senders".into());
-                        store::upsert_client(conn, client_id, &name, now)?;
-                        let (id, created) = store::open_conversation(
-                            conn,
-                            &NewConversation {
-                                channel: ev.channel.clone(),
-                                thread_key: ev.thread.clone(),
-                                client_id: client_id.clone(),
-                                subject: ev.subject.clone(),
-                                request_type: class.request_type.clone(),
-                                classification: class.rule.clone(),
-                                contract_version: contract.version().to_string(),
-                                status: TicketStatus::Open.as_str().into(),
-                                channel_mismatch: class.channel_mismatch,
-                                opened_at: to_db(ev.at),
-                                updated_at: to_db(now),
-                                subject_key: String::new(),
-                            },
+                            now,
                         )?;
                         conversation_created = created;
-                        if created && class.channel_mismatch {
-                            mismatch = Some(class.request_type.clone());
-                        }
-                        store::conversation(conn, id)?
+                        mismatch = mismatched;
+                        Some(row)
                     }
                 },
             };
@@ -596,6 +576,67 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// What a new conversation is opened from.
+pub(crate) struct Opening<'a> {
+    pub channel: &'a str,
+    pub thread_key: &'a str,
+    pub client_id: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub priority: Option<&'a str>,
+    pub recipients: &'a [String],
+    pub at: DateTime<Utc>,
+}
+
+/// Classifies and opens the conversation of `(channel, thread_key)` under the
+/// contract version in force, or finds the one a concurrent writer opened:
+/// `(row, created, request type when created through a channel it does not
+/// list)`.
+pub(crate) fn open_conversation(
+    conn: &mut AnyConnection,
+    contract: &Contract,
+    o: &Opening<'_>,
+    now: DateTime<Utc>,
+) -> Result<(ConversationRow, bool, Option<String>), ServiceError> {
+    let class = sla::classify(
+        contract,
+        &ClassifyInput {
+            channel: o.channel,
+            subject: o.subject,
+            body: o.body,
+            priority: o.priority,
+            recipients: o.recipients,
+            client_id: Some(o.client_id),
+        },
+    );
+    let name = contract
+        .client(o.client_id)
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| "Unknown senders".into());
+    store::upsert_client(conn, o.client_id, &name, now)?;
+    let (id, created) = store::open_conversation(
+        conn,
+        &NewConversation {
+            channel: o.channel.to_string(),
+            thread_key: o.thread_key.to_string(),
+            client_id: o.client_id.to_string(),
+            subject: o.subject.to_string(),
+            request_type: class.request_type.clone(),
+            classification: class.rule,
+            contract_version: contract.version().to_string(),
+            status: TicketStatus::Open.as_str().into(),
+            channel_mismatch: class.channel_mismatch,
+            opened_at: to_db(o.at),
+            updated_at: to_db(now),
+            subject_key: crate::ingest::email::normalize_subject(o.subject),
+        },
+    )?;
+    let row = store::conversation(conn, id)?
+        .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))?;
+    let mismatch = (created && class.channel_mismatch).then_some(class.request_type);
+    Ok((row, created, mismatch))
 }
 
 /// `first_response/0/at:50%` → `at:50%`: the step label without the timer

@@ -58,3 +58,47 @@ pub fn fresh_sqlite() -> (tempfile::TempDir, String) {
     let url = format!("sqlite://{}/keepword.db", dir.path().display());
     (dir, url)
 }
+
+/// The service over a fresh store with the shipped contract recorded, as
+/// `keepword serve` would build it (without HTTP).
+pub fn shipped_service(url: &str) -> keepword::service::Service {
+    use keepword::app::{ContractHandle, LoadedContract};
+    let store = keepword::store::Store::open(url).unwrap();
+    let loaded = LoadedContract::load(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/contract.toml")
+            .as_path(),
+    )
+    .unwrap();
+    store
+        .with(|c| {
+            keepword::store::record_contract_version(
+                c,
+                &loaded.version,
+                "shipped",
+                &loaded.source,
+                chrono::Utc::now(),
+            )
+        })
+        .unwrap();
+    keepword::service::Service::new(
+        store,
+        ContractHandle::new(loaded),
+        keepword::metrics::Metrics::new(),
+        "http://keepword.test",
+        "example.com".into(),
+    )
+}
+
+/// Writes `tests/fixtures/contracts/fast.toml` (minute windows, 24x7) into
+/// `dir` with the webhook receiver's URL in it.
+pub fn fast_contract(dir: &std::path::Path, webhook: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/contracts/fast.toml"),
+    )
+    .unwrap()
+    .replace("WEBHOOK_URL", webhook);
+    let path = dir.join("contract.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
