@@ -17,10 +17,14 @@ const MAX_IDLE: Duration = Duration::from_secs(2);
 pub async fn run(service: Service, shutdown: CancellationToken) {
     let wake = service.scheduler_wake();
     loop {
+        // While a step runs its outcome is unknown: every commit wakes us
+        // again, so one that lands during the step is not slept through.
+        service.set_scheduler_next_unknown();
         let svc = service.clone();
         let now = Utc::now();
         let sleep = match tokio::task::spawn_blocking(move || svc.due_work(now)).await {
             Ok(Ok(report)) => {
+                service.set_scheduler_next(report.next_check);
                 if report.fired > 0 {
                     tracing::info!(
                         conversations = report.conversations,
@@ -39,10 +43,12 @@ pub async fn run(service: Service, shutdown: CancellationToken) {
                 }
             }
             Ok(Err(e)) => {
+                service.set_scheduler_next(Some(Utc::now()));
                 tracing::error!(error = %e, "scheduler step failed; retrying");
                 Duration::from_secs(1)
             }
             Err(e) => {
+                service.set_scheduler_next(Some(Utc::now()));
                 tracing::error!(error = %e, "scheduler step panicked; retrying");
                 Duration::from_secs(1)
             }

@@ -195,7 +195,6 @@ impl Service {
         if acked {
             self.inner.outbox_wake.notify_one();
         }
-        self.inner.scheduler_wake.notify_one();
         Ok(report)
     }
 

@@ -96,6 +96,8 @@ struct Effects {
     escalations: Vec<(String, String)>,
     lateness: Vec<f64>,
     notified: bool,
+    /// The earliest `next_check_at` this work wrote.
+    next_check: Option<DateTime<Utc>>,
 }
 
 impl Effects {
@@ -105,6 +107,10 @@ impl Effects {
         self.escalations.extend(o.escalations);
         self.lateness.extend(o.lateness);
         self.notified |= o.notified;
+        self.next_check = match (self.next_check, o.next_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 }
 
@@ -124,6 +130,11 @@ struct Inner {
     metrics: Metrics,
     outbox_wake: Arc<Notify>,
     scheduler_wake: Arc<Notify>,
+    /// When the scheduler will look next (µs since the epoch; `i64::MAX`
+    /// while it has nothing to wait for). A commit wakes it only when it
+    /// wrote an earlier check: waking it after every event would cost a
+    /// scheduler transaction per event for nothing.
+    scheduler_next: std::sync::atomic::AtomicI64,
     public_url: String,
     message_id_domain: String,
     templates: AckTemplates,
@@ -145,6 +156,7 @@ impl Service {
                 metrics,
                 outbox_wake: Arc::new(Notify::new()),
                 scheduler_wake: Arc::new(Notify::new()),
+                scheduler_next: std::sync::atomic::AtomicI64::new(i64::MIN),
                 public_url: public_url.trim_end_matches('/').to_string(),
                 message_id_domain,
                 templates: AckTemplates::load(None).expect("the built-in templates compile"),
@@ -178,6 +190,31 @@ impl Service {
     /// Notified after a commit that may have moved the earliest check.
     pub fn scheduler_wake(&self) -> Arc<Notify> {
         self.inner.scheduler_wake.clone()
+    }
+
+    /// The scheduler says when it will look next (`None`: nothing pending).
+    pub fn set_scheduler_next(&self, at: Option<DateTime<Utc>>) {
+        self.inner.scheduler_next.store(
+            at.map_or(i64::MAX, |t| t.timestamp_micros()),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    /// A scheduler step is running: wake it after any commit with a check.
+    pub fn set_scheduler_next_unknown(&self) {
+        self.inner
+            .scheduler_next
+            .store(i64::MIN, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn wake_scheduler_if_earlier(&self, next_check: Option<DateTime<Utc>>) {
+        let planned = self
+            .inner
+            .scheduler_next
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if next_check.is_some_and(|t| t.timestamp_micros() < planned) {
+            self.inner.scheduler_wake.notify_one();
+        }
     }
 
     /// The contract a conversation opened under.
@@ -324,7 +361,6 @@ impl Service {
                     .inc();
             }
             self.apply(effects);
-            self.inner.scheduler_wake.notify_one();
         }
         Ok(recorded)
     }
@@ -358,7 +394,6 @@ impl Service {
             self.refresh(conn, &conv, now)
         })?;
         self.apply(effects);
-        self.inner.scheduler_wake.notify_one();
         Ok(())
     }
 
@@ -533,6 +568,7 @@ impl Service {
             solved_at,
             now,
         )?;
+        effects.next_check = state.next_change;
         Ok(effects)
     }
 
@@ -564,6 +600,7 @@ impl Service {
         if e.notified {
             self.inner.outbox_wake.notify_one();
         }
+        self.wake_scheduler_if_earlier(e.next_check);
     }
 
     /// Refreshes the `keepword_conversations_open` gauge from the database.
