@@ -87,8 +87,9 @@ const WORDS: [&str; 24] = [
     "thanks", "regards", "yesterday", "urgent",
 ];
 
-/// `n` messages, ~3–5 KB: ~200 senders; about half are replies threading by
-/// In-Reply-To/References to an earlier message of the same sender; ~5% are
+/// `n` messages, ~3–5 KB: ~200 client senders; about half are replies
+/// threading by In-Reply-To/References to the thread's last message (half of
+/// those from a team member at @example.com to the client); ~5% are
 /// auto-replies (Auto-Submitted / out of office). Dates run from `start`,
 /// one second apart.
 fn corpus(n: usize, start: DateTime<Utc>, tag: &str) -> Vec<Vec<u8>> {
@@ -99,7 +100,7 @@ fn corpus(n: usize, start: DateTime<Utc>, tag: &str) -> Vec<Vec<u8>> {
     for i in 0..n {
         let s = rng.below(200) as usize;
         let domain = DOMAINS[s % DOMAINS.len()];
-        let from = format!("User {s} <user{s}@{domain}>");
+        let mut from = format!("User {s} <user{s}@{domain}>");
         let id = format!("<{tag}.{i}@{domain}>");
         let date = (start + chrono::Duration::seconds(i as i64)).to_rfc2822();
         let mut extra = String::new();
@@ -116,6 +117,12 @@ fn corpus(n: usize, start: DateTime<Utc>, tag: &str) -> Vec<Vec<u8>> {
                 format!("Re: {psub}")
             };
             extra.push_str(&format!("In-Reply-To: {pid}\r\nReferences: {pid}\r\n"));
+            if rng.below(2) == 0 {
+                // A team member answers (Cc to the support mailbox).
+                let agent = rng.below(5);
+                from = format!("Agent {agent} <agent{agent}@example.com>");
+                extra.push_str("Cc: support@example.com\r\n");
+            }
         } else {
             subject = format!("{} #{}", TOPICS[rng.below(8) as usize], i);
         }
@@ -136,8 +143,13 @@ fn corpus(n: usize, start: DateTime<Utc>, tag: &str) -> Vec<Vec<u8>> {
         }
         body.push_str(&line);
         body.push_str("\r\n");
+        let to = if from.contains("@example.com") {
+            format!("user{s}@{domain}")
+        } else {
+            "Support <support@example.com>".to_string()
+        };
         let raw = format!(
-            "From: {from}\r\nTo: Support <support@example.com>\r\nSubject: {subject}\r\n\
+            "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\n\
              Message-ID: {id}\r\nDate: {date}\r\n{extra}MIME-Version: 1.0\r\n\
              Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}"
         );
@@ -376,9 +388,11 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[i.clamp(1, v.len()) - 1]
 }
 
+/// A fresh question with its own subject (one subject per client would thread
+/// every mail into one conversation, acknowledged once).
 fn one_mail(from: &str, id: &str) -> Vec<u8> {
     format!(
-        "From: {from}\r\nTo: support@example.com\r\nSubject: Please change the footer\r\n\
+        "From: {from}\r\nTo: support@example.com\r\nSubject: Footer question {id}\r\n\
          Message-ID: {id}\r\nDate: {}\r\nMIME-Version: 1.0\r\n\
          Content-Type: text/plain; charset=utf-8\r\n\r\nThe footer still shows last year.\r\n",
         Utc::now().to_rfc2822()
@@ -428,7 +442,7 @@ async fn latency(n: usize, base_n: usize, bin: &Path, work: &Path, db: &str) {
             idle.init().await.unwrap();
             let (wait, _stop) = idle.wait_with_timeout(Duration::from_secs(30));
             let port = dovecot.port;
-            let raw = one_mail(&format!("idle{i}@acme.com"), &format!("<idle.{i}@acme.com>"));
+            let raw = one_mail(&format!("agent{i}@example.com"), &format!("<idle.{i}@acme.com>"));
             let d = std::thread::spawn(move || {
                 // The harness's Dovecot handle is not Send-shared here; a
                 // second handle is not needed: APPEND over a new connection.
