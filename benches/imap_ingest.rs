@@ -18,7 +18,7 @@
 //!
 //! Every result is one line starting with `RESULT `. No assertions on time.
 
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -82,9 +82,30 @@ const TOPICS: [&str; 8] = [
     "Feature request: dark mode",
 ];
 const WORDS: [&str; 24] = [
-    "the", "report", "customer", "we", "noticed", "that", "after", "update", "page", "shows",
-    "an", "error", "when", "clicking", "export", "please", "could", "you", "check", "again",
-    "thanks", "regards", "yesterday", "urgent",
+    "the",
+    "report",
+    "customer",
+    "we",
+    "noticed",
+    "that",
+    "after",
+    "update",
+    "page",
+    "shows",
+    "an",
+    "error",
+    "when",
+    "clicking",
+    "export",
+    "please",
+    "could",
+    "you",
+    "check",
+    "again",
+    "thanks",
+    "regards",
+    "yesterday",
+    "urgent",
 ];
 
 /// `n` messages, ~3–5 KB: ~200 client senders; about half are replies
@@ -184,7 +205,13 @@ fn service(url: &str) -> Service {
     let loaded = LoadedContract::load(contract_path().as_path()).unwrap();
     store
         .with(|c| {
-            store::record_contract_version(c, &loaded.version, "shipped", &loaded.source, Utc::now())
+            store::record_contract_version(
+                c,
+                &loaded.version,
+                "shipped",
+                &loaded.source,
+                Utc::now(),
+            )
         })
         .unwrap();
     Service::new(
@@ -199,7 +226,9 @@ fn service(url: &str) -> Service {
 type Session = async_imap::Session<tokio::net::TcpStream>;
 
 async fn login(port: u16) -> Session {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     tcp.set_nodelay(true).unwrap();
     let mut client = async_imap::Client::new(tcp);
     client.read_response().await.unwrap().unwrap();
@@ -429,7 +458,12 @@ async fn latency(n: usize, base_n: usize, bin: &Path, work: &Path, db: &str) {
     std::fs::create_dir_all(work).unwrap();
     let dovecot = Dovecot::start(&[(USER, PASS)]);
     // Both folders exist before anyone watches them.
-    dovecot.append(USER, PASS, "INBOX", &one_mail("warm@example.com", "<warm@example.com>"));
+    dovecot.append(
+        USER,
+        PASS,
+        "INBOX",
+        &one_mail("warm@example.com", "<warm@example.com>"),
+    );
 
     // Baseline: an IDLE client woken by the same kind of APPEND.
     let mut idle_ms = Vec::new();
@@ -442,7 +476,10 @@ async fn latency(n: usize, base_n: usize, bin: &Path, work: &Path, db: &str) {
             idle.init().await.unwrap();
             let (wait, _stop) = idle.wait_with_timeout(Duration::from_secs(30));
             let port = dovecot.port;
-            let raw = one_mail(&format!("agent{i}@example.com"), &format!("<idle.{i}@acme.com>"));
+            let raw = one_mail(
+                &format!("agent{i}@example.com"),
+                &format!("<idle.{i}@acme.com>"),
+            );
             let d = std::thread::spawn(move || {
                 // The harness's Dovecot handle is not Send-shared here; a
                 // second handle is not needed: APPEND over a new connection.
@@ -511,7 +548,9 @@ inbox = "INBOX"
 team_addresses = ["@example.com"]
 "#,
             contract = contract_path().display(),
-            templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates").display(),
+            templates = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config/templates")
+                .display(),
             imap = dovecot.port,
         ),
     )
@@ -520,7 +559,10 @@ team_addresses = ["@example.com"]
     let mut serve = Command::new(bin)
         .args(["serve", "--config"])
         .arg(&conf)
-        .env("KEEPWORD_LOG", std::env::var("KEEPWORD_LOG").unwrap_or("warn".into()))
+        .env(
+            "KEEPWORD_LOG",
+            std::env::var("KEEPWORD_LOG").unwrap_or("warn".into()),
+        )
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -538,7 +580,10 @@ team_addresses = ["@example.com"]
     let mut missing = 0;
     for i in 0..n {
         let before = json_files(&smtp_dir);
-        let raw = one_mail(&format!("Client {i} <client{i}@acme.com>"), &format!("<lat.{i}@acme.com>"));
+        let raw = one_mail(
+            &format!("Client {i} <client{i}@acme.com>"),
+            &format!("<lat.{i}@acme.com>"),
+        );
         let t0 = Instant::now();
         raw_append(dovecot.port, &raw);
         let limit = t0 + Duration::from_secs(20);
@@ -560,7 +605,14 @@ team_addresses = ["@example.com"]
         .unwrap_or_default()
         .lines()
         .find(|l| l.starts_with("VmHWM"))
-        .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0) / 1024.0)
+        .map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .unwrap_or("0")
+                .parse::<f64>()
+                .unwrap_or(0.0)
+                / 1024.0
+        })
         .unwrap_or(0.0);
     let _ = Command::new("kill").arg(serve.id().to_string()).status();
     let _ = serve.wait();
@@ -586,12 +638,13 @@ fn raw_append(port: u16, raw: &[u8]) {
     let until = |tag: &str, r: &mut BufReader<std::net::TcpStream>| loop {
         let mut l = String::new();
         assert!(r.read_line(&mut l).unwrap() > 0, "dovecot closed");
-        if l.starts_with(tag) {
-            assert!(l[tag.len()..].trim_start().starts_with("OK"), "{l}");
+        if let Some(rest) = l.strip_prefix(tag) {
+            assert!(rest.trim_start().starts_with("OK"), "{l}");
             return;
         }
     };
-    w.write_all(format!("a LOGIN \"{USER}\" \"{PASS}\"\r\n").as_bytes()).unwrap();
+    w.write_all(format!("a LOGIN \"{USER}\" \"{PASS}\"\r\n").as_bytes())
+        .unwrap();
     until("a ", &mut r);
     let mut out = format!("b APPEND INBOX {{{}+}}\r\n", raw.len()).into_bytes();
     out.extend_from_slice(raw);
@@ -605,7 +658,10 @@ fn raw_append(port: u16, raw: &[u8]) {
 
 fn main() {
     // cargo bench passes `--bench`; drop flags.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -182,3 +182,38 @@ fn a_week_of_one_conversation_postgres() {
     let db = common::FreshPostgres::new();
     scenario(&db.url);
 }
+
+/// Importing old history records its long-past steps (late) without
+/// alerting anyone; a recent one still alerts.
+#[test]
+fn long_past_steps_are_recorded_without_alerts() {
+    let (_dir, url) = common::fresh_sqlite();
+    let s = common::shipped_service(&url);
+    let now = at("2026-12-01T12:00:00Z");
+    let mut old = event("old-1", Some(Direction::Inbound), "2026-11-27T12:00:00Z");
+    old.thread = "old".into();
+    old.subject = "Production is down".into();
+    let id = s
+        .record_event(old, None, now)
+        .unwrap()
+        .conversation_id
+        .unwrap();
+    let d = s.conversation_detail(id).unwrap();
+    assert_eq!(d.summary.request_type, "urgent");
+    assert!(
+        d.escalations.len() >= 3,
+        "steps recorded: {:?}",
+        d.escalations
+    );
+    assert!(d.escalations.iter().all(|e| e.late));
+    assert_eq!(pending(&s), 0, "nobody is alerted about dues days ago");
+
+    let mut recent = event("new-1", Some(Direction::Inbound), "2026-12-01T11:40:00Z");
+    recent.thread = "new".into();
+    recent.subject = "Production is down".into();
+    s.record_event(recent, None, now).unwrap();
+    assert!(
+        pending(&s) > 0,
+        "the 50% step of a twenty-minute-old outage alerts"
+    );
+}

@@ -33,7 +33,7 @@ use crate::sla::{
     TicketStatus, TimerStatus,
 };
 use crate::store::{
-    self, AnyConnection, ConversationRow, FiredStep, Inserted, MessageRow, NewConversation,
+    self, AnyConnection, ConversationRow, EventRow, FiredStep, Inserted, NewConversation,
     NewMessage, Store, StoreError, TimerState, from_db, to_db,
 };
 
@@ -42,6 +42,13 @@ pub use views::{ConversationDetail, ConversationSummary, MessageView, StepView, 
 
 /// How many due conversations one scheduler step takes (and locks) at most.
 const DUE_BATCH: i64 = 200;
+
+/// Steps and breaches that fell due longer ago than this are recorded (late)
+/// but not notified: they come from importing old history (a first start on
+/// a mailbox with last month's mail), where hundreds of alerts about long-gone
+/// dues would bury the ones that matter. The dashboard, the API and the
+/// metrics still show them.
+const MAX_ALERT_AGE: chrono::Duration = chrono::Duration::hours(24);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -437,7 +444,7 @@ impl Service {
                 conv.contract_version, conv.request_type
             )));
         };
-        let messages = store::messages_of(conn, conv.id)?;
+        let messages = store::events_of(conn, conv.id)?;
         let state = sla::evaluate(&policy, &events_of(&messages), now);
         let before = store::timers_of(conn, conv.id)?;
         let mut effects = Effects::default();
@@ -533,7 +540,14 @@ impl Service {
                     }
                 }
             };
-            if !contacts.is_empty() {
+            if !contacts.is_empty() && now - action.at > MAX_ALERT_AGE {
+                tracing::info!(
+                    conversation.id = conv.id,
+                    step = %action.key,
+                    fell_due = %action.at,
+                    "step recorded without alert: it fell due more than a day ago"
+                );
+            } else if !contacts.is_empty() {
                 let n = notifications::enqueue_alerts(
                     conn,
                     &notifications::AlertContext {
@@ -692,7 +706,7 @@ fn health_of(state: &ConversationState) -> &'static str {
 
 /// Stored rows → engine events. A row may carry a message, a status, or both
 /// (a comment that also closes the ticket): the message comes first.
-fn events_of(messages: &[MessageRow]) -> Vec<Event> {
+fn events_of(messages: &[EventRow]) -> Vec<Event> {
     let mut events = Vec::with_capacity(messages.len());
     for m in messages {
         let at = from_db(m.sent_at);

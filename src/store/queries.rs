@@ -469,6 +469,26 @@ pub fn acknowledged_since(
     Ok(n > 0)
 }
 
+/// What the SLA engine needs of a message: no bodies, no raw bytes.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct EventRow {
+    pub direction: String,
+    pub status: Option<String>,
+    pub awaiting_client: bool,
+    pub sent_at: NaiveDateTime,
+}
+
+/// The events of a conversation in order, for the SLA engine. Re-read on
+/// every refresh, so it loads only the four columns the engine uses.
+pub fn events_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<EventRow>> {
+    Ok(messages::table
+        .filter(messages::conversation_id.eq(conversation))
+        .order((messages::sent_at.asc(), messages::id.asc()))
+        .select(EventRow::as_select())
+        .load(conn)?)
+}
+
 pub fn messages_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<MessageRow>> {
     Ok(messages::table
         .filter(messages::conversation_id.eq(conversation))
