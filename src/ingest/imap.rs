@@ -14,8 +14,8 @@
 //! no IDLE), and reconnects with exponential back-off after any error.
 //!
 //! Leasing (SPEC 9: one poller per mailbox across processes sharing one
-//! PostgreSQL) is the service's job: it holds the mailbox lease while it runs
-//! a poller and cancels the poller's token when the lease is lost. Even
+//! PostgreSQL) is the service's job: it holds the mailbox lease (a session
+//! advisory lock) for as long as it runs the poller. Even
 //! without a lease two pollers would store nothing twice (checkpoint and
 //! Message-ID de-duplication share the transaction); they would only waste
 //! work.

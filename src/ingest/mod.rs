@@ -4,9 +4,13 @@
 //!   `issues` / `issue_comment` deliveries → [`IncomingEvent`], with every bad
 //!   field named, and GitHub signature verification.
 //!
-//! Pure: no IO and no clock; the HTTP handlers read the body and the headers
-//! and pass `now` in, so the rest of the program only ever sees an
-//! [`IncomingEvent`].
+//! - [`email`]: raw MIME → [`email::ParsedEmail`], automatic-mail rules,
+//!   subject normalisation and the threading rule (pure).
+//! - [`imap`]: the IMAP poller (the one adapter here that does IO): batches
+//!   from the inbox and sent folder handed to a [`imap::MailSink`].
+//!
+//! `webhook` and `email` are pure: no IO and no clock; callers pass `now` in,
+//! so the rest of the program only ever sees typed values.
 
 pub mod email;
 pub mod imap;
