@@ -209,6 +209,56 @@ async fn new_mail_is_acknowledged_once_and_the_reply_meets_first_response(db: St
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.received().len(), 1, "exactly one acknowledgement");
+
+    // Junk in the mailbox is kept raw, listed by the API, downloadable, and
+    // does not stop the mailbox: the mail after it is ingested.
+    let junk = b"\x01\x02 this is not a mail\r\n".to_vec();
+    dovecot.append(USER, PASS, "INBOX", &junk);
+    dovecot.append(
+        USER,
+        PASS,
+        "INBOX",
+        &mail(
+            "ops@globex.example",
+            "support@example.com",
+            "After the junk",
+            "<after@globex.example>",
+            "",
+        ),
+    );
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        let v: Value = http
+            .get(format!("{base}/api/v1/rejected"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !v["rejected"].as_array().unwrap().is_empty() && conversations(&base).await.len() == 2 {
+            listed = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let entry = &listed["rejected"][0];
+    assert_eq!(entry["reason"], "unparseable", "{listed}");
+    assert_eq!(entry["channel"], "email");
+    let raw = http
+        .get(format!("{base}{}", entry["raw_url"].as_str().unwrap()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        raw.starts_with(&junk[..junk.len() - 2]),
+        "raw bytes kept: {raw:?}"
+    );
     token.cancel();
     task.await.unwrap().unwrap();
 }

@@ -752,3 +752,11 @@ pub fn rejected_inputs(conn: &mut AnyConnection, limit: i64) -> Result<Vec<Rejec
         .select(RejectedRow::as_select())
         .load(conn)?)
 }
+
+pub fn rejected_input(conn: &mut AnyConnection, id: i64) -> Result<Option<RejectedRow>> {
+    Ok(rejected_input::table
+        .find(id)
+        .select(RejectedRow::as_select())
+        .first(conn)
+        .optional()?)
+}

@@ -23,7 +23,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(github)
         .service(list_conversations)
         .service(get_conversation)
-        .service(solve);
+        .service(solve)
+        .service(list_rejected)
+        .service(rejected_raw);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -328,6 +330,71 @@ async fn solve(
     })
     .await?;
     Ok(HttpResponse::Ok().json(detail))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectedQuery {
+    limit: Option<i64>,
+}
+
+/// Input that could not be processed (unparseable mail, messages the
+/// database refused), newest first: metadata and a text preview. The raw
+/// bytes are at `/api/v1/rejected/{id}/raw`.
+#[get("/api/v1/rejected")]
+async fn list_rejected(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&state, req.headers())?;
+    let q = web::Query::<RejectedQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))?
+        .into_inner();
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::Invalid(vec![FieldError {
+            field: "limit".into(),
+            problem: format!("must be between 1 and 1000 (got {limit})"),
+        }]));
+    }
+    let store = state.store.clone();
+    let rows =
+        blocking(move || Ok(store.with(|c| crate::store::rejected_inputs(c, limit))?)).await?;
+    let items: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|r| {
+            let preview: String =
+                String::from_utf8_lossy(&r.raw[..r.raw.len().min(2048)]).into_owned();
+            json!({
+                "id": r.id,
+                "channel": r.channel,
+                "reason": r.reason,
+                "detail": r.detail,
+                "received_at": crate::store::from_db(r.received_at),
+                "size": r.raw.len(),
+                "preview": preview,
+                "raw_url": format!("/api/v1/rejected/{}/raw", r.id),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "rejected": items })))
+}
+
+#[get("/api/v1/rejected/{id}/raw")]
+async fn rejected_raw(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&state, req.headers())?;
+    let store = state.store.clone();
+    let id = id.into_inner();
+    let row = blocking(move || Ok(store.with(|c| crate::store::rejected_input(c, id))?))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("rejected input {id}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .body(row.raw))
 }
 
 #[cfg(test)]
