@@ -245,6 +245,27 @@ async fn github(
     }
 }
 
+/// The query string as `T`; an unknown or malformed parameter is a 400
+/// naming it.
+fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))
+}
+
+/// Page size of the list endpoints: 100 by default, at most 1,000.
+fn page_limit(limit: Option<i64>) -> Result<i64, FieldError> {
+    let limit = limit.unwrap_or(100);
+    if (1..=1000).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(FieldError {
+            field: "limit".into(),
+            problem: format!("must be between 1 and 1000 (got {limit})"),
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -263,9 +284,7 @@ async fn list_conversations(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, req.headers())?;
-    let q = web::Query::<ListQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))?
-        .into_inner();
+    let q: ListQuery = query(&req)?;
     let mut problems = Vec::new();
     let mut check = |field: &str, value: &Option<String>, allowed: &[&str]| {
         if let Some(v) = value
@@ -279,13 +298,10 @@ async fn list_conversations(
     };
     check("health", &q.health, &["on_track", "at_risk", "breached"]);
     check("status", &q.status, &["open", "pending", "solved"]);
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        problems.push(FieldError {
-            field: "limit".into(),
-            problem: format!("must be between 1 and 1000 (got {limit})"),
-        });
-    }
+    let limit = page_limit(q.limit).unwrap_or_else(|e| {
+        problems.push(e);
+        0
+    });
     if !problems.is_empty() {
         return Err(ApiError::Invalid(problems));
     }
@@ -347,16 +363,8 @@ async fn list_rejected(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, req.headers())?;
-    let q = web::Query::<RejectedQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))?
-        .into_inner();
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::Invalid(vec![FieldError {
-            field: "limit".into(),
-            problem: format!("must be between 1 and 1000 (got {limit})"),
-        }]));
-    }
+    let q: RejectedQuery = query(&req)?;
+    let limit = page_limit(q.limit).map_err(|e| ApiError::Invalid(vec![e]))?;
     let store = state.store.clone();
     let rows =
         blocking(move || Ok(store.with(|c| crate::store::rejected_inputs(c, limit))?)).await?;
