@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::ingest::{self, EventError, FieldError, GithubOutcome};
+use crate::ingest::{self, EventError, FieldError, GithubOutcome, IncomingEvent};
 use crate::service::ServiceError;
 use crate::store::ConversationFilter;
 
@@ -127,6 +127,29 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Stores an event with its raw body and answers 201 when new, 200 when
+/// its idempotency key was seen before — only after the commit.
+async fn record(
+    state: &AppState,
+    event: IncomingEvent,
+    body: &[u8],
+    now: chrono::DateTime<Utc>,
+) -> Result<HttpResponse, ApiError> {
+    let service = state.service.clone();
+    let raw = body.to_vec();
+    let r = blocking(move || service.record_event(event, Some(raw), now)).await?;
+    let status = if r.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(HttpResponse::build(status).json(json!({
+        "message_id": r.message_id,
+        "conversation_id": r.conversation_id,
+        "duplicate": r.duplicate,
+    })))
+}
+
 /// The generic ticket event (SPEC 5). 201 when new, 200 when the id was
 /// seen before; answered only after the commit.
 #[post("/api/v1/events")]
@@ -152,19 +175,7 @@ async fn post_event(
             return Err(e.into());
         }
     };
-    let service = state.service.clone();
-    let raw = body.to_vec();
-    let recorded = blocking(move || service.record_event(event, Some(raw), now)).await?;
-    let status = if recorded.duplicate {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok(HttpResponse::build(status).json(json!({
-        "message_id": recorded.message_id,
-        "conversation_id": recorded.conversation_id,
-        "duplicate": recorded.duplicate,
-    })))
+    record(&state, event, &body, now).await
 }
 
 /// GitHub `issues` and `issue_comment` deliveries. The delivery id is the
@@ -227,21 +238,7 @@ async fn github(
                 "ignored": true, "event": event, "action": action, "reason": reason,
             })))
         }
-        GithubOutcome::Event(event) => {
-            let service = state.service.clone();
-            let raw = body.to_vec();
-            let r = blocking(move || service.record_event(event, Some(raw), now)).await?;
-            Ok(HttpResponse::build(if r.duplicate {
-                StatusCode::OK
-            } else {
-                StatusCode::CREATED
-            })
-            .json(json!({
-                "message_id": r.message_id,
-                "conversation_id": r.conversation_id,
-                "duplicate": r.duplicate,
-            })))
-        }
+        GithubOutcome::Event(event) => record(&state, event, &body, now).await,
     }
 }
 
