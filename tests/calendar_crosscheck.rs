@@ -9,6 +9,7 @@
 //! `.venv/bin/python` in the crate (created by `./scripts/test` from
 //! tests/crosscheck/requirements.txt). Without it the test fails: it never
 //! skips silently.
+mod common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -22,17 +23,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-const ZONES: &[Tz] = &[
-    chrono_tz::Australia::Lord_Howe,
-    chrono_tz::Asia::Kathmandu,
-    chrono_tz::America::Sao_Paulo,
-    chrono_tz::Europe::Berlin,
-    chrono_tz::America::New_York,
-    chrono_tz::Pacific::Apia,
-    chrono_tz::Asia::Tehran,
-    chrono_tz::America::Havana,
-    chrono_tz::UTC,
-];
+use common::ZONES;
 
 /// Zones without DST at the dates used for pandas cases (Tehran: from 2023).
 const PANDAS_ZONES: &[(Tz, i32)] = &[

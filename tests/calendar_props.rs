@@ -1,25 +1,15 @@
 //! Properties of `add` and `between` over random calendars, zones, holidays
 //! and instants (2000–2040). The zones are chosen for their trouble: 30-minute
 //! DST, +05:45, midnight gaps, a skipped day, abolished DST.
+mod common;
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use chrono_tz::Tz;
 use keepword::calendar::{BusinessDuration, Calendar, OpenInterval, Week};
 use proptest::prelude::*;
 
-const ZONES: &[Tz] = &[
-    chrono_tz::Australia::Lord_Howe,
-    chrono_tz::Asia::Kathmandu,
-    chrono_tz::America::Sao_Paulo,
-    chrono_tz::Europe::Berlin,
-    chrono_tz::America::New_York,
-    chrono_tz::Pacific::Apia,
-    chrono_tz::Asia::Tehran,
-    chrono_tz::America::Havana,
-    chrono_tz::UTC,
-];
+use common::ZONES;
 
 const FROM: i64 = 946_684_800; // 2000-01-01
 const TO: i64 = 2_240_524_800; // 2041-01-01

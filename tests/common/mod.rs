@@ -3,6 +3,21 @@
 
 pub mod binary;
 
+/// Zones the business-time tests draw from: half-hour DST (Lord_Howe),
+/// +05:45 (Kathmandu), midnight DST (Sao_Paulo, Havana), a skipped day
+/// (Apia), and ordinary ones.
+pub const ZONES: &[chrono_tz::Tz] = &[
+    chrono_tz::Australia::Lord_Howe,
+    chrono_tz::Asia::Kathmandu,
+    chrono_tz::America::Sao_Paulo,
+    chrono_tz::Europe::Berlin,
+    chrono_tz::America::New_York,
+    chrono_tz::Pacific::Apia,
+    chrono_tz::Asia::Tehran,
+    chrono_tz::America::Havana,
+    chrono_tz::UTC,
+];
+
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 
