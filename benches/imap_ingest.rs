@@ -30,10 +30,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use keepword::app::{ContractHandle, LoadedContract};
 use keepword::config::{MailboxSettings, Secret, Tls};
 use keepword::ingest::imap::{ImapMetrics, MailboxPoller, PollerTiming};
 use keepword::metrics::Metrics;
+use keepword::service::{ContractHandle, LoadedContract};
 use keepword::service::{EmailSink, MailboxContext, Service};
 use keepword::store::{self, Store};
 

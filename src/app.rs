@@ -2,15 +2,14 @@
 //! HTTP server — and runs it until the shutdown token is cancelled.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
-use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::{MailboxSettings, Settings};
 use crate::contract::{ChannelKind, Contract};
 use crate::ingest::imap::{ImapMetrics, MailboxPoller};
@@ -18,63 +17,11 @@ use crate::metrics::Metrics;
 use crate::notify::ack::AckTemplates;
 use crate::notify::{self, OutboxWorker};
 use crate::scheduler;
-use crate::service::{EmailSink, MailboxContext, Service};
+use crate::service::{
+    ContractHandle, EmailSink, LoadedContract, MailboxContext, Service, record_version,
+};
 use crate::store::{self, Store};
 use crate::web::{AppState, Auth, routes, track};
-
-/// A validated contract with what is derived from it once per version.
-pub struct LoadedContract {
-    pub contract: Arc<Contract>,
-    pub version: String,
-    pub source: String,
-    pub path: PathBuf,
-    pub html: String,
-    pub markdown: String,
-}
-
-/// Why a contract could not be loaded: every diagnostic, one per line, in the
-/// `FILE:LINE:COL: error: …` form.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.join("\n"))]
-pub struct ContractErrors(pub Vec<String>);
-
-impl LoadedContract {
-    pub fn load(path: &Path) -> Result<LoadedContract, ContractErrors> {
-        let source = std::fs::read_to_string(path).map_err(|e| {
-            ContractErrors(vec![format!(
-                "{}: error: cannot read contract: {e}",
-                path.display()
-            )])
-        })?;
-        let contract = crate::contract::parse(&source, &path.display().to_string())
-            .map_err(|diags| ContractErrors(diags.iter().map(|d| d.to_string()).collect()))?;
-        Ok(LoadedContract {
-            version: contract.version().to_string(),
-            html: crate::contract::render_html(&contract),
-            markdown: crate::contract::render_markdown(&contract),
-            contract: Arc::new(contract),
-            source,
-            path: path.to_path_buf(),
-        })
-    }
-}
-
-/// The contract in force. Reloads swap it atomically; a request holds the
-/// `Arc` it started with, so it never sees half of two versions.
-#[derive(Clone)]
-pub struct ContractHandle(Arc<RwLock<Arc<LoadedContract>>>);
-
-impl ContractHandle {
-    pub fn new(c: LoadedContract) -> Self {
-        ContractHandle(Arc::new(RwLock::new(Arc::new(c))))
-    }
-    pub fn current(&self) -> Arc<LoadedContract> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-    fn replace(&self, c: LoadedContract) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(c);
-    }
-}
 
 /// A built, listening service.
 pub struct Application {
@@ -91,6 +38,11 @@ impl Application {
     /// Loads the contract, opens the database (running migrations) and binds.
     /// `bind` with port 0 picks a free port (tests).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// [`Application::build`] reading time from `clock` (tests move it).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
         let loaded = LoadedContract::load(settings.contract_path()).map_err(|e| {
             anyhow::anyhow!(
                 "contract {} is invalid:\n{e}",
@@ -102,13 +54,17 @@ impl Application {
             .await
             .context("opening the database")??;
         let metrics = Metrics::new();
-        record_version(&store, &loaded).await?;
+        {
+            let (store, clock) = (store.clone(), clock.clone());
+            let loaded = loaded.clone();
+            tokio::task::spawn_blocking(move || record_version(&store, &loaded, clock.now()))
+                .await??;
+        }
         if store.backend() == store::Backend::Sqlite {
-            let s = store.clone();
-            let released = tokio::task::spawn_blocking(move || {
-                s.with(|c| store::outbox::release_all(c, Utc::now()))
-            })
-            .await??;
+            let (s, now) = (store.clone(), clock.now());
+            let released =
+                tokio::task::spawn_blocking(move || s.with(|c| store::outbox::release_all(c, now)))
+                    .await??;
             if released > 0 {
                 tracing::info!(
                     rows = released,
@@ -117,7 +73,8 @@ impl Application {
             }
         }
         let worker = OutboxWorker::from_settings(store.clone(), &settings.smtp)
-            .context("setting up the outbox worker")?;
+            .context("setting up the outbox worker")?
+            .with_clock(clock.clone());
         for c in worker.collectors() {
             metrics.register(c);
         }
@@ -140,7 +97,8 @@ impl Application {
             &settings.public_url,
             notify::message_id_domain(&settings.smtp.from),
         )
-        .with_templates(templates);
+        .with_templates(templates)
+        .with_clock(clock);
         let state = AppState {
             store,
             metrics,
@@ -220,7 +178,7 @@ impl Application {
             })
             .collect();
         if let Some(mut reload) = reload {
-            let state = self.state.clone();
+            let service = self.state.service.clone();
             let path = self.settings.contract.clone();
             let token = shutdown.clone();
             tokio::spawn(async move {
@@ -229,7 +187,10 @@ impl Application {
                         _ = token.cancelled() => break,
                         got = reload.recv() => {
                             if got.is_none() { break; }
-                            reload_contract(&state, &path).await;
+                            let (service, path) = (service.clone(), path.clone());
+                            if let Err(e) = tokio::task::spawn_blocking(move || service.reload_contract(&path)).await {
+                                tracing::error!(error = %e, "contract reload failed");
+                            }
                         }
                     }
                 }
@@ -324,49 +285,4 @@ async fn poll_mailbox(
         .run(shutdown)
         .await;
     drop(lease);
-}
-
-async fn record_version(store: &Store, c: &LoadedContract) -> anyhow::Result<()> {
-    let store = store.clone();
-    let (version, name, source) = (
-        c.version.clone(),
-        c.contract.info().name.clone(),
-        c.source.clone(),
-    );
-    tokio::task::spawn_blocking(move || {
-        store
-            .with(|conn| store::record_contract_version(conn, &version, &name, &source, Utc::now()))
-    })
-    .await??;
-    Ok(())
-}
-
-/// An invalid new contract is rejected, logged and counted; the previous
-/// version stays in force.
-pub async fn reload_contract(state: &AppState, path: &Path) {
-    let p = path.to_path_buf();
-    let loaded = match tokio::task::spawn_blocking(move || LoadedContract::load(&p)).await {
-        Ok(Ok(l)) => l,
-        Ok(Err(errors)) => {
-            state.metrics.contract_reload_failures.inc();
-            tracing::error!(errors = %errors, "contract reload rejected; previous version stays in force");
-            return;
-        }
-        Err(e) => {
-            state.metrics.contract_reload_failures.inc();
-            tracing::error!(error = %e, "contract reload failed");
-            return;
-        }
-    };
-    if loaded.version == state.contract.current().version {
-        tracing::info!("contract reloaded: unchanged");
-        return;
-    }
-    if let Err(e) = record_version(&state.store, &loaded).await {
-        state.metrics.contract_reload_failures.inc();
-        tracing::error!(error = %e, "cannot store the new contract version; previous version stays in force");
-        return;
-    }
-    tracing::info!(contract.version = %loaded.version, "contract reloaded");
-    state.contract.replace(loaded);
 }

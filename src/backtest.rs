@@ -16,11 +16,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::contract::{Contract, Timer, UNKNOWN_CLIENT};
-use crate::ingest::email::{self, MemoryThreadIndex, ParsedEmail, is_team_address};
-use crate::sla::{self, ClassifyInput, Direction, Event, Policy, TimerStatus};
-
-/// Bytes of body kept per message for keyword classification.
-const BODY_KEPT: usize = 4096;
+use crate::ingest::email::{self, FolderKind, MemoryThreadIndex, ParsedEmail, Route, Team};
+use crate::sla::{self, Classification, Direction, Event, Policy, TimerStatus};
 
 /// Where the history comes from.
 pub enum Source {
@@ -103,28 +100,68 @@ pub fn maildir_files(dir: &Path) -> Result<Vec<PathBuf>, BacktestError> {
     Ok(files)
 }
 
-/// What the replay keeps of one message.
+/// What the replay keeps of one message: its headers, the routing rule's
+/// answer and, for inbound mail, the classification it would open a
+/// conversation with. Both are decided while reading, with the whole body in
+/// hand as the service has it, so no body is kept.
 struct Light {
     at: DateTime<Utc>,
     mail: ParsedEmail,
+    route: Route,
+    class: Option<Classification>,
 }
 
-fn lighten(mut mail: ParsedEmail) -> ParsedEmail {
-    if mail.text.len() > BODY_KEPT {
-        let mut cut = BODY_KEPT;
-        while !mail.text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        mail.text.truncate(cut);
-    }
+fn lighten(
+    contract: &Contract,
+    team: &[String],
+    channel: &str,
+    at: DateTime<Utc>,
+    mut mail: ParsedEmail,
+) -> Light {
+    let route = email::route(
+        &mail,
+        contract,
+        Team {
+            members: team,
+            own: &[],
+        },
+        FolderKind::Inbox,
+    );
+    let class = (route.direction == Direction::Inbound && route.client.is_some())
+        .then(|| sla::classify(contract, &route.classify_input(&mail, channel)));
+    // Threading reads the quoting of the body (a reply without headers);
+    // decide that now too and keep a marker line instead of the text.
+    mail.text = if email::looks_like_reply(&mail) {
+        "> ".into()
+    } else {
+        String::new()
+    };
     mail.html = None;
-    mail
+    Light {
+        at,
+        mail,
+        route,
+        class,
+    }
 }
 
 struct Conversation {
     request_type: String,
     client: String,
     events: Vec<Event>,
+}
+
+/// What the replay did with one message, in replay (date) order: the same
+/// facts the service stores, for comparing the two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traced {
+    pub message_id: Option<String>,
+    pub direction: Direction,
+    pub client: Option<String>,
+    /// Index of the replayed conversation the message joined or opened.
+    pub conversation: Option<usize>,
+    /// The request type of that conversation.
+    pub request_type: Option<String>,
 }
 
 /// One row of the report.
@@ -182,16 +219,14 @@ pub fn run(
         contract_version: contract.version().to_string(),
         ..Report::default()
     };
+    let channel = email_channel(contract);
     let mut messages: Vec<Light> = Vec::new();
     let mut take = |raw: Vec<u8>, report: &mut Report| {
         report.messages += 1;
         match email::parse_email(&raw) {
             Ok(mail) => {
                 if let Some(at) = mail.date {
-                    messages.push(Light {
-                        at,
-                        mail: lighten(mail),
-                    });
+                    messages.push(lighten(contract, team, &channel, at, mail));
                 } else {
                     // Without a date there is no time to count from.
                     report.unparseable += 1;
@@ -232,67 +267,11 @@ pub fn run(
     }
     messages.sort_by_key(|m| m.at);
     report.until = messages.last().map(|m| m.at);
-
-    let channel = contract
-        .channels()
+    report.automatic = messages
         .iter()
-        .find(|c| c.kind == crate::contract::ChannelKind::Email)
-        .map(|c| c.id.clone())
-        .unwrap_or_else(|| "email".into());
-    let mut index = MemoryThreadIndex::default();
-    let mut conversations: Vec<Conversation> = Vec::new();
-    for Light { at, mail } in &messages {
-        let from = mail
-            .from
-            .as_ref()
-            .map(|a| a.address.clone())
-            .unwrap_or_default();
-        let direction = if mail.auto.is_some() {
-            report.automatic += 1;
-            Direction::Auto
-        } else if is_team_address(&from, team) {
-            Direction::Outbound
-        } else {
-            Direction::Inbound
-        };
-        let client = match direction {
-            Direction::Outbound => mail
-                .to
-                .iter()
-                .chain(&mail.cc)
-                .find_map(|a| contract.client_for_email(&a.address))
-                .map(|c| c.id.clone()),
-            _ => contract.client_id_for_email(&from).map(str::to_string),
-        };
-        let found = email::find_thread(&mut index, mail, client.as_deref(), *at);
-        let conv = match (found, direction, &client) {
-            (Some(c), _, _) => Some(c),
-            (None, Direction::Inbound, Some(client)) => {
-                let class = sla::classify(
-                    contract,
-                    &ClassifyInput {
-                        channel: &channel,
-                        subject: &mail.subject,
-                        body: &mail.text,
-                        priority: None,
-                        recipients: &[],
-                        client_id: Some(client),
-                    },
-                );
-                conversations.push(Conversation {
-                    request_type: class.request_type,
-                    client: client.clone(),
-                    events: Vec::new(),
-                });
-                Some(conversations.len() - 1)
-            }
-            _ => None,
-        };
-        if let Some(c) = conv {
-            conversations[c].events.push(Event::message(*at, direction));
-            index.record(c, mail, client.as_deref(), *at);
-        }
-    }
+        .filter(|m| m.route.direction == Direction::Auto)
+        .count();
+    let (conversations, _) = replay(&messages);
     report.conversations = conversations.len();
 
     let until = report.until.unwrap_or_else(Utc::now);
@@ -338,6 +317,77 @@ pub fn run(
     }
     report.rows = rows.into_values().collect();
     Ok(report)
+}
+
+/// The service's own threading rule over mail sorted by date: conversations
+/// with their engine events, and what happened to each message.
+fn replay(messages: &[Light]) -> (Vec<Conversation>, Vec<Traced>) {
+    let mut index = MemoryThreadIndex::default();
+    let mut conversations: Vec<Conversation> = Vec::new();
+    let mut traced = Vec::with_capacity(messages.len());
+    for Light {
+        at,
+        mail,
+        route,
+        class,
+    } in messages
+    {
+        let found = email::find_thread(&mut index, mail, route, *at);
+        let conv = match (found, class, &route.client) {
+            (Some(c), _, _) => Some(c),
+            (None, Some(class), Some(client)) => {
+                conversations.push(Conversation {
+                    request_type: class.request_type.clone(),
+                    client: client.clone(),
+                    events: Vec::new(),
+                });
+                let c = conversations.len() - 1;
+                index.open(c, route.known_client(), &route.sender, &mail.subject, *at);
+                Some(c)
+            }
+            _ => None,
+        };
+        if let Some(c) = conv {
+            conversations[c]
+                .events
+                .push(Event::message(*at, route.direction));
+            if let Some(id) = &mail.message_id {
+                index.record_message_id(id, c);
+            }
+            index.touch(c, *at);
+        }
+        traced.push(Traced {
+            message_id: mail.message_id.clone(),
+            direction: route.direction,
+            client: route.client.clone(),
+            conversation: conv,
+            request_type: conv.map(|c| conversations[c].request_type.clone()),
+        });
+    }
+    (conversations, traced)
+}
+
+/// Replays raw messages and says what happened to each, in date order
+/// (messages without a parseable date are left out, as in [`run`]).
+pub fn trace(contract: &Contract, raws: &[Vec<u8>], team: &[String]) -> Vec<Traced> {
+    let channel = email_channel(contract);
+    let mut messages: Vec<Light> = raws
+        .iter()
+        .filter_map(|raw| email::parse_email(raw).ok())
+        .filter_map(|mail| Some(lighten(contract, team, &channel, mail.date?, mail)))
+        .collect();
+    messages.sort_by_key(|m| m.at);
+    replay(&messages).1
+}
+
+/// The contract's email channel, which the backtest's mail came through.
+fn email_channel(contract: &Contract) -> String {
+    contract
+        .channels()
+        .iter()
+        .find(|c| c.kind == crate::contract::ChannelKind::Email)
+        .map(|c| c.id.clone())
+        .unwrap_or_else(|| "email".into())
 }
 
 /// "1h 05m" — business time for people.

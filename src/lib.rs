@@ -17,6 +17,7 @@
 pub mod app;
 pub mod backtest;
 pub mod calendar;
+pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod ingest;

@@ -11,9 +11,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use keepword::app::{Application, LoadedContract};
+use keepword::app::Application;
 use keepword::config::{LogFormat, Settings};
 use keepword::contract::Timer;
+use keepword::service::LoadedContract;
 use keepword::store::{self, Store};
 
 #[derive(Parser)]

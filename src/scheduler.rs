@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::service::Service;
@@ -21,7 +20,7 @@ pub async fn run(service: Service, shutdown: CancellationToken) {
         // again, so one that lands during the step is not slept through.
         service.set_scheduler_next_unknown();
         let svc = service.clone();
-        let now = Utc::now();
+        let now = service.now();
         let sleep = match tokio::task::spawn_blocking(move || svc.due_work(now)).await {
             Ok(Ok(report)) => {
                 service.set_scheduler_next(report.next_check);
@@ -34,21 +33,20 @@ pub async fn run(service: Service, shutdown: CancellationToken) {
                 }
                 match report.next_check {
                     // A full batch may have left more due work behind.
-                    _ if report.conversations >= 200 => Duration::ZERO,
-                    Some(next) => (next - Utc::now())
-                        .to_std()
-                        .unwrap_or(Duration::ZERO)
-                        .min(MAX_IDLE),
+                    _ if report.conversations >= crate::service::DUE_BATCH as usize => {
+                        Duration::ZERO
+                    }
+                    Some(next) => service.clock().until(next).min(MAX_IDLE),
                     None => MAX_IDLE,
                 }
             }
             Ok(Err(e)) => {
-                service.set_scheduler_next(Some(Utc::now()));
+                service.set_scheduler_next(Some(service.now()));
                 tracing::error!(error = %e, "scheduler step failed; retrying");
                 Duration::from_secs(1)
             }
             Err(e) => {
-                service.set_scheduler_next(Some(Utc::now()));
+                service.set_scheduler_next(Some(service.now()));
                 tracing::error!(error = %e, "scheduler step panicked; retrying");
                 Duration::from_secs(1)
             }
@@ -56,6 +54,7 @@ pub async fn run(service: Service, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = wake.notified() => {}
+            _ = service.clock().moved() => {}
             _ = tokio::time::sleep(sleep) => {}
         }
     }

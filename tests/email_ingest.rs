@@ -441,3 +441,291 @@ fn corpus_through_the_service_postgres() {
     let db = common::FreshPostgres::new();
     corpus(&db.url);
 }
+
+/// A mailbox of the shape real users have (issue 9): many threads, replies
+/// with In-Reply-To and References in a heavy tail, subjects repeated across
+/// clients and across unknown senders, bodies with a keyword only after 6 KB,
+/// mail to a recipient address the contract routes, and some replies whose
+/// headers a client stripped. Returns the raw mails in date order and the
+/// thread each belongs to (`None` for team mail that opens nothing).
+fn realistic_mailbox(threads: usize) -> (Vec<Vec<u8>>, Vec<usize>) {
+    const TOPICS: [&str; 15] = [
+        "Cannot log in to the portal",
+        "Question about contract renewal",
+        "Invoice 4711 shows wrong amount",
+        "Invoice question",
+        "Change the footer text",
+        "New team member needs access",
+        "Export to CSV is slow",
+        "Update our logo",
+        "Password reset mail never arrives",
+        "Quote for the new landing page",
+        "Translation of the pricing page",
+        "Cookie banner wording",
+        "Newsletter template",
+        "Meeting next week",
+        "Report for November",
+    ];
+    // Three declared clients of the shipped contract and 17 unknown domains.
+    let domains: Vec<String> = ["acme.com", "globex.example", "initech.example"]
+        .iter()
+        .map(|d| d.to_string())
+        .chain((0..17).map(|i| format!("client{i}.example")))
+        .collect();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rand = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let start: DateTime<Utc> = "2026-11-02T08:00:00Z".parse().unwrap();
+    // (minute, thread, raw) — generated per thread, then sorted by time.
+    let mut out: Vec<(i64, usize, Vec<u8>)> = Vec::new();
+    for t in 0..threads {
+        // One sender per thread; colleagues share a domain and topics.
+        let sender = format!("person{t}@{}", domains[t % domains.len()]);
+        let topic = TOPICS[rand(TOPICS.len())];
+        let to = if t % 7 == 0 {
+            "billing@example.com"
+        } else {
+            "support@example.com"
+        };
+        let body = if t % 5 == 0 {
+            format!("{}\r\nThe export shows an error.", "Details. ".repeat(800))
+        } else {
+            "Hello, a question.".to_string()
+        };
+        let mut minute = (t as i64) * 37;
+        let opener_id = format!("<t{t}-0@{}>", domains[t % domains.len()]);
+        let mut ids = vec![opener_id.clone()];
+        let raw = |from: &str,
+                   to: &str,
+                   subject: &str,
+                   id: &str,
+                   extra: &str,
+                   body: &str,
+                   m: i64| {
+            format!(
+                "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {id}\r\nDate: {}\r\n{extra}\
+                 MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n",
+                (start + Duration::minutes(m)).to_rfc2822()
+            )
+            .into_bytes()
+        };
+        out.push((
+            minute,
+            t,
+            raw(&sender, to, topic, &opener_id, "", &body, minute),
+        ));
+        // Heavy tail: thread 0 gets the most replies.
+        let replies = 40 / (t + 1) + rand(3);
+        for r in 1..=replies {
+            minute += 5 + rand(90) as i64;
+            let team = r % 2 == 1;
+            let id = format!(
+                "<t{t}-{r}@{}>",
+                if team { "example.com" } else { "mail.example" }
+            );
+            let refs = ids.join(" ");
+            let last = ids.last().unwrap().clone();
+            let mail = if team {
+                raw(
+                    "lead@example.com",
+                    &sender,
+                    &format!("Re: {topic}"),
+                    &id,
+                    &format!("In-Reply-To: {last}\r\nReferences: {refs}\r\n"),
+                    "Thanks, we are on it.",
+                    minute,
+                )
+            } else if r % 4 == 0 {
+                // A client that strips headers: only the reply prefix and
+                // the quote say what this is.
+                raw(
+                    &sender,
+                    "support@example.com",
+                    &format!("Re: {topic}"),
+                    &id,
+                    "",
+                    "Still not working.\r\n\r\n> Thanks, we are on it.",
+                    minute,
+                )
+            } else {
+                raw(
+                    &sender,
+                    "support@example.com",
+                    &format!("Re: {topic}"),
+                    &id,
+                    &format!("In-Reply-To: {last}\r\nReferences: {refs}\r\n"),
+                    "More details.",
+                    minute,
+                )
+            };
+            ids.push(id);
+            out.push((minute, t, mail));
+        }
+    }
+    // Two colleagues at one client, the same subject, the same week, no
+    // reply signs: two requests.
+    let colleagues = threads;
+    for (i, who) in ["ann@acme.com", "ben@acme.com"].iter().enumerate() {
+        let m = 60 + i as i64 * 24 * 60;
+        out.push((
+            m,
+            colleagues + i,
+            format!(
+                "From: {who}\r\nTo: support@example.com\r\nSubject: Invoice question\r\n\
+                 Message-ID: <coll{i}@acme.com>\r\nDate: {}\r\n\r\nWhich invoice?\r\n",
+                (start + Duration::minutes(m)).to_rfc2822()
+            )
+            .into_bytes(),
+        ));
+    }
+    out.sort_by_key(|(m, t, _)| (*m, *t));
+    let thread_of = out.iter().map(|(_, t, _)| *t).collect();
+    (out.into_iter().map(|(_, _, raw)| raw).collect(), thread_of)
+}
+
+/// The shipped contract plus a request type routed by recipient address:
+/// the rule the backtest used to ignore.
+fn contract_with_billing() -> String {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/contract.toml"))
+            .unwrap();
+    shipped.replacen(
+        "[[request_types]]\nid = \"bug\"",
+        "[[request_types]]\nid = \"billing\"\nname = \"Billing\"\n\
+         definition = \"Invoices and payments.\"\nchannels = [\"email\"]\n\
+         match = { recipients = [\"billing@example.com\"] }\ncalendar = \"business\"\n\
+         first_response = \"1d\"\n\n[[request_types]]\nid = \"bug\"",
+        1,
+    )
+}
+
+/// Issue 9 and issue 7: one conversation per thread whatever the subjects,
+/// header-stripped replies still thread, colleagues' same-subject requests
+/// stay apart — and `keepword backtest` routes, threads and classifies every
+/// message exactly as the service stores it.
+fn threads_and_parity(url: &str) {
+    use diesel::prelude::*;
+    use keepword::store::schema::{conversations, messages};
+
+    let threads = 120;
+    let (raws, thread_of) = realistic_mailbox(threads);
+    let contract = contract_with_billing();
+    let s = common::service_with_contract(url, &contract);
+    let now: DateTime<Utc> = "2026-12-01T09:00:00Z".parse().unwrap();
+    for (i, chunk) in raws.chunks(97).enumerate() {
+        s.ingest_mail_batch(
+            &mailbox(),
+            "INBOX",
+            FolderKind::Inbox,
+            1,
+            batch(1 + (i * 97) as u32, chunk.to_vec()),
+            now,
+        )
+        .unwrap();
+    }
+    let stored: Vec<(Option<String>, String, Option<i64>)> = s
+        .store()
+        .with(|c| {
+            messages::table
+                .filter(messages::external_id.not_like("ack:%"))
+                .select((
+                    messages::message_id,
+                    messages::direction,
+                    messages::conversation_id,
+                ))
+                .load(c)
+                .map_err(Into::into)
+        })
+        .unwrap();
+    let convs: std::collections::HashMap<i64, (String, String)> = s
+        .store()
+        .with(|c| {
+            conversations::table
+                .select((
+                    conversations::id,
+                    conversations::client_id,
+                    conversations::request_type,
+                ))
+                .load::<(i64, String, String)>(c)
+                .map_err(Into::into)
+        })
+        .unwrap()
+        .into_iter()
+        .map(|(id, client, t)| (id, (client, t)))
+        .collect();
+    assert_eq!(convs.len(), threads + 2, "one conversation per thread");
+    let by_id: std::collections::HashMap<String, (String, Option<i64>)> = stored
+        .into_iter()
+        .map(|(id, dir, conv)| (id.unwrap(), (dir, conv)))
+        .collect();
+
+    // Every message of a thread is in that thread's conversation.
+    let ids: Vec<String> = raws
+        .iter()
+        .map(|r| {
+            let p = keepword::ingest::email::parse_email(r).unwrap();
+            p.message_id.unwrap()
+        })
+        .collect();
+    let mut conv_of_thread: std::collections::HashMap<usize, i64> = Default::default();
+    for (id, t) in ids.iter().zip(&thread_of) {
+        let (_, conv) = &by_id[id];
+        let conv = conv.unwrap_or_else(|| panic!("{id} has no conversation"));
+        assert_eq!(
+            *conv_of_thread.entry(*t).or_insert(conv),
+            conv,
+            "{id} strayed"
+        );
+    }
+    let types: std::collections::BTreeSet<&str> = convs.values().map(|(_, t)| t.as_str()).collect();
+    assert!(
+        types.contains("billing") && types.contains("bug"),
+        "{types:?}"
+    );
+
+    // The backtest on the same mail: same direction, client, grouping and
+    // request type for every message.
+    let parsed = keepword::contract::parse(&contract, "contract.toml").unwrap();
+    let traced = keepword::backtest::trace(&parsed, &raws, &["@example.com".to_string()]);
+    assert_eq!(traced.len(), raws.len());
+    let mut service_conv_of: std::collections::HashMap<usize, i64> = Default::default();
+    for t in &traced {
+        let id = t.message_id.as_ref().unwrap();
+        let (direction, conv) = &by_id[id];
+        assert_eq!(t.direction.as_str(), direction, "{id}");
+        let conv = conv.unwrap();
+        let c = t
+            .conversation
+            .unwrap_or_else(|| panic!("{id}: no conversation in the backtest"));
+        assert_eq!(
+            *service_conv_of.entry(c).or_insert(conv),
+            conv,
+            "{id}: grouped differently"
+        );
+        assert_eq!(
+            t.request_type.as_deref(),
+            Some(convs[&conv].1.as_str()),
+            "{id}"
+        );
+        if t.direction == keepword::sla::Direction::Inbound {
+            assert_eq!(t.client.as_deref(), Some(convs[&conv].0.as_str()), "{id}");
+        }
+    }
+    assert_eq!(service_conv_of.len(), threads + 2);
+}
+
+#[test]
+fn realistic_threads_and_backtest_parity_sqlite() {
+    let (_dir, url) = common::fresh_sqlite();
+    threads_and_parity(&url);
+}
+
+#[test]
+fn realistic_threads_and_backtest_parity_postgres() {
+    let db = common::FreshPostgres::new();
+    threads_and_parity(&db.url);
+}

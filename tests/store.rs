@@ -26,6 +26,8 @@ fn conversation(thread: &str, now: DateTime<Utc>) -> NewConversation {
         opened_at: to_db(now),
         updated_at: to_db(now),
         subject_key: "site down".into(),
+        opener: "jane@acme.com".into(),
+        last_message_at: Some(to_db(now)),
     }
 }
 

@@ -3,10 +3,13 @@
 //! Nothing here does IO. The IMAP poller hands bytes to [`parse_email`], the
 //! service decides what to do with the typed result, and threading asks a
 //! [`ThreadIndex`] (the database in the service, [`MemoryThreadIndex`] in the
-//! backtest). Submodules: `auto` (automatic-mail rules), `subject`
-//! (normalisation), `thread` (the threading rule and the in-memory index).
+//! backtest). Submodules: `auto` (automatic-mail rules), `route` (direction
+//! and client of a mail: the one routing rule of the service and the
+//! backtest), `subject` (normalisation), `thread` (the threading rule and the
+//! in-memory index).
 
 mod auto;
+mod route;
 mod subject;
 mod thread;
 
@@ -15,8 +18,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use chrono::{DateTime, Utc};
 use mail_parser::{HeaderValue, Message, MessageParser, PartType};
 
-pub use subject::normalize_subject;
-pub use thread::{MemoryThreadIndex, SUBJECT_WINDOW, ThreadIndex, find_thread};
+pub use route::{FolderKind, Route, Team, route};
+pub use subject::{has_reply_prefix, normalize_subject};
+pub use thread::{
+    MemoryThreadIndex, Party, SUBJECT_WINDOW, ThreadIndex, find_thread, looks_like_reply,
+};
 
 /// A mail address, lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,13 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{MailboxSettings, Tls};
 
-/// Which folder a message came from: the inbox gives inbound mail (unless
-/// from a team address), the sent folder the team's replies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FolderKind {
-    Inbox,
-    Sent,
-}
+pub use crate::ingest::email::FolderKind;
 
 /// One fetched message.
 #[derive(Debug, Clone)]

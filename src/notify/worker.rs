@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::smtp::EmailParts;
 use super::{NotifyError, OutboxMessage, SmtpSender, WebhookSender};
+use crate::clock::Clock;
 use crate::config::SmtpSettings;
 use crate::store::{AnyConnection, OutboxRow, Store, StoreError, outbox};
 
@@ -144,6 +145,7 @@ pub struct OutboxWorker {
     senders: Arc<Senders>,
     config: WorkerConfig,
     metrics: WorkerMetrics,
+    clock: Clock,
 }
 
 impl OutboxWorker {
@@ -157,7 +159,14 @@ impl OutboxWorker {
             senders: Arc::new(senders),
             config,
             metrics: WorkerMetrics::new(),
+            clock: Clock::system(),
         }
+    }
+
+    /// Reads time from `clock` (tests pass a manual one).
+    pub fn with_clock(mut self, clock: Clock) -> OutboxWorker {
+        self.clock = clock;
+        self
     }
 
     /// The production worker: SMTP from `[smtp]`, default tuning.
@@ -234,8 +243,8 @@ impl OutboxWorker {
     pub async fn run(self, shutdown: CancellationToken, wake: Arc<Notify>) {
         tracing::info!("outbox worker started");
         while !shutdown.is_cancelled() {
-            let pause = match self.step(Utc::now()).await {
-                Ok(r) => self.pause_after(&r, Utc::now()),
+            let pause = match self.step(self.clock.now()).await {
+                Ok(r) => self.pause_after(&r, self.clock.now()),
                 Err(e) => {
                     tracing::error!(error = %e, "outbox step failed");
                     self.config.error_pause
@@ -247,6 +256,7 @@ impl OutboxWorker {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = wake.notified() => {}
+                _ = self.clock.moved() => {}
                 _ = tokio::time::sleep(pause) => {}
             }
         }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Effects, Opening, Service, ServiceError, open_conversation};
 use crate::contract::{Contract, UNKNOWN_CLIENT};
-use crate::ingest::email::{self, ParsedEmail, ThreadIndex, is_team_address};
+use crate::ingest::email::{self, ParsedEmail, Party, Team, ThreadIndex, is_team_address};
 use crate::ingest::imap::{FetchedMail, FolderCheckpoint, FolderKind, MailSink};
 use crate::notify::{self, EmailDraft, OutboxMessage};
 use crate::sla::Direction;
@@ -76,11 +76,16 @@ impl ThreadIndex for DbIndex<'_> {
             .ok()
             .flatten()
     }
-    fn by_subject(&mut self, client: &str, key: &str, since: DateTime<Utc>) -> Option<i64> {
-        store::conversation_by_subject(self.conn, client, key, since)
-            .map_err(|e| self.error.get_or_insert(e))
-            .ok()
-            .flatten()
+    fn by_subject(&mut self, party: Party<'_>, key: &str, since: DateTime<Utc>) -> Option<i64> {
+        match party {
+            Party::Client(client) => store::conversation_by_subject(self.conn, client, key, since),
+            Party::Opener(address) => {
+                store::conversation_by_opener_subject(self.conn, address, key, since)
+            }
+        }
+        .map_err(|e| self.error.get_or_insert(e))
+        .ok()
+        .flatten()
     }
 }
 
@@ -93,15 +98,6 @@ fn addresses(list: &[email::Address]) -> String {
         .map(|a| a.address.as_str())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The declared client a team reply is addressed to, for subject threading.
-fn client_of_recipients(contract: &Contract, mail: &ParsedEmail) -> Option<String> {
-    mail.to
-        .iter()
-        .chain(&mail.cc)
-        .find_map(|a| contract.client_for_email(&a.address))
-        .map(|c| c.id.clone())
 }
 
 impl Service {
@@ -218,30 +214,24 @@ impl Service {
                 return Ok(one);
             }
         };
-        let from = parsed
-            .from
-            .as_ref()
-            .map(|a| a.address.clone())
-            .unwrap_or_default();
-        let ours = is_team_address(&from, &mb.own) || is_team_address(&from, &mb.team);
-        let direction = if parsed.auto.is_some() {
-            Direction::Auto
-        } else if kind == FolderKind::Sent || ours {
-            Direction::Outbound
-        } else {
-            Direction::Inbound
-        };
+        let route = email::route(
+            &parsed,
+            contract,
+            Team {
+                members: &mb.team,
+                own: &mb.own,
+            },
+            kind,
+        );
+        let direction = route.direction;
+        let from = route.sender.clone();
         // A Date in the future is a broken clock, not a promise.
         let at = parsed
             .date
             .filter(|d| *d <= now + Duration::days(1))
             .unwrap_or(now);
-        let client = match direction {
-            Direction::Outbound => client_of_recipients(contract, &parsed),
-            _ => contract.client_id_for_email(&from).map(str::to_string),
-        };
         let mut index = DbIndex { conn, error: None };
-        let thread = email::find_thread(&mut index, &parsed, client.as_deref(), at);
+        let thread = email::find_thread(&mut index, &parsed, &route, at);
         if let Some(e) = index.error {
             return Err(ServiceError::Store(e));
         }
@@ -252,14 +242,8 @@ impl Service {
         let mut created = false;
         let conversation: Option<ConversationRow> = match thread {
             Some(id) => store::conversation(conn, id)?,
-            None if direction == Direction::Inbound => match &client {
+            None if direction == Direction::Inbound => match &route.client {
                 Some(client_id) => {
-                    let recipients: Vec<String> = parsed
-                        .to
-                        .iter()
-                        .chain(&parsed.cc)
-                        .map(|a| a.address.clone())
-                        .collect();
                     let (row, new, mismatch) = open_conversation(
                         conn,
                         contract,
@@ -270,7 +254,8 @@ impl Service {
                             subject: &parsed.subject,
                             body: &parsed.text,
                             priority: None,
-                            recipients: &recipients,
+                            recipients: &route.recipients,
+                            opener: &route.sender,
                             at,
                         },
                         now,
@@ -313,6 +298,7 @@ impl Service {
         let Some(conv) = conversation else {
             return Ok(one);
         };
+        store::touch_conversation(conn, conv.id, at)?;
         one.effects = self.refresh(conn, &conv, now)?;
         if created && direction == Direction::Inbound {
             match self.acknowledge(conn, mb, contract, &conv, &parsed, &from, at, now)? {
@@ -486,7 +472,14 @@ impl MailSink for EmailSink {
         batch: Vec<FetchedMail>,
     ) -> Result<(), String> {
         self.service
-            .ingest_mail_batch(&self.mailbox, folder, kind, uidvalidity, batch, Utc::now())
+            .ingest_mail_batch(
+                &self.mailbox,
+                folder,
+                kind,
+                uidvalidity,
+                batch,
+                self.service.now(),
+            )
             .map(|r| {
                 tracing::info!(
                     mailbox = %self.mailbox.name,

@@ -13,6 +13,7 @@
 //! `spawn_blocking`. Metrics are counted after the commit, from what the
 //! transaction did, so a rolled-back attempt counts nothing.
 
+mod contract;
 mod email;
 mod notifications;
 mod views;
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use crate::app::ContractHandle;
+use crate::clock::Clock;
 use crate::contract::{Contract, EscalationTrigger, Timer, UNKNOWN_CLIENT};
 use crate::ingest::{FieldError, IncomingEvent};
 use crate::metrics::Metrics;
@@ -37,11 +38,12 @@ use crate::store::{
     NewMessage, Store, StoreError, TimerState, from_db, to_db,
 };
 
+pub use contract::{ContractErrors, ContractHandle, LoadedContract, Reload, record_version};
 pub use email::{EmailSink, MailBatchReport, MailboxContext};
 pub use views::{ConversationDetail, ConversationSummary, MessageView, StepView, TimerView};
 
 /// How many due conversations one scheduler step takes (and locks) at most.
-const DUE_BATCH: i64 = 200;
+pub const DUE_BATCH: i64 = 200;
 
 /// Steps and breaches that fell due longer ago than this are recorded (late)
 /// but not notified: they come from importing old history (a first start on
@@ -145,6 +147,7 @@ struct Inner {
     public_url: String,
     message_id_domain: String,
     templates: AckTemplates,
+    clock: Clock,
 }
 
 impl Service {
@@ -167,8 +170,27 @@ impl Service {
                 public_url: public_url.trim_end_matches('/').to_string(),
                 message_id_domain,
                 templates: AckTemplates::load(None).expect("the built-in templates compile"),
+                clock: Clock::system(),
             }),
         }
+    }
+
+    /// Reads time from `clock` (tests pass a manual one). Call before the
+    /// service is shared.
+    pub fn with_clock(mut self, clock: Clock) -> Service {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.clock = clock,
+            None => tracing::error!("clock set on a shared service; keeping the old one"),
+        }
+        self
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
     }
 
     /// Uses these acknowledgement templates (from `config/templates/`).
@@ -308,6 +330,7 @@ impl Service {
                                 body: &ev.body,
                                 priority: ev.priority.as_deref(),
                                 recipients: &[],
+                                opener: &ev.from,
                                 at: ev.at,
                             },
                             now,
@@ -638,6 +661,8 @@ pub(crate) struct Opening<'a> {
     pub body: &'a str,
     pub priority: Option<&'a str>,
     pub recipients: &'a [String],
+    /// The opening sender's address, lower-case; empty when there is none.
+    pub opener: &'a str,
     pub at: DateTime<Utc>,
 }
 
@@ -682,6 +707,8 @@ pub(crate) fn open_conversation(
             opened_at: to_db(o.at),
             updated_at: to_db(now),
             subject_key: crate::ingest::email::normalize_subject(o.subject),
+            opener: o.opener.to_lowercase(),
+            last_message_at: Some(to_db(o.at)),
         },
     )?;
     let row = store::conversation(conn, id)?

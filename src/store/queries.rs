@@ -129,6 +129,8 @@ pub struct ConversationRow {
     pub health: String,
     pub next_check_at: Option<NaiveDateTime>,
     pub subject_key: String,
+    pub opener: String,
+    pub last_message_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -147,6 +149,9 @@ pub struct NewConversation {
     pub updated_at: NaiveDateTime,
     /// Normalised subject, for threading email by subject.
     pub subject_key: String,
+    /// The opening sender's address, lower-case (empty when unknown).
+    pub opener: String,
+    pub last_message_at: Option<NaiveDateTime>,
 }
 
 /// Opens the conversation of `(channel, thread_key)`, or returns the one that
@@ -446,11 +451,45 @@ pub fn conversation_by_subject(
     Ok(conversations::table
         .filter(conversations::client_id.eq(client))
         .filter(conversations::subject_key.eq(subject_key))
-        .filter(conversations::updated_at.ge(to_db(since)))
-        .order(conversations::updated_at.desc())
+        .filter(conversations::last_message_at.ge(to_db(since)))
+        .order(conversations::last_message_at.desc())
         .select(conversations::id)
         .first(conn)
         .optional()?)
+}
+
+/// The most recent conversation opened by `address` (lower-case) with this
+/// normalised subject and mail at or after `since`.
+pub fn conversation_by_opener_subject(
+    conn: &mut AnyConnection,
+    address: &str,
+    subject_key: &str,
+    since: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    Ok(conversations::table
+        .filter(conversations::opener.eq(address))
+        .filter(conversations::subject_key.eq(subject_key))
+        .filter(conversations::last_message_at.ge(to_db(since)))
+        .order(conversations::last_message_at.desc())
+        .select(conversations::id)
+        .first(conn)
+        .optional()?)
+}
+
+/// Moves a conversation's latest message instant forward to `at` (never
+/// back: mail arrives out of order).
+pub fn touch_conversation(conn: &mut AnyConnection, id: i64, at: DateTime<Utc>) -> Result<()> {
+    let at = to_db(at);
+    diesel::update(
+        conversations::table.find(id).filter(
+            conversations::last_message_at
+                .is_null()
+                .or(conversations::last_message_at.lt(at)),
+        ),
+    )
+    .set(conversations::last_message_at.eq(at))
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Whether an acknowledgement went to `address` since `since`.

@@ -36,6 +36,8 @@ diesel::table! {
         health -> Text,
         next_check_at -> Nullable<Timestamp>,
         subject_key -> Text,
+        opener -> Text,
+        last_message_at -> Nullable<Timestamp>,
     }
 }
 

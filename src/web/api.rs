@@ -159,7 +159,7 @@ async fn post_event(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, req.headers())?;
-    let now = Utc::now();
+    let now = state.service.now();
     let event = match ingest::parse_generic(&body, now) {
         Ok(e) => e,
         Err(e) => {
@@ -212,7 +212,7 @@ async fn github(
     };
     let event_name = header("x-github-event")?;
     let delivery = header("x-github-delivery")?;
-    let now = Utc::now();
+    let now = state.service.now();
     let channel = state.github_channel();
     let outcome =
         ingest::parse_github(&event_name, &delivery, &body, &channel, now).map_err(|e| {
@@ -338,7 +338,7 @@ async fn solve(
     let service = state.service.clone();
     let id = id.into_inner();
     let detail = blocking(move || {
-        service.solve(id, Utc::now())?;
+        service.solve(id, service.now())?;
         service.conversation_detail(id)
     })
     .await?;

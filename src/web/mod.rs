@@ -13,11 +13,10 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, Responder, get, web};
 use serde_json::json;
 
-use crate::app::ContractHandle;
 use crate::config::Secret;
 use crate::contract::ChannelKind;
 use crate::metrics::Metrics;
-use crate::service::Service;
+use crate::service::{ContractHandle, Service};
 use crate::store::Store;
 
 /// Credentials the HTTP edge checks.

@@ -77,14 +77,20 @@ pub fn fresh_sqlite() -> (tempfile::TempDir, String) {
 /// The service over a fresh store with the shipped contract recorded, as
 /// `keepword serve` would build it (without HTTP).
 pub fn shipped_service(url: &str) -> keepword::service::Service {
-    use keepword::app::{ContractHandle, LoadedContract};
-    let store = keepword::store::Store::open(url).unwrap();
-    let loaded = LoadedContract::load(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config/contract.toml")
-            .as_path(),
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml"),
     )
     .unwrap();
+    service_with_contract(url, &text)
+}
+
+/// The service over a fresh store with the contract `text` recorded.
+pub fn service_with_contract(url: &str, text: &str) -> keepword::service::Service {
+    use keepword::service::{ContractHandle, LoadedContract};
+    let store = keepword::store::Store::open(url).unwrap();
+    let loaded =
+        LoadedContract::from_source(text.to_string(), std::path::Path::new("contract.toml"))
+            .unwrap();
     store
         .with(|c| {
             keepword::store::record_contract_version(

@@ -41,6 +41,21 @@ pub fn normalize_subject(s: &str) -> String {
         .to_lowercase()
 }
 
+/// Whether a reply or forward prefix starts the subject (after any leading
+/// tags): `Re: Invoice`, `[ACME-1] AW: Rechnung`, `Fwd: x`.
+pub fn has_reply_prefix(s: &str) -> bool {
+    let mut rest = s.trim_start();
+    loop {
+        if strip_prefix(rest).is_some() {
+            return true;
+        }
+        match strip_tag(rest) {
+            Some(after) => rest = after.trim_start(),
+            None => return false,
+        }
+    }
+}
+
 fn strip_tag(s: &str) -> Option<&str> {
     let inner = s.strip_prefix('[')?;
     let end = inner.find([']', '['])?;

@@ -234,66 +234,186 @@ fn reply(subject: &str, in_reply_to: Option<&str>, references: &[&str]) -> Parse
     p
 }
 
+/// A route as the routing rule would give it for an inbound mail.
+fn from_client(sender: &str, client: Option<&str>) -> Route {
+    Route {
+        direction: crate::sla::Direction::Inbound,
+        sender: sender.into(),
+        recipients: vec!["help@team.example".into()],
+        client: client.map(str::to_string),
+    }
+}
+
+const BOB: &str = "bob@client.example";
+
 #[test]
 fn threading_order_in_reply_to_then_references_then_subject() {
     let mut index = MemoryThreadIndex::<u32>::new();
     index.record_message_id("<a@x>", 1);
     index.record_message_id("<b@x>", 2);
     index.record_message_id("<c@x>", 3);
-    index.record_subject("acme", "Invoice", 4, at(1, 9));
+    index.open(4, Some("acme"), "carol@acme.example", "Invoice", at(1, 9));
     let now = at(2, 9);
+    let acme = from_client(BOB, Some("acme"));
 
     let m = reply("Re: Invoice", Some("<c@x>"), &["<a@x>", "<b@x>"]);
-    assert_eq!(find_thread(&mut index, &m, Some("acme"), now), Some(3));
+    assert_eq!(find_thread(&mut index, &m, &acme, now), Some(3));
     // References newest (last) first.
     let m = reply(
         "Re: Invoice",
         Some("<unknown@x>"),
         &["<a@x>", "<b@x>", "<zz@x>"],
     );
-    assert_eq!(find_thread(&mut index, &m, Some("acme"), now), Some(2));
+    assert_eq!(find_thread(&mut index, &m, &acme, now), Some(2));
+    // Unknown headers and a reply prefix: a colleague's reply joins the
+    // client's conversation.
     let m = reply("Re: Invoice", Some("<unknown@x>"), &["<nope@x>"]);
-    assert_eq!(find_thread(&mut index, &m, Some("acme"), now), Some(4));
+    assert_eq!(find_thread(&mut index, &m, &acme, now), Some(4));
     // No client, no subject fallback.
-    assert_eq!(find_thread(&mut index, &m, None, now), None);
+    assert_eq!(
+        find_thread(&mut index, &m, &from_client(BOB, None), now),
+        None
+    );
     // Another client never matches.
-    assert_eq!(find_thread(&mut index, &m, Some("globex"), now), None);
+    let globex = from_client(BOB, Some("globex"));
+    assert_eq!(find_thread(&mut index, &m, &globex, now), None);
+}
+
+#[test]
+fn a_new_mail_without_reply_signs_opens_its_own_conversation() {
+    // Issue 9: 291 "Question about contract renewal" mails from different
+    // people were one conversation. Without a reply prefix or a quoted body
+    // the subject never threads, whoever sent it.
+    let mut index = MemoryThreadIndex::<u32>::new();
+    index.open(
+        1,
+        Some("acme"),
+        "ann@acme.example",
+        "Invoice question",
+        at(1, 9),
+    );
+    let colleague = from_client("ben@acme.example", Some("acme"));
+    let m = reply("Invoice question", None, &[]);
+    assert_eq!(find_thread(&mut index, &m, &colleague, at(2, 9)), None);
+    // Not even the same sender's second request.
+    let ann = from_client("ann@acme.example", Some("acme"));
+    assert_eq!(find_thread(&mut index, &m, &ann, at(2, 9)), None);
+}
+
+#[test]
+fn senders_of_the_unknown_client_are_never_grouped() {
+    let mut index = MemoryThreadIndex::<u32>::new();
+    // Unknown-client conversations are filed under their opener only.
+    index.open(
+        1,
+        None,
+        "ann@one.example",
+        "Cannot log in to the portal",
+        at(1, 9),
+    );
+    let stranger = from_client("zoe@two.example", Some(crate::contract::UNKNOWN_CLIENT));
+    let m = reply("Re: Cannot log in to the portal", None, &[]);
+    assert_eq!(find_thread(&mut index, &m, &stranger, at(1, 12)), None);
+    // The opener's own header-stripped reply still threads.
+    let ann = from_client("ann@one.example", Some(crate::contract::UNKNOWN_CLIENT));
+    assert_eq!(find_thread(&mut index, &m, &ann, at(1, 12)), Some(1));
+}
+
+#[test]
+fn a_quoted_reply_body_counts_as_a_reply() {
+    let mut index = MemoryThreadIndex::<u32>::new();
+    index.open(1, None, BOB, "Portal access", at(1, 9));
+    let bob = from_client(BOB, Some(crate::contract::UNKNOWN_CLIENT));
+    for body in [
+        "Still broken.\n\n> Please try again",
+        "Still broken.\n\nOn Mon, 2 Mar 2026, Support wrote:\nPlease try",
+        "Geht nicht.\n\nAm 02.03.2026 um 10:00 schrieb Support <help@team.example>:",
+        "Still broken.\n-----Original Message-----\nFrom: Support",
+    ] {
+        let mut m = reply("Portal access", None, &[]);
+        m.text = body.into();
+        assert!(looks_like_reply(&m), "{body:?}");
+        assert_eq!(
+            find_thread(&mut index, &m, &bob, at(1, 12)),
+            Some(1),
+            "{body:?}"
+        );
+    }
+    let m = reply("Portal access", None, &[]);
+    assert!(!looks_like_reply(&m));
+}
+
+#[test]
+fn reply_prefixes_after_tags_are_recognised() {
+    for s in [
+        "Re: x",
+        "AW: x",
+        "[ACME-12] Re: x",
+        "Fwd: x",
+        "TR : x",
+        "Re[2]: x",
+    ] {
+        assert!(has_reply_prefix(s), "{s}");
+    }
+    for s in ["Rebate: x", "Invoice", "[ACME-12] Invoice", "Reactor: down"] {
+        assert!(!has_reply_prefix(s), "{s}");
+    }
+}
+
+#[test]
+fn a_team_reply_without_headers_threads_by_its_recipient() {
+    let mut index = MemoryThreadIndex::<u32>::new();
+    index.open(1, None, BOB, "Portal access", at(1, 9));
+    let team_reply = Route {
+        direction: crate::sla::Direction::Outbound,
+        sender: "help@team.example".into(),
+        recipients: vec![BOB.into()],
+        client: None,
+    };
+    let m = reply("Re: Portal access", None, &[]);
+    assert_eq!(find_thread(&mut index, &m, &team_reply, at(1, 12)), Some(1));
 }
 
 #[test]
 fn subject_window_is_fourteen_days_inclusive() {
     let mut index = MemoryThreadIndex::<u32>::new();
-    index.record_subject("acme", "Invoice", 7, at(1, 9));
+    index.open(7, Some("acme"), BOB, "Invoice", at(1, 9));
     let m = reply("RE: invoice", None, &[]);
+    let acme = from_client(BOB, Some("acme"));
     let edge = at(1, 9) + TimeDelta::days(14);
-    assert_eq!(find_thread(&mut index, &m, Some("acme"), edge), Some(7));
+    assert_eq!(find_thread(&mut index, &m, &acme, edge), Some(7));
     assert_eq!(
-        find_thread(&mut index, &m, Some("acme"), edge + TimeDelta::seconds(1)),
+        find_thread(&mut index, &m, &acme, edge + TimeDelta::seconds(1)),
         None
+    );
+    // Activity moves the window.
+    index.touch(7, at(10, 9));
+    assert_eq!(
+        find_thread(&mut index, &m, &acme, edge + TimeDelta::seconds(1)),
+        Some(7)
     );
 }
 
 #[test]
 fn empty_subject_never_threads_by_subject() {
     let mut index = MemoryThreadIndex::<u32>::new();
-    index.record_subject("acme", "Re:", 1, at(1, 9));
+    index.open(1, Some("acme"), BOB, "Re:", at(1, 9));
     let m = reply("Re:", None, &[]);
-    assert_eq!(find_thread(&mut index, &m, Some("acme"), at(1, 10)), None);
+    let acme = from_client(BOB, Some("acme"));
+    assert_eq!(find_thread(&mut index, &m, &acme, at(1, 10)), None);
 }
 
 #[test]
-fn record_keeps_the_latest_conversation_per_subject() {
+fn the_latest_active_conversation_per_subject_wins() {
     let mut index = MemoryThreadIndex::<u32>::new();
-    let first = parse_email(&mail(
-        "From: bob@client.example\nSubject: Invoice\nMessage-ID: <one@x>",
-        "x",
-    ))
-    .unwrap();
-    index.record(1, &first, Some("acme"), at(1, 9));
-    index.record_subject("acme", "Invoice", 2, at(3, 9));
-    index.record_subject("acme", "Invoice", 1, at(2, 9));
+    index.open(1, Some("acme"), BOB, "Invoice", at(1, 9));
+    index.record_message_id("<one@x>", 1);
+    index.open(2, Some("acme"), BOB, "Invoice", at(3, 9));
+    // Older mail of conversation 1 arriving late never makes it the latest.
+    index.touch(1, at(2, 9));
+    let acme = from_client(BOB, Some("acme"));
     let m = reply("Re: Invoice", None, &[]);
-    assert_eq!(find_thread(&mut index, &m, Some("acme"), at(4, 9)), Some(2));
+    assert_eq!(find_thread(&mut index, &m, &acme, at(4, 9)), Some(2));
     let m = reply("other", Some("<one@x>"), &[]);
-    assert_eq!(find_thread(&mut index, &m, Some("acme"), at(4, 9)), Some(1));
+    assert_eq!(find_thread(&mut index, &m, &acme, at(4, 9)), Some(1));
 }

@@ -1,0 +1,124 @@
+//! The contract in force: a validated contract with what is derived from it
+//! once per version (rendered pages), the handle that swaps it atomically on
+//! reload, and the reload use case.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+
+use super::{Service, ServiceError};
+use crate::contract::Contract;
+use crate::store;
+
+/// A validated contract with what is derived from it once per version.
+#[derive(Clone)]
+pub struct LoadedContract {
+    pub contract: Arc<Contract>,
+    pub version: String,
+    pub source: String,
+    pub path: PathBuf,
+    pub html: String,
+    pub markdown: String,
+}
+
+/// Why a contract could not be loaded: every diagnostic, one per line, in the
+/// `FILE:LINE:COL: error: …` form.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ContractErrors(pub Vec<String>);
+
+impl LoadedContract {
+    /// Reads and validates the contract file.
+    pub fn load(path: &Path) -> Result<LoadedContract, ContractErrors> {
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            ContractErrors(vec![format!(
+                "{}: error: cannot read contract: {e}",
+                path.display()
+            )])
+        })?;
+        Self::from_source(source, path)
+    }
+
+    /// Validates contract text; `path` names it in diagnostics.
+    pub fn from_source(source: String, path: &Path) -> Result<LoadedContract, ContractErrors> {
+        let contract = crate::contract::parse(&source, &path.display().to_string())
+            .map_err(|diags| ContractErrors(diags.iter().map(|d| d.to_string()).collect()))?;
+        Ok(LoadedContract {
+            version: contract.version().to_string(),
+            html: crate::contract::render_html(&contract),
+            markdown: crate::contract::render_markdown(&contract),
+            contract: Arc::new(contract),
+            source,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// The contract in force. Reloads swap it atomically; a request holds the
+/// `Arc` it started with, so it never sees half of two versions.
+#[derive(Clone)]
+pub struct ContractHandle(Arc<RwLock<Arc<LoadedContract>>>);
+
+impl ContractHandle {
+    pub fn new(c: LoadedContract) -> Self {
+        ContractHandle(Arc::new(RwLock::new(Arc::new(c))))
+    }
+    pub fn current(&self) -> Arc<LoadedContract> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn replace(&self, c: LoadedContract) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(c);
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// A new version is in force.
+    Replaced { version: String },
+    /// The file holds the version already in force.
+    Unchanged,
+    /// Invalid, or not storable: the previous version stays in force.
+    Rejected { reason: String },
+}
+
+/// Stores a contract version (its source kept, so every conversation's
+/// version can be read back).
+pub fn record_version(
+    store: &store::Store,
+    c: &LoadedContract,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    store.with(|conn| {
+        store::record_contract_version(conn, &c.version, &c.contract.info().name, &c.source, now)
+    })?;
+    Ok(())
+}
+
+impl Service {
+    /// Re-reads the contract file. An invalid new contract is rejected,
+    /// logged and counted; the previous version stays in force. Blocking.
+    pub fn reload_contract(&self, path: &Path) -> Reload {
+        let rejected = |reason: String| {
+            self.inner.metrics.contract_reload_failures.inc();
+            tracing::error!(errors = %reason, "contract reload rejected; previous version stays in force");
+            Reload::Rejected { reason }
+        };
+        let loaded = match LoadedContract::load(path) {
+            Ok(l) => l,
+            Err(errors) => return rejected(errors.to_string()),
+        };
+        if loaded.version == self.inner.contract.current().version {
+            tracing::info!("contract reloaded: unchanged");
+            return Reload::Unchanged;
+        }
+        if let Err(e) = record_version(&self.inner.store, &loaded, self.now()) {
+            return rejected(format!("cannot store the new contract version: {e}"));
+        }
+        let version = loaded.version.clone();
+        tracing::info!(contract.version = %version, "contract reloaded");
+        self.inner.contract.replace(loaded);
+        Reload::Replaced { version }
+    }
+}
