@@ -108,7 +108,8 @@ pub enum EventError {
     Invalid(Vec<FieldError>),
 }
 
-fn summary(errors: &[FieldError]) -> String {
+/// "field: problem; field: problem" — the one wording of a list of bad fields.
+pub fn summary(errors: &[FieldError]) -> String {
     errors
         .iter()
         .map(|e| format!("{}: {}", e.field, e.problem))

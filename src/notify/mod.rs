@@ -163,6 +163,17 @@ pub fn new_email(
     dedupe_key: impl Into<String>,
     now: DateTime<Utc>,
 ) -> Result<NewOutbox, NotifyError> {
+    new_email_with_id(draft, message_id_domain, dedupe_key, now).map(|(row, _)| row)
+}
+
+/// [`new_email`], also returning the Message-ID it generated (a caller that
+/// records the mail, as the acknowledgement does, needs it).
+pub fn new_email_with_id(
+    draft: EmailDraft,
+    message_id_domain: &str,
+    dedupe_key: impl Into<String>,
+    now: DateTime<Utc>,
+) -> Result<(NewOutbox, String), NotifyError> {
     if draft.to.is_empty() {
         return Err(NotifyError::Invalid("an email needs a recipient".into()));
     }
@@ -186,9 +197,9 @@ pub fn new_email(
         text: draft.text,
         html: draft.html,
         headers: draft.headers,
-        message_id,
+        message_id: message_id.clone(),
     };
-    Ok(row(&message, target, dedupe_key.into(), now))
+    Ok((row(&message, target, dedupe_key.into(), now), message_id))
 }
 
 /// Builds a webhook outbox row (a JSON POST to `url`). Slack-compatible

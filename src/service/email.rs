@@ -13,11 +13,10 @@ use super::{Effects, Opening, Service, ServiceError, open_conversation};
 use crate::contract::{Contract, UNKNOWN_CLIENT};
 use crate::ingest::email::{self, ParsedEmail, Party, Team, ThreadIndex, is_team_address};
 use crate::ingest::imap::{FetchedMail, FolderCheckpoint, FolderKind, MailSink};
-use crate::notify::{self, EmailDraft, OutboxMessage};
+use crate::notify::{self, EmailDraft};
 use crate::sla::Direction;
 use crate::store::{
-    self, AnyConnection, Checkpoint, ConversationRow, Inserted, NewMessage, StoreError, from_db,
-    to_db,
+    self, AnyConnection, Checkpoint, ConversationRow, Inserted, NewMessage, StoreError, to_db,
 };
 
 /// Acknowledge only fresh mail: a first start on a mailbox with last year's
@@ -46,6 +45,17 @@ pub struct MailBatchReport {
     pub rejected: usize,
     pub acknowledged: usize,
     pub suppressed: usize,
+    /// Acknowledgements that could not be built (a broken template).
+    pub ack_failed: usize,
+}
+
+/// What became of an acknowledgement.
+enum Ack {
+    Enqueued,
+    /// A rule of SPEC 6 says not to send one.
+    Suppressed,
+    /// The template or the mail could not be built (logged).
+    Failed,
 }
 
 /// What storing one message did, for the batch's report and metrics.
@@ -56,6 +66,7 @@ struct OneMail {
     rejected: usize,
     acknowledged: usize,
     suppressed: usize,
+    ack_failed: usize,
     direction: Option<&'static str>,
     mismatch: Option<String>,
     effects: Effects,
@@ -137,6 +148,7 @@ impl Service {
                         report.rejected += one.rejected;
                         report.acknowledged += one.acknowledged;
                         report.suppressed += one.suppressed;
+                        report.ack_failed += one.ack_failed;
                         if let Some(d) = one.direction {
                             *directions.entry(d).or_default() += 1;
                         }
@@ -186,6 +198,13 @@ impl Service {
         m.acknowledgements
             .with_label_values(&["suppressed"])
             .inc_by(report.suppressed as u64);
+        // Counted after the commit, like every metric here: a rolled-back
+        // batch counts nothing.
+        if report.ack_failed > 0 {
+            m.acknowledgements
+                .with_label_values(&["failed"])
+                .inc_by(report.ack_failed as u64);
+        }
         let acked = report.acknowledged > 0;
         self.apply(effects);
         if acked {
@@ -301,9 +320,11 @@ impl Service {
         store::touch_conversation(conn, conv.id, at)?;
         one.effects = self.refresh(conn, &conv, now)?;
         if created && direction == Direction::Inbound {
-            match self.acknowledge(conn, mb, contract, &conv, &parsed, &from, at, now)? {
-                true => one.acknowledged += 1,
-                false => one.suppressed += 1,
+            let due = one.effects.first_response_due;
+            match self.acknowledge(conn, mb, contract, &conv, &parsed, &from, due, at, now)? {
+                Ack::Enqueued => one.acknowledged += 1,
+                Ack::Suppressed => one.suppressed += 1,
+                Ack::Failed => one.ack_failed += 1,
             }
         }
 
@@ -323,12 +344,13 @@ impl Service {
         conv: &ConversationRow,
         mail: &ParsedEmail,
         from: &str,
+        due: Option<DateTime<Utc>>,
         at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<bool, ServiceError> {
+    ) -> Result<Ack, ServiceError> {
         let suppressed = |why: &str| {
             tracing::info!(conversation.id = conv.id, sender = %from, reason = why, "acknowledgement suppressed");
-            Ok(false)
+            Ok(Ack::Suppressed)
         };
         if from.is_empty() || !from.contains('@') {
             return suppressed("no sender address");
@@ -342,11 +364,6 @@ impl Service {
         if store::acknowledged_since(conn, from, now - ACK_PER_SENDER)? {
             return suppressed("already acknowledged this sender within the hour");
         }
-        let due = store::timers_of(conn, conv.id)?
-            .into_iter()
-            .find(|t| t.kind == "first_response")
-            .and_then(|t| t.due_at)
-            .map(from_db);
         let Some(due) = due else {
             return suppressed("no first-response promise");
         };
@@ -370,12 +387,7 @@ impl Service {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "acknowledgement template failed");
-                self.inner
-                    .metrics
-                    .acknowledgements
-                    .with_label_values(&["failed"])
-                    .inc();
-                return Ok(false);
+                return Ok(Ack::Failed);
             }
         };
         let mut headers = vec![
@@ -389,7 +401,7 @@ impl Service {
             headers.push(("In-Reply-To".into(), id.clone()));
             headers.push(("References".into(), refs.join(" ")));
         }
-        let row = match notify::new_email(
+        let (row, message_id) = match notify::new_email_with_id(
             EmailDraft {
                 to: vec![from.to_string()],
                 subject: rendered.subject.clone(),
@@ -401,23 +413,14 @@ impl Service {
             format!("ack:{}", conv.id),
             now,
         ) {
-            Ok(row) => row,
+            Ok(built) => built,
             Err(e) => {
                 tracing::warn!(error = %e, sender = %from, "cannot build acknowledgement");
-                self.inner
-                    .metrics
-                    .acknowledgements
-                    .with_label_values(&["failed"])
-                    .inc();
-                return Ok(false);
+                return Ok(Ack::Failed);
             }
         };
-        let message_id = match serde_json::from_str::<OutboxMessage>(&row.payload) {
-            Ok(OutboxMessage::Email { message_id, .. }) => message_id,
-            _ => String::new(),
-        };
         if !store::enqueue(conn, &row)? {
-            return Ok(false);
+            return Ok(Ack::Suppressed);
         }
         store::insert_message(
             conn,
@@ -440,7 +443,7 @@ impl Service {
                 awaiting_client: false,
             },
         )?;
-        Ok(true)
+        Ok(Ack::Enqueued)
     }
 }
 

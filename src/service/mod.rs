@@ -25,13 +25,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
-use crate::contract::{Contract, EscalationTrigger, Timer, UNKNOWN_CLIENT};
+use crate::contract::{Contract, Timer, UNKNOWN_CLIENT};
 use crate::ingest::{FieldError, IncomingEvent};
 use crate::metrics::Metrics;
 use crate::notify::ack::AckTemplates;
 use crate::sla::{
-    self, ActionKind, ClassifyInput, ConversationState, Direction, Event, EventKind, Policy,
-    TicketStatus, TimerStatus,
+    self, ActionKind, ClassifyInput, Direction, Event, EventKind, Policy, TicketStatus, TimerStatus,
 };
 use crate::store::{
     self, AnyConnection, ConversationRow, EventRow, FiredStep, Inserted, NewConversation,
@@ -55,7 +54,7 @@ const MAX_ALERT_AGE: chrono::Duration = chrono::Duration::hours(24);
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The caller sent something wrong; each field is named.
-    #[error("invalid input: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.problem)).collect::<Vec<_>>().join("; "))]
+    #[error("invalid input: {}", crate::ingest::webhook::summary(.0))]
     Invalid(Vec<FieldError>),
     #[error("{0} not found")]
     NotFound(String),
@@ -100,18 +99,40 @@ pub struct DueReport {
 /// Counted after commit.
 #[derive(Debug, Default)]
 struct Effects {
-    met: Vec<(String, String, Timer, i64)>,
-    breaches: Vec<(String, String, Timer)>,
+    stopped: Vec<Stopped>,
+    breaches: Vec<Breach>,
+    /// (request type, step label) of each escalation step fired.
     escalations: Vec<(String, String)>,
     lateness: Vec<f64>,
     notified: bool,
     /// The earliest `next_check_at` this work wrote.
     next_check: Option<DateTime<Utc>>,
+    /// The first-response due of the conversation just refreshed, for its
+    /// acknowledgement (not merged: it belongs to one refresh).
+    first_response_due: Option<DateTime<Utc>>,
+}
+
+/// A timer that stopped in this transaction, for the metrics.
+#[derive(Debug)]
+struct Stopped {
+    client: String,
+    request_type: String,
+    timer: Timer,
+    met: bool,
+    business_seconds: i64,
+}
+
+/// A breach recorded in this transaction, for the metrics.
+#[derive(Debug)]
+struct Breach {
+    client: String,
+    request_type: String,
+    timer: Timer,
 }
 
 impl Effects {
     fn merge(&mut self, o: Effects) {
-        self.met.extend(o.met);
+        self.stopped.extend(o.stopped);
         self.breaches.extend(o.breaches);
         self.escalations.extend(o.escalations);
         self.lateness.extend(o.lateness);
@@ -478,22 +499,13 @@ impl Service {
             let newly_stopped = matches!(t.status, TimerStatus::Met | TimerStatus::Missed)
                 && was.is_none_or(|w| w.status != t.status.as_str());
             if newly_stopped {
-                if t.status == TimerStatus::Met {
-                    effects.met.push((
-                        conv.client_id.clone(),
-                        conv.request_type.clone(),
-                        t.timer,
-                        t.elapsed.num_seconds(),
-                    ));
-                } else if t.timer != Timer::Resolution {
-                    // Missed responses still go into the response-time histogram.
-                    effects.met.push((
-                        String::new(),
-                        conv.request_type.clone(),
-                        t.timer,
-                        t.elapsed.num_seconds(),
-                    ));
-                }
+                effects.stopped.push(Stopped {
+                    client: conv.client_id.clone(),
+                    request_type: conv.request_type.clone(),
+                    timer: t.timer,
+                    met: t.status == TimerStatus::Met,
+                    business_seconds: t.elapsed.num_seconds(),
+                });
             }
             store::save_timer(
                 conn,
@@ -512,10 +524,6 @@ impl Service {
             .into_iter()
             .map(|f| f.step)
             .collect();
-        let has_full_step = policy
-            .escalation()
-            .iter()
-            .any(|s| matches!(s.trigger, EscalationTrigger::At(p) if p.get() == 100));
         for action in state.actions.iter().filter(|a| !fired.contains(&a.key)) {
             let late = (now - action.at).num_milliseconds() > 1_000;
             let recorded = store::record_fired_step(
@@ -536,33 +544,17 @@ impl Service {
             effects
                 .lateness
                 .push((now - action.at).num_milliseconds() as f64 / 1000.0);
-            let contacts: Vec<String> = match &action.kind {
-                ActionKind::Step { notify, .. } => {
-                    effects
-                        .escalations
-                        .push((conv.request_type.clone(), step_label(&action.key)));
-                    notify.clone()
-                }
-                ActionKind::Breach => {
-                    effects.breaches.push((
-                        conv.client_id.clone(),
-                        conv.request_type.clone(),
-                        action.timer,
-                    ));
-                    // A contract with an `at = "100%"` step says who hears of a
-                    // breach; without one, everyone its escalation names does.
-                    if has_full_step {
-                        Vec::new()
-                    } else {
-                        let all: BTreeSet<String> = policy
-                            .escalation()
-                            .iter()
-                            .flat_map(|s| s.notify.iter().cloned())
-                            .collect();
-                        all.into_iter().collect()
-                    }
-                }
-            };
+            match &action.kind {
+                ActionKind::Step { .. } => effects
+                    .escalations
+                    .push((conv.request_type.clone(), action.step.clone())),
+                ActionKind::Breach => effects.breaches.push(Breach {
+                    client: conv.client_id.clone(),
+                    request_type: conv.request_type.clone(),
+                    timer: action.timer,
+                }),
+            }
+            let contacts = &action.notify;
             if !contacts.is_empty() && now - action.at > MAX_ALERT_AGE {
                 tracing::info!(
                     conversation.id = conv.id,
@@ -583,7 +575,7 @@ impl Service {
                         public_url: &self.inner.public_url,
                         message_id_domain: &self.inner.message_id_domain,
                     },
-                    &contacts,
+                    contacts,
                 )?;
                 effects.notified |= n > 0;
             }
@@ -600,32 +592,38 @@ impl Service {
             conn,
             conv.id,
             state.status.as_str(),
-            health_of(&state),
+            state.health.as_str(),
             state.next_change,
             solved_at,
             now,
         )?;
         effects.next_check = state.next_change;
+        effects.first_response_due = state
+            .timers
+            .iter()
+            .find(|t| t.timer == Timer::FirstResponse)
+            .and_then(|t| t.due_at);
         Ok(effects)
     }
 
     fn apply(&self, e: Effects) {
         let m = &self.inner.metrics;
-        for (client, rtype, timer, secs) in e.met {
-            if !client.is_empty() {
+        for t in e.stopped {
+            if t.met {
                 m.sla_met
-                    .with_label_values(&[&client, &rtype, timer.as_str()])
+                    .with_label_values(&[&t.client, &t.request_type, t.timer.as_str()])
                     .inc();
             }
-            if timer != Timer::Resolution {
+            // Missed responses go into the response-time histogram too.
+            if t.timer != Timer::Resolution {
                 m.sla_response
-                    .with_label_values(&[&rtype, timer.as_str()])
-                    .observe(secs as f64);
+                    .with_label_values(&[&t.request_type, t.timer.as_str()])
+                    .observe(t.business_seconds as f64);
             }
         }
-        for (client, rtype, timer) in e.breaches {
+        for b in e.breaches {
             m.sla_breaches
-                .with_label_values(&[&client, &rtype, timer.as_str()])
+                .with_label_values(&[&b.client, &b.request_type, b.timer.as_str()])
                 .inc();
         }
         for (rtype, step) in e.escalations {
@@ -715,20 +713,6 @@ pub(crate) fn open_conversation(
         .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))?;
     let mismatch = (created && class.channel_mismatch).then_some(class.request_type);
     Ok((row, created, mismatch))
-}
-
-/// `first_response/0/at:50%` → `at:50%`: the step label without the timer
-/// instance, so the metric has one series per step, not per conversation.
-fn step_label(key: &str) -> String {
-    key.splitn(3, '/').nth(2).unwrap_or(key).to_string()
-}
-
-fn health_of(state: &ConversationState) -> &'static str {
-    match state.health {
-        sla::Health::OnTrack => "on_track",
-        sla::Health::AtRisk => "at_risk",
-        sla::Health::Breached => "breached",
-    }
 }
 
 /// Stored rows → engine events. A row may carry a message, a status, or both

@@ -81,7 +81,7 @@ pub(super) fn enqueue_alerts(
                 .to_string()
         })
         .unwrap_or_else(|| "—".into());
-    let step = action.key.splitn(3, '/').nth(2).unwrap_or(&action.key);
+    let step = action.step.as_str();
     let what = match (&action.kind, step) {
         (ActionKind::Breach, _) => format!("{} BREACHED", timer_words(action.timer)),
         (_, "at:100%") => format!("{} window has run out", timer_words(action.timer)),

@@ -114,13 +114,18 @@ impl Service {
         filter: &ConversationFilter,
     ) -> Result<Vec<ConversationSummary>, ServiceError> {
         Ok(self.store().with(|conn| {
+            // Two queries per page, whatever its length: the page, then the
+            // timers of all its conversations.
             let rows = store::list_conversations(conn, filter)?;
-            let mut out = Vec::with_capacity(rows.len());
-            for c in rows {
-                let timers = store::timers_of(conn, c.id)?;
-                out.push(summary(c, timers));
-            }
-            Ok(out)
+            let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
+            let mut timers = store::timers_of_many(conn, &ids)?;
+            Ok(rows
+                .into_iter()
+                .map(|c| {
+                    let t = timers.remove(&c.id).unwrap_or_default();
+                    summary(c, t)
+                })
+                .collect())
         })?)
     }
 

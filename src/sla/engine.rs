@@ -231,6 +231,12 @@ pub struct DueAction {
     /// Stable and unique within the conversation: what the caller stores to
     /// fire each action once.
     pub key: String,
+    /// The step without its timer instance (`at:50%`, `after_due:30m`,
+    /// `breach`): one metric series per step, not per conversation.
+    pub step: String,
+    /// The contacts to notify: the step's, or for a breach those of
+    /// [`breach_contacts`].
+    pub notify: Vec<String>,
     pub kind: ActionKind,
     /// When it fell due.
     pub at: DateTime<Utc>,
@@ -602,10 +608,13 @@ pub fn evaluate(policy: &Policy, events: &[Event], now: DateTime<Utc>) -> Conver
             };
             let Some(at) = at else { continue };
             if happened(&at) {
+                let key = step_key(&prefix, &policy.escalation, index);
                 actions.push(DueAction {
                     timer: run.timer,
                     seq: run.seq,
-                    key: step_key(&prefix, &policy.escalation, index),
+                    step: key[prefix.len() + 1..].to_string(),
+                    key,
+                    notify: step.notify.clone(),
                     kind: ActionKind::Step {
                         index,
                         notify: step.notify.clone(),
@@ -621,6 +630,8 @@ pub fn evaluate(policy: &Policy, events: &[Event], now: DateTime<Utc>) -> Conver
                 timer: run.timer,
                 seq: run.seq,
                 key: format!("{prefix}/breach"),
+                step: "breach".into(),
+                notify: breach_contacts(&policy.escalation),
                 kind: ActionKind::Breach,
                 at,
             });
@@ -671,6 +682,21 @@ pub fn evaluate(policy: &Policy, events: &[Event], now: DateTime<Utc>) -> Conver
 
 /// `at:50%` / `after_due:30m`; a trigger written twice gets `#index` so keys
 /// stay unique.
+/// Who hears of a breach: a contract with an `at = "100%"` step says so
+/// through that step (which fires at the same instant), so the breach itself
+/// notifies nobody more; without one, everyone the escalation names hears of
+/// it, once each.
+pub fn breach_contacts(steps: &[EscalationStep]) -> Vec<String> {
+    if steps
+        .iter()
+        .any(|s| matches!(s.trigger, EscalationTrigger::At(p) if p.get() == 100))
+    {
+        return Vec::new();
+    }
+    let all: std::collections::BTreeSet<&String> = steps.iter().flat_map(|s| &s.notify).collect();
+    all.into_iter().cloned().collect()
+}
+
 fn step_key(prefix: &str, steps: &[EscalationStep], index: usize) -> String {
     let trigger = match steps[index].trigger {
         EscalationTrigger::At(p) => format!("at:{}%", p.get()),

@@ -74,5 +74,5 @@ mod tests;
 pub use classify::{Classification, ClassifyInput, classify};
 pub use engine::{
     ActionKind, ConversationState, Direction, DueAction, Event, EventKind, Health, ParseError,
-    Policy, TicketStatus, TimerState, TimerStatus, evaluate,
+    Policy, TicketStatus, TimerState, TimerStatus, breach_contacts, evaluate,
 };

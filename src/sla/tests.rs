@@ -618,3 +618,36 @@ domains = ["acme.com"]
         assert!(rule(&c, &input("pager", "", "")).2);
     }
 }
+
+#[test]
+fn breach_contacts_follow_the_full_step_or_everyone_named() {
+    // An `at = 100%` step fires at the due: it says who hears of the breach.
+    let with_full = [at(50, "oncall"), at(100, "lead"), after("30m", "head")];
+    assert!(breach_contacts(&with_full).is_empty());
+    // Without one, everyone the escalation names, once each, in order.
+    let without = [at(50, "oncall"), after("30m", "head"), at(75, "oncall")];
+    assert_eq!(breach_contacts(&without), vec!["head", "oncall"]);
+    assert!(breach_contacts(&[]).is_empty());
+}
+
+#[test]
+fn due_actions_carry_their_step_label_and_recipients() {
+    let state = evaluate(
+        &urgent(),
+        &[inbound("2026-11-30 10:00")],
+        t("2026-11-30 12:00"),
+    );
+    for a in &state.actions {
+        assert!(a.key.ends_with(&a.step), "{} / {}", a.key, a.step);
+        match a.kind {
+            ActionKind::Breach => {
+                assert_eq!(a.step, "breach");
+                assert_eq!(a.notify, breach_contacts(urgent().escalation()));
+            }
+            ActionKind::Step { index, .. } => {
+                assert_eq!(a.notify, urgent().escalation()[index].notify)
+            }
+        }
+    }
+    assert!(state.actions.iter().any(|a| a.kind == ActionKind::Breach));
+}

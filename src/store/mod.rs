@@ -14,7 +14,7 @@ pub mod outbox;
 pub mod queries;
 pub mod schema;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -359,14 +359,6 @@ fn run_migrations(conn: &mut AnyConnection) -> Result<(), StoreError> {
         }
     };
     result.map_err(|e| StoreError::Migration(e.to_string()))
-}
-
-/// The path of a SQLite database URL, if it is one (for messages).
-pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    match DatabaseUrl::parse(url) {
-        Ok(DatabaseUrl::Sqlite(p)) if p != ":memory:" => Some(PathBuf::from(p)),
-        _ => None,
-    }
 }
 
 /// UTC instant → stored value (microsecond precision on both backends).

@@ -582,13 +582,30 @@ pub fn timers_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<Time
         .load(conn)?)
 }
 
-/// The earliest due among running timers: what the scheduler sleeps until.
-pub fn earliest_running_due(conn: &mut AnyConnection) -> Result<Option<NaiveDateTime>> {
-    Ok(timers::table
-        .filter(timers::status.eq("running"))
-        .filter(timers::due_at.is_not_null())
-        .select(diesel::dsl::min(timers::due_at))
-        .first::<Option<NaiveDateTime>>(conn)?)
+/// The timers of several conversations in one query (a page of a list),
+/// grouped by conversation, each group in [`timers_of`] order.
+pub fn timers_of_many(
+    conn: &mut AnyConnection,
+    conversations: &[i64],
+) -> Result<std::collections::HashMap<i64, Vec<TimerRow>>> {
+    let mut out: std::collections::HashMap<i64, Vec<TimerRow>> = Default::default();
+    // Bounded IN lists: SQLite allows 32,766 host parameters, PostgreSQL
+    // 65,535; a page is far smaller, but a caller may pass more.
+    for chunk in conversations.chunks(10_000) {
+        let rows = timers::table
+            .filter(timers::conversation_id.eq_any(chunk))
+            .order((
+                timers::conversation_id.asc(),
+                timers::kind.asc(),
+                timers::seq.asc(),
+            ))
+            .select(TimerRow::as_select())
+            .load(conn)?;
+        for t in rows {
+            out.entry(t.conversation_id).or_default().push(t);
+        }
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------- escalations
@@ -686,13 +703,6 @@ pub fn outbox_pending(conn: &mut AnyConnection) -> Result<i64> {
         .filter(outbox::sent_at.is_null())
         .count()
         .get_result(conn)?)
-}
-
-pub fn mark_sent(conn: &mut AnyConnection, id: i64, now: DateTime<Utc>) -> Result<()> {
-    diesel::update(outbox::table.find(id))
-        .set(outbox::sent_at.eq(Some(to_db(now))))
-        .execute(conn)?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------- mailboxes
