@@ -257,3 +257,101 @@ fn invalid_contract_or_config_exits_non_zero_with_the_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("smtp.port"), "{err}");
 }
+
+/// Keys of a serialised settings value: `bind`, `smtp.host`, … (lists of
+/// tables are described by their first element).
+fn keys(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+    if let serde_json::Value::Object(m) = v {
+        for (k, v) in m {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                serde_json::Value::Object(_) => keys(&path, v, out),
+                serde_json::Value::Array(items) if items.first().is_some_and(|i| i.is_object()) => {
+                    keys(&path, &items[0], out)
+                }
+                _ => out.push(path),
+            }
+        }
+    }
+}
+
+/// CI checks what can drift (issue 7): every key of `Settings` is in the
+/// shipped `config/keepword.toml` (set, or shown commented out) in its
+/// section, with a comment that documents it.
+#[test]
+fn the_shipped_config_names_and_documents_every_setting() {
+    let mut settings = serde_json::to_value(Settings::default()).unwrap();
+    let mailbox: keepword::config::MailboxSettings = serde_json::from_value(serde_json::json!({
+        "name": "support", "host": "imap.example.com", "username": "support@example.com"
+    }))
+    .unwrap();
+    settings["mailboxes"] = serde_json::json!([serde_json::to_value(mailbox).unwrap()]);
+    let mut all = Vec::new();
+    keys("", &settings, &mut all);
+    assert!(all.len() > 20, "{all:?}");
+
+    let text = std::fs::read_to_string(repo("config/keepword.toml")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut missing = Vec::new();
+    for key in &all {
+        let (section, name) = match key.rsplit_once('.') {
+            Some((s, n)) => (s, n),
+            None => ("", key.as_str()),
+        };
+        // The section's lines: from its header (`[smtp]`, or a commented
+        // `# [[mailboxes]]` example) to the next header.
+        let is_header = |l: &str| {
+            let l = l.trim_start_matches('#').trim();
+            l.starts_with('[') && l.ends_with(']') && !l.contains('=')
+        };
+        let start = if section.is_empty() {
+            0
+        } else {
+            match lines.iter().position(|l| {
+                let l = l.trim_start_matches('#').trim();
+                l == format!("[{section}]") || l == format!("[[{section}]]")
+            }) {
+                Some(i) => i + 1,
+                None => {
+                    missing.push(format!("{key} (no [{section}] section)"));
+                    continue;
+                }
+            }
+        };
+        let end = lines[start..]
+            .iter()
+            .position(|l| is_header(l))
+            .map_or(lines.len(), |i| start + i);
+        let found = (start..end).find(|&i| {
+            let l = lines[i].trim_start_matches('#').trim_start();
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        });
+        match found {
+            None => missing.push(format!("{key} (not in the file)")),
+            Some(i) => {
+                let value_part = lines[i].trim_start_matches('#');
+                let commented_inline = value_part.contains(" #");
+                let above = (start..i)
+                    .rev()
+                    .map(|j| lines[j].trim())
+                    .find(|l| !l.is_empty());
+                // A comment line above that is not itself a commented-out key.
+                let documented_above = above.is_some_and(|l| {
+                    l.starts_with('#') && !l.trim_start_matches('#').trim().contains(" = ")
+                });
+                if !(commented_inline || documented_above) {
+                    missing.push(format!("{key} (no comment documents it)"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "config/keepword.toml lacks or leaves undocumented: {missing:#?}"
+    );
+}

@@ -326,3 +326,172 @@ fn connection_errors_are_the_real_ones() {
         .to_string();
     assert!(e.contains("sqlite://"), "{e}");
 }
+
+/// Columns of `schema.rs`, parsed from its `table!` blocks: table → column →
+/// (diesel type without `Nullable`, nullable).
+fn schema_rs()
+-> std::collections::BTreeMap<String, std::collections::BTreeMap<String, (String, bool)>> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/schema.rs"))
+        .unwrap();
+    let mut tables = std::collections::BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(head) = line.strip_suffix('{') {
+            if let Some((name, _)) = head.split_once(" (") {
+                current = Some(name.trim().to_string());
+                tables.insert(name.trim().to_string(), std::collections::BTreeMap::new());
+            }
+            continue;
+        }
+        if line.starts_with('}') {
+            current = None;
+            continue;
+        }
+        let (Some(table), Some((col, ty))) = (&current, line.split_once(" -> ")) else {
+            continue;
+        };
+        let ty = ty.trim_end_matches(',');
+        let (ty, nullable) = match ty.strip_prefix("Nullable<") {
+            Some(inner) => (inner.trim_end_matches('>'), true),
+            None => (ty, false),
+        };
+        tables
+            .get_mut(table)
+            .unwrap()
+            .insert(col.trim().to_string(), (ty.to_string(), nullable));
+    }
+    tables
+}
+
+/// What each diesel type is stored as, per backend (lower-case type names
+/// as SQLite's `PRAGMA table_info` and PostgreSQL's `information_schema`
+/// report them).
+fn sql_types(diesel: &str, postgres: bool) -> &'static [&'static str] {
+    match (diesel, postgres) {
+        ("BigInt", true) => &["bigint"],
+        ("BigInt", false) => &["bigint", "integer"],
+        ("Integer", true) => &["integer"],
+        ("Integer", false) => &["integer", "int"],
+        ("Text", _) => &["text"],
+        ("Bool", true) => &["boolean"],
+        ("Bool", false) => &["boolean", "bool"],
+        ("Timestamp", true) => &["timestamp without time zone"],
+        ("Timestamp", false) => &["timestamp"],
+        ("Binary", true) => &["bytea"],
+        ("Binary", false) => &["blob"],
+        _ => &[],
+    }
+}
+
+#[derive(diesel::QueryableByName, Debug)]
+struct SqliteColumn {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    type_: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    notnull: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pk: i32,
+}
+
+#[derive(diesel::QueryableByName, Debug)]
+struct PgColumn {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    table_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    column_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    data_type: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    is_nullable: String,
+}
+
+/// CI checks what can drift (issue 7): the hand-written `schema.rs` against
+/// the tables the migrations build, column by column, on both backends.
+fn schema_matches_migrations(url: &str) {
+    use diesel::RunQueryDsl;
+    let store = Store::open(url).unwrap();
+    let expected = schema_rs();
+    assert!(expected.len() >= 9, "{expected:?}");
+    let actual: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, (String, bool)>,
+    > = store
+        .with(|c| {
+            let mut out = std::collections::BTreeMap::new();
+            match c {
+                store::AnyConnection::Sqlite(c) => {
+                    for table in expected.keys() {
+                        let cols: Vec<SqliteColumn> = diesel::sql_query(format!(
+                            "SELECT name, type AS type_, \"notnull\", pk \
+                                     FROM pragma_table_info('{table}')"
+                        ))
+                        .load(c)?;
+                        out.insert(
+                            table.clone(),
+                            cols.into_iter()
+                                // SQLite's INTEGER PRIMARY KEY is never NULL.
+                                .map(|k| {
+                                    (
+                                        k.name,
+                                        (k.type_.to_lowercase(), k.notnull == 0 && k.pk == 0),
+                                    )
+                                })
+                                .collect(),
+                        );
+                    }
+                }
+                store::AnyConnection::Postgresql(c) => {
+                    let cols: Vec<PgColumn> = diesel::sql_query(
+                        "SELECT table_name::text AS table_name, column_name::text AS column_name, \
+                             data_type::text AS data_type, is_nullable::text AS is_nullable \
+                             FROM information_schema.columns WHERE table_schema = 'public'",
+                    )
+                    .load(c)?;
+                    for k in cols {
+                        out.entry(k.table_name)
+                            .or_insert_with(std::collections::BTreeMap::new)
+                            .insert(k.column_name, (k.data_type, k.is_nullable == "YES"));
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .unwrap();
+    let postgres = url.starts_with("postgres");
+    for (table, columns) in &expected {
+        let got = actual
+            .get(table)
+            .unwrap_or_else(|| panic!("table {table} of schema.rs is not in the database"));
+        let names = |m: &std::collections::BTreeMap<String, (String, bool)>| {
+            m.keys().cloned().collect::<Vec<_>>()
+        };
+        assert_eq!(names(columns), names(got), "columns of {table}");
+        for (col, (ty, nullable)) in columns {
+            let (sql, sql_nullable) = &got[col];
+            assert!(
+                sql_types(ty, postgres).contains(&sql.as_str()),
+                "{table}.{col}: schema.rs says {ty}, the database has {sql}"
+            );
+            assert_eq!(nullable, sql_nullable, "{table}.{col}: nullability");
+        }
+    }
+    let extra: Vec<&String> = actual
+        .keys()
+        .filter(|t| !expected.contains_key(*t) && !t.starts_with("__diesel"))
+        .collect();
+    assert!(extra.is_empty(), "tables missing from schema.rs: {extra:?}");
+}
+
+#[test]
+fn schema_rs_matches_the_sqlite_migrations() {
+    let (_dir, url) = common::fresh_sqlite();
+    schema_matches_migrations(&url);
+}
+
+#[test]
+fn schema_rs_matches_the_postgres_migrations() {
+    let db = common::FreshPostgres::new();
+    schema_matches_migrations(&db.url);
+}
