@@ -392,7 +392,18 @@ impl Store {
         Ok(granted.then_some(MailboxLease { conn }))
     }
 
-    /// `/readyz`: the database answers a query.
+    /// `/readyz`: the database answers a query, waiting at most `timeout`
+    /// for a connection.
+    pub fn ping_within(&self, timeout: Duration) -> Result<(), StoreError> {
+        let mut conn = self
+            .pool
+            .get_timeout(timeout)
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        diesel::sql_query("SELECT 1").execute(&mut *conn)?;
+        Ok(())
+    }
+
+    /// The database answers a query.
     pub fn ping(&self) -> Result<(), StoreError> {
         self.with(|c| {
             diesel::sql_query("SELECT 1").execute(c)?;
