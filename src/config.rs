@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
+use figment::value::Dict;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The config file read when `--config` is not given. A missing default file is
@@ -22,6 +23,20 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/keepword.toml";
 /// `KEEPWORD_*` variables that are not config keys: they steer the CLI, logging
 /// or the test suite, and must not trip the unknown-key check.
 const NON_CONFIG_ENV: &[&str] = &["config", "log", "log_format", "python", "test_database_url"];
+
+/// The secret the shipped config and the defaults carry: a placeholder
+/// everyone knows.
+pub const PLACEHOLDER_SECRET: &str = "change-me";
+
+/// What [`Settings::check_secrets_for_bind`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsCheck {
+    Fine,
+    /// Start, and log this.
+    Warn(String),
+    /// Do not start: this is why.
+    Refuse(String),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -38,9 +53,43 @@ pub enum ConfigError {
 }
 
 /// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+/// A secret is text whatever it looks like: `password = 123456789` in TOML is
+/// the string "123456789", not a type error. Errors never quote the value.
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret written as a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret::new(v))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Secret, E> {
+                Ok(Secret(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            // A float's text is not kept (1.50 reads as 1.5), so guessing
+            // would configure a different secret than the one written.
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(E::custom(
+                    "a secret that looks like a decimal number must be quoted",
+                ))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -176,12 +225,12 @@ impl Default for Settings {
             database_url: "sqlite://data/keepword.db".into(),
             contract: "config/contract.toml".into(),
             public_url: "http://127.0.0.1:8080".into(),
-            api_tokens: vec![Secret::new("change-me")],
-            dashboard_password: Secret::new("change-me"),
+            api_tokens: vec![Secret::new(PLACEHOLDER_SECRET)],
+            dashboard_password: Secret::new(PLACEHOLDER_SECRET),
             log_format: LogFormat::Text,
             templates: "config/templates".into(),
             github: GithubSettings {
-                webhook_secret: Secret::new("change-me"),
+                webhook_secret: Secret::new(PLACEHOLDER_SECRET),
                 webhook_secret_file: None,
                 channel: None,
             },
@@ -204,12 +253,13 @@ fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error>
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum ListOrCsv {
-        List(Vec<String>),
-        Csv(String),
+        List(Vec<Secret>),
+        Csv(Secret),
     }
     Ok(match ListOrCsv::deserialize(d)? {
-        ListOrCsv::List(items) => items.into_iter().map(Secret::new).collect(),
+        ListOrCsv::List(items) => items,
         ListOrCsv::Csv(s) => s
+            .expose()
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -230,19 +280,31 @@ impl Settings {
 
     /// Like [`Settings::load`] with an explicit environment, so tests need not
     /// mutate the process environment.
+    ///
+    /// Every problem is reported, not only the first: a wrong value is noted
+    /// and replaced by its default (an unknown key is dropped), and the
+    /// settings are read again, until nothing more is wrong.
     pub fn load_from(
         path: Option<&Path>,
         env: &[(String, String)],
     ) -> Result<Settings, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
-        match path {
+        let file = match path {
             Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_path_buf())),
-            Some(p) => figment = figment.merge(Toml::file_exact(p)),
-            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
-                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_PATH))
-            }
-            None => {}
+            Some(p) => Some(p.to_path_buf()),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => Some(DEFAULT_CONFIG_PATH.into()),
+            None => None,
+        };
+        let defaults: Dict = Figment::from(Serialized::defaults(Settings::default()))
+            .extract()
+            .expect("the defaults serialize to a dictionary");
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(f) = &file {
+            figment = figment.merge(Toml::file_exact(f));
         }
+        let mut sources = Sources {
+            file: file.clone(),
+            env: Vec::new(),
+        };
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("KEEPWORD_") else {
                 continue;
@@ -251,17 +313,55 @@ impl Settings {
             if NON_CONFIG_ENV.contains(&key.as_str()) {
                 continue;
             }
+            let dotted = key.replace("__", ".");
             // Parsed the way figment's own Env provider parses values, so
-            // `KEEPWORD_SMTP__PORT=2525` becomes a number.
-            let value: figment::value::Value = value.parse().unwrap_or_else(|e| match e {});
-            figment = figment.merge(Serialized::global(&key.replace("__", "."), value));
+            // `KEEPWORD_SMTP__PORT=2525` becomes a number — except where the
+            // setting is text: a secret `123456789` stays the string it is.
+            let value = if is_text_key(&defaults, &dotted) {
+                figment::value::Value::from(value.clone())
+            } else {
+                value.parse().unwrap_or_else(|e| match e {})
+            };
+            figment = figment.merge(Serialized::global(&dotted, value));
+            sources.env.push((dotted, name.clone()));
         }
-        let mut settings: Settings = figment
+        // Only a file that is not TOML at all stops here.
+        let mut merged: Dict = figment
             .extract()
-            .map_err(|e| ConfigError::Invalid(describe_figment_error(e)))?;
+            .map_err(|e| ConfigError::Invalid(describe_figment_error(e, &sources)))?;
+        let mut problems = Vec::new();
+        let mut settings = None;
+        // Each round removes one mistake; the bound only guards the loop.
+        for _ in 0..100 {
+            match Figment::from(Serialized::defaults(&merged)).extract::<Settings>() {
+                Ok(s) => {
+                    settings = Some(s);
+                    break;
+                }
+                Err(e) => {
+                    let mut repaired = false;
+                    for e in e {
+                        problems.push(describe_one(&e, &sources));
+                        repaired |= repair(&mut merged, &defaults, &e);
+                    }
+                    if !repaired {
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(mut settings) = settings else {
+            return Err(ConfigError::Invalid(problems.join("; ")));
+        };
         settings.read_secret_files()?;
-        settings.check()?;
-        Ok(settings)
+        if let Err(ConfigError::Invalid(more)) = settings.check() {
+            problems.push(more);
+        }
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError::Invalid(problems.join("; ")))
+        }
     }
 
     fn read_secret_files(&mut self) -> Result<(), ConfigError> {
@@ -327,6 +427,61 @@ impl Settings {
         }
     }
 
+    /// The keys still holding the shipped placeholder secret, each with the
+    /// ways to set it.
+    pub fn placeholder_secrets(&self) -> Vec<(&'static str, &'static str)> {
+        let placeholder = |s: &Secret| s.expose() == PLACEHOLDER_SECRET;
+        let mut keys = Vec::new();
+        if self.api_tokens.iter().any(placeholder) {
+            keys.push((
+                "api_tokens",
+                "KEEPWORD_API_TOKENS=\"token1,token2\" or `api_tokens` in the config file",
+            ));
+        }
+        if placeholder(&self.github.webhook_secret) {
+            keys.push((
+                "github.webhook_secret",
+                "KEEPWORD_GITHUB__WEBHOOK_SECRET, or `webhook_secret` / `webhook_secret_file` \
+                 under [github]",
+            ));
+        }
+        if placeholder(&self.dashboard_password) {
+            keys.push((
+                "dashboard_password",
+                "KEEPWORD_DASHBOARD_PASSWORD or `dashboard_password` in the config file",
+            ));
+        }
+        keys
+    }
+
+    /// Placeholder secrets are public knowledge: anyone who can reach the
+    /// address could read every conversation or forge webhooks. Refused on
+    /// an address others can reach; on loopback (development, tests) only
+    /// warned about.
+    pub fn check_secrets_for_bind(&self) -> SecretsCheck {
+        let keys = self.placeholder_secrets();
+        if keys.is_empty() {
+            return SecretsCheck::Fine;
+        }
+        let list = keys
+            .iter()
+            .map(|(key, how)| format!("`{key}` (set {how})"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if self.bind.ip().is_loopback() {
+            SecretsCheck::Warn(format!(
+                "the placeholder secret `{PLACEHOLDER_SECRET}` is in force for {list}; \
+                 acceptable on loopback only"
+            ))
+        } else {
+            SecretsCheck::Refuse(format!(
+                "refusing to listen on {} with the placeholder secret `{PLACEHOLDER_SECRET}` \
+                 in force for {list}; set real secrets, or bind to 127.0.0.1",
+                self.bind
+            ))
+        }
+    }
+
     /// Where the contract path is resolved from: relative paths are taken from
     /// the working directory, as users type them.
     pub fn contract_path(&self) -> &Path {
@@ -334,25 +489,179 @@ impl Settings {
     }
 }
 
-fn describe_figment_error(e: figment::Error) -> String {
+/// Where the values came from, to name the place a mistake is in.
+struct Sources {
+    file: Option<PathBuf>,
+    /// Dotted key and the variable that set it, in merge order.
+    env: Vec<(String, String)>,
+}
+
+impl Sources {
+    /// The variable that set `key` (or a key under it); the last one wins,
+    /// as in the merge.
+    fn env_var(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .rev()
+            .find(|(dotted, _)| {
+                dotted == key
+                    || dotted
+                        .strip_prefix(key)
+                        .is_some_and(|rest| rest.starts_with('.'))
+                    || key
+                        .strip_prefix(dotted.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+            .map(|(_, var)| var.as_str())
+    }
+}
+
+/// Keys whose value is text: those whose default is a string, and the
+/// secrets and paths whose default is absent.
+fn is_text_key(defaults: &Dict, dotted: &str) -> bool {
+    const TEXT_WITHOUT_DEFAULT: &[&str] = &[
+        "github.webhook_secret_file",
+        "github.channel",
+        "smtp.password_file",
+    ];
+    if TEXT_WITHOUT_DEFAULT.contains(&dotted) || is_secret_key(dotted) {
+        return true;
+    }
+    let mut parts = dotted.split('.');
+    let first = parts.next().unwrap_or_default();
+    let mut value = defaults.get(first);
+    for part in parts {
+        value = value.and_then(|v| v.as_dict()).and_then(|d| d.get(part));
+    }
+    matches!(value, Some(figment::value::Value::String(..)))
+}
+
+/// Keys holding secrets: their values never appear in an error.
+fn is_secret_key(dotted: &str) -> bool {
+    let mut parts = dotted.split('.');
+    let first = parts.next().unwrap_or_default();
+    let last = dotted.rsplit('.').next().unwrap_or_default();
+    matches!(first, "api_tokens" | "dashboard_password")
+        || matches!(last, "password" | "webhook_secret")
+}
+
+fn describe_figment_error(e: figment::Error, sources: &Sources) -> String {
     e.into_iter()
-        .map(|e| {
-            let key = if e.path.is_empty() {
-                String::new()
-            } else {
-                format!("key `{}`: ", e.path.join("."))
-            };
-            let source = match &e.metadata {
-                Some(m) => match &m.source {
-                    Some(src) => format!(" (from {} {src})", m.name),
-                    None => format!(" (from {})", m.name),
-                },
-                None => String::new(),
-            };
-            format!("{key}{}{source}", e.kind)
-        })
+        .map(|e| describe_one(&e, sources))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// One mistake, named the way the user wrote it: the environment variable,
+/// or the key and the file. Never figment's internal provider names, and
+/// never a secret's value.
+fn describe_one(e: &figment::Error, sources: &Sources) -> String {
+    let key = e.path.join(".");
+    let what = if is_secret_key(&key) {
+        match &e.kind {
+            figment::error::Kind::Message(m) => m.clone(),
+            _ => "must be a string".into(),
+        }
+    } else {
+        e.kind.to_string()
+    };
+    if key.is_empty() {
+        return match &sources.file {
+            Some(f) => format!("{}: {what}", f.display()),
+            None => what,
+        };
+    }
+    match (sources.env_var(&key), &sources.file) {
+        (Some(var), _) => format!("environment variable `{var}` (key `{key}`): {what}"),
+        (None, Some(f)) => format!("key `{key}` in {}: {what}", f.display()),
+        (None, None) => format!("key `{key}`: {what}"),
+    }
+}
+
+/// Takes the value `e` is about out of the way: back to its default, or
+/// removed when it has none. `false` when there is nothing to change (the
+/// same error would come back).
+fn repair(merged: &mut Dict, defaults: &Dict, e: &figment::Error) -> bool {
+    use figment::value::Value;
+    fn slot<'a, 'p>(dict: &'a mut Dict, path: &'p [String]) -> Option<(&'a mut Value, &'p String)> {
+        let (last, parents) = path.split_last()?;
+        let (first, rest) = parents.split_first()?;
+        let mut value = dict.get_mut(first)?;
+        for part in rest {
+            value = match value {
+                Value::Dict(_, d) => d.get_mut(part)?,
+                Value::Array(_, a) => a.get_mut(part.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some((value, last))
+    }
+    fn default_at(defaults: &Dict, path: &[String]) -> Option<Value> {
+        let (first, rest) = path.split_first()?;
+        let mut value = defaults.get(first)?;
+        for part in rest {
+            value = value.as_dict()?.get(part)?;
+        }
+        Some(value.clone())
+    }
+    if matches!(e.kind, figment::error::Kind::MissingField(_)) {
+        // A required field of a list entry (a mailbox without a host):
+        // nothing sensible to put there, so drop the entry.
+        return match e.path.split_last() {
+            Some((_, parent)) if parent.len() >= 2 => remove(merged, parent),
+            _ => false,
+        };
+    }
+    if let Some(default) = default_at(defaults, &e.path) {
+        let changed = match e.path.as_slice() {
+            [only] => merged.insert(only.clone(), default.clone()).as_ref() != Some(&default),
+            _ => match slot(merged, &e.path) {
+                Some((Value::Dict(_, d), last)) => {
+                    d.insert(last.clone(), default.clone()).as_ref() != Some(&default)
+                }
+                _ => false,
+            },
+        };
+        if changed {
+            return true;
+        }
+    }
+    remove(merged, &e.path)
+}
+
+fn remove(merged: &mut Dict, path: &[String]) -> bool {
+    use figment::value::Value;
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut container: Option<&mut Value> = None;
+    for (i, part) in parents.iter().enumerate() {
+        let next = if i == 0 {
+            merged.get_mut(part)
+        } else {
+            match container.take() {
+                Some(Value::Dict(_, d)) => d.get_mut(part),
+                Some(Value::Array(_, a)) => part.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+                _ => None,
+            }
+        };
+        match next {
+            Some(v) => container = Some(v),
+            None => return false,
+        }
+    }
+    match container {
+        None => merged.remove(last).is_some(),
+        Some(Value::Dict(_, d)) => d.remove(last).is_some(),
+        Some(Value::Array(_, a)) => match last.parse::<usize>() {
+            Ok(i) if i < a.len() => {
+                a.remove(i);
+                true
+            }
+            _ => false,
+        },
+        Some(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -449,6 +758,135 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("smtp.password_file"), "{e}");
+    }
+
+    #[test]
+    fn numeric_secrets_are_strings_and_never_printed() {
+        let s = Settings::load_from(
+            None,
+            &env(&[
+                ("KEEPWORD_GITHUB__WEBHOOK_SECRET", "123456789"),
+                ("KEEPWORD_SMTP__PASSWORD", "000123"),
+                ("KEEPWORD_DASHBOARD_PASSWORD", "true"),
+                ("KEEPWORD_API_TOKENS", "42"),
+            ]),
+        )
+        .expect("numeric-looking secrets are valid");
+        assert_eq!(s.github.webhook_secret.expose(), "123456789");
+        assert_eq!(s.smtp.password.expose(), "000123", "leading zeros kept");
+        assert_eq!(s.dashboard_password.expose(), "true");
+        assert_eq!(s.api_tokens, vec![Secret::new("42")]);
+
+        let f = file("[smtp]\npassword = 987654321\n[github]\nwebhook_secret = 55\n");
+        let s = Settings::load_from(Some(f.path()), &[]).unwrap();
+        assert_eq!(s.smtp.password.expose(), "987654321");
+        assert_eq!(s.github.webhook_secret.expose(), "55");
+
+        // A float cannot be taken back to the digits written: refused, and
+        // the error does not show it.
+        let f = file("[smtp]\npassword = 31415.9265\n");
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("smtp.password"), "{e}");
+        assert!(!e.contains("31415"), "{e}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_only_the_first() {
+        let f =
+            file("bnd = \"127.0.0.1:9000\"\npublic_url = \"ftp://x\"\n[smtp]\nport = \"lots\"\n");
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`bnd`"), "{e}");
+        assert!(e.contains("smtp.port") && e.contains("lots"), "{e}");
+        assert!(
+            e.contains("public_url"),
+            "checks after parsing run too: {e}"
+        );
+        assert!(
+            e.contains(&f.path().display().to_string()),
+            "names the file: {e}"
+        );
+        assert_eq!(e.matches("; ").count(), 2, "three problems: {e}");
+    }
+
+    #[test]
+    fn environment_mistakes_name_the_variable_without_internals() {
+        let e = Settings::load_from(
+            None,
+            &env(&[
+                ("KEEPWORD_SMTP__PORT", "lots"),
+                ("KEEPWORD_BIND", "nowhere"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`KEEPWORD_SMTP__PORT`"), "{e}");
+        assert!(e.contains("`KEEPWORD_BIND`"), "{e}");
+        assert!(!e.contains("figment"), "{e}");
+        assert!(!e.contains("src/config.rs"), "{e}");
+        // A wrong secret type from the file is named, its value never shown.
+        let f = file("dashboard_password = [\"hunter2\"]\n");
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dashboard_password"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn placeholder_secrets_are_refused_on_a_public_address_and_warned_on_loopback() {
+        let mut s = Settings {
+            bind: "0.0.0.0:8080".parse().unwrap(),
+            ..Default::default()
+        };
+        let SecretsCheck::Refuse(why) = s.check_secrets_for_bind() else {
+            panic!("the defaults on 0.0.0.0 must be refused");
+        };
+        for named in [
+            "api_tokens",
+            "github.webhook_secret",
+            "dashboard_password",
+            "KEEPWORD_API_TOKENS",
+            "KEEPWORD_GITHUB__WEBHOOK_SECRET",
+            "KEEPWORD_DASHBOARD_PASSWORD",
+            "0.0.0.0:8080",
+        ] {
+            assert!(why.contains(named), "{named} missing from: {why}");
+        }
+
+        s.api_tokens = vec![Secret::new("real-token"), Secret::new(PLACEHOLDER_SECRET)];
+        s.github.webhook_secret = Secret::new("real-secret");
+        s.dashboard_password = Secret::new("real-password");
+        let SecretsCheck::Refuse(why) = s.check_secrets_for_bind() else {
+            panic!("one placeholder token among real ones is still a way in");
+        };
+        assert!(why.contains("api_tokens"), "{why}");
+        assert!(!why.contains("github.webhook_secret"), "{why}");
+
+        s.api_tokens = vec![Secret::new("real-token")];
+        assert_eq!(s.check_secrets_for_bind(), SecretsCheck::Fine);
+
+        for loopback in ["127.0.0.1:8080", "[::1]:8080"] {
+            let s = Settings {
+                bind: loopback.parse().unwrap(),
+                ..Default::default()
+            };
+            assert!(
+                matches!(s.check_secrets_for_bind(), SecretsCheck::Warn(w) if w.contains("api_tokens")),
+                "{loopback}"
+            );
+        }
+        let s = Settings {
+            bind: "[::]:8080".parse().unwrap(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            s.check_secrets_for_bind(),
+            SecretsCheck::Refuse(_)
+        ));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use keepword::app::Application;
-use keepword::config::{LogFormat, Settings};
+use keepword::config::{LogFormat, SecretsCheck, Settings};
 use keepword::contract::Timer;
 use keepword::service::LoadedContract;
 use keepword::store::{self, Store};
@@ -164,7 +164,14 @@ fn serve(config: Option<PathBuf>, bind: Option<std::net::SocketAddr>) -> anyhow:
     if let Some(b) = bind {
         settings.bind = b;
     }
+    let secrets = settings.check_secrets_for_bind();
+    if let SecretsCheck::Refuse(why) = &secrets {
+        bail!("{why}");
+    }
     init_logging(settings.log_format);
+    if let SecretsCheck::Warn(why) = &secrets {
+        tracing::warn!("{why}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -77,7 +77,22 @@ fn thread(json: &Value) -> String {
 /// The fields every mapped GitHub event shares.
 fn assert_common(event: &IncomingEvent, fixture: &Fixture) {
     let json = &fixture.json;
-    assert_eq!(event.idempotency_key, fixture.name);
+    // The payload's own identity, so a replay under a new delivery id is
+    // one event (issue 12, item 11).
+    let object = if fixture.event == "issue_comment" {
+        "comment"
+    } else {
+        "issue"
+    };
+    assert_eq!(
+        event.idempotency_key,
+        format!(
+            "github:{object}:{}:{}:{}",
+            json[object]["id"],
+            fixture.action,
+            json[object]["updated_at"].as_str().unwrap()
+        )
+    );
     assert_eq!(event.channel, CHANNEL);
     assert_eq!(event.thread, thread(json));
     assert_eq!(event.from, json["sender"]["login"].as_str().unwrap());

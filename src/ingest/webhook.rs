@@ -13,7 +13,9 @@
 //!
 //! # GitHub mapping
 //! - thread = `repository.full_name + "#" + issue.number`; idempotency key =
-//!   the `X-GitHub-Delivery` id; from = `sender.login`; subject = the issue
+//!   the payload's own identity (`github:issue|comment:ID:ACTION:UPDATED_AT`,
+//!   so a signed body replayed under a new `X-GitHub-Delivery` is one
+//!   event), else the `X-GitHub-Delivery` id; from = `sender.login`; subject = the issue
 //!   title; `client` = none, `client_hint` = `repository.owner.login`.
 //! - `issues` `opened` → an inbound message: body = the issue body (null is
 //!   empty), at = `issue.created_at`.
@@ -55,6 +57,19 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// How far after `now` an event's instant may be (one day): enough for
 /// clock skew between systems, not enough to hide a wrong date.
 pub const MAX_FUTURE_SECS: i64 = 86_400;
+
+/// The instants an event may carry: the calendar covers local years
+/// 1900..=2199 in the contract's zone, so a day is kept clear at each end for
+/// any zone's offset. Outside it no due can be computed, and a timer would
+/// run "on track" forever.
+pub fn instant_range() -> (DateTime<Utc>, DateTime<Utc>) {
+    let at = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .expect("valid literal")
+            .to_utc()
+    };
+    (at("1900-01-02T00:00:00Z"), at("2199-12-30T23:59:59Z"))
+}
 
 const MAX_CHANNEL_CHARS: usize = 200;
 const MAX_THREAD_CHARS: usize = 500;
@@ -389,10 +404,14 @@ pub fn parse_github(
         ),
     };
 
+    let identity = match kind {
+        GithubKind::Comment => payload_identity(&root, "comment", action_name(&root)),
+        _ => payload_identity(&root, "issue", action_name(&root)),
+    };
     match (p.0.is_empty(), repo, owner, number, title, sender, at) {
         (true, Some(repo), Some(owner), Some(number), Some(title), Some(sender), Some(at)) => {
             Ok(GithubOutcome::Event(IncomingEvent {
-                idempotency_key: delivery.to_owned(),
+                idempotency_key: identity.unwrap_or_else(|| delivery.to_owned()),
                 channel: channel.to_owned(),
                 thread: format!("{repo}#{number}"),
                 direction,
@@ -409,6 +428,28 @@ pub fn parse_github(
         }
         _ => Err(EventError::Invalid(p.0)),
     }
+}
+
+fn action_name(root: &Value) -> &str {
+    root.get("action")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// What the payload itself says it is: the issue's or comment's id, the
+/// action and the object's `updated_at`. A correctly signed body replayed
+/// under a new `X-GitHub-Delivery` (or redelivered under the old one) has
+/// the same identity, so it is one event. `None` when the payload lacks
+/// them; the delivery id is the key then.
+fn payload_identity(root: &Value, object: &str, action: &str) -> Option<String> {
+    let id = lookup(root, &format!("{object}.id"))?.as_u64()?;
+    let updated = lookup(root, &format!("{object}.updated_at"))?.as_str()?;
+    let updated = DateTime::parse_from_rfc3339(updated).ok()?.to_utc();
+    let action = clip(action, 40);
+    Some(format!(
+        "github:{object}:{id}:{action}:{}",
+        updated.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    ))
 }
 
 /// The first label that names a priority (see the module doc).
@@ -509,6 +550,10 @@ enum Limit {
 struct Rule {
     required: bool,
     non_empty: bool,
+    /// An identifier (id, thread, channel, client…): NUL is refused. The
+    /// store writes NUL as U+FFFD (PostgreSQL text cannot hold it), so
+    /// `a\0b` and `a\u{FFFD}b` would become one key and merge two threads.
+    no_nul: bool,
     limit: Limit,
 }
 
@@ -517,6 +562,7 @@ impl Rule {
         Rule {
             required: true,
             non_empty: true,
+            no_nul: true,
             limit: Limit::Chars(max_chars),
         }
     }
@@ -525,6 +571,7 @@ impl Rule {
         Rule {
             required: false,
             non_empty: false,
+            no_nul: false,
             limit,
         }
     }
@@ -533,6 +580,7 @@ impl Rule {
         Rule {
             required: false,
             non_empty: true,
+            no_nul: true,
             limit: Limit::Chars(max_chars),
         }
     }
@@ -573,6 +621,9 @@ impl Problems {
         let s = self.string(root, path, rule.required)?;
         let problem = match rule.limit {
             _ if rule.non_empty && s.trim().is_empty() => "must not be empty".to_owned(),
+            _ if rule.no_nul && s.contains('\0') => {
+                "must not contain the NUL character (U+0000)".to_owned()
+            }
             Limit::Chars(max) if s.chars().count() > max => format!(
                 "must be at most {max} characters (got {})",
                 s.chars().count()
@@ -605,6 +656,19 @@ impl Problems {
             return None;
         };
         let at = at.to_utc();
+        let (earliest, last) = instant_range();
+        if at < earliest || at > last {
+            self.push(
+                path,
+                format!(
+                    "must be between {} and {}, the years the business calendar covers (got {})",
+                    earliest.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    last.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                ),
+            );
+            return None;
+        }
         let latest = now.checked_add_signed(TimeDelta::seconds(MAX_FUTURE_SECS));
         if latest.is_some_and(|latest| at > latest) {
             self.push(
@@ -1121,6 +1185,84 @@ mod tests {
             Ok(GithubOutcome::Ignored { reason, .. }) => reason,
             other => panic!("expected Ignored, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn nul_is_refused_in_ids_and_keys_but_kept_in_text() {
+        for field in ["id", "channel", "thread", "client", "priority"] {
+            let value = with(minimal(), field, json!("a\u{0}b"));
+            let problem = problem(generic(value), field);
+            assert!(problem.contains("NUL"), "{field}: {problem}");
+        }
+        // U+FFFD is an ordinary character: the id NUL would have become.
+        assert!(generic(with(minimal(), "id", json!("nul\u{FFFD}id"))).is_ok());
+        let text = generic(with(minimal(), "body", json!("a\u{0}b"))).unwrap();
+        assert_eq!(text.body, "a\u{0}b");
+    }
+
+    #[test]
+    fn instants_outside_the_calendar_years_are_refused_naming_the_range() {
+        for at in [
+            "0000-01-01T00:00:00Z",
+            "1677-09-20T00:00:00Z",
+            "1899-12-31T23:59:59Z",
+            "1900-01-01T12:00:00+05:00",
+        ] {
+            let problem = problem(generic(with(minimal(), "at", json!(at))), "at");
+            assert!(
+                problem.contains("1900-01-02T00:00:00Z") && problem.contains("2199-12-30"),
+                "{at}: {problem}"
+            );
+        }
+        let ok = generic(with(minimal(), "at", json!("1900-01-02T00:00:00Z"))).unwrap();
+        assert_eq!(ok.at, instant_range().0);
+        let mut value = issue_payload("opened");
+        value["issue"]["created_at"] = json!("1677-09-20T00:00:00Z");
+        assert_eq!(fields(github("issues", &value)), ["issue.created_at"]);
+    }
+
+    #[test]
+    fn github_key_is_the_payload_identity_whatever_the_delivery() {
+        let mut value = issue_payload("opened");
+        value["issue"]["id"] = json!(9001);
+        let body = value.to_string();
+        let key_of = |event: &str, delivery: &str, body: &str| match parse_github(
+            event,
+            delivery,
+            body.as_bytes(),
+            "github",
+            now(),
+        ) {
+            Ok(GithubOutcome::Event(e)) => e.idempotency_key,
+            other => panic!("{other:?}"),
+        };
+        let key = |delivery: &str, body: &str| key_of("issues", delivery, body);
+        assert_eq!(
+            key("d-1", &body),
+            "github:issue:9001:opened:2025-03-02T09:00:00Z"
+        );
+        assert_eq!(
+            key("d-1", &body),
+            key("d-2", &body),
+            "a replay is one event"
+        );
+        let mut closed = value.clone();
+        closed["action"] = json!("closed");
+        assert_ne!(key("d-3", &closed.to_string()), key("d-1", &body));
+        let mut later = value.clone();
+        later["issue"]["updated_at"] = json!("2025-03-03T09:00:00Z");
+        assert_ne!(key("d-4", &later.to_string()), key("d-1", &body));
+
+        let mut comment = comment_payload("NONE");
+        comment["issue"]["id"] = json!(9001);
+        comment["comment"]["id"] = json!(77);
+        comment["comment"]["updated_at"] = json!("2025-03-02T12:00:00Z");
+        assert_eq!(
+            key_of("issue_comment", "d-5", &comment.to_string()),
+            "github:comment:77:created:2025-03-02T12:00:00Z"
+        );
+        // Without the payload's ids the delivery is all there is.
+        assert_eq!(key("d-6", &issue_payload("opened").to_string()), "d-6");
     }
 
     #[test]

@@ -70,6 +70,32 @@ impl From<diesel::result::Error> for ServiceError {
     }
 }
 
+/// Why [`Service::record_event`]'s transaction did not commit: a failure,
+/// or a key seen before (rolled back on purpose, so a duplicate leaves no
+/// trace).
+enum RecordError {
+    Service(ServiceError),
+    Duplicate,
+}
+
+impl From<ServiceError> for RecordError {
+    fn from(e: ServiceError) -> Self {
+        RecordError::Service(e)
+    }
+}
+
+impl From<StoreError> for RecordError {
+    fn from(e: StoreError) -> Self {
+        RecordError::Service(e.into())
+    }
+}
+
+impl From<diesel::result::Error> for RecordError {
+    fn from(e: diesel::result::Error) -> Self {
+        RecordError::Service(e.into())
+    }
+}
+
 fn invalid(field: &str, problem: impl Into<String>) -> ServiceError {
     ServiceError::Invalid(vec![FieldError {
         field: field.into(),
@@ -330,7 +356,15 @@ impl Service {
             _ => contract.client_id_for_email(&ev.from).map(str::to_string),
         };
         let direction = ev.direction.map(Direction::as_str).unwrap_or("none");
-        let (recorded, effects, mismatch) = self.inner.store.transaction(|conn| {
+        let seen = |conn: &mut store::AnyConnection| {
+            store::message_by_external_id(conn, &ev.channel, &ev.idempotency_key)
+        };
+        let outcome = self.inner.store.transaction(|conn| {
+            // A duplicate changes nothing: not even the conversation its
+            // (possibly different) thread would open.
+            if seen(conn)?.is_some() {
+                return Err(RecordError::Duplicate);
+            }
             let mut mismatch = None;
             let mut conversation_created = false;
             let conversation = match store::conversation_by_thread(conn, &ev.channel, &ev.thread)? {
@@ -383,21 +417,43 @@ impl Service {
                     awaiting_client: ev.awaiting_client,
                 },
             )?;
+            // Another request stored the same key since the check above:
+            // roll back what this one opened.
+            if let Inserted::Duplicate(_) = inserted {
+                return Err(RecordError::Duplicate);
+            }
             let mut effects = Effects::default();
-            if let (Inserted::New(_), Some(conv)) = (inserted, &conversation) {
+            if let Some(conv) = &conversation {
                 effects = self.refresh(conn, conv, now)?;
             }
-            Ok::<_, ServiceError>((
+            Ok((
                 Recorded {
                     message_id: inserted.id(),
                     conversation_id: conversation.as_ref().map(|c| c.id),
-                    duplicate: matches!(inserted, Inserted::Duplicate(_)),
+                    duplicate: false,
                     conversation_created,
                 },
                 effects,
                 mismatch,
             ))
-        })?;
+        });
+        let (recorded, effects, mismatch) = match outcome {
+            Ok(done) => done,
+            Err(RecordError::Service(e)) => return Err(e),
+            Err(RecordError::Duplicate) => {
+                let (message_id, conversation_id) = self
+                    .inner
+                    .store
+                    .with(|conn| seen(conn))?
+                    .ok_or_else(|| ServiceError::NotFound("the duplicate's message".into()))?;
+                return Ok(Recorded {
+                    message_id,
+                    conversation_id,
+                    duplicate: true,
+                    conversation_created: false,
+                });
+            }
+        };
         if !recorded.duplicate {
             self.inner
                 .metrics

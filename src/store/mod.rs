@@ -95,18 +95,79 @@ impl DatabaseUrl {
     }
 }
 
-/// The URL with any password replaced, for logs and errors.
+/// Query parameters that carry a password (libpq's `password`,
+/// `sslpassword`, and the spellings other drivers accept).
+fn is_password_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.contains("pass") || name.contains("secret") || name.contains("token") || name == "pwd"
+}
+
+/// The URL with every password replaced by `***`, for logs and errors: the
+/// one in the userinfo (which may itself contain an unescaped `@`, so the
+/// host starts after the *last* `@` of the authority) and any in the query.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_string();
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
+    let mut out = format!("{scheme}://");
+    match before_query.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            match userinfo.split_once(':') {
+                Some((user, _)) => out.push_str(&format!("{user}:***@")),
+                None => out.push_str(&format!("{userinfo}@")),
+            }
+            out.push_str(host);
+        }
+        None => out.push_str(before_query),
     }
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if is_password_param(name) => format!("{name}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// The passwords `url` carries (see [`redact_url`]), so that a driver's
+/// message that quotes one can be cleaned too.
+fn url_passwords(url: &str) -> Vec<String> {
+    let Some((_, rest)) = url.split_once("://") else {
+        return Vec::new();
+    };
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut found = Vec::new();
+    if let Some((userinfo, _)) = before_query.rsplit_once('@')
+        && let Some((_, password)) = userinfo.split_once(':')
+    {
+        found.push(password.to_string());
+    }
+    for pair in query.split('&') {
+        if let Some((name, value)) = pair.split_once('=')
+            && is_password_param(name)
+        {
+            found.push(value.to_string());
+        }
+    }
+    found.retain(|p| !p.is_empty());
+    found
+}
+
+/// `text` (an error from the driver) with any password of `url` in it
+/// replaced by `***`.
+pub fn redact_in(text: &str, url: &str) -> String {
+    url_passwords(url)
+        .iter()
+        .fold(text.to_string(), |t, p| t.replace(p.as_str(), "***"))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -233,7 +294,7 @@ impl Store {
         // (r2d2 would only say "timed out waiting for connection").
         let mut first = manager.connect().map_err(|e| StoreError::Connect {
             url: redact_url(url),
-            reason: e.0,
+            reason: redact_in(&e.0, url),
         })?;
         run_migrations(&mut first)?;
         let pool = Pool::builder()
@@ -243,7 +304,7 @@ impl Store {
             .build(manager)
             .map_err(|e| StoreError::Connect {
                 url: redact_url(url),
-                reason: e.to_string(),
+                reason: redact_in(&e.to_string(), url),
             })?;
         Ok(Store {
             pool,
@@ -331,7 +392,18 @@ impl Store {
         Ok(granted.then_some(MailboxLease { conn }))
     }
 
-    /// `/readyz`: the database answers a query.
+    /// `/readyz`: the database answers a query, waiting at most `timeout`
+    /// for a connection.
+    pub fn ping_within(&self, timeout: Duration) -> Result<(), StoreError> {
+        let mut conn = self
+            .pool
+            .get_timeout(timeout)
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        diesel::sql_query("SELECT 1").execute(&mut *conn)?;
+        Ok(())
+    }
+
+    /// The database answers a query.
     pub fn ping(&self) -> Result<(), StoreError> {
         self.with(|c| {
             diesel::sql_query("SELECT 1").execute(c)?;
@@ -398,6 +470,38 @@ mod tests {
         assert_eq!(
             redact_url("postgres://u:secret@h/db"),
             "postgres://u:***@h/db"
+        );
+    }
+
+    #[test]
+    fn passwords_are_hidden_wherever_a_url_carries_them() {
+        for (url, redacted) in [
+            // An unescaped `@` in the password: the host is after the last one.
+            ("postgres://u:p@ss@h:5432/db", "postgres://u:***@h:5432/db"),
+            ("postgres://u:a@b@c@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://u@h/db?password=QuerySecret99",
+                "postgres://u@h/db?password=***",
+            ),
+            (
+                "postgres://h/db?sslmode=disable&password=QuerySecret99&sslpassword=K3y",
+                "postgres://h/db?sslmode=disable&password=***&sslpassword=***",
+            ),
+            (
+                "postgres://u:Pw1@h/db?PASSWORD=QuerySecret99",
+                "postgres://u:***@h/db?PASSWORD=***",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("sqlite://data/k.db", "sqlite://data/k.db"),
+        ] {
+            assert_eq!(redact_url(url), redacted, "{url}");
+        }
+        assert_eq!(
+            redact_in(
+                "could not connect: bad option QuerySecret99 and p@ss",
+                "postgres://u:p@ss@h/db?password=QuerySecret99"
+            ),
+            "could not connect: bad option *** and ***"
         );
     }
 

@@ -206,9 +206,11 @@ pub fn conversation_by_thread(
     channel: &str,
     thread: &str,
 ) -> Result<Option<ConversationRow>> {
+    // Looked up as stored (see `text`): a NUL in the key must not make
+    // PostgreSQL refuse the query.
     Ok(conversations::table
-        .filter(conversations::channel.eq(channel))
-        .filter(conversations::thread_key.eq(thread))
+        .filter(conversations::channel.eq(text(channel)))
+        .filter(conversations::thread_key.eq(text(thread)))
         .select(ConversationRow::as_select())
         .first(conn)
         .optional()?)
@@ -424,6 +426,21 @@ pub fn insert_message(conn: &mut AnyConnection, new: &NewMessage) -> Result<Inse
     } else {
         Inserted::Duplicate(id)
     })
+}
+
+/// The message stored under `(channel, external_id)`, if any: its id and
+/// conversation.
+pub fn message_by_external_id(
+    conn: &mut AnyConnection,
+    channel: &str,
+    external_id: &str,
+) -> Result<Option<(i64, Option<i64>)>> {
+    Ok(messages::table
+        .filter(messages::channel.eq(text(channel)))
+        .filter(messages::external_id.eq(text(external_id)))
+        .select((messages::id, messages::conversation_id))
+        .first(conn)
+        .optional()?)
 }
 
 /// The conversation a Message-ID belongs to, if any (email threading).

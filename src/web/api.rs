@@ -104,7 +104,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Constant-time comparison against each configured token.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let presented = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -232,7 +232,7 @@ async fn github(
             state
                 .metrics
                 .webhook_ignored
-                .with_label_values(&["github", &event])
+                .with_label_values(&["github", super::github_event_label(&event)])
                 .inc();
             Ok(HttpResponse::Accepted().json(json!({
                 "ignored": true, "event": event, "action": action, "reason": reason,

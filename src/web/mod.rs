@@ -4,13 +4,23 @@
 
 pub mod api;
 
-use std::time::Instant;
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{CacheControl, CacheDirective, ContentType};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
+use actix_web::http::ConnectionType;
+use actix_web::http::header::{
+    CONTENT_LENGTH, CacheControl, CacheDirective, ContentType, TRANSFER_ENCODING,
+};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, Responder, get, web};
+use actix_web::{HttpMessage, HttpResponse, Responder, ResponseError, get, web};
+use futures::Stream;
 use serde_json::json;
 
 use crate::config::Secret;
@@ -64,18 +74,90 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(contract_markdown);
 }
 
+/// The longest a request body may take to arrive, whole. A client that
+/// announces a body and stalls would otherwise hold its connection (and a
+/// worker's attention) for as long as it likes.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long `/readyz` waits for the database: a probe wants an answer, not
+/// the pool's ten-second connection timeout.
+pub const READY_CHECK_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// The `method` label: outside input, so only the methods HTTP defines, or
+/// `other` (one series per invented method name would let anyone without a
+/// token grow the scrape without bound).
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The `event` label of ignored GitHub deliveries: the events GitHub sends
+/// to a repository webhook, or `other`.
+pub fn github_event_label(event: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "ping",
+        "issues",
+        "issue_comment",
+        "push",
+        "pull_request",
+        "pull_request_review",
+        "pull_request_review_comment",
+        "pull_request_review_thread",
+        "create",
+        "delete",
+        "fork",
+        "star",
+        "watch",
+        "release",
+        "label",
+        "milestone",
+        "member",
+        "public",
+        "repository",
+        "status",
+        "check_run",
+        "check_suite",
+        "workflow_run",
+        "workflow_job",
+        "deployment",
+        "deployment_status",
+        "discussion",
+        "discussion_comment",
+        "gollum",
+        "commit_comment",
+        "meta",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == event)
+        .copied()
+        .unwrap_or("other")
+}
+
 /// Counts every request by route *pattern* (not path: ids in paths would make
-/// one time series per conversation) and status.
+/// one time series per conversation), method and status; see [`guard`] for
+/// what happens before the handler.
 pub async fn track(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let tracked = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.metrics.clone());
-    let res = next.call(req).await?;
+    let res = guard(req, next).await?;
     if let Some(m) = tracked {
         let route = res
             .request()
@@ -83,13 +165,92 @@ pub async fn track(
             .unwrap_or_else(|| "unmatched".into());
         let status = res.status().as_u16().to_string();
         m.http_requests
-            .with_label_values(&[&route, &method, &status])
+            .with_label_values(&[&route, method, &status])
             .inc();
         m.http_duration
-            .with_label_values(&[&route, &method])
+            .with_label_values(&[&route, method])
             .observe(started.elapsed().as_secs_f64());
     }
     Ok(res)
+}
+
+/// Before the handler reads a body: an API request that carries one must
+/// show its token first (401 without reading a byte), and every body must
+/// arrive within [`BODY_READ_TIMEOUT`] (408, connection closed).
+async fn guard(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if has_body(&req)
+        && req.path().starts_with("/api/")
+        && let Some(state) = req.app_data::<web::Data<AppState>>()
+        && let Err(e) = api::authorize(state, req.headers())
+    {
+        let mut res = e.error_response();
+        // The body is left unread: the connection cannot be reused.
+        res.head_mut().set_connection_type(ConnectionType::Close);
+        return Ok(req.into_response(res));
+    }
+    let timed_out = Rc::new(Cell::new(false));
+    let inner = req.take_payload();
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(TimedPayload {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(BODY_READ_TIMEOUT)),
+            timed_out: timed_out.clone(),
+        }),
+    });
+    let res = next.call(req).await?;
+    if timed_out.get() {
+        let mut timeout = HttpResponse::RequestTimeout().json(json!({
+            "error": format!(
+                "the request body did not arrive within {} seconds",
+                BODY_READ_TIMEOUT.as_secs()
+            )
+        }));
+        timeout
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+        return Ok(res.into_response(timeout));
+    }
+    Ok(res.map_into_boxed_body())
+}
+
+fn has_body(req: &ServiceRequest) -> bool {
+    let headers = req.headers();
+    headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+/// The request body, failing once the deadline has passed.
+struct TimedPayload {
+    inner: Payload,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timed_out: Rc<Cell<bool>>,
+}
+
+impl Stream for TimedPayload {
+    type Item = Result<web::Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Poll::Ready(item) = Pin::new(&mut this.inner).poll_next(cx) {
+            return Poll::Ready(item);
+        }
+        match this.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                this.timed_out.set(true);
+                Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "request body timed out",
+                )))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// Liveness: the process serves HTTP.
@@ -98,20 +259,29 @@ async fn healthz() -> impl Responder {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers, within [`READY_CHECK_TIMEOUT`]. The
+/// reason for a failure is logged; the answer names none (a driver's
+/// message carries host, port and database name, and `/readyz` is public).
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = state.store.clone();
-    match web::block(move || store.ping()).await {
-        Ok(Ok(())) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "not ready", "database": e.to_string()}))
-        }
-        Err(e) => HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "not ready", "database": e.to_string()})),
-    }
+    let check = web::block(move || store.ping_within(READY_CHECK_TIMEOUT));
+    // The outer bound covers a query that hangs on a connection it got.
+    let failure =
+        match tokio::time::timeout(READY_CHECK_TIMEOUT + Duration::from_millis(100), check).await {
+            Ok(Ok(Ok(()))) => {
+                return HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"}));
+            }
+            Ok(Ok(Err(e))) => e.to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!(
+                "no answer within {} ms",
+                (READY_CHECK_TIMEOUT + Duration::from_millis(100)).as_millis()
+            ),
+        };
+    tracing::warn!(error = %failure, "readiness check failed");
+    HttpResponse::ServiceUnavailable()
+        .json(json!({"status": "not ready", "database": "unavailable"}))
 }
 
 #[get("/metrics")]
