@@ -540,10 +540,7 @@ mod tests {
             .self_signed(&key)
             .unwrap();
         let pem = file(&ca.pem());
-        let f = file(&format!(
-            "[smtp]\nca_file = \"{}\"\n",
-            pem.path().display()
-        ));
+        let f = file(&format!("[smtp]\nca_file = \"{}\"\n", pem.path().display()));
         let s = Settings::load_from(Some(f.path()), &[]).unwrap();
         assert_eq!(s.smtp.ca_file.as_deref(), Some(pem.path()));
     }

@@ -63,7 +63,9 @@ pub fn describe_error(
             "the server's certificate is not signed by a trusted CA ({tls}); \
              for a private CA set `{ca_key}` to its PEM certificate"
         ),
-        rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => {
             format!(
                 "the server's certificate is not valid for the host name `{host}` \
                  (NotValidForName: {tls}); connect with a name the certificate lists"
