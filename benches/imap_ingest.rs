@@ -197,6 +197,7 @@ fn mailbox(port: u16) -> MailboxSettings {
         inbox: "INBOX".into(),
         sent: None,
         team_addresses: vec!["@example.com".into()],
+        ca_file: None,
     }
 }
 

@@ -177,6 +177,16 @@ pub struct SmtpSettings {
     pub password_file: Option<PathBuf>,
     /// `From:` of acknowledgements and alerts.
     pub from: String,
+    /// Extra CA certificates (PEM) trusted for the SMTP server besides the
+    /// public web roots, for a server whose certificate a private CA signed.
+    /// Empty or absent: public roots only. Checked at load: the file must
+    /// hold at least one certificate.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_path_is_none"
+    )]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,6 +213,16 @@ pub struct MailboxSettings {
     /// Addresses (or `@domain` suffixes) whose mail counts as the team's.
     #[serde(default)]
     pub team_addresses: Vec<String>,
+    /// Extra CA certificates (PEM) trusted for this IMAP server besides the
+    /// public web roots, for a server whose certificate a private CA signed.
+    /// Empty or absent: public roots only. Checked at load: the file must
+    /// hold at least one certificate.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_path_is_none"
+    )]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_mail_channel() -> String {
@@ -242,10 +262,18 @@ impl Default for Settings {
                 password: Secret::default(),
                 password_file: None,
                 from: "Northwind Support <support@example.com>".into(),
+                ca_file: None,
             },
             mailboxes: Vec::new(),
         }
     }
+}
+
+/// `ca_file = ""` (the shipped default, and how an environment variable
+/// unsets it) means no extra CA.
+fn empty_path_is_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    let path = Option::<PathBuf>::deserialize(d)?;
+    Ok(path.filter(|p| !p.as_os_str().is_empty()))
 }
 
 /// Accepts a TOML array or a comma-separated string (`KEEPWORD_API_TOKENS="a,b"`).
@@ -355,6 +383,9 @@ impl Settings {
         };
         settings.read_secret_files()?;
         if let Err(ConfigError::Invalid(more)) = settings.check() {
+            problems.push(more);
+        }
+        if let Err(ConfigError::Invalid(more)) = settings.check_ca_files() {
             problems.push(more);
         }
         if problems.is_empty() {
@@ -479,6 +510,33 @@ impl Settings {
                  in force for {list}; set real secrets, or bind to 127.0.0.1",
                 self.bind
             ))
+        }
+    }
+
+    /// A `ca_file` that is missing or holds no certificate would only show up
+    /// as a refused handshake much later; refuse it at load, naming the key.
+    fn check_ca_files(&self) -> Result<(), ConfigError> {
+        let mut keyed = Vec::new();
+        if let Some(p) = &self.smtp.ca_file {
+            keyed.push(("smtp.ca_file".to_string(), p));
+        }
+        for (i, mb) in self.mailboxes.iter().enumerate() {
+            if let Some(p) = &mb.ca_file {
+                keyed.push((format!("mailboxes[{i}].ca_file"), p));
+            }
+        }
+        let problems: Vec<String> = keyed
+            .into_iter()
+            .filter_map(|(key, path)| {
+                crate::tls::read_ca_file(path)
+                    .err()
+                    .map(|e| format!("`{key}`: {e}"))
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems.join("; ")))
         }
     }
 
@@ -887,6 +945,44 @@ mod tests {
             s.check_secrets_for_bind(),
             SecretsCheck::Refuse(_)
         ));
+    }
+
+    #[test]
+    fn ca_files_are_checked_at_load_naming_key_and_path() {
+        // Empty means none, as in the shipped file.
+        let f = file("[smtp]\nca_file = \"\"\n");
+        let s = Settings::load_from(Some(f.path()), &[]).unwrap();
+        assert_eq!(s.smtp.ca_file, None);
+
+        let f = file("[smtp]\nca_file = \"/nonexistent/ca.pem\"\n");
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`smtp.ca_file`"), "{e}");
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+
+        let not_pem = file("just text, no certificate\n");
+        let f = file(&format!(
+            "[[mailboxes]]\nname = \"support\"\nhost = \"imap.test\"\n\
+             username = \"u\"\nca_file = \"{}\"\n",
+            not_pem.path().display()
+        ));
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`mailboxes[0].ca_file`"), "{e}");
+        assert!(e.contains("no PEM certificate"), "{e}");
+        assert!(e.contains(&not_pem.path().display().to_string()), "{e}");
+
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let pem = file(&ca.pem());
+        let f = file(&format!("[smtp]\nca_file = \"{}\"\n", pem.path().display()));
+        let s = Settings::load_from(Some(f.path()), &[]).unwrap();
+        assert_eq!(s.smtp.ca_file.as_deref(), Some(pem.path()));
     }
 
     #[test]

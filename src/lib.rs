@@ -12,6 +12,7 @@
 //! - [`web`]: actix-web — health, readiness, metrics, the public contract page.
 //! - [`config`]: service settings from defaults, file and `KEEPWORD_*` env.
 //! - [`metrics`]: every exported metric, in a registry the app owns.
+//! - [`tls`]: TLS client trust (public roots plus `ca_file`) for IMAP and SMTP.
 //! - [`app`]: wiring — builds the running service from settings.
 
 pub mod app;
@@ -27,4 +28,5 @@ pub mod scheduler;
 pub mod service;
 pub mod sla;
 pub mod store;
+pub mod tls;
 pub mod web;

@@ -35,6 +35,7 @@ fn mailbox(port: u16) -> MailboxSettings {
         inbox: "INBOX".into(),
         sent: Some("Sent".into()),
         team_addresses: vec!["@example.com".into()],
+        ca_file: None,
     }
 }
 

@@ -145,6 +145,7 @@ fn settings(port: u16, password: &str, sent: Option<&str>) -> MailboxSettings {
         inbox: "INBOX".into(),
         sent: sent.map(String::from),
         team_addresses: vec!["@test.local".into()],
+        ca_file: None,
     }
 }
 

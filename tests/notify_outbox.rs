@@ -28,6 +28,7 @@ fn smtp_settings(port: u16) -> SmtpSettings {
         password: Secret::default(),
         password_file: None,
         from: "Northwind Support <support@example.com>".into(),
+        ca_file: None,
     }
 }
 

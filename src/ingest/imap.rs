@@ -362,7 +362,7 @@ impl MailboxPoller {
                 client
             }
             Tls::Tls => {
-                let tls = tokio::time::timeout(limit, tls_handshake(&s.host, tcp))
+                let tls = tokio::time::timeout(limit, tls_handshake(s, tcp))
                     .await
                     .map_err(|_| too_slow("TLS handshake"))??;
                 let mut client = async_imap::Client::new(Conn::Tls(Box::new(tls)));
@@ -376,7 +376,7 @@ impl MailboxPoller {
                     .await?;
                 // No greeting after STARTTLS: the next bytes are the handshake.
                 let tcp = plain.into_inner();
-                let tls = tokio::time::timeout(limit, tls_handshake(&s.host, tcp))
+                let tls = tokio::time::timeout(limit, tls_handshake(s, tcp))
                     .await
                     .map_err(|_| too_slow("TLS handshake"))??;
                 async_imap::Client::new(Conn::Tls(Box::new(tls)))
@@ -689,18 +689,22 @@ fn batches(uids: impl IntoIterator<Item = u32>, after: u32, size: usize) -> Vec<
         .collect()
 }
 
+/// Verifies the server against the public web roots plus the mailbox's
+/// `ca_file`, for the name in `host` (a DNS name or an IP address, which the
+/// certificate must then list as an IP SAN). The CA file is read on every
+/// connection, so a renewed private CA is picked up without a restart.
 async fn tls_handshake(
-    host: &str,
+    s: &MailboxSettings,
     tcp: TcpStream,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
     use tokio_rustls::rustls;
+    let host = s.host.as_str();
     let err = |reason: String| ImapError::Tls {
         host: host.to_string(),
         reason,
     };
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    let roots = crate::tls::root_store(s.ca_file.as_deref())
+        .map_err(|e| err(format!("mailbox `{}` ca_file: {e}", s.name)))?;
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -713,7 +717,10 @@ async fn tls_handshake(
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .map_err(|e| err(e.to_string()))
+        .map_err(|e| {
+            err(crate::tls::describe_error(&e, host, "mailboxes[].ca_file")
+                .unwrap_or_else(|| e.to_string()))
+        })
 }
 
 /// Plain TCP or TLS behind one type, because async-imap's session is

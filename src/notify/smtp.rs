@@ -1,4 +1,5 @@
-//! Email over SMTP: lettre's pooled async transport over rustls (no OpenSSL).
+//! Email over SMTP: lettre's pooled async transport over rustls (no OpenSSL),
+//! verifying the server against the public roots plus `smtp.ca_file`.
 //!
 //! The message is rebuilt from the stored payload on every attempt; what
 //! identifies it to the receiver (`Message-ID`, threading headers) comes from
@@ -9,6 +10,7 @@ use std::time::Duration;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::NotifyError;
@@ -22,6 +24,8 @@ pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct SmtpSender {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// The name the server's certificate is checked against, for errors.
+    host: String,
 }
 
 impl std::fmt::Debug for SmtpSender {
@@ -42,12 +46,13 @@ impl SmtpSender {
             .parse()
             .map_err(|e| NotifyError::Invalid(format!("smtp.from `{}`: {e}", settings.from)))?;
         let host = settings.host.as_str();
+        // `builder_dangerous` only means "no TLS yet": the `tls(..)` below
+        // is what `relay`/`starttls_relay` would set, plus the extra CA.
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host);
         let builder = match settings.tls {
-            Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-            Tls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-                .map_err(|e| NotifyError::Invalid(format!("smtp.host `{host}`: {e}")))?,
-            Tls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
-                .map_err(|e| NotifyError::Invalid(format!("smtp.host `{host}`: {e}")))?,
+            Tls::None => builder,
+            Tls::Starttls => builder.tls(SmtpTls::Required(tls_parameters(settings)?)),
+            Tls::Tls => builder.tls(SmtpTls::Wrapper(tls_parameters(settings)?)),
         };
         let mut builder = builder.port(settings.port).timeout(Some(SMTP_TIMEOUT));
         if !settings.username.is_empty() {
@@ -59,6 +64,7 @@ impl SmtpSender {
         Ok(SmtpSender {
             transport: builder.build(),
             from,
+            host: settings.host.clone(),
         })
     }
 
@@ -75,11 +81,35 @@ impl SmtpSender {
             // the server's reply; the credentials never appear in it.
             if e.is_permanent() {
                 NotifyError::Rejected(format!("the SMTP server: {e}"))
+            } else if let Some(why) = crate::tls::describe_error(&e, &self.host, "smtp.ca_file") {
+                // Transient on purpose: fixing `ca_file` or the server's
+                // certificate lets the retries through without a replay.
+                NotifyError::Smtp(format!("TLS with {}: {why}", self.host))
             } else {
                 NotifyError::Smtp(e.to_string())
             }
         })
     }
+}
+
+/// The server's name to verify, trusting the public web roots plus
+/// `smtp.ca_file`. The file was checked at config load; it is read again
+/// here so that a sender built from edited settings sees the current file.
+fn tls_parameters(settings: &SmtpSettings) -> Result<TlsParameters, NotifyError> {
+    let mut builder = TlsParameters::builder(settings.host.clone());
+    if let Some(path) = &settings.ca_file {
+        let certs = crate::tls::read_ca_file(path)
+            .map_err(|e| NotifyError::Invalid(format!("smtp.ca_file: {e}")))?;
+        for cert in certs {
+            let cert = Certificate::from_der(cert.to_vec()).map_err(|e| {
+                NotifyError::Invalid(format!("smtp.ca_file {}: {e}", path.display()))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| NotifyError::Invalid(format!("smtp TLS settings: {e}")))
 }
 
 /// The email fields of an [`super::OutboxMessage::Email`], borrowed.

@@ -1,6 +1,7 @@
 //! A private Dovecot IMAP server for one test: its own config, base_dir,
 //! state and mail under a temp dir, listening on a free loopback port with
-//! plaintext login. Stopped by its master PID when dropped.
+//! plaintext login (and, with [`Dovecot::start_tls`], STARTTLS and an
+//! implicit-TLS port). Stopped by its master PID when dropped.
 //!
 //! Runs as root (the test machine's user); the mail processes run as the
 //! `dovecot` user because Dovecot refuses uid 0 for them, so the mail dir is
@@ -15,8 +16,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct Dovecot {
+    /// The plain IMAP port (offers STARTTLS when started with TLS).
     pub port: u16,
+    /// The implicit-TLS (imaps) port, when started with [`Dovecot::start_tls`].
+    pub imaps_port: Option<u16>,
     dir: tempfile::TempDir,
+}
+
+/// The server certificate (chain first) and its private key, both PEM.
+pub struct ServerTls<'a> {
+    pub cert_pem: &'a str,
+    pub key_pem: &'a str,
 }
 
 static INSTANCES: AtomicUsize = AtomicUsize::new(0);
@@ -35,6 +45,17 @@ fn require_dovecot() {
 impl Dovecot {
     /// Starts a server whose users log in with the given (name, password).
     pub fn start(users: &[(&str, &str)]) -> Dovecot {
+        Self::start_with(users, None)
+    }
+
+    /// Like [`Dovecot::start`], with TLS on: STARTTLS on the plain port and
+    /// an implicit-TLS listener on `imaps_port`, both presenting `tls`.
+    /// Plaintext login stays allowed, so the harness can append without TLS.
+    pub fn start_tls(users: &[(&str, &str)], tls: ServerTls<'_>) -> Dovecot {
+        Self::start_with(users, Some(tls))
+    }
+
+    fn start_with(users: &[(&str, &str)], tls: Option<ServerTls<'_>>) -> Dovecot {
         require_dovecot();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
@@ -59,6 +80,29 @@ impl Dovecot {
         std::fs::write(root.join("passwd"), passwd).unwrap();
 
         let port = super::free_port();
+        // The master reads the key as root before dropping privileges, so
+        // owner-only permissions are enough.
+        let (ssl, imaps_port) = match &tls {
+            None => ("ssl = no".to_string(), None),
+            Some(t) => {
+                std::fs::write(root.join("server.crt"), t.cert_pem).unwrap();
+                std::fs::write(root.join("server.key"), t.key_pem).unwrap();
+                std::fs::set_permissions(
+                    root.join("server.key"),
+                    std::fs::Permissions::from_mode(0o600),
+                )
+                .unwrap();
+                let r = root.display();
+                (
+                    format!("ssl = yes\nssl_cert = <{r}/server.crt\nssl_key = <{r}/server.key"),
+                    Some(super::free_port()),
+                )
+            }
+        };
+        let imaps = match imaps_port {
+            Some(p) => format!("address = 127.0.0.1\n    port = {p}\n    ssl = yes"),
+            None => "port = 0".to_string(),
+        };
         let instance = format!(
             "kw-test-{}-{}",
             std::process::id(),
@@ -71,7 +115,7 @@ base_dir = {r}/base
 state_dir = {r}/state
 listen = 127.0.0.1
 protocols = imap
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_uid = dovecot
@@ -87,7 +131,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    {imaps}
   }}
 }}
 passdb {{
@@ -112,7 +156,11 @@ userdb {{
             .stderr(std::fs::File::create(&startup).unwrap())
             .status()
             .unwrap();
-        let server = Dovecot { port, dir };
+        let server = Dovecot {
+            port,
+            imaps_port,
+            dir,
+        };
         if !status.success() {
             panic!(
                 "dovecot did not start: {}\n{}",
@@ -121,13 +169,15 @@ userdb {{
             );
         }
         let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dovecot did not listen on 127.0.0.1:{port}:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        for p in std::iter::once(port).chain(imaps_port) {
+            while TcpStream::connect(("127.0.0.1", p)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "dovecot did not listen on 127.0.0.1:{p}:\n{}",
+                    server.log()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         server
     }

@@ -42,6 +42,8 @@ pub struct Received {
     pub mail_from: String,
     pub rcpt_tos: Vec<String>,
     pub data: String,
+    /// The TLS version the message arrived over (`TLSv1.3`), if any.
+    pub tls: Option<String>,
 }
 
 impl Received {
@@ -89,12 +91,29 @@ impl SmtpServer {
     }
 
     pub fn start_on(port: u16) -> SmtpServer {
+        Self::spawn(port, tempfile::tempdir().unwrap(), &[])
+    }
+
+    /// A server presenting `cert_pem` (chain) with `key_pem`: `mode` is
+    /// `starttls` (STARTTLS required before MAIL) or `tls` (implicit TLS).
+    pub fn start_tls(mode: &str, cert_pem: &str, key_pem: &str) -> SmtpServer {
+        // Messages land in the temp dir as *.json; the PEM files beside them
+        // are not read back as messages.
         let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        let args = [mode.into(), cert.into_os_string(), key.into_os_string()];
+        Self::spawn(0, dir, &args)
+    }
+
+    fn spawn(port: u16, dir: tempfile::TempDir, extra: &[std::ffi::OsString]) -> SmtpServer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
         let mut child = Command::new(python())
             .arg(&script)
             .arg(port.to_string())
             .arg(dir.path())
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -136,6 +155,7 @@ impl SmtpServer {
                         .map(|r| r.as_str().unwrap().to_string())
                         .collect(),
                     data: v["data"].as_str().unwrap().to_string(),
+                    tls: v["tls"].as_str().map(String::from),
                 });
             }
         }
