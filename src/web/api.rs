@@ -43,7 +43,10 @@ pub fn register(cfg: &mut web::ServiceConfig) -> Vec<RouteEntry> {
         routes: Vec::new(),
     };
     api.resource("/api/v1/events", vec![on(Method::POST, post_event)]);
-    api.resource("/api/v1/conversations", vec![on(Method::GET, list_conversations)]);
+    api.resource(
+        "/api/v1/conversations",
+        vec![on(Method::GET, list_conversations)],
+    );
     api.resource(
         "/api/v1/conversations/{id}",
         vec![on(Method::GET, get_conversation)],
@@ -53,7 +56,10 @@ pub fn register(cfg: &mut web::ServiceConfig) -> Vec<RouteEntry> {
         vec![on(Method::POST, solve)],
     );
     api.resource("/api/v1/rejected", vec![on(Method::GET, list_rejected)]);
-    api.resource("/api/v1/rejected/{id}/raw", vec![on(Method::GET, rejected_raw)]);
+    api.resource(
+        "/api/v1/rejected/{id}/raw",
+        vec![on(Method::GET, rejected_raw)],
+    );
     api.resource(
         "/api/v1/openapi.json",
         vec![on(Method::GET, super::openapi::serve)],
@@ -243,7 +249,9 @@ async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Byte
     }
     match payload.to_bytes_limited(BODY_LIMIT).await {
         Ok(Ok(body)) => Ok(body),
-        Ok(Err(e)) => Err(ApiError::BadRequest(format!("cannot read the request body: {e}"))),
+        Ok(Err(e)) => Err(ApiError::BadRequest(format!(
+            "cannot read the request body: {e}"
+        ))),
         Err(_) => Err(ApiError::PayloadTooLarge),
     }
 }
@@ -416,6 +424,16 @@ async fn list_conversations(
     authorize(&state, req.headers())?;
     let q: ListQuery = query(&req)?;
     let mut problems = Vec::new();
+    // A NUL can match no stored id, and PostgreSQL refuses it in a query:
+    // say so rather than fail.
+    for (field, value) in [("client", &q.client), ("type", &q.request_type)] {
+        if value.as_ref().is_some_and(|v| v.contains('\0')) {
+            problems.push(FieldError {
+                field: field.into(),
+                problem: "must not contain NUL".into(),
+            });
+        }
+    }
     let mut check = |field: &str, value: &Option<String>, allowed: &[&str]| {
         if let Some(v) = value
             && !allowed.contains(&v.as_str())

@@ -73,13 +73,25 @@ fn error_response(description: &str) -> Value {
 fn with_common(mut responses: Value, secured: bool, body: bool) -> Value {
     let r = responses.as_object_mut().expect("responses is an object");
     if secured {
-        r.insert("401".into(), json!({"$ref": "#/components/responses/Unauthorized"}));
+        r.insert(
+            "401".into(),
+            json!({"$ref": "#/components/responses/Unauthorized"}),
+        );
     }
     if body {
-        r.insert("413".into(), json!({"$ref": "#/components/responses/TooLarge"}));
+        r.insert(
+            "413".into(),
+            json!({"$ref": "#/components/responses/TooLarge"}),
+        );
     }
-    r.insert("405".into(), json!({"$ref": "#/components/responses/MethodNotAllowed"}));
-    r.insert("503".into(), json!({"$ref": "#/components/responses/Unavailable"}));
+    r.insert(
+        "405".into(),
+        json!({"$ref": "#/components/responses/MethodNotAllowed"}),
+    );
+    r.insert(
+        "503".into(),
+        json!({"$ref": "#/components/responses/Unavailable"}),
+    );
     responses
 }
 
@@ -533,10 +545,16 @@ mod tests {
         let registered = registered_routes();
         assert!(registered.len() >= 8, "{registered:?}");
         for r in &registered {
-            assert!(described.contains(r), "{r:?} is registered but not in the document");
+            assert!(
+                described.contains(r),
+                "{r:?} is registered but not in the document"
+            );
         }
         for d in &described {
-            assert!(registered.contains(d), "{d:?} is in the document but not registered");
+            assert!(
+                registered.contains(d),
+                "{d:?} is in the document but not registered"
+            );
         }
     }
 
@@ -550,9 +568,16 @@ mod tests {
         ] {
             for (n, line) in text.lines().enumerate() {
                 let t = line.trim_start();
-                let routed = ["#[get(", "#[post(", "#[put(", "#[delete(", "#[patch(", "#[route("]
-                    .iter()
-                    .any(|m| t.starts_with(m));
+                let routed = [
+                    "#[get(",
+                    "#[post(",
+                    "#[put(",
+                    "#[delete(",
+                    "#[patch(",
+                    "#[route(",
+                ]
+                .iter()
+                .any(|m| t.starts_with(m));
                 let api = t.contains("\"/api/") || t.contains("\"/webhooks/");
                 assert!(
                     !(routed && api),
@@ -606,7 +631,10 @@ mod tests {
 
     #[test]
     fn years_before_admits_exactly_the_earlier_years() {
-        assert_eq!(years_before("2026"), "^(?:[0-1]\\d{3}|20[0-1]\\d{1}|202[0-5])-");
+        assert_eq!(
+            years_before("2026"),
+            "^(?:[0-1]\\d{3}|20[0-1]\\d{1}|202[0-5])-"
+        );
         assert_eq!(years_before("2000"), "^(?:[0-1]\\d{3})-");
     }
 }
