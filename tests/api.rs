@@ -323,7 +323,7 @@ async fn bad_events_get_clear_errors_and_duplicates_count_once() {
     assert_eq!(status, 422);
     assert_eq!(body["fields"][0]["field"], "channel", "{body}");
 
-    let big = "x".repeat(1 << 21);
+    let big = "x".repeat(keepword::web::api::BODY_LIMIT + 1);
     let r = app
         .http
         .post(&events)

@@ -2,30 +2,117 @@
 //! `spawn_blocking`, and map the outcome; every error goes through
 //! [`ApiError`], which names what the caller got wrong and never leaks
 //! internals.
+//!
+//! Nothing here uses actix's extractors that answer on their own (`Path`,
+//! `Json`, `Bytes`): their errors would be actix's plain text. Path ids,
+//! query strings and bodies are read by the helpers below, and a wrong
+//! method or an unknown path is answered by [`ApiError`] too, so every API
+//! error has the one JSON shape. The routes are registered through
+//! [`register`], which also lists them for the OpenAPI document's test.
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, get, post, web};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{Handler, HttpRequest, HttpResponse, Responder, ResponseError, web};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::ingest::{self, EventError, FieldError, GithubOutcome, IncomingEvent};
+use crate::ingest::{self, EventError, FieldError, GithubOutcome, IncomingEvent, MAX_BODY_BYTES};
 use crate::service::ServiceError;
 use crate::store::ConversationFilter;
 
-/// Request bodies above this are refused with 413 before they are read whole.
-pub const BODY_LIMIT: usize = 1 << 20;
+/// Request bodies above this are refused with 413. It is above the 1 MiB
+/// limit of the `body` field so that the field's own check (a 422 naming
+/// it) is what a long body meets: JSON escaping can make a string up to six
+/// times its UTF-8 size (`\u0001`), and the other fields need room too.
+pub const BODY_LIMIT: usize = 6 * MAX_BODY_BYTES + (64 << 10);
+
+/// A registered route: a path pattern and one method it answers.
+pub type RouteEntry = (&'static str, Method);
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(post_event)
-        .service(github)
-        .service(list_conversations)
-        .service(get_conversation)
-        .service(solve)
-        .service(list_rejected)
-        .service(rejected_raw);
+    register(cfg);
+}
+
+/// Registers every API route and the JSON 404 for unknown paths; returns
+/// the routes registered, in order.
+pub fn register(cfg: &mut web::ServiceConfig) -> Vec<RouteEntry> {
+    let mut api = Registrar {
+        cfg,
+        routes: Vec::new(),
+    };
+    api.resource("/api/v1/events", vec![on(Method::POST, post_event)]);
+    api.resource(
+        "/api/v1/conversations",
+        vec![on(Method::GET, list_conversations)],
+    );
+    api.resource(
+        "/api/v1/conversations/{id}",
+        vec![on(Method::GET, get_conversation)],
+    );
+    api.resource(
+        "/api/v1/conversations/{id}/solve",
+        vec![on(Method::POST, solve)],
+    );
+    api.resource("/api/v1/rejected", vec![on(Method::GET, list_rejected)]);
+    api.resource(
+        "/api/v1/rejected/{id}/raw",
+        vec![on(Method::GET, rejected_raw)],
+    );
+    api.resource(
+        "/api/v1/openapi.json",
+        vec![on(Method::GET, super::openapi::serve)],
+    );
+    api.resource("/webhooks/github", vec![on(Method::POST, github)]);
+    api.cfg.default_service(web::route().to(unknown_path));
+    api.routes
+}
+
+struct Registrar<'a> {
+    cfg: &'a mut web::ServiceConfig,
+    routes: Vec<RouteEntry>,
+}
+
+impl Registrar<'_> {
+    /// One path with its methods; any other method is a 405 naming them in
+    /// `Allow` (actix's route macros would answer 404, as if the path did
+    /// not exist).
+    fn resource(&mut self, path: &'static str, routes: Vec<(Method, actix_web::Route)>) {
+        let allowed: Vec<Method> = routes.iter().map(|(m, _)| m.clone()).collect();
+        let mut resource = web::resource(path);
+        for (method, route) in routes {
+            self.routes.push((path, method));
+            resource = resource.route(route);
+        }
+        let resource = resource.default_service(web::route().to(move || {
+            let allowed = allowed.clone();
+            async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allowed)) }
+        }));
+        self.cfg.service(resource);
+    }
+}
+
+/// A route for `method` only, paired with that method so the two cannot
+/// disagree.
+fn on<F, Args>(method: Method, handler: F) -> (Method, actix_web::Route)
+where
+    F: Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    (method.clone(), web::method(method).to(handler))
+}
+
+/// No route matched. API paths get the JSON error; others a bare 404, as
+/// pages may have their own idea of a not-found page.
+async fn unknown_path(req: HttpRequest) -> HttpResponse {
+    let path = req.path();
+    if path.starts_with("/api/") || path.starts_with("/webhooks/") {
+        ApiError::NotFound(format!("no route {} {path}", req.method())).error_response()
+    } else {
+        HttpResponse::NotFound().finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +125,23 @@ pub enum ApiError {
     BadRequest(String),
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
-    #[error("{0} not found")]
+    /// The message says what was not found.
+    #[error("{0}")]
     NotFound(String),
+    #[error("method not allowed (allowed: {})", join_methods(.0))]
+    MethodNotAllowed(Vec<Method>),
+    #[error("request body over {BODY_LIMIT} bytes")]
+    PayloadTooLarge,
     #[error("temporarily unavailable, retry")]
     Unavailable,
+}
+
+fn join_methods(methods: &[Method]) -> String {
+    methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl ResponseError for ApiError {
@@ -51,6 +151,8 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -60,8 +162,14 @@ impl ResponseError for ApiError {
             other => json!({"error": other.to_string()}),
         };
         let mut r = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unauthorized) {
-            r.insert_header(("WWW-Authenticate", "Bearer"));
+        match self {
+            ApiError::Unauthorized => {
+                r.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            ApiError::MethodNotAllowed(allowed) => {
+                r.insert_header(("Allow", join_methods(allowed)));
+            }
+            _ => {}
         }
         r.json(body)
     }
@@ -71,7 +179,7 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Invalid(fields) => ApiError::Invalid(fields),
-            ServiceError::NotFound(what) => ApiError::NotFound(what),
+            ServiceError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             other => {
                 // The caller cannot fix these; say so without internals.
                 tracing::error!(error = %other, "request failed");
@@ -127,6 +235,39 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The request body, at most [`BODY_LIMIT`] bytes. Read by the handler
+/// (not an extractor) so that the bearer token is checked before a large
+/// body is read, and so that a 413 has the API's shape.
+async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    match payload.to_bytes_limited(BODY_LIMIT).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(e)) => Err(ApiError::BadRequest(format!(
+            "cannot read the request body: {e}"
+        ))),
+        Err(_) => Err(ApiError::PayloadTooLarge),
+    }
+}
+
+/// The `{id}` path segment as an id. Ids are integers, so anything else
+/// names nothing: 404, like an id that does not exist.
+fn path_id(req: &HttpRequest, what: &str) -> Result<i64, ApiError> {
+    let raw = req.match_info().get("id").unwrap_or_default();
+    raw.parse().map_err(|_| {
+        ApiError::NotFound(format!(
+            "{what} `{}` not found: ids are integers",
+            raw.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
 /// Stores an event with its raw body and answers 201 when new, 200 when
 /// its idempotency key was seen before — only after the commit.
 async fn record(
@@ -152,13 +293,13 @@ async fn record(
 
 /// The generic ticket event (SPEC 5). 201 when new, 200 when the id was
 /// seen before; answered only after the commit.
-#[post("/api/v1/events")]
 async fn post_event(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, req.headers())?;
+    let body = read_body(&req, payload).await?;
     let now = state.service.now();
     let event = match ingest::parse_generic(&body, now) {
         Ok(e) => e,
@@ -180,12 +321,13 @@ async fn post_event(
 
 /// GitHub `issues` and `issue_comment` deliveries. The delivery id is the
 /// idempotency key; other events are acknowledged (202) and counted.
-#[post("/webhooks/github")]
 async fn github(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // The signature covers the body: read it first.
+    let body = read_body(&req, payload).await?;
     let signature = req
         .headers()
         .get("x-hub-signature-256")
@@ -275,7 +417,6 @@ struct ListQuery {
     before: Option<i64>,
 }
 
-#[get("/api/v1/conversations")]
 async fn list_conversations(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -283,6 +424,16 @@ async fn list_conversations(
     authorize(&state, req.headers())?;
     let q: ListQuery = query(&req)?;
     let mut problems = Vec::new();
+    // A NUL can match no stored id, and PostgreSQL refuses it in a query:
+    // say so rather than fail.
+    for (field, value) in [("client", &q.client), ("type", &q.request_type)] {
+        if value.as_ref().is_some_and(|v| v.contains('\0')) {
+            problems.push(FieldError {
+                field: field.into(),
+                problem: "must not contain NUL".into(),
+            });
+        }
+    }
     let mut check = |field: &str, value: &Option<String>, allowed: &[&str]| {
         if let Some(v) = value
             && !allowed.contains(&v.as_str())
@@ -315,28 +466,21 @@ async fn list_conversations(
     Ok(HttpResponse::Ok().json(json!({ "conversations": list })))
 }
 
-#[get("/api/v1/conversations/{id}")]
 async fn get_conversation(
     state: web::Data<AppState>,
     req: HttpRequest,
-    id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, req.headers())?;
+    let id = path_id(&req, "conversation")?;
     let service = state.service.clone();
-    let id = id.into_inner();
     let detail = blocking(move || service.conversation_detail(id)).await?;
     Ok(HttpResponse::Ok().json(detail))
 }
 
-#[post("/api/v1/conversations/{id}/solve")]
-async fn solve(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
+async fn solve(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     authorize(&state, req.headers())?;
+    let id = path_id(&req, "conversation")?;
     let service = state.service.clone();
-    let id = id.into_inner();
     let detail = blocking(move || {
         service.solve(id, service.now())?;
         service.conversation_detail(id)
@@ -354,7 +498,6 @@ struct RejectedQuery {
 /// Input that could not be processed (unparseable mail, messages the
 /// database refused), newest first: metadata and a text preview. The raw
 /// bytes are at `/api/v1/rejected/{id}/raw`.
-#[get("/api/v1/rejected")]
 async fn list_rejected(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -385,18 +528,16 @@ async fn list_rejected(
     Ok(HttpResponse::Ok().json(json!({ "rejected": items })))
 }
 
-#[get("/api/v1/rejected/{id}/raw")]
 async fn rejected_raw(
     state: web::Data<AppState>,
     req: HttpRequest,
-    id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, req.headers())?;
+    let id = path_id(&req, "rejected input")?;
     let store = state.store.clone();
-    let id = id.into_inner();
     let row = blocking(move || Ok(store.with(|c| crate::store::rejected_input(c, id))?))
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("rejected input {id}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("rejected input {id} not found")))?;
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .body(row.raw))

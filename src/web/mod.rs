@@ -3,6 +3,7 @@
 //! hand work to the service, the store or the contract.
 
 pub mod api;
+pub mod openapi;
 
 use std::cell::Cell;
 use std::future::Future;
