@@ -249,6 +249,167 @@ async fn new_mail_arrives_through_idle_within_two_seconds() {
         .unwrap();
 }
 
+fn count(sink: &RecordingSink, folder: &str) -> usize {
+    sink.deliveries()
+        .iter()
+        .filter(|d| d.folder == folder)
+        .count()
+}
+
+#[tokio::test]
+async fn a_team_reply_in_sent_arrives_within_two_seconds_while_the_inbox_idles_too() {
+    let (server, sink) = start();
+    server.append(USER, PASSWORD, "INBOX", &mail("ask", 1));
+    server.append(USER, PASSWORD, "Sent", &mail("answer", 1));
+    let metrics = ImapMetrics::new();
+    let p = MailboxPoller::new(
+        settings(server.port, PASSWORD, Some("Sent")),
+        sink.clone(),
+        metrics.clone(),
+    )
+    .with_timing(fast());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(p.run(shutdown.clone()));
+    assert!(
+        support::eventually(Duration::from_secs(10), || sink.stored() == 2).await,
+        "the first polls did not ingest the existing messages"
+    );
+
+    // The poll interval is 60 s: arriving within 2 s proves IDLE on each
+    // folder. No pause before appending: mail that lands while a connection
+    // is still between its poll and IDLE must not wait either.
+    let within = Duration::from_secs(2);
+    for i in 2..=3 {
+        let appended = Instant::now();
+        server.append(USER, PASSWORD, "Sent", &mail("answer", i));
+        assert!(
+            support::eventually(within, || count(&sink, "Sent") == i).await,
+            "team reply {i} in Sent not ingested within 2 s\n{}",
+            server.log()
+        );
+        eprintln!(
+            "Sent: reply {i} ingested {:?} after APPEND",
+            appended.elapsed()
+        );
+
+        let appended = Instant::now();
+        server.append(USER, PASSWORD, "INBOX", &mail("ask", i));
+        assert!(
+            support::eventually(within, || count(&sink, "INBOX") == i).await,
+            "inbound message {i} not ingested within 2 s\n{}",
+            server.log()
+        );
+        eprintln!(
+            "INBOX: message {i} ingested {:?} after APPEND",
+            appended.elapsed()
+        );
+    }
+
+    // Both folders at once: neither connection waits for the other.
+    let appended = Instant::now();
+    server.append(USER, PASSWORD, "INBOX", &mail("ask", 4));
+    server.append(USER, PASSWORD, "Sent", &mail("answer", 4));
+    assert!(
+        support::eventually(within, || count(&sink, "INBOX") == 4
+            && count(&sink, "Sent") == 4)
+        .await,
+        "simultaneous mail in both folders not ingested within 2 s"
+    );
+    eprintln!(
+        "both folders ingested {:?} after APPEND",
+        appended.elapsed()
+    );
+
+    let d = sink.deliveries();
+    assert_eq!(d.len(), 8, "each message delivered once: {d:?}");
+    assert!(
+        d.iter()
+            .all(|d| (d.folder == "Sent") == (d.kind == FolderKind::Sent))
+    );
+    assert!(
+        d.iter()
+            .filter(|d| d.kind == FolderKind::Sent)
+            .all(|d| d.message_id.starts_with("<answer-"))
+    );
+    assert_eq!(sink.checkpoint_of("Sent").unwrap().last_uid, 4);
+    assert_eq!(sink.checkpoint_of("INBOX").unwrap().last_uid, 4);
+    assert_eq!(metrics.errors.with_label_values(&[MAILBOX]).get(), 0);
+    assert!(metrics.last_success.with_label_values(&[MAILBOX]).get() > 1.7e9);
+
+    let stopping = Instant::now();
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("both connections stop promptly during IDLE")
+        .unwrap();
+    eprintln!("stopped {:?} after cancel", stopping.elapsed());
+}
+
+#[tokio::test]
+async fn a_failing_sent_folder_does_not_hold_up_the_inbox() {
+    // No Sent folder yet: its connection fails at SELECT and backs off.
+    let (server, sink) = start();
+    server.append(USER, PASSWORD, "INBOX", &mail("alone", 1));
+    let metrics = ImapMetrics::new();
+    let p = MailboxPoller::new(
+        settings(server.port, PASSWORD, Some("Sent")),
+        sink.clone(),
+        metrics.clone(),
+    )
+    .with_timing(fast());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(p.run(shutdown.clone()));
+    let errors = || metrics.errors.with_label_values(&[MAILBOX]).get();
+    assert!(
+        support::eventually(Duration::from_secs(10), || sink.stored() == 1
+            && errors() >= 2)
+        .await,
+        "stored {}, errors {}",
+        sink.stored(),
+        errors()
+    );
+
+    let appended = Instant::now();
+    server.append(USER, PASSWORD, "INBOX", &mail("alone", 2));
+    assert!(
+        support::eventually(Duration::from_secs(2), || count(&sink, "INBOX") == 2).await,
+        "the inbox waited for the failing sent folder"
+    );
+    eprintln!("INBOX ingested {:?} after APPEND", appended.elapsed());
+    assert_eq!(
+        metrics.last_success.with_label_values(&[MAILBOX]).get(),
+        0.0,
+        "the mailbox is not fully read while Sent fails"
+    );
+
+    // Creating the folder heals its connection on the next retry (back-off
+    // is at most 400 ms here).
+    server.append(USER, PASSWORD, "Sent", &mail("late-answer", 1));
+    assert!(
+        support::eventually(Duration::from_secs(5), || count(&sink, "Sent") == 1).await,
+        "the sent folder's connection did not recover\n{}",
+        server.log()
+    );
+    assert!(
+        support::eventually(Duration::from_secs(2), || {
+            metrics.last_success.with_label_values(&[MAILBOX]).get() > 1.7e9
+        })
+        .await
+    );
+    let recovered_errors = errors();
+    server.append(USER, PASSWORD, "Sent", &mail("late-answer", 2));
+    assert!(
+        support::eventually(Duration::from_secs(2), || count(&sink, "Sent") == 2).await,
+        "the recovered sent connection does not IDLE"
+    );
+    assert_eq!(errors(), recovered_errors, "no errors once Sent exists");
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("poller stops promptly")
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_restarted_poller_fetches_nothing_twice() {
     let (server, sink) = start();

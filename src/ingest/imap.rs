@@ -13,6 +13,15 @@
 //! loops it, waits with IDLE (or sleeps a poll interval when the server has
 //! no IDLE), and reconnects with exponential back-off after any error.
 //!
+//! IDLE watches only the selected folder, so `run` gives every folder its
+//! own connection: one IDLEs on the inbox, one on the sent folder. A team
+//! reply filed in Sent is then seen within about a second, as inbound mail
+//! is, rather than at the next poll; a reply seen late would record a breach
+//! the team did not commit. The connections fail, back off and reconnect
+//! independently, so a broken sent folder never delays inbound mail.
+//! (NOTIFY, RFC 5465, would watch both on one connection, but few servers
+//! offer it and async-imap does not speak it.)
+//!
 //! Leasing (SPEC 9: one poller per mailbox across processes sharing one
 //! PostgreSQL) is the service's job: it holds the mailbox lease (a session
 //! advisory lock) for as long as it runs the poller. Even
@@ -20,11 +29,11 @@
 //! Message-ID de-duplication share the transaction); they would only waste
 //! work.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_imap::extensions::idle::IdleResponse;
-use async_imap::types::Capability;
+use async_imap::types::{Capability, UnsolicitedResponse};
 use futures::TryStreamExt;
 use prometheus::{GaugeVec, IntCounterVec, Opts};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -135,7 +144,7 @@ impl ImapMetrics {
         let last_success = GaugeVec::new(
             Opts::new(
                 "imap_last_success_timestamp_seconds",
-                "Unix time of the last poll that read every folder of the mailbox.",
+                "Unix time by which every folder of the mailbox had last been read successfully.",
             ),
             &["mailbox"],
         )
@@ -172,8 +181,9 @@ impl Default for ImapMetrics {
 #[derive(Debug, Clone)]
 pub struct PollerTiming {
     /// Sleep between polls when the server has no IDLE, and the longest an
-    /// IDLE lasts when a sent folder is configured (IDLE watches the inbox
-    /// only, so the sent folder is polled at this pace).
+    /// IDLE lasts on a connection that reads several folders (only
+    /// [`MailboxPoller::poll_once`] callers have one; `run` gives each folder
+    /// its own connection).
     pub poll_interval: Duration,
     /// Longest single IDLE; RFC 2177 servers may drop a client idle for 30 min.
     pub idle_timeout: Duration,
@@ -201,6 +211,37 @@ impl Default for PollerTiming {
 
 type Session = async_imap::Session<Conn>;
 
+/// When each folder of a mailbox was last read, shared by the connections
+/// of one mailbox so `imap_last_success_timestamp_seconds` stays the time
+/// by which *every* folder was read: a sent folder that keeps failing must
+/// not hide behind a healthy inbox.
+struct Freshness {
+    read_at: Mutex<Vec<(String, Option<f64>)>>,
+}
+
+impl Freshness {
+    fn new(folders: &[(String, FolderKind)]) -> Freshness {
+        Freshness {
+            read_at: Mutex::new(folders.iter().map(|(f, _)| (f.clone(), None)).collect()),
+        }
+    }
+
+    /// Records that `folders` were read at `now`; the oldest read of all
+    /// folders, once each has been read.
+    fn record(&self, folders: &[(String, FolderKind)], now: f64) -> Option<f64> {
+        let mut read_at = self.read_at.lock().unwrap_or_else(|e| e.into_inner());
+        for (folder, at) in read_at.iter_mut() {
+            if folders.iter().any(|(f, _)| f == folder) {
+                *at = Some(now);
+            }
+        }
+        read_at
+            .iter()
+            .map(|(_, at)| *at)
+            .try_fold(f64::INFINITY, |oldest, at| at.map(|t| oldest.min(t)))
+    }
+}
+
 /// Polls one mailbox. See the module doc.
 pub struct MailboxPoller {
     settings: MailboxSettings,
@@ -212,11 +253,21 @@ pub struct MailboxPoller {
     /// The folder the open session has selected, to skip a redundant SELECT
     /// before IDLE.
     selected: Option<String>,
+    /// The folders this connection reads, inbox first. IDLE watches the
+    /// first.
+    folders: Vec<(String, FolderKind)>,
+    freshness: Arc<Freshness>,
 }
 
 impl MailboxPoller {
     pub fn new(settings: MailboxSettings, sink: Arc<dyn MailSink>, metrics: ImapMetrics) -> Self {
+        let mut folders = vec![(settings.inbox.clone(), FolderKind::Inbox)];
+        if let Some(sent) = &settings.sent {
+            folders.push((sent.clone(), FolderKind::Sent));
+        }
         MailboxPoller {
+            freshness: Arc::new(Freshness::new(&folders)),
+            folders,
             settings,
             sink,
             metrics,
@@ -242,10 +293,12 @@ impl MailboxPoller {
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_secs_f64();
-                self.metrics
-                    .last_success
-                    .with_label_values(&[self.settings.name.as_str()])
-                    .set(now);
+                if let Some(all_read) = self.freshness.record(&self.folders, now) {
+                    self.metrics
+                        .last_success
+                        .with_label_values(&[self.settings.name.as_str()])
+                        .set(all_read);
+                }
                 Ok(report)
             }
             Err(e) => {
@@ -255,12 +308,47 @@ impl MailboxPoller {
         }
     }
 
-    /// Polls, then waits for new mail, until `shutdown` is cancelled;
-    /// reconnects with exponential back-off after errors. Cancelling drops
-    /// the connection at once, even mid-IDLE; a sink transaction already
-    /// running in `spawn_blocking` still completes.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    /// Watches every folder of the mailbox, each on its own connection (see
+    /// the module doc), until `shutdown` is cancelled; returns once all have
+    /// stopped, so a caller holding the mailbox lease holds it for all.
+    /// Cancelling drops the connections at once, even mid-IDLE; a sink
+    /// transaction already running in `spawn_blocking` still completes.
+    pub async fn run(self, shutdown: CancellationToken) {
         let mailbox = self.settings.name.clone();
+        let watchers = self.per_folder();
+        futures::future::join_all(watchers.into_iter().map(|w| w.watch(shutdown.clone()))).await;
+        tracing::info!(mailbox = %mailbox, "IMAP poller stopped");
+    }
+
+    /// One poller per folder, sharing sink, metrics and freshness. The
+    /// first keeps this poller's connection (it reads the inbox).
+    fn per_folder(mut self) -> Vec<MailboxPoller> {
+        let mut rest = self.folders.split_off(1.min(self.folders.len()));
+        let others: Vec<MailboxPoller> = rest
+            .drain(..)
+            .map(|folder| MailboxPoller {
+                settings: self.settings.clone(),
+                sink: self.sink.clone(),
+                metrics: self.metrics.clone(),
+                timing: self.timing.clone(),
+                session: None,
+                idle_supported: false,
+                selected: None,
+                folders: vec![folder],
+                freshness: self.freshness.clone(),
+            })
+            .collect();
+        let mut all = vec![self];
+        all.extend(others);
+        all
+    }
+
+    /// Polls this poller's folders, then waits for new mail, until
+    /// `shutdown` is cancelled; reconnects with exponential back-off after
+    /// errors.
+    async fn watch(mut self, shutdown: CancellationToken) {
+        let mailbox = self.settings.name.clone();
+        let folder = self.folders[0].0.clone();
         let mut backoff = self.timing.backoff_min;
         loop {
             let polled = tokio::select! {
@@ -279,7 +367,7 @@ impl MailboxPoller {
                 Err(e) => Err(e),
             };
             if outcome.is_err() {
-                tracing::info!(mailbox = %mailbox, retry_in_ms = backoff.as_millis() as u64, "IMAP reconnect scheduled");
+                tracing::info!(mailbox = %mailbox, folder = %folder, retry_in_ms = backoff.as_millis() as u64, "IMAP reconnect scheduled");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(backoff) => {}
@@ -291,7 +379,7 @@ impl MailboxPoller {
             // Courtesy only: the server cleans up a dropped connection too.
             let _ = tokio::time::timeout(Duration::from_secs(1), session.logout()).await;
         }
-        tracing::info!(mailbox = %mailbox, "IMAP poller stopped");
+        tracing::debug!(mailbox = %mailbox, folder = %folder, "IMAP connection stopped");
     }
 
     fn failed(&mut self, e: &ImapError) {
@@ -302,15 +390,7 @@ impl MailboxPoller {
             .errors
             .with_label_values(&[self.settings.name.as_str()])
             .inc();
-        tracing::warn!(mailbox = %self.settings.name, error = %e, "IMAP error");
-    }
-
-    fn folders(&self) -> Vec<(String, FolderKind)> {
-        let mut folders = vec![(self.settings.inbox.clone(), FolderKind::Inbox)];
-        if let Some(sent) = &self.settings.sent {
-            folders.push((sent.clone(), FolderKind::Sent));
-        }
-        folders
+        tracing::warn!(mailbox = %self.settings.name, folder = %self.folders[0].0, error = %e, "IMAP error");
     }
 
     async fn poll_all(&mut self) -> Result<PollReport, ImapError> {
@@ -318,7 +398,7 @@ impl MailboxPoller {
             self.connect().await?;
         }
         let mut report = PollReport::default();
-        for (folder, kind) in self.folders() {
+        for (folder, kind) in self.folders.clone() {
             report.folders.push(self.poll_folder(&folder, kind).await?);
         }
         Ok(report)
@@ -447,6 +527,9 @@ impl MailboxPoller {
                 .map_err(|e| ImapError::Sink(e.to_string()))?
                 .map_err(ImapError::Sink)?
         };
+        // Announcements from before this SELECT are covered by it (and left
+        // over from an IDLE's DONE); `wait_for_mail` heeds only later ones.
+        while self.session().unsolicited_responses.try_recv().is_ok() {}
         let limit = self.timing.command_timeout;
         let selected = match tokio::time::timeout(limit, self.session().select(folder)).await {
             Ok(r) => r.map_err(|source| ImapError::Protocol {
@@ -595,19 +678,23 @@ impl MailboxPoller {
         Ok(mails)
     }
 
-    /// Waits until the inbox may have new mail: IDLE when offered, else a
-    /// poll interval of sleep.
+    /// Waits until the first folder may have new mail: IDLE when offered,
+    /// else a poll interval of sleep.
     async fn wait_for_mail(&mut self) -> Result<(), ImapError> {
         if !self.idle_supported || self.session.is_none() {
             tokio::time::sleep(self.timing.poll_interval).await;
             return Ok(());
         }
-        let inbox = self.settings.inbox.clone();
-        if self.selected.as_deref() != Some(inbox.as_str()) {
-            self.timed_select(&inbox).await?;
+        let watched = self.folders[0].0.clone();
+        if self.selected.as_deref() != Some(watched.as_str()) {
+            self.timed_select(&watched).await?;
         }
         let session = self.session.take().expect("checked above");
         self.selected = None;
+        // EXISTS announced during the poll's SEARCH or FETCH, or while IDLE
+        // starts, lands here rather than in the IDLE stream: such mail came
+        // after the SEARCH and would otherwise wait for the next wake-up.
+        let announced = session.unsolicited_responses.clone();
         let limit = self.timing.command_timeout;
         let secs = limit.as_secs();
         let mut handle = session.idle();
@@ -618,13 +705,23 @@ impl MailboxPoller {
             })?,
             Err(_) => return Err(ImapError::Timeout { what: "IDLE", secs }),
         }
-        let wait = if self.settings.sent.is_some() {
-            self.timing.idle_timeout.min(self.timing.poll_interval)
-        } else {
-            self.timing.idle_timeout
-        };
+        let mut arrived = false;
+        while let Ok(r) = announced.try_recv() {
+            arrived |= matches!(
+                r,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            );
+        }
         let started = Instant::now();
-        let woke = {
+        let woke = if arrived {
+            IdleResponse::Timeout
+        } else {
+            let wait = if self.folders.len() > 1 {
+                // IDLE sees only the first folder: poll the others at this pace.
+                self.timing.idle_timeout.min(self.timing.poll_interval)
+            } else {
+                self.timing.idle_timeout
+            };
             let (fut, _stop) = handle.wait_with_timeout(wait);
             // The inner timeout restarts on every keepalive; this one bounds
             // the whole wait should the stream stall mid-response.
@@ -644,11 +741,11 @@ impl MailboxPoller {
             Err(_) => return Err(ImapError::Timeout { what: "DONE", secs }),
         };
         self.session = Some(session);
-        self.selected = Some(inbox.clone());
+        self.selected = Some(watched.clone());
         tracing::debug!(
             mailbox = %self.settings.name,
-            folder = %inbox,
-            new_data = matches!(woke, IdleResponse::NewData(_)),
+            folder = %watched,
+            new_data = arrived || matches!(woke, IdleResponse::NewData(_)),
             duration_ms = started.elapsed().as_millis() as u64,
             "IMAP IDLE ended"
         );
@@ -792,6 +889,18 @@ mod tests {
         let uids = [3, 1, 9, 4, 12, 10, 4];
         assert_eq!(batches(uids, 1, 2), vec![(3, 4), (9, 10), (12, 12)]);
         assert_eq!(batches(uids, 0, 500), vec![(1, 12)]);
+    }
+
+    #[test]
+    fn freshness_waits_for_every_folder_and_reports_the_oldest_read() {
+        let inbox = ("INBOX".to_string(), FolderKind::Inbox);
+        let sent = ("Sent".to_string(), FolderKind::Sent);
+        let f = Freshness::new(&[inbox.clone(), sent.clone()]);
+        assert_eq!(f.record(std::slice::from_ref(&inbox), 10.0), None);
+        assert_eq!(f.record(std::slice::from_ref(&inbox), 20.0), None);
+        assert_eq!(f.record(std::slice::from_ref(&sent), 25.0), Some(20.0));
+        assert_eq!(f.record(std::slice::from_ref(&inbox), 30.0), Some(25.0));
+        assert_eq!(f.record(&[inbox, sent], 40.0), Some(40.0));
     }
 
     #[test]
