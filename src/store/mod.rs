@@ -10,9 +10,16 @@
 //! diesel is synchronous: callers on the async side run store calls in
 //! `spawn_blocking` / `web::block`.
 
+mod clients;
+mod contracts;
+mod conversations;
+mod escalations;
+mod mailboxes;
+mod messages;
 pub mod outbox;
-pub mod queries;
+mod rejected;
 pub mod schema;
+mod timers;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -26,7 +33,27 @@ use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-pub use queries::*;
+// Queries live in one file per aggregate; these are what the rest of the
+// program may call.
+pub use clients::{ClientRow, client, upsert_client};
+pub use contracts::{
+    ContractVersionRow, contract_version, contract_versions_list, record_contract_version,
+};
+pub use conversations::{
+    ConversationFilter, ConversationRow, NewConversation, claim_due_conversations, conversation,
+    conversation_by_thread, earliest_check, list_conversations, open_conversation, open_counts,
+    set_conversation_status, update_conversation_state,
+};
+pub use escalations::{FiredRow, FiredStep, fired_step_count, fired_steps_of, record_fired_step};
+pub use mailboxes::{Checkpoint, checkpoint, save_checkpoint};
+pub use messages::{
+    EventRow, Inserted, MessageRow, NewMessage, acknowledged_since, conversation_by_opener_subject,
+    conversation_by_subject, conversation_of_message_id, events_of, insert_message,
+    message_by_external_id, messages_of, touch_conversation,
+};
+pub use outbox::{NewOutbox, OutboxRow, enqueue, outbox_pending};
+pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
+pub use timers::{TimerRow, TimerState, save_timer, timers_of, timers_of_many};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -443,6 +470,12 @@ pub fn to_db(t: DateTime<Utc>) -> NaiveDateTime {
 /// Stored value → UTC instant.
 pub fn from_db(n: NaiveDateTime) -> DateTime<Utc> {
     n.and_utc()
+}
+
+/// PostgreSQL text cannot hold NUL; mail and webhook bodies sometimes do.
+/// Replaced the same way on both backends so they store the same text.
+pub(crate) fn text(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
 }
 
 #[cfg(test)]

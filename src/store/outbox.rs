@@ -18,9 +18,9 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
-use super::queries::OutboxRow;
 use super::schema::outbox;
 use super::{AnyConnection, StoreError, to_db};
+use crate::on_backend;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -179,4 +179,48 @@ pub fn release_all(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<usize
     )
     .set(outbox::available_at.eq(to_db(now)))
     .execute(conn)?)
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub kind: String,
+    pub target: String,
+    pub payload: String,
+    pub dedupe_key: String,
+    pub created_at: NaiveDateTime,
+    pub available_at: NaiveDateTime,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = outbox)]
+pub struct NewOutbox {
+    pub kind: String,
+    pub target: String,
+    pub payload: String,
+    /// What makes this notification unique, so a retried use case cannot
+    /// enqueue it twice.
+    pub dedupe_key: String,
+    pub created_at: NaiveDateTime,
+    pub available_at: NaiveDateTime,
+}
+
+/// Enqueues a notification; `false` if one with the same dedupe key exists.
+pub fn enqueue(conn: &mut AnyConnection, new: &NewOutbox) -> Result<bool> {
+    let n = on_backend!(conn, |c| diesel::insert_into(outbox::table)
+        .values(new)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+pub fn outbox_pending(conn: &mut AnyConnection) -> Result<i64> {
+    Ok(outbox::table
+        .filter(outbox::sent_at.is_null())
+        .count()
+        .get_result(conn)?)
 }
