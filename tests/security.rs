@@ -263,8 +263,9 @@ async fn invented_methods_do_not_grow_the_metrics() {
     app.stop().await;
 }
 
-/// Item 3: a body that never arrives: without a token the answer is 401 at once
-/// (the body is not waited for); with one, 408 once the body deadline passes.
+/// Item 3: a body that never arrives. Without a token (or, for GitHub, a
+/// signature header) the answer is 401 at once, the body not waited for;
+/// with one, 408 once the body deadline passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_is_timed_out_and_the_token_checked_first() {
     let (_dir, url) = common::fresh_sqlite();
@@ -290,8 +291,17 @@ async fn a_stalled_body_is_timed_out_and_the_token_checked_first() {
             std::thread::spawn(move || {
                 stalled(
                     "/webhooks/github",
-                    "X-GitHub-Event: issues\r\nX-GitHub-Delivery: d\r\n\
-                     X-Hub-Signature-256: sha256=00\r\n",
+                    &format!(
+                        "X-GitHub-Event: issues\r\nX-GitHub-Delivery: d\r\n\
+                         X-Hub-Signature-256: sha256={}\r\n",
+                        "0".repeat(64)
+                    ),
+                )
+            }),
+            std::thread::spawn(move || {
+                stalled(
+                    "/webhooks/github",
+                    "X-GitHub-Event: issues\r\nX-GitHub-Delivery: d\r\n",
                 )
             }),
         ];
@@ -299,10 +309,12 @@ async fn a_stalled_body_is_timed_out_and_the_token_checked_first() {
     })
     .await
     .unwrap();
-    let [no_token, with_token, github] = results;
-    let (status, took) = no_token.expect("an answer without the body");
-    assert_eq!(status, 401);
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let [no_token, with_token, github, unsigned] = results;
+    for (name, result) in [("api", no_token), ("github", unsigned)] {
+        let (status, took) = result.unwrap_or_else(|| panic!("{name}: no answer"));
+        assert_eq!(status, 401, "{name}");
+        assert!(took < Duration::from_secs(2), "{name} took {took:?}");
+    }
     for (name, result) in [("api", with_token), ("github", github)] {
         let (status, took) = result.unwrap_or_else(|| panic!("{name}: no answer in {wait:?}"));
         assert_eq!(status, 408, "{name}");
