@@ -216,7 +216,7 @@ async fn events_leave_no_stray_state_postgres() {
     events_leave_no_stray_state(db.url.clone()).await;
 }
 
-/// 11. A correctly signed body replayed with a new `X-GitHub-Delivery` is
+/// Item 11: a correctly signed body replayed with a new `X-GitHub-Delivery` is
 /// the same event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_github_body_under_a_new_delivery_is_a_duplicate() {
@@ -232,7 +232,7 @@ async fn a_replayed_github_body_under_a_new_delivery_is_a_duplicate() {
     app.stop().await;
 }
 
-/// 2. Invented method names share one `other` series.
+/// Item 2: invented method names share one `other` series.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invented_methods_do_not_grow_the_metrics() {
     let (_dir, url) = common::fresh_sqlite();
@@ -263,8 +263,9 @@ async fn invented_methods_do_not_grow_the_metrics() {
     app.stop().await;
 }
 
-/// 3. A body that never arrives: without a token the answer is 401 at once
-/// (the body is not waited for); with one, 408 once the body deadline passes.
+/// Item 3: a body that never arrives. Without a token (or, for GitHub, a
+/// signature header) the answer is 401 at once, the body not waited for;
+/// with one, 408 once the body deadline passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_is_timed_out_and_the_token_checked_first() {
     let (_dir, url) = common::fresh_sqlite();
@@ -290,8 +291,17 @@ async fn a_stalled_body_is_timed_out_and_the_token_checked_first() {
             std::thread::spawn(move || {
                 stalled(
                     "/webhooks/github",
-                    "X-GitHub-Event: issues\r\nX-GitHub-Delivery: d\r\n\
-                     X-Hub-Signature-256: sha256=00\r\n",
+                    &format!(
+                        "X-GitHub-Event: issues\r\nX-GitHub-Delivery: d\r\n\
+                         X-Hub-Signature-256: sha256={}\r\n",
+                        "0".repeat(64)
+                    ),
+                )
+            }),
+            std::thread::spawn(move || {
+                stalled(
+                    "/webhooks/github",
+                    "X-GitHub-Event: issues\r\nX-GitHub-Delivery: d\r\n",
                 )
             }),
         ];
@@ -299,10 +309,12 @@ async fn a_stalled_body_is_timed_out_and_the_token_checked_first() {
     })
     .await
     .unwrap();
-    let [no_token, with_token, github] = results;
-    let (status, took) = no_token.expect("an answer without the body");
-    assert_eq!(status, 401);
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let [no_token, with_token, github, unsigned] = results;
+    for (name, result) in [("api", no_token), ("github", unsigned)] {
+        let (status, took) = result.unwrap_or_else(|| panic!("{name}: no answer"));
+        assert_eq!(status, 401, "{name}");
+        assert!(took < Duration::from_secs(2), "{name} took {took:?}");
+    }
     for (name, result) in [("api", with_token), ("github", github)] {
         let (status, took) = result.unwrap_or_else(|| panic!("{name}: no answer in {wait:?}"));
         assert_eq!(status, 408, "{name}");
@@ -314,7 +326,7 @@ async fn a_stalled_body_is_timed_out_and_the_token_checked_first() {
     app.stop().await;
 }
 
-/// 8. `/readyz` with the database gone answers within a second and names no
+/// Item 8: `/readyz` with the database gone answers within a second and names no
 /// host, port or database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_answers_quickly_and_generically_when_the_database_is_gone() {
@@ -354,9 +366,9 @@ fn contract_dir() -> tempfile::TempDir {
     dir
 }
 
-/// 1. The shipped placeholder secrets on an address others can reach stop
-/// the start, naming each key and how to set it. (192.0.2.1 is TEST-NET:
-/// nothing is ever bound, with or without the fix.)
+/// Item 1: the shipped placeholder secrets on an address others can reach
+/// stop the start, naming each key and how to set it. 192.0.2.1 is TEST-NET,
+/// so nothing is ever bound there, with or without the fix.
 #[test]
 fn placeholder_secrets_on_a_public_address_stop_the_start() {
     let dir = contract_dir();
@@ -413,7 +425,7 @@ fn until_serving(rx: &std::sync::mpsc::Receiver<String>) -> (Vec<String>, Option
     (lines, None)
 }
 
-/// 1 (loopback: a warning), 6 (numeric secrets are strings) and 7 (a
+/// Items 1 (loopback: a warning), 6 (numeric secrets are strings) and 7 (a
 /// password in the URL's query is never logged), through the built binary.
 #[test]
 fn numeric_secrets_work_and_database_passwords_never_reach_the_log() {

@@ -19,5 +19,5 @@ pub mod webhook;
 pub use webhook::{
     EventError, FieldError, GithubOutcome, IncomingEvent, MAX_BODY_BYTES, MAX_FUTURE_SECS,
     MAX_ID_CHARS, MAX_SUBJECT_CHARS, SignatureError, github_signature, parse_generic, parse_github,
-    verify_github_signature,
+    signature_digest, verify_github_signature,
 };

@@ -169,15 +169,21 @@ pub fn verify_github_signature(
     if secret.is_empty() {
         return Err(SignatureError::NoSecret);
     }
+    let expected = signature_digest(header)?;
+    mac(secret, body)
+        .verify_slice(&expected)
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+/// The digest an `X-Hub-Signature-256` header carries. Needs no body, so the
+/// HTTP edge can refuse a missing or malformed header before reading one.
+pub fn signature_digest(header: Option<&str>) -> Result<Vec<u8>, SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let hex_digits = header
         .strip_prefix("sha256=")
         .filter(|h| h.len() == 64)
         .ok_or(SignatureError::Malformed)?;
-    let expected = hex::decode(hex_digits).map_err(|_| SignatureError::Malformed)?;
-    mac(secret, body)
-        .verify_slice(&expected)
-        .map_err(|_| SignatureError::Mismatch)
+    hex::decode(hex_digits).map_err(|_| SignatureError::Malformed)
 }
 
 /// The `X-Hub-Signature-256` value GitHub would send for `body`: for tests

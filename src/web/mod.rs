@@ -176,21 +176,41 @@ pub async fn track(
 }
 
 /// Before the handler reads a body: an API request that carries one must
-/// show its token first (401 without reading a byte), and every body must
-/// arrive within [`BODY_READ_TIMEOUT`] (408, connection closed).
+/// show its token first, a GitHub delivery a well-formed signature header
+/// (401 without reading a byte), and every body must arrive within
+/// [`BODY_READ_TIMEOUT`] (408, connection closed).
 async fn guard(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     if has_body(&req)
-        && req.path().starts_with("/api/")
         && let Some(state) = req.app_data::<web::Data<AppState>>()
-        && let Err(e) = api::authorize(state, req.headers())
     {
-        let mut res = e.error_response();
-        // The body is left unread: the connection cannot be reused.
-        res.head_mut().set_connection_type(ConnectionType::Close);
-        return Ok(req.into_response(res));
+        let refused = if req.path().starts_with("/api/") {
+            api::authorize(state, req.headers()).err()
+        } else if req.path() == "/webhooks/github" {
+            // The signature needs the body; its header's shape does not.
+            let header = req
+                .headers()
+                .get("x-hub-signature-256")
+                .and_then(|v| v.to_str().ok());
+            crate::ingest::signature_digest(header).err().map(|e| {
+                state
+                    .metrics
+                    .ingest_rejected
+                    .with_label_values(&["github", "signature"])
+                    .inc();
+                api::ApiError::BadSignature(e.to_string())
+            })
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            let mut res = e.error_response();
+            // The body is left unread: the connection cannot be reused.
+            res.head_mut().set_connection_type(ConnectionType::Close);
+            return Ok(req.into_response(res));
+        }
     }
     let timed_out = Rc::new(Cell::new(false));
     let inner = req.take_payload();
