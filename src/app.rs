@@ -60,11 +60,10 @@ impl Application {
             tokio::task::spawn_blocking(move || record_version(&store, &loaded, clock.now()))
                 .await??;
         }
-        if store.backend() == store::Backend::Sqlite {
+        {
             let (s, now) = (store.clone(), clock.now());
             let released =
-                tokio::task::spawn_blocking(move || s.with(|c| store::outbox::release_all(c, now)))
-                    .await??;
+                tokio::task::spawn_blocking(move || s.release_stale_leases(now)).await??;
             if released > 0 {
                 tracing::info!(
                     rows = released,

@@ -3,10 +3,17 @@
 mod common;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use keepword::contract::Timer;
+use keepword::sla::{Direction, TicketStatus, TimerStatus};
 use keepword::store::{
     self, Checkpoint, FiredStep, Inserted, NewConversation, NewMessage, NewOutbox, Store,
-    StoreError, TimerState, to_db,
+    StoreError, TimerState,
 };
+
+/// What an instant reads back as: truncated to microseconds.
+fn us(t: DateTime<Utc>) -> DateTime<Utc> {
+    store::from_db(store::to_db(t))
+}
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -21,13 +28,13 @@ fn conversation(thread: &str, now: DateTime<Utc>) -> NewConversation {
         request_type: "urgent".into(),
         classification: "urgent: keyword `down` in subject".into(),
         contract_version: "v1".into(),
-        status: "open".into(),
+        status: TicketStatus::Open,
         channel_mismatch: true,
-        opened_at: to_db(now),
-        updated_at: to_db(now),
+        opened_at: now,
+        updated_at: now,
         subject_key: "site down".into(),
         opener: "jane@acme.com".into(),
-        last_message_at: Some(to_db(now)),
+        last_message_at: Some(now),
     }
 }
 
@@ -41,7 +48,7 @@ fn message(
         conversation_id: conv,
         channel: "email".into(),
         external_id: external_id.into(),
-        direction: "inbound".into(),
+        direction: Some(Direction::Inbound),
         sender: "jane@acme.com".into(),
         recipients: "support@example.com".into(),
         subject: "Site down".into(),
@@ -50,8 +57,8 @@ fn message(
         in_reply_to: None,
         refs: String::new(),
         raw,
-        sent_at: to_db(now),
-        received_at: to_db(now),
+        sent_at: now,
+        received_at: now,
         status: None,
         awaiting_client: false,
     }
@@ -99,13 +106,12 @@ fn exercise(store: &Store) {
             assert_eq!(id, again);
             let row = store::conversation(c, id)?.unwrap();
             // Instants read back equal, to the microsecond, on both backends.
-            assert_eq!(row.opened_at, to_db(now));
+            let micros = store::from_db(store::to_db(now));
+            assert_eq!(row.opened_at, micros);
+            assert_ne!(micros, now, "the test instant has nanoseconds");
             assert!(row.channel_mismatch);
-            store::set_conversation_status(c, id, "solved", now)?;
-            assert_eq!(
-                store::conversation(c, id)?.unwrap().solved_at,
-                Some(to_db(now))
-            );
+            store::set_conversation_status(c, id, TicketStatus::Solved, now)?;
+            assert_eq!(store::conversation(c, id)?.unwrap().solved_at, Some(micros));
 
             // Messages are idempotent on (channel, external_id); raw bytes survive,
             // including bytes that are not UTF-8.
@@ -127,40 +133,40 @@ fn exercise(store: &Store) {
             let due = now + Duration::minutes(30);
             let mut t = TimerState {
                 conversation_id: id,
-                kind: "first_response".into(),
+                kind: Timer::FirstResponse,
                 seq: 0,
-                status: "running".into(),
-                started_at: to_db(now),
-                due_at: Some(to_db(due)),
+                status: TimerStatus::Running,
+                started_at: now,
+                due_at: Some(due),
                 stopped_at: None,
             };
             store::save_timer(c, &t)?;
-            t.kind = "resolution".into();
-            t.due_at = Some(to_db(now + Duration::hours(8)));
+            t.kind = Timer::Resolution;
+            t.due_at = Some(now + Duration::hours(8));
             store::save_timer(c, &t)?;
             let running_due = |c: &mut store::AnyConnection| -> Result<_, store::StoreError> {
                 Ok(store::timers_of(c, id)?
                     .into_iter()
-                    .filter(|t| t.status == "running")
+                    .filter(|t| t.status == TimerStatus::Running)
                     .filter_map(|t| t.due_at)
                     .min())
             };
-            assert_eq!(running_due(c)?, Some(to_db(due)));
-            t.kind = "first_response".into();
-            t.status = "met".into();
-            t.stopped_at = Some(to_db(now));
+            assert_eq!(running_due(c)?, Some(us(due)));
+            t.kind = Timer::FirstResponse;
+            t.status = TimerStatus::Met;
+            t.stopped_at = Some(now);
             store::save_timer(c, &t)?;
             assert_eq!(store::timers_of(c, id)?.len(), 2);
-            assert_eq!(running_due(c)?, Some(to_db(now + Duration::hours(8))));
+            assert_eq!(running_due(c)?, Some(us(now + Duration::hours(8))));
 
             // An escalation step fires once.
             let step = FiredStep {
                 conversation_id: id,
-                timer_kind: "first_response".into(),
+                timer: Timer::FirstResponse,
                 timer_seq: 0,
                 step: "at:50%".into(),
-                due_at: to_db(due),
-                fired_at: to_db(due),
+                due_at: due,
+                fired_at: due,
                 late: false,
             };
             assert!(store::record_fired_step(c, &step)?);
@@ -173,8 +179,8 @@ fn exercise(store: &Store) {
                 target: "lead@example.com".into(),
                 payload: "{}".into(),
                 dedupe_key: "ack:1".into(),
-                created_at: to_db(now),
-                available_at: to_db(now),
+                created_at: now,
+                available_at: now,
             };
             assert!(store::enqueue(c, &n)?);
             assert!(!store::enqueue(c, &n)?);
@@ -235,8 +241,8 @@ fn exercise(store: &Store) {
                 target: "x@example.com".into(),
                 payload: "{}".into(),
                 dedupe_key: "rolled-back".into(),
-                created_at: to_db(now),
-                available_at: to_db(now),
+                created_at: now,
+                available_at: now,
             },
         )?;
         Err(StoreError::Query(

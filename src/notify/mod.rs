@@ -25,7 +25,7 @@ pub mod worker;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{NewOutbox, StoreError, to_db};
+use crate::store::{NewOutbox, StoreError};
 
 pub use smtp::SmtpSender;
 pub use webhook::WebhookSender;
@@ -243,8 +243,8 @@ fn row(
         target,
         payload: serde_json::to_string(message).expect("an OutboxMessage always serializes"),
         dedupe_key,
-        created_at: to_db(now),
-        available_at: to_db(now),
+        created_at: now,
+        available_at: now,
     }
 }
 
@@ -268,7 +268,7 @@ mod tests {
         let row = new_email(draft, "example.com", "ack:1", now()).unwrap();
         assert_eq!(row.kind, "email");
         assert_eq!(row.dedupe_key, "ack:1");
-        assert_eq!(row.available_at, to_db(now()));
+        assert_eq!(row.available_at, now());
         let msg: OutboxMessage = serde_json::from_str(&row.payload).unwrap();
         let OutboxMessage::Email {
             message_id,

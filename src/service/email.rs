@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use diesel::Connection;
 use sha2::{Digest, Sha256};
 
 use super::{Effects, Opening, Service, ServiceError, open_conversation};
@@ -16,7 +15,7 @@ use crate::ingest::imap::{FetchedMail, FolderCheckpoint, FolderKind, MailSink};
 use crate::notify::{self, EmailDraft};
 use crate::sla::Direction;
 use crate::store::{
-    self, AnyConnection, Checkpoint, ConversationRow, Inserted, NewMessage, StoreError, to_db,
+    self, AnyConnection, Checkpoint, ConversationRow, Inserted, NewMessage, StoreError,
 };
 
 /// Acknowledge only fresh mail: a first start on a mailbox with last year's
@@ -138,7 +137,7 @@ impl Service {
                 // kept raw instead, and the rest of the batch (and the
                 // checkpoint) still commits — one bad message never blocks
                 // the mailbox.
-                let outcome = conn.transaction(|conn| {
+                let outcome = store::savepoint(conn, |conn| {
                     self.ingest_one(conn, mb, kind, mail, contract, now)
                 });
                 match outcome {
@@ -293,7 +292,7 @@ impl Service {
                 conversation_id: conversation.as_ref().map(|c| c.id),
                 channel: mb.channel.clone(),
                 external_id,
-                direction: direction.as_str().into(),
+                direction: Some(direction),
                 sender: from.clone(),
                 recipients: addresses(&parsed.to),
                 subject: parsed.subject.clone(),
@@ -302,8 +301,8 @@ impl Service {
                 in_reply_to: parsed.in_reply_to.clone(),
                 refs: parsed.references.join(" "),
                 raw: Some(mail.raw.clone()),
-                sent_at: to_db(at),
-                received_at: to_db(now),
+                sent_at: at,
+                received_at: now,
                 status: None,
                 awaiting_client: false,
             },
@@ -428,7 +427,7 @@ impl Service {
                 conversation_id: Some(conv.id),
                 channel: conv.channel.clone(),
                 external_id: format!("ack:{message_id}"),
-                direction: Direction::Auto.as_str().into(),
+                direction: Some(Direction::Auto),
                 sender: "keepword".into(),
                 recipients: from.to_string(),
                 subject: rendered.subject,
@@ -437,8 +436,8 @@ impl Service {
                 in_reply_to: mail.message_id.clone(),
                 refs: String::new(),
                 raw: None,
-                sent_at: to_db(now),
-                received_at: to_db(now),
+                sent_at: now,
+                received_at: now,
                 status: None,
                 awaiting_client: false,
             },

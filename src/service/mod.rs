@@ -34,7 +34,7 @@ use crate::sla::{
 };
 use crate::store::{
     self, AnyConnection, ConversationRow, EventRow, FiredStep, Inserted, NewConversation,
-    NewMessage, Store, StoreError, TimerState, from_db, to_db,
+    NewMessage, Store, StoreError, TimerState,
 };
 
 pub use contract::{ContractErrors, ContractHandle, LoadedContract, Reload, record_version};
@@ -402,7 +402,7 @@ impl Service {
                     conversation_id: conversation.as_ref().map(|c| c.id),
                     channel: ev.channel.clone(),
                     external_id: ev.idempotency_key.clone(),
-                    direction: direction.into(),
+                    direction: ev.direction,
                     sender: ev.from.clone(),
                     recipients: String::new(),
                     subject: ev.subject.clone(),
@@ -411,9 +411,9 @@ impl Service {
                     in_reply_to: None,
                     refs: String::new(),
                     raw: raw.clone(),
-                    sent_at: to_db(ev.at),
-                    received_at: to_db(now),
-                    status: ev.status.map(|s| s.as_str().to_string()),
+                    sent_at: ev.at,
+                    received_at: now,
+                    status: ev.status,
                     awaiting_client: ev.awaiting_client,
                 },
             )?;
@@ -483,7 +483,7 @@ impl Service {
                     conversation_id: Some(id),
                     channel: conv.channel.clone(),
                     external_id: format!("solve:{id}:{}", now.timestamp_micros()),
-                    direction: "none".into(),
+                    direction: None,
                     sender: "api".into(),
                     recipients: String::new(),
                     subject: String::new(),
@@ -492,9 +492,9 @@ impl Service {
                     in_reply_to: None,
                     refs: String::new(),
                     raw: None,
-                    sent_at: to_db(now),
-                    received_at: to_db(now),
-                    status: Some(TicketStatus::Solved.as_str().into()),
+                    sent_at: now,
+                    received_at: now,
+                    status: Some(TicketStatus::Solved),
                     awaiting_client: false,
                 },
             )?;
@@ -519,7 +519,7 @@ impl Service {
             Ok::<_, ServiceError>((due.len(), fired, all))
         })?;
         self.apply(effects);
-        let next_check = self.inner.store.with(store::earliest_check)?.map(from_db);
+        let next_check = self.inner.store.with(store::earliest_check)?;
         Ok(DueReport {
             conversations: count,
             fired,
@@ -549,11 +549,9 @@ impl Service {
         let before = store::timers_of(conn, conv.id)?;
         let mut effects = Effects::default();
         for t in &state.timers {
-            let was = before
-                .iter()
-                .find(|b| b.kind == t.timer.as_str() && b.seq == t.seq as i32);
+            let was = before.iter().find(|b| b.kind == t.timer && b.seq == t.seq);
             let newly_stopped = matches!(t.status, TimerStatus::Met | TimerStatus::Missed)
-                && was.is_none_or(|w| w.status != t.status.as_str());
+                && was.is_none_or(|w| w.status != t.status);
             if newly_stopped {
                 effects.stopped.push(Stopped {
                     client: conv.client_id.clone(),
@@ -563,18 +561,25 @@ impl Service {
                     business_seconds: t.elapsed.num_seconds(),
                 });
             }
-            store::save_timer(
-                conn,
-                &TimerState {
-                    conversation_id: conv.id,
-                    kind: t.timer.as_str().into(),
-                    seq: t.seq as i32,
-                    status: t.status.as_str().into(),
-                    started_at: to_db(t.started_at),
-                    due_at: t.due_at.map(to_db),
-                    stopped_at: t.stopped_at.map(to_db),
-                },
-            )?;
+            let unchanged = was.is_some_and(|w| {
+                (w.status, w.started_at, w.due_at, w.stopped_at)
+                    == (t.status, t.started_at, t.due_at, t.stopped_at)
+            });
+            // Timer writes only on change: most events move one timer.
+            if !unchanged {
+                store::save_timer(
+                    conn,
+                    &TimerState {
+                        conversation_id: conv.id,
+                        kind: t.timer,
+                        seq: t.seq,
+                        status: t.status,
+                        started_at: t.started_at,
+                        due_at: t.due_at,
+                        stopped_at: t.stopped_at,
+                    },
+                )?;
+            }
         }
         let fired: BTreeSet<String> = store::fired_steps_of(conn, conv.id)?
             .into_iter()
@@ -586,11 +591,11 @@ impl Service {
                 conn,
                 &FiredStep {
                     conversation_id: conv.id,
-                    timer_kind: action.timer.as_str().into(),
-                    timer_seq: action.seq as i32,
+                    timer: action.timer,
+                    timer_seq: action.seq,
                     step: action.key.clone(),
-                    due_at: to_db(action.at),
-                    fired_at: to_db(now),
+                    due_at: action.at,
+                    fired_at: now,
                     late,
                 },
             )?;
@@ -640,15 +645,15 @@ impl Service {
             messages
                 .iter()
                 .rev()
-                .find(|m| m.status.as_deref() == Some("solved"))
-                .map(|m| from_db(m.sent_at))
+                .find(|m| m.status == Some(TicketStatus::Solved))
+                .map(|m| m.sent_at)
                 .unwrap_or(now)
         });
         store::update_conversation_state(
             conn,
             conv.id,
-            state.status.as_str(),
-            state.health.as_str(),
+            state.status,
+            state.health,
             state.next_change,
             solved_at,
             now,
@@ -756,13 +761,13 @@ pub(crate) fn open_conversation(
             request_type: class.request_type.clone(),
             classification: class.rule,
             contract_version: contract.version().to_string(),
-            status: TicketStatus::Open.as_str().into(),
+            status: TicketStatus::Open,
             channel_mismatch: class.channel_mismatch,
-            opened_at: to_db(o.at),
-            updated_at: to_db(now),
+            opened_at: o.at,
+            updated_at: now,
             subject_key: crate::ingest::email::normalize_subject(o.subject),
             opener: o.opener.to_lowercase(),
-            last_message_at: Some(to_db(o.at)),
+            last_message_at: Some(o.at),
         },
     )?;
     let row = store::conversation(conn, id)?
@@ -776,23 +781,18 @@ pub(crate) fn open_conversation(
 fn events_of(messages: &[EventRow]) -> Vec<Event> {
     let mut events = Vec::with_capacity(messages.len());
     for m in messages {
-        let at = from_db(m.sent_at);
-        if let Ok(direction) = m.direction.parse::<Direction>() {
+        if let Some(direction) = m.direction {
             events.push(Event {
-                at,
+                at: m.sent_at,
                 kind: EventKind::Message {
                     direction,
                     awaiting_client: m.awaiting_client,
                 },
             });
         }
-        if let Some(status) = m
-            .status
-            .as_deref()
-            .and_then(|s| s.parse::<TicketStatus>().ok())
-        {
+        if let Some(status) = m.status {
             events.push(Event {
-                at,
+                at: m.sent_at,
                 kind: EventKind::Status(status),
             });
         }

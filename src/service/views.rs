@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Service, ServiceError};
-use crate::store::{self, ConversationFilter, ConversationRow, TimerRow, from_db};
+use crate::sla::{Direction, TimerStatus};
+use crate::store::{self, ConversationFilter, ConversationRow, TimerRow};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TimerView {
@@ -72,22 +73,22 @@ pub struct ConversationDetail {
 
 fn timer_view(t: TimerRow) -> TimerView {
     TimerView {
-        timer: t.kind,
-        seq: t.seq,
-        status: t.status,
-        started_at: from_db(t.started_at),
-        due_at: t.due_at.map(from_db),
-        stopped_at: t.stopped_at.map(from_db),
+        timer: t.kind.as_str().into(),
+        seq: t.seq as i32,
+        status: t.status.as_str().into(),
+        started_at: t.started_at,
+        due_at: t.due_at,
+        stopped_at: t.stopped_at,
     }
 }
 
 fn summary(c: ConversationRow, timers: Vec<TimerRow>) -> ConversationSummary {
-    let timers: Vec<TimerView> = timers.into_iter().map(timer_view).collect();
     let next_due_at = timers
         .iter()
-        .filter(|t| t.status == "running")
+        .filter(|t| t.status == TimerStatus::Running)
         .filter_map(|t| t.due_at)
         .min();
+    let timers: Vec<TimerView> = timers.into_iter().map(timer_view).collect();
     ConversationSummary {
         id: c.id,
         channel: c.channel,
@@ -97,12 +98,12 @@ fn summary(c: ConversationRow, timers: Vec<TimerRow>) -> ConversationSummary {
         request_type: c.request_type,
         classification: c.classification,
         contract_version: c.contract_version,
-        status: c.status,
-        health: c.health,
+        status: c.status.as_str().into(),
+        health: c.health.as_str().into(),
         channel_mismatch: c.channel_mismatch,
-        opened_at: from_db(c.opened_at),
-        updated_at: from_db(c.updated_at),
-        solved_at: c.solved_at.map(from_db),
+        opened_at: c.opened_at,
+        updated_at: c.updated_at,
+        solved_at: c.solved_at,
         next_due_at,
         timers,
     }
@@ -140,24 +141,24 @@ impl Service {
                     .into_iter()
                     .map(|m| MessageView {
                         id: m.id,
-                        direction: m.direction,
+                        direction: m.direction.map_or("none", Direction::as_str).into(),
                         from: m.sender,
                         subject: m.subject,
                         body: m.body,
-                        status: m.status,
+                        status: m.status.map(|s| s.as_str().into()),
                         awaiting_client: m.awaiting_client,
-                        at: from_db(m.sent_at),
-                        received_at: from_db(m.received_at),
+                        at: m.sent_at,
+                        received_at: m.received_at,
                     })
                     .collect();
                 let escalations = store::fired_steps_of(conn, id)?
                     .into_iter()
                     .map(|f| StepView {
-                        timer: f.timer_kind,
-                        seq: f.timer_seq,
+                        timer: f.timer.as_str().into(),
+                        seq: f.timer_seq as i32,
                         step: f.step,
-                        due_at: from_db(f.due_at),
-                        fired_at: from_db(f.fired_at),
+                        due_at: f.due_at,
+                        fired_at: f.fired_at,
                         late: f.late,
                     })
                     .collect();
@@ -168,5 +169,52 @@ impl Service {
                 }))
             })?
             .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))
+    }
+}
+
+/// Input that could not be processed, as the API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedView {
+    pub id: i64,
+    pub channel: String,
+    pub reason: String,
+    pub detail: String,
+    pub received_at: DateTime<Utc>,
+    pub size: usize,
+    /// The first 2 KiB, as text (lossy).
+    pub preview: String,
+    pub raw_url: String,
+}
+
+impl Service {
+    /// Rejected input, newest first.
+    pub fn rejected_inputs(&self, limit: i64) -> Result<Vec<RejectedView>, ServiceError> {
+        let rows = self.store().with(|c| store::rejected_inputs(c, limit))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RejectedView {
+                preview: String::from_utf8_lossy(&r.raw[..r.raw.len().min(2048)]).into_owned(),
+                size: r.raw.len(),
+                raw_url: format!("/api/v1/rejected/{}/raw", r.id),
+                id: r.id,
+                channel: r.channel,
+                reason: r.reason,
+                detail: r.detail,
+                received_at: r.received_at,
+            })
+            .collect())
+    }
+
+    /// The exact bytes of one rejected input.
+    pub fn rejected_raw(&self, id: i64) -> Result<Vec<u8>, ServiceError> {
+        self.store()
+            .with(|c| store::rejected_input(c, id))?
+            .map(|r| r.raw)
+            .ok_or_else(|| ServiceError::NotFound(format!("rejected input {id}")))
+    }
+
+    /// Whether the database answers within `timeout` (readiness).
+    pub fn ready(&self, timeout: std::time::Duration) -> Result<(), ServiceError> {
+        Ok(self.store().ping_within(timeout)?)
     }
 }

@@ -5,13 +5,14 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::schema::*;
-use super::{AnyConnection, StoreError, text, to_db};
+use super::{AnyConnection, StoreError, from_db, parse_stored, text, to_db};
 use crate::on_backend;
+use crate::sla::{Health, TicketStatus};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
-#[diesel(table_name = conversations)]
+/// One stored conversation. Statuses and health are enums, instants UTC.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConversationRow {
     pub id: i64,
     pub channel: String,
@@ -21,20 +22,73 @@ pub struct ConversationRow {
     pub request_type: String,
     pub classification: String,
     pub contract_version: String,
-    pub status: String,
+    pub status: TicketStatus,
     pub channel_mismatch: bool,
-    pub opened_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-    pub solved_at: Option<NaiveDateTime>,
-    pub health: String,
-    pub next_check_at: Option<NaiveDateTime>,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub solved_at: Option<DateTime<Utc>>,
+    pub health: Health,
+    pub next_check_at: Option<DateTime<Utc>>,
     pub subject_key: String,
     pub opener: String,
-    pub last_message_at: Option<NaiveDateTime>,
+    pub last_message_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Insertable)]
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = conversations)]
+pub(super) struct Record {
+    id: i64,
+    channel: String,
+    thread_key: String,
+    client_id: String,
+    subject: String,
+    request_type: String,
+    classification: String,
+    contract_version: String,
+    status: String,
+    channel_mismatch: bool,
+    opened_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    solved_at: Option<NaiveDateTime>,
+    health: String,
+    next_check_at: Option<NaiveDateTime>,
+    subject_key: String,
+    opener: String,
+    last_message_at: Option<NaiveDateTime>,
+}
+
+impl TryFrom<Record> for ConversationRow {
+    type Error = StoreError;
+    fn try_from(r: Record) -> Result<ConversationRow> {
+        Ok(ConversationRow {
+            id: r.id,
+            channel: r.channel,
+            thread_key: r.thread_key,
+            client_id: r.client_id,
+            subject: r.subject,
+            request_type: r.request_type,
+            classification: r.classification,
+            contract_version: r.contract_version,
+            status: parse_stored("conversations.status", &r.status)?,
+            channel_mismatch: r.channel_mismatch,
+            opened_at: from_db(r.opened_at),
+            updated_at: from_db(r.updated_at),
+            solved_at: r.solved_at.map(from_db),
+            health: parse_stored("conversations.health", &r.health)?,
+            next_check_at: r.next_check_at.map(from_db),
+            subject_key: r.subject_key,
+            opener: r.opener,
+            last_message_at: r.last_message_at.map(from_db),
+        })
+    }
+}
+
+fn rows(records: Vec<Record>) -> Result<Vec<ConversationRow>> {
+    records.into_iter().map(ConversationRow::try_from).collect()
+}
+
+/// A conversation to open.
+#[derive(Debug, Clone)]
 pub struct NewConversation {
     pub channel: String,
     pub thread_key: String,
@@ -43,57 +97,88 @@ pub struct NewConversation {
     pub request_type: String,
     pub classification: String,
     pub contract_version: String,
-    pub status: String,
+    pub status: TicketStatus,
     pub channel_mismatch: bool,
-    pub opened_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
     /// Normalised subject, for threading email by subject.
     pub subject_key: String,
     /// The opening sender's address, lower-case (empty when unknown).
     pub opener: String,
-    pub last_message_at: Option<NaiveDateTime>,
+    pub last_message_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = conversations)]
+struct Form {
+    channel: String,
+    thread_key: String,
+    client_id: String,
+    subject: String,
+    request_type: String,
+    classification: String,
+    contract_version: String,
+    status: &'static str,
+    channel_mismatch: bool,
+    opened_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    subject_key: String,
+    opener: String,
+    last_message_at: Option<NaiveDateTime>,
 }
 
 /// Opens the conversation of `(channel, thread_key)`, or returns the one that
 /// already exists: `(id, created)`.
 pub fn open_conversation(conn: &mut AnyConnection, new: &NewConversation) -> Result<(i64, bool)> {
-    let new = &NewConversation {
+    let form = Form {
+        channel: new.channel.clone(),
         thread_key: text(&new.thread_key),
+        client_id: new.client_id.clone(),
         subject: text(&new.subject),
+        request_type: new.request_type.clone(),
+        classification: new.classification.clone(),
+        contract_version: new.contract_version.clone(),
+        status: new.status.as_str(),
+        channel_mismatch: new.channel_mismatch,
+        opened_at: to_db(new.opened_at),
+        updated_at: to_db(new.updated_at),
         subject_key: text(&new.subject_key),
-        ..new.clone()
+        opener: text(&new.opener),
+        last_message_at: new.last_message_at.map(to_db),
     };
     let inserted = on_backend!(conn, |c| diesel::insert_into(conversations::table)
-        .values(new)
+        .values(&form)
         .on_conflict((conversations::channel, conversations::thread_key))
         .do_nothing()
         .execute(c))?;
     let id = conversations::table
-        .filter(conversations::channel.eq(&new.channel))
-        .filter(conversations::thread_key.eq(&new.thread_key))
+        .filter(conversations::channel.eq(&form.channel))
+        .filter(conversations::thread_key.eq(&form.thread_key))
         .select(conversations::id)
         .first(conn)?;
     Ok((id, inserted == 1))
 }
 
 pub fn conversation(conn: &mut AnyConnection, id: i64) -> Result<Option<ConversationRow>> {
-    Ok(conversations::table
+    conversations::table
         .find(id)
-        .select(ConversationRow::as_select())
+        .select(Record::as_select())
         .first(conn)
-        .optional()?)
+        .optional()?
+        .map(ConversationRow::try_from)
+        .transpose()
 }
 
 pub fn set_conversation_status(
     conn: &mut AnyConnection,
     id: i64,
-    status: &str,
+    status: TicketStatus,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let solved_at = (status == "solved").then(|| to_db(now));
+    let solved_at = (status == TicketStatus::Solved).then(|| to_db(now));
     diesel::update(conversations::table.find(id))
         .set((
-            conversations::status.eq(status),
+            conversations::status.eq(status.as_str()),
             conversations::updated_at.eq(to_db(now)),
             conversations::solved_at.eq(solved_at),
         ))
@@ -108,28 +193,30 @@ pub fn conversation_by_thread(
 ) -> Result<Option<ConversationRow>> {
     // Looked up as stored (see `text`): a NUL in the key must not make
     // PostgreSQL refuse the query.
-    Ok(conversations::table
+    conversations::table
         .filter(conversations::channel.eq(text(channel)))
         .filter(conversations::thread_key.eq(text(thread)))
-        .select(ConversationRow::as_select())
+        .select(Record::as_select())
         .first(conn)
-        .optional()?)
+        .optional()?
+        .map(ConversationRow::try_from)
+        .transpose()
 }
 
 /// Stores what the SLA engine derived: status, health and when to look again.
 pub fn update_conversation_state(
     conn: &mut AnyConnection,
     id: i64,
-    status: &str,
-    health: &str,
+    status: TicketStatus,
+    health: Health,
     next_check_at: Option<DateTime<Utc>>,
     solved_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<()> {
     diesel::update(conversations::table.find(id))
         .set((
-            conversations::status.eq(status),
-            conversations::health.eq(health),
+            conversations::status.eq(status.as_str()),
+            conversations::health.eq(health.as_str()),
             conversations::next_check_at.eq(next_check_at.map(to_db)),
             conversations::solved_at.eq(solved_at.map(to_db)),
             conversations::updated_at.eq(to_db(now)),
@@ -141,10 +228,11 @@ pub fn update_conversation_state(
 /// The earliest instant any conversation must be looked at again: what the
 /// scheduler sleeps until. One indexed lookup, whatever the number of
 /// conversations.
-pub fn earliest_check(conn: &mut AnyConnection) -> Result<Option<NaiveDateTime>> {
+pub fn earliest_check(conn: &mut AnyConnection) -> Result<Option<DateTime<Utc>>> {
     Ok(conversations::table
         .select(diesel::dsl::min(conversations::next_check_at))
-        .first::<Option<NaiveDateTime>>(conn)?)
+        .first::<Option<NaiveDateTime>>(conn)?
+        .map(from_db))
 }
 
 /// Conversations whose check time has come, oldest first. On PostgreSQL the
@@ -162,10 +250,10 @@ pub fn claim_due_conversations(
                 .filter(conversations::next_check_at.le(to_db(now)))
                 .order(conversations::next_check_at.asc())
                 .limit(limit)
-                .select(ConversationRow::as_select())
+                .select(Record::as_select())
         };
     }
-    Ok(match conn {
+    rows(match conn {
         AnyConnection::Postgresql(c) => due!().for_update().skip_locked().load(c)?,
         AnyConnection::Sqlite(c) => due!().load(c)?,
     })
@@ -187,7 +275,7 @@ pub fn list_conversations(
     f: &ConversationFilter,
 ) -> Result<Vec<ConversationRow>> {
     let mut q = conversations::table
-        .select(ConversationRow::as_select())
+        .select(Record::as_select())
         .order(conversations::id.desc())
         .limit(f.limit)
         .into_boxed();
@@ -206,7 +294,7 @@ pub fn list_conversations(
     if let Some(b) = f.before_id {
         q = q.filter(conversations::id.lt(b));
     }
-    Ok(q.load(conn)?)
+    rows(q.load(conn)?)
 }
 
 /// Open conversations by request type and health (the

@@ -1,55 +1,79 @@
 //! Fired escalation steps: recorded once each, so a restart neither repeats
 //! nor skips one.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::schema::*;
-use super::{AnyConnection, StoreError};
+use super::{AnyConnection, StoreError, from_db, parse_stored, to_db};
+use crate::contract::Timer;
 use crate::on_backend;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = escalations_fired)]
+/// A step that fired (or is about to be recorded as fired).
+#[derive(Debug, Clone, PartialEq)]
 pub struct FiredStep {
     pub conversation_id: i64,
-    pub timer_kind: String,
-    pub timer_seq: i32,
+    pub timer: Timer,
+    pub timer_seq: u32,
+    /// The engine's key of the step, unique within the conversation.
     pub step: String,
-    pub due_at: NaiveDateTime,
-    pub fired_at: NaiveDateTime,
+    pub due_at: DateTime<Utc>,
+    pub fired_at: DateTime<Utc>,
     pub late: bool,
+}
+
+#[derive(Insertable, Queryable, Selectable)]
+#[diesel(table_name = escalations_fired)]
+struct Form {
+    conversation_id: i64,
+    timer_kind: String,
+    timer_seq: i32,
+    step: String,
+    due_at: NaiveDateTime,
+    fired_at: NaiveDateTime,
+    late: bool,
 }
 
 /// Records that a step fired; `false` if it had fired before (a step fires once).
 pub fn record_fired_step(conn: &mut AnyConnection, s: &FiredStep) -> Result<bool> {
+    let form = Form {
+        conversation_id: s.conversation_id,
+        timer_kind: s.timer.as_str().into(),
+        timer_seq: s.timer_seq as i32,
+        step: s.step.clone(),
+        due_at: to_db(s.due_at),
+        fired_at: to_db(s.fired_at),
+        late: s.late,
+    };
     let n = on_backend!(conn, |c| diesel::insert_into(escalations_fired::table)
-        .values(s)
+        .values(&form)
         .on_conflict_do_nothing()
         .execute(c))?;
     Ok(n == 1)
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
-#[diesel(table_name = escalations_fired)]
-pub struct FiredRow {
-    pub id: i64,
-    pub conversation_id: i64,
-    pub timer_kind: String,
-    pub timer_seq: i32,
-    pub step: String,
-    pub due_at: NaiveDateTime,
-    pub fired_at: NaiveDateTime,
-    pub late: bool,
-}
-
-pub fn fired_steps_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<FiredRow>> {
-    Ok(escalations_fired::table
+/// The steps a conversation fired, in the order they fired.
+pub fn fired_steps_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<FiredStep>> {
+    escalations_fired::table
         .filter(escalations_fired::conversation_id.eq(conversation))
         .order(escalations_fired::id.asc())
-        .select(FiredRow::as_select())
-        .load(conn)?)
+        .select(Form::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|f| {
+            Ok(FiredStep {
+                conversation_id: f.conversation_id,
+                timer: parse_stored("escalations_fired.timer_kind", &f.timer_kind)?,
+                timer_seq: f.timer_seq as u32,
+                step: f.step,
+                due_at: from_db(f.due_at),
+                fired_at: from_db(f.fired_at),
+                late: f.late,
+            })
+        })
+        .collect()
 }
 
 pub fn fired_step_count(conn: &mut AnyConnection, conversation: i64) -> Result<i64> {

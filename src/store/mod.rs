@@ -44,7 +44,7 @@ pub use conversations::{
     conversation_by_thread, earliest_check, list_conversations, open_conversation, open_counts,
     set_conversation_status, update_conversation_state,
 };
-pub use escalations::{FiredRow, FiredStep, fired_step_count, fired_steps_of, record_fired_step};
+pub use escalations::{FiredStep, fired_step_count, fired_steps_of, record_fired_step};
 pub use mailboxes::{Checkpoint, checkpoint, save_checkpoint};
 pub use messages::{
     EventRow, Inserted, MessageRow, NewMessage, acknowledged_since, conversation_by_opener_subject,
@@ -209,6 +209,32 @@ pub enum StoreError {
     Query(#[from] diesel::result::Error),
     #[error("database connection pool: {0}")]
     Pool(String),
+    /// A stored value no version of keepword writes (a hand-edited row).
+    #[error("unexpected value in the database: {0}")]
+    Corrupt(String),
+}
+
+/// Runs `f` in a savepoint of the caller's transaction: an error rolls back
+/// what `f` wrote and nothing else (one bad message of a batch is kept raw
+/// while the rest commits).
+pub fn savepoint<T, E>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(f)
+}
+
+/// Parses a stored name (`running`, `first_response`, …) into its enum.
+pub(crate) fn parse_stored<T: std::str::FromStr>(column: &str, value: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
 #[derive(Debug)]
@@ -338,6 +364,17 @@ impl Store {
             backend,
             sqlite_writer: Arc::new(Mutex::new(())),
         })
+    }
+
+    /// Run at start. On SQLite one process owns all the work, so no outbox
+    /// lease can belong to a live sender: leases left by a crashed run are
+    /// released (they would only delay their notifications by up to two
+    /// minutes). On PostgreSQL other processes may be sending: leases stand.
+    pub fn release_stale_leases(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self.with(|c| outbox::release_all(c, now)),
+            Backend::Postgres => Ok(0),
+        }
     }
 
     pub fn backend(&self) -> Backend {

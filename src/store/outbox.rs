@@ -196,8 +196,8 @@ pub struct OutboxRow {
     pub sent_at: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = outbox)]
+/// A notification to enqueue.
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewOutbox {
     pub kind: String,
     pub target: String,
@@ -205,14 +205,33 @@ pub struct NewOutbox {
     /// What makes this notification unique, so a retried use case cannot
     /// enqueue it twice.
     pub dedupe_key: String,
-    pub created_at: NaiveDateTime,
-    pub available_at: NaiveDateTime,
+    pub created_at: DateTime<Utc>,
+    pub available_at: DateTime<Utc>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = outbox)]
+struct Form<'a> {
+    kind: &'a str,
+    target: &'a str,
+    payload: &'a str,
+    dedupe_key: &'a str,
+    created_at: NaiveDateTime,
+    available_at: NaiveDateTime,
 }
 
 /// Enqueues a notification; `false` if one with the same dedupe key exists.
 pub fn enqueue(conn: &mut AnyConnection, new: &NewOutbox) -> Result<bool> {
+    let form = Form {
+        kind: &new.kind,
+        target: &new.target,
+        payload: &new.payload,
+        dedupe_key: &new.dedupe_key,
+        created_at: to_db(new.created_at),
+        available_at: to_db(new.available_at),
+    };
     let n = on_backend!(conn, |c| diesel::insert_into(outbox::table)
-        .values(new)
+        .values(&form)
         .on_conflict_do_nothing()
         .execute(c))?;
     Ok(n == 1)

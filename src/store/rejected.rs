@@ -4,19 +4,43 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::schema::*;
-use super::{AnyConnection, StoreError, text, to_db};
+use super::{AnyConnection, StoreError, from_db, text, to_db};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
-#[diesel(table_name = rejected_input)]
+/// Input kept raw because it could not be processed.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RejectedRow {
     pub id: i64,
     pub channel: String,
     pub reason: String,
     pub detail: String,
     pub raw: Vec<u8>,
-    pub received_at: NaiveDateTime,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = rejected_input)]
+struct Record {
+    id: i64,
+    channel: String,
+    reason: String,
+    detail: String,
+    raw: Vec<u8>,
+    received_at: NaiveDateTime,
+}
+
+impl From<Record> for RejectedRow {
+    fn from(r: Record) -> RejectedRow {
+        RejectedRow {
+            id: r.id,
+            channel: r.channel,
+            reason: r.reason,
+            detail: r.detail,
+            raw: r.raw,
+            received_at: from_db(r.received_at),
+        }
+    }
 }
 
 /// Keeps input that could not be processed, raw, so nothing is lost.
@@ -44,14 +68,18 @@ pub fn rejected_inputs(conn: &mut AnyConnection, limit: i64) -> Result<Vec<Rejec
     Ok(rejected_input::table
         .order(rejected_input::id.desc())
         .limit(limit)
-        .select(RejectedRow::as_select())
-        .load(conn)?)
+        .select(Record::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(RejectedRow::from)
+        .collect())
 }
 
 pub fn rejected_input(conn: &mut AnyConnection, id: i64) -> Result<Option<RejectedRow>> {
     Ok(rejected_input::table
         .find(id)
-        .select(RejectedRow::as_select())
-        .first(conn)
-        .optional()?)
+        .select(Record::as_select())
+        .first::<Record>(conn)
+        .optional()?
+        .map(RejectedRow::from))
 }

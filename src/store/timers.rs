@@ -1,57 +1,112 @@
 //! Timers: the engine's derived state of each SLA clock, one row per timer
-//! instance.
+//! instance. Kinds and statuses go in and come out as enums, instants as UTC.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::schema::*;
-use super::{AnyConnection, StoreError};
+use super::{AnyConnection, StoreError, from_db, parse_stored, to_db};
+use crate::contract::Timer;
 use crate::on_backend;
+use crate::sla::TimerStatus;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
-#[diesel(table_name = timers)]
+/// One stored timer.
+#[derive(Debug, Clone, PartialEq)]
 pub struct TimerRow {
     pub id: i64,
     pub conversation_id: i64,
-    pub kind: String,
-    pub seq: i32,
-    pub status: String,
-    pub started_at: NaiveDateTime,
-    pub due_at: Option<NaiveDateTime>,
-    pub stopped_at: Option<NaiveDateTime>,
+    pub kind: Timer,
+    pub seq: u32,
+    pub status: TimerStatus,
+    pub started_at: DateTime<Utc>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub stopped_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = timers)]
+struct Record {
+    id: i64,
+    conversation_id: i64,
+    kind: String,
+    seq: i32,
+    status: String,
+    started_at: NaiveDateTime,
+    due_at: Option<NaiveDateTime>,
+    stopped_at: Option<NaiveDateTime>,
+}
+
+impl TryFrom<Record> for TimerRow {
+    type Error = StoreError;
+    fn try_from(r: Record) -> Result<TimerRow> {
+        Ok(TimerRow {
+            id: r.id,
+            conversation_id: r.conversation_id,
+            kind: parse_stored("timers.kind", &r.kind)?,
+            seq: r.seq as u32,
+            status: parse_stored("timers.status", &r.status)?,
+            started_at: from_db(r.started_at),
+            due_at: r.due_at.map(from_db),
+            stopped_at: r.stopped_at.map(from_db),
+        })
+    }
+}
+
+/// The derived state of one timer, as the engine computed it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct TimerState {
     pub conversation_id: i64,
-    pub kind: String,
-    pub seq: i32,
-    pub status: String,
-    pub started_at: NaiveDateTime,
-    pub due_at: Option<NaiveDateTime>,
-    pub stopped_at: Option<NaiveDateTime>,
+    pub kind: Timer,
+    pub seq: u32,
+    pub status: TimerStatus,
+    pub started_at: DateTime<Utc>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = timers)]
+struct Form {
+    conversation_id: i64,
+    kind: &'static str,
+    seq: i32,
+    status: &'static str,
+    started_at: NaiveDateTime,
+    due_at: Option<NaiveDateTime>,
+    stopped_at: Option<NaiveDateTime>,
 }
 
 /// Writes the derived state of one timer (insert or replace).
 pub fn save_timer(conn: &mut AnyConnection, t: &TimerState) -> Result<()> {
+    let form = Form {
+        conversation_id: t.conversation_id,
+        kind: t.kind.as_str(),
+        seq: t.seq as i32,
+        status: t.status.as_str(),
+        started_at: to_db(t.started_at),
+        due_at: t.due_at.map(to_db),
+        stopped_at: t.stopped_at.map(to_db),
+    };
     on_backend!(conn, |c| diesel::insert_into(timers::table)
-        .values(t)
+        .values(&form)
         .on_conflict((timers::conversation_id, timers::kind, timers::seq))
         .do_update()
-        .set(t)
+        .set(&form)
         .execute(c))?;
     Ok(())
 }
 
 pub fn timers_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<TimerRow>> {
-    Ok(timers::table
+    timers::table
         .filter(timers::conversation_id.eq(conversation))
         .order((timers::kind.asc(), timers::seq.asc()))
-        .select(TimerRow::as_select())
-        .load(conn)?)
+        .select(Record::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(TimerRow::try_from)
+        .collect()
 }
 
 /// The timers of several conversations in one query (a page of a list),
@@ -71,9 +126,10 @@ pub fn timers_of_many(
                 timers::kind.asc(),
                 timers::seq.asc(),
             ))
-            .select(TimerRow::as_select())
+            .select(Record::as_select())
             .load(conn)?;
         for t in rows {
+            let t = TimerRow::try_from(t)?;
             out.entry(t.conversation_id).or_default().push(t);
         }
     }

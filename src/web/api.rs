@@ -505,26 +505,8 @@ async fn list_rejected(
     authorize(&state, req.headers())?;
     let q: RejectedQuery = query(&req)?;
     let limit = page_limit(q.limit).map_err(|e| ApiError::Invalid(vec![e]))?;
-    let store = state.store.clone();
-    let rows =
-        blocking(move || Ok(store.with(|c| crate::store::rejected_inputs(c, limit))?)).await?;
-    let items: Vec<serde_json::Value> = rows
-        .into_iter()
-        .map(|r| {
-            let preview: String =
-                String::from_utf8_lossy(&r.raw[..r.raw.len().min(2048)]).into_owned();
-            json!({
-                "id": r.id,
-                "channel": r.channel,
-                "reason": r.reason,
-                "detail": r.detail,
-                "received_at": crate::store::from_db(r.received_at),
-                "size": r.raw.len(),
-                "preview": preview,
-                "raw_url": format!("/api/v1/rejected/{}/raw", r.id),
-            })
-        })
-        .collect();
+    let service = state.service.clone();
+    let items = blocking(move || service.rejected_inputs(limit)).await?;
     Ok(HttpResponse::Ok().json(json!({ "rejected": items })))
 }
 
@@ -534,13 +516,11 @@ async fn rejected_raw(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, req.headers())?;
     let id = path_id(&req, "rejected input")?;
-    let store = state.store.clone();
-    let row = blocking(move || Ok(store.with(|c| crate::store::rejected_input(c, id))?))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("rejected input {id} not found")))?;
+    let service = state.service.clone();
+    let raw = blocking(move || service.rejected_raw(id)).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
-        .body(row.raw))
+        .body(raw))
 }
 
 #[cfg(test)]

@@ -285,8 +285,8 @@ async fn healthz() -> impl Responder {
 /// message carries host, port and database name, and `/readyz` is public).
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let store = state.store.clone();
-    let check = web::block(move || store.ping_within(READY_CHECK_TIMEOUT));
+    let service = state.service.clone();
+    let check = web::block(move || service.ready(READY_CHECK_TIMEOUT));
     // The outer bound covers a query that hangs on a connection it got.
     let failure =
         match tokio::time::timeout(READY_CHECK_TIMEOUT + Duration::from_millis(100), check).await {
