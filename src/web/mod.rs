@@ -188,7 +188,8 @@ async fn guard(
     {
         let refused = if req.path().starts_with("/api/") {
             api::authorize(state, req.headers()).err()
-        } else if req.path() == "/webhooks/github" {
+        } else if req.path() == "/webhooks/github" && req.method() == actix_web::http::Method::POST
+        {
             // The signature needs the body; its header's shape does not.
             let header = req
                 .headers()

@@ -49,12 +49,18 @@ pub fn document(state: &AppState) -> Value {
         .collect();
     clients.push(UNKNOWN_CLIENT.into());
     clients.push(Value::Null);
-    let year = chrono::Utc::now().format("%Y").to_string();
+    let year = state.service.now().format("%Y").to_string();
     build(&channels, clients, &year)
 }
 
+/// A text with one character outside [`WHITE_SPACE`] and no NUL (refused
+/// in ids and keys: NUL would collide with its stored replacement).
+fn key_pattern() -> String {
+    format!("^[^\\u0000]*[^{WHITE_SPACE}\\u0000][^\\u0000]*$")
+}
+
 fn non_blank(max_chars: usize) -> Value {
-    json!({"type": "string", "maxLength": max_chars, "pattern": format!("[^{WHITE_SPACE}]")})
+    json!({"type": "string", "maxLength": max_chars, "pattern": key_pattern()})
 }
 
 fn nullable(mut schema: Value, kind: &str) -> Value {
@@ -115,9 +121,11 @@ fn limit_parameter() -> Value {
 /// `at` may be at most a day ahead of the server's clock, which JSON Schema
 /// cannot say; "before this year" is the part of it that a schema can.
 fn years_before(year: &str) -> String {
+    // From 1901: the calendar covers 1900-01-02 … 2199-12-30, and the year
+    // 1900 is only partly inside. `year` is at least 2001.
     let digits: Vec<u32> = year.chars().filter_map(|c| c.to_digit(10)).collect();
-    let mut alternatives = Vec::new();
-    for (i, d) in digits.iter().enumerate() {
+    let mut alternatives = vec!["19(?:0[1-9]|[1-9]\\d)".to_string()];
+    for (i, d) in digits.iter().enumerate().skip(1) {
         if *d == 0 {
             continue;
         }
@@ -144,7 +152,7 @@ fn build(channels: &[String], clients: Vec<Value>, year: &str) -> Value {
         "properties": {
             "id": {
                 "type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS,
-                "pattern": format!("[^{WHITE_SPACE}]"),
+                "pattern": key_pattern(),
                 "description": "The idempotency key: the same id twice is one event."
             },
             "channel": {"type": "string", "enum": channels, "description": "A channel of the contract."},
@@ -633,8 +641,11 @@ mod tests {
     fn years_before_admits_exactly_the_earlier_years() {
         assert_eq!(
             years_before("2026"),
-            "^(?:[0-1]\\d{3}|20[0-1]\\d{1}|202[0-5])-"
+            "^(?:19(?:0[1-9]|[1-9]\\d)|20[0-1]\\d{1}|202[0-5])-"
         );
-        assert_eq!(years_before("2000"), "^(?:[0-1]\\d{3})-");
+        assert_eq!(
+            years_before("2100"),
+            "^(?:19(?:0[1-9]|[1-9]\\d)|2[0-0]\\d{2})-"
+        );
     }
 }
