@@ -486,7 +486,7 @@ mod tests {
                 db,
                 c"SELECT ?1 LIMIT ?2".as_ptr(),
                 -1,
-                ffi::SQLITE_PREPARE_PERSISTENT as u32,
+                ffi::SQLITE_PREPARE_PERSISTENT,
                 &mut stmt,
                 null_mut(),
             );
