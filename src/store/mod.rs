@@ -306,6 +306,7 @@ impl ManageConnection for Manager {
 /// the server's CPU went to `sqlite3Reprepare`. With the guarantee diesel's
 /// statement cache works as intended. We lose only plans tuned to one bound
 /// value (LIKE prefixes, ANALYZE samples), which no query here relies on.
+#[allow(unsafe_code)]
 fn sqlite_plans_ignore_bound_values() {
     use libsqlite3_sys as ffi;
     use std::ffi::{c_char, c_int};
@@ -594,6 +595,7 @@ mod tests {
 
     /// Executions of `SELECT ?1 LIMIT ?2` on a fresh raw connection, bound
     /// anew each time as diesel does, that SQLite had to compile again.
+    #[allow(unsafe_code)]
     fn reprepares_of_a_bound_limit(disable_qpsg: bool) -> i32 {
         use libsqlite3_sys as ffi;
         use std::ptr::{null, null_mut};
