@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
+use super::mailbox::{FetchedMail, FolderCheckpoint, MailSink};
 use super::{Effects, Opening, Service, ServiceError, open_conversation};
 use crate::contract::{Contract, UNKNOWN_CLIENT};
+use crate::ingest::email::FolderKind;
 use crate::ingest::email::{self, ParsedEmail, Party, Team, ThreadIndex, is_team_address};
-use crate::ingest::imap::{FetchedMail, FolderCheckpoint, FolderKind, MailSink};
 use crate::notify::{self, EmailDraft};
 use crate::sla::Direction;
 use crate::store::{

@@ -1,0 +1,39 @@
+//! One scheduler step: the conversations whose check time has come.
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+
+/// What one scheduler step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueReport {
+    pub conversations: usize,
+    pub fired: usize,
+    /// The next instant any conversation must be looked at.
+    pub next_check: Option<DateTime<Utc>>,
+}
+
+impl Service {
+    /// One scheduler step: every conversation whose check time has come is
+    /// re-evaluated at `now`; what fell due fires.
+    pub fn due_work(&self, now: DateTime<Utc>) -> Result<DueReport, ServiceError> {
+        let (count, fired, effects) = self.inner.store.transaction(|conn| {
+            let due = store::claim_due_conversations(conn, now, DUE_BATCH)?;
+            let mut all = Effects::default();
+            let mut fired = 0;
+            for conv in &due {
+                let e = self.refresh(conn, conv, now)?;
+                fired += e.escalations.len() + e.breaches.len();
+                all.merge(e);
+            }
+            Ok::<_, ServiceError>((due.len(), fired, all))
+        })?;
+        self.apply(effects);
+        let next_check = self.inner.store.with(store::earliest_check)?;
+        Ok(DueReport {
+            conversations: count,
+            fired,
+            next_check,
+        })
+    }
+}

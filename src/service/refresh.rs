@@ -1,0 +1,265 @@
+//! Re-deriving a conversation's timers from its events, firing what fell
+//! due, and counting it after the commit.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+
+/// Counted after commit.
+#[derive(Debug, Default)]
+pub(super) struct Effects {
+    pub(super) stopped: Vec<Stopped>,
+    pub(super) breaches: Vec<Breach>,
+    /// (request type, step label) of each escalation step fired.
+    pub(super) escalations: Vec<(String, String)>,
+    pub(super) lateness: Vec<f64>,
+    pub(super) notified: bool,
+    /// The earliest `next_check_at` this work wrote.
+    pub(super) next_check: Option<DateTime<Utc>>,
+    /// The first-response due of the conversation just refreshed, for its
+    /// acknowledgement (not merged: it belongs to one refresh).
+    pub(super) first_response_due: Option<DateTime<Utc>>,
+}
+
+/// A timer that stopped in this transaction, for the metrics.
+#[derive(Debug)]
+pub(super) struct Stopped {
+    client: String,
+    request_type: String,
+    timer: Timer,
+    met: bool,
+    business_seconds: i64,
+}
+
+/// A breach recorded in this transaction, for the metrics.
+#[derive(Debug)]
+pub(super) struct Breach {
+    client: String,
+    request_type: String,
+    timer: Timer,
+}
+
+impl Effects {
+    pub(super) fn merge(&mut self, o: Effects) {
+        self.stopped.extend(o.stopped);
+        self.breaches.extend(o.breaches);
+        self.escalations.extend(o.escalations);
+        self.lateness.extend(o.lateness);
+        self.notified |= o.notified;
+        self.next_check = match (self.next_check, o.next_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+impl Service {
+    /// Re-derives a conversation's timers from its events at `now`, records
+    /// and notifies what fell due and was not recorded yet, and stores the
+    /// new state. Runs inside the caller's transaction.
+    pub(super) fn refresh(
+        &self,
+        conn: &mut AnyConnection,
+        conv: &ConversationRow,
+        now: DateTime<Utc>,
+    ) -> Result<Effects, ServiceError> {
+        let contract = self.contract_version(conn, &conv.contract_version)?;
+        let client = (conv.client_id != UNKNOWN_CLIENT).then_some(conv.client_id.as_str());
+        let Some(policy) = Policy::from_contract(&contract, &conv.request_type, client) else {
+            return Err(ServiceError::MissingContract(format!(
+                "{} (request type {})",
+                conv.contract_version, conv.request_type
+            )));
+        };
+        let messages = store::events_of(conn, conv.id)?;
+        let state = sla::evaluate(&policy, &events_of(&messages), now);
+        let before = store::timers_of(conn, conv.id)?;
+        let mut effects = Effects::default();
+        for t in &state.timers {
+            let was = before.iter().find(|b| b.kind == t.timer && b.seq == t.seq);
+            let newly_stopped = matches!(t.status, TimerStatus::Met | TimerStatus::Missed)
+                && was.is_none_or(|w| w.status != t.status);
+            if newly_stopped {
+                effects.stopped.push(Stopped {
+                    client: conv.client_id.clone(),
+                    request_type: conv.request_type.clone(),
+                    timer: t.timer,
+                    met: t.status == TimerStatus::Met,
+                    business_seconds: t.elapsed.num_seconds(),
+                });
+            }
+            let unchanged = was.is_some_and(|w| {
+                (w.status, w.started_at, w.due_at, w.stopped_at)
+                    == (t.status, t.started_at, t.due_at, t.stopped_at)
+            });
+            // Timer writes only on change: most events move one timer.
+            if !unchanged {
+                store::save_timer(
+                    conn,
+                    &TimerState {
+                        conversation_id: conv.id,
+                        kind: t.timer,
+                        seq: t.seq,
+                        status: t.status,
+                        started_at: t.started_at,
+                        due_at: t.due_at,
+                        stopped_at: t.stopped_at,
+                    },
+                )?;
+            }
+        }
+        let fired: BTreeSet<String> = store::fired_steps_of(conn, conv.id)?
+            .into_iter()
+            .map(|f| f.step)
+            .collect();
+        for action in state.actions.iter().filter(|a| !fired.contains(&a.key)) {
+            let late = (now - action.at).num_milliseconds() > 1_000;
+            let recorded = store::record_fired_step(
+                conn,
+                &FiredStep {
+                    conversation_id: conv.id,
+                    timer: action.timer,
+                    timer_seq: action.seq,
+                    step: action.key.clone(),
+                    due_at: action.at,
+                    fired_at: now,
+                    late,
+                },
+            )?;
+            if !recorded {
+                continue;
+            }
+            effects
+                .lateness
+                .push((now - action.at).num_milliseconds() as f64 / 1000.0);
+            match &action.kind {
+                ActionKind::Step { .. } => effects
+                    .escalations
+                    .push((conv.request_type.clone(), action.step.clone())),
+                ActionKind::Breach => effects.breaches.push(Breach {
+                    client: conv.client_id.clone(),
+                    request_type: conv.request_type.clone(),
+                    timer: action.timer,
+                }),
+            }
+            let contacts = &action.notify;
+            if !contacts.is_empty() && now - action.at > MAX_ALERT_AGE {
+                tracing::info!(
+                    conversation.id = conv.id,
+                    step = %action.key,
+                    fell_due = %action.at,
+                    "step recorded without alert: it fell due more than a day ago"
+                );
+            } else if !contacts.is_empty() {
+                let n = notifications::enqueue_alerts(
+                    conn,
+                    &notifications::AlertContext {
+                        contract: &contract,
+                        conversation: conv,
+                        state: &state,
+                        action,
+                        late,
+                        now,
+                        public_url: &self.inner.public_url,
+                        message_id_domain: &self.inner.message_id_domain,
+                    },
+                    contacts,
+                )?;
+                effects.notified |= n > 0;
+            }
+        }
+        let solved_at = (state.status == TicketStatus::Solved).then(|| {
+            messages
+                .iter()
+                .rev()
+                .find(|m| m.status == Some(TicketStatus::Solved))
+                .map(|m| m.sent_at)
+                .unwrap_or(now)
+        });
+        store::update_conversation_state(
+            conn,
+            conv.id,
+            state.status,
+            state.health,
+            state.next_change,
+            solved_at,
+            now,
+        )?;
+        effects.next_check = state.next_change;
+        effects.first_response_due = state
+            .timers
+            .iter()
+            .find(|t| t.timer == Timer::FirstResponse)
+            .and_then(|t| t.due_at);
+        Ok(effects)
+    }
+
+    pub(super) fn apply(&self, e: Effects) {
+        let m = &self.inner.metrics;
+        for t in e.stopped {
+            if t.met {
+                m.sla_met
+                    .with_label_values(&[&t.client, &t.request_type, t.timer.as_str()])
+                    .inc();
+            }
+            // Missed responses go into the response-time histogram too.
+            if t.timer != Timer::Resolution {
+                m.sla_response
+                    .with_label_values(&[&t.request_type, t.timer.as_str()])
+                    .observe(t.business_seconds as f64);
+            }
+        }
+        for b in e.breaches {
+            m.sla_breaches
+                .with_label_values(&[&b.client, &b.request_type, b.timer.as_str()])
+                .inc();
+        }
+        for (rtype, step) in e.escalations {
+            m.escalations.with_label_values(&[&rtype, &step]).inc();
+        }
+        for l in e.lateness {
+            m.scheduler_lateness.observe(l.max(0.0));
+        }
+        if e.notified {
+            self.inner.outbox_wake.notify_one();
+        }
+        self.wake_scheduler_if_earlier(e.next_check);
+    }
+
+    /// Refreshes the `keepword_conversations_open` gauge from the database.
+    pub fn refresh_open_gauge(&self) -> Result<(), ServiceError> {
+        let counts = self.inner.store.with(store::open_counts)?;
+        let g = &self.inner.metrics.conversations_open;
+        g.reset();
+        for (rtype, health, n) in counts {
+            g.with_label_values(&[&rtype, &health]).set(n);
+        }
+        Ok(())
+    }
+}
+
+/// Stored rows → engine events. A row may carry a message, a status, or both
+/// (a comment that also closes the ticket): the message comes first.
+fn events_of(messages: &[EventRow]) -> Vec<Event> {
+    let mut events = Vec::with_capacity(messages.len());
+    for m in messages {
+        if let Some(direction) = m.direction {
+            events.push(Event {
+                at: m.sent_at,
+                kind: EventKind::Message {
+                    direction,
+                    awaiting_client: m.awaiting_client,
+                },
+            });
+        }
+        if let Some(status) = m.status {
+            events.push(Event {
+                at: m.sent_at,
+                kind: EventKind::Status(status),
+            });
+        }
+    }
+    events
+}
