@@ -1,0 +1,388 @@
+//! The poller's loop: one task per watched folder, poll, hand batches to
+//! the sink, IDLE or sleep, reconnect with back-off.
+
+use crate::config::MailboxSettings;
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::UnsolicitedResponse;
+use futures::TryStreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::connection::timed;
+use super::*;
+
+/// Polls one mailbox. See the module doc.
+pub struct MailboxPoller {
+    pub(super) settings: MailboxSettings,
+    pub(super) sink: Arc<dyn MailSink>,
+    pub(super) metrics: ImapMetrics,
+    pub(super) timing: PollerTiming,
+    pub(super) session: Option<Session>,
+    pub(super) idle_supported: bool,
+    /// The folder the open session has selected, to skip a redundant SELECT
+    /// before IDLE.
+    pub(super) selected: Option<String>,
+    /// The folders this connection reads, inbox first. IDLE watches the
+    /// first.
+    pub(super) folders: Vec<(String, FolderKind)>,
+    pub(super) freshness: Arc<Freshness>,
+}
+
+impl MailboxPoller {
+    pub fn new(settings: MailboxSettings, sink: Arc<dyn MailSink>, metrics: ImapMetrics) -> Self {
+        let mut folders = vec![(settings.inbox.clone(), FolderKind::Inbox)];
+        if let Some(sent) = &settings.sent {
+            folders.push((sent.clone(), FolderKind::Sent));
+        }
+        MailboxPoller {
+            freshness: Arc::new(Freshness::new(&folders)),
+            folders,
+            settings,
+            sink,
+            metrics,
+            timing: PollerTiming::default(),
+            session: None,
+            idle_supported: false,
+            selected: None,
+        }
+    }
+
+    pub fn with_timing(mut self, timing: PollerTiming) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    /// Connects if needed and reads every new message of the inbox and the
+    /// sent folder into the sink. Any error drops the connection (the next
+    /// call reconnects) and counts in `imap_errors_total`.
+    pub async fn poll_once(&mut self) -> Result<PollReport, ImapError> {
+        match self.poll_all().await {
+            Ok(report) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                if let Some(all_read) = self.freshness.record(&self.folders, now) {
+                    self.metrics
+                        .last_success
+                        .with_label_values(&[self.settings.name.as_str()])
+                        .set(all_read);
+                }
+                Ok(report)
+            }
+            Err(e) => {
+                self.failed(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Watches every folder of the mailbox, each on its own connection (see
+    /// the module doc), until `shutdown` is cancelled; returns once all have
+    /// stopped, so a caller holding the mailbox lease holds it for all.
+    /// Cancelling drops the connections at once, even mid-IDLE; a sink
+    /// transaction already running in `spawn_blocking` still completes.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mailbox = self.settings.name.clone();
+        let watchers = self.per_folder();
+        futures::future::join_all(watchers.into_iter().map(|w| w.watch(shutdown.clone()))).await;
+        tracing::info!(mailbox = %mailbox, "IMAP poller stopped");
+    }
+
+    /// One poller per folder, sharing sink, metrics and freshness. The
+    /// first keeps this poller's connection (it reads the inbox).
+    fn per_folder(mut self) -> Vec<MailboxPoller> {
+        let mut rest = self.folders.split_off(1.min(self.folders.len()));
+        let others: Vec<MailboxPoller> = rest
+            .drain(..)
+            .map(|folder| MailboxPoller {
+                settings: self.settings.clone(),
+                sink: self.sink.clone(),
+                metrics: self.metrics.clone(),
+                timing: self.timing.clone(),
+                session: None,
+                idle_supported: false,
+                selected: None,
+                folders: vec![folder],
+                freshness: self.freshness.clone(),
+            })
+            .collect();
+        let mut all = vec![self];
+        all.extend(others);
+        all
+    }
+
+    /// Polls this poller's folders, then waits for new mail, until
+    /// `shutdown` is cancelled; reconnects with exponential back-off after
+    /// errors.
+    async fn watch(mut self, shutdown: CancellationToken) {
+        let mailbox = self.settings.name.clone();
+        let folder = self.folders[0].0.clone();
+        let mut backoff = self.timing.backoff_min;
+        loop {
+            let polled = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = self.poll_once() => r,
+            };
+            let outcome = match polled {
+                Ok(_) => {
+                    backoff = self.timing.backoff_min;
+                    let waited = tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        r = self.wait_for_mail() => r,
+                    };
+                    waited.inspect_err(|e| self.failed(e))
+                }
+                Err(e) => Err(e),
+            };
+            if outcome.is_err() {
+                tracing::info!(mailbox = %mailbox, folder = %folder, retry_in_ms = backoff.as_millis() as u64, "IMAP reconnect scheduled");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(self.timing.backoff_max);
+            }
+        }
+        if let Some(mut session) = self.session.take() {
+            // Courtesy only: the server cleans up a dropped connection too.
+            let _ = tokio::time::timeout(Duration::from_secs(1), session.logout()).await;
+        }
+        tracing::debug!(mailbox = %mailbox, folder = %folder, "IMAP connection stopped");
+    }
+
+    fn failed(&mut self, e: &ImapError) {
+        // A half-read response would desynchronise the next command: start over.
+        self.session = None;
+        self.selected = None;
+        self.metrics
+            .errors
+            .with_label_values(&[self.settings.name.as_str()])
+            .inc();
+        tracing::warn!(mailbox = %self.settings.name, folder = %self.folders[0].0, error = %e, "IMAP error");
+    }
+
+    async fn poll_all(&mut self) -> Result<PollReport, ImapError> {
+        if self.session.is_none() {
+            self.connect().await?;
+        }
+        let mut report = PollReport::default();
+        for (folder, kind) in self.folders.clone() {
+            report.folders.push(self.poll_folder(&folder, kind).await?);
+        }
+        Ok(report)
+    }
+    async fn poll_folder(
+        &mut self,
+        folder: &str,
+        kind: FolderKind,
+    ) -> Result<FolderReport, ImapError> {
+        let started = Instant::now();
+        let mailbox = self.settings.name.clone();
+        let checkpoint = {
+            let sink = self.sink.clone();
+            let (m, f) = (mailbox.clone(), folder.to_string());
+            tokio::task::spawn_blocking(move || sink.checkpoint(&m, &f))
+                .await
+                .map_err(|e| ImapError::Sink(e.to_string()))?
+                .map_err(ImapError::Sink)?
+        };
+        // Announcements from before this SELECT are covered by it (and left
+        // over from an IDLE's DONE); `wait_for_mail` heeds only later ones.
+        while self.session().unsolicited_responses.try_recv().is_ok() {}
+        let limit = self.timing.command_timeout;
+        let selected = timed(limit, "SELECT", self.session().select(folder)).await?;
+        self.selected = Some(folder.to_string());
+        let uidvalidity = selected
+            .uid_validity
+            .ok_or_else(|| ImapError::NoUidValidity {
+                folder: folder.to_string(),
+            })?;
+        let (last_uid, rescanned) = match checkpoint {
+            Some(c) if c.uidvalidity == uidvalidity => (c.last_uid, false),
+            Some(c) => {
+                tracing::warn!(
+                    mailbox = %mailbox,
+                    folder,
+                    old = c.uidvalidity,
+                    new = uidvalidity,
+                    "UIDVALIDITY changed: reading the folder again from UID 1"
+                );
+                (0, true)
+            }
+            None => (0, false),
+        };
+        let mut report = FolderReport {
+            folder: folder.to_string(),
+            kind,
+            uidvalidity,
+            fetched: 0,
+            batches: 0,
+            last_uid,
+            rescanned,
+        };
+        if selected.exists == 0 || selected.uid_next.is_some_and(|next| next <= last_uid + 1) {
+            // Nothing can be new: skip the SEARCH round trip.
+            return Ok(report);
+        }
+        let search = format!("UID {}:*", last_uid.saturating_add(1));
+        let uids = timed(limit, "UID SEARCH", self.session().uid_search(search)).await?;
+        for (first, last) in batches(uids, last_uid, self.timing.batch_size) {
+            let batch = self.fetch_range(first, last).await?;
+            if batch.is_empty() {
+                // Expunged between SEARCH and FETCH: nothing to store, and
+                // the next SEARCH will not list them again.
+                continue;
+            }
+            let count = batch.len();
+            let highest = batch.last().map_or(last, |m| m.uid);
+            let sink = self.sink.clone();
+            let (m, f) = (mailbox.clone(), folder.to_string());
+            let stored = Instant::now();
+            tokio::task::spawn_blocking(move || sink.ingest(&m, &f, kind, uidvalidity, batch))
+                .await
+                .map_err(|e| ImapError::Sink(e.to_string()))?
+                .map_err(ImapError::Sink)?;
+            tracing::debug!(
+                mailbox = %mailbox,
+                folder,
+                count,
+                last_uid = highest,
+                duration_ms = stored.elapsed().as_millis() as u64,
+                "IMAP batch stored"
+            );
+            report.fetched += count;
+            report.batches += 1;
+            report.last_uid = highest;
+        }
+        tracing::info!(
+            mailbox = %mailbox,
+            folder,
+            fetched = report.fetched,
+            batches = report.batches,
+            last_uid = report.last_uid,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "IMAP folder polled"
+        );
+        Ok(report)
+    }
+
+    /// `UID FETCH first:last (UID BODY.PEEK[])`, sorted by UID. PEEK keeps
+    /// the team's \Seen flags untouched.
+    async fn fetch_range(&mut self, first: u32, last: u32) -> Result<Vec<FetchedMail>, ImapError> {
+        let limit = self.timing.command_timeout;
+        let fetch = async {
+            let stream = self
+                .session()
+                .uid_fetch(format!("{first}:{last}"), "(UID BODY.PEEK[])")
+                .await?;
+            stream.try_collect::<Vec<_>>().await
+        };
+        let fetched = timed(limit, "UID FETCH", fetch).await?;
+        let mut mails: Vec<FetchedMail> = fetched
+            .iter()
+            .filter_map(|f| {
+                let uid = f.uid?;
+                // A range answers the newest message even below `first`
+                // (`n:*` semantics) and servers may add unsolicited FETCHes
+                // for flag changes, which carry no body.
+                if uid < first || uid > last {
+                    return None;
+                }
+                Some(FetchedMail {
+                    uid,
+                    raw: f.body()?.to_vec(),
+                })
+            })
+            .collect();
+        mails.sort_by_key(|m| m.uid);
+        mails.dedup_by_key(|m| m.uid);
+        Ok(mails)
+    }
+
+    /// Waits until the first folder may have new mail: IDLE when offered,
+    /// else a poll interval of sleep.
+    async fn wait_for_mail(&mut self) -> Result<(), ImapError> {
+        if !self.idle_supported || self.session.is_none() {
+            tokio::time::sleep(self.timing.poll_interval).await;
+            return Ok(());
+        }
+        let watched = self.folders[0].0.clone();
+        if self.selected.as_deref() != Some(watched.as_str()) {
+            self.timed_select(&watched).await?;
+        }
+        let session = self.session.take().expect("checked above");
+        self.selected = None;
+        // EXISTS announced during the poll's SEARCH or FETCH, or while IDLE
+        // starts, lands here rather than in the IDLE stream: such mail came
+        // after the SEARCH and would otherwise wait for the next wake-up.
+        let announced = session.unsolicited_responses.clone();
+        let limit = self.timing.command_timeout;
+        let mut handle = session.idle();
+        timed(limit, "IDLE", handle.init()).await?;
+        let mut arrived = false;
+        while let Ok(r) = announced.try_recv() {
+            arrived |= matches!(
+                r,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            );
+        }
+        let started = Instant::now();
+        let woke = if arrived {
+            IdleResponse::Timeout
+        } else {
+            let wait = if self.folders.len() > 1 {
+                // IDLE sees only the first folder: poll the others at this pace.
+                self.timing.idle_timeout.min(self.timing.poll_interval)
+            } else {
+                self.timing.idle_timeout
+            };
+            let (fut, _stop) = handle.wait_with_timeout(wait);
+            // The inner timeout restarts on every keepalive; this one bounds
+            // the whole wait should the stream stall mid-response.
+            match tokio::time::timeout(wait + limit, fut).await {
+                Ok(r) => r.map_err(|source| ImapError::Protocol {
+                    what: "IDLE",
+                    source,
+                })?,
+                Err(_) => IdleResponse::Timeout,
+            }
+        };
+        let session = timed(limit, "DONE", handle.done()).await?;
+        self.session = Some(session);
+        self.selected = Some(watched.clone());
+        tracing::debug!(
+            mailbox = %self.settings.name,
+            folder = %watched,
+            new_data = arrived || matches!(woke, IdleResponse::NewData(_)),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "IMAP IDLE ended"
+        );
+        Ok(())
+    }
+
+    async fn timed_select(&mut self, folder: &str) -> Result<(), ImapError> {
+        let limit = self.timing.command_timeout;
+        timed(limit, "SELECT", self.session().select(folder)).await?;
+        self.selected = Some(folder.to_string());
+        Ok(())
+    }
+}
+
+/// Splits the UIDs above `after` into inclusive `(first, last)` ranges of at
+/// most `size` existing messages. Ranges rather than UID lists keep each
+/// command short; a range between two existing UIDs can only contain UIDs
+/// SEARCH already listed, because new mail always gets higher UIDs.
+pub(super) fn batches(
+    uids: impl IntoIterator<Item = u32>,
+    after: u32,
+    size: usize,
+) -> Vec<(u32, u32)> {
+    let mut uids: Vec<u32> = uids.into_iter().filter(|&u| u > after).collect();
+    uids.sort_unstable();
+    uids.dedup();
+    uids.chunks(size.max(1))
+        .map(|c| (c[0], c[c.len() - 1]))
+        .collect()
+}
