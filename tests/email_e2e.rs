@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use support::dovecot::Dovecot;
-use support::{SmtpServer, eventually};
+use support::{SmtpServer, eventually, eventually_async};
 
 const USER: &str = "support@test.local";
 const PASS: &str = "supportpw";
@@ -177,8 +177,7 @@ async fn new_mail_is_acknowledged_once_and_the_reply_meets_first_response(db: St
         ),
     );
     let http = reqwest::Client::new();
-    let mut met = false;
-    for _ in 0..150 {
+    let met = eventually_async(Duration::from_secs(30), || async {
         let d: Value = http
             .get(format!("{base}/api/v1/conversations/{id}"))
             .bearer_auth(TOKEN)
@@ -194,14 +193,9 @@ async fn new_mail_is_acknowledged_once_and_the_reply_meets_first_response(db: St
             .iter()
             .find(|t| t["timer"] == "first_response")
             .cloned();
-        if first.is_some_and(|t| t["status"] == "met")
-            && d["messages"].as_array().unwrap().len() >= 4
-        {
-            met = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        first.is_some_and(|t| t["status"] == "met") && d["messages"].as_array().unwrap().len() >= 4
+    })
+    .await;
     assert!(met, "the reply from Sent did not meet first_response");
     assert_eq!(
         conversations(&base).await.len(),
@@ -227,23 +221,28 @@ async fn new_mail_is_acknowledged_once_and_the_reply_meets_first_response(db: St
             "",
         ),
     );
-    let mut listed = Value::Null;
-    for _ in 0..100 {
-        let v: Value = http
-            .get(format!("{base}/api/v1/rejected"))
+    let rejected_list = || async {
+        http.get(format!("{base}/api/v1/rejected"))
             .bearer_auth(TOKEN)
             .send()
             .await
             .unwrap()
-            .json()
+            .json::<Value>()
             .await
-            .unwrap();
-        if !v["rejected"].as_array().unwrap().is_empty() && conversations(&base).await.len() == 2 {
-            listed = v;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .unwrap()
+    };
+    assert!(
+        eventually_async(Duration::from_secs(20), || async {
+            !rejected_list().await["rejected"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+                && conversations(&base).await.len() == 2
+        })
+        .await,
+        "the junk was not listed, or the mail after it not ingested"
+    );
+    let listed = rejected_list().await;
     let entry = &listed["rejected"][0];
     assert_eq!(entry["reason"], "unparseable", "{listed}");
     assert_eq!(entry["channel"], "email");
@@ -297,8 +296,7 @@ async fn acknowledgements_wait_for_smtp_and_go_out_once() {
     );
     // Wait until the mail is in and the acknowledgement is pending.
     let http = reqwest::Client::new();
-    let mut pending = false;
-    for _ in 0..100 {
+    let pending = eventually_async(Duration::from_secs(10), || async {
         let m = http
             .get(format!("{base}/metrics"))
             .send()
@@ -307,14 +305,10 @@ async fn acknowledgements_wait_for_smtp_and_go_out_once() {
             .text()
             .await
             .unwrap();
-        if m.lines()
+        m.lines()
             .any(|l| l.starts_with("keepword_outbox_pending") && l.ends_with(" 1"))
-        {
-            pending = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     assert!(pending, "the acknowledgement waits in the outbox");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let smtp = SmtpServer::start_on(smtp_port);

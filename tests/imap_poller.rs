@@ -224,13 +224,25 @@ async fn new_mail_arrives_through_idle_within_two_seconds() {
     let (server, sink) = start();
     server.append(USER, PASSWORD, "INBOX", &mail("idle", 1));
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(poller(&server, &sink, None).run(shutdown.clone()));
+    let metrics = ImapMetrics::new();
+    let p = MailboxPoller::new(
+        settings(server.port, PASSWORD, None),
+        sink.clone(),
+        metrics.clone(),
+    )
+    .with_timing(fast());
+    let task = tokio::spawn(p.run(shutdown.clone()));
     assert!(
         support::eventually(Duration::from_secs(10), || sink.stored() == 1).await,
         "the first poll did not ingest the existing message"
     );
-    // Let the poller enter IDLE before the new mail lands.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The new mail must land while the poller waits in IDLE, or the test
+    // would prove the poll, not IDLE.
+    let idle = metrics.idling.with_label_values(&[MAILBOX, "INBOX"]);
+    assert!(
+        support::eventually(Duration::from_secs(5), || idle.get() == 1).await,
+        "the poller never entered IDLE"
+    );
 
     for i in 2..=3 {
         let appended = Instant::now();
@@ -584,7 +596,11 @@ async fn shutdown_during_idle_returns_promptly() {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(p.run(shutdown.clone()));
     assert!(support::eventually(Duration::from_secs(10), || sink.stored() == 1).await);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = metrics.idling.with_label_values(&[MAILBOX, "INBOX"]);
+    assert!(
+        support::eventually(Duration::from_secs(5), || idle.get() == 1).await,
+        "the poller never entered IDLE"
+    );
 
     let stopping = Instant::now();
     shutdown.cancel();

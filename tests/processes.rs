@@ -85,7 +85,8 @@ async fn kill_nine_then_restart(database_url: String) {
     let http = reqwest::Client::new();
 
     let mut first = start(dir.path(), &database_url, &contract, smtp.port);
-    // 50% is already due; 100% falls due in 6 s.
+    // 50% is already due; 100% falls due in 6 s (the window is 60 s).
+    let full_step = Utc::now().trunc_subsecs(0) + chrono::Duration::seconds(6);
     let id = open_ticket(&http, first.port, "K-1", 54).await;
     assert!(
         eventually(Duration::from_secs(10), || hooks.accepted().len() == 1
@@ -106,8 +107,12 @@ async fn kill_nine_then_restart(database_url: String) {
     first.child.kill().unwrap(); // SIGKILL: no shutdown path runs
     first.child.wait().unwrap();
 
-    // The 100% step and the breach fall due while nothing runs.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The 100% step and the breach fall due while nothing runs: wait for
+    // that instant (plus the second the engine rounds events up by).
+    let wait = (full_step + chrono::Duration::seconds(1) - Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(wait).await;
     assert_eq!(hooks.accepted().len(), 1);
 
     let mut second = start(dir.path(), &database_url, &contract, smtp.port);

@@ -32,7 +32,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use prometheus::{GaugeVec, IntCounterVec, Opts};
+use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts};
 
 pub use crate::ingest::email::FolderKind;
 
@@ -101,6 +101,9 @@ pub struct FolderReport {
 pub struct ImapMetrics {
     pub last_success: GaugeVec,
     pub errors: IntCounterVec,
+    /// 1 while a connection waits in IDLE on the folder: ops (and tests)
+    /// see whether new mail is pushed or only polled.
+    pub idling: IntGaugeVec,
 }
 
 impl ImapMetrics {
@@ -121,9 +124,18 @@ impl ImapMetrics {
             &["mailbox"],
         )
         .expect("valid metric");
+        let idling = IntGaugeVec::new(
+            Opts::new(
+                "imap_idle",
+                "1 while a connection of the mailbox waits in IDLE on the folder.",
+            ),
+            &["mailbox", "folder"],
+        )
+        .expect("valid metric");
         ImapMetrics {
             last_success,
             errors,
+            idling,
         }
     }
 
@@ -131,6 +143,7 @@ impl ImapMetrics {
         vec![
             Box::new(self.last_success.clone()),
             Box::new(self.errors.clone()),
+            Box::new(self.idling.clone()),
         ]
     }
 }

@@ -321,6 +321,19 @@ impl MailboxPoller {
         let limit = self.timing.command_timeout;
         let mut handle = session.idle();
         timed(limit, "IDLE", handle.init()).await?;
+        let idling = self
+            .metrics
+            .idling
+            .with_label_values(&[self.settings.name.as_str(), watched.as_str()]);
+        idling.set(1);
+        // Back to 0 however the wait ends, errors included.
+        struct Idle(prometheus::IntGauge);
+        impl Drop for Idle {
+            fn drop(&mut self) {
+                self.0.set(0);
+            }
+        }
+        let _idle = Idle(idling);
         let mut arrived = false;
         while let Ok(r) = announced.try_recv() {
             arrived |= matches!(
