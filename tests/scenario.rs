@@ -217,3 +217,91 @@ fn long_past_steps_are_recorded_without_alerts() {
         "the 50% step of a twenty-minute-old outage alerts"
     );
 }
+
+/// The clock is one seam (issue 7): the real app over HTTP, with a manual
+/// clock the test moves over a weekend in an instant. The handler stamps the
+/// event with the clock's now, and the scheduler, asleep until the due,
+/// wakes when the clock moves past it and records the breach at the clock's
+/// time — no real waiting.
+async fn a_moved_clock_breaches_over_the_weekend(backend: common::app::Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/contract.toml"))
+            .unwrap();
+    // No chat webhooks: alerts stay on loopback (an SMTP port nobody serves).
+    let contract: String = shipped
+        .lines()
+        .map(|l| match l.find(", webhook = ") {
+            Some(i) if l.contains("email = ") => format!("{} }}", &l[..i]),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.path().join("contract.toml");
+    std::fs::write(&path, contract).unwrap();
+    // Friday 4 December 2026, 16:00 in Berlin.
+    let clock = keepword::clock::Clock::manual(at("2026-12-04T15:00:00Z"));
+    let app = common::app::spawn_app(backend, path, 9, clock.clone()).await;
+
+    let (status, body) = app
+        .post(
+            "/api/v1/events",
+            &serde_json::json!({
+                "id": "c-1", "channel": "tickets", "thread": "C-1", "direction": "inbound",
+                "from": "peter@initech.example", "subject": "Footer",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["conversation_id"].as_i64().unwrap();
+    let first_response = |d: &serde_json::Value| {
+        d["timers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["timer"] == "first_response")
+            .cloned()
+            .unwrap()
+    };
+    let (_, d) = app.get(&format!("/api/v1/conversations/{id}")).await;
+    // 4 business hours: Friday 16:00–17:00, then Monday 09:00–12:00 Berlin.
+    assert_eq!(first_response(&d)["due_at"], "2026-12-07T11:00:00Z", "{d}");
+    assert_eq!(first_response(&d)["status"], "running");
+
+    clock.set(at("2026-12-07T11:00:01Z"));
+    let breached = {
+        let mut breached = false;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            let (_, d) = app.get(&format!("/api/v1/conversations/{id}")).await;
+            if first_response(&d)["status"] == "breached" {
+                assert_eq!(d["health"], "breached");
+                let breach = d["escalations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["step"].as_str().unwrap().ends_with("/breach"))
+                    .cloned()
+                    .unwrap();
+                // Recorded at the clock's time, not the wall clock's.
+                assert_eq!(breach["fired_at"], "2026-12-07T11:00:01Z", "{breach}");
+                breached = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        breached
+    };
+    assert!(breached, "the scheduler did not follow the moved clock");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_moved_clock_breaches_over_the_weekend_sqlite() {
+    a_moved_clock_breaches_over_the_weekend(common::app::Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_moved_clock_breaches_over_the_weekend_postgres() {
+    a_moved_clock_breaches_over_the_weekend(common::app::Backend::Postgres).await;
+}

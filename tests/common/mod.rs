@@ -1,6 +1,7 @@
 //! Shared by the integration tests: fresh databases on both backends.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod binary;
 
 /// Zones the business-time tests draw from: half-hour DST (Lord_Howe),
