@@ -1,19 +1,36 @@
 //! keepword holds a client-facing team to its written communication contract.
 //!
-//! Pure core (no IO; time comes in as an argument):
+//! Pure core (no IO, no tokio, no diesel; time comes in as an argument):
 //! - [`calendar`]: business time — open intervals, `add`, `between`.
-//! - [`contract`]: the written contract — parsing with spans, validation, rendering.
-//! - [`sla`]: conversation events → timers, health, due escalations; classification.
+//! - [`contract`]: the written contract — parsing with spans, validation,
+//!   version hash, rendering.
+//! - [`sla`]: conversation events → timers, health, typed due actions (with
+//!   their recipients); classification.
+//! - [`ingest::email`] and [`ingest::webhook`]: raw MIME, generic events and
+//!   GitHub deliveries → typed values; the routing and threading rules.
 //!
-//! Adapters around it:
-//! - [`ingest`]: ticket webhooks (generic events, GitHub) → typed events; signatures.
-//! - [`store`]: diesel over SQLite or PostgreSQL, migrations embedded.
-//! - [`notify`]: the transactional outbox worker — SMTP and webhooks.
-//! - [`web`]: actix-web — health, readiness, metrics, the public contract page.
-//! - [`config`]: service settings from defaults, file and `KEEPWORD_*` env.
-//! - [`metrics`]: every exported metric, in a registry the app owns.
-//! - [`tls`]: TLS client trust (public roots plus `ca_file`) for IMAP and SMTP.
-//! - [`app`]: wiring — builds the running service from settings.
+//! Where the core meets storage and notification:
+//! - [`service`]: the use cases (events, email, refresh, due work, the
+//!   contract in force and its reload, read models for the API); the
+//!   mailbox port the IMAP poller feeds.
+//! - [`backtest`]: replays an mbox or Maildir through the same routing,
+//!   threading, classification and engine, in memory (reads files).
+//!
+//! Adapters, depending inward:
+//! - [`store`]: diesel over SQLite or PostgreSQL, one file per aggregate;
+//!   enums and UTC instants at its boundary, backend differences inside.
+//! - [`ingest::imap`]: the IMAP poller (connection, poller loop).
+//! - [`notify`]: the transactional outbox worker — SMTP and webhooks — and the
+//!   acknowledgement templates.
+//! - [`scheduler`]: sleeps until the earliest due, or until woken or the clock
+//!   moves; runs one due-work step.
+//! - [`web`]: actix-web — API, webhooks, OpenAPI, health, metrics, contract
+//!   page; one error mapping.
+//! - [`tls`]: TLS roots (public plus a private CA file) for IMAP and SMTP.
+//!
+//! Around them: [`clock`] (the only reader of the system clock), [`config`]
+//! (settings from defaults, file and `KEEPWORD_*` env), [`metrics`] (one
+//! registry the app owns) and [`app`] (wiring; only `main` uses it).
 
 pub mod app;
 pub mod backtest;

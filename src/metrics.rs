@@ -1,5 +1,9 @@
-//! Every metric the service exports, under one prefix, in a registry the app
-//! owns (not the global one), so tests can run several apps in one process.
+//! The service's metrics, under one prefix, in a registry the app owns (not
+//! the global one), so tests can run several apps in one process. Two
+//! adapters define their own and register them here: the outbox worker's
+//! (`notify::worker`: `outbox_pending`, `notifications_total`) and the IMAP
+//! poller's (`ingest::imap`: `imap_*`); `tests/dashboards.rs` checks that
+//! every name the dashboards use is registered.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
