@@ -1,4 +1,4 @@
-//! Hand-written diesel schema, shared by both backends. `tests/store.rs`
+//! Hand-written diesel schema, shared by both backends. `tests/storage/store.rs`
 //! checks it against the migrations of each backend by running every query.
 
 diesel::table! {

@@ -6,7 +6,7 @@
 //! `json!` and read their bodies themselves. Two things keep it true: the
 //! test below fails when a registered route (or method) is missing from the
 //! document or the document names one that is not registered; and
-//! `tests/openapi.rs` runs schemathesis against the running service, which
+//! `tests/http/openapi.rs` runs schemathesis against the running service, which
 //! fails on any answer (status, header, body) the document does not allow
 //! and on any request the document allows that the service refuses.
 //!

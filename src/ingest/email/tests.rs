@@ -1,5 +1,5 @@
 //! Unit tests for parsing, automatic mail, subjects, team addresses and
-//! threading. Corpus tests over real messages live in `tests/email_corpus.rs`.
+//! threading. Corpus tests over real messages live in `tests/pure/email_corpus.rs`.
 
 use chrono::{TimeDelta, TimeZone, Utc};
 

@@ -1,6 +1,6 @@
 //! The same store behaviour, checked on SQLite and on PostgreSQL.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use keepword::contract::Timer;

@@ -1,8 +1,8 @@
 //! The built binary under failure and sharing: `kill -9` and restart, and two
 //! processes on one PostgreSQL. Every escalation is notified exactly once.
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

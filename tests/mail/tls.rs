@@ -8,7 +8,7 @@
 //! The certificate lists only the IP address 127.0.0.1, so connecting to
 //! `localhost` (the same server) is connecting to a host it is not valid for.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

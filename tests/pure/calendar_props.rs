@@ -1,7 +1,7 @@
 //! Properties of `add` and `between` over random calendars, zones, holidays
 //! and instants (2000–2040). The zones are chosen for their trouble: 30-minute
 //! DST, +05:45, midnight gaps, a skipped day, abolished DST.
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -2,7 +2,7 @@
 //! probe it, over loopback — each finding as a test that fails without its
 //! fix, on SQLite and PostgreSQL where a database is involved.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -8,7 +8,7 @@ use keepword::contract::{Contract, ContractError, Timer, UNKNOWN_CLIENT, parse};
 
 fn shipped() -> Contract {
     parse(
-        include_str!("../config/contract.toml"),
+        include_str!("../../config/contract.toml"),
         "config/contract.toml",
     )
     .unwrap_or_else(|d| panic!("{d}"))
@@ -62,7 +62,7 @@ fn clients_by_address_then_domain_then_parent_domain() {
         Some(UNKNOWN_CLIENT)
     );
     let ignoring = parse(
-        &include_str!("../config/contract.toml").replace(
+        &include_str!("../../config/contract.toml").replace(
             "unknown_senders = \"track\"",
             "unknown_senders = \"ignore\"",
         ),
@@ -77,7 +77,7 @@ fn clients_by_address_then_domain_then_parent_domain() {
 fn exact_address_beats_domain() {
     let source = format!(
         "{}\n[[clients]]\nid = \"acme-ceo\"\nname = \"ACME CEO office\"\naddresses = [\"ceo@acme.com\"]\n",
-        include_str!("../config/contract.toml")
+        include_str!("../../config/contract.toml")
     );
     let c = parse(&source, "c.toml").unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(c.client_for_email("ceo@acme.com").unwrap().id, "acme-ceo");
@@ -134,7 +134,7 @@ fn warn_threshold_is_the_first_at_step_else_75() {
     let c = shipped();
     assert_eq!(c.warn_percent("urgent"), Some(50));
     assert_eq!(c.warn_percent("question"), Some(75));
-    let source = include_str!("../config/contract.toml")
+    let source = include_str!("../../config/contract.toml")
         .replace("escalation = [{ at = \"75%\", notify = [\"lead\"] }]\n", "");
     let c = parse(&source, "c.toml").unwrap_or_else(|d| panic!("{d}"));
     assert!(c.request_type("question").unwrap().escalation.is_empty());
@@ -221,7 +221,7 @@ fn due_rejects_unknown_ids_and_missing_windows() {
         c.due("question", Some(UNKNOWN_CLIENT), Timer::FirstResponse, at)
             .is_ok()
     );
-    let source = include_str!("../config/contract.toml").replace("resolution = \"5d\"\n", "");
+    let source = include_str!("../../config/contract.toml").replace("resolution = \"5d\"\n", "");
     let c = parse(&source, "c.toml").unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(c.window("question", None, Timer::Resolution), None);
     assert_eq!(

@@ -4,7 +4,7 @@
 
 use keepword::contract::{Contract, parse};
 
-const BASE: &str = include_str!("fixtures/contracts/base.toml");
+const BASE: &str = include_str!("../fixtures/contracts/base.toml");
 
 fn contract(source: &str) -> Contract {
     parse(source, "c.toml").unwrap_or_else(|d| panic!("{d}"))

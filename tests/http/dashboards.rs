@@ -2,7 +2,7 @@
 //! unit-tests the rules, and every metric either names is one the service
 //! really exports.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! service and store (both backends): Christmas holidays, a weekend, a
 //! breach, a late answer, a follow-up, a question to the client, solving.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Utc};
 use keepword::ingest::IncomingEvent;

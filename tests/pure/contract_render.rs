@@ -5,7 +5,7 @@ use keepword::contract::{Contract, parse, render_html, render_markdown};
 
 fn shipped() -> Contract {
     parse(
-        include_str!("../config/contract.toml"),
+        include_str!("../../config/contract.toml"),
         "config/contract.toml",
     )
     .unwrap_or_else(|d| panic!("{d}"))
@@ -67,7 +67,7 @@ fn html_is_a_complete_page_with_the_same_content() {
 
 #[test]
 fn contract_text_is_escaped() {
-    let source = include_str!("../config/contract.toml")
+    let source = include_str!("../../config/contract.toml")
         .replace(
             "definition = \"Everything that is not urgent and not a bug: questions, content changes, new ideas.\"",
             "definition = \"<script>alert('x')</script> & *more*\"",
@@ -89,7 +89,7 @@ fn contract_text_is_escaped() {
 
 #[test]
 fn a_contract_without_holidays_or_overrides_has_no_empty_sections() {
-    let source = include_str!("fixtures/contracts/base.toml")
+    let source = include_str!("../fixtures/contracts/base.toml")
         .replace("holidays = [\"2026-12-24\"]\n", "")
         .replace(
             "overrides = { question = { first_response = \"2h\" } }\n",

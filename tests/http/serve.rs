@@ -1,7 +1,7 @@
 //! `keepword serve`: the real app on port 0 over HTTP, in-process and as the
 //! built binary (signals, exit codes, first start on SQLite).
 
-mod common;
+use crate::common;
 
 use common::binary::{get, serve_binary, sighup, sigterm, spawn_binary, wait_exit};
 

@@ -7,8 +7,8 @@
 
 use keepword::contract::{Diagnostic, parse};
 
-const BASE: &str = include_str!("fixtures/contracts/base.toml");
-const MANY: &str = include_str!("fixtures/contracts/many_mistakes.toml");
+const BASE: &str = include_str!("../fixtures/contracts/base.toml");
+const MANY: &str = include_str!("../fixtures/contracts/many_mistakes.toml");
 
 /// BASE with `from` (which must occur exactly once) replaced by `to`.
 fn with(from: &str, to: &str) -> String {
@@ -162,7 +162,7 @@ fn base_fixture_is_valid() {
 #[test]
 fn shipped_contract_is_valid() {
     // needs the real calendar (durations)
-    let source = include_str!("../config/contract.toml");
+    let source = include_str!("../../config/contract.toml");
     let contract = parse(source, "config/contract.toml").unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(
         contract.info().name,

@@ -2,8 +2,8 @@
 //! breach alerts through a real SMTP server and a webhook receiver — on
 //! SQLite and on PostgreSQL.
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The IMAP poller against a real Dovecot (one private instance per test),
 //! with a recording sink that de-duplicates by Message-ID like the real one.
 
-mod support;
+use crate::support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

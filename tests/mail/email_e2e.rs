@@ -2,8 +2,8 @@
 //! service, and an SMTP server receiving the acknowledgements. Also the
 //! built binary killed with -9 in the middle of ingesting 5,000 messages.
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -3,8 +3,8 @@
 //! and schemathesis (property-based requests from the document, every check)
 //! finds no server error and no answer the document does not allow.
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::time::Duration;
 

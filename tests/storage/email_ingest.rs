@@ -2,7 +2,7 @@
 //! automatic mail, acknowledgements and their limits, checkpoints,
 //! unparseable input kept raw.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use keepword::ingest::imap::{FetchedMail, FolderKind};

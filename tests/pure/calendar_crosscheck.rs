@@ -9,7 +9,7 @@
 //! `.venv/bin/python` in the crate (created by `./scripts/test` from
 //! tests/crosscheck/requirements.txt). Without it the test fails: it never
 //! skips silently.
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

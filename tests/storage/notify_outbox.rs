@@ -3,8 +3,7 @@
 //! headers, back-off while a receiver is down, exactly one delivery per row,
 //! and two workers sharing one database.
 
-mod common;
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,0 +1,18 @@
+//! The real app over HTTP and the built binary: the API, webhooks, security
+//! findings, the OpenAPI document under schemathesis, `serve`, dashboards,
+//! `kill -9` and several processes on one PostgreSQL.
+//!
+//! One test binary per group (each links the whole app), a module per area.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../support/mod.rs"]
+mod support;
+
+mod api;
+mod dashboards;
+mod ingest_github;
+mod openapi;
+mod processes;
+mod security;
+mod serve;

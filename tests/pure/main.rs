@@ -1,0 +1,20 @@
+//! The pure core and the CLI: business time against oracles, the contract,
+//! the SLA engine's properties, the email corpus through the parser, the
+//! backtest and `keepword contract …` as a user runs them.
+//!
+//! One test binary per group (each links the whole app), a module per area.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod backtest;
+mod calendar_crosscheck;
+mod calendar_props;
+mod cli;
+mod contract_queries;
+mod contract_render;
+mod contract_validation;
+mod contract_version;
+mod email_corpus;
+mod sla_props;
+mod sla_scenario;

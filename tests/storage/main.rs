@@ -1,0 +1,14 @@
+//! The store and the service on SQLite and PostgreSQL: queries, a moved-clock
+//! week, email through the service, the outbox against real receivers.
+//!
+//! One test binary per group (each links the whole app), a module per area.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../support/mod.rs"]
+mod support;
+
+mod email_ingest;
+mod notify_outbox;
+mod scenario;
+mod store;
