@@ -18,7 +18,6 @@ mod version;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::path::Path;
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -39,28 +38,6 @@ pub const DEFAULT_WARN_PERCENT: u8 = 75;
 /// Parses and validates a contract. `file_name` only labels diagnostics.
 pub fn parse(source: &str, file_name: &str) -> Result<Contract, Diagnostics> {
     parse::parse(source, file_name)
-}
-
-/// Reads `path` and [`parse`]s it; diagnostics name the path as given.
-pub fn load(path: impl AsRef<Path>) -> Result<Contract, LoadError> {
-    let path = path.as_ref();
-    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    Ok(parse(&source, &path.display().to_string())?)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot read contract {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Invalid(#[from] Diagnostics),
 }
 
 /// Why a query about a valid contract could not be answered.

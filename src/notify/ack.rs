@@ -231,7 +231,11 @@ mod tests {
     use super::*;
 
     fn shipped() -> Contract {
-        crate::contract::load(concat!(env!("CARGO_MANIFEST_DIR"), "/config/contract.toml")).unwrap()
+        crate::contract::parse(
+            include_str!("../../config/contract.toml"),
+            "config/contract.toml",
+        )
+        .unwrap()
     }
 
     #[test]

@@ -473,8 +473,11 @@ fn always_calendar_runs_through_the_night_and_dst() {
 
 #[test]
 fn policy_from_the_shipped_contract() {
-    let c = crate::contract::load(concat!(env!("CARGO_MANIFEST_DIR"), "/config/contract.toml"))
-        .unwrap();
+    let c = crate::contract::parse(
+        include_str!("../../config/contract.toml"),
+        "config/contract.toml",
+    )
+    .unwrap();
     let p = Policy::from_contract(&c, "question", Some("acme")).unwrap();
     assert_eq!(p.window(Timer::FirstResponse), Some(d("2h")));
     assert_eq!(p.window(Timer::Resolution), Some(d("5d")));
@@ -490,7 +493,11 @@ mod classification {
     use crate::contract::Contract;
 
     fn shipped() -> Contract {
-        crate::contract::load(concat!(env!("CARGO_MANIFEST_DIR"), "/config/contract.toml")).unwrap()
+        crate::contract::parse(
+            include_str!("../../config/contract.toml"),
+            "config/contract.toml",
+        )
+        .unwrap()
     }
 
     fn input<'a>(channel: &'a str, subject: &'a str, body: &'a str) -> ClassifyInput<'a> {

@@ -128,7 +128,9 @@ async fn new_mail_is_acknowledged_once_and_the_reply_meets_first_response(db: St
         ack.header("X-Auto-Response-Suppress").as_deref(),
         Some("All")
     );
-    let contract = keepword::contract::load(contract_path()).unwrap();
+    let contract = keepword::service::LoadedContract::load(&contract_path())
+        .unwrap()
+        .contract;
     let due = contract
         .due(
             "question",

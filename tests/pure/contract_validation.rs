@@ -173,11 +173,14 @@ fn shipped_contract_is_valid() {
 }
 
 #[test]
-fn load_reads_a_file_and_names_it_in_diagnostics() {
+fn the_edge_reads_a_contract_file_and_names_it_in_diagnostics() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.toml");
     std::fs::write(&path, "[contract]\nname = 1\n").unwrap();
-    let error = keepword::contract::load(&path).unwrap_err().to_string();
+    let error = keepword::service::LoadedContract::load(&path)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         error.contains(&format!(
             "{}:2:8: error: name must be a string",
@@ -185,7 +188,9 @@ fn load_reads_a_file_and_names_it_in_diagnostics() {
         )),
         "{error}"
     );
-    let missing = keepword::contract::load(dir.path().join("nope.toml")).unwrap_err();
+    let missing = keepword::service::LoadedContract::load(&dir.path().join("nope.toml"))
+        .err()
+        .unwrap();
     assert!(
         missing.to_string().contains("cannot read contract"),
         "{missing}"

@@ -57,7 +57,11 @@ fn keys(s: &ConversationState) -> Vec<&str> {
 }
 
 fn contract() -> keepword::contract::Contract {
-    keepword::contract::load(concat!(env!("CARGO_MANIFEST_DIR"), "/config/contract.toml")).unwrap()
+    keepword::contract::parse(
+        include_str!("../../config/contract.toml"),
+        "config/contract.toml",
+    )
+    .unwrap()
 }
 
 #[test]

@@ -267,7 +267,11 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["imap_last_success_timestamp_seconds", "imap_errors_total"]
+            [
+                "imap_last_success_timestamp_seconds",
+                "imap_errors_total",
+                "imap_idle"
+            ]
         );
     }
 }
