@@ -27,7 +27,7 @@ use crate::calendar::{BusinessDuration, Calendar, CalendarError, Week};
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use hours::{describe_day, describe_week, format_time};
-pub use render::{render_html, render_markdown};
+pub use render::{channel_words, promise, render_html, render_markdown, window_words};
 
 /// The client id senders are filed under when no declared client matches.
 pub const UNKNOWN_CLIENT: &str = "unknown";

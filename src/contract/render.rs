@@ -303,23 +303,65 @@ fn window_sentence(
     timer: Timer,
     window: BusinessDuration,
 ) -> String {
+    // The hours are spelled out once per request type, on the first line.
+    let hours = timer == Timer::FirstResponse;
+    capitalise(&window_words(contract, request_type, timer, window, hours))
+}
+
+/// The promise of one timer in the client's words, the one wording the
+/// contract page, the acknowledgement and the status page share: "we reply
+/// within 4 business hours (Mon–Thu 09:00–17:00, …, Europe/Berlin)", "we
+/// resolve the request within 8 hours, around the clock". `hours`: name the
+/// open hours of a business calendar.
+pub fn window_words(
+    contract: &Contract,
+    request_type: &RequestType,
+    timer: Timer,
+    window: BusinessDuration,
+    hours: bool,
+) -> String {
     let calendar = contract.calendar(&request_type.calendar);
     let always = calendar.is_none_or(|c| c.always);
     let lead = match timer {
-        Timer::FirstResponse => "We reply within",
-        Timer::NextResponse => "After each of your messages, we answer again within",
-        Timer::Resolution => "We resolve the request within",
+        Timer::FirstResponse => "we reply within",
+        Timer::NextResponse => "after each of your messages, we answer again within",
+        Timer::Resolution => "we resolve the request within",
     };
     let amount = duration_words(window, always);
     match calendar {
-        // The hours are spelled out once per request type, on the first line.
-        Some(c) if !c.always && timer != Timer::FirstResponse => format!("{lead} {amount}"),
+        Some(c) if !c.always && !hours => format!("{lead} {amount}"),
         Some(c) if !c.always => format!(
             "{lead} {amount} ({}, {})",
             describe_week(&c.week),
             c.timezone.name()
         ),
         _ => format!("{lead} {amount}, around the clock"),
+    }
+}
+
+/// The first-response promise to a client, with its override applied;
+/// "we reply as soon as we can" when the type promises nothing.
+pub fn promise(contract: &Contract, type_id: &str, client_id: Option<&str>) -> String {
+    match (
+        contract.request_type(type_id),
+        contract.window(type_id, client_id, Timer::FirstResponse),
+    ) {
+        (Some(t), Some(window)) => window_words(contract, t, Timer::FirstResponse, window, true),
+        _ => "we reply as soon as we can".into(),
+    }
+}
+
+/// How a client reaches a channel, in words ("email to support@…",
+/// "our ticket system", "pager (+49 30 1234567 (24/7))").
+pub fn channel_words(c: &Channel) -> String {
+    match (c.kind, &c.address, &c.description) {
+        (ChannelKind::Email, Some(a), _) => format!("email to {a}"),
+        (ChannelKind::Ticket, Some(a), Some(d)) => format!("our ticket system ({a}, {d})"),
+        (ChannelKind::Ticket, Some(a), None) => format!("our ticket system ({a})"),
+        (ChannelKind::Ticket, None, _) => "our ticket system".into(),
+        (_, _, Some(d)) => format!("{} ({d})", c.id),
+        (_, Some(a), None) => format!("{} ({a})", c.id),
+        _ => c.id.clone(),
     }
 }
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 
-use crate::contract::{Channel, ChannelKind, Contract, Timer, describe_week};
+use crate::contract::{Contract, channel_words, promise};
 
 const SUBJECT: &str = "acknowledgement.subject.txt";
 const TEXT: &str = "acknowledgement.txt";
@@ -135,40 +135,6 @@ impl AckTemplates {
             text: render(TEXT)?,
             html: render(HTML)?,
         })
-    }
-}
-
-/// How a client reaches a channel, in words.
-pub fn channel_words(c: &Channel) -> String {
-    match (c.kind, &c.address, &c.description) {
-        (ChannelKind::Email, Some(a), _) => format!("email to {a}"),
-        (ChannelKind::Ticket, Some(a), Some(d)) => format!("our ticket system ({a}, {d})"),
-        (ChannelKind::Ticket, Some(a), None) => format!("our ticket system ({a})"),
-        (ChannelKind::Ticket, None, _) => "our ticket system".into(),
-        (_, _, Some(d)) => format!("{} ({d})", c.id),
-        (_, Some(a), None) => format!("{} ({a})", c.id),
-        _ => c.id.clone(),
-    }
-}
-
-fn promise(contract: &Contract, type_id: &str, client_id: Option<&str>) -> String {
-    let Some(window) = contract.window(type_id, client_id, Timer::FirstResponse) else {
-        return "we reply as soon as we can".into();
-    };
-    let words = window.in_words();
-    let calendar = contract
-        .request_type(type_id)
-        .and_then(|t| contract.calendar(&t.calendar));
-    match calendar {
-        Some(c) if !c.always => format!(
-            "we reply within {words} ({}, {})",
-            describe_week(&c.week),
-            c.timezone.name()
-        ),
-        _ => format!(
-            "we reply within {}, around the clock",
-            words.replace("business ", "")
-        ),
     }
 }
 
