@@ -176,27 +176,37 @@ fn serve(config: Option<PathBuf>, bind: Option<std::net::SocketAddr>) -> anyhow:
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Installed before anything is served or announced: a SIGTERM that
+        // arrives right after "serving" must stop the service gracefully,
+        // not kill it with the default action.
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::hangup())?,
+        );
         let app = Application::build(settings).await?;
-        tracing::info!(port = app.port(), "keepword serving");
         let shutdown = CancellationToken::new();
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(signals(shutdown.clone(), reload_tx));
+        tokio::spawn(signals(handlers, shutdown.clone(), reload_tx));
+        tracing::info!(port = app.port(), "keepword serving");
         app.run_until_stopped(shutdown, Some(reload_rx)).await
     })
 }
 
+type Handlers = (
+    tokio::signal::unix::Signal,
+    tokio::signal::unix::Signal,
+    tokio::signal::unix::Signal,
+);
+
 /// The one place that handles signals: SIGTERM/SIGINT stop, SIGHUP reloads
 /// the contract.
-async fn signals(shutdown: CancellationToken, reload: tokio::sync::mpsc::Sender<()>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+async fn signals(
+    (mut term, mut int, mut hup): Handlers,
+    shutdown: CancellationToken,
+    reload: tokio::sync::mpsc::Sender<()>,
+) {
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM"); break; }

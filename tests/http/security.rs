@@ -486,8 +486,9 @@ fn numeric_secrets_work_and_database_passwords_never_reach_the_log() {
     assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
 
     sigterm(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    let status = wait_exit(&mut child, Duration::from_secs(15));
     log.extend(until_serving(&rx).0);
+    assert!(status.success(), "SIGTERM: {status:?}\n{log:#?}");
     let all = log.join("\n");
     for secret in [
         format!("password={password}"),
