@@ -32,8 +32,14 @@ pub fn now() -> DateTime<Utc> {
 /// with the result that is a pure function today (team-address check,
 /// subject key, threading).
 pub fn mime(raw: &[u8]) {
-    let Ok(mail) = parse_email(raw) else {
-        return;
+    let mail = match parse_email(raw) {
+        Ok(mail) => mail,
+        // The catch_unwind in parse_email is a last resort for the poller;
+        // a panic it caught is still a parser bug to find and fix.
+        Err(e) => {
+            assert!(!e.0.contains("panicked"), "{e}");
+            return;
+        }
     };
 
     let key = normalize_subject(&mail.subject);
@@ -184,7 +190,10 @@ pub fn event(body: &[u8]) {
         Err(EventError::Invalid(problems)) => {
             assert!(!problems.is_empty(), "invalid with no problem listed");
             for p in &problems {
-                assert!(!p.field.is_empty() && !p.problem.is_empty(), "{p:?}");
+                // `field` is the JSON name as sent, and `""` is a JSON name.
+                let unknown_key = p.problem.starts_with("is not a known field");
+                assert!(!p.field.is_empty() || unknown_key, "{p:?}");
+                assert!(!p.problem.is_empty(), "{p:?}");
             }
         }
         Err(EventError::Malformed(why)) => assert!(!why.is_empty()),
@@ -240,8 +249,9 @@ pub fn config(text: &[u8], scratch: &Path) {
                 "accepted public_url {:?}",
                 s.public_url
             );
+            // `sqlite:PATH` is accepted too, so ask the store's own parser.
             assert!(
-                s.database_url.starts_with("sqlite://") || s.database_url.starts_with("postgres"),
+                keepword::store::DatabaseUrl::parse(&s.database_url).is_ok(),
                 "accepted database_url {:?}",
                 s.database_url
             );
