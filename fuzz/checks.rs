@@ -28,6 +28,18 @@ pub fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 18, 10, 30, 0).unwrap()
 }
 
+/// mail-parser 0.11.9 (message.rs:485) trips this `debug_assert!` on some
+/// broken nested multiparts. Debug builds only: a release build (the
+/// service) goes on and recovers what it can, a debug build's panic is
+/// caught by `parse_email` and the message is kept raw. 1.x, which needs a
+/// newer Rust, is the fix; until then the fuzzers tolerate exactly this.
+pub const MAIL_PARSER_DEBUG_ASSERT: &str = "Invalid part ID, could not find multipart.";
+
+/// Whether a panic is the known mail-parser debug assertion above.
+pub fn is_known_dependency_panic(file: &str, message: &str) -> bool {
+    file.contains("mail-parser-0.11.") && message == MAIL_PARSER_DEBUG_ASSERT
+}
+
 /// Raw bytes as they arrive over IMAP: parse, then everything ingest does
 /// with the result that is a pure function today (team-address check,
 /// subject key, threading).
@@ -37,7 +49,10 @@ pub fn mime(raw: &[u8]) {
         // The catch_unwind in parse_email is a last resort for the poller;
         // a panic it caught is still a parser bug to find and fix.
         Err(e) => {
-            assert!(!e.0.contains("panicked"), "{e}");
+            assert!(
+                !e.0.contains("panicked") || e.0.ends_with(MAIL_PARSER_DEBUG_ASSERT),
+                "{e}"
+            );
             return;
         }
     };
@@ -59,8 +74,10 @@ pub fn mime(raw: &[u8]) {
     for addr in mail.from.iter().chain(&mail.to).chain(&mail.cc) {
         let a = addr.address.as_str();
         assert!(!a.is_empty(), "parse_email kept an empty address");
+        // A team entry starting with `@` is a domain, so an "address" that
+        // starts with one (obsolete route syntax) cannot be listed as is.
         assert!(
-            is_team_address(a, &[a.to_string()]),
+            a.starts_with('@') || is_team_address(a, &[a.to_string()]),
             "{a:?} is not in a team list of itself"
         );
         if let Some((_, domain)) = a.rsplit_once('@') {
@@ -220,12 +237,18 @@ pub const GITHUB_EVENTS: [&str; 5] = ["issues", "issue_comment", "ping", "pull_r
 /// header, the rest the body.
 pub fn github(input: &[u8]) {
     let (event, body) = match input.iter().position(|&b| b == b'\n') {
-        Some(i) => (String::from_utf8_lossy(&input[..i]).into_owned(), &input[i + 1..]),
+        Some(i) => (
+            String::from_utf8_lossy(&input[..i]).into_owned(),
+            &input[i + 1..],
+        ),
         None => (String::new(), input),
     };
     match parse_github(&event, "fuzz-delivery", body, "github", now()) {
         Ok(GithubOutcome::Event(e)) => {
-            assert!(event == "issues" || event == "issue_comment", "{event:?} made an event");
+            assert!(
+                event == "issues" || event == "issue_comment",
+                "{event:?} made an event"
+            );
             assert_eq!(e.idempotency_key, "fuzz-delivery");
             assert_eq!(e.channel, "github");
             assert!(e.thread.contains('#'), "{e:?}");

@@ -234,10 +234,7 @@ fn run(seeds: &'static [Vec<u8>], check: impl Fn(&[u8])) {
         failure_persistence: None,
         ..Config::default()
     });
-    let strategy = (
-        any::<Index>(),
-        prop::collection::vec(mutation(), 1..8),
-    );
+    let strategy = (any::<Index>(), prop::collection::vec(mutation(), 1..8));
     let result = runner.run(&strategy, |(seed, mutations)| {
         let mut data = seeds[seed.index(seeds.len())].clone();
         for m in &mutations {
@@ -278,13 +275,19 @@ fn the_seeds_include_valid_and_invalid_inputs() {
         .iter()
         .map(|s| keepword::contract::parse(&String::from_utf8_lossy(s), "seed").is_ok())
         .collect();
-    assert!(parsed.contains(&true) && parsed.contains(&false), "{parsed:?}");
+    assert!(
+        parsed.contains(&true) && parsed.contains(&false),
+        "{parsed:?}"
+    );
     let now = checks::now();
     let events: Vec<bool> = event_seeds()
         .iter()
         .map(|s| keepword::ingest::webhook::parse_generic(s, now).is_ok())
         .collect();
-    assert!(events.contains(&true) && events.contains(&false), "{events:?}");
+    assert!(
+        events.contains(&true) && events.contains(&false),
+        "{events:?}"
+    );
 }
 
 #[test]
