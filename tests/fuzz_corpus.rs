@@ -24,7 +24,7 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.unwrap().path();
         if path.is_dir() {
             files(&path, out);
-        } else if !path.file_name().is_some_and(|n| n == "README.md") {
+        } else if path.file_name().is_none_or(|n| n != "README.md") {
             out.push(path);
         }
     }
