@@ -417,3 +417,24 @@ fn the_latest_active_conversation_per_subject_wins() {
     let m = reply("other", Some("<one@x>"), &[]);
     assert_eq!(find_thread(&mut index, &m, &acme, at(4, 9)), Some(1));
 }
+
+/// Found by the `mime` fuzz target: mail-parser 0.11.9 trips its own
+/// `debug_assert!` (message.rs:485) on a message/rfc822 part whose body is
+/// another bare message/rfc822. A release build parses on; a debug build
+/// panics inside mail-parser, and the poller must still get an answer.
+#[test]
+fn nested_bare_rfc822_parts_never_unwind_out_of_parse_email() {
+    let raw = b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\
+                Content-Type: message/rfc822\n\nContent-Type: message/rfc822\n\n\n--b--";
+    let result = parse_email(raw);
+    if cfg!(debug_assertions) {
+        assert_eq!(
+            result,
+            Err(ParseFailure(
+                "MIME parser panicked: Invalid part ID, could not find multipart.".into()
+            ))
+        );
+    } else {
+        assert!(result.is_ok(), "{result:?}");
+    }
+}
