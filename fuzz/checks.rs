@@ -1,7 +1,7 @@
 //! The invariants every fuzz input must keep, one function per entry point.
 //!
 //! Shared by the libFuzzer targets (`fuzz/fuzz_targets/*.rs`) and the bounded
-//! mutation run in the normal test suite (`tests/fuzz_corpus.rs`), so the
+//! mutation run in the normal test suite (`tests/pure/fuzz_corpus.rs`), so the
 //! same guarantees hold with or without cargo-fuzz. Each function panics
 //! (which libFuzzer reports as a crash, and proptest as a failing case) when
 //! an invariant breaks; a parser returning an error is never a failure.
@@ -15,7 +15,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use keepword::config::Settings;
 use keepword::contract::{self, Contract, Timer, UNKNOWN_CLIENT};
 use keepword::ingest::email::{
-    MemoryThreadIndex, find_thread, is_team_address, normalize_subject, parse_email,
+    FolderKind, MemoryThreadIndex, Route, Team, find_thread, is_team_address, normalize_subject,
+    parse_email, route,
 };
 use keepword::ingest::webhook::{
     EventError, GithubOutcome, IncomingEvent, MAX_FUTURE_SECS, MAX_ID_CHARS, MAX_SUBJECT_CHARS,
@@ -87,29 +88,63 @@ pub fn mime(raw: &[u8]) {
             );
         }
     }
+    // The routing rule (direction and client, as the service and the
+    // backtest decide them) holds for any mail: automatic mail is `auto`
+    // wherever it lies; the sent folder holds only the team's mail.
+    let shipped = contract::parse(include_str!("../config/contract.toml"), "contract.toml")
+        .expect("the shipped contract is valid");
     let team: Vec<String> = mail.to.iter().map(|a| a.address.clone()).collect();
-    if let Some(from) = &mail.from {
-        // Decides direction in the service; must not panic on any sender.
-        let _ = is_team_address(&from.address, &team);
+    let inbox = route(
+        &mail,
+        &shipped,
+        Team {
+            members: &team,
+            own: &[],
+        },
+        FolderKind::Inbox,
+    );
+    let sent = route(&mail, &shipped, Team::default(), FolderKind::Sent);
+    match mail.auto {
+        Some(_) => assert_eq!(inbox.direction, Direction::Auto),
+        None => assert_eq!(sent.direction, Direction::Outbound),
     }
+    assert_eq!(
+        inbox.recipients.len(),
+        mail.to.len() + mail.cc.len(),
+        "recipients are To and Cc"
+    );
 
     // A reply to this message finds its conversation: by header when the
-    // message has an id, else by subject for the same client.
+    // message has an id, else (a reply prefix) by subject for its sender.
     let at = mail.date.unwrap_or_else(now);
     let mut index = MemoryThreadIndex::<u32>::new();
-    index.record(7, &mail, Some("acme"), at);
+    index.open(7, Some("acme"), &inbox.sender, &mail.subject, at);
+    if let Some(id) = &mail.message_id {
+        index.record_message_id(id, 7);
+    }
     let mut reply = mail.clone();
     reply.in_reply_to = mail.message_id.clone();
     reply.references = mail.message_id.iter().cloned().collect();
     reply.subject = format!("RE: {}", mail.subject);
-    let found = find_thread(&mut index, &reply, Some("acme"), at);
+    let from_acme = Route {
+        direction: Direction::Inbound,
+        sender: inbox.sender.clone(),
+        recipients: Vec::new(),
+        client: Some("acme".into()),
+    };
+    let found = find_thread(&mut index, &reply, &from_acme, at);
     if mail.message_id.is_some() || !key.is_empty() {
         assert_eq!(found, Some(7), "a reply did not thread: {mail:?}");
     }
-    // Another client never shares a conversation by subject.
+    // Another client's other sender never shares a conversation by subject.
     reply.in_reply_to = None;
     reply.references.clear();
-    assert_eq!(find_thread(&mut index, &reply, Some("other"), at), None);
+    let stranger = Route {
+        sender: format!("not-{}", inbox.sender),
+        client: Some("other".into()),
+        ..from_acme
+    };
+    assert_eq!(find_thread(&mut index, &reply, &stranger, at), None);
 }
 
 /// A contract file as an operator writes it: valid contracts render and
@@ -248,7 +283,12 @@ pub fn github(input: &[u8]) {
                 event == "issues" || event == "issue_comment",
                 "{event:?} made an event"
             );
-            assert_eq!(e.idempotency_key, "fuzz-delivery");
+            // The payload's own identity, else the delivery id.
+            assert!(
+                e.idempotency_key == "fuzz-delivery" || e.idempotency_key.starts_with("github:"),
+                "{:?}",
+                e.idempotency_key
+            );
             assert_eq!(e.channel, "github");
             assert!(e.thread.contains('#'), "{e:?}");
             assert!(e.client.is_none());

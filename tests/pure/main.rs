@@ -16,5 +16,6 @@ mod contract_render;
 mod contract_validation;
 mod contract_version;
 mod email_corpus;
+mod fuzz_corpus;
 mod sla_props;
 mod sla_scenario;

@@ -8,7 +8,7 @@
 //!
 //! `FUZZ_CASES` raises the number of cases per target (default 192).
 
-#[path = "../fuzz/checks.rs"]
+#[path = "../../fuzz/checks.rs"]
 mod checks;
 
 use std::path::{Path, PathBuf};
