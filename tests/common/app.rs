@@ -43,13 +43,55 @@ impl FreshDatabase {
     }
 }
 
-/// A running app and what a test needs to talk to it.
+/// The real app, served in-process: the one way tests start it.
+pub struct Served {
+    pub base: String,
+    pub port: u16,
+    /// What the handlers see (contract in force, metrics, service).
+    pub state: keepword::web::AppState,
+    pub token: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Builds the app from `settings` on a free loopback port (whatever `bind`
+/// says) with time from `clock`, and serves it until `token` is cancelled.
+pub async fn serve(mut settings: Settings, clock: Clock) -> Served {
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    let app = Application::build_with_clock(settings, clock)
+        .await
+        .expect("app builds");
+    let port = app.port();
+    let state = app.state().clone();
+    let token = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(token.clone(), None));
+    Served {
+        base: format!("http://127.0.0.1:{port}"),
+        port,
+        state,
+        token,
+        task,
+    }
+}
+
+impl Served {
+    /// Stops it the way SIGTERM does and waits (20 s at most) for it.
+    pub async fn stop(self) {
+        self.token.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(20), self.task)
+            .await
+            .expect("the app stops within 20 s")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// A running app over its own fresh database, and what a test needs to
+/// talk to it.
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub clock: Clock,
-    token: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    served: Served,
     _db: FreshDatabase,
 }
 
@@ -63,7 +105,6 @@ pub async fn spawn_app(
 ) -> TestApp {
     let db = FreshDatabase::new(backend);
     let mut settings = Settings {
-        bind: "127.0.0.1:0".parse().unwrap(),
         database_url: db.url().to_string(),
         contract,
         api_tokens: vec![Secret::new(TOKEN)],
@@ -71,18 +112,12 @@ pub async fn spawn_app(
     };
     settings.smtp.port = smtp_port;
     settings.smtp.tls = Tls::None;
-    let app = Application::build_with_clock(settings, clock.clone())
-        .await
-        .expect("app builds");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let token = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(token.clone(), None));
+    let served = serve(settings, clock.clone()).await;
     TestApp {
-        base,
+        base: served.base.clone(),
         http: reqwest::Client::new(),
         clock,
-        token,
-        task,
+        served,
         _db: db,
     }
 }
@@ -113,7 +148,6 @@ impl TestApp {
 
     /// Stops the app the way SIGTERM does and waits for it.
     pub async fn stop(self) {
-        self.token.cancel();
-        self.task.await.unwrap().unwrap();
+        self.served.stop().await;
     }
 }

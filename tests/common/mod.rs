@@ -1,8 +1,47 @@
 //! Shared by the integration tests: fresh databases on both backends.
+// Each test crate (pure, storage, http, mail) includes these helpers and
+// uses a different part of them; rustc's dead-code analysis runs per crate,
+// so an allow is the price of sharing them without a separate helper crate.
 #![allow(dead_code)]
 
 pub mod app;
 pub mod binary;
+
+/// Writes a test once for both backends: for each `body`, a module `body`
+/// with the tests `sqlite` and `postgres`, each calling `body(url)` on a
+/// fresh database of its backend (`url` as `&str` or `String`). `async`
+/// bodies run on a two-thread runtime, as the service does.
+#[macro_export]
+macro_rules! both_backends {
+    (async $($body:ident),+ $(,)?) => {$(
+        mod $body {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let (_dir, url) = $crate::common::fresh_sqlite();
+                super::$body(url.as_str().into()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let db = $crate::common::FreshPostgres::new();
+                super::$body(db.url.as_str().into()).await;
+            }
+        }
+    )+};
+    ($($body:ident),+ $(,)?) => {$(
+        mod $body {
+            #[test]
+            fn sqlite() {
+                let (_dir, url) = $crate::common::fresh_sqlite();
+                super::$body(url.as_str().into());
+            }
+            #[test]
+            fn postgres() {
+                let db = $crate::common::FreshPostgres::new();
+                super::$body(db.url.as_str().into());
+            }
+        }
+    )+};
+}
 
 /// Zones the business-time tests draw from: half-hour DST (Lord_Howe),
 /// +05:45 (Kathmandu), midnight DST (Sao_Paulo, Havana), a skipped day

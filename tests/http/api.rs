@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use hmac::{Hmac, Mac};
-use keepword::app::Application;
+use keepword::clock::Clock;
 use keepword::config::{Secret, Settings, Tls};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -40,10 +40,9 @@ impl Running {
         settings.smtp.port = smtp_port;
         settings.smtp.tls = Tls::None;
         settings.github.webhook_secret = Secret::new(GITHUB_SECRET);
-        let app = Application::build(settings).await.expect("app builds");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let token = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(token.clone(), None));
+        let common::app::Served {
+            base, token, task, ..
+        } = common::app::serve(settings, Clock::system()).await;
         Running {
             base,
             token,
@@ -250,17 +249,7 @@ async fn breach_alert_end_to_end(database_url: String) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn breach_alert_end_to_end_sqlite() {
-    let (_dir, url) = common::fresh_sqlite();
-    breach_alert_end_to_end(url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn breach_alert_end_to_end_postgres() {
-    let db = common::FreshPostgres::new();
-    breach_alert_end_to_end(db.url.clone()).await;
-}
+crate::both_backends!(async breach_alert_end_to_end);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_events_get_clear_errors_and_duplicates_count_once() {

@@ -7,7 +7,6 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use keepword::app::Application;
 use keepword::config::Settings;
 
 fn dashboards(file: &str) -> PathBuf {
@@ -68,8 +67,8 @@ async fn every_metric_in_the_rules_and_dashboard_is_exported() {
         contract: Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml"),
         ..Default::default()
     };
-    let app = Application::build(settings).await.unwrap();
-    let exported = app.state().metrics.family_names();
+    let served = common::app::serve(settings, keepword::clock::Clock::system()).await;
+    let exported = served.state.metrics.family_names();
     assert!(
         exported.contains(&"keepword_outbox_pending".to_string()),
         "{exported:?}"
@@ -88,4 +87,5 @@ async fn every_metric_in_the_rules_and_dashboard_is_exported() {
         serde_json::from_str(&std::fs::read_to_string(dashboards("grafana.json")).unwrap())
             .unwrap();
     assert!(dashboard["panels"].as_array().unwrap().len() >= 8);
+    served.stop().await;
 }

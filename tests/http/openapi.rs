@@ -8,7 +8,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use keepword::app::Application;
+use keepword::clock::Clock;
 use keepword::config::{Secret, Settings, Tls};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -40,10 +40,9 @@ impl Running {
         settings.smtp.port = support::free_port();
         settings.smtp.tls = Tls::None;
         settings.github.webhook_secret = Secret::new("gh-secret");
-        let app = Application::build(settings).await.expect("app builds");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let token = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(token.clone(), None));
+        let common::app::Served {
+            base, token, task, ..
+        } = common::app::serve(settings, Clock::system()).await;
         Running {
             base,
             token,

@@ -163,17 +163,7 @@ async fn kill_nine_then_restart(database_url: String) {
     assert!(wait_exit(&mut second.child, Duration::from_secs(20)).success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_nine_then_restart_sqlite() {
-    let (_dir, url) = common::fresh_sqlite();
-    kill_nine_then_restart(url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_nine_then_restart_postgres() {
-    let db = common::FreshPostgres::new();
-    kill_nine_then_restart(db.url.clone()).await;
-}
+crate::both_backends!(async kill_nine_then_restart);
 
 /// Two `keepword serve` processes on one PostgreSQL share a burst of events
 /// and due steps: every notification goes out exactly once.

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::binary::{sigterm, spawn_binary, wait_exit};
-use keepword::app::Application;
+use keepword::clock::Clock;
 use keepword::config::{Secret, Settings};
 use keepword::ingest::github_signature;
 use keepword::web::BODY_READ_TIMEOUT;
@@ -43,10 +43,9 @@ impl Running {
             ..Default::default()
         };
         settings.github.webhook_secret = Secret::new(GITHUB_SECRET);
-        let app = Application::build(settings).await.expect("app builds");
-        let port = app.port();
-        let token = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(token.clone(), None));
+        let common::app::Served {
+            port, token, task, ..
+        } = common::app::serve(settings, Clock::system()).await;
         Running {
             base: format!("http://127.0.0.1:{port}"),
             port,
@@ -204,17 +203,7 @@ async fn events_leave_no_stray_state(database_url: String) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_leave_no_stray_state_sqlite() {
-    let (_dir, url) = common::fresh_sqlite();
-    events_leave_no_stray_state(url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_leave_no_stray_state_postgres() {
-    let db = common::FreshPostgres::new();
-    events_leave_no_stray_state(db.url.clone()).await;
-}
+crate::both_backends!(async events_leave_no_stray_state);
 
 /// Item 11: a correctly signed body replayed with a new `X-GitHub-Delivery` is
 /// the same event.

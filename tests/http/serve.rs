@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 
 use std::time::{Duration, Instant};
 
-use keepword::app::Application;
+use keepword::clock::Clock;
 use keepword::config::Settings;
-use tokio_util::sync::CancellationToken;
 
 fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
@@ -27,13 +26,14 @@ fn settings(database_url: String) -> Settings {
 }
 
 async fn check_endpoints(database_url: String) {
-    let app = Application::build(settings(database_url))
-        .await
-        .expect("app builds");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let expected_version = app.state().contract.current().version.clone();
-    let token = CancellationToken::new();
-    let running = tokio::spawn(app.run_until_stopped(token.clone(), None));
+    let common::app::Served {
+        base,
+        state,
+        token,
+        task: running,
+        ..
+    } = common::app::serve(settings(database_url), Clock::system()).await;
+    let expected_version = state.contract.current().version.clone();
     let http = reqwest::Client::new();
 
     let r = http.get(format!("{base}/healthz")).send().await.unwrap();
@@ -105,25 +105,17 @@ async fn check_endpoints(database_url: String) {
         .unwrap();
 }
 
-#[tokio::test]
-async fn serves_health_metrics_and_contract_on_sqlite() {
-    let (_dir, url) = common::fresh_sqlite();
-    check_endpoints(url).await;
-}
-
-#[tokio::test]
-async fn serves_health_metrics_and_contract_on_postgres() {
-    let db = common::FreshPostgres::new();
-    check_endpoints(db.url.clone()).await;
-}
+crate::both_backends!(async check_endpoints);
 
 #[tokio::test]
 async fn readyz_fails_when_the_database_is_gone() {
     let db = common::FreshPostgres::new();
-    let app = Application::build(settings(db.url.clone())).await.unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let token = CancellationToken::new();
-    let running = tokio::spawn(app.run_until_stopped(token.clone(), None));
+    let common::app::Served {
+        base,
+        token,
+        task: running,
+        ..
+    } = common::app::serve(settings(db.url.clone()), Clock::system()).await;
     drop(db); // DROP DATABASE … WITH (FORCE) kills the pool's connections
     let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
     assert_eq!(r.status(), 503);

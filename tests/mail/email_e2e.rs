@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{Timelike, Utc};
-use keepword::app::Application;
+use keepword::clock::Clock;
 use keepword::config::{MailboxSettings, Secret, Settings, Tls};
 use keepword::contract::Timer;
 use serde_json::Value;
@@ -70,10 +70,9 @@ async fn app(
         ..Default::default()
     };
     settings.smtp.port = smtp_port;
-    let app = Application::build(settings).await.expect("app builds");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let token = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(token.clone(), None));
+    let common::app::Served {
+        base, token, task, ..
+    } = common::app::serve(settings, Clock::system()).await;
     (base, token, task)
 }
 
@@ -265,17 +264,7 @@ async fn new_mail_is_acknowledged_once_and_the_reply_meets_first_response(db: St
     task.await.unwrap().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn email_end_to_end_sqlite() {
-    let (_dir, url) = common::fresh_sqlite();
-    new_mail_is_acknowledged_once_and_the_reply_meets_first_response(url).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn email_end_to_end_postgres() {
-    let db = common::FreshPostgres::new();
-    new_mail_is_acknowledged_once_and_the_reply_meets_first_response(db.url.clone()).await;
-}
+crate::both_backends!(async new_mail_is_acknowledged_once_and_the_reply_meets_first_response);
 
 /// SMTP down while mail arrives, then up: the acknowledgement goes out late, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -331,17 +331,7 @@ mod store {
     }
 }
 
-#[test]
-fn email_through_the_service_sqlite() {
-    let (_dir, url) = common::fresh_sqlite();
-    run(&url);
-}
-
-#[test]
-fn email_through_the_service_postgres() {
-    let db = common::FreshPostgres::new();
-    run(&db.url);
-}
+crate::both_backends!(run);
 
 /// Every file of the public corpus (bounces from many MTAs, auto-replies,
 /// list mail, broken MIME, legacy charsets) through the service: each is
@@ -430,17 +420,7 @@ fn corpus(url: &str) {
     }
 }
 
-#[test]
-fn corpus_through_the_service_sqlite() {
-    let (_dir, url) = common::fresh_sqlite();
-    corpus(&url);
-}
-
-#[test]
-fn corpus_through_the_service_postgres() {
-    let db = common::FreshPostgres::new();
-    corpus(&db.url);
-}
+crate::both_backends!(corpus);
 
 /// A mailbox of the shape real users have (issue 9): many threads, replies
 /// with In-Reply-To and References in a heavy tail, subjects repeated across
@@ -718,14 +698,4 @@ fn threads_and_parity(url: &str) {
     assert_eq!(service_conv_of.len(), threads + 2);
 }
 
-#[test]
-fn realistic_threads_and_backtest_parity_sqlite() {
-    let (_dir, url) = common::fresh_sqlite();
-    threads_and_parity(&url);
-}
-
-#[test]
-fn realistic_threads_and_backtest_parity_postgres() {
-    let db = common::FreshPostgres::new();
-    threads_and_parity(&db.url);
-}
+crate::both_backends!(threads_and_parity);

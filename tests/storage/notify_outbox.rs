@@ -514,30 +514,8 @@ async fn permanent_failures_wait_the_longest_back_off(url: &str) {
 
 // ------------------------------------------------------------------ backends
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (_dir, url) = crate::common::fresh_sqlite();
-                    super::$name(&url).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = crate::common::FreshPostgres::new();
-                    super::$name(&db.url).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+crate::both_backends!(
+    async
     delivers_email_and_webhook,
     backs_off_while_smtp_is_down,
     retries_a_failing_webhook,

@@ -171,17 +171,7 @@ fn scenario(url: &str) {
     assert_eq!(s.conversation_detail(id).unwrap().summary.status, "open");
 }
 
-#[test]
-fn a_week_of_one_conversation_sqlite() {
-    let (_dir, url) = common::fresh_sqlite();
-    scenario(&url);
-}
-
-#[test]
-fn a_week_of_one_conversation_postgres() {
-    let db = common::FreshPostgres::new();
-    scenario(&db.url);
-}
+crate::both_backends!(scenario);
 
 /// Importing old history records its long-past steps (late) without
 /// alerting anyone; a recent one still alerts.

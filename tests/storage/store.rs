@@ -1,7 +1,5 @@
 //! The same store behaviour, checked on SQLite and on PostgreSQL.
 
-use crate::common;
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use keepword::contract::Timer;
 use keepword::sla::{Direction, TicketStatus, TimerStatus};
@@ -292,28 +290,23 @@ fn exercise(store: &Store) {
     }
 }
 
-#[test]
-fn sqlite_store() {
-    let (_dir, url) = common::fresh_sqlite();
-    let store = Store::open(&url).expect("open sqlite");
-    assert_eq!(store.backend(), store::Backend::Sqlite);
+/// The store behaviour on one backend, then a re-open that runs no
+/// migration twice and keeps the data.
+fn store_round_trip(url: &str) {
+    let expected = if url.starts_with("postgres") {
+        store::Backend::Postgres
+    } else {
+        store::Backend::Sqlite
+    };
+    let store = Store::open(url).expect("open the store");
+    assert_eq!(store.backend(), expected);
     exercise(&store);
     drop(store);
-    // Re-opening runs no migration twice and keeps the data.
-    let store = Store::open(&url).expect("reopen sqlite");
+    let store = Store::open(url).expect("reopen the store");
     assert_eq!(store.with(store::outbox_pending).unwrap(), 1);
 }
 
-#[test]
-fn postgres_store() {
-    let db = common::FreshPostgres::new();
-    let store = Store::open(&db.url).expect("open postgres");
-    assert_eq!(store.backend(), store::Backend::Postgres);
-    exercise(&store);
-    drop(store);
-    let store = Store::open(&db.url).expect("reopen postgres");
-    assert_eq!(store.with(store::outbox_pending).unwrap(), 1);
-}
+crate::both_backends!(store_round_trip);
 
 #[test]
 fn connection_errors_are_the_real_ones() {
@@ -490,14 +483,4 @@ fn schema_matches_migrations(url: &str) {
     assert!(extra.is_empty(), "tables missing from schema.rs: {extra:?}");
 }
 
-#[test]
-fn schema_rs_matches_the_sqlite_migrations() {
-    let (_dir, url) = common::fresh_sqlite();
-    schema_matches_migrations(&url);
-}
-
-#[test]
-fn schema_rs_matches_the_postgres_migrations() {
-    let db = common::FreshPostgres::new();
-    schema_matches_migrations(&db.url);
-}
+crate::both_backends!(schema_matches_migrations);

@@ -1,5 +1,7 @@
 //! Real receivers for the notification tests: an aiosmtpd SMTP server run as
 //! a child process, and a small HTTP server that records webhook bodies.
+// Shared by several test crates, each using a different part (see
+// tests/common/mod.rs).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
