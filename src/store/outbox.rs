@@ -19,7 +19,7 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
 use super::schema::outbox;
-use super::{AnyConnection, StoreError, to_db};
+use super::{AnyConnection, StoreError, from_db, to_db};
 use crate::on_backend;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -28,7 +28,7 @@ type Result<T> = std::result::Result<T, StoreError>;
 /// because the two arms hold different concrete connection types).
 macro_rules! lease {
     ($c:expr, $rows:expr, $lease_until:expr) => {{
-        let mut rows: Vec<OutboxRow> = $rows;
+        let mut rows: Vec<Record> = $rows;
         if !rows.is_empty() {
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
             diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
@@ -42,7 +42,7 @@ macro_rules! lease {
                 r.available_at = $lease_until;
             }
         }
-        Ok(rows)
+        Ok(rows.into_iter().map(OutboxRow::from).collect())
     }};
 }
 
@@ -73,14 +73,14 @@ fn claim_pg(
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> Result<Vec<OutboxRow>> {
-    let rows: Vec<OutboxRow> = outbox::table
+    let rows: Vec<Record> = outbox::table
         .filter(outbox::sent_at.is_null())
         .filter(outbox::available_at.le(now))
         .order((outbox::available_at, outbox::id))
         .limit(limit)
         .for_update()
         .skip_locked()
-        .select(OutboxRow::as_select())
+        .select(Record::as_select())
         .load(c)?;
     lease!(c, rows, lease_until)
 }
@@ -91,12 +91,12 @@ fn claim_sqlite(
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> Result<Vec<OutboxRow>> {
-    let rows: Vec<OutboxRow> = outbox::table
+    let rows: Vec<Record> = outbox::table
         .filter(outbox::sent_at.is_null())
         .filter(outbox::available_at.le(now))
         .order((outbox::available_at, outbox::id))
         .limit(limit)
-        .select(OutboxRow::as_select())
+        .select(Record::as_select())
         .load(c)?;
     lease!(c, rows, lease_until)
 }
@@ -148,24 +148,28 @@ pub fn backlog(conn: &mut AnyConnection) -> Result<(i64, Option<DateTime<Utc>>)>
             diesel::dsl::min(outbox::available_at),
         ))
         .first(conn)?;
-    Ok((count, next.map(super::from_db)))
+    Ok((count, next.map(from_db)))
 }
 
 /// One row by id (tests and the dashboard).
 pub fn get(conn: &mut AnyConnection, id: i64) -> Result<Option<OutboxRow>> {
     Ok(outbox::table
         .find(id)
-        .select(OutboxRow::as_select())
-        .first(conn)
-        .optional()?)
+        .select(Record::as_select())
+        .first::<Record>(conn)
+        .optional()?
+        .map(OutboxRow::from))
 }
 
 /// Every row, oldest first (tests and diagnostics on small tables).
 pub fn all(conn: &mut AnyConnection) -> Result<Vec<OutboxRow>> {
     Ok(outbox::table
         .order(outbox::id)
-        .select(OutboxRow::as_select())
-        .load(conn)?)
+        .select(Record::as_select())
+        .load::<Record>(conn)?
+        .into_iter()
+        .map(OutboxRow::from)
+        .collect())
 }
 
 /// Makes every unsent row due now. On SQLite one process owns all the work,
@@ -181,19 +185,51 @@ pub fn release_all(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<usize
     .execute(conn)?)
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
-#[diesel(table_name = outbox)]
+/// One stored notification; instants are UTC.
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutboxRow {
     pub id: i64,
     pub kind: String,
     pub target: String,
     pub payload: String,
     pub dedupe_key: String,
-    pub created_at: NaiveDateTime,
-    pub available_at: NaiveDateTime,
+    pub created_at: DateTime<Utc>,
+    pub available_at: DateTime<Utc>,
     pub attempts: i32,
     pub last_error: Option<String>,
-    pub sent_at: Option<NaiveDateTime>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+struct Record {
+    id: i64,
+    kind: String,
+    target: String,
+    payload: String,
+    dedupe_key: String,
+    created_at: NaiveDateTime,
+    available_at: NaiveDateTime,
+    attempts: i32,
+    last_error: Option<String>,
+    sent_at: Option<NaiveDateTime>,
+}
+
+impl From<Record> for OutboxRow {
+    fn from(r: Record) -> OutboxRow {
+        OutboxRow {
+            id: r.id,
+            kind: r.kind,
+            target: r.target,
+            payload: r.payload,
+            dedupe_key: r.dedupe_key,
+            created_at: from_db(r.created_at),
+            available_at: from_db(r.available_at),
+            attempts: r.attempts,
+            last_error: r.last_error,
+            sent_at: r.sent_at.map(from_db),
+        }
+    }
 }
 
 /// A notification to enqueue.

@@ -254,7 +254,7 @@ async fn backs_off_while_smtp_is_down(url: &str) {
         assert_eq!((r.claimed, r.failed), (3, 3));
         for row in rows(&store) {
             assert_eq!(row.attempts, attempt);
-            let wait = (store::from_db(row.available_at) - at).to_std().unwrap();
+            let wait = (row.available_at - at).to_std().unwrap();
             let full = Duration::from_secs(1 << (attempt - 1));
             assert!(
                 wait >= full / 2 && wait <= full + Duration::from_secs(1),
@@ -504,7 +504,7 @@ async fn permanent_failures_wait_the_longest_back_off(url: &str) {
             "unreadable payload"
         };
         assert!(error.contains(expected), "{error}");
-        let wait = (store::from_db(row.available_at) - now).to_std().unwrap();
+        let wait = (row.available_at - now).to_std().unwrap();
         assert!(
             wait >= max && wait <= max + Duration::from_secs(5),
             "{wait:?}"
