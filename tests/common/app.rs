@@ -47,6 +47,10 @@ impl FreshDatabase {
 pub struct Served {
     pub base: String,
     pub port: u16,
+    pub http: reqwest::Client,
+    /// The first of the app's API tokens, sent by [`Served::get`] and
+    /// [`Served::post`].
+    pub bearer: String,
     /// What the handlers see (contract in force, metrics, service).
     pub state: keepword::web::AppState,
     pub token: CancellationToken,
@@ -57,6 +61,11 @@ pub struct Served {
 /// says) with time from `clock`, and serves it until `token` is cancelled.
 pub async fn serve(mut settings: Settings, clock: Clock) -> Served {
     settings.bind = "127.0.0.1:0".parse().unwrap();
+    let bearer = settings
+        .api_tokens
+        .first()
+        .map(|t| t.expose().to_string())
+        .unwrap_or_default();
     let app = Application::build_with_clock(settings, clock)
         .await
         .expect("app builds");
@@ -67,6 +76,8 @@ pub async fn serve(mut settings: Settings, clock: Clock) -> Served {
     Served {
         base: format!("http://127.0.0.1:{port}"),
         port,
+        http: reqwest::Client::new(),
+        bearer,
         state,
         token,
         task,
@@ -74,6 +85,43 @@ pub async fn serve(mut settings: Settings, clock: Clock) -> Served {
 }
 
 impl Served {
+    /// POSTs JSON to `path` with the bearer token: (status, JSON body or null).
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.bearer)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
+    }
+
+    /// GETs `path` with the bearer token: (status, JSON body or null).
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.bearer)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Stops it the way SIGTERM does and waits (20 s at most) for it.
     pub async fn stop(self) {
         self.token.cancel();
@@ -85,14 +133,18 @@ impl Served {
     }
 }
 
-/// A running app over its own fresh database, and what a test needs to
-/// talk to it.
+/// A running app over its own fresh database; everything [`Served`] offers.
 pub struct TestApp {
-    pub base: String,
-    pub http: reqwest::Client,
     pub clock: Clock,
     served: Served,
     _db: FreshDatabase,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Served;
+    fn deref(&self) -> &Served {
+        &self.served
+    }
 }
 
 /// Builds and serves the real app on port 0 with `contract`, a fresh
@@ -114,8 +166,6 @@ pub async fn spawn_app(
     settings.smtp.tls = Tls::None;
     let served = serve(settings, clock.clone()).await;
     TestApp {
-        base: served.base.clone(),
-        http: reqwest::Client::new(),
         clock,
         served,
         _db: db,
@@ -123,29 +173,6 @@ pub async fn spawn_app(
 }
 
 impl TestApp {
-    pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or_default())
-    }
-
-    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or_default())
-    }
-
     /// Stops the app the way SIGTERM does and waits for it.
     pub async fn stop(self) {
         self.served.stop().await;

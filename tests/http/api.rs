@@ -14,24 +14,25 @@ use keepword::clock::Clock;
 use keepword::config::{Secret, Settings, Tls};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tokio_util::sync::CancellationToken;
 
 use support::{HookReceiver, SmtpServer, eventually};
 
 const TOKEN: &str = "test-token";
 const GITHUB_SECRET: &str = "gh-secret";
 
-struct Running {
-    base: String,
-    token: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    http: reqwest::Client,
+/// The app, served with the test's token and GitHub secret.
+struct Running(common::app::Served);
+
+impl std::ops::Deref for Running {
+    type Target = common::app::Served;
+    fn deref(&self) -> &common::app::Served {
+        &self.0
+    }
 }
 
 impl Running {
     async fn start(database_url: String, contract: PathBuf, smtp_port: u16) -> Running {
         let mut settings = Settings {
-            bind: "127.0.0.1:0".parse().unwrap(),
             database_url,
             contract,
             api_tokens: vec![Secret::new(TOKEN)],
@@ -40,58 +41,15 @@ impl Running {
         settings.smtp.port = smtp_port;
         settings.smtp.tls = Tls::None;
         settings.github.webhook_secret = Secret::new(GITHUB_SECRET);
-        let common::app::Served {
-            base, token, task, ..
-        } = common::app::serve(settings, Clock::system()).await;
-        Running {
-            base,
-            token,
-            task,
-            http: reqwest::Client::new(),
-        }
+        Running(common::app::serve(settings, Clock::system()).await)
     }
 
     async fn post_event(&self, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}/api/v1/events", self.base))
-            .bearer_auth(TOKEN)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn metrics(&self) -> String {
-        self.http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.post("/api/v1/events", body).await
     }
 
     async fn stop(self) {
-        self.token.cancel();
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("graceful stop")
-            .unwrap()
-            .unwrap();
+        self.0.stop().await;
     }
 }
 

@@ -6,23 +6,24 @@
 use crate::common;
 use crate::support;
 
-use std::time::Duration;
-
 use keepword::clock::Clock;
 use keepword::config::{Secret, Settings, Tls};
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "test-token";
 
 struct Running {
-    base: String,
-    token: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    http: reqwest::Client,
+    served: common::app::Served,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
     _hooks: support::HookReceiver,
+}
+
+impl std::ops::Deref for Running {
+    type Target = common::app::Served;
+    fn deref(&self) -> &common::app::Served {
+        &self.served
+    }
 }
 
 impl Running {
@@ -40,14 +41,8 @@ impl Running {
         settings.smtp.port = support::free_port();
         settings.smtp.tls = Tls::None;
         settings.github.webhook_secret = Secret::new("gh-secret");
-        let common::app::Served {
-            base, token, task, ..
-        } = common::app::serve(settings, Clock::system()).await;
         Running {
-            base,
-            token,
-            task,
-            http: reqwest::Client::new(),
+            served: common::app::serve(settings, Clock::system()).await,
             _dirs: (db_dir, dir),
             _hooks: hooks,
         }
@@ -58,12 +53,7 @@ impl Running {
     }
 
     async fn stop(self) {
-        self.token.cancel();
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("graceful stop")
-            .unwrap()
-            .unwrap();
+        self.served.stop().await;
     }
 }
 

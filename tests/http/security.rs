@@ -16,7 +16,6 @@ use keepword::config::{Secret, Settings};
 use keepword::ingest::github_signature;
 use keepword::web::BODY_READ_TIMEOUT;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "sec-token";
 const GITHUB_SECRET: &str = "sec-github-secret";
@@ -25,57 +24,30 @@ fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
-struct Running {
-    base: String,
-    port: u16,
-    token: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    http: reqwest::Client,
+/// The app, served with the test's token and GitHub secret.
+struct Running(common::app::Served);
+
+impl std::ops::Deref for Running {
+    type Target = common::app::Served;
+    fn deref(&self) -> &common::app::Served {
+        &self.0
+    }
 }
 
 impl Running {
     async fn start(database_url: String) -> Running {
         let mut settings = Settings {
-            bind: "127.0.0.1:0".parse().unwrap(),
             database_url,
             contract: repo("config/contract.toml"),
             api_tokens: vec![Secret::new(TOKEN)],
             ..Default::default()
         };
         settings.github.webhook_secret = Secret::new(GITHUB_SECRET);
-        let common::app::Served {
-            port, token, task, ..
-        } = common::app::serve(settings, Clock::system()).await;
-        Running {
-            base: format!("http://127.0.0.1:{port}"),
-            port,
-            token,
-            task,
-            http: reqwest::Client::new(),
-        }
+        Running(common::app::serve(settings, Clock::system()).await)
     }
 
     async fn post_event(&self, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}/api/v1/events", self.base))
-            .bearer_auth(TOKEN)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        self.post("/api/v1/events", body).await
     }
 
     async fn github(&self, delivery: &str, body: &[u8]) -> (u16, Value) {
@@ -96,24 +68,8 @@ impl Running {
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn metrics(&self) -> String {
-        self.http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-
     async fn stop(self) {
-        self.token.cancel();
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("graceful stop")
-            .unwrap()
-            .unwrap();
+        self.0.stop().await;
     }
 }
 
