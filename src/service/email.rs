@@ -317,7 +317,6 @@ impl Service {
         let Some(conv) = conversation else {
             return Ok(one);
         };
-        store::touch_conversation(conn, conv.id, at)?;
         one.effects = self.refresh(conn, &conv, now)?;
         if created && direction == Direction::Inbound {
             let due = one.effects.first_response_due;

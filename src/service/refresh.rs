@@ -181,10 +181,14 @@ impl Service {
         store::update_conversation_state(
             conn,
             conv.id,
-            state.status,
-            state.health,
-            state.next_change,
-            solved_at,
+            &store::DerivedState {
+                status: state.status,
+                health: state.health,
+                next_check_at: state.next_change,
+                solved_at,
+                // Derived from the events just read: no extra write per message.
+                last_message_at: messages.iter().map(|m| m.sent_at).max(),
+            },
             now,
         )?;
         effects.next_check = state.next_change;

@@ -203,22 +203,34 @@ pub fn conversation_by_thread(
         .transpose()
 }
 
-/// Stores what the SLA engine derived: status, health and when to look again.
+/// What the SLA engine derived for a conversation, stored back after each
+/// refresh.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DerivedState {
+    pub status: TicketStatus,
+    pub health: Health,
+    /// When to look at it again.
+    pub next_check_at: Option<DateTime<Utc>>,
+    pub solved_at: Option<DateTime<Utc>>,
+    /// Its latest message instant (threading by subject looks back from it).
+    pub last_message_at: Option<DateTime<Utc>>,
+}
+
+/// Stores what the SLA engine derived, in the one write a refresh makes to
+/// the conversation's row.
 pub fn update_conversation_state(
     conn: &mut AnyConnection,
     id: i64,
-    status: TicketStatus,
-    health: Health,
-    next_check_at: Option<DateTime<Utc>>,
-    solved_at: Option<DateTime<Utc>>,
+    d: &DerivedState,
     now: DateTime<Utc>,
 ) -> Result<()> {
     diesel::update(conversations::table.find(id))
         .set((
-            conversations::status.eq(status.as_str()),
-            conversations::health.eq(health.as_str()),
-            conversations::next_check_at.eq(next_check_at.map(to_db)),
-            conversations::solved_at.eq(solved_at.map(to_db)),
+            conversations::status.eq(d.status.as_str()),
+            conversations::health.eq(d.health.as_str()),
+            conversations::next_check_at.eq(d.next_check_at.map(to_db)),
+            conversations::solved_at.eq(d.solved_at.map(to_db)),
+            conversations::last_message_at.eq(d.last_message_at.map(to_db)),
             conversations::updated_at.eq(to_db(now)),
         ))
         .execute(conn)?;

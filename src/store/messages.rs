@@ -265,22 +265,6 @@ pub fn conversation_by_opener_subject(
         .optional()?)
 }
 
-/// Moves a conversation's latest message instant forward to `at` (never
-/// back: mail arrives out of order).
-pub fn touch_conversation(conn: &mut AnyConnection, id: i64, at: DateTime<Utc>) -> Result<()> {
-    let at = to_db(at);
-    diesel::update(
-        conversations::table.find(id).filter(
-            conversations::last_message_at
-                .is_null()
-                .or(conversations::last_message_at.lt(at)),
-        ),
-    )
-    .set(conversations::last_message_at.eq(at))
-    .execute(conn)?;
-    Ok(())
-}
-
 /// Whether an acknowledgement went to `address` since `since`.
 pub fn acknowledged_since(
     conn: &mut AnyConnection,

@@ -40,16 +40,16 @@ pub use contracts::{
     ContractVersionRow, contract_version, contract_versions_list, record_contract_version,
 };
 pub use conversations::{
-    ConversationFilter, ConversationRow, NewConversation, claim_due_conversations, conversation,
-    conversation_by_thread, earliest_check, list_conversations, open_conversation, open_counts,
-    set_conversation_status, update_conversation_state,
+    ConversationFilter, ConversationRow, DerivedState, NewConversation, claim_due_conversations,
+    conversation, conversation_by_thread, earliest_check, list_conversations, open_conversation,
+    open_counts, set_conversation_status, update_conversation_state,
 };
 pub use escalations::{FiredStep, fired_step_count, fired_steps_of, record_fired_step};
 pub use mailboxes::{Checkpoint, checkpoint, save_checkpoint};
 pub use messages::{
     EventRow, Inserted, MessageRow, NewMessage, acknowledged_since, conversation_by_opener_subject,
     conversation_by_subject, conversation_of_message_id, events_of, insert_message,
-    message_by_external_id, messages_of, touch_conversation,
+    message_by_external_id, messages_of,
 };
 pub use outbox::{NewOutbox, OutboxRow, enqueue, outbox_pending};
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
