@@ -17,6 +17,7 @@ mod escalations;
 mod mailboxes;
 mod messages;
 pub mod outbox;
+mod queue;
 mod rejected;
 pub mod schema;
 mod timers;
@@ -52,6 +53,10 @@ pub use messages::{
     message_by_external_id, messages_of,
 };
 pub use outbox::{NewOutbox, OutboxRow, enqueue, outbox_pending};
+pub use queue::{
+    QueueFilter, QueuePage, SessionRow, create_session, delete_session, live_session,
+    opened_between, queue_page,
+};
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
 pub use timers::{TimerRow, TimerState, save_timer, timers_of, timers_of_many};
 

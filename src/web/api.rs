@@ -104,12 +104,14 @@ where
     (method.clone(), web::method(method).to(handler))
 }
 
-/// No route matched. API paths get the JSON error; others a bare 404, as
-/// pages may have their own idea of a not-found page.
+/// No route matched. API paths get the JSON error; others the dashboard's
+/// 404 page.
 async fn unknown_path(req: HttpRequest) -> HttpResponse {
     let path = req.path();
     if path.starts_with("/api/") || path.starts_with("/webhooks/") {
         ApiError::NotFound(format!("no route {} {path}", req.method())).error_response()
+    } else if let Some(state) = req.app_data::<web::Data<AppState>>() {
+        super::dashboard::not_found(state)
     } else {
         HttpResponse::NotFound().finish()
     }
