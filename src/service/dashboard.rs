@@ -201,11 +201,14 @@ pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
+/// A conversation's policy and the contract version it came from.
+type Resolved = Option<Arc<(Policy, Arc<Contract>)>>;
+
 /// Policies by (contract version, request type, client), built once per
 /// page: a page of 50 rows shares a handful.
 struct Policies<'s> {
     service: &'s Service,
-    cache: HashMap<(String, String, String), Option<Arc<(Policy, Arc<Contract>)>>>,
+    cache: HashMap<(String, String, String), Resolved>,
 }
 
 impl<'s> Policies<'s> {
@@ -220,7 +223,7 @@ impl<'s> Policies<'s> {
         &mut self,
         conn: &mut AnyConnection,
         c: &ConversationRow,
-    ) -> Result<Option<Arc<(Policy, Arc<Contract>)>>, ServiceError> {
+    ) -> Result<Resolved, ServiceError> {
         let key = (
             c.contract_version.clone(),
             c.request_type.clone(),
