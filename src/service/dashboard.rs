@@ -286,7 +286,7 @@ impl Service {
             .first()
             .map(|c| c.calendar().timezone());
         self.store()
-            .with(|conn| {
+            .snapshot(|conn| -> Result<QueueView, StoreError> {
                 let p = store::queue_page(conn, filter, (page - 1) * QUEUE_PAGE, QUEUE_PAGE)?;
                 let mut policies = Policies::new(self);
                 let mut rows = Vec::with_capacity(p.rows.len());
@@ -328,7 +328,7 @@ impl Service {
     /// The timeline of one conversation, read in one transaction so the
     /// conversation, its messages, timers and steps agree with each other.
     pub fn timeline(&self, id: i64, now: DateTime<Utc>) -> Result<Timeline, ServiceError> {
-        let read = self.inner.store.transaction(|conn| {
+        let read = self.inner.store.snapshot(|conn| {
             let Some(c) = store::conversation(conn, id)? else {
                 return Err(ServiceError::NotFound(format!("conversation {id}")));
             };
@@ -558,7 +558,7 @@ impl Service {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ComplianceRow>, ServiceError> {
-        let (convs, timers) = self.inner.store.transaction(|conn| {
+        let (convs, timers) = self.inner.store.snapshot(|conn| {
             let convs = store::opened_between(conn, from, to)?;
             let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
             let timers = store::timers_of_many(conn, &ids)?;

@@ -485,6 +485,35 @@ impl Store {
         }
     }
 
+    /// Runs the reads of `f` against one snapshot of the database, so a page
+    /// built from several queries (a conversation, its messages, timers and
+    /// steps; the queue and its counts) shows one moment. Read-only: on
+    /// SQLite a deferred transaction (WAL gives it a snapshot and it takes no
+    /// writer's turn), on PostgreSQL `REPEATABLE READ READ ONLY`.
+    pub fn snapshot<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        type Tm = <AnyConnection as Connection>::TransactionManager;
+        let db = |e: diesel::result::Error| E::from(StoreError::Query(e));
+        let mut conn = self.conn()?;
+        let any: &mut AnyConnection = &mut conn;
+        match any {
+            AnyConnection::Sqlite(c) => {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN DEFERRED").map_err(db)?
+            }
+            AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction_sql(
+                c,
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            )
+            .map_err(db)?,
+        }
+        let out = f(any);
+        // Nothing was written: ending it either way is the same.
+        Tm::rollback_transaction(any).map_err(db)?;
+        out
+    }
+
     /// Leases a mailbox so that, of several processes on one PostgreSQL, one
     /// polls it (SPEC 9). The lease is a session advisory lock held by the
     /// returned connection: it ends when the lease is dropped or the process
