@@ -510,8 +510,8 @@ impl Service {
         })
     }
 
-    /// Sets a conversation's status from the dashboard (solve, reopen, mark
-    /// waiting on client): recorded as a status event, so the timeline shows
+    /// Sets a conversation's status (the API's solve; the dashboard's solve,
+    /// reopen, mark waiting on client): recorded as a status event, so the timeline shows
     /// it and the engine derives the timers from it like any other event.
     pub fn set_status(
         &self,

@@ -230,12 +230,7 @@ pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Api
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub(crate) use super::dashboard::constant_time_eq;
 
 /// The request body, at most [`BODY_LIMIT`] bytes. Read by the handler
 /// (not an extractor) so that the bearer token is checked before a large

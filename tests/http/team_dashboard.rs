@@ -89,15 +89,27 @@ async fn pages_without_a_session_redirect_to_login_and_show_nothing() {
     assert_eq!(detail["status"], "open");
     // The link of an escalation email: to the sign-in, then back to it.
     let link = format!("/conversations/{id}");
-    let r = http.get(format!("{}{link}", app.base)).send().await.unwrap();
+    let r = http
+        .get(format!("{}{link}", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["location"], format!("/login?next={link}"));
-    let form = http.get(format!("{}/login?next={link}", app.base)).send().await.unwrap();
+    let form = http
+        .get(format!("{}/login?next={link}", app.base))
+        .send()
+        .await
+        .unwrap();
     let c = cookie_of(&form, "keepword_login").unwrap();
     let csrf = hidden(&form.text().await.unwrap(), "csrf").unwrap();
     let r = http
         .post(format!("{}/login", app.base))
         .header("cookie", &c)
-        .form(&[("password", PASSWORD), ("csrf", csrf.as_str()), ("next", link.as_str())])
+        .form(&[
+            ("password", PASSWORD),
+            ("csrf", csrf.as_str()),
+            ("next", link.as_str()),
+        ])
         .send()
         .await
         .unwrap();

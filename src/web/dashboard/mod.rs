@@ -28,7 +28,7 @@ use crate::service::{ComplianceRow, QueueView, ServiceError, local_words};
 use crate::sla::TicketStatus;
 use crate::store::{QueueFilter, SessionRow};
 
-pub use session::LoginLimiter;
+pub use session::{LoginLimiter, constant_time_eq};
 
 /// The policy of every dashboard page: nothing inline, nothing from
 /// elsewhere, never framed.
