@@ -20,6 +20,7 @@ mod events;
 mod mailbox;
 mod notifications;
 mod refresh;
+mod status;
 mod views;
 
 use std::collections::HashMap;
@@ -48,6 +49,9 @@ pub use events::Recorded;
 pub(crate) use events::{Opening, open_conversation};
 pub use mailbox::{FetchedMail, FolderCheckpoint, MailSink};
 use refresh::Effects;
+pub use status::{
+    StatusKind, StatusPage, UrgentView, describe as describe_status, status_url, token_hash,
+};
 pub use views::{ConversationDetail, ConversationSummary, MessageView, StepView, TimerView};
 
 /// How many due conversations one scheduler step takes (and locks) at most.

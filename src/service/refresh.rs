@@ -246,7 +246,7 @@ impl Service {
 
 /// Stored rows → engine events. A row may carry a message, a status, or both
 /// (a comment that also closes the ticket): the message comes first.
-fn events_of(messages: &[EventRow]) -> Vec<Event> {
+pub(super) fn events_of(messages: &[EventRow]) -> Vec<Event> {
     let mut events = Vec::with_capacity(messages.len());
     for m in messages {
         if let Some(direction) = m.direction {

@@ -19,6 +19,7 @@ mod messages;
 pub mod outbox;
 mod rejected;
 pub mod schema;
+mod status;
 mod timers;
 
 use std::path::Path;
@@ -53,6 +54,7 @@ pub use messages::{
 };
 pub use outbox::{NewOutbox, OutboxRow, enqueue, outbox_pending};
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
+pub use status::{conversation_by_status_hash, insert_status_link};
 pub use timers::{TimerRow, TimerState, save_timer, timers_of, timers_of_many};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod openapi;
+pub mod status;
 
 use std::cell::Cell;
 use std::future::Future;
@@ -72,7 +73,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(readyz)
         .service(metrics)
         .service(contract_page)
-        .service(contract_markdown);
+        .service(contract_markdown)
+        .configure(status::routes);
 }
 
 /// The longest a request body may take to arrive, whole. A client that

@@ -16,3 +16,4 @@ mod openapi;
 mod processes;
 mod security;
 mod serve;
+mod status_page;
