@@ -102,6 +102,9 @@ enum ContractCommand {
         #[arg(long)]
         at: String,
     },
+    /// What changed from OLD to NEW, in the client's words ("no difference"
+    /// when the versions agree). Exit 0 either way; 1 when a file is invalid.
+    Diff { old: PathBuf, new: PathBuf },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -234,14 +237,10 @@ fn migrate(config: Option<PathBuf>, database_url: Option<String>) -> anyhow::Res
     Ok(())
 }
 
-fn contract(command: ContractCommand) -> ExitCode {
-    let file = match &command {
-        ContractCommand::Check { file }
-        | ContractCommand::Render { file, .. }
-        | ContractCommand::Due { file, .. } => file.clone(),
-    };
-    let loaded = match LoadedContract::load(&file) {
-        Ok(l) => l,
+/// Loads a contract for a `contract` subcommand, or prints its errors.
+fn load_or_report(file: &std::path::Path) -> Option<LoadedContract> {
+    match LoadedContract::load(file) {
+        Ok(l) => Some(l),
         Err(errors) => {
             eprintln!("{errors}");
             let n = errors.0.len();
@@ -250,8 +249,32 @@ fn contract(command: ContractCommand) -> ExitCode {
                 file.display(),
                 if n == 1 { "" } else { "s" }
             );
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+fn contract(command: ContractCommand) -> ExitCode {
+    let file = match &command {
+        ContractCommand::Check { file }
+        | ContractCommand::Render { file, .. }
+        | ContractCommand::Due { file, .. } => file.clone(),
+        ContractCommand::Diff { old, new } => {
+            let (Some(old), Some(new)) = (load_or_report(old), load_or_report(new)) else {
+                return ExitCode::FAILURE;
+            };
+            let text = keepword::contract::diff_text(&old.contract, &new.contract);
+            return match std::io::stdout().write_all(text.as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("keepword: error: writing to stdout: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
+    let Some(loaded) = load_or_report(&file) else {
+        return ExitCode::FAILURE;
     };
     let result = match command {
         ContractCommand::Check { file } => {
@@ -278,6 +301,7 @@ fn contract(command: ContractCommand) -> ExitCode {
             at,
             ..
         } => due(&loaded, &request_type, client.as_deref(), timer, &at),
+        ContractCommand::Diff { .. } => unreachable!("answered above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@
 //! The file format is SPEC section 2; its key names are an interface.
 
 mod diagnostic;
+mod diff;
 mod hours;
 mod parse;
 mod render;
@@ -26,6 +27,7 @@ use chrono_tz::Tz;
 use crate::calendar::{BusinessDuration, Calendar, CalendarError, Week};
 
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use diff::{Change, ChangeKind, diff, diff_text, timer_words};
 pub use hours::{describe_day, describe_week, format_time};
 pub use render::{channel_words, promise, render_html, render_markdown, window_words};
 
@@ -121,6 +123,9 @@ pub struct ContractInfo {
     pub timezone: Tz,
     pub public_url: Option<String>,
     pub unknown_senders: UnknownSenders,
+    /// `decision`: why this version exists, in the lead's words (SPEC 13).
+    /// Part of the version, so a changed reason is a new version.
+    pub decision: Option<String>,
 }
 
 /// `[calendars.ID]`, with its built [`Calendar`].
@@ -236,6 +241,10 @@ pub struct RequestType {
     pub next_response: Option<BusinessDuration>,
     pub resolution: Option<BusinessDuration>,
     pub escalation: Vec<EscalationStep>,
+    /// `update_every`: while the conversation is open and the team owes the
+    /// next move, the client hears from the team at least this often
+    /// (timer `periodic_update`). `None`: no such promise.
+    pub update_every: Option<BusinessDuration>,
 }
 
 impl RequestType {

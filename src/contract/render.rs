@@ -398,6 +398,20 @@ fn override_line(
     ]
 }
 
+/// A calendar's hours in words: "Mon–Thu 09:00–17:00, … (time zone
+/// Europe/Berlin)", or "around the clock".
+pub(crate) fn hours_words(calendar: &CalendarDef) -> String {
+    if calendar.always {
+        "around the clock".into()
+    } else {
+        format!(
+            "{} (time zone {})",
+            describe_week(&calendar.week),
+            calendar.timezone.name()
+        )
+    }
+}
+
 /// "business: Mon–Thu 09:00–17:00, … (Europe/Berlin), closed on the holidays below".
 fn calendar_line(calendar: &CalendarDef) -> Line {
     if calendar.always {
@@ -424,10 +438,19 @@ fn calendar_line(calendar: &CalendarDef) -> Line {
 /// Escalation is internal, but clients deserve to know it exists and when it
 /// kicks in; contact ids are the team's role names, their addresses stay out.
 fn escalation_sentence(contract: &Contract, request_type: &RequestType) -> String {
+    format!(
+        "If an answer is running late, we escalate internally: {}.",
+        escalation_words(contract, request_type).join("; ")
+    )
+}
+
+/// Each escalation step of a request type in words ("at 75% of the
+/// response time, we alert lead"): the contract page and the contract diff.
+pub(crate) fn escalation_words(contract: &Contract, request_type: &RequestType) -> Vec<String> {
     let always = contract
         .calendar(&request_type.calendar)
         .is_none_or(|c| c.always);
-    let steps: Vec<String> = request_type
+    request_type
         .escalation
         .iter()
         .map(|step| {
@@ -444,11 +467,7 @@ fn escalation_sentence(contract: &Contract, request_type: &RequestType) -> Strin
                 }
             }
         })
-        .collect();
-    format!(
-        "If an answer is running late, we escalate internally: {}.",
-        steps.join("; ")
-    )
+        .collect()
 }
 
 /// "4 business hours", "1 business day and 4 business hours", "30 minutes"
@@ -481,7 +500,7 @@ pub(crate) fn duration_words(d: BusinessDuration, always: bool) -> String {
     }
 }
 
-fn long_date(date: NaiveDate) -> String {
+pub(crate) fn long_date(date: NaiveDate) -> String {
     date.format("%-d %B %Y").to_string()
 }
 

@@ -42,7 +42,9 @@ use crate::store::{
     NewMessage, Store, StoreError, TimerState,
 };
 
-pub use contract::{ContractErrors, ContractHandle, LoadedContract, Reload, record_version};
+pub use contract::{
+    ContractErrors, ContractHandle, LoadedContract, Reload, VersionChanges, record_version,
+};
 pub use due::DueReport;
 pub use email::{EmailSink, MailBatchReport, MailboxContext};
 pub use events::Recorded;

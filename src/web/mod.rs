@@ -3,6 +3,7 @@
 //! hand work to the service, the store or the contract.
 
 pub mod api;
+pub mod changes;
 pub mod openapi;
 pub mod status;
 
@@ -74,7 +75,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(metrics)
         .service(contract_page)
         .service(contract_markdown)
-        .configure(status::routes);
+        .configure(status::routes)
+        .configure(changes::routes);
 }
 
 /// The longest a request body may take to arrive, whole. A client that

@@ -10,6 +10,7 @@ mod common;
 mod support;
 
 mod api;
+mod contract_changes;
 mod dashboards;
 mod ingest_github;
 mod openapi;
