@@ -67,6 +67,7 @@ pub fn timer_words(timer: Timer) -> &'static str {
         Timer::FirstResponse => "first response",
         Timer::NextResponse => "next response",
         Timer::Resolution => "resolution",
+        Timer::PeriodicUpdate => "updates while we work on it",
     }
 }
 
@@ -285,16 +286,6 @@ fn request_type(
                 );
             }
         }
-    }
-    if o.update_every != t.update_every {
-        push(
-            ChangeKind::Window,
-            format!(
-                "{name}: updates while we work on it {} → {}",
-                window(o.update_every, oa),
-                window(t.update_every, na)
-            ),
-        );
     }
     let rules = |t: &RequestType| {
         let m = &t.match_rules;

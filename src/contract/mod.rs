@@ -61,17 +61,27 @@ pub enum Timer {
     FirstResponse,
     NextResponse,
     Resolution,
+    /// `update_every`: the longest the client goes without hearing from the
+    /// team while the team owes the next move.
+    PeriodicUpdate,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 3] = [Timer::FirstResponse, Timer::NextResponse, Timer::Resolution];
+    pub const ALL: [Timer; 4] = [
+        Timer::FirstResponse,
+        Timer::NextResponse,
+        Timer::Resolution,
+        Timer::PeriodicUpdate,
+    ];
 
-    /// The contract key and the stored name of the timer.
+    /// The stored name of the timer (the contract key of its window, but
+    /// `update_every` for `periodic_update`).
     pub fn as_str(self) -> &'static str {
         match self {
             Timer::FirstResponse => "first_response",
             Timer::NextResponse => "next_response",
             Timer::Resolution => "resolution",
+            Timer::PeriodicUpdate => "periodic_update",
         }
     }
 }
@@ -83,7 +93,9 @@ impl fmt::Display for Timer {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown timer \"{0}\" (expected first_response, next_response or resolution)")]
+#[error(
+    "unknown timer \"{0}\" (expected first_response, next_response, resolution or periodic_update)"
+)]
 pub struct TimerParseError(pub String);
 
 impl FromStr for Timer {
@@ -253,6 +265,7 @@ impl RequestType {
             Timer::FirstResponse => Some(self.first_response),
             Timer::NextResponse => self.next_response,
             Timer::Resolution => self.resolution,
+            Timer::PeriodicUpdate => self.update_every,
         }
     }
 
@@ -291,6 +304,8 @@ impl WindowOverride {
             Timer::FirstResponse => self.first_response,
             Timer::NextResponse => self.next_response,
             Timer::Resolution => self.resolution,
+            // Clients cannot be promised their own update rhythm (yet).
+            Timer::PeriodicUpdate => None,
         }
     }
 }

@@ -128,6 +128,12 @@ fn document(contract: &Contract) -> Doc {
             ),
         ]),
     ];
+    if let Some(decision) = &info.decision {
+        blocks.push(Block::Para(vec![
+            strong("Why this version: "),
+            text(decision.clone()),
+        ]));
+    }
     if let Some(url) = &info.public_url {
         blocks.push(Block::Para(vec![
             text("The current version is always at "),
@@ -326,8 +332,13 @@ pub fn window_words(
         Timer::FirstResponse => "we reply within",
         Timer::NextResponse => "after each of your messages, we answer again within",
         Timer::Resolution => "we resolve the request within",
+        Timer::PeriodicUpdate => "while we work on it, we update you at least once every",
     };
-    let amount = duration_words(window, always);
+    let amount = match timer {
+        // "once every business day", not "once every 1 business day".
+        Timer::PeriodicUpdate => every_words(window, always),
+        _ => duration_words(window, always),
+    };
     match calendar {
         Some(c) if !c.always && !hours => format!("{lead} {amount}"),
         Some(c) if !c.always => format!(
@@ -382,6 +393,7 @@ fn override_line(
             Timer::FirstResponse => "first reply",
             Timer::NextResponse => "each further reply",
             Timer::Resolution => "resolution",
+            Timer::PeriodicUpdate => "updates",
         };
         let instead = request_type
             .window(timer)
@@ -497,6 +509,15 @@ pub(crate) fn duration_words(d: BusinessDuration, always: bool) -> String {
         0 => "no time".to_string(),
         1 => parts.remove(0),
         n => format!("{} and {}", parts[..n - 1].join(", "), parts[n - 1]),
+    }
+}
+
+/// A rhythm in words: "business day", "4 business hours", "day".
+fn every_words(d: BusinessDuration, always: bool) -> String {
+    let words = duration_words(d, always);
+    match words.strip_prefix("1 ") {
+        Some(unit) if !unit.contains(" and ") && !unit.contains(", ") => unit.to_string(),
+        _ => words,
     }
 }
 

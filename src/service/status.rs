@@ -128,6 +128,7 @@ fn what_was_promised(timer: Timer) -> &'static str {
         Timer::FirstResponse => "to reply",
         Timer::NextResponse => "to answer your message",
         Timer::Resolution => "to resolve your request",
+        Timer::PeriodicUpdate => "to send you an update",
     }
 }
 
@@ -217,6 +218,11 @@ pub fn describe(
         ),
         _ => format!("{prefix}."),
     };
+    let next_update = last(Timer::PeriodicUpdate)
+        .filter(|t| t.status == TimerStatus::Running)
+        .and_then(|t| t.due_at)
+        .filter(|_| state.status == TicketStatus::Open)
+        .map(|due| format!("Next update by {}.", when(due, zone)));
     let first = last(Timer::FirstResponse).filter(live);
     let next = last(Timer::NextResponse).filter(live);
     let (kind, headline) = if state.status == TicketStatus::Solved {
@@ -295,7 +301,7 @@ pub fn describe(
         promises,
         kind,
         headline,
-        next_update: None,
+        next_update,
         broken: broken_promises(&state.timers, zone),
         opened: when(opened_at, zone),
         urgent,

@@ -21,12 +21,18 @@ async fn changes_are_listed_newest_first_with_their_decision(backend: Backend) {
     let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap());
     let app = spawn_app(backend, path.clone(), 1, clock.clone()).await;
 
+    let decision = v1
+        .lines()
+        .find(|l| l.starts_with("decision = "))
+        .unwrap()
+        .to_string();
     let v2 = v1
         .replacen(
-            "effective = \"2026-11-01\"",
-            "effective = \"2027-01-01\"\ndecision = \"Clients asked for faster first replies; 2026's mail says we can <keep> it.\"",
+            &decision,
+            "decision = \"Clients asked for faster first replies; 2026's mail says we can <keep> it.\"",
             1,
         )
+        .replacen("effective = \"2026-11-01\"", "effective = \"2027-01-01\"", 1)
         .replacen(
             "calendar = \"business\"\nfirst_response = \"4h\"",
             "calendar = \"business\"\nfirst_response = \"2h\"",

@@ -262,6 +262,40 @@ async fn each_state_says_the_right_sentence(backend: Backend) {
         ),
         "{text}"
     );
+
+    // A bug promises an update every business day: the page says by when.
+    clock.set(monday_nine());
+    let bug = event(
+        &app,
+        "b1",
+        "T-3",
+        json!({"direction": "inbound", "from": "jane@acme.com", "subject": "Checkout button broken"}),
+    )
+    .await;
+    let bug_url = bug["status_url"]
+        .as_str()
+        .unwrap()
+        .replace("http://127.0.0.1:8080", &app.base);
+    clock.set(monday_nine() + Duration::minutes(30));
+    event(
+        &app,
+        "b2",
+        "T-3",
+        json!({"direction": "outbound", "from": "linda@example.com", "body": "Looking into it"}),
+    )
+    .await;
+    let update_by = contract
+        .due("bug", Some("acme"), Timer::PeriodicUpdate, clock.now())
+        .unwrap();
+    let text = open(&app, &bug_url).await.text();
+    assert!(
+        text.contains(&format!("Next update by {}.", berlin(update_by))),
+        "{text}"
+    );
+    assert!(
+        text.contains("While we work on it, we update you at least once every business day."),
+        "the promise in the contract's words: {text}"
+    );
     app.stop().await;
 }
 
