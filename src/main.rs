@@ -57,6 +57,10 @@ enum Command {
     Backtest {
         #[arg(long)]
         contract: PathBuf,
+        /// The contract in force now: replay the same mail under both and
+        /// report side by side what the change would have done.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
         /// An mbox file.
         #[arg(long, conflicts_with = "maildir", required_unless_present = "maildir")]
         mbox: Option<PathBuf>,
@@ -132,11 +136,12 @@ fn main() -> ExitCode {
         Command::Healthcheck { url } => healthcheck(&url),
         Command::Backtest {
             contract,
+            baseline,
             mbox,
             maildir,
             team,
             format,
-        } => backtest(&contract, mbox, maildir, &team, format),
+        } => backtest(&contract, baseline.as_deref(), mbox, maildir, &team, format),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -334,6 +339,7 @@ fn due(
 
 fn backtest(
     contract: &std::path::Path,
+    baseline: Option<&std::path::Path>,
     mbox: Option<PathBuf>,
     maildir: Option<PathBuf>,
     team: &[String],
@@ -341,6 +347,10 @@ fn backtest(
 ) -> anyhow::Result<()> {
     use keepword::backtest::{self, Source};
     let loaded = LoadedContract::load(contract).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Both files are checked before any mail is read.
+    let baseline = baseline
+        .map(|b| LoadedContract::load(b).map_err(|e| anyhow::anyhow!("{e}")))
+        .transpose()?;
     let sources: Vec<Source> = mbox
         .map(Source::Mbox)
         .into_iter()
@@ -359,6 +369,18 @@ fn backtest(
     })?;
     if terminal {
         eprintln!("\r{:60}", "");
+    }
+    if let Some(old) = baseline {
+        // The same mail again: each contract routes and classifies it itself.
+        let old_report = backtest::run(&old.contract, &sources, team, |_, _| {})?;
+        let comparison = backtest::compare::compare(report, old_report);
+        let out = match format {
+            ReportFormat::Text => backtest::compare::render_text(&comparison),
+            ReportFormat::Json => serde_json::to_string_pretty(&comparison)? + "\n",
+            ReportFormat::Html => backtest::compare::render_html(&comparison),
+        };
+        std::io::stdout().write_all(out.as_bytes())?;
+        return Ok(());
     }
     let out = match format {
         ReportFormat::Text => backtest::render_text(&report),
