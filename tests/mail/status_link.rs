@@ -120,6 +120,31 @@ async fn the_link_in_the_acknowledgement_opens_the_page(backend: Backend) {
         !detail.to_string().contains(token),
         "the token is not stored"
     );
+    // Nor is it kept in the delivered outbox row.
+    let store = app.state.store.clone();
+    let payloads = move || {
+        use diesel::prelude::*;
+        use keepword::store::schema::outbox::dsl::*;
+        store
+            .with(|c| {
+                Ok(outbox
+                    .filter(sent_at.is_not_null())
+                    .select(payload)
+                    .load::<String>(c)?)
+            })
+            .unwrap()
+    };
+    let token_owned = token.to_string();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let p = payloads();
+            !p.is_empty() && p.iter().all(|p| !p.contains(&token_owned))
+        })
+        .await,
+        "the delivered acknowledgement still holds the token: {:?}",
+        payloads()
+    );
+    assert!(payloads()[0].contains("/status/…"));
     app.stop().await;
 }
 
