@@ -218,12 +218,17 @@ pub fn describe(
         ),
         _ => format!("{prefix}."),
     };
+    let first = last(Timer::FirstResponse).filter(live);
+    // While a reply is owed sooner, "next update by" a later time would
+    // only blur the headline.
+    let reply_due = first
+        .or(last(Timer::NextResponse).filter(live))
+        .and_then(|t| t.due_at);
     let next_update = last(Timer::PeriodicUpdate)
         .filter(|t| t.status == TimerStatus::Running)
         .and_then(|t| t.due_at)
-        .filter(|_| state.status == TicketStatus::Open)
+        .filter(|due| state.status == TicketStatus::Open && reply_due.is_none_or(|r| *due < r))
         .map(|due| format!("Next update by {}.", when(due, zone)));
-    let first = last(Timer::FirstResponse).filter(live);
     let next = last(Timer::NextResponse).filter(live);
     let (kind, headline) = if state.status == TicketStatus::Solved {
         let at = solved_at.unwrap_or(now);

@@ -276,6 +276,11 @@ async fn each_state_says_the_right_sentence(backend: Backend) {
         .as_str()
         .unwrap()
         .replace("http://127.0.0.1:8080", &app.base);
+    let text = open(&app, &bug_url).await.text();
+    assert!(
+        !text.contains("Next update by"),
+        "the first reply, due sooner, is the news: {text}"
+    );
     clock.set(monday_nine() + Duration::minutes(30));
     event(
         &app,
