@@ -327,3 +327,35 @@ fn the_cli_prints_the_diff_and_exits_0() {
     assert_eq!(out.status.code(), Some(1), "an invalid file is an error");
     assert!(String::from_utf8(out.stderr).unwrap().contains("new.toml:"));
 }
+
+#[test]
+fn bad_decision_and_update_every_are_explained() {
+    let source = shipped_source()
+        .replacen("update_every = \"1d\"", "updates_every = \"1d\"", 1)
+        .replacen(
+            "resolution = \"5d\"",
+            "resolution = \"5d\"\nupdate_every = \"daily\"",
+            1,
+        );
+    let source = {
+        let line = source
+            .lines()
+            .find(|l| l.starts_with("decision = "))
+            .unwrap()
+            .to_string();
+        source.replacen(&line, "decision = 3", 1)
+    };
+    let errors = contract::parse(&source, "c.toml")
+        .expect_err("invalid")
+        .to_string();
+    assert!(errors.contains("decision must be a string"), "{errors}");
+    assert!(
+        errors.contains("unknown key \"updates_every\"")
+            && errors.contains("did you mean \"update_every\"?"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("window \"daily\" is not a duration"),
+        "{errors}"
+    );
+}
