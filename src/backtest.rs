@@ -7,6 +7,13 @@
 //! Two passes keep memory bounded by the number of messages, not their
 //! size: the first parses each message and keeps only what threading and
 //! classification need; the second replays them in date order.
+//!
+//! With `--baseline`, [`compare`] replays the same mail under a second
+//! contract and sets the two reports side by side; the HTML report draws
+//! each request type's response times against its window ([`chart`]).
+
+mod chart;
+pub mod compare;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -167,8 +174,14 @@ pub struct Traced {
 /// One row of the report.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Row {
+    /// The request type's id (`total` in the totals row).
     pub request_type: String,
+    /// The client's id (empty in the totals row).
     pub client: String,
+    /// The request type's name in the contract.
+    pub request_type_name: String,
+    /// The client's name in the contract ("Unknown senders" for `unknown`).
+    pub client_name: String,
     pub conversations: usize,
     /// First responses that happened (met or missed).
     pub first_responses: usize,
@@ -183,6 +196,39 @@ pub struct Row {
     pub unanswered: usize,
     #[serde(skip)]
     response_times: Vec<i64>,
+    /// Each first response: business seconds, and whether it was in the window.
+    #[serde(skip)]
+    pub(crate) samples: Vec<(i64, bool)>,
+}
+
+impl Row {
+    fn finish(&mut self) {
+        self.response_times.sort_unstable();
+        self.p50_business_seconds = percentile(&self.response_times, 50.0);
+        self.p90_business_seconds = percentile(&self.response_times, 90.0);
+        self.within_window_pct = (self.first_responses > 0)
+            .then(|| 100.0 * self.within_window as f64 / self.first_responses as f64);
+    }
+
+    fn add(&mut self, o: &Row) {
+        self.conversations += o.conversations;
+        self.first_responses += o.first_responses;
+        self.within_window += o.within_window;
+        self.breaches += o.breaches;
+        self.unanswered += o.unanswered;
+        self.response_times.extend(&o.response_times);
+        self.samples.extend(&o.samples);
+    }
+}
+
+/// The first-response window of a request type in business seconds, for
+/// charts: exact for hour windows; a days window is measured from the
+/// first response's start it applies to (business days differ in length).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct TypeWindow {
+    pub request_type: String,
+    pub request_type_name: String,
+    pub first_response_business_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -194,7 +240,12 @@ pub struct Report {
     pub automatic: usize,
     pub conversations: usize,
     pub until: Option<DateTime<Utc>>,
+    /// Most breaches first, then most conversations, then by name.
     pub rows: Vec<Row>,
+    /// Every row added up (percentiles over all first responses).
+    pub totals: Row,
+    /// Each request type's first-response window, in contract order.
+    pub windows: Vec<TypeWindow>,
 }
 
 fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
@@ -276,6 +327,7 @@ pub fn run(
 
     let until = report.until.unwrap_or_else(Utc::now);
     let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    let mut windows: BTreeMap<String, i64> = BTreeMap::new();
     for conv in &conversations {
         let client = (conv.client != UNKNOWN_CLIENT).then_some(conv.client.as_str());
         let Some(policy) = Policy::from_contract(contract, &conv.request_type, client) else {
@@ -287,6 +339,10 @@ pub fn run(
             .or_insert_with(|| Row {
                 request_type: conv.request_type.clone(),
                 client: conv.client.clone(),
+                request_type_name: contract
+                    .request_type(&conv.request_type)
+                    .map_or_else(|| conv.request_type.clone(), |t| t.name.clone()),
+                client_name: client_name(contract, &conv.client),
                 ..Row::default()
             });
         row.conversations += 1;
@@ -303,20 +359,79 @@ pub fn run(
                     row.first_responses += 1;
                     row.within_window += usize::from(t.status == TimerStatus::Met);
                     row.response_times.push(t.elapsed.num_seconds());
+                    row.samples
+                        .push((t.elapsed.num_seconds(), t.status == TimerStatus::Met));
+                    if !windows.contains_key(&conv.request_type) {
+                        let w = type_window_seconds(contract, &conv.request_type, t.started_at);
+                        windows.insert(conv.request_type.clone(), w);
+                    }
                 }
                 _ => row.unanswered += 1,
             }
         }
     }
+    let mut totals = Row {
+        request_type: "total".into(),
+        request_type_name: "Total".into(),
+        ..Row::default()
+    };
     for row in rows.values_mut() {
-        row.response_times.sort_unstable();
-        row.p50_business_seconds = percentile(&row.response_times, 50.0);
-        row.p90_business_seconds = percentile(&row.response_times, 90.0);
-        row.within_window_pct = (row.first_responses > 0)
-            .then(|| 100.0 * row.within_window as f64 / row.first_responses as f64);
+        row.finish();
+        totals.add(row);
     }
+    totals.finish();
+    report.totals = totals;
     report.rows = rows.into_values().collect();
+    report.rows.sort_by(row_order);
+    report.windows = contract
+        .request_types()
+        .iter()
+        .map(|t| TypeWindow {
+            request_type: t.id.clone(),
+            request_type_name: t.name.clone(),
+            first_response_business_seconds: windows.get(&t.id).copied().or_else(|| {
+                (t.first_response.days == 0).then_some(t.first_response.seconds as i64)
+            }),
+        })
+        .collect();
     Ok(report)
+}
+
+/// The order a lead reads rows in: most breaches first, then the busiest,
+/// then by name (not by id: `c10` before `c2` helps nobody).
+pub(crate) fn row_order(a: &Row, b: &Row) -> std::cmp::Ordering {
+    b.breaches
+        .cmp(&a.breaches)
+        .then(b.conversations.cmp(&a.conversations))
+        .then_with(|| a.request_type_name.cmp(&b.request_type_name))
+        .then_with(|| a.client_name.cmp(&b.client_name))
+}
+
+fn client_name(contract: &Contract, id: &str) -> String {
+    match contract.client(id) {
+        Some(c) => c.name.clone(),
+        None if id == UNKNOWN_CLIENT => "Unknown senders".into(),
+        None => id.to_string(),
+    }
+}
+
+/// The business seconds of a request type's own first-response window
+/// (no client's override) for a timer started at `start`.
+fn type_window_seconds(contract: &Contract, type_id: &str, start: DateTime<Utc>) -> i64 {
+    let (Some(t), Some(calendar)) = (
+        contract.request_type(type_id),
+        contract.calendar_for(type_id),
+    ) else {
+        return 0;
+    };
+    if t.first_response.days == 0 {
+        return t.first_response.seconds as i64;
+    }
+    calendar
+        .add(start, t.first_response)
+        .and_then(|due| calendar.between(start, due))
+        .map(|d| d.num_seconds())
+        .unwrap_or(0)
 }
 
 /// The service's own threading rule over mail sorted by date: conversations
@@ -409,9 +524,9 @@ fn pct(p: Option<f64>) -> String {
     p.map_or("—".into(), |p| format!("{p:.1}%"))
 }
 
-pub fn render_text(r: &Report) -> String {
-    let mut out = format!(
-        "Backtest of \"{}\" (version {})\n{} messages ({} unparseable or undated, {} automatic), {} conversations{}\n\n",
+fn header(r: &Report) -> String {
+    format!(
+        "\"{}\" (version {}): {} messages ({} unparseable or undated, {} automatic), {} conversations{}",
         r.contract,
         &r.contract_version[..r.contract_version.len().min(12)],
         r.messages,
@@ -421,16 +536,31 @@ pub fn render_text(r: &Report) -> String {
         r.until
             .map(|u| format!(", history until {}", u.to_rfc3339()))
             .unwrap_or_default(),
-    );
+    )
+}
+
+/// Cuts a name to `n` characters for a text column.
+fn fit(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut cut: String = s.chars().take(n - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+pub fn render_text(r: &Report) -> String {
+    let mut out = format!("Backtest of {}\n\n", header(r));
     out.push_str(&format!(
-        "{:<14} {:<14} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        "{:<32} {:<20} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
         "request type", "client", "convs", "in window", "p50", "p90", "breaches", "no reply"
     ));
-    for row in &r.rows {
+    for row in r.rows.iter().chain([&r.totals]) {
         out.push_str(&format!(
-            "{:<14} {:<14} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
-            row.request_type,
-            row.client,
+            "{:<32} {:<20} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+            fit(&row.request_type_name, 32),
+            fit(&row.client_name, 20),
             row.conversations,
             pct(row.within_window_pct),
             business_words(row.p50_business_seconds),
@@ -442,20 +572,30 @@ pub fn render_text(r: &Report) -> String {
     out
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
+pub(crate) const HTML_STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#1d2330}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #c9ced6;padding:.3em .6em;text-align:right}td{white-space:nowrap}\
+td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}tr.total td{font-weight:600;border-top:2px solid #1d2330}\
+figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.3em}svg{max-width:100%;height:auto}";
+
 pub fn render_html(r: &Report) -> String {
     let mut rows = String::new();
-    for row in &r.rows {
+    for row in r.rows.iter().chain([&r.totals]) {
+        let class = if row.request_type == "total" {
+            " class=\"total\""
+        } else {
+            ""
+        };
         rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            escape(&row.request_type),
-            escape(&row.client),
+            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(&row.request_type_name),
+            escape(&row.client_name),
             row.conversations,
             pct(row.within_window_pct),
             business_words(row.p50_business_seconds),
@@ -464,21 +604,40 @@ pub fn render_html(r: &Report) -> String {
             row.unanswered
         ));
     }
+    let mut charts = String::new();
+    for w in &r.windows {
+        let samples = samples_of(r, &w.request_type);
+        if samples.is_empty() {
+            continue;
+        }
+        charts.push_str(&chart::figure(
+            &w.request_type_name,
+            &[chart::Panel {
+                label: "contract",
+                window: w.first_response_business_seconds,
+                samples: &samples,
+            }],
+        ));
+    }
     format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Backtest: {name}</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}td:nth-child(-n+2){{text-align:left}}</style></head>\
-         <body><h1>Backtest: {name}</h1><p>Contract version {version}. {messages} messages \
-         ({unparseable} unparseable or undated, {automatic} automatic), {conversations} conversations.</p>\
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Backtest: {name}</title>\
+         <style>{HTML_STYLE}</style></head>\
+         <body><main><h1>Backtest: {name}</h1><p>{header}.</p>\
          <table><tr><th>request type</th><th>client</th><th>conversations</th><th>first response in window</th>\
-         <th>p50</th><th>p90</th><th>breaches</th><th>no reply yet</th></tr>\n{rows}</table></body></html>\n",
+         <th>p50</th><th>p90</th><th>breaches</th><th>no reply yet</th></tr>\n{rows}</table>\
+         <h2>First responses against the window</h2>\n{charts}</main></body></html>\n",
         name = escape(&r.contract),
-        version = escape(&r.contract_version),
-        messages = r.messages,
-        unparseable = r.unparseable,
-        automatic = r.automatic,
-        conversations = r.conversations,
+        header = escape(&header(r)),
     )
+}
+
+/// Every first response of a request type, over all clients.
+pub(crate) fn samples_of(r: &Report, type_id: &str) -> Vec<(i64, bool)> {
+    r.rows
+        .iter()
+        .filter(|row| row.request_type == type_id)
+        .flat_map(|row| row.samples.iter().copied())
+        .collect()
 }
 
 #[cfg(test)]

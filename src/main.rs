@@ -57,6 +57,10 @@ enum Command {
     Backtest {
         #[arg(long)]
         contract: PathBuf,
+        /// The contract in force now: replay the same mail under both and
+        /// report side by side what the change would have done.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
         /// An mbox file.
         #[arg(long, conflicts_with = "maildir", required_unless_present = "maildir")]
         mbox: Option<PathBuf>,
@@ -102,6 +106,9 @@ enum ContractCommand {
         #[arg(long)]
         at: String,
     },
+    /// What changed from OLD to NEW, in the client's words ("no difference"
+    /// when the versions agree). Exit 0 either way; 1 when a file is invalid.
+    Diff { old: PathBuf, new: PathBuf },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -129,11 +136,12 @@ fn main() -> ExitCode {
         Command::Healthcheck { url } => healthcheck(&url),
         Command::Backtest {
             contract,
+            baseline,
             mbox,
             maildir,
             team,
             format,
-        } => backtest(&contract, mbox, maildir, &team, format),
+        } => backtest(&contract, baseline.as_deref(), mbox, maildir, &team, format),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -234,14 +242,10 @@ fn migrate(config: Option<PathBuf>, database_url: Option<String>) -> anyhow::Res
     Ok(())
 }
 
-fn contract(command: ContractCommand) -> ExitCode {
-    let file = match &command {
-        ContractCommand::Check { file }
-        | ContractCommand::Render { file, .. }
-        | ContractCommand::Due { file, .. } => file.clone(),
-    };
-    let loaded = match LoadedContract::load(&file) {
-        Ok(l) => l,
+/// Loads a contract for a `contract` subcommand, or prints its errors.
+fn load_or_report(file: &std::path::Path) -> Option<LoadedContract> {
+    match LoadedContract::load(file) {
+        Ok(l) => Some(l),
         Err(errors) => {
             eprintln!("{errors}");
             let n = errors.0.len();
@@ -250,8 +254,32 @@ fn contract(command: ContractCommand) -> ExitCode {
                 file.display(),
                 if n == 1 { "" } else { "s" }
             );
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+fn contract(command: ContractCommand) -> ExitCode {
+    let file = match &command {
+        ContractCommand::Check { file }
+        | ContractCommand::Render { file, .. }
+        | ContractCommand::Due { file, .. } => file.clone(),
+        ContractCommand::Diff { old, new } => {
+            let (Some(old), Some(new)) = (load_or_report(old), load_or_report(new)) else {
+                return ExitCode::FAILURE;
+            };
+            let text = keepword::contract::diff_text(&old.contract, &new.contract);
+            return match std::io::stdout().write_all(text.as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("keepword: error: writing to stdout: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
+    let Some(loaded) = load_or_report(&file) else {
+        return ExitCode::FAILURE;
     };
     let result = match command {
         ContractCommand::Check { file } => {
@@ -278,6 +306,7 @@ fn contract(command: ContractCommand) -> ExitCode {
             at,
             ..
         } => due(&loaded, &request_type, client.as_deref(), timer, &at),
+        ContractCommand::Diff { .. } => unreachable!("answered above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -310,6 +339,7 @@ fn due(
 
 fn backtest(
     contract: &std::path::Path,
+    baseline: Option<&std::path::Path>,
     mbox: Option<PathBuf>,
     maildir: Option<PathBuf>,
     team: &[String],
@@ -317,6 +347,10 @@ fn backtest(
 ) -> anyhow::Result<()> {
     use keepword::backtest::{self, Source};
     let loaded = LoadedContract::load(contract).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Both files are checked before any mail is read.
+    let baseline = baseline
+        .map(|b| LoadedContract::load(b).map_err(|e| anyhow::anyhow!("{e}")))
+        .transpose()?;
     let sources: Vec<Source> = mbox
         .map(Source::Mbox)
         .into_iter()
@@ -335,6 +369,18 @@ fn backtest(
     })?;
     if terminal {
         eprintln!("\r{:60}", "");
+    }
+    if let Some(old) = baseline {
+        // The same mail again: each contract routes and classifies it itself.
+        let old_report = backtest::run(&old.contract, &sources, team, |_, _| {})?;
+        let comparison = backtest::compare::compare(report, old_report);
+        let out = match format {
+            ReportFormat::Text => backtest::compare::render_text(&comparison),
+            ReportFormat::Json => serde_json::to_string_pretty(&comparison)? + "\n",
+            ReportFormat::Html => backtest::compare::render_html(&comparison),
+        };
+        std::io::stdout().write_all(out.as_bytes())?;
+        return Ok(());
     }
     let out = match format {
         ReportFormat::Text => backtest::render_text(&report),

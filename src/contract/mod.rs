@@ -11,6 +11,7 @@
 //! The file format is SPEC section 2; its key names are an interface.
 
 mod diagnostic;
+mod diff;
 mod hours;
 mod parse;
 mod render;
@@ -26,6 +27,7 @@ use chrono_tz::Tz;
 use crate::calendar::{BusinessDuration, Calendar, CalendarError, Week};
 
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use diff::{Change, ChangeKind, diff, diff_text, timer_words};
 pub use hours::{describe_day, describe_week, format_time};
 pub use render::{channel_words, promise, render_html, render_markdown, window_words};
 
@@ -59,17 +61,27 @@ pub enum Timer {
     FirstResponse,
     NextResponse,
     Resolution,
+    /// `update_every`: the longest the client goes without hearing from the
+    /// team while the team owes the next move.
+    PeriodicUpdate,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 3] = [Timer::FirstResponse, Timer::NextResponse, Timer::Resolution];
+    pub const ALL: [Timer; 4] = [
+        Timer::FirstResponse,
+        Timer::NextResponse,
+        Timer::Resolution,
+        Timer::PeriodicUpdate,
+    ];
 
-    /// The contract key and the stored name of the timer.
+    /// The stored name of the timer (the contract key of its window, but
+    /// `update_every` for `periodic_update`).
     pub fn as_str(self) -> &'static str {
         match self {
             Timer::FirstResponse => "first_response",
             Timer::NextResponse => "next_response",
             Timer::Resolution => "resolution",
+            Timer::PeriodicUpdate => "periodic_update",
         }
     }
 }
@@ -81,7 +93,9 @@ impl fmt::Display for Timer {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown timer \"{0}\" (expected first_response, next_response or resolution)")]
+#[error(
+    "unknown timer \"{0}\" (expected first_response, next_response, resolution or periodic_update)"
+)]
 pub struct TimerParseError(pub String);
 
 impl FromStr for Timer {
@@ -121,6 +135,9 @@ pub struct ContractInfo {
     pub timezone: Tz,
     pub public_url: Option<String>,
     pub unknown_senders: UnknownSenders,
+    /// `decision`: why this version exists, in the lead's words (SPEC 13).
+    /// Part of the version, so a changed reason is a new version.
+    pub decision: Option<String>,
 }
 
 /// `[calendars.ID]`, with its built [`Calendar`].
@@ -236,6 +253,10 @@ pub struct RequestType {
     pub next_response: Option<BusinessDuration>,
     pub resolution: Option<BusinessDuration>,
     pub escalation: Vec<EscalationStep>,
+    /// `update_every`: while the conversation is open and the team owes the
+    /// next move, the client hears from the team at least this often
+    /// (timer `periodic_update`). `None`: no such promise.
+    pub update_every: Option<BusinessDuration>,
 }
 
 impl RequestType {
@@ -244,6 +265,7 @@ impl RequestType {
             Timer::FirstResponse => Some(self.first_response),
             Timer::NextResponse => self.next_response,
             Timer::Resolution => self.resolution,
+            Timer::PeriodicUpdate => self.update_every,
         }
     }
 
@@ -282,6 +304,8 @@ impl WindowOverride {
             Timer::FirstResponse => self.first_response,
             Timer::NextResponse => self.next_response,
             Timer::Resolution => self.resolution,
+            // Clients cannot be promised their own update rhythm (yet).
+            Timer::PeriodicUpdate => None,
         }
     }
 }

@@ -42,19 +42,20 @@ const TOP_KEYS: [&str; 6] = [
     "contacts",
     "clients",
 ];
-const CONTRACT_KEYS: [&str; 5] = [
+const CONTRACT_KEYS: [&str; 6] = [
     "name",
     "effective",
     "timezone",
     "public_url",
     "unknown_senders",
+    "decision",
 ];
 const CALENDAR_KEYS: [&str; 10] = [
     "timezone", "always", "holidays", "mon", "tue", "wed", "thu", "fri", "sat", "sun",
 ];
 const CHANNEL_KEYS: [&str; 3] = ["kind", "address", "description"];
 const CONTACT_KEYS: [&str; 2] = ["email", "webhook"];
-const REQUEST_TYPE_KEYS: [&str; 11] = [
+const REQUEST_TYPE_KEYS: [&str; 12] = [
     "id",
     "name",
     "definition",
@@ -66,6 +67,7 @@ const REQUEST_TYPE_KEYS: [&str; 11] = [
     "next_response",
     "resolution",
     "escalation",
+    "update_every",
 ];
 const MATCH_KEYS: [&str; 4] = ["keywords", "priorities", "recipients", "clients"];
 const ESCALATION_KEYS: [&str; 3] = ["at", "after_due", "notify"];
@@ -575,12 +577,17 @@ impl Walker<'_> {
                 }
             },
         };
+        let decision = match table.get("decision") {
+            Some(v) => Some(self.text("decision", v)?),
+            None => None,
+        };
         Some(ContractInfo {
             name: name?,
             effective: effective?,
             timezone: timezone?,
             public_url,
             unknown_senders: unknown_senders?,
+            decision,
         })
     }
 
@@ -990,6 +997,7 @@ impl Walker<'_> {
         };
         let next_response = optional_window(self, "next_response");
         let resolution = optional_window(self, "resolution");
+        let update_every = optional_window(self, "update_every");
         let match_rules = match table.get("match") {
             Some(v) => self.match_rules(v, label),
             None => Some(MatchRules::default()),
@@ -1017,6 +1025,7 @@ impl Walker<'_> {
             next_response,
             resolution,
             escalation: escalation?,
+            update_every,
         })
     }
 

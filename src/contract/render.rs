@@ -128,6 +128,12 @@ fn document(contract: &Contract) -> Doc {
             ),
         ]),
     ];
+    if let Some(decision) = &info.decision {
+        blocks.push(Block::Para(vec![
+            strong("Why this version: "),
+            text(decision.clone()),
+        ]));
+    }
     if let Some(url) = &info.public_url {
         blocks.push(Block::Para(vec![
             text("The current version is always at "),
@@ -326,8 +332,13 @@ pub fn window_words(
         Timer::FirstResponse => "we reply within",
         Timer::NextResponse => "after each of your messages, we answer again within",
         Timer::Resolution => "we resolve the request within",
+        Timer::PeriodicUpdate => "while we work on it, we update you at least once every",
     };
-    let amount = duration_words(window, always);
+    let amount = match timer {
+        // "once every business day", not "once every 1 business day".
+        Timer::PeriodicUpdate => every_words(window, always),
+        _ => duration_words(window, always),
+    };
     match calendar {
         Some(c) if !c.always && !hours => format!("{lead} {amount}"),
         Some(c) if !c.always => format!(
@@ -382,6 +393,7 @@ fn override_line(
             Timer::FirstResponse => "first reply",
             Timer::NextResponse => "each further reply",
             Timer::Resolution => "resolution",
+            Timer::PeriodicUpdate => "updates",
         };
         let instead = request_type
             .window(timer)
@@ -396,6 +408,20 @@ fn override_line(
         strong(format!("{}: ", request_type.name)),
         text(format!("{}.", capitalise(&parts.join("; ")))),
     ]
+}
+
+/// A calendar's hours in words: "Mon–Thu 09:00–17:00, … (time zone
+/// Europe/Berlin)", or "around the clock".
+pub(crate) fn hours_words(calendar: &CalendarDef) -> String {
+    if calendar.always {
+        "around the clock".into()
+    } else {
+        format!(
+            "{} (time zone {})",
+            describe_week(&calendar.week),
+            calendar.timezone.name()
+        )
+    }
 }
 
 /// "business: Mon–Thu 09:00–17:00, … (Europe/Berlin), closed on the holidays below".
@@ -424,10 +450,19 @@ fn calendar_line(calendar: &CalendarDef) -> Line {
 /// Escalation is internal, but clients deserve to know it exists and when it
 /// kicks in; contact ids are the team's role names, their addresses stay out.
 fn escalation_sentence(contract: &Contract, request_type: &RequestType) -> String {
+    format!(
+        "If an answer is running late, we escalate internally: {}.",
+        escalation_words(contract, request_type).join("; ")
+    )
+}
+
+/// Each escalation step of a request type in words ("at 75% of the
+/// response time, we alert lead"): the contract page and the contract diff.
+pub(crate) fn escalation_words(contract: &Contract, request_type: &RequestType) -> Vec<String> {
     let always = contract
         .calendar(&request_type.calendar)
         .is_none_or(|c| c.always);
-    let steps: Vec<String> = request_type
+    request_type
         .escalation
         .iter()
         .map(|step| {
@@ -444,11 +479,7 @@ fn escalation_sentence(contract: &Contract, request_type: &RequestType) -> Strin
                 }
             }
         })
-        .collect();
-    format!(
-        "If an answer is running late, we escalate internally: {}.",
-        steps.join("; ")
-    )
+        .collect()
 }
 
 /// "4 business hours", "1 business day and 4 business hours", "30 minutes"
@@ -481,7 +512,16 @@ pub(crate) fn duration_words(d: BusinessDuration, always: bool) -> String {
     }
 }
 
-fn long_date(date: NaiveDate) -> String {
+/// A rhythm in words: "business day", "4 business hours", "day".
+fn every_words(d: BusinessDuration, always: bool) -> String {
+    let words = duration_words(d, always);
+    match words.strip_prefix("1 ") {
+        Some(unit) if !unit.contains(" and ") && !unit.contains(", ") => unit.to_string(),
+        _ => words,
+    }
+}
+
+pub(crate) fn long_date(date: NaiveDate) -> String {
     date.format("%-d %B %Y").to_string()
 }
 

@@ -39,6 +39,10 @@ struct Info<'a> {
     timezone: &'static str,
     public_url: Option<&'a str>,
     unknown_senders: &'static str,
+    // Left out when absent, so versions written before the key existed
+    // keep their hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -87,6 +91,8 @@ struct Type<'a> {
     next_response: Option<Dur>,
     resolution: Option<Dur>,
     escalation: Vec<Step<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    update_every: Option<Dur>,
 }
 
 #[derive(Serialize)]
@@ -143,6 +149,7 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
             timezone: info.timezone.name(),
             public_url: info.public_url.as_deref(),
             unknown_senders: info.unknown_senders.as_str(),
+            decision: info.decision.as_deref(),
         },
         calendars: contract
             .calendars
@@ -209,6 +216,7 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
                         notify: set(&s.notify),
                     })
                     .collect(),
+                update_every: t.update_every.map(Dur::from),
             })
             .collect(),
         contacts: contract

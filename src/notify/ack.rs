@@ -85,6 +85,22 @@ pub struct AckContext {
     pub urgent: Option<UrgentInfo>,
     pub contract_url: String,
     pub team: String,
+    /// Who the greeting names: the sender's display name when the mail has
+    /// one ("Hello Ann,"), else the client's name.
+    pub greeting_name: Option<String>,
+    /// The client's status page of this conversation (SPEC 12).
+    pub status_url: Option<String>,
+}
+
+/// The name a greeting may use from a display name: trimmed, unquoted, and
+/// only when it is a name (not an address, not empty, not absurdly long).
+pub fn greeting_name(display: Option<&str>) -> Option<String> {
+    let name = display?.trim().trim_matches(['"', '\'', ' ']).trim();
+    let ok = !name.is_empty()
+        && name.chars().count() <= 64
+        && !name.contains('@')
+        && !name.chars().any(char::is_control);
+    ok.then(|| name.to_string())
 }
 
 impl AckTemplates {
@@ -169,10 +185,13 @@ pub fn ack_context(
             channels: words_of(&u.channels),
             promise: promise(contract, &u.id, client_id),
         });
+    let client_name = client_id
+        .and_then(|id| contract.client(id))
+        .map(|c| c.name.clone());
     AckContext {
-        client_name: client_id
-            .and_then(|id| contract.client(id))
-            .map(|c| c.name.clone()),
+        greeting_name: client_name.clone(),
+        status_url: None,
+        client_name,
         subject: subject.to_string(),
         request_type: TypeInfo {
             name: request_type.name.clone(),
@@ -252,6 +271,47 @@ mod tests {
             r.html
                 .contains("<strong>Questions and change requests</strong>")
         );
+    }
+
+    #[test]
+    fn the_greeting_names_the_person_and_the_status_link_is_given() {
+        let mut cx = ack_context(
+            &shipped(),
+            "question",
+            Some("acme"),
+            "email",
+            "Hi",
+            Utc::now(),
+            "u",
+            "t",
+        );
+        let t = AckTemplates::load(None).unwrap();
+        let r = t.render(&cx).unwrap();
+        assert!(r.text.starts_with("Hello ACME Corp,"), "{}", r.text);
+        assert!(!r.text.contains("/status/"), "no link without a token");
+        cx.greeting_name = greeting_name(Some(" \"Ann\" "));
+        cx.status_url = Some("https://s.example/status/abc".into());
+        let r = t.render(&cx).unwrap();
+        assert!(r.text.starts_with("Hello Ann,"), "{}", r.text);
+        assert!(
+            r.text.contains("https://s.example/status/abc"),
+            "{}",
+            r.text
+        );
+        assert!(r.html.contains("Hello Ann,"), "{}", r.html);
+        assert!(
+            r.html
+                .contains("href=\"https:&#x2f;&#x2f;s.example&#x2f;status&#x2f;abc\"")
+        );
+        for not_a_name in [
+            None,
+            Some(""),
+            Some("  "),
+            Some("ann@acme.com"),
+            Some("a\nb"),
+        ] {
+            assert_eq!(greeting_name(not_a_name), None, "{not_a_name:?}");
+        }
     }
 
     #[test]

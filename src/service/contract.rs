@@ -122,3 +122,82 @@ impl Service {
         Reload::Replaced { version }
     }
 }
+
+/// One contract version as the public changes page lists it (SPEC 13).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionChanges {
+    pub version: String,
+    /// The first 12 hex digits, for display.
+    pub version_short: String,
+    pub name: String,
+    /// "1 November 2026".
+    pub effective: String,
+    pub effective_date: chrono::NaiveDate,
+    pub decision: Option<String>,
+    /// The differences to the version before it, in the client's words;
+    /// empty for the first version.
+    pub changes: Vec<String>,
+    /// The oldest version kept: nothing to compare it with.
+    pub first: bool,
+    /// The version in force now.
+    pub in_force: bool,
+}
+
+impl Service {
+    /// Every stored contract version, newest first (by effective date, then
+    /// by when it was first loaded), each with its decision and what changed
+    /// from the one before it. Changes clients do not see (contacts,
+    /// clients' addresses) are left out.
+    pub fn contract_changes(&self) -> Result<Vec<VersionChanges>, ServiceError> {
+        let mut out = Ok(Vec::new());
+        self.store().with(|conn| {
+            out = self.contract_changes_in(conn);
+            Ok(())
+        })?;
+        out
+    }
+
+    fn contract_changes_in(
+        &self,
+        conn: &mut store::AnyConnection,
+    ) -> Result<Vec<VersionChanges>, ServiceError> {
+        let rows = store::contract_versions_list(conn)?;
+        let mut versions = Vec::with_capacity(rows.len());
+        for row in rows {
+            match self.contract_version(conn, &row.version) {
+                Ok(c) => versions.push((row.first_loaded_at, c)),
+                // A version the validator no longer accepts cannot be
+                // compared; the page lists the others rather than failing.
+                Err(e) => {
+                    tracing::warn!(contract.version = %row.version, error = %e, "contract version left off the changes page")
+                }
+            }
+        }
+        versions.sort_by_key(|(loaded, c)| (c.info().effective, *loaded));
+        let in_force = self.inner.contract.current().version.clone();
+        let mut list = Vec::with_capacity(versions.len());
+        for (i, (_, c)) in versions.iter().enumerate() {
+            let changes = match i.checked_sub(1).map(|p| &versions[p].1) {
+                Some(previous) => crate::contract::diff(previous, c)
+                    .into_iter()
+                    .filter(crate::contract::Change::is_public)
+                    .map(|change| change.text)
+                    .collect(),
+                None => Vec::new(),
+            };
+            list.push(VersionChanges {
+                version: c.version().to_string(),
+                version_short: c.version_short().to_string(),
+                name: c.info().name.clone(),
+                effective: c.info().effective.format("%-d %B %Y").to_string(),
+                effective_date: c.info().effective,
+                decision: c.info().decision.clone(),
+                changes,
+                first: i == 0,
+                in_force: c.version() == in_force,
+            });
+        }
+        list.reverse();
+        Ok(list)
+    }
+}

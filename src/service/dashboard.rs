@@ -46,6 +46,7 @@ pub fn timer_words(t: Timer) -> &'static str {
         Timer::FirstResponse => "first response",
         Timer::NextResponse => "next response",
         Timer::Resolution => "resolution",
+        Timer::PeriodicUpdate => "periodic update",
     }
 }
 

@@ -49,6 +49,13 @@ pub struct MailBatchReport {
     pub ack_failed: usize,
 }
 
+/// What an acknowledgement links to: the due it names and the status page.
+#[derive(Clone, Copy)]
+struct Link<'a> {
+    due: Option<DateTime<Utc>>,
+    status_token: Option<&'a str>,
+}
+
 /// What became of an acknowledgement.
 enum Ack {
     Enqueued,
@@ -320,7 +327,12 @@ impl Service {
         one.effects = self.refresh(conn, &conv, now)?;
         if created && direction == Direction::Inbound {
             let due = one.effects.first_response_due;
-            match self.acknowledge(conn, mb, contract, &conv, &parsed, &from, due, at, now)? {
+            let token = super::status::issue_link(conn, conv.id, now)?;
+            let link = Link {
+                due,
+                status_token: token.as_deref(),
+            };
+            match self.acknowledge(conn, mb, contract, &conv, &parsed, &from, link, at, now)? {
                 Ack::Enqueued => one.acknowledged += 1,
                 Ack::Suppressed => one.suppressed += 1,
                 Ack::Failed => one.ack_failed += 1,
@@ -343,10 +355,11 @@ impl Service {
         conv: &ConversationRow,
         mail: &ParsedEmail,
         from: &str,
-        due: Option<DateTime<Utc>>,
+        link: Link<'_>,
         at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Ack, ServiceError> {
+        let due = link.due;
         let suppressed = |why: &str| {
             tracing::info!(conversation.id = conv.id, sender = %from, reason = why, "acknowledgement suppressed");
             Ok(Ack::Suppressed)
@@ -366,13 +379,9 @@ impl Service {
         let Some(due) = due else {
             return suppressed("no first-response promise");
         };
-        let contract_url = contract
-            .info()
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("{}/contract", self.inner.public_url));
+        let contract_url = self.contract_url(contract);
         let client = (conv.client_id != UNKNOWN_CLIENT).then_some(conv.client_id.as_str());
-        let cx = notify::ack::ack_context(
+        let mut cx = notify::ack::ack_context(
             contract,
             &conv.request_type,
             client,
@@ -382,6 +391,15 @@ impl Service {
             &contract_url,
             &contract.info().name,
         );
+        let status_url = link.status_token.map(|t| self.status_url(t));
+        cx.status_url = status_url.clone();
+        if let Some(name) = mail
+            .from
+            .as_ref()
+            .and_then(|a| notify::ack::greeting_name(a.name.as_deref()))
+        {
+            cx.greeting_name = Some(name);
+        }
         let rendered = match self.inner.templates.render(&cx) {
             Ok(r) => r,
             Err(e) => {
@@ -431,7 +449,12 @@ impl Service {
                 sender: "keepword".into(),
                 recipients: from.to_string(),
                 subject: rendered.subject,
-                body: rendered.text,
+                // The token is kept only as a hash (SPEC 12): the team's copy
+                // of the acknowledgement names the link without it.
+                body: match &status_url {
+                    Some(url) => rendered.text.replace(url, &self.status_url("…")),
+                    None => rendered.text,
+                },
                 message_id: Some(message_id),
                 in_reply_to: mail.message_id.clone(),
                 refs: String::new(),

@@ -12,6 +12,9 @@ pub struct Recorded {
     /// The idempotency key was seen before: nothing changed.
     pub duplicate: bool,
     pub conversation_created: bool,
+    /// The client's status page of a conversation this event opened
+    /// (`{public_url}/status/{token}`): the only time the token is known.
+    pub status_url: Option<String>,
 }
 
 impl Service {
@@ -58,6 +61,7 @@ impl Service {
             }
             let mut mismatch = None;
             let mut conversation_created = false;
+            let mut status_token = None;
             let conversation = match store::conversation_by_thread(conn, &ev.channel, &ev.thread)? {
                 Some(c) => Some(c),
                 None => match &client_id {
@@ -83,6 +87,9 @@ impl Service {
                         )?;
                         conversation_created = created;
                         mismatch = mismatched;
+                        if created {
+                            status_token = super::status::issue_link(conn, row.id, now)?;
+                        }
                         Some(row)
                     }
                 },
@@ -123,6 +130,7 @@ impl Service {
                     conversation_id: conversation.as_ref().map(|c| c.id),
                     duplicate: false,
                     conversation_created,
+                    status_url: status_token.map(|t| self.status_url(&t)),
                 },
                 effects,
                 mismatch,
@@ -142,6 +150,7 @@ impl Service {
                     conversation_id,
                     duplicate: true,
                     conversation_created: false,
+                    status_url: None,
                 });
             }
         };

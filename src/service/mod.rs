@@ -22,6 +22,7 @@ mod events;
 mod mailbox;
 mod notifications;
 mod refresh;
+mod status;
 mod views;
 
 use std::collections::HashMap;
@@ -44,7 +45,9 @@ use crate::store::{
 };
 
 pub use changes::{ChangeSet, Changes};
-pub use contract::{ContractErrors, ContractHandle, LoadedContract, Reload, record_version};
+pub use contract::{
+    ContractErrors, ContractHandle, LoadedContract, Reload, VersionChanges, record_version,
+};
 pub use dashboard::{
     ComplianceRow, QUEUE_PAGE, QueueRow, QueueView, Timeline, local_words, span_words,
 };
@@ -54,6 +57,9 @@ pub use events::Recorded;
 pub(crate) use events::{Opening, open_conversation};
 pub use mailbox::{FetchedMail, FolderCheckpoint, MailSink};
 use refresh::Effects;
+pub use status::{
+    StatusKind, StatusPage, UrgentView, describe as describe_status, status_url, token_hash,
+};
 pub use views::{ConversationDetail, ConversationSummary, MessageView, StepView, TimerView};
 
 /// How many due conversations one scheduler step takes (and locks) at most.

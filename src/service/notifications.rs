@@ -29,6 +29,7 @@ fn timer_words(t: Timer) -> &'static str {
         Timer::FirstResponse => "first response",
         Timer::NextResponse => "next response",
         Timer::Resolution => "resolution",
+        Timer::PeriodicUpdate => "periodic update",
     }
 }
 

@@ -217,8 +217,9 @@ impl Service {
                     .with_label_values(&[&t.client, &t.request_type, t.timer.as_str()])
                     .inc();
             }
-            // Missed responses go into the response-time histogram too.
-            if t.timer != Timer::Resolution {
+            // Missed responses go into the response-time histogram too;
+            // resolutions and update cycles are not responses.
+            if matches!(t.timer, Timer::FirstResponse | Timer::NextResponse) {
                 m.sla_response
                     .with_label_values(&[&t.request_type, t.timer.as_str()])
                     .observe(t.business_seconds as f64);

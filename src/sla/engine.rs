@@ -117,7 +117,8 @@ impl Event {
 #[derive(Debug, Clone)]
 pub struct Policy {
     calendar: Calendar,
-    windows: [Option<BusinessDuration>; 3],
+    /// Indexed like [`Timer::ALL`].
+    windows: [Option<BusinessDuration>; 4],
     escalation: Vec<EscalationStep>,
     warn_percent: u8,
 }
@@ -127,6 +128,7 @@ fn slot(timer: Timer) -> usize {
         Timer::FirstResponse => 0,
         Timer::NextResponse => 1,
         Timer::Resolution => 2,
+        Timer::PeriodicUpdate => 3,
     }
 }
 
@@ -144,8 +146,9 @@ impl Policy {
         })
     }
 
-    /// `windows` is indexed like [`Timer::ALL`]; the warn threshold follows
-    /// the contract rule (first `at` step, else 75%).
+    /// `windows`: first response, next response, resolution; the warn
+    /// threshold follows the contract rule (first `at` step, else 75%).
+    /// No periodic updates: see [`Policy::with_update_every`].
     pub fn new(
         calendar: Calendar,
         windows: [Option<BusinessDuration>; 3],
@@ -158,12 +161,19 @@ impl Policy {
                 EscalationTrigger::AfterDue(_) => None,
             })
             .unwrap_or(DEFAULT_WARN_PERCENT);
+        let [first, next, resolution] = windows;
         Policy {
             calendar,
-            windows,
+            windows: [first, next, resolution, None],
             escalation,
             warn_percent,
         }
+    }
+
+    /// Also promises an update at least every `every` of business time.
+    pub fn with_update_every(mut self, every: Option<BusinessDuration>) -> Policy {
+        self.windows[slot(Timer::PeriodicUpdate)] = every;
+        self
     }
 
     pub fn calendar(&self) -> &Calendar {
@@ -334,16 +344,21 @@ impl Replay {
         }
     }
 
-    /// Back to `open`: resumes `resolution` (a solved one too).
-    fn reopen(&mut self, at: DateTime<Utc>) {
+    /// Back to `open`: resumes `resolution` (a solved one too), and the
+    /// update rhythm (a new cycle when the last one was stopped).
+    fn reopen(&mut self, policy: &Policy, at: DateTime<Utc>) {
         self.status = TicketStatus::Open;
         self.on_client = false;
         if let Some(run) = self.run_mut(Timer::Resolution) {
             run.resume(at);
         }
+        match self.run_mut(Timer::PeriodicUpdate) {
+            Some(run) if run.stopped_at.is_none() => run.resume(at),
+            _ => self.rearm_update(policy, at),
+        }
     }
 
-    fn wait_on_client(&mut self, at: DateTime<Utc>) {
+    fn wait_on_client(&mut self, policy: &Policy, at: DateTime<Utc>) {
         self.status = TicketStatus::Pending;
         self.on_client = true;
         if let Some(run) = self.run_mut(Timer::Resolution) {
@@ -351,6 +366,30 @@ impl Replay {
             // `pending` after `solved` reopens the conversation, paused.
             run.stopped_at = None;
         }
+        if self
+            .run_mut(Timer::PeriodicUpdate)
+            .is_some_and(|r| r.stopped_at.is_some())
+        {
+            self.rearm_update(policy, at);
+        }
+        if let Some(run) = self.run_mut(Timer::PeriodicUpdate) {
+            run.pause(at);
+        }
+    }
+
+    /// Stops the running update cycle (met or missed) and starts the next
+    /// one at `at`: every outbound message is an update.
+    fn rearm_update(&mut self, policy: &Policy, at: DateTime<Utc>) {
+        let Some(window) = policy.window(Timer::PeriodicUpdate) else {
+            return;
+        };
+        let mut seq = 0;
+        if let Some(run) = self.run_mut(Timer::PeriodicUpdate) {
+            run.stop(at);
+            seq = run.seq + 1;
+        }
+        self.runs
+            .push(Run::new(Timer::PeriodicUpdate, seq, window, at));
     }
 
     fn apply(&mut self, policy: &Policy, at: DateTime<Utc>, kind: EventKind) {
@@ -371,7 +410,7 @@ impl Replay {
                 ..
             } => {
                 if self.status == TicketStatus::Solved || self.on_client {
-                    self.reopen(at);
+                    self.reopen(policy, at);
                 }
                 if !self.awaiting_reply {
                     self.awaiting_reply = true;
@@ -392,23 +431,31 @@ impl Replay {
                     return;
                 }
                 self.stop_response(at);
+                self.rearm_update(policy, at);
                 if awaiting_client {
-                    self.wait_on_client(at);
+                    self.wait_on_client(policy, at);
+                } else if self.on_client {
+                    // Still waiting on the client: the new cycle waits too.
+                    if let Some(run) = self.run_mut(Timer::PeriodicUpdate) {
+                        run.pause(at);
+                    }
                 }
             }
             EventKind::Message { .. } => {}
             EventKind::Status(TicketStatus::Open) => {
                 if self.status != TicketStatus::Open {
-                    self.reopen(at);
+                    self.reopen(policy, at);
                 }
             }
-            EventKind::Status(TicketStatus::Pending) => self.wait_on_client(at),
+            EventKind::Status(TicketStatus::Pending) => self.wait_on_client(policy, at),
             EventKind::Status(TicketStatus::Solved) => {
                 self.status = TicketStatus::Solved;
                 self.on_client = false;
                 self.stop_response(at);
-                if let Some(run) = self.run_mut(Timer::Resolution) {
-                    run.stop(at);
+                for timer in [Timer::Resolution, Timer::PeriodicUpdate] {
+                    if let Some(run) = self.run_mut(timer) {
+                        run.stop(at);
+                    }
                 }
             }
         }
@@ -418,7 +465,11 @@ impl Replay {
         self.opened_at = Some(at);
         self.status = TicketStatus::Open;
         self.awaiting_reply = true;
-        for timer in [Timer::FirstResponse, Timer::Resolution] {
+        for timer in [
+            Timer::FirstResponse,
+            Timer::Resolution,
+            Timer::PeriodicUpdate,
+        ] {
             if let Some(window) = policy.window(timer) {
                 self.runs.push(Run::new(timer, 0, window, at));
             }

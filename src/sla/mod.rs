@@ -22,6 +22,15 @@
 //!   `open`, and stops on `solved`. An inbound message or status `open`
 //!   after `solved` reopens the conversation and resumes `resolution` with
 //!   its elapsed time; status `pending` after `solved` reopens it paused.
+//! - `periodic_update` (a request type's `update_every`): while the
+//!   conversation is open and the team owes the next move, the client hears
+//!   from the team at least that often. Cycle 0 starts when the
+//!   conversation opens; every outbound message stops the running cycle
+//!   (met, or missed when late) and starts the next one (`seq` + 1). It
+//!   pauses while the conversation waits on the client (a question, status
+//!   `pending`; a cycle started by a question starts paused), resumes on
+//!   the next inbound message or status `open`, and stops on `solved`; a
+//!   reopen after `solved` starts a new cycle.
 //! - Solving stops a running response timer too.
 //! - `auto` and `internal` messages never move a timer.
 //! - A timer whose window the policy leaves out is not tracked.

@@ -658,3 +658,85 @@ fn due_actions_carry_their_step_label_and_recipients() {
     }
     assert!(state.actions.iter().any(|a| a.kind == ActionKind::Breach));
 }
+
+#[test]
+fn periodic_updates_rearm_pause_stop_and_restart() {
+    let policy = office().with_update_every(Some(d("1d")));
+    let mut events = vec![inbound("2026-11-02 09:00")];
+    let s = evaluate(&policy, &events, t("2026-11-02 10:00"));
+    let u = timer(&s, Timer::PeriodicUpdate, 0);
+    assert_eq!(u.status, TimerStatus::Running);
+    assert_eq!(u.due_at, Some(t("2026-11-02 17:00")), "1d from Mon 09:00");
+
+    // Every outbound message is an update: the cycle is met and the next starts.
+    events.push(outbound("2026-11-02 15:00"));
+    let s = evaluate(&policy, &events, t("2026-11-02 16:00"));
+    assert_eq!(timer(&s, Timer::PeriodicUpdate, 0).status, TimerStatus::Met);
+    let u = timer(&s, Timer::PeriodicUpdate, 1);
+    assert_eq!(
+        (u.status, u.started_at, u.due_at),
+        (
+            TimerStatus::Running,
+            t("2026-11-02 15:00"),
+            Some(t("2026-11-03 15:00"))
+        )
+    );
+
+    // A question to the client starts the next cycle paused.
+    events.push(question("2026-11-03 10:00"));
+    let s = evaluate(&policy, &events, t("2026-11-03 16:00"));
+    assert_eq!(timer(&s, Timer::PeriodicUpdate, 1).status, TimerStatus::Met);
+    let u = timer(&s, Timer::PeriodicUpdate, 2);
+    assert_eq!((u.status, u.due_at), (TimerStatus::Paused, None));
+    assert_eq!(u.elapsed, TimeDelta::zero());
+    assert_eq!(s.next_change, None, "nothing is owed while the client is");
+
+    // The client answers Wed 11:00: 8 business hours from then, Thu 11:00.
+    events.push(inbound("2026-11-04 11:00"));
+    let s = evaluate(&policy, &events, t("2026-11-05 12:00"));
+    let u = timer(&s, Timer::PeriodicUpdate, 2);
+    assert_eq!(
+        (u.status, u.due_at),
+        (TimerStatus::Breached, Some(t("2026-11-05 11:00")))
+    );
+    assert_eq!(s.health, Health::Breached);
+    let k = keys(&s);
+    assert!(k.contains(&"periodic_update/2/at:75%"), "{k:?}");
+    assert!(k.contains(&"periodic_update/2/breach"), "{k:?}");
+    let step = s
+        .actions
+        .iter()
+        .find(|a| a.key == "periodic_update/2/at:75%")
+        .unwrap();
+    assert_eq!(step.at, t("2026-11-04 17:00"), "6 of 8 hours");
+
+    // Solving stops it (late: missed); a reopen starts a new cycle.
+    events.push(status("2026-11-05 13:00", TicketStatus::Solved));
+    let s = evaluate(&policy, &events, t("2026-11-05 14:00"));
+    assert_eq!(
+        timer(&s, Timer::PeriodicUpdate, 2).status,
+        TimerStatus::Missed
+    );
+    assert!(
+        s.timers
+            .iter()
+            .all(|x| x.timer != Timer::PeriodicUpdate || x.seq <= 2)
+    );
+    events.push(inbound("2026-11-06 09:00"));
+    let s = evaluate(&policy, &events, t("2026-11-06 10:00"));
+    let u = timer(&s, Timer::PeriodicUpdate, 3);
+    assert_eq!(
+        (u.status, u.started_at),
+        (TimerStatus::Running, t("2026-11-06 09:00"))
+    );
+}
+
+#[test]
+fn no_update_every_no_periodic_timer() {
+    let s = evaluate(
+        &office(),
+        &[inbound("2026-11-02 09:00"), outbound("2026-11-02 10:00")],
+        t("2026-11-02 11:00"),
+    );
+    assert!(s.timers.iter().all(|x| x.timer != Timer::PeriodicUpdate));
+}

@@ -20,6 +20,7 @@ pub mod outbox;
 mod queue;
 mod rejected;
 pub mod schema;
+mod status;
 mod timers;
 
 use std::path::Path;
@@ -58,6 +59,7 @@ pub use queue::{
     opened_between, queue_page,
 };
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
+pub use status::{conversation_by_status_hash, insert_status_link};
 pub use timers::{TimerRow, TimerState, save_timer, timers_of, timers_of_many};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -115,7 +115,7 @@ pub fn mark_delivered(conn: &mut AnyConnection, id: i64, now: DateTime<Utc>) -> 
         outbox::last_error.eq(None::<String>),
     ))
     .execute(conn)?;
-    Ok(())
+    super::status::forget_delivered_tokens(conn, id)
 }
 
 /// Records a failed attempt: the row is due again at `retry_at`.

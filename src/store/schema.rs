@@ -154,3 +154,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     mailbox_checkpoints,
     rejected_input,
 );
+
+diesel::table! {
+    status_links (token_hash) {
+        token_hash -> Text,
+        conversation_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(status_links -> conversations (conversation_id));
+diesel::allow_tables_to_appear_in_same_query!(status_links, conversations);

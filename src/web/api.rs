@@ -281,11 +281,15 @@ async fn record(
     } else {
         StatusCode::CREATED
     };
-    Ok(HttpResponse::build(status).json(json!({
+    let mut body = json!({
         "message_id": r.message_id,
         "conversation_id": r.conversation_id,
         "duplicate": r.duplicate,
-    })))
+    });
+    if let Some(url) = r.status_url {
+        body["status_url"] = json!(url);
+    }
+    Ok(HttpResponse::build(status).json(body))
 }
 
 /// The generic ticket event (SPEC 5). 201 when new, 200 when the id was

@@ -3,8 +3,10 @@
 //! hand work to the service, the store or the contract.
 
 pub mod api;
+pub mod changes;
 pub mod dashboard;
 pub mod openapi;
+pub mod status;
 
 use std::cell::Cell;
 use std::future::Future;
@@ -78,7 +80,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(readyz)
         .service(metrics)
         .service(contract_page)
-        .service(contract_markdown);
+        .service(contract_markdown)
+        .configure(status::routes)
+        .configure(changes::routes);
 }
 
 /// The longest a request body may take to arrive, whole. A client that

@@ -427,7 +427,9 @@ fn build(channels: &[String], clients: Vec<Value>, year: &str) -> Value {
                         "message_id": {"type": "integer"},
                         "conversation_id": {"type": ["integer", "null"],
                                             "description": "null when the contract tracks nothing for this sender."},
-                        "duplicate": {"type": "boolean"}
+                        "duplicate": {"type": "boolean"},
+                        "status_url": {"type": "string", "format": "uri",
+                                       "description": "Only when this event opened a conversation: the client's status page (`{public_url}/status/{token}`), for the ticket system to show the client. The token is stored only as a hash, so this is the one time it is given out."}
                     }
                 },
                 "Ignored": {

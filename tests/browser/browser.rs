@@ -47,7 +47,7 @@ impl Browser {
             .spawn()
             .expect("chromedriver starts");
         let profile = tempfile::tempdir().unwrap();
-        let caps = json!({
+        let mut caps = json!({
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": [
@@ -59,6 +59,12 @@ impl Browser {
                 ]
             }
         });
+        // A desktop window cannot be narrower than Chromium's minimum (about
+        // 500 px): a phone is emulated instead, at its real width.
+        if width < 500 {
+            caps["goog:chromeOptions"]["mobileEmulation"] =
+                json!({ "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 } });
+        }
         let caps: serde_json::Map<String, Value> = caps.as_object().unwrap().clone();
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();

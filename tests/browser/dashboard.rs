@@ -256,7 +256,7 @@ async fn pages_have_no_serious_accessibility_violations() {
     }
     b.close().await;
     // Narrow: a phone.
-    let phone = Browser::start(380, 800).await;
+    let phone = Browser::start(360, 800).await;
     sign_in(&phone, &app, PASSWORD).await;
     phone.goto(&format!("{}/", app.base)).await;
     report.push(("queue-narrow", phone.serious_violations().await));
@@ -267,6 +267,51 @@ async fn pages_have_no_serious_accessibility_violations() {
     assert_eq!(overflow, json!(true), "no sideways scrolling on a phone");
     phone.close().await;
     let failing: Vec<_> = report.iter().filter(|(_, v)| !v.is_empty()).collect();
+    assert!(failing.is_empty(), "axe-core: {failing:#?}");
+    app.stop().await;
+}
+
+/// The client's status page (SPEC 12), opened from the link the API hands
+/// out: readable on a phone and on a desktop, and accessible.
+#[tokio::test]
+async fn the_status_page_reads_well_at_360_and_1280_pixels() {
+    let app = spawn_dashboard(Backend::Sqlite, tuesday_morning()).await;
+    let (status, answer) = app
+        .post(
+            "/api/v1/events",
+            &json!({
+                "id": "s1", "channel": "tickets", "thread": "status-1", "from": "ann@acme.com",
+                "direction": "inbound", "subject": "Question about contract renewal", "body": "When does it end?",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let url = answer["status_url"]
+        .as_str()
+        .expect("a status_url for the new conversation")
+        .to_string();
+    let path = &url[url.find("/status/").unwrap()..];
+    let mut failing = Vec::new();
+    for (width, name) in [(360, "status-360"), (1280, "status-1280")] {
+        let b = Browser::start(width, 800).await;
+        b.goto(&format!("{}{path}", app.base)).await;
+        let text = b.text().await;
+        assert!(text.contains("Question about contract renewal"), "{text}");
+        assert!(
+            text.contains("we will reply by") || text.contains("We will reply by"),
+            "{text}"
+        );
+        let fits = b
+            .eval("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+            .await;
+        assert_eq!(fits, json!(true), "no sideways scrolling at {width} px");
+        let v = b.serious_violations().await;
+        if !v.is_empty() {
+            failing.push((name, v));
+        }
+        b.screenshot(name).await;
+        b.close().await;
+    }
     assert!(failing.is_empty(), "axe-core: {failing:#?}");
     app.stop().await;
 }

@@ -10,10 +10,12 @@ mod common;
 mod support;
 
 mod api;
+mod contract_changes;
 mod dashboards;
 mod ingest_github;
 mod openapi;
 mod processes;
 mod security;
 mod serve;
+mod status_page;
 mod team_dashboard;

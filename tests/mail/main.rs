@@ -10,4 +10,5 @@ mod support;
 
 mod email_e2e;
 mod imap_poller;
+mod status_link;
 mod tls;

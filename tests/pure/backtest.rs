@@ -110,6 +110,26 @@ fn check(report: &Value) {
     let globex = row("urgent", "globex");
     assert_eq!(globex["p90_business_seconds"], 20 * 60);
     assert_eq!(globex["breaches"], 0);
+    assert_eq!(globex["client_name"], "Globex Logistics");
+    assert_eq!(
+        globex["request_type_name"],
+        "Urgent: production down or security incident"
+    );
+    // Most breaches first, and a totals row over everything.
+    let breaches: Vec<u64> = rows
+        .iter()
+        .map(|r| r["breaches"].as_u64().unwrap())
+        .collect();
+    assert!(breaches.windows(2).all(|w| w[0] >= w[1]), "{breaches:?}");
+    let totals = &report["totals"];
+    assert_eq!(totals["conversations"], 3);
+    assert_eq!(totals["first_responses"], 3);
+    assert_eq!(totals["within_window"], 2);
+    assert_eq!(
+        totals["breaches"].as_u64().unwrap(),
+        breaches.iter().sum::<u64>()
+    );
+    assert_eq!(totals["p90_business_seconds"], 8 * 3600);
 }
 
 #[test]
@@ -172,7 +192,10 @@ fn backtest_reports_compliance_from_mbox_and_maildir() {
         "@example.com",
     ]);
     assert!(
-        text.contains("question") && text.contains("initech") && text.contains("100.0%"),
+        text.contains("Questions and change requests")
+            && text.contains("Initech")
+            && text.contains("100.0%")
+            && text.contains("Total"),
         "{text}"
     );
     let html = keepword(&[
@@ -187,7 +210,138 @@ fn backtest_reports_compliance_from_mbox_and_maildir() {
         "html",
     ]);
     assert!(
-        html.starts_with("<!DOCTYPE html>") && html.contains("<td>globex</td>"),
+        html.starts_with("<!DOCTYPE html>") && html.contains("<td>Globex Logistics</td>"),
         "{html}"
+    );
+    assert!(
+        html.contains("<tr class=\"total\"><td>Total</td>"),
+        "{html}"
+    );
+    assert!(html.contains("<svg"), "a chart per request type");
+    assert!(!html.contains("<script"), "{html}");
+}
+
+/// The history as a Maildir in `dir`.
+fn maildir(dir: &Path) -> std::path::PathBuf {
+    let maildir = dir.join("Maildir");
+    std::fs::create_dir_all(maildir.join("cur")).unwrap();
+    for (i, m) in history().iter().enumerate() {
+        std::fs::write(maildir.join("cur").join(format!("{i}.eml")), m).unwrap();
+    }
+    maildir
+}
+
+#[test]
+fn backtest_against_a_baseline_sets_both_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml");
+    let source = std::fs::read_to_string(&shipped).unwrap();
+    // The new contract: questions get 8 hours, and invoices their own type.
+    let billing = "[[request_types]]\nid = \"billing\"\nname = \"Billing\"\n\
+                   definition = \"Invoices and payments.\"\nchannels = [\"email\"]\n\
+                   match = { keywords = [\"invoice\"] }\ncalendar = \"business\"\nfirst_response = \"10h\"\n\n";
+    let new = source
+        .replacen(
+            "calendar = \"business\"\nfirst_response = \"4h\"",
+            "calendar = \"business\"\nfirst_response = \"8h\"",
+            1,
+        )
+        .replacen(
+            "[[request_types]]\nid = \"question\"",
+            &format!("{billing}[[request_types]]\nid = \"question\""),
+            1,
+        );
+    assert_ne!(new, source);
+    let new_path = dir.path().join("new.toml");
+    std::fs::write(&new_path, new).unwrap();
+    let maildir = maildir(dir.path());
+    let args = |format: &str| {
+        keepword(&[
+            "backtest",
+            "--contract",
+            new_path.to_str().unwrap(),
+            "--baseline",
+            shipped.to_str().unwrap(),
+            "--maildir",
+            maildir.to_str().unwrap(),
+            "--team",
+            "@example.com",
+            "--format",
+            format,
+        ])
+    };
+    let report: Value = serde_json::from_str(&args("json")).unwrap();
+    check(&report["baseline"]);
+    let rows = report["rows"].as_array().unwrap();
+    let row = |t: &str, c: &str| {
+        rows.iter()
+            .find(|r| r["request_type"] == t && r["client"] == c)
+            .unwrap_or_else(|| panic!("no row {t}/{c}: {rows:#?}"))
+    };
+    // Initech's invoice question: a question (late) before, billing (in time) now.
+    let before = row("question", "initech");
+    assert_eq!(before["baseline"]["within_window_pct"], 0.0);
+    assert!(before["contract"].is_null(), "{before}");
+    let now = row("billing", "initech");
+    assert!(now["baseline"].is_null(), "{now}");
+    assert_eq!(now["contract"]["within_window_pct"], 100.0);
+    assert_eq!(now["request_type_name"], "Billing");
+    assert_eq!(now["client_name"], "Initech");
+    // ACME keeps its 2-hour override under both.
+    let acme = row("question", "acme");
+    assert_eq!(acme["baseline"]["within_window_pct"], 100.0);
+    assert_eq!(acme["contract"]["within_window_pct"], 100.0);
+    let totals = &report["totals"];
+    assert_eq!(totals["baseline"]["within_window"], 2);
+    assert_eq!(totals["contract"]["within_window"], 3);
+    // Before: Initech's late first response, and the 5-day resolutions of
+    // Initech and ACME run out on Friday. Now billing promises no
+    // resolution, and answers in time.
+    assert_eq!(totals["baseline"]["breaches"], 3);
+    assert_eq!(totals["contract"]["breaches"], 1);
+    let most: Vec<u64> = rows
+        .iter()
+        .map(|r| r["contract"]["breaches"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(most.windows(2).all(|w| w[0] >= w[1]), "{most:?}");
+
+    let text = args("text");
+    assert!(text.contains("baseline → new contract"), "{text}");
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.starts_with(needle) && l.contains("Initech"))
+            .unwrap_or_else(|| panic!("no {needle} line:\n{text}"))
+            .to_string()
+    };
+    assert!(
+        line("Questions and change requests").contains("0.0% → —"),
+        "{text}"
+    );
+    assert!(line("Billing").contains("— → 100.0%"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("Total")), "{text}");
+
+    let html = args("html");
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(!html.contains("<script"), "{html}");
+    let billing_chart = html
+        .split("<figure>")
+        .find(|f| f.starts_with("<figcaption>Billing</figcaption>"))
+        .unwrap_or_else(|| panic!("no Billing chart: {html}"));
+    assert!(
+        billing_chart.contains("baseline: no such request type"),
+        "{billing_chart}"
+    );
+    let questions = html
+        .split("<figure>")
+        .find(|f| f.starts_with("<figcaption>Questions and change requests</figcaption>"))
+        .unwrap();
+    assert!(
+        questions.contains("window 4h 00m") && questions.contains("window 8h 00m"),
+        "{questions}"
+    );
+    assert_eq!(
+        questions.matches("<svg").count(),
+        1,
+        "one chart, both contracts"
     );
 }

@@ -11,6 +11,7 @@ mod backtest;
 mod calendar_crosscheck;
 mod calendar_props;
 mod cli;
+mod contract_diff;
 mod contract_queries;
 mod contract_render;
 mod contract_validation;

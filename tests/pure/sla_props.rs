@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use keepword::calendar::{BusinessDuration, Calendar, OpenInterval, weekdays};
-use keepword::contract::{EscalationStep, EscalationTrigger, Percent};
+use keepword::contract::{EscalationStep, EscalationTrigger, Percent, Timer};
 use keepword::sla::{
     ConversationState, Direction, Event, EventKind, Policy, TicketStatus, TimerStatus, evaluate,
 };
@@ -42,6 +42,7 @@ fn policy(which: u8) -> Policy {
                     step(EscalationTrigger::AfterDue(d("2h"))),
                 ],
             )
+            .with_update_every(Some(d("1d")))
         }
         _ => Policy::new(
             Calendar::always(BERLIN),
@@ -51,7 +52,8 @@ fn policy(which: u8) -> Policy {
                 step(EscalationTrigger::At(Percent::new(100).unwrap())),
                 step(EscalationTrigger::AfterDue(d("30m"))),
             ],
-        ),
+        )
+        .with_update_every(Some(d("2h"))),
     }
 }
 
@@ -225,6 +227,83 @@ proptest! {
         keys.sort();
         keys.dedup();
         prop_assert_eq!(keys.len(), s.actions.len());
+    }
+}
+
+/// The event instants as the engine counts them (whole seconds, rounded up).
+fn ceil(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    let whole = t.trunc_subsecs(0);
+    if whole == t {
+        t
+    } else {
+        whole + TimeDelta::seconds(1)
+    }
+}
+
+fn updates(s: &ConversationState) -> Vec<&keepword::sla::TimerState> {
+    s.timers
+        .iter()
+        .filter(|t| t.timer == Timer::PeriodicUpdate)
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// The update rhythm never lapses and never runs when nothing is owed:
+    /// open → exactly one cycle counts (running or breached); waiting on
+    /// the client → none counts and the last is paused; solved → all
+    /// stopped. Cycles are numbered 0, 1, 2… without gaps.
+    #[test]
+    fn one_update_cycle_counts_exactly_while_the_team_owes_the_move(
+        which in 0u8..2, events in events(), extra in 0i64..5000,
+    ) {
+        let p = policy(which);
+        let s = evaluate(&p, &events, now_after(&events, extra));
+        let u = updates(&s);
+        if s.opened_at.is_none() {
+            prop_assert!(u.is_empty());
+            return Ok(());
+        }
+        prop_assert!(!u.is_empty());
+        for (i, t) in u.iter().enumerate() {
+            prop_assert_eq!(t.seq as usize, i);
+        }
+        let live = u.iter().filter(|t| matches!(t.status, TimerStatus::Running | TimerStatus::Breached)).count();
+        let paused = u.iter().filter(|t| t.status == TimerStatus::Paused).count();
+        match s.status {
+            TicketStatus::Open => prop_assert_eq!((live, paused), (1, 0), "{:#?}", u),
+            TicketStatus::Pending => prop_assert_eq!((live, paused), (0, 1), "{:#?}", u),
+            TicketStatus::Solved => prop_assert_eq!((live, paused), (0, 0), "{:#?}", u),
+        }
+        // Only the last cycle may still count.
+        for t in &u[..u.len() - 1] {
+            prop_assert!(matches!(t.status, TimerStatus::Met | TimerStatus::Missed), "{:?}", t);
+        }
+    }
+
+    /// Every outbound message to an open conversation re-arms the rhythm:
+    /// a cycle starts at its instant, and the cycle before it stops there.
+    #[test]
+    fn every_outbound_message_rearms_the_update(
+        which in 0u8..2, events in events(), extra in 0i64..5000,
+    ) {
+        let p = policy(which);
+        let now = now_after(&events, extra);
+        let s = evaluate(&p, &events, now);
+        let u = updates(&s);
+        for (i, e) in events.iter().enumerate() {
+            let EventKind::Message { direction: Direction::Outbound, .. } = e.kind else { continue };
+            // Where the conversation stood just before this message.
+            let before = evaluate(&p, &events[..i], ceil(e.at));
+            if before.opened_at.is_none() || before.status == TicketStatus::Solved {
+                continue;
+            }
+            let at = ceil(e.at);
+            prop_assert!(u.iter().any(|t| t.started_at == at), "no cycle at {} in {:#?}", at, u);
+            prop_assert!(u.iter().any(|t| t.stopped_at == Some(at)), "no cycle stops at {} in {:#?}", at, u);
+        }
     }
 }
 
