@@ -248,7 +248,9 @@ pub struct Report {
     pub windows: Vec<TypeWindow>,
 }
 
-fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+/// Nearest-rank percentile of sorted values; the dashboard's compliance
+/// report uses the same rule, so both give the same p50/p90 for the same mail.
+pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
     if sorted.is_empty() {
         return None;
     }

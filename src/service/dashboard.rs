@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::*;
+use crate::backtest::percentile;
 use crate::calendar::{Calendar, explain::Skip};
 use crate::store::{QueueFilter, TimerRow};
 
@@ -191,15 +192,6 @@ pub struct ComplianceRow {
     pub p90: Option<i64>,
     #[serde(skip)]
     pub ids: BTreeMap<&'static str, Vec<i64>>,
-}
-
-/// Nearest-rank percentile of sorted values (the backtest's rule).
-pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 /// A conversation's policy and the contract version it came from.

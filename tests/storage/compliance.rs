@@ -138,7 +138,7 @@ fn compliance_matches_the_backtest(url: &str) {
     assert_eq!(ours.len(), 9, "three types × three clients: {ours:?}");
     assert_eq!(
         ours, theirs,
-        "dashboard vs backtest, per (type, client): (% met, conversations)"
+        "dashboard vs backtest, per (type, client): (% met, conversations, p50, p90)"
     );
     // Not a trivial agreement: some met, some missed.
     let pcts: Vec<f64> = ours.values().filter_map(|v| v.0).collect();
