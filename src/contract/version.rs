@@ -39,6 +39,10 @@ struct Info<'a> {
     timezone: &'static str,
     public_url: Option<&'a str>,
     unknown_senders: &'static str,
+    // Keys added later are left out when unset, so contracts that do not use
+    // them keep their version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    urgent_share_limit_bp: Option<u16>,
 }
 
 #[derive(Serialize)]
@@ -87,6 +91,10 @@ struct Type<'a> {
     next_response: Option<Dur>,
     resolution: Option<Dur>,
     escalation: Vec<Step<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    urgent: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_pause: Option<Dur>,
 }
 
 #[derive(Serialize)]
@@ -94,12 +102,18 @@ struct Step<'a> {
     at_percent: Option<u8>,
     after_due: Option<Dur>,
     notify: BTreeSet<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    page: bool,
 }
 
 #[derive(Serialize)]
 struct Person<'a> {
     email: Option<&'a str>,
     webhook: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calendar: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    digest: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -143,6 +157,7 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
             timezone: info.timezone.name(),
             public_url: info.public_url.as_deref(),
             unknown_senders: info.unknown_senders.as_str(),
+            urgent_share_limit_bp: info.urgent_share_limit.map(|l| l.basis_points()),
         },
         calendars: contract
             .calendars
@@ -207,8 +222,11 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
                             EscalationTrigger::AfterDue(d) => Some(d.into()),
                         },
                         notify: set(&s.notify),
+                        page: s.page,
                     })
                     .collect(),
+                urgent: t.urgent,
+                max_pause: t.max_pause.map(Dur::from),
             })
             .collect(),
         contacts: contract
@@ -218,6 +236,12 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
                 let person = Person {
                     email: c.email.as_deref(),
                     webhook: c.webhook.as_deref(),
+                    calendar: c.calendar.as_deref(),
+                    digest: c
+                        .digest
+                        .iter()
+                        .map(|t| t.format("%H:%M").to_string())
+                        .collect(),
                 };
                 (c.id.as_str(), person)
             })
