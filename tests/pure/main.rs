@@ -13,6 +13,7 @@ mod calendar_props;
 mod cli;
 mod contract_queries;
 mod contract_render;
+mod contract_urgency;
 mod contract_validation;
 mod contract_version;
 mod email_corpus;
