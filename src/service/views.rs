@@ -242,7 +242,10 @@ impl Service {
             return Ok(PauseView::default());
         };
         let events = super::refresh::events_of(&store::events_of(conn, c.id)?);
-        let state = crate::sla::evaluate(&policy, &events, self.now());
+        // Never older than the stored state: a refresh may have run at a
+        // time the clock of this reader has not reached (imports, tests).
+        let now = self.now().max(c.updated_at);
+        let state = crate::sla::evaluate(&policy, &events, now);
         Ok(PauseView {
             paused_business_seconds: state.paused.num_seconds(),
             max_pause: policy.max_pause().map(|d| d.to_string()),

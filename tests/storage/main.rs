@@ -9,6 +9,7 @@ mod common;
 mod support;
 
 mod email_ingest;
+mod focus;
 mod notify_outbox;
 mod scenario;
 mod store;
