@@ -11,6 +11,7 @@ mod support;
 
 mod api;
 mod dashboards;
+mod focus;
 mod ingest_github;
 mod openapi;
 mod processes;
