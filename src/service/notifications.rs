@@ -188,7 +188,15 @@ pub(super) fn enqueue_alerts(
                 EmailDraft {
                     to: vec![email.clone()],
                     subject: subject.clone(),
-                    text: text.clone(),
+                    text: match delivery.not_before() {
+                        // Says why it arrives now and not when it fell due.
+                        Some(held) => format!(
+                            "{text}\nHeld for your working hours until {}; it fell due at {}.\n",
+                            held.with_timezone(&zone).format("%a %d %b %H:%M %Z"),
+                            action.at.with_timezone(&zone).format("%a %d %b %H:%M %Z"),
+                        ),
+                        None => text.clone(),
+                    },
                     html: None,
                     headers: vec![("Auto-Submitted".into(), "auto-generated".into())],
                 },

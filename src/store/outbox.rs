@@ -140,11 +140,21 @@ pub fn mark_failed(
     Ok(())
 }
 
-/// The backlog: unsent rows and the earliest instant one of them falls due
+/// The backlog at `now`: unsent rows, apart from those held for a contact's
+/// working hours or digest that may not go out yet (a night of held alerts
+/// is not a backlog), and the earliest instant an unsent row falls due
 /// (including rows leased by a claimer, which fall due when the lease ends).
-pub fn backlog(conn: &mut AnyConnection) -> Result<(i64, Option<DateTime<Utc>>)> {
+pub fn backlog(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+) -> Result<(i64, Option<DateTime<Utc>>)> {
     let count: i64 = outbox::table
         .filter(outbox::sent_at.is_null())
+        .filter(
+            outbox::not_before
+                .is_null()
+                .or(outbox::not_before.le(to_db(now))),
+        )
         .count()
         .get_result(conn)?;
     // Warnings waiting for a digest count as pending, but the scheduler, not

@@ -164,7 +164,9 @@ async fn a_warning_waits_for_the_next_opening_across_a_weekend_and_dst(url: Stri
         "2026-10-26T07:00:00Z",
         "2026-10-26T07:59:59Z",
     ] {
-        w.step(at(now)).await.unwrap();
+        let report = w.step(at(now)).await.unwrap();
+        assert_eq!(report.pending, 0, "held rows are no backlog: {report:?}");
+        assert_eq!(report.next_due, Some(monday_nine), "the worker wakes then");
         assert!(
             smtp.received().is_empty(),
             "sent at {now}: {:?}",
@@ -182,6 +184,18 @@ async fn a_warning_waits_for_the_next_opening_across_a_weekend_and_dst(url: Stri
             .filter(|x| x.contains("25% of window used"))
             .count(),
         1
+    );
+    let warning_mail = smtp
+        .received()
+        .into_iter()
+        .find(|m| m.header("Subject").unwrap().contains("25% of window used"))
+        .unwrap();
+    assert!(
+        warning_mail.data.replace("=\r\n", "").contains(
+            "Held for your working hours until Mon 26 Oct 09:00 CET; it fell due at Fri 23 Oct 22:00 CEST."
+        ),
+        "{}",
+        warning_mail.data
     );
     let webhooks = hook.accepted();
     assert_eq!(webhooks.len(), 1);
