@@ -495,3 +495,90 @@ crate::both_backends!(
     the_nights_warnings_arrive_as_one_digest_at_0930,
     max_pause_resumes_resolution_exactly_at_the_limit,
 );
+
+/// Cost of the urgent share at scrape time over a year of history
+/// (`cargo test --test storage -- --ignored urgent_share_cost --nocapture`).
+fn urgent_share_cost(url: &str) {
+    use diesel::RunQueryDsl;
+    const PER_DAY: usize = 600;
+    const DAYS: i64 = 365;
+    let s = common::service_with_contract(url, &FOCUS.replace("WEBHOOK_URL", "http://x.test/h"));
+    let version = s.contract().current().version.clone();
+    let now = at("2026-12-10T00:00:00Z");
+    s.store()
+        .with(|c| {
+            for client in ["acme", "globex", "initech"] {
+                keepword::store::upsert_client(c, client, client, now)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let started = std::time::Instant::now();
+    for day in 0..DAYS {
+        let mut values = Vec::with_capacity(PER_DAY);
+        for i in 0..PER_DAY {
+            let when = (now - chrono::Duration::days(day)
+                + chrono::Duration::seconds(i as i64 * 97))
+            .naive_utc()
+            .format("%Y-%m-%d %H:%M:%S");
+            let client = ["acme", "globex", "initech"][i % 3];
+            // ACME files half its requests as urgent; the others none.
+            let kind = if i % 6 == 0 { "urgent" } else { "question" };
+            values.push(format!(
+                "('tickets', 't{day}-{i}', '{client}', 's', '{kind}', '{kind}: default', '{version}', 'open', false, '{when}', '{when}', 'on_track', 's', '')"
+            ));
+        }
+        let sql = format!(
+            "INSERT INTO conversations (channel, thread_key, client_id, subject, request_type, classification, contract_version, status, channel_mismatch, opened_at, updated_at, health, subject_key, opener) VALUES {}",
+            values.join(", ")
+        );
+        s.store()
+            .with(|c| Ok(diesel::sql_query(sql).execute(c)?))
+            .unwrap();
+    }
+    let loaded = started.elapsed();
+    let mut times = Vec::new();
+    let mut shares = Vec::new();
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        shares = s.urgent_shares(now).unwrap();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let acme = shares.iter().find(|x| x.client == "acme").unwrap();
+    assert!(acme.conversations >= 30 * PER_DAY as i64 / 3);
+    let t = std::time::Instant::now();
+    let report = s.urgent_inflation(now).unwrap();
+    let inflation = t.elapsed();
+    assert_eq!(report.above_limit.len(), 1);
+    assert_eq!(report.above_limit[0].share.client, "acme");
+    assert_eq!(report.above_limit[0].requests.len() as i64, acme.urgent);
+    eprintln!(
+        "urgent share over {} conversations ({} in the window): median {:?}, max {:?}; urgent_inflation with {} requests listed: {:?} (loaded in {:?})",
+        PER_DAY as i64 * DAYS,
+        shares.iter().map(|x| x.conversations).sum::<i64>(),
+        times[times.len() / 2],
+        times[times.len() - 1],
+        report
+            .above_limit
+            .iter()
+            .map(|c| c.requests.len())
+            .sum::<usize>(),
+        inflation,
+        loaded,
+    );
+}
+
+#[test]
+#[ignore = "a measurement, not a check: run with --ignored --nocapture"]
+fn urgent_share_cost_sqlite() {
+    let (_dir, url) = common::fresh_sqlite();
+    urgent_share_cost(&url);
+}
+
+#[test]
+#[ignore = "a measurement, not a check: run with --ignored --nocapture"]
+fn urgent_share_cost_postgres() {
+    let db = common::FreshPostgres::new();
+    urgent_share_cost(&db.url);
+}

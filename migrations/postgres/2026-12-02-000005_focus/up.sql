@@ -9,3 +9,6 @@ ALTER TABLE outbox ADD COLUMN step TEXT;
 ALTER TABLE outbox ADD COLUMN contact TEXT;
 CREATE INDEX outbox_digest ON outbox(digest_key, sent_at);
 CREATE INDEX outbox_conversation ON outbox(conversation_id);
+-- The urgent share reads the trailing 30 days of conversations at every
+-- scrape: an index keeps that independent of years of history.
+CREATE INDEX conversations_opened ON conversations(opened_at);

@@ -1,3 +1,4 @@
+DROP INDEX conversations_opened;
 DROP INDEX outbox_conversation;
 DROP INDEX outbox_digest;
 ALTER TABLE outbox DROP COLUMN contact;
