@@ -399,7 +399,26 @@ pub fn claim_digest_items(
         };
     }
     let rows: Vec<Record> = match conn {
-        AnyConnection::Postgresql(c) => due!().for_update().skip_locked().load(c)?,
+        AnyConnection::Postgresql(c) => {
+            // One assembler at a time: row locks alone keep each warning in
+            // one digest, but two processes scanning at the same instant
+            // could split one contact's digest in two. Whoever does not get
+            // the lock leaves the digests to the one that did.
+            #[derive(QueryableByName)]
+            struct Granted {
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                granted: bool,
+            }
+            let granted = diesel::sql_query(
+                "SELECT pg_try_advisory_xact_lock(hashtext('keepword-digests')) AS granted",
+            )
+            .get_result::<Granted>(c)?
+            .granted;
+            if !granted {
+                return Ok(Vec::new());
+            }
+            due!().for_update().skip_locked().load(c)?
+        }
         AnyConnection::Sqlite(c) => due!().load(c)?,
     };
     Ok(rows.into_iter().map(OutboxRow::from).collect())
