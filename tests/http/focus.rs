@@ -446,3 +446,186 @@ fn deferred_notifications_survive_a_crash(database_url: String) {
 }
 
 crate::both_backends!(deferred_notifications_survive_a_crash);
+
+// ------------------------------------------------------------ kill -9, for real
+
+/// `kill -9` of the built binary while notifications are held: a contact
+/// whose office opens at the next whole minute (real time: the binary reads
+/// the system clock) gets a warning and a breach held until then, and a
+/// digest contact its digest at that minute; the process is killed, a new
+/// one (on PostgreSQL two) starts, and each notification goes out once, at
+/// the opening.
+async fn kill_nine_with_held_notifications(database_url: String) {
+    use chrono::{SubsecRound, Timelike};
+    use common::binary::{serve_binary, sigterm, wait_exit};
+
+    // The office opens at a whole minute at least 45 s away, today (UTC).
+    let mut now = Utc::now();
+    if now.hour() == 23 && now.minute() >= 55 {
+        tokio::time::sleep(
+            (now.date_naive()
+                .succ_opt()
+                .unwrap()
+                .and_hms_opt(0, 0, 5)
+                .unwrap()
+                .and_utc()
+                - now)
+                .to_std()
+                .unwrap(),
+        )
+        .await;
+        now = Utc::now();
+    }
+    let opens = (now + chrono::Duration::seconds(105))
+        .trunc_subsecs(0)
+        .with_second(0)
+        .unwrap();
+    let hm = opens.format("%H:%M").to_string();
+    let hooks = HookReceiver::start(0).await;
+    let smtp = SmtpServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let days: String = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| format!("{d} = \"{hm}-24:00\"\n"))
+        .collect();
+    let contract = format!(
+        r#"[contract]
+name = "Kill test contract"
+effective = "2026-01-01"
+timezone = "UTC"
+
+[calendars.office]
+timezone = "UTC"
+{days}
+[calendars.always]
+always = true
+
+[channels.tickets]
+kind = "ticket"
+
+[[request_types]]
+id = "fast"
+name = "Fast"
+definition = "A minute, around the clock; not urgent."
+default = true
+channels = ["tickets"]
+calendar = "always"
+first_response = "1m"
+escalation = [{{ at = "50%", notify = ["lead", "digester"] }}]
+
+[contacts]
+lead = {{ email = "lead@example.com", webhook = "{hook}", calendar = "office" }}
+digester = {{ email = "digest@example.com", calendar = "office", digest = ["{hm}"] }}
+"#,
+        hook = hooks.url
+    );
+    let path = dir.path().join("contract.toml");
+    std::fs::write(&path, contract).unwrap();
+    let start = |dir: &Path| {
+        serve_binary(
+            dir,
+            &[
+                ("KEEPWORD_BIND", "127.0.0.1:0"),
+                ("KEEPWORD_DATABASE_URL", &database_url),
+                ("KEEPWORD_CONTRACT", path.to_str().unwrap()),
+                ("KEEPWORD_API_TOKENS", common::app::TOKEN),
+                ("KEEPWORD_SMTP__PORT", &smtp.port.to_string()),
+            ],
+        )
+    };
+    let http = reqwest::Client::new();
+    let deferred = |port: u16| {
+        let http = http.clone();
+        async move {
+            let text = http
+                .get(format!("http://127.0.0.1:{port}/metrics"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let n = |reason: &str| {
+                sample(
+                    &text,
+                    &format!("keepword_notifications_deferred_total{{reason=\"{reason}\"}}"),
+                )
+                .unwrap_or(0.0)
+            };
+            Some((n("hours"), n("digest")))
+        }
+    };
+
+    let mut first = start(dir.path());
+    // Opened 25 s ago: the 50% step is due in 5 s, the breach in 35 s.
+    let at = Utc::now().trunc_subsecs(0) - chrono::Duration::seconds(25);
+    let r = http
+        .post(format!("http://127.0.0.1:{}/api/v1/events", first.port))
+        .bearer_auth(common::app::TOKEN)
+        .json(&json!({"id": "K-1", "channel": "tickets", "thread": "K-1", "direction": "inbound",
+                      "from": "jane@client.example", "subject": "Job failed", "at": at.to_rfc3339()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let port = first.port;
+    // lead: 50% and breach held (hours); digester: 50% in the digest, breach held.
+    assert!(
+        support::eventually_async(Duration::from_secs(50), || async {
+            deferred(port).await == Some((3.0, 1.0))
+        })
+        .await,
+        "held: {:?}",
+        deferred(port).await
+    );
+    assert!(Utc::now() < opens, "the office must still be closed");
+    assert!(smtp.received().is_empty() && hooks.accepted().is_empty());
+    first.child.kill().unwrap(); // SIGKILL: no shutdown path runs
+    first.child.wait().unwrap();
+
+    let mut restarted = vec![start(dir.path())];
+    if database_url.starts_with("postgres") {
+        restarted.push(start(dir.path()));
+    }
+    let wait = (opens - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait.saturating_sub(Duration::from_secs(1))).await;
+    assert!(smtp.received().is_empty(), "nothing before the opening");
+    assert!(
+        support::eventually(Duration::from_secs(15), || smtp.received().len() >= 4
+            && !hooks.accepted().is_empty())
+        .await,
+        "{:?}",
+        counts(&smtp, &hooks)
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (mails, webhooks) = counts(&smtp, &hooks);
+    assert_eq!(smtp.received().len(), 4, "{mails:#?}");
+    assert!(mails.values().all(|&n| n == 1), "{mails:#?}");
+    assert_eq!(
+        mails
+            .keys()
+            .filter(|k| k.contains("Digest for digester: 1 warning"))
+            .count(),
+        1,
+        "{mails:#?}"
+    );
+    assert_eq!(
+        mails.keys().filter(|k| k.contains("BREACHED")).count(),
+        2,
+        "{mails:#?}"
+    );
+    assert_eq!(
+        hooks.accepted().len(),
+        2,
+        "lead: 50% and breach: {webhooks:#?}"
+    );
+    assert!(webhooks.values().all(|&n| n == 1), "{webhooks:#?}");
+    for p in &restarted {
+        sigterm(&p.child);
+    }
+    for p in &mut restarted {
+        assert!(wait_exit(&mut p.child, Duration::from_secs(20)).success());
+    }
+}
+
+crate::both_backends!(async kill_nine_with_held_notifications);
