@@ -18,10 +18,11 @@ use crate::notify::ack::AckTemplates;
 use crate::notify::{self, OutboxWorker};
 use crate::scheduler;
 use crate::service::{
-    ContractHandle, EmailSink, LoadedContract, MailboxContext, Service, record_version,
+    Changes, ContractHandle, EmailSink, LoadedContract, MailboxContext, Service, record_version,
 };
 use crate::store::{self, Store};
-use crate::web::{AppState, Auth, routes, track};
+use crate::web::dashboard::Dashboard;
+use crate::web::{AppState, Auth, headers, routes, track};
 
 /// A built, listening service.
 pub struct Application {
@@ -97,7 +98,11 @@ impl Application {
             notify::message_id_domain(&settings.smtp.from),
         )
         .with_templates(templates)
-        .with_clock(clock);
+        .with_clock(clock)
+        .with_changes(match store.backend() {
+            store::Backend::Postgres => Changes::postgres(&settings.database_url),
+            store::Backend::Sqlite => Changes::local(),
+        });
         let state = AppState {
             store,
             metrics,
@@ -108,6 +113,12 @@ impl Application {
                 github_secret: settings.github.webhook_secret.clone(),
                 github_channel: settings.github.channel.clone(),
             }),
+            dashboard: Arc::new(Dashboard::new(
+                settings.dashboard_password.clone(),
+                settings.wall_tokens.clone(),
+                &settings.public_url,
+            )),
+            stopping: CancellationToken::new(),
         };
         let imap_metrics = ImapMetrics::new();
         for c in imap_metrics.collectors() {
@@ -122,6 +133,7 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .wrap(from_fn(track))
+                .wrap(from_fn(headers))
                 .configure(routes)
         })
         // Signals are main's job (one shutdown path for every task).
@@ -157,6 +169,13 @@ impl Application {
         reload: Option<tokio::sync::mpsc::Receiver<()>>,
     ) -> anyhow::Result<()> {
         let handle = self.server.handle();
+        {
+            let (shutdown, stopping) = (shutdown.clone(), self.state.stopping.clone());
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                stopping.cancel();
+            });
+        }
         let server = tokio::spawn(self.server);
         let scheduler = tokio::spawn(scheduler::run(self.state.service.clone(), shutdown.clone()));
         let outbox = tokio::spawn(

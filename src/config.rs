@@ -142,6 +142,10 @@ pub struct Settings {
     pub api_tokens: Vec<Secret>,
     /// Password of the team dashboard.
     pub dashboard_password: Secret,
+    /// Tokens of read-only wallboard links, `/wall?token=T`. From env:
+    /// comma-separated. Empty: no wallboard.
+    #[serde(default, deserialize_with = "list_or_csv")]
+    pub wall_tokens: Vec<Secret>,
     /// Log output: `text` for people, `json` for log shippers.
     pub log_format: LogFormat,
     /// Folder of the acknowledgement templates; a missing file falls back to
@@ -247,6 +251,7 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".into(),
             api_tokens: vec![Secret::new(PLACEHOLDER_SECRET)],
             dashboard_password: Secret::new(PLACEHOLDER_SECRET),
+            wall_tokens: Vec::new(),
             log_format: LogFormat::Text,
             templates: "config/templates".into(),
             github: GithubSettings {
@@ -434,6 +439,12 @@ impl Settings {
                 self.public_url
             ));
         }
+        if self.wall_tokens.iter().any(|t| t.expose().len() < 16) {
+            problems.push(
+                "`wall_tokens`: each token needs at least 16 characters (it is the only key to the wallboard)"
+                    .into(),
+            );
+        }
         if self.api_tokens.iter().any(Secret::is_empty) {
             problems.push("`api_tokens` contains an empty token".into());
         }
@@ -599,7 +610,7 @@ fn is_secret_key(dotted: &str) -> bool {
     let mut parts = dotted.split('.');
     let first = parts.next().unwrap_or_default();
     let last = dotted.rsplit('.').next().unwrap_or_default();
-    matches!(first, "api_tokens" | "dashboard_password")
+    matches!(first, "api_tokens" | "dashboard_password" | "wall_tokens")
         || matches!(last, "password" | "webhook_secret")
 }
 

@@ -55,6 +55,7 @@
 //! of the window in minutes.
 
 mod duration;
+pub mod explain;
 mod table;
 
 use std::collections::BTreeSet;
@@ -65,6 +66,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 pub use duration::{BusinessDuration, DurationParseError};
+pub use explain::{Explanation, explain};
 use table::{FIRST_YEAR, LAST_YEAR, NANOS, YearTable, day_intervals, resolve_day_seconds};
 
 /// Seconds since local midnight; `end` may be 86_400 (`24:00`).

@@ -163,36 +163,9 @@ impl Service {
         Ok(recorded)
     }
 
-    /// Marks a conversation solved (API or dashboard action).
+    /// Marks a conversation solved (the API's action).
     pub fn solve(&self, id: i64, now: DateTime<Utc>) -> Result<(), ServiceError> {
-        let effects = self.inner.store.transaction(|conn| {
-            let conv = store::conversation(conn, id)?
-                .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))?;
-            store::insert_message(
-                conn,
-                &NewMessage {
-                    conversation_id: Some(id),
-                    channel: conv.channel.clone(),
-                    external_id: format!("solve:{id}:{}", now.timestamp_micros()),
-                    direction: None,
-                    sender: "api".into(),
-                    recipients: String::new(),
-                    subject: String::new(),
-                    body: String::new(),
-                    message_id: None,
-                    in_reply_to: None,
-                    refs: String::new(),
-                    raw: None,
-                    sent_at: now,
-                    received_at: now,
-                    status: Some(TicketStatus::Solved),
-                    awaiting_client: false,
-                },
-            )?;
-            self.refresh(conn, &conv, now)
-        })?;
-        self.apply(effects);
-        Ok(())
+        self.set_status(id, TicketStatus::Solved, "api", now)
     }
 }
 

@@ -13,7 +13,9 @@
 //! `spawn_blocking`. Metrics are counted after the commit, from what the
 //! transaction did, so a rolled-back attempt counts nothing.
 
+mod changes;
 mod contract;
+mod dashboard;
 mod due;
 mod email;
 mod events;
@@ -42,7 +44,11 @@ use crate::store::{
     NewMessage, Store, StoreError, TimerState,
 };
 
+pub use changes::{ChangeSet, Changes};
 pub use contract::{ContractErrors, ContractHandle, LoadedContract, Reload, record_version};
+pub use dashboard::{
+    ComplianceRow, QUEUE_PAGE, QueueRow, QueueView, Timeline, local_words, span_words,
+};
 pub use due::DueReport;
 pub use email::{EmailSink, MailBatchReport, MailboxContext};
 pub use events::Recorded;
@@ -143,6 +149,7 @@ struct Inner {
     message_id_domain: String,
     templates: AckTemplates,
     clock: Clock,
+    changes: Changes,
 }
 
 impl Service {
@@ -166,6 +173,7 @@ impl Service {
                 message_id_domain,
                 templates: AckTemplates::load(None).expect("the built-in templates compile"),
                 clock: Clock::system(),
+                changes: Changes::local(),
             }),
         }
     }
@@ -178,6 +186,21 @@ impl Service {
             None => tracing::error!("clock set on a shared service; keeping the old one"),
         }
         self
+    }
+
+    /// Publishes committed changes through `changes` (PostgreSQL: to every
+    /// process). Call before the service is shared.
+    pub fn with_changes(mut self, changes: Changes) -> Service {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.changes = changes,
+            None => tracing::error!("changes set on a shared service; keeping in-process ones"),
+        }
+        self
+    }
+
+    /// What changed, after each commit (the dashboard's live stream).
+    pub fn changes(&self) -> &Changes {
+        &self.inner.changes
     }
 
     pub fn clock(&self) -> &Clock {

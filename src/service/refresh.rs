@@ -21,6 +21,8 @@ pub(super) struct Effects {
     /// The first-response due of the conversation just refreshed, for its
     /// acknowledgement (not merged: it belongs to one refresh).
     pub(super) first_response_due: Option<DateTime<Utc>>,
+    /// Conversations this work changed (live pages hear of them).
+    pub(super) touched: Vec<i64>,
     /// Notifications held for working hours or a digest, by reason.
     pub(super) deferred: Vec<&'static str>,
     /// The earliest digest time a warning enqueued here waits for.
@@ -61,6 +63,7 @@ impl Effects {
         self.escalations.extend(o.escalations);
         self.lateness.extend(o.lateness);
         self.notified |= o.notified;
+        self.touched.extend(o.touched);
         self.next_check = match (self.next_check, o.next_check) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -89,9 +92,12 @@ impl Service {
             )));
         };
         let messages = store::events_of(conn, conv.id)?;
-        let state = sla::evaluate(&policy, &events_of(&messages), now);
+        let state = sla::evaluate(&policy, &engine_events(&messages), now);
         let before = store::timers_of(conn, conv.id)?;
-        let mut effects = Effects::default();
+        let mut effects = Effects {
+            touched: vec![conv.id],
+            ..Effects::default()
+        };
         for t in &state.timers {
             let was = before.iter().find(|b| b.kind == t.timer && b.seq == t.seq);
             let newly_stopped = matches!(t.status, TimerStatus::Met | TimerStatus::Missed)
@@ -206,6 +212,8 @@ impl Service {
                 solved_at,
                 // Derived from the events just read: no extra write per message.
                 last_message_at: messages.iter().map(|m| m.sent_at).max(),
+                next_due: next_due(&state),
+                paused_since: paused_since(&state, &messages),
             },
             now,
         )?;
@@ -218,7 +226,8 @@ impl Service {
         Ok(effects)
     }
 
-    pub(super) fn apply(&self, e: Effects) {
+    pub(super) fn apply(&self, mut e: Effects) {
+        self.inner.changes.committed(std::mem::take(&mut e.touched));
         let m = &self.inner.metrics;
         for t in e.stopped {
             if t.met {
@@ -270,9 +279,44 @@ impl Service {
     }
 }
 
+/// The due the queue sorts by: the earliest among timers still counting
+/// (a breached one is still counting, and the most late sorts first).
+fn next_due(state: &sla::ConversationState) -> Option<(DateTime<Utc>, Timer)> {
+    if state.status == TicketStatus::Solved {
+        return None;
+    }
+    state
+        .timers
+        .iter()
+        .filter(|t| matches!(t.status, TimerStatus::Running | TimerStatus::Breached))
+        .filter_map(|t| t.due_at.map(|d| (d, t.timer)))
+        .min_by_key(|(d, _)| *d)
+}
+
+/// Since when the conversation waits on the client: where its resolution
+/// timer paused, or (no resolution window) the event that made it pending.
+fn paused_since(state: &sla::ConversationState, messages: &[EventRow]) -> Option<DateTime<Utc>> {
+    if state.status != TicketStatus::Pending {
+        return None;
+    }
+    let paused = state
+        .timers
+        .iter()
+        .filter(|t| t.status == TimerStatus::Paused)
+        .filter_map(|t| t.segments.last().and_then(|s| s.1))
+        .max();
+    paused.or_else(|| {
+        messages
+            .iter()
+            .rev()
+            .find(|m| m.awaiting_client || m.status == Some(TicketStatus::Pending))
+            .map(|m| m.sent_at)
+    })
+}
+
 /// Stored rows → engine events. A row may carry a message, a status, or both
 /// (a comment that also closes the ticket): the message comes first.
-pub(super) fn events_of(messages: &[EventRow]) -> Vec<Event> {
+pub(super) fn engine_events(messages: &[EventRow]) -> Vec<Event> {
     let mut events = Vec::with_capacity(messages.len());
     for m in messages {
         if let Some(direction) = m.direction {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Service, ServiceError};
 use crate::sla::{Direction, TimerStatus};
-use crate::store::{self, ConversationFilter, ConversationRow, TimerRow};
+use crate::store::{self, ConversationFilter, ConversationRow, StoreError, TimerRow};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TimerView {
@@ -143,9 +143,9 @@ impl Service {
         &self,
         filter: &ConversationFilter,
     ) -> Result<Vec<ConversationSummary>, ServiceError> {
-        Ok(self.store().with(|conn| {
+        Ok(self.store().snapshot(|conn| -> Result<_, StoreError> {
             // Two queries per page, whatever its length: the page, then the
-            // timers of all its conversations.
+            // timers of all its conversations (one snapshot: they agree).
             let rows = store::list_conversations(conn, filter)?;
             let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
             let mut timers = store::timers_of_many(conn, &ids)?;
@@ -160,8 +160,10 @@ impl Service {
     }
 
     pub fn conversation_detail(&self, id: i64) -> Result<ConversationDetail, ServiceError> {
+        // One snapshot: the conversation, its timers, messages and steps
+        // are of the same moment.
         self.store()
-            .with(|conn| {
+            .snapshot(|conn| -> Result<_, StoreError> {
                 let Some(c) = store::conversation(conn, id)? else {
                     return Ok(None);
                 };
@@ -241,7 +243,7 @@ impl Service {
         else {
             return Ok(PauseView::default());
         };
-        let events = super::refresh::events_of(&store::events_of(conn, c.id)?);
+        let events = super::refresh::engine_events(&store::events_of(conn, c.id)?);
         // Never older than the stored state: a refresh may have run at a
         // time the clock of this reader has not reached (imports, tests).
         let now = self.now().max(c.updated_at);

@@ -227,6 +227,10 @@ pub struct TimerState {
     /// Business time consumed up to `now` or the stop, pauses excluded.
     pub elapsed: TimeDelta,
     pub window: BusinessDuration,
+    /// The intervals it ran, `[start, end)`; the last has no end while it
+    /// runs. The gaps between them are its pauses (the timeline and the
+    /// "why is it due then" explanation read them).
+    pub segments: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -785,6 +789,7 @@ pub fn evaluate(policy: &Policy, events: &[Event], now: DateTime<Utc>) -> Conver
             warn_at: if running { warn } else { warn.filter(happened) },
             elapsed: reading.elapsed(),
             window: run.window,
+            segments: run.segments.clone(),
         });
     }
 

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use super::schema::*;
 use super::{AnyConnection, StoreError, from_db, parse_stored, text, to_db};
+use crate::contract::Timer;
 use crate::on_backend;
 use crate::sla::{Health, TicketStatus};
 
@@ -32,6 +33,12 @@ pub struct ConversationRow {
     pub subject_key: String,
     pub opener: String,
     pub last_message_at: Option<DateTime<Utc>>,
+    /// The earliest due among timers still counting (running or breached).
+    pub next_due_at: Option<DateTime<Utc>>,
+    /// The timer of `next_due_at`.
+    pub next_timer: Option<Timer>,
+    /// Waiting on the client since then (status `pending`).
+    pub paused_since: Option<DateTime<Utc>>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -55,6 +62,9 @@ pub(super) struct Record {
     subject_key: String,
     opener: String,
     last_message_at: Option<NaiveDateTime>,
+    next_due_at: Option<NaiveDateTime>,
+    next_timer: String,
+    paused_since: Option<NaiveDateTime>,
 }
 
 impl TryFrom<Record> for ConversationRow {
@@ -79,6 +89,12 @@ impl TryFrom<Record> for ConversationRow {
             subject_key: r.subject_key,
             opener: r.opener,
             last_message_at: r.last_message_at.map(from_db),
+            next_due_at: r.next_due_at.map(from_db),
+            next_timer: match r.next_timer.as_str() {
+                "" => None,
+                t => Some(parse_stored("conversations.next_timer", t)?),
+            },
+            paused_since: r.paused_since.map(from_db),
         })
     }
 }
@@ -214,6 +230,10 @@ pub struct DerivedState {
     pub solved_at: Option<DateTime<Utc>>,
     /// Its latest message instant (threading by subject looks back from it).
     pub last_message_at: Option<DateTime<Utc>>,
+    /// The queue's sort key: the earliest due of a timer still counting, and
+    /// which timer that is.
+    pub next_due: Option<(DateTime<Utc>, Timer)>,
+    pub paused_since: Option<DateTime<Utc>>,
 }
 
 /// Stores what the SLA engine derived, in the one write a refresh makes to
@@ -231,6 +251,9 @@ pub fn update_conversation_state(
             conversations::next_check_at.eq(d.next_check_at.map(to_db)),
             conversations::solved_at.eq(d.solved_at.map(to_db)),
             conversations::last_message_at.eq(d.last_message_at.map(to_db)),
+            conversations::next_due_at.eq(d.next_due.map(|(t, _)| to_db(t))),
+            conversations::next_timer.eq(d.next_due.map_or("", |(_, k)| k.as_str())),
+            conversations::paused_since.eq(d.paused_since.map(to_db)),
             conversations::updated_at.eq(to_db(now)),
         ))
         .execute(conn)?;

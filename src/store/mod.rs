@@ -17,6 +17,7 @@ mod escalations;
 mod mailboxes;
 mod messages;
 pub mod outbox;
+mod queue;
 mod rejected;
 pub mod schema;
 mod timers;
@@ -53,6 +54,10 @@ pub use messages::{
     message_by_external_id, messages_of,
 };
 pub use outbox::{NewOutbox, OutboxRow, Routing, enqueue, enqueue_routed, outbox_pending};
+pub use queue::{
+    QueueFilter, QueuePage, SessionRow, create_session, delete_session, live_session,
+    opened_between, queue_page,
+};
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
 pub use timers::{TimerRow, TimerState, save_timer, timers_of, timers_of_many};
 
@@ -479,6 +484,35 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// Runs the reads of `f` against one snapshot of the database, so a page
+    /// built from several queries (a conversation, its messages, timers and
+    /// steps; the queue and its counts) shows one moment. Read-only: on
+    /// SQLite a deferred transaction (WAL gives it a snapshot and it takes no
+    /// writer's turn), on PostgreSQL `REPEATABLE READ READ ONLY`.
+    pub fn snapshot<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        type Tm = <AnyConnection as Connection>::TransactionManager;
+        let db = |e: diesel::result::Error| E::from(StoreError::Query(e));
+        let mut conn = self.conn()?;
+        let any: &mut AnyConnection = &mut conn;
+        match any {
+            AnyConnection::Sqlite(c) => {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN DEFERRED").map_err(db)?
+            }
+            AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction_sql(
+                c,
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            )
+            .map_err(db)?,
+        }
+        let out = f(any);
+        // Nothing was written: ending it either way is the same.
+        Tm::rollback_transaction(any).map_err(db)?;
+        out
     }
 
     /// Leases a mailbox so that, of several processes on one PostgreSQL, one

@@ -38,6 +38,9 @@ diesel::table! {
         subject_key -> Text,
         opener -> Text,
         last_message_at -> Nullable<Timestamp>,
+        next_due_at -> Nullable<Timestamp>,
+        next_timer -> Text,
+        paused_since -> Nullable<Timestamp>,
     }
 }
 
@@ -127,6 +130,15 @@ diesel::table! {
         detail -> Text,
         raw -> Binary,
         received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    dashboard_sessions (id_hash) {
+        id_hash -> Text,
+        csrf -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
     }
 }
 

@@ -105,12 +105,14 @@ where
     (method.clone(), web::method(method).to(handler))
 }
 
-/// No route matched. API paths get the JSON error; others a bare 404, as
-/// pages may have their own idea of a not-found page.
+/// No route matched. API paths get the JSON error; others the dashboard's
+/// 404 page.
 async fn unknown_path(req: HttpRequest) -> HttpResponse {
     let path = req.path();
     if path.starts_with("/api/") || path.starts_with("/webhooks/") {
         ApiError::NotFound(format!("no route {} {path}", req.method())).error_response()
+    } else if let Some(state) = req.app_data::<web::Data<AppState>>() {
+        super::dashboard::not_found(state)
     } else {
         HttpResponse::NotFound().finish()
     }
@@ -229,12 +231,7 @@ pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Api
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub(crate) use super::dashboard::constant_time_eq;
 
 /// The request body, at most [`BODY_LIMIT`] bytes. Read by the handler
 /// (not an extractor) so that the bearer token is checked before a large

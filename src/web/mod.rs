@@ -3,6 +3,7 @@
 //! hand work to the service, the store or the contract.
 
 pub mod api;
+pub mod dashboard;
 pub mod openapi;
 
 use std::cell::Cell;
@@ -47,6 +48,10 @@ pub struct AppState {
     pub contract: ContractHandle,
     pub service: Service,
     pub auth: std::sync::Arc<Auth>,
+    pub dashboard: std::sync::Arc<dashboard::Dashboard>,
+    /// Cancelled when the server shuts down: long-lived responses (the live
+    /// stream) end then instead of holding the shutdown up.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -67,6 +72,7 @@ impl AppState {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PayloadConfig::new(api::BODY_LIMIT))
+        .configure(dashboard::routes)
         .configure(api::routes)
         .service(healthz)
         .service(readyz)
@@ -144,6 +150,36 @@ pub fn github_event_label(event: &str) -> &'static str {
         .find(|k| **k == event)
         .copied()
         .unwrap_or("other")
+}
+
+/// Headers every response carries: no MIME sniffing, never framed, no
+/// referrer leaving the site. A page that sets its own policy (the
+/// dashboard's strict CSP) keeps it.
+pub async fn headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use actix_web::http::header::{self, HeaderValue};
+    let mut res = next.call(req).await?;
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        );
+    }
+    if !h.contains_key(header::REFERRER_POLICY) {
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+    }
+    Ok(res)
 }
 
 /// Counts every request by route *pattern* (not path: ids in paths would make

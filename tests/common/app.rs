@@ -178,3 +178,96 @@ impl TestApp {
         self.served.stop().await;
     }
 }
+
+/// The dashboard password of [`spawn_dashboard`] apps.
+pub const PASSWORD: &str = "correct horse battery staple";
+/// Their wallboard token.
+pub const WALL_TOKEN: &str = "wall-0123456789abcdef";
+
+/// The app with the shipped contract, a dashboard password and a wallboard
+/// token, over a fresh database of `backend` (or `url`, to share one).
+pub async fn spawn_dashboard(backend: Backend, clock: Clock) -> TestApp {
+    let db = FreshDatabase::new(backend);
+    let served = serve_dashboard(db.url(), clock.clone()).await;
+    TestApp {
+        clock,
+        served,
+        _db: db,
+    }
+}
+
+/// [`spawn_dashboard`]'s app on the database at `url` (another process of
+/// the same deployment, when two share one PostgreSQL).
+pub async fn serve_dashboard(url: &str, clock: Clock) -> Served {
+    let settings = Settings {
+        database_url: url.to_string(),
+        contract: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml"),
+        api_tokens: vec![Secret::new(TOKEN)],
+        dashboard_password: Secret::new(PASSWORD),
+        wall_tokens: vec![Secret::new(WALL_TOKEN)],
+        ..Default::default()
+    };
+    serve(settings, clock).await
+}
+
+impl Served {
+    /// A client that keeps cookies and does not follow redirects.
+    pub fn browser_like() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// Signs in to the dashboard: the session cookie (`name=value`).
+    pub async fn sign_in(&self) -> String {
+        let http = Self::browser_like();
+        let form = http
+            .get(format!("{}/login", self.base))
+            .send()
+            .await
+            .unwrap();
+        let login_cookie =
+            cookie_of(&form, "keepword_login").expect("the login form sets its cookie");
+        let html = form.text().await.unwrap();
+        let csrf = hidden(&html, "csrf").expect("the login form carries a CSRF token");
+        let r = http
+            .post(format!("{}/login", self.base))
+            .header("cookie", &login_cookie)
+            .form(&[("password", PASSWORD), ("csrf", &csrf), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 303, "sign-in redirects");
+        cookie_of(&r, "keepword_session").expect("a session cookie")
+    }
+
+    /// GETs a dashboard page with `cookie`: (status, body).
+    pub async fn page(&self, cookie: &str, path: &str) -> (u16, String) {
+        let r = Self::browser_like()
+            .get(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+/// `name=value` of the cookie `name` a response sets.
+pub fn cookie_of(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+/// The value of the hidden input `name` in `html`.
+pub fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_string())
+}

@@ -17,3 +17,4 @@ mod openapi;
 mod processes;
 mod security;
 mod serve;
+mod team_dashboard;

@@ -157,3 +157,29 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Explaining `add(t, d)`: the counted spans sum to `d` exactly, lie in
+    /// open time, and every local date skipped is a holiday or a day without
+    /// open time.
+    #[test]
+    fn explanation_counts_exactly_the_window(cal in calendar(), t in instant(), s in seconds()) {
+        let Ok(due) = cal.add(t, secs(s)) else { return Ok(()) };
+        let e = keepword::calendar::explain(&cal, &[(t, None)], due);
+        prop_assume!(!e.truncated);
+        prop_assert_eq!(e.counted, TimeDelta::seconds(s as i64));
+        prop_assert_eq!(e.paused, TimeDelta::zero());
+        for day in &e.days {
+            for c in &day.counted {
+                prop_assert!(c.start >= t && c.end <= due);
+                prop_assert!(cal.is_open(c.start).unwrap());
+                prop_assert_eq!(cal.between(c.start, c.end).unwrap(), c.length());
+            }
+            if day.skipped.is_some() {
+                prop_assert!(cal.open_intervals_on(day.date).is_empty());
+            }
+        }
+    }
+}

@@ -237,3 +237,36 @@ fn window_seconds(p: &Policy, t: &keepword::sla::TimerState) -> i64 {
         .unwrap()
         .num_seconds()
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// "Why is it due then": the spans the explanation counts add up to the
+    /// window exactly (for a timer with a due), and to what the timer
+    /// consumed so far (for one without); counted and paused spans never
+    /// overlap.
+    #[test]
+    fn explained_spans_add_up_to_the_window(which in 0u8..2, events in events(), extra in 0i64..3000) {
+        let p = policy(which);
+        let now = now_after(&events, extra);
+        let s = evaluate(&p, &events, now);
+        for t in &s.timers {
+            let (until, expected) = match (t.status, t.due_at) {
+                (TimerStatus::Running | TimerStatus::Breached | TimerStatus::Missed, Some(due)) => {
+                    (due, window_seconds(&p, t))
+                }
+                (TimerStatus::Met, _) => (t.stopped_at.unwrap(), t.elapsed.num_seconds()),
+                _ => (now, t.elapsed.num_seconds()),
+            };
+            let e = keepword::calendar::explain(p.calendar(), &t.segments, until);
+            prop_assert_eq!(e.counted.num_seconds(), expected, "{:?} {:?}", t, e);
+            let summed: i64 = e.days.iter().flat_map(|d| &d.counted).map(|c| c.length().num_seconds()).sum();
+            prop_assert_eq!(summed, expected);
+            let mut spans: Vec<_> = e.days.iter().flat_map(|d| d.counted.iter().chain(&d.paused)).collect();
+            spans.sort_by_key(|x| x.start);
+            for w in spans.windows(2) {
+                prop_assert!(w[0].end <= w[1].start, "overlap {:?}", w);
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod common;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod compliance;
 mod email_ingest;
 mod focus;
 mod notify_outbox;

@@ -1,0 +1,863 @@
+//! The team dashboard's read models: the queue, the timeline with "why is it
+//! due then" and the what-if, and the compliance report. Plain data for the
+//! templates in `web/dashboard`; every wording of time is here, in the
+//! contract's zone.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::*;
+use crate::calendar::{Calendar, explain::Skip};
+use crate::store::{QueueFilter, TimerRow};
+
+/// Rows per queue page.
+pub const QUEUE_PAGE: i64 = 50;
+
+/// "2 h 10 m", "3 d 4 h" (business days of 24 h are not a thing: this is
+/// business *time*, so hours run on).
+pub fn span_words(d: TimeDelta) -> String {
+    let s = d.num_seconds().max(0);
+    let (h, m) = (s / 3600, s % 3600 / 60);
+    match (h, m) {
+        (0, 0) if s > 0 => "under 1 m".into(),
+        (0, m) => format!("{m} m"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m:02} m"),
+    }
+}
+
+/// "Tue 10:00" within the coming or past week, else "Tue 3 Dec 10:00", in
+/// `tz`, with the zone's abbreviation when asked.
+pub fn local_words(t: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
+    let l = t.with_timezone(&tz);
+    if (t - now).num_days().abs() < 6 {
+        l.format("%a %H:%M").to_string()
+    } else {
+        l.format("%a %-d %b %Y %H:%M").to_string()
+    }
+}
+
+pub fn timer_words(t: Timer) -> &'static str {
+    match t {
+        Timer::FirstResponse => "first response",
+        Timer::NextResponse => "next response",
+        Timer::Resolution => "resolution",
+    }
+}
+
+pub fn health_words(h: &str) -> (&'static str, &'static str) {
+    match h {
+        "breached" => ("breached", "✖"),
+        "at_risk" => ("at risk", "▲"),
+        _ => ("on track", "●"),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueRow {
+    pub id: i64,
+    pub client_id: String,
+    pub client: String,
+    pub subject: String,
+    pub request_type: String,
+    pub request_type_name: String,
+    pub status: String,
+    pub health: String,
+    pub health_word: &'static str,
+    pub health_icon: &'static str,
+    /// "first response", or empty when nothing is counting.
+    pub timer: String,
+    /// "2 h 10 m left" / "1 h 05 m late".
+    pub left: String,
+    pub late: bool,
+    /// "due Tue 10:00".
+    pub due: String,
+    pub due_at: Option<DateTime<Utc>>,
+    /// "waiting on client since Mon 14:02".
+    pub paused: String,
+    pub channel: String,
+    pub channel_mismatch: bool,
+    pub classification: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthCount {
+    pub health: &'static str,
+    pub word: &'static str,
+    pub icon: &'static str,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueView {
+    pub rows: Vec<QueueRow>,
+    pub total: i64,
+    pub counts: Vec<HealthCount>,
+    /// 1-based.
+    pub page: i64,
+    pub pages: i64,
+    pub zone: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SpanView {
+    pub from: String,
+    pub to: String,
+    pub length: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DayView {
+    pub date: String,
+    /// "holiday", "closed", or empty.
+    pub skipped: &'static str,
+    pub counted: Vec<SpanView>,
+    pub paused: Vec<SpanView>,
+}
+
+/// "Why is it due then", for one timer.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimerExplained {
+    pub timer: String,
+    pub seq: u32,
+    pub status: String,
+    pub started: String,
+    pub window: String,
+    pub calendar: String,
+    /// "due Tue 10:00", "met Mon 15:12", "paused" …
+    pub outcome: String,
+    pub days: Vec<DayView>,
+    pub counted: String,
+    pub paused: String,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineItem {
+    pub at: DateTime<Utc>,
+    pub when: String,
+    /// `inbound`, `outbound`, `auto`, `internal`, `status`, `timer`,
+    /// `escalation`, `ack`.
+    pub kind: &'static str,
+    pub title: String,
+    /// Text (a message body); rendered escaped, as text.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeline {
+    pub id: i64,
+    pub client: String,
+    pub client_id: String,
+    pub subject: String,
+    pub request_type: String,
+    pub request_type_name: String,
+    pub classification: String,
+    pub contract_version: String,
+    pub channel: String,
+    pub channel_mismatch: bool,
+    pub status: String,
+    pub health: String,
+    pub health_word: &'static str,
+    pub health_icon: &'static str,
+    pub paused: String,
+    pub items: Vec<TimelineItem>,
+    pub timers: Vec<TimerExplained>,
+    /// "If the client replies now, …".
+    pub what_if: Vec<String>,
+    pub zone: String,
+}
+
+/// One row of the compliance report.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ComplianceRow {
+    pub request_type: String,
+    pub client_id: String,
+    pub client: String,
+    pub timer: String,
+    pub conversations: usize,
+    pub met: usize,
+    pub missed: usize,
+    /// Still counting past the due.
+    pub breached: usize,
+    /// `met / (met + missed)`, percent.
+    pub met_pct: Option<f64>,
+    pub p50: Option<i64>,
+    pub p90: Option<i64>,
+    #[serde(skip)]
+    pub ids: BTreeMap<&'static str, Vec<i64>>,
+}
+
+/// Nearest-rank percentile of sorted values (the backtest's rule).
+pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// A conversation's policy and the contract version it came from.
+type Resolved = Option<Arc<(Policy, Arc<Contract>)>>;
+
+/// Policies by (contract version, request type, client), built once per
+/// page: a page of 50 rows shares a handful.
+struct Policies<'s> {
+    service: &'s Service,
+    cache: HashMap<(String, String, String), Resolved>,
+}
+
+impl<'s> Policies<'s> {
+    fn new(service: &'s Service) -> Self {
+        Policies {
+            service,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn of(
+        &mut self,
+        conn: &mut AnyConnection,
+        c: &ConversationRow,
+    ) -> Result<Resolved, ServiceError> {
+        let key = (
+            c.contract_version.clone(),
+            c.request_type.clone(),
+            c.client_id.clone(),
+        );
+        if let Some(p) = self.cache.get(&key) {
+            return Ok(p.clone());
+        }
+        let contract = self.service.contract_version(conn, &c.contract_version)?;
+        let client = (c.client_id != UNKNOWN_CLIENT).then_some(c.client_id.as_str());
+        let p = Policy::from_contract(&contract, &c.request_type, client)
+            .map(|p| Arc::new((p, contract)));
+        self.cache.insert(key, p.clone());
+        Ok(p)
+    }
+}
+
+fn client_name(contract: &Contract, id: &str) -> String {
+    contract
+        .client(id)
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| {
+            if id == UNKNOWN_CLIENT {
+                "Unknown sender".into()
+            } else {
+                id.into()
+            }
+        })
+}
+
+fn type_name(contract: &Contract, id: &str) -> String {
+    contract
+        .request_type(id)
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| id.into())
+}
+
+fn paused_words(c: &ConversationRow, now: DateTime<Utc>, tz: Tz) -> String {
+    match c.paused_since {
+        Some(since) => format!("waiting on client since {}", local_words(since, now, tz)),
+        None if c.status == TicketStatus::Pending => "waiting on client".into(),
+        None => String::new(),
+    }
+}
+
+impl Service {
+    /// One page of the queue (SPEC 11), most urgent first: a fixed few
+    /// queries whatever the page or the number of conversations.
+    pub fn queue(
+        &self,
+        filter: &QueueFilter,
+        page: i64,
+        now: DateTime<Utc>,
+    ) -> Result<QueueView, ServiceError> {
+        let page = page.max(1);
+        let current = self.inner.contract.current();
+        let zone = current
+            .contract
+            .calendars()
+            .first()
+            .map(|c| c.calendar().timezone());
+        self.store()
+            .snapshot(|conn| -> Result<QueueView, StoreError> {
+                let p = store::queue_page(conn, filter, (page - 1) * QUEUE_PAGE, QUEUE_PAGE)?;
+                let mut policies = Policies::new(self);
+                let mut rows = Vec::with_capacity(p.rows.len());
+                for c in p.rows {
+                    let pol = policies
+                        .of(conn, &c)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    rows.push(queue_row(&c, pol.as_deref(), &current.contract, now));
+                }
+                let count = |h: &str| p.by_health.iter().find(|(k, _)| k == h).map_or(0, |x| x.1);
+                let counts = ["breached", "at_risk", "on_track"]
+                    .into_iter()
+                    .map(|h| {
+                        let (word, icon) = health_words(h);
+                        HealthCount {
+                            health: match h {
+                                "breached" => "breached",
+                                "at_risk" => "at_risk",
+                                _ => "on_track",
+                            },
+                            word,
+                            icon,
+                            count: count(h),
+                        }
+                    })
+                    .collect();
+                Ok(QueueView {
+                    rows,
+                    total: p.total,
+                    counts,
+                    page,
+                    pages: ((p.total + QUEUE_PAGE - 1) / QUEUE_PAGE).max(1),
+                    zone: zone.map_or_else(|| "UTC".into(), |z| z.name().to_string()),
+                })
+            })
+            .map_err(ServiceError::from)
+    }
+
+    /// The timeline of one conversation, read in one transaction so the
+    /// conversation, its messages, timers and steps agree with each other.
+    pub fn timeline(&self, id: i64, now: DateTime<Utc>) -> Result<Timeline, ServiceError> {
+        let read = self.inner.store.snapshot(|conn| {
+            let Some(c) = store::conversation(conn, id)? else {
+                return Err(ServiceError::NotFound(format!("conversation {id}")));
+            };
+            let messages = store::messages_of(conn, id)?;
+            let fired = store::fired_steps_of(conn, id)?;
+            let contract = self.contract_version(conn, &c.contract_version)?;
+            Ok((c, messages, fired, contract))
+        })?;
+        let (c, messages, fired, contract) = read;
+        let client = (c.client_id != UNKNOWN_CLIENT).then_some(c.client_id.as_str());
+        let policy =
+            Policy::from_contract(&contract, &c.request_type, client).ok_or_else(|| {
+                ServiceError::MissingContract(format!(
+                    "{} (request type {})",
+                    c.contract_version, c.request_type
+                ))
+            })?;
+        let cal = policy.calendar().clone();
+        let tz = cal.timezone();
+        let rows: Vec<EventRow> = messages
+            .iter()
+            .map(|m| EventRow {
+                direction: m.direction,
+                status: m.status,
+                awaiting_client: m.awaiting_client,
+                sent_at: m.sent_at,
+            })
+            .collect();
+        let events = refresh::engine_events(&rows);
+        let state = sla::evaluate(&policy, &events, now);
+        let when = |t: DateTime<Utc>| local_words(t, now, tz);
+
+        let mut items = Vec::new();
+        for m in &messages {
+            let (kind, title) = match (m.direction, m.external_id.starts_with("ack:")) {
+                (Some(Direction::Auto), true) => {
+                    ("ack", format!("acknowledgement sent to {}", m.recipients))
+                }
+                (Some(Direction::Inbound), _) => ("inbound", format!("{} wrote", m.sender)),
+                (Some(Direction::Outbound), _) => (
+                    "outbound",
+                    if m.awaiting_client {
+                        format!("{} answered and asked the client", m.sender)
+                    } else {
+                        format!("{} answered", m.sender)
+                    },
+                ),
+                (Some(Direction::Auto), false) => {
+                    ("auto", format!("automatic message from {}", m.sender))
+                }
+                (Some(Direction::Internal), _) => {
+                    ("internal", format!("internal note by {}", m.sender))
+                }
+                (None, _) => ("status", String::new()),
+            };
+            if kind != "status" {
+                items.push(TimelineItem {
+                    at: m.sent_at,
+                    when: when(m.sent_at),
+                    kind,
+                    title,
+                    text: m.body.clone(),
+                });
+            }
+            if let Some(s) = m.status {
+                let by = if m.sender.is_empty() {
+                    "status"
+                } else {
+                    m.sender.as_str()
+                };
+                items.push(TimelineItem {
+                    at: m.sent_at,
+                    when: when(m.sent_at),
+                    kind: "status",
+                    title: format!("{by}: status set to {}", status_words(s)),
+                    text: String::new(),
+                });
+            }
+        }
+        for t in &state.timers {
+            let name = timer_label(t.timer, t.seq);
+            items.push(timer_item(
+                t.segments[0].0,
+                &when,
+                format!("{name} started ({} window)", t.window.in_words()),
+            ));
+            for w in t.segments.windows(2) {
+                if let Some(paused_at) = w[0].1 {
+                    let why = why_paused(&rows, paused_at);
+                    items.push(timer_item(
+                        paused_at,
+                        &when,
+                        format!("{name} paused: {why}"),
+                    ));
+                    let why = why_resumed(&rows, w[1].0);
+                    items.push(timer_item(w[1].0, &when, format!("{name} resumed: {why}")));
+                }
+            }
+            if let Some(stop) = t.stopped_at {
+                let word = if t.status == TimerStatus::Met {
+                    "met"
+                } else {
+                    "missed"
+                };
+                let spent = span_words(t.elapsed);
+                items.push(timer_item(
+                    stop,
+                    &when,
+                    format!("{name} {word} after {spent} of business time"),
+                ));
+            }
+            if matches!(t.status, TimerStatus::Breached | TimerStatus::Missed)
+                && let Some(due) = t.due_at
+            {
+                items.push(timer_item(
+                    due,
+                    &when,
+                    format!("{name} breached: its due passed"),
+                ));
+            }
+        }
+        for f in &fired {
+            let step = f.step.rsplit('/').next().unwrap_or(&f.step).to_string();
+            let label = timer_label(f.timer, f.timer_seq);
+            let whom = state
+                .actions
+                .iter()
+                .find(|a| a.key == f.step)
+                .map(|a| a.notify.join(", "))
+                .filter(|s| !s.is_empty())
+                .map_or_else(|| "nobody to notify".to_string(), |w| format!("to {w}"));
+            let late = if f.late {
+                format!(", late by {}", span_words(f.fired_at - f.due_at))
+            } else {
+                ", on time".into()
+            };
+            items.push(TimelineItem {
+                at: f.fired_at,
+                when: when(f.fired_at),
+                kind: "escalation",
+                title: format!("escalation {step} of {label} fired {whom}{late}"),
+                text: String::new(),
+            });
+        }
+        // Stable: equal instants keep message, then timer, then step order.
+        items.sort_by_key(|i| i.at);
+
+        let calendar_name = contract
+            .request_type(&c.request_type)
+            .map(|t| t.calendar.clone())
+            .unwrap_or_default();
+        let timers = state
+            .timers
+            .iter()
+            .map(|t| explain_timer(t, &cal, &calendar_name, now))
+            .collect();
+        let what_if = what_if(&policy, &events, now, tz);
+        let (health_word, health_icon) = health_words(c.health.as_str());
+        Ok(Timeline {
+            id: c.id,
+            client: client_name(&contract, &c.client_id),
+            client_id: c.client_id.clone(),
+            subject: c.subject.clone(),
+            request_type: c.request_type.clone(),
+            request_type_name: type_name(&contract, &c.request_type),
+            classification: c.classification.clone(),
+            contract_version: c.contract_version.clone(),
+            channel: c.channel.clone(),
+            channel_mismatch: c.channel_mismatch,
+            status: c.status.as_str().into(),
+            health: c.health.as_str().into(),
+            health_word,
+            health_icon,
+            paused: paused_words(&c, now, tz),
+            items,
+            timers,
+            what_if,
+            zone: tz.name().into(),
+        })
+    }
+
+    /// Sets a conversation's status (the API's solve; the dashboard's solve,
+    /// reopen, mark waiting on client): recorded as a status event, so the timeline shows
+    /// it and the engine derives the timers from it like any other event.
+    pub fn set_status(
+        &self,
+        id: i64,
+        status: TicketStatus,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        let effects = self.inner.store.transaction(|conn| {
+            let conv = store::conversation(conn, id)?
+                .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))?;
+            store::insert_message(
+                conn,
+                &NewMessage {
+                    conversation_id: Some(id),
+                    channel: conv.channel.clone(),
+                    external_id: format!("{}:{id}:{}", status.as_str(), now.timestamp_micros()),
+                    direction: None,
+                    sender: actor.into(),
+                    recipients: String::new(),
+                    subject: String::new(),
+                    body: String::new(),
+                    message_id: None,
+                    in_reply_to: None,
+                    refs: String::new(),
+                    raw: None,
+                    sent_at: now,
+                    received_at: now,
+                    status: Some(status),
+                    awaiting_client: false,
+                },
+            )?;
+            self.refresh(conn, &conv, now)
+        })?;
+        self.apply(effects);
+        Ok(())
+    }
+
+    /// Compliance over conversations opened in `[from, to)`: per request
+    /// type, client and timer. `% met` is met / (met + missed) — the
+    /// backtest's rule, so the same mail gives the same figure in both.
+    pub fn compliance(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ComplianceRow>, ServiceError> {
+        let (convs, timers) = self.inner.store.snapshot(|conn| {
+            let convs = store::opened_between(conn, from, to)?;
+            let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
+            let timers = store::timers_of_many(conn, &ids)?;
+            Ok::<_, ServiceError>((convs, timers))
+        })?;
+        let current = self.inner.contract.current();
+        let mut policies: HashMap<(String, String, String), Option<Calendar>> = HashMap::new();
+        let mut rows: BTreeMap<(String, String, &'static str), (ComplianceRow, Vec<i64>)> =
+            BTreeMap::new();
+        for c in &convs {
+            let key = (
+                c.contract_version.clone(),
+                c.request_type.clone(),
+                c.client_id.clone(),
+            );
+            if !policies.contains_key(&key) {
+                let cal = self
+                    .store()
+                    .with(|conn| {
+                        self.contract_version(conn, &c.contract_version)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))
+                    })
+                    .ok()
+                    .and_then(|contract| {
+                        let client =
+                            (c.client_id != UNKNOWN_CLIENT).then_some(c.client_id.as_str());
+                        Policy::from_contract(&contract, &c.request_type, client)
+                            .map(|p| p.calendar().clone())
+                    });
+                policies.insert(key.clone(), cal);
+            }
+            let cal = policies.get(&key).cloned().flatten();
+            let empty = Vec::new();
+            let ts: &Vec<TimerRow> = timers.get(&c.id).unwrap_or(&empty);
+            let mut seen_kinds: Vec<Timer> = Vec::new();
+            for t in ts {
+                let (row, times) = rows
+                    .entry((c.request_type.clone(), c.client_id.clone(), t.kind.as_str()))
+                    .or_insert_with(|| {
+                        (
+                            ComplianceRow {
+                                request_type: c.request_type.clone(),
+                                client_id: c.client_id.clone(),
+                                client: client_name(&current.contract, &c.client_id),
+                                timer: timer_words(t.kind).into(),
+                                ..ComplianceRow::default()
+                            },
+                            Vec::new(),
+                        )
+                    });
+                if !seen_kinds.contains(&t.kind) {
+                    row.conversations += 1;
+                    row.ids.entry("all").or_default().push(c.id);
+                    seen_kinds.push(t.kind);
+                }
+                let outcome = match t.status {
+                    TimerStatus::Met => {
+                        row.met += 1;
+                        "met"
+                    }
+                    TimerStatus::Missed => {
+                        row.missed += 1;
+                        "missed"
+                    }
+                    TimerStatus::Breached => {
+                        row.breached += 1;
+                        "breached"
+                    }
+                    _ => continue,
+                };
+                row.ids.entry(outcome).or_default().push(c.id);
+                if t.kind != Timer::Resolution
+                    && outcome != "breached"
+                    && let (Some(cal), Some(stop)) = (&cal, t.stopped_at)
+                    && let Ok(d) = cal.between(t.started_at, stop)
+                {
+                    times.push(d.num_seconds());
+                }
+            }
+        }
+        Ok(rows
+            .into_values()
+            .map(|(mut row, mut times)| {
+                times.sort_unstable();
+                row.p50 = percentile(&times, 50.0);
+                row.p90 = percentile(&times, 90.0);
+                let done = row.met + row.missed;
+                row.met_pct = (done > 0).then(|| 100.0 * row.met as f64 / done as f64);
+                for ids in row.ids.values_mut() {
+                    ids.dedup();
+                }
+                row
+            })
+            .collect())
+    }
+}
+
+fn status_words(s: TicketStatus) -> &'static str {
+    match s {
+        TicketStatus::Open => "open",
+        TicketStatus::Pending => "waiting on client",
+        TicketStatus::Solved => "solved",
+    }
+}
+
+fn timer_label(t: Timer, seq: u32) -> String {
+    if t == Timer::NextResponse {
+        format!("{} #{}", timer_words(t), seq)
+    } else {
+        timer_words(t).to_string()
+    }
+}
+
+fn timer_item(
+    at: DateTime<Utc>,
+    when: &dyn Fn(DateTime<Utc>) -> String,
+    title: String,
+) -> TimelineItem {
+    TimelineItem {
+        at,
+        when: when(at),
+        kind: "timer",
+        title,
+        text: String::new(),
+    }
+}
+
+/// What stopped the clock at `at`: the event recorded then.
+fn why_paused(rows: &[EventRow], at: DateTime<Utc>) -> &'static str {
+    let here = |m: &&EventRow| ceil(m.sent_at) == at;
+    match rows.iter().rev().find(here) {
+        Some(m) if m.awaiting_client => "the team asked the client and waits for the answer",
+        Some(m) if m.status == Some(TicketStatus::Pending) => "marked waiting on client",
+        Some(m) if m.status == Some(TicketStatus::Solved) => "solved",
+        _ => "waiting on client",
+    }
+}
+
+fn why_resumed(rows: &[EventRow], at: DateTime<Utc>) -> &'static str {
+    let here = |m: &&EventRow| ceil(m.sent_at) == at;
+    match rows.iter().rev().find(here) {
+        Some(m) if m.direction == Some(Direction::Inbound) => "the client wrote",
+        Some(m) if m.status == Some(TicketStatus::Open) => "reopened",
+        _ => "resumed",
+    }
+}
+
+/// The engine counts an event from the next whole second.
+fn ceil(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    let whole = t.trunc_subsecs(0);
+    if whole == t {
+        t
+    } else {
+        whole + TimeDelta::seconds(1)
+    }
+}
+
+fn explain_timer(
+    t: &sla::TimerState,
+    cal: &Calendar,
+    calendar_name: &str,
+    now: DateTime<Utc>,
+) -> TimerExplained {
+    let tz = cal.timezone();
+    let when = |x: DateTime<Utc>| local_words(x, now, tz);
+    let (until, outcome) = match (t.status, t.due_at, t.stopped_at) {
+        (TimerStatus::Met, _, Some(stop)) => (stop, format!("met {}", when(stop))),
+        (TimerStatus::Missed, Some(due), Some(stop)) => (
+            due,
+            format!("was due {}, answered {} (missed)", when(due), when(stop)),
+        ),
+        (TimerStatus::Breached, Some(due), _) => (due, format!("was due {} (breached)", when(due))),
+        (TimerStatus::Running, Some(due), _) => (due, format!("due {}", when(due))),
+        _ => (now, "paused: no due while waiting on the client".into()),
+    };
+    let e = crate::calendar::explain(cal, &t.segments, until);
+    let span = |s: &crate::calendar::explain::Span| SpanView {
+        from: s.start.with_timezone(&tz).format("%H:%M").to_string(),
+        to: s.end.with_timezone(&tz).format("%H:%M").to_string(),
+        length: span_words(s.length()),
+    };
+    TimerExplained {
+        timer: timer_label(t.timer, t.seq),
+        seq: t.seq,
+        status: t.status.as_str().into(),
+        started: when(t.segments[0].0),
+        window: t.window.in_words(),
+        calendar: format!("{calendar_name} ({})", tz.name()),
+        outcome,
+        days: e
+            .days
+            .iter()
+            .map(|d| DayView {
+                date: d.date.format("%a %-d %b %Y").to_string(),
+                skipped: match d.skipped {
+                    Some(Skip::Holiday) => "holiday",
+                    Some(Skip::Closed) => "closed",
+                    None => "",
+                },
+                counted: d.counted.iter().map(span).collect(),
+                paused: d.paused.iter().map(span).collect(),
+            })
+            .collect(),
+        counted: span_words(e.counted),
+        paused: span_words(e.paused),
+        truncated: e.truncated,
+    }
+}
+
+/// The engine run on the stored events plus one hypothetical client message
+/// now.
+fn what_if(policy: &Policy, events: &[Event], now: DateTime<Utc>, tz: Tz) -> Vec<String> {
+    let mut with = events.to_vec();
+    with.push(Event::message(now, Direction::Inbound));
+    let before = sla::evaluate(policy, events, now);
+    let after = sla::evaluate(policy, &with, now);
+    let when = |x: DateTime<Utc>| local_words(x, now, tz);
+    let mut out = Vec::new();
+    let response = after
+        .timers
+        .iter()
+        .filter(|t| t.timer != Timer::Resolution && t.status == TimerStatus::Running)
+        .filter_map(|t| t.due_at.map(|d| (t, d)))
+        .min_by_key(|(_, d)| *d);
+    match response {
+        Some((t, due)) => {
+            let already = before
+                .timers
+                .iter()
+                .any(|b| b.timer == t.timer && b.seq == t.seq && b.status == TimerStatus::Running);
+            out.push(format!(
+                "If the client replies now, the {} is {}due {}.",
+                timer_words(t.timer),
+                if already { "still " } else { "" },
+                when(due)
+            ))
+        }
+        None => out.push("If the client replies now, no response timer starts (the contract sets no window for it).".into()),
+    }
+    let res_before = before.timers.iter().find(|t| t.timer == Timer::Resolution);
+    let res_after = after.timers.iter().find(|t| t.timer == Timer::Resolution);
+    if let (Some(b), Some(a)) = (res_before, res_after)
+        && b.status != a.status
+        && let Some(due) = a.due_at
+    {
+        out.push(format!(
+            "The resolution timer resumes and is due {}.",
+            when(due)
+        ));
+    }
+    out
+}
+
+fn queue_row(
+    c: &ConversationRow,
+    pol: Option<&(Policy, Arc<Contract>)>,
+    current: &Contract,
+    now: DateTime<Utc>,
+) -> QueueRow {
+    let contract = pol.map_or(current, |p| p.1.as_ref());
+    let tz = pol.map_or(chrono_tz::UTC, |p| p.0.calendar().timezone());
+    let (mut left, mut late, mut due) = (String::new(), false, String::new());
+    if let (Some(at), Some(p)) = (c.next_due_at, pol) {
+        let cal = p.0.calendar();
+        if at > now {
+            left = format!(
+                "{} left",
+                span_words(cal.between(now, at).unwrap_or_default())
+            );
+        } else {
+            late = true;
+            left = format!(
+                "{} late",
+                span_words(cal.between(at, now).unwrap_or_default())
+            );
+        }
+        due = format!("due {}", local_words(at, now, tz));
+    }
+    let (health_word, health_icon) = health_words(c.health.as_str());
+    QueueRow {
+        id: c.id,
+        client_id: c.client_id.clone(),
+        client: client_name(contract, &c.client_id),
+        subject: c.subject.clone(),
+        request_type: c.request_type.clone(),
+        request_type_name: type_name(contract, &c.request_type),
+        status: c.status.as_str().into(),
+        health: c.health.as_str().into(),
+        health_word,
+        health_icon,
+        timer: c.next_timer.map(timer_words).unwrap_or_default().into(),
+        left,
+        late,
+        due,
+        due_at: c.next_due_at,
+        paused: paused_words(c, now, tz),
+        channel: c.channel.clone(),
+        channel_mismatch: c.channel_mismatch,
+        classification: c.classification.clone(),
+    }
+}

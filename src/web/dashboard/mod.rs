@@ -1,0 +1,1016 @@
+//! The team dashboard (SPEC 11): server-rendered pages from templates
+//! embedded in the binary, one small script for live updates and keys.
+//! Handlers check the session, call one read model or use case of the
+//! service off the async workers, and render.
+
+// Helpers return `Result<_, HttpResponse>` so a handler can answer early
+// with the page that says what went wrong; a response is built once per
+// request, so its size on the stack does not matter.
+#![allow(clippy::result_large_err)]
+
+mod session;
+mod stream;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use minijinja::{Environment, Value, context};
+use serde::Deserialize;
+
+use super::AppState;
+use crate::config::Secret;
+use crate::service::{ComplianceRow, QueueView, ServiceError, local_words};
+use crate::sla::TicketStatus;
+use crate::store::{QueueFilter, SessionRow};
+
+pub use session::{LoginLimiter, constant_time_eq};
+
+/// The policy of every dashboard page: nothing inline, nothing from
+/// elsewhere, never framed.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const CSS: &str = include_str!("../static/dashboard.css");
+const JS: &str = include_str!("../static/dashboard.js");
+
+/// Templates and what the dashboard checks: built once at start.
+pub struct Dashboard {
+    env: Environment<'static>,
+    pub limiter: LoginLimiter,
+    password: Secret,
+    wall_tokens: Vec<Secret>,
+    /// `Secure` cookies: `public_url` is https.
+    secure: bool,
+    asset_version: String,
+}
+
+impl Dashboard {
+    pub fn new(password: Secret, wall_tokens: Vec<Secret>, public_url: &str) -> Dashboard {
+        let mut env = Environment::new();
+        for (name, source) in [
+            ("base.html", include_str!("../templates/base.html")),
+            ("login.html", include_str!("../templates/login.html")),
+            ("error.html", include_str!("../templates/error.html")),
+            ("queue.html", include_str!("../templates/queue.html")),
+            (
+                "queue_rows.html",
+                include_str!("../templates/queue_rows.html"),
+            ),
+            ("wall.html", include_str!("../templates/wall.html")),
+            (
+                "conversation.html",
+                include_str!("../templates/conversation.html"),
+            ),
+            (
+                "conversation_body.html",
+                include_str!("../templates/conversation_body.html"),
+            ),
+            (
+                "compliance.html",
+                include_str!("../templates/compliance.html"),
+            ),
+            ("list.html", include_str!("../templates/list.html")),
+            ("rejected.html", include_str!("../templates/rejected.html")),
+        ] {
+            env.add_template(name, source)
+                .expect("the built-in dashboard templates compile");
+        }
+        // Autoescape is on for `.html` names (minijinja's default): every
+        // subject, body and address from mail or a webhook is text.
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{CSS}{JS}").as_bytes());
+        Dashboard {
+            env,
+            limiter: LoginLimiter::default(),
+            password,
+            wall_tokens,
+            secure: public_url.starts_with("https://"),
+            asset_version: hex::encode(&digest[..6]),
+        }
+    }
+
+    fn render(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
+        let base = context! { asset_version => self.asset_version.clone() };
+        self.env
+            .get_template(name)?
+            .render(context! { ..ctx, ..base })
+    }
+
+    fn wall_token_ok(&self, presented: &str) -> bool {
+        self.wall_tokens.iter().fold(false, |acc, t| {
+            acc | session::constant_time_eq(t.expose().as_bytes(), presented.as_bytes())
+        })
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login", web::get().to(login_form))
+        .route("/login", web::post().to(login))
+        .route("/logout", web::post().to(logout))
+        .route("/", web::get().to(queue))
+        .route("/dashboard/queue", web::get().to(queue_fragment))
+        .route("/dashboard/stream", web::get().to(stream::stream))
+        .route("/wall", web::get().to(wall))
+        .route("/wall/queue", web::get().to(wall_fragment))
+        .route("/conversations/{id}", web::get().to(conversation))
+        .route("/conversations/{id}/{action}", web::post().to(act))
+        .route("/compliance", web::get().to(compliance))
+        .route("/compliance.csv", web::get().to(compliance_csv))
+        .route("/compliance/conversations", web::get().to(compliance_list))
+        .route("/rejected", web::get().to(rejected))
+        .route("/rejected/{id}/raw", web::get().to(rejected_raw))
+        .route("/static/dashboard.css", web::get().to(css))
+        .route("/static/dashboard.js", web::get().to(js));
+}
+
+/// A rendered page with the dashboard's headers.
+fn page(state: &AppState, status: StatusCode, name: &str, ctx: Value) -> HttpResponse {
+    match state.dashboard.render(name, ctx) {
+        Ok(html) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(html),
+        Err(e) => {
+            tracing::error!(error = %e, template = name, "cannot render a dashboard page");
+            HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body("the page could not be rendered; the error is in the log")
+        }
+    }
+}
+
+/// A page saying what went wrong, with the right status.
+pub fn error_page(
+    state: &AppState,
+    status: StatusCode,
+    heading: &str,
+    message: &str,
+) -> HttpResponse {
+    page(
+        state,
+        status,
+        "error.html",
+        context! { heading, message, signed_in => false },
+    )
+}
+
+pub fn not_found(state: &AppState) -> HttpResponse {
+    error_page(
+        state,
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is nothing at this address.",
+    )
+}
+
+fn service_error(state: &AppState, e: ServiceError) -> HttpResponse {
+    match e {
+        ServiceError::NotFound(what) => error_page(
+            state,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            &format!("{what} does not exist."),
+        ),
+        ServiceError::Invalid(fields) => error_page(
+            state,
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            &crate::ingest::webhook::summary(&fields),
+        ),
+        other => {
+            tracing::error!(error = %other, "dashboard request failed");
+            error_page(
+                state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "The database did not answer. Try again in a moment.",
+            )
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    match web::block(f).await {
+        Ok(r) => r,
+        Err(e) => Err(ServiceError::Store(crate::store::StoreError::Corrupt(
+            e.to_string(),
+        ))),
+    }
+}
+
+/// The signed-in session, or the answer to send instead: a redirect to the
+/// login page (303) that shows no data.
+async fn require(state: &AppState, req: &HttpRequest) -> Result<SessionRow, HttpResponse> {
+    let store = state.store.clone();
+    let now = state.service.now();
+    let cookie = session::cookie_of(req);
+    let found = web::block(move || session::current(&store, cookie, now)).await;
+    match found {
+        Ok(Ok(Some(s))) => Ok(s),
+        Ok(Ok(None)) => {
+            let next = match req.uri().path_and_query() {
+                Some(pq) if req.method() == actix_web::http::Method::GET => pq.as_str().to_string(),
+                _ => "/".to_string(),
+            };
+            Err(HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, format!("/login?next={}", encode(&next))))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish())
+        }
+        Ok(Err(e)) => Err(service_error(state, e.into())),
+        Err(e) => Err(service_error(
+            state,
+            ServiceError::Store(crate::store::StoreError::Corrupt(e.to_string())),
+        )),
+    }
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Where to go after login: a local path only (an open redirect would let a
+/// link send a signed-in user anywhere).
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/"
+    }
+}
+
+fn peer(req: &HttpRequest) -> IpAddr {
+    req.peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+fn csrf_ok(session: &SessionRow, presented: &str) -> bool {
+    session::constant_time_eq(session.csrf.as_bytes(), presented.as_bytes())
+}
+
+#[derive(Deserialize, Default)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+async fn login_form(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let next = web::Query::<NextQuery>::from_query(req.query_string())
+        .map(|q| q.into_inner().next)
+        .unwrap_or_default();
+    if let Ok(Ok(Some(_))) = {
+        let (store, cookie, now) = (
+            state.store.clone(),
+            session::cookie_of(&req),
+            state.service.now(),
+        );
+        web::block(move || session::current(&store, cookie, now)).await
+    } {
+        return HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, safe_next(&next).to_string()))
+            .finish();
+    }
+    login_page(&state, StatusCode::OK, &next, None)
+}
+
+fn login_page(
+    state: &AppState,
+    status: StatusCode,
+    next: &str,
+    error: Option<&str>,
+) -> HttpResponse {
+    let token = session::random_token();
+    let mut res = page(
+        state,
+        status,
+        "login.html",
+        context! { login_csrf => token.clone(), next => safe_next(next), error, signed_in => false },
+    );
+    let _ = res.add_cookie(&session::login_cookie(&token, state.dashboard.secure));
+    res
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&body) else {
+        return login_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "/",
+            Some("The form could not be read."),
+        );
+    };
+    let addr = peer(&req);
+    if let Some(wait) = state.dashboard.limiter.blocked(addr, Instant::now()) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let mut res = login_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            &form.next,
+            Some(&format!(
+                "Too many failed sign-ins from your address. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )),
+        );
+        res.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&wait.as_secs().max(1).to_string())
+                .unwrap_or(HeaderValue::from_static("60")),
+        );
+        return res;
+    }
+    let cookie_token = req
+        .cookie(session::LOGIN_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    if cookie_token.is_empty()
+        || !session::constant_time_eq(cookie_token.as_bytes(), form.csrf.as_bytes())
+    {
+        return login_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            &form.next,
+            Some("The sign-in form expired. Please enter the password again."),
+        );
+    }
+    let expected = state.dashboard.password.expose().as_bytes();
+    if !session::constant_time_eq(expected, form.password.as_bytes()) {
+        state.dashboard.limiter.failed(addr, Instant::now());
+        tracing::info!(client = %addr, "dashboard: failed sign-in");
+        return login_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            &form.next,
+            Some("Wrong password."),
+        );
+    }
+    state.dashboard.limiter.succeeded(addr);
+    let (store, now) = (state.store.clone(), state.service.now());
+    match web::block(move || session::create(&store, now)).await {
+        Ok(Ok((id, _))) => {
+            let mut res = HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, safe_next(&form.next).to_string()))
+                .finish();
+            let _ = res.add_cookie(&session::cookie(
+                &id,
+                state.dashboard.secure,
+                session::LIFETIME,
+            ));
+            let _ = res.add_removal_cookie(&session::login_cookie("", state.dashboard.secure));
+            res
+        }
+        Ok(Err(e)) => service_error(&state, e.into()),
+        Err(e) => service_error(
+            &state,
+            ServiceError::Store(crate::store::StoreError::Corrupt(e.to_string())),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+fn refused_csrf(state: &AppState) -> HttpResponse {
+    error_page(
+        state,
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "This form is from an older session. Go back, reload the page and try again.",
+    )
+}
+
+async fn logout(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let s = match require(&state, &req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let form: CsrfForm = serde_urlencoded::from_bytes(&body).unwrap_or(CsrfForm {
+        csrf: String::new(),
+    });
+    if !csrf_ok(&s, &form.csrf) {
+        return refused_csrf(&state);
+    }
+    let store = state.store.clone();
+    let _ = web::block(move || store.with(|c| crate::store::delete_session(c, &s.id_hash))).await;
+    let mut res = HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/login"))
+        .finish();
+    let _ = res.add_removal_cookie(&session::cookie(
+        "",
+        state.dashboard.secure,
+        TimeDelta::zero(),
+    ));
+    res
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct QueueQuery {
+    client: Option<String>,
+    #[serde(rename = "type")]
+    request_type: Option<String>,
+    health: Option<String>,
+    channel: Option<String>,
+    status: Option<String>,
+    page: Option<i64>,
+    /// The wallboard's token (its fragment URL carries it).
+    token: Option<String>,
+}
+
+impl QueueQuery {
+    fn filter(&self) -> Result<QueueFilter, String> {
+        let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        let f = QueueFilter {
+            client: nonempty(&self.client),
+            request_type: nonempty(&self.request_type),
+            health: nonempty(&self.health),
+            channel: nonempty(&self.channel),
+            status: nonempty(&self.status),
+        };
+        if let Some(h) = &f.health
+            && !["on_track", "at_risk", "breached"].contains(&h.as_str())
+        {
+            return Err(format!(
+                "health must be one of on_track, at_risk, breached (got `{h}`)"
+            ));
+        }
+        if let Some(s) = &f.status
+            && !["open", "pending", "solved"].contains(&s.as_str())
+        {
+            return Err(format!(
+                "status must be one of open, pending, solved (got `{s}`)"
+            ));
+        }
+        if self.page.is_some_and(|p| p < 1) {
+            return Err("page must be 1 or more".into());
+        }
+        Ok(f)
+    }
+
+    /// The query string of these filters, ending in `&` (links append).
+    fn link(&self, without: &[&str]) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("client", &self.client),
+            ("type", &self.request_type),
+            ("health", &self.health),
+            ("channel", &self.channel),
+            ("status", &self.status),
+            ("token", &self.token),
+        ] {
+            if let Some(v) = v.as_ref().filter(|v| !v.is_empty())
+                && !without.contains(&k)
+            {
+                parts.push(format!("{k}={}", encode(v)));
+            }
+        }
+        parts.into_iter().map(|p| p + "&").collect()
+    }
+}
+
+fn parse_queue_query(state: &AppState, req: &HttpRequest) -> Result<QueueQuery, HttpResponse> {
+    web::Query::<QueueQuery>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .map_err(|e| {
+            error_page(
+                state,
+                StatusCode::BAD_REQUEST,
+                "Bad filter",
+                &format!("The address has a filter this page does not know: {e}"),
+            )
+        })
+}
+
+async fn load_queue(
+    state: &AppState,
+    q: &QueueQuery,
+) -> Result<(QueueFilter, QueueView), HttpResponse> {
+    let filter = q
+        .filter()
+        .map_err(|e| error_page(state, StatusCode::BAD_REQUEST, "Bad filter", &e))?;
+    let (service, f, p) = (state.service.clone(), filter.clone(), q.page.unwrap_or(1));
+    let now = state.service.now();
+    let view = blocking(move || service.queue(&f, p, now))
+        .await
+        .map_err(|e| service_error(state, e))?;
+    Ok((filter, view))
+}
+
+fn queue_context(state: &AppState, q: &QueueQuery, view: &QueueView, base: &str) -> Value {
+    let current = state.contract.current();
+    let c = &current.contract;
+    let mut clients: Vec<Value> = c
+        .clients()
+        .iter()
+        .map(|x| context! { id => x.id.clone(), name => x.name.clone() })
+        .collect();
+    clients.push(context! { id => crate::contract::UNKNOWN_CLIENT, name => "Unknown senders" });
+    let types: Vec<Value> = c
+        .request_types()
+        .iter()
+        .map(|t| context! { id => t.id.clone(), name => t.name.clone() })
+        .collect();
+    let channels: Vec<String> = c.channels().iter().map(|x| x.id.clone()).collect();
+    let mut health_links = BTreeMap::new();
+    for h in ["breached", "at_risk", "on_track"] {
+        health_links.insert(h, format!("{base}?{}health={h}", q.link(&["health"])));
+    }
+    let filtered = !q.link(&["token"]).is_empty();
+    context! {
+        queue => view,
+        options => context! { clients, types, channels },
+        filter => context! {
+            client => q.client.clone().unwrap_or_default(),
+            type => q.request_type.clone().unwrap_or_default(),
+            health => q.health.clone().unwrap_or_default(),
+            channel => q.channel.clone().unwrap_or_default(),
+            status => q.status.clone().unwrap_or_default(),
+        },
+        filtered,
+        health_links,
+        page_link => format!("{base}?{}", q.link(&[])),
+    }
+}
+
+async fn queue(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let s = match require(&state, &req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let q = match parse_queue_query(&state, &req) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let (_, view) = match load_queue(&state, &q).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut live_q = q.link(&[]);
+    if let Some(p) = q.page {
+        live_q.push_str(&format!("page={p}"));
+    }
+    let ctx = queue_context(&state, &q, &view, "/");
+    page(
+        &state,
+        StatusCode::OK,
+        "queue.html",
+        context! {
+            ..ctx,
+            ..context! {
+                signed_in => true, csrf => s.csrf, nav => "queue",
+                live => context! { url => format!("/dashboard/queue?{live_q}"), stream => "/dashboard/stream", ids => "*" },
+            }
+        },
+    )
+}
+
+async fn queue_fragment(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(r) = require(&state, &req).await {
+        return r;
+    }
+    fragment(&state, &req, "/").await
+}
+
+async fn fragment(state: &AppState, req: &HttpRequest, base: &str) -> HttpResponse {
+    let q = match parse_queue_query(state, req) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let (_, view) = match load_queue(state, &q).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let ctx = queue_context(state, &q, &view, base);
+    page(state, StatusCode::OK, "queue_rows.html", ctx)
+}
+
+fn wall_allowed(state: &AppState, req: &HttpRequest) -> Result<String, HttpResponse> {
+    let token = web::Query::<QueueQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().token)
+        .unwrap_or_default();
+    if !token.is_empty() && state.dashboard.wall_token_ok(&token) {
+        Ok(token)
+    } else {
+        // Unknown and missing tokens look the same: a wallboard URL is a
+        // secret, and guessing must learn nothing.
+        Err(not_found(state))
+    }
+}
+
+async fn wall(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let token = match wall_allowed(&state, &req) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let q = match parse_queue_query(&state, &req) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let (_, view) = match load_queue(&state, &q).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let ctx = queue_context(&state, &q, &view, "/wall");
+    let t = encode(&token);
+    page(
+        &state,
+        StatusCode::OK,
+        "wall.html",
+        context! {
+            ..ctx,
+            ..context! {
+                signed_in => false,
+                live => context! { url => format!("/wall/queue?{}", q.link(&[])), stream => format!("/dashboard/stream?token={t}"), ids => "*" },
+            }
+        },
+    )
+}
+
+async fn wall_fragment(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(r) = wall_allowed(&state, &req) {
+        return r;
+    }
+    fragment(&state, &req, "/wall").await
+}
+
+fn path_id(req: &HttpRequest) -> Option<i64> {
+    req.match_info().get("id").and_then(|v| v.parse().ok())
+}
+
+#[derive(Deserialize, Default)]
+struct FragmentQuery {
+    #[serde(default)]
+    fragment: Option<String>,
+}
+
+async fn conversation(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let s = match require(&state, &req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(id) = path_id(&req) else {
+        return not_found(&state);
+    };
+    let fragment = web::Query::<FragmentQuery>::from_query(req.query_string())
+        .map(|q| q.into_inner().fragment.is_some())
+        .unwrap_or(false);
+    let (service, now) = (state.service.clone(), state.service.now());
+    let t = match blocking(move || service.timeline(id, now)).await {
+        Ok(t) => t,
+        Err(e) => return service_error(&state, e),
+    };
+    let name = if fragment {
+        "conversation_body.html"
+    } else {
+        "conversation.html"
+    };
+    page(
+        &state,
+        StatusCode::OK,
+        name,
+        context! {
+            t, signed_in => true, csrf => s.csrf, nav => "queue",
+            live => context! { url => format!("/conversations/{id}?fragment=1"), stream => "/dashboard/stream", ids => id.to_string() },
+        },
+    )
+}
+
+async fn act(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let s = match require(&state, &req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(id) = path_id(&req) else {
+        return not_found(&state);
+    };
+    let status = match req.match_info().get("action") {
+        Some("solve") => TicketStatus::Solved,
+        Some("reopen") => TicketStatus::Open,
+        Some("wait") => TicketStatus::Pending,
+        _ => return not_found(&state),
+    };
+    let form: CsrfForm = serde_urlencoded::from_bytes(&body).unwrap_or(CsrfForm {
+        csrf: String::new(),
+    });
+    if !csrf_ok(&s, &form.csrf) {
+        return refused_csrf(&state);
+    }
+    let (service, now) = (state.service.clone(), state.service.now());
+    match blocking(move || service.set_status(id, status, "dashboard", now)).await {
+        Ok(()) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/conversations/{id}")))
+            .finish(),
+        Err(e) => service_error(&state, e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PeriodQuery {
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(rename = "type")]
+    request_type: Option<String>,
+    client: Option<String>,
+    timer: Option<String>,
+    outcome: Option<String>,
+}
+
+/// `[from, to)` as UTC instants; by default the last 30 days.
+fn period(q: &PeriodQuery, now: DateTime<Utc>) -> Result<(NaiveDate, NaiveDate), String> {
+    let parse = |name: &str, v: &Option<String>| -> Result<Option<NaiveDate>, String> {
+        match v.as_deref().filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => s
+                .parse::<NaiveDate>()
+                .map(Some)
+                .map_err(|_| format!("`{name}` must be a date like 2026-12-01 (got `{s}`)")),
+        }
+    };
+    let to = parse("to", &q.to)?.unwrap_or(now.date_naive() + TimeDelta::days(1));
+    let from = parse("from", &q.from)?.unwrap_or(to - TimeDelta::days(30));
+    if from >= to {
+        return Err(format!("`from` ({from}) must be before `to` ({to})"));
+    }
+    Ok((from, to))
+}
+
+fn at_midnight(d: NaiveDate) -> DateTime<Utc> {
+    d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+}
+
+async fn compliance_rows(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<(PeriodQuery, NaiveDate, NaiveDate, Vec<ComplianceRow>), HttpResponse> {
+    let q = web::Query::<PeriodQuery>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .map_err(|e| error_page(state, StatusCode::BAD_REQUEST, "Bad period", &e.to_string()))?;
+    let (from, to) = period(&q, state.service.now())
+        .map_err(|e| error_page(state, StatusCode::BAD_REQUEST, "Bad period", &e))?;
+    let service = state.service.clone();
+    let rows = blocking(move || service.compliance(at_midnight(from), at_midnight(to)))
+        .await
+        .map_err(|e| service_error(state, e))?;
+    Ok((q, from, to, rows))
+}
+
+fn business(secs: Option<i64>) -> String {
+    secs.map_or("—".into(), |s| {
+        crate::service::span_words(TimeDelta::seconds(s))
+    })
+}
+
+async fn compliance(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let s = match require(&state, &req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (_, from, to, rows) = match compliance_rows(&state, &req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let current = state.contract.current();
+    let view: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let timer = r.timer.replace(' ', "_");
+            let link = |outcome: &str| {
+                format!(
+                    "/compliance/conversations?from={from}&to={to}&type={}&client={}&timer={timer}&outcome={outcome}",
+                    encode(&r.request_type),
+                    encode(&r.client_id)
+                )
+            };
+            context! {
+                type_name => current.contract.request_type(&r.request_type).map_or(r.request_type.clone(), |t| t.name.clone()),
+                client => r.client.clone(), timer => r.timer.clone(),
+                conversations => r.conversations, met => r.met, missed => r.missed, breached => r.breached,
+                met_pct => r.met_pct.map(|p| format!("{p:.1}%")),
+                p50 => business(r.p50), p90 => business(r.p90),
+                links => context! { all => link("all"), met => link("met"), missed => link("missed"), breached => link("breached") },
+            }
+        })
+        .collect();
+    page(
+        &state,
+        StatusCode::OK,
+        "compliance.html",
+        context! { rows => view, from => from.to_string(), to => to.to_string(), signed_in => true, csrf => s.csrf, nav => "compliance" },
+    )
+}
+
+/// A CSV field: quoted when needed, and a leading `=`, `+`, `-` or `@`
+/// defused (a spreadsheet would run it as a formula).
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+async fn compliance_csv(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(r) = require(&state, &req).await {
+        return r;
+    }
+    let (_, from, to, rows) = match compliance_rows(&state, &req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let mut out = String::from(
+        "request_type,client_id,client,timer,conversations,met,missed,breached,met_pct,p50_business_seconds,p90_business_seconds\r\n",
+    );
+    let opt = |v: Option<i64>| v.map_or(String::new(), |v| v.to_string());
+    for r in &rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{}\r\n",
+            csv_field(&r.request_type),
+            csv_field(&r.client_id),
+            csv_field(&r.client),
+            csv_field(&r.timer),
+            r.conversations,
+            r.met,
+            r.missed,
+            r.breached,
+            r.met_pct.map_or(String::new(), |p| format!("{p:.1}")),
+            opt(r.p50),
+            opt(r.p90),
+        ));
+    }
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"compliance-{from}-{to}.csv\""),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(out)
+}
+
+async fn compliance_list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let s = match require(&state, &req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (q, from, to, rows) = match compliance_rows(&state, &req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let outcome = q.outcome.clone().unwrap_or_else(|| "all".into());
+    let timer = q.timer.clone().unwrap_or_default().replace('_', " ");
+    let mut ids: Vec<i64> = rows
+        .iter()
+        .filter(|r| q.request_type.as_ref().is_none_or(|t| *t == r.request_type))
+        .filter(|r| q.client.as_ref().is_none_or(|c| *c == r.client_id))
+        .filter(|r| timer.is_empty() || r.timer == timer)
+        .flat_map(|r| r.ids.get(outcome.as_str()).cloned().unwrap_or_default())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.truncate(1000);
+    let service = state.service.clone();
+    let listed = blocking(move || {
+        let mut out = Vec::new();
+        for id in ids {
+            let t = service.conversation_detail(id)?;
+            out.push(context! { id, subject => t.summary.subject, client => t.summary.client, status => t.summary.status });
+        }
+        Ok(out)
+    })
+    .await;
+    let listed = match listed {
+        Ok(l) => l,
+        Err(e) => return service_error(&state, e),
+    };
+    let heading = format!(
+        "{} conversations: {}{} {}",
+        if outcome == "all" {
+            "All"
+        } else {
+            outcome.as_str()
+        },
+        q.request_type.clone().unwrap_or_default(),
+        q.client
+            .as_ref()
+            .map_or(String::new(), |c| format!(" · {c}")),
+        if timer.is_empty() {
+            String::new()
+        } else {
+            format!("· {timer}")
+        }
+    );
+    page(
+        &state,
+        StatusCode::OK,
+        "list.html",
+        context! { heading, rows => listed, back => format!("/compliance?from={from}&to={to}"), signed_in => true, csrf => s.csrf, nav => "compliance" },
+    )
+}
+
+async fn rejected(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let s = match require(&state, &req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let service = state.service.clone();
+    let items = match blocking(move || service.rejected_inputs(500)).await {
+        Ok(i) => i,
+        Err(e) => return service_error(&state, e),
+    };
+    let now = state.service.now();
+    let tz = state
+        .contract
+        .current()
+        .contract
+        .calendars()
+        .first()
+        .map_or(chrono_tz::UTC, |c| c.calendar().timezone());
+    let view: Vec<Value> = items
+        .into_iter()
+        .map(|r| {
+            context! {
+                id => r.id, channel => r.channel, reason => r.reason, detail => r.detail,
+                size => r.size, preview => r.preview, when => local_words(r.received_at, now, tz),
+            }
+        })
+        .collect();
+    page(
+        &state,
+        StatusCode::OK,
+        "rejected.html",
+        context! { items => view, signed_in => true, csrf => s.csrf, nav => "rejected" },
+    )
+}
+
+async fn rejected_raw(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(r) = require(&state, &req).await {
+        return r;
+    }
+    let Some(id) = path_id(&req) else {
+        return not_found(&state);
+    };
+    let service = state.service.clone();
+    match blocking(move || service.rejected_raw(id)).await {
+        // Bytes from outside: a download, never rendered by the browser.
+        Ok(raw) => HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"rejected-{id}.eml\""),
+            ))
+            .body(raw),
+        Err(e) => service_error(&state, e),
+    }
+}
+
+async fn css() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .body(CSS)
+}
+
+async fn js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .body(JS)
+}

@@ -1,0 +1,11 @@
+//! The dashboard in a real headless Chromium, driven over WebDriver
+//! (Debian's `chromium` and `chromium-driver`, installed by the test
+//! command): what a person sees, that hostile input stays inert, live
+//! updates without a reload, keys, and axe-core's accessibility check.
+//! Screenshots of each page go to `target/browser-screenshots/`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod browser;
+mod dashboard;
