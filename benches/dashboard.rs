@@ -22,7 +22,7 @@ use futures::StreamExt;
 use keepword::app::Application;
 use keepword::clock::Clock;
 use keepword::config::{Secret, Settings};
-use keepword::service::LoadedContract;
+use keepword::service::{LoadedContract, record_version};
 use keepword::store::{AnyConnection, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -54,7 +54,11 @@ fn summary(label: &str, mut ms: Vec<f64>) {
 /// left them (next due, its timer, health).
 fn seed(url: &str, n: usize) {
     let store = Store::open(url).expect("database");
-    let version = LoadedContract::load(&contract_path()).unwrap().version;
+    let loaded = LoadedContract::load(&contract_path()).unwrap();
+    // Conversations name their contract version: it is recorded first, as
+    // `keepword serve` does at start.
+    record_version(&store, &loaded, chrono::Utc::now()).expect("contract version");
+    let version = loaded.version.clone();
     let started = Instant::now();
     store
         .with(|c| {

@@ -6,8 +6,8 @@
 //! every name the dashboards use is registered.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub const PREFIX: &str = "keepword";
@@ -33,6 +33,10 @@ pub struct Metrics {
     pub ingest_rejected: IntCounterVec,
     pub webhook_ignored: IntCounterVec,
     pub scheduler_lateness: prometheus::Histogram,
+    pub notifications_deferred: IntCounterVec,
+    pub urgent_share: GaugeVec,
+    pub urgent_share_limit: GaugeVec,
+    pub sla_paused: HistogramVec,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -143,8 +147,46 @@ impl Metrics {
             .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 30.0, 300.0]),
         )
         .expect("valid metric");
+        let notifications_deferred = counter(
+            "notifications_deferred_total",
+            "Escalation notifications held for a contact's working hours (reason=hours) or collected into a digest (reason=digest).",
+            &["reason"],
+        );
+        let urgent_share = GaugeVec::new(
+            Opts::new(
+                "urgent_share",
+                "Share (0-1) of a client's conversations opened in the trailing 30 days that were classified urgent.",
+            ),
+            &["client"],
+        )
+        .expect("valid metric");
+        // No labels: one series while the contract sets urgent_share_limit,
+        // none otherwise, so the alert rule has nothing to compare against.
+        let urgent_share_limit = GaugeVec::new(
+            Opts::new(
+                "urgent_share_limit",
+                "The contract's urgent_share_limit as a share (0-1); absent when the contract sets none.",
+            ),
+            &[],
+        )
+        .expect("valid metric");
+        let sla_paused = HistogramVec::new(
+            HistogramOpts::new(
+                "sla_paused_business_seconds",
+                "Business time a conversation spent waiting on the client, observed when its resolution timer stops.",
+            )
+            .buckets(vec![
+                0.0, 3600.0, 14400.0, 28800.0, 57600.0, 86400.0, 144000.0, 288000.0, 576000.0,
+            ]),
+            &["request_type"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(build_info.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(notifications_deferred.clone()),
+            Box::new(urgent_share.clone()),
+            Box::new(urgent_share_limit.clone()),
+            Box::new(sla_paused.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(contract_reload_failures.clone()),
@@ -184,6 +226,10 @@ impl Metrics {
             ingest_rejected,
             webhook_ignored,
             scheduler_lateness,
+            notifications_deferred,
+            urgent_share,
+            urgent_share_limit,
+            sla_paused,
         }
     }
 

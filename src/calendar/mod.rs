@@ -448,6 +448,13 @@ impl Calendar {
     }
 }
 
+/// The instant of local clock time `secs` (seconds since midnight) on `date`
+/// in `tz`, by the calendar's rules: a time in a DST gap moves forward to the
+/// transition, an ambiguous one is its earlier instant.
+pub fn local_instant(tz: Tz, date: NaiveDate, secs: u32) -> DateTime<Utc> {
+    from_nanos(resolve_day_seconds(tz, date, secs))
+}
+
 fn from_nanos(n: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_nanos(n)
 }

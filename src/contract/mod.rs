@@ -12,6 +12,7 @@
 
 mod diagnostic;
 mod diff;
+mod focus;
 mod hours;
 mod parse;
 mod render;
@@ -28,6 +29,7 @@ use crate::calendar::{BusinessDuration, Calendar, CalendarError, Week};
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use diff::{Change, ChangeKind, diff, diff_text, timer_words};
+pub use focus::{Delivery, Urgency, next_digest};
 pub use hours::{describe_day, describe_week, format_time};
 pub use render::{channel_words, promise, render_html, render_markdown, window_words};
 
@@ -138,6 +140,39 @@ pub struct ContractInfo {
     /// `decision`: why this version exists, in the lead's words (SPEC 13).
     /// Part of the version, so a changed reason is a new version.
     pub decision: Option<String>,
+    /// `urgent_share_limit`: the share of a client's new conversations over
+    /// the trailing 30 days that may be urgent before it is flagged (SPEC 14).
+    pub urgent_share_limit: Option<ShareLimit>,
+}
+
+/// A share written as a percentage (`"15%"`, `"12.5%"`), kept in basis
+/// points so the contract stays `Eq` and hashes the same on every machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShareLimit(u16);
+
+impl ShareLimit {
+    /// `basis_points` 0..=10_000 (100%).
+    pub fn from_basis_points(basis_points: u16) -> Option<ShareLimit> {
+        (basis_points <= 10_000).then_some(ShareLimit(basis_points))
+    }
+    pub fn basis_points(self) -> u16 {
+        self.0
+    }
+    /// 0.0..=1.0, as the `keepword_urgent_share` gauge reports shares.
+    pub fn fraction(self) -> f64 {
+        f64::from(self.0) / 10_000.0
+    }
+}
+
+impl fmt::Display for ShareLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_multiple_of(100) {
+            write!(f, "{}%", self.0 / 100)
+        } else {
+            let s = format!("{}.{:02}", self.0 / 100, self.0 % 100);
+            write!(f, "{}%", s.trim_end_matches('0'))
+        }
+    }
 }
 
 /// `[calendars.ID]`, with its built [`Calendar`].
@@ -234,6 +269,17 @@ pub struct EscalationStep {
     pub trigger: EscalationTrigger,
     /// Contact ids; all declared.
     pub notify: Vec<String>,
+    /// `page = true`: goes out at once at any hour, whatever the contacts'
+    /// working hours and digests (SPEC 14).
+    pub page: bool,
+}
+
+impl EscalationStep {
+    /// A warning: a step before the due (`at` below 100%), the kind a digest
+    /// collects.
+    pub fn is_warning(&self) -> bool {
+        matches!(self.trigger, EscalationTrigger::At(p) if p.get() < 100)
+    }
 }
 
 /// `[[request_types]]`.
@@ -257,6 +303,13 @@ pub struct RequestType {
     /// next move, the client hears from the team at least this often
     /// (timer `periodic_update`). `None`: no such promise.
     pub update_every: Option<BusinessDuration>,
+    /// `urgent = true`: a true urgency. Its alerts page at any hour, and it
+    /// counts towards the client's urgent share (SPEC 14).
+    pub urgent: bool,
+    /// `max_pause`: business time the resolution timer may spend paused
+    /// (waiting on the client) in one conversation before it resumes by
+    /// itself.
+    pub max_pause: Option<BusinessDuration>,
 }
 
 impl RequestType {
@@ -288,6 +341,11 @@ pub struct Contact {
     pub id: String,
     pub email: Option<String>,
     pub webhook: Option<String>,
+    /// Working hours: a calendar id of the contract; `None` = any hour.
+    pub calendar: Option<String>,
+    /// Local times (in the contact's calendar zone, else the contract's) at
+    /// which warnings are sent as one digest; sorted, no duplicates.
+    pub digest: Vec<chrono::NaiveTime>,
 }
 
 /// Windows a client was promised instead of a request type's own.
@@ -512,16 +570,29 @@ impl Contract {
         self.request_type(type_id).map(RequestType::warn_percent)
     }
 
-    /// The request type clients should use for urgent matters: the non-default
-    /// type with the shortest first-response window (days counted as 24 h,
-    /// which ranks an "around the clock" 30 minutes above 4 business hours),
-    /// the earliest on a tie. `None` when the default is the only type.
+    /// The request type clients should use for urgent matters: the first one
+    /// marked `urgent = true`; without one, the non-default type with the
+    /// shortest first-response window (days counted as 24 h, which ranks an
+    /// "around the clock" 30 minutes above 4 business hours), the earliest on
+    /// a tie. `None` when the default is the only type.
     pub fn urgent_request_type(&self) -> Option<&RequestType> {
+        if let Some(marked) = self.request_types.iter().find(|t| t.urgent) {
+            return Some(marked);
+        }
         let nominal = |d: BusinessDuration| u64::from(d.days) * 86_400 + d.seconds;
         self.request_types
             .iter()
             .filter(|t| !t.default)
             .min_by_key(|t| nominal(t.first_response))
+    }
+
+    /// A contact's working-hours calendar (`None`: reachable at any hour).
+    pub fn contact_calendar(&self, contact: &Contact) -> Option<&Calendar> {
+        contact
+            .calendar
+            .as_deref()
+            .and_then(|id| self.calendar(id))
+            .map(CalendarDef::calendar)
     }
 }
 

@@ -25,8 +25,8 @@ use super::diagnostic::{Diagnostics, Sink, closest, closest_time_zones, quoted_l
 use super::hours::{DAY_KEYS, parse_day};
 use super::{
     CalendarDef, Channel, ChannelKind, Client, Contact, Contract, ContractInfo, EscalationStep,
-    EscalationTrigger, MatchRules, Percent, RequestType, UNKNOWN_CLIENT, UnknownSenders,
-    WindowOverride,
+    EscalationTrigger, MatchRules, Percent, RequestType, ShareLimit, UNKNOWN_CLIENT,
+    UnknownSenders, WindowOverride,
 };
 use crate::calendar::{BusinessDuration, Calendar, OpenInterval, Week};
 
@@ -42,20 +42,21 @@ const TOP_KEYS: [&str; 6] = [
     "contacts",
     "clients",
 ];
-const CONTRACT_KEYS: [&str; 6] = [
+const CONTRACT_KEYS: [&str; 7] = [
     "name",
     "effective",
     "timezone",
     "public_url",
     "unknown_senders",
     "decision",
+    "urgent_share_limit",
 ];
 const CALENDAR_KEYS: [&str; 10] = [
     "timezone", "always", "holidays", "mon", "tue", "wed", "thu", "fri", "sat", "sun",
 ];
 const CHANNEL_KEYS: [&str; 3] = ["kind", "address", "description"];
-const CONTACT_KEYS: [&str; 2] = ["email", "webhook"];
-const REQUEST_TYPE_KEYS: [&str; 12] = [
+const CONTACT_KEYS: [&str; 4] = ["email", "webhook", "calendar", "digest"];
+const REQUEST_TYPE_KEYS: [&str; 14] = [
     "id",
     "name",
     "definition",
@@ -68,9 +69,11 @@ const REQUEST_TYPE_KEYS: [&str; 12] = [
     "resolution",
     "escalation",
     "update_every",
+    "urgent",
+    "max_pause",
 ];
 const MATCH_KEYS: [&str; 4] = ["keywords", "priorities", "recipients", "clients"];
-const ESCALATION_KEYS: [&str; 3] = ["at", "after_due", "notify"];
+const ESCALATION_KEYS: [&str; 4] = ["at", "after_due", "notify", "page"];
 const CLIENT_KEYS: [&str; 5] = ["id", "name", "domains", "addresses", "overrides"];
 const OVERRIDE_KEYS: [&str; 3] = ["first_response", "next_response", "resolution"];
 
@@ -96,6 +99,7 @@ pub(super) fn parse(source: &str, file: &str) -> Result<Contract, Diagnostics> {
     let mut walker = Walker {
         sink,
         refs: Vec::new(),
+        digest_times: Vec::new(),
     };
     let contract = walker.document(root.get_ref());
     if walker.sink.is_empty()
@@ -155,6 +159,9 @@ struct Reference {
 struct Walker<'s> {
     sink: Sink<'s>,
     refs: Vec<Reference>,
+    /// (contact, calendar, time, span) of each digest time, checked against
+    /// the calendar's hours once every calendar is built.
+    digest_times: Vec<(String, String, chrono::NaiveTime, Span)>,
 }
 
 /// Declared ids per kind, including those of entries that had errors, so a
@@ -231,6 +238,9 @@ impl Walker<'_> {
         let clients = self.clients(root, &mut declared);
 
         self.resolve_references(&declared);
+        if let Some(calendars) = &calendars {
+            self.check_digest_times(calendars);
+        }
 
         let info = info?;
         if !self.sink.is_empty() {
@@ -581,6 +591,10 @@ impl Walker<'_> {
             Some(v) => Some(self.text("decision", v)?),
             None => None,
         };
+        let urgent_share_limit = match table.get("urgent_share_limit") {
+            Some(v) => Some(self.share_limit(v)?),
+            None => None,
+        };
         Some(ContractInfo {
             name: name?,
             effective: effective?,
@@ -588,6 +602,7 @@ impl Walker<'_> {
             public_url,
             unknown_senders: unknown_senders?,
             decision,
+            urgent_share_limit,
         })
     }
 
@@ -784,6 +799,18 @@ impl Walker<'_> {
 
     fn contact(&mut self, id: &str, value: &Value<'_>) -> Option<Contact> {
         let place = format!("contact \"{id}\"");
+        // `lead = "lead@example.com"`: the short form of a contact with only
+        // an email address.
+        if let DeValue::String(text) = value.get_ref() {
+            let email = self.email("email", value.span(), text)?;
+            return Some(Contact {
+                id: id.to_string(),
+                email: Some(email),
+                webhook: None,
+                calendar: None,
+                digest: Vec::new(),
+            });
+        }
         let table = self.table(&place, value)?;
         self.check_keys(table, &CONTACT_KEYS, Some(&place));
         let email = match table.get("email") {
@@ -805,10 +832,24 @@ impl Walker<'_> {
             );
             return None;
         }
+        let calendar = match table.get("calendar") {
+            Some(v) => {
+                let name = self.text("calendar", v)?;
+                self.reference(Kind::Calendar, &name, v.span());
+                Some(name)
+            }
+            None => None,
+        };
+        let digest = match table.get("digest") {
+            Some(v) => self.digest(id, calendar.as_deref(), v)?,
+            None => Vec::new(),
+        };
         Some(Contact {
             id: id.to_string(),
             email,
             webhook,
+            calendar,
+            digest,
         })
     }
 
@@ -1010,6 +1051,14 @@ impl Walker<'_> {
             .get("default")
             .and_then(|v| v.get_ref().as_bool())
             .unwrap_or(false);
+        let urgent = match table.get("urgent") {
+            Some(v) => self.boolean("urgent", v),
+            None => Some(false),
+        };
+        let max_pause = match table.get("max_pause") {
+            Some(v) => self.duration("max_pause", v).map(Some),
+            None => Some(None),
+        };
         if !ok {
             return None;
         }
@@ -1026,6 +1075,8 @@ impl Walker<'_> {
             resolution,
             escalation: escalation?,
             update_every,
+            urgent: urgent?,
+            max_pause: max_pause?,
         })
     }
 
@@ -1120,6 +1171,10 @@ impl Walker<'_> {
                 .duration("after_due", after)
                 .map(EscalationTrigger::AfterDue),
         };
+        let page = match table.get("page") {
+            Some(v) => self.boolean("page", v),
+            None => Some(false),
+        };
         let mut seen = BTreeSet::new();
         let notify = notify?
             .into_iter()
@@ -1129,6 +1184,7 @@ impl Walker<'_> {
         Some(EscalationStep {
             trigger: trigger?,
             notify,
+            page: page?,
         })
     }
 
@@ -1398,6 +1454,140 @@ impl Walker<'_> {
                 ),
             };
             self.sink.error_hint(reference.span, message, hint);
+        }
+    }
+}
+
+// ---- urgency and focus (SPEC 14) ------------------------------------------------
+
+const DIGEST_HINT: &str = "write local times as \"HH:MM\", e.g. digest = [\"09:30\", \"14:00\"]";
+
+impl Walker<'_> {
+    /// `"15%"` or `"12.5%"` (two decimals at most), 0% to 100%.
+    fn share_limit(&mut self, value: &Value<'_>) -> Option<ShareLimit> {
+        const HINT: &str =
+            "write the share as a percentage string, e.g. urgent_share_limit = \"15%\"";
+        let DeValue::String(text) = value.get_ref() else {
+            self.sink.error_hint(
+                value.span(),
+                format!(
+                    "urgent_share_limit must be a percentage like \"15%\", got {}",
+                    type_name(value.get_ref())
+                ),
+                HINT,
+            );
+            return None;
+        };
+        let number = text.trim().strip_suffix('%').map(str::trim);
+        let basis_points = number.and_then(|n| {
+            let (whole, frac) = n.split_once('.').unwrap_or((n, ""));
+            let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+            if whole.is_empty() || !digits(whole) || !digits(frac) || frac.len() > 2 {
+                return None;
+            }
+            let whole: u64 = whole.parse().unwrap_or(u64::MAX);
+            let frac: u64 = format!("{frac:0<2}").parse().unwrap_or(0);
+            Some(whole.saturating_mul(100).saturating_add(frac))
+        });
+        match basis_points {
+            None => {
+                self.sink.error_hint(
+                    value.span(),
+                    format!("urgent_share_limit \"{text}\" is not a percentage"),
+                    HINT,
+                );
+                None
+            }
+            Some(bp) if bp > 10_000 => {
+                self.sink.error_hint(
+                    value.span(),
+                    format!("urgent_share_limit \"{text}\" is above 100%"),
+                    "it is a share of a client's new conversations, so at most \"100%\"; e.g. \"15%\"",
+                );
+                None
+            }
+            Some(bp) => ShareLimit::from_basis_points(bp as u16),
+        }
+    }
+
+    /// `digest = ["09:30", "14:00"]`: sorted, duplicates dropped.
+    fn digest(
+        &mut self,
+        contact: &str,
+        calendar: Option<&str>,
+        value: &Value<'_>,
+    ) -> Option<Vec<chrono::NaiveTime>> {
+        let list = self.strings("digest", value)?;
+        if list.is_empty() {
+            self.sink.error_hint(
+                value.span(),
+                "digest is empty",
+                format!("{DIGEST_HINT}, or remove digest to alert at once"),
+            );
+            return None;
+        }
+        let mut times = BTreeSet::new();
+        let mut ok = true;
+        for (text, span) in list {
+            let valid = text.len() == 5
+                && text.as_bytes()[2] == b':'
+                && text[..2]
+                    .chars()
+                    .chain(text[3..].chars())
+                    .all(|c| c.is_ascii_digit());
+            let time = valid
+                .then(|| chrono::NaiveTime::parse_from_str(&text, "%H:%M").ok())
+                .flatten();
+            match time {
+                Some(t) => {
+                    if let Some(calendar) = calendar {
+                        self.digest_times.push((
+                            contact.to_string(),
+                            calendar.to_string(),
+                            t,
+                            span,
+                        ));
+                    }
+                    times.insert(t);
+                }
+                None => {
+                    self.sink.error_hint(
+                        span,
+                        format!("digest time \"{text}\" is not HH:MM"),
+                        DIGEST_HINT,
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then(|| times.into_iter().collect())
+    }
+
+    /// A digest time at which the contact's calendar is closed on every day
+    /// of the week would never go out at that time.
+    fn check_digest_times(&mut self, calendars: &[CalendarDef]) {
+        use chrono::Timelike;
+        for (contact, calendar, time, span) in std::mem::take(&mut self.digest_times) {
+            let Some(def) = calendars.iter().find(|c| c.id == calendar) else {
+                continue;
+            };
+            let secs = time.num_seconds_from_midnight();
+            let open = def.always
+                || def
+                    .week
+                    .iter()
+                    .flatten()
+                    .any(|iv| iv.start <= secs && secs < iv.end);
+            if !open {
+                self.sink.error_hint(
+                    span,
+                    format!(
+                        "digest time \"{}\" of contact \"{contact}\" is outside the hours of calendar \"{calendar}\" on every day",
+                        time.format("%H:%M")
+                    ),
+                    "a digest goes out while the contact's calendar is open: choose a time within its hours",
+                );
+            }
         }
     }
 }

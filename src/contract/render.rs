@@ -165,6 +165,8 @@ fn document(contract: &Contract) -> Doc {
         }
     }
 
+    blocks.extend(paging_blocks(contract));
+
     blocks.push(Block::Heading(2, vec![text("Kinds of requests")]));
     for request_type in &contract.request_types {
         request_type_blocks(contract, request_type, &mut blocks);
@@ -553,6 +555,123 @@ fn lowercase_first(s: &str) -> String {
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+/// "Who is paged at any hour, and for what" (SPEC 14), when the contract
+/// says anything about it: urgent types, `page = true` steps, contacts'
+/// working hours or digests. Contact ids are role names, as in escalation.
+fn paging_blocks(contract: &Contract) -> Vec<Block> {
+    let paged_steps = contract
+        .request_types
+        .iter()
+        .any(|t| !t.urgent && t.escalation.iter().any(|s| s.page));
+    let urgent: Vec<&RequestType> = contract.request_types.iter().filter(|t| t.urgent).collect();
+    let with_hours: Vec<_> = contract
+        .contacts
+        .iter()
+        .filter(|c| c.calendar.is_some() || !c.digest.is_empty())
+        .collect();
+    if urgent.is_empty() && !paged_steps && with_hours.is_empty() {
+        return Vec::new();
+    }
+    let mut items = Vec::new();
+    for t in &urgent {
+        let who = names(t.escalation.iter().flat_map(|s| &s.notify));
+        let who = if who.is_empty() {
+            "nobody (it has no escalation)".to_string()
+        } else {
+            who
+        };
+        items.push(vec![
+            strong(format!("{}: ", t.name)),
+            text(format!(
+                "every alert pages {who} at once, at any hour, day or night."
+            )),
+        ]);
+    }
+    for t in contract.request_types.iter().filter(|t| !t.urgent) {
+        let always = contract.calendar(&t.calendar).is_none_or(|c| c.always);
+        for step in t.escalation.iter().filter(|s| s.page) {
+            let when = match step.trigger {
+                EscalationTrigger::At(p) if p.get() == 100 => "when the time is up".to_string(),
+                EscalationTrigger::At(p) => format!("at {}% of the response time", p.get()),
+                EscalationTrigger::AfterDue(d) => {
+                    format!("{} after the time is up", duration_words(d, always))
+                }
+            };
+            items.push(vec![
+                strong(format!("{}: ", t.name)),
+                text(format!(
+                    "{when}, {} is paged at any hour.",
+                    names(step.notify.iter())
+                )),
+            ]);
+        }
+    }
+    let mut blocks = vec![
+        Block::Heading(2, vec![text("Who is paged at any hour")]),
+        Block::Para(vec![text(
+            "Only true urgencies interrupt the team outside its working hours.",
+        )]),
+    ];
+    if !items.is_empty() {
+        blocks.push(Block::List(items));
+    }
+    let mut rest = Vec::new();
+    for c in &with_hours {
+        let hours = match c.calendar.as_deref().and_then(|id| contract.calendar(id)) {
+            Some(cal) if cal.always => "at any hour".to_string(),
+            Some(cal) => format!(
+                "in working hours ({}, {})",
+                describe_week(&cal.week),
+                cal.timezone.name()
+            ),
+            None => "at any hour".to_string(),
+        };
+        let digest = if c.digest.is_empty() {
+            String::new()
+        } else {
+            let times: Vec<String> = c
+                .digest
+                .iter()
+                .map(|t| t.format("%H:%M").to_string())
+                .collect();
+            format!(
+                ", with early warnings collected into a digest at {}",
+                join_words(&times)
+            )
+        };
+        rest.push(vec![
+            strong(format!("{}: ", c.id)),
+            text(format!("other alerts reach them {hours}{digest}.")),
+        ]);
+    }
+    if !rest.is_empty() {
+        blocks.push(Block::Para(vec![text(
+            "Everything else waits for the working hours of the person alerted:",
+        )]));
+        blocks.push(Block::List(rest));
+    }
+    blocks
+}
+
+/// "oncall, lead and head", each once, in order of appearance.
+fn names<'a>(ids: impl Iterator<Item = &'a String>) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for id in ids {
+        if !seen.contains(id) {
+            seen.push(id.clone());
+        }
+    }
+    join_words(&seen)
+}
+
+fn join_words(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
 

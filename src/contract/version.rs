@@ -43,6 +43,10 @@ struct Info<'a> {
     // keep their hash.
     #[serde(skip_serializing_if = "Option::is_none")]
     decision: Option<&'a str>,
+    // Keys added later are left out when unset, so contracts that do not use
+    // them keep their version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    urgent_share_limit_bp: Option<u16>,
 }
 
 #[derive(Serialize)]
@@ -93,6 +97,10 @@ struct Type<'a> {
     escalation: Vec<Step<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     update_every: Option<Dur>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    urgent: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_pause: Option<Dur>,
 }
 
 #[derive(Serialize)]
@@ -100,12 +108,18 @@ struct Step<'a> {
     at_percent: Option<u8>,
     after_due: Option<Dur>,
     notify: BTreeSet<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    page: bool,
 }
 
 #[derive(Serialize)]
 struct Person<'a> {
     email: Option<&'a str>,
     webhook: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calendar: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    digest: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -150,6 +164,7 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
             public_url: info.public_url.as_deref(),
             unknown_senders: info.unknown_senders.as_str(),
             decision: info.decision.as_deref(),
+            urgent_share_limit_bp: info.urgent_share_limit.map(|l| l.basis_points()),
         },
         calendars: contract
             .calendars
@@ -214,9 +229,12 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
                             EscalationTrigger::AfterDue(d) => Some(d.into()),
                         },
                         notify: set(&s.notify),
+                        page: s.page,
                     })
                     .collect(),
                 update_every: t.update_every.map(Dur::from),
+                urgent: t.urgent,
+                max_pause: t.max_pause.map(Dur::from),
             })
             .collect(),
         contacts: contract
@@ -226,6 +244,12 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
                 let person = Person {
                     email: c.email.as_deref(),
                     webhook: c.webhook.as_deref(),
+                    calendar: c.calendar.as_deref(),
+                    digest: c
+                        .digest
+                        .iter()
+                        .map(|t| t.format("%H:%M").to_string())
+                        .collect(),
                 };
                 (c.id.as_str(), person)
             })

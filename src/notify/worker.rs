@@ -125,7 +125,7 @@ impl WorkerMetrics {
         WorkerMetrics {
             pending: IntGauge::new(
                 "outbox_pending",
-                "Notifications in the outbox not yet delivered (due or backing off).",
+                "Notifications in the outbox not yet delivered (due or backing off; not those held for a contact's working hours or digest).",
             )
             .expect("valid metric"),
             notifications: IntCounterVec::new(
@@ -229,7 +229,7 @@ impl OutboxWorker {
             }
         }
 
-        let (pending, next_due) = db(&self.store, outbox::backlog).await?;
+        let (pending, next_due) = db(&self.store, move |c| outbox::backlog(c, now)).await?;
         self.metrics.pending.set(pending);
         report.pending = pending;
         report.next_due = next_due;

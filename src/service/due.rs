@@ -26,10 +26,21 @@ impl Service {
                 fired += e.escalations.len() + e.breaches.len();
                 all.merge(e);
             }
+            // Digests whose time has come, in the same transaction as the
+            // warnings they collect (SPEC 14).
+            let digests = self.assemble_digests(conn, now)?;
+            all.notified |= digests.digests > 0;
             Ok::<_, ServiceError>((due.len(), fired, all))
         })?;
         self.apply(effects);
-        let next_check = self.inner.store.with(store::earliest_check)?;
+        let next_check = self.inner.store.with(|c| {
+            let conversation = store::earliest_check(c)?;
+            let digest = store::outbox::earliest_digest(c)?;
+            Ok::<_, StoreError>(match (conversation, digest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            })
+        })?;
         Ok(DueReport {
             conversations: count,
             fired,

@@ -19,6 +19,7 @@ mod dashboard;
 mod due;
 mod email;
 mod events;
+mod focus;
 mod mailbox;
 mod notifications;
 mod refresh;
@@ -55,12 +56,17 @@ pub use due::DueReport;
 pub use email::{EmailSink, MailBatchReport, MailboxContext};
 pub use events::Recorded;
 pub(crate) use events::{Opening, open_conversation};
+pub use focus::{
+    DigestItem, InflatedClient, KIND_DIGEST, URGENT_SHARE_DAYS, UrgencyReport, UrgentRequest,
+    UrgentShare,
+};
 pub use mailbox::{FetchedMail, FolderCheckpoint, MailSink};
 use refresh::Effects;
 pub use status::{
     StatusKind, StatusPage, UrgentView, describe as describe_status, status_url, token_hash,
 };
 pub use views::{ConversationDetail, ConversationSummary, MessageView, StepView, TimerView};
+pub use views::{NotificationView, PauseView};
 
 /// How many due conversations one scheduler step takes (and locks) at most.
 pub const DUE_BATCH: i64 = 200;

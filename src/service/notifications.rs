@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::contract::{Contract, Timer};
+use crate::contract::{Contract, Delivery, Timer};
 use crate::notify::{self, EmailDraft};
 use crate::sla::{ActionKind, ConversationState, DueAction};
 use crate::store::{self, AnyConnection, ConversationRow, StoreError};
@@ -24,7 +24,7 @@ pub(super) struct AlertContext<'a> {
     pub message_id_domain: &'a str,
 }
 
-fn timer_words(t: Timer) -> &'static str {
+pub(super) fn timer_words(t: Timer) -> &'static str {
     match t {
         Timer::FirstResponse => "first response",
         Timer::NextResponse => "next response",
@@ -34,7 +34,7 @@ fn timer_words(t: Timer) -> &'static str {
 }
 
 /// "1h 5m", "42s": how late, for people.
-fn late_words(secs: i64) -> String {
+pub(super) fn late_words(secs: i64) -> String {
     let secs = secs.max(0);
     let (d, h, m, s) = (
         secs / 86_400,
@@ -50,12 +50,24 @@ fn late_words(secs: i64) -> String {
     }
 }
 
-/// Enqueues the alert for each contact; returns how many rows were new.
+/// What [`enqueue_alerts`] did.
+#[derive(Debug, Default)]
+pub(super) struct Enqueued {
+    /// New outbox rows.
+    pub rows: usize,
+    /// Per contact held or batched: `hours` or `digest`.
+    pub deferred: Vec<&'static str>,
+    /// The earliest digest time a warning now waits for.
+    pub digest_at: Option<DateTime<Utc>>,
+}
+
+/// Enqueues the alert for each contact, at once or held for the contact's
+/// working hours or digest (SPEC 14).
 pub(super) fn enqueue_alerts(
     conn: &mut AnyConnection,
     cx: &AlertContext<'_>,
     contacts: &[String],
-) -> Result<usize, StoreError> {
+) -> Result<Enqueued, StoreError> {
     let conv = cx.conversation;
     let action = cx.action;
     let zone = cx.contract.info().timezone;
@@ -126,18 +138,66 @@ pub(super) fn enqueue_alerts(
             ""
         },
     );
-    let mut new_rows = 0;
+    let urgency = super::focus::urgency_of(cx.contract, &conv.request_type, action);
+    let mut done = Enqueued::default();
     for contact_id in contacts {
         let Some(contact) = cx.contract.contact(contact_id) else {
             continue;
         };
         let key = format!("esc:{}:{}:{}", conv.id, action.key, contact_id);
+        let delivery = cx.contract.delivery(contact, urgency, cx.now);
+        let routing = store::Routing {
+            conversation_id: Some(conv.id),
+            step: Some(action.key.clone()),
+            contact: Some(contact_id.clone()),
+            not_before: delivery.not_before(),
+            digest_key: None,
+        };
+        if let Delivery::Digest(at) = delivery {
+            let item = super::focus::DigestItem {
+                conversation_id: conv.id,
+                client: conv.client_id.clone(),
+                client_name: client_name.clone(),
+                subject: conv.subject.clone(),
+                request_type: conv.request_type.clone(),
+                contract_version: conv.contract_version.clone(),
+                timer: action.timer.as_str().into(),
+                seq: action.seq,
+                step: step.to_string(),
+                what: what.clone(),
+                due_at: due,
+                fell_due_at: action.at,
+                link: link.clone(),
+                email: contact.email.clone(),
+                webhook: contact.webhook.clone(),
+            };
+            let row = super::focus::digest_item_row(&item, contact_id, &key, cx.now);
+            let routing = store::Routing {
+                digest_key: Some(super::focus::digest_key(contact_id, at)),
+                ..routing
+            };
+            if store::enqueue_routed(conn, &row, &routing)? {
+                done.rows += 1;
+                done.deferred.push("digest");
+                done.digest_at = Some(done.digest_at.map_or(at, |d: DateTime<Utc>| d.min(at)));
+            }
+            continue;
+        }
+        let rows_before = done.rows;
         if let Some(email) = &contact.email {
             match notify::new_email(
                 EmailDraft {
                     to: vec![email.clone()],
                     subject: subject.clone(),
-                    text: text.clone(),
+                    text: match delivery.not_before() {
+                        // Says why it arrives now and not when it fell due.
+                        Some(held) => format!(
+                            "{text}\nHeld for your working hours until {}; it fell due at {}.\n",
+                            held.with_timezone(&zone).format("%a %d %b %H:%M %Z"),
+                            action.at.with_timezone(&zone).format("%a %d %b %H:%M %Z"),
+                        ),
+                        None => text.clone(),
+                    },
                     html: None,
                     headers: vec![("Auto-Submitted".into(), "auto-generated".into())],
                 },
@@ -145,7 +205,7 @@ pub(super) fn enqueue_alerts(
                 format!("{key}:email"),
                 cx.now,
             ) {
-                Ok(row) => new_rows += usize::from(store::enqueue(conn, &row)?),
+                Ok(row) => done.rows += usize::from(store::enqueue_routed(conn, &row, &routing)?),
                 Err(e) => {
                     tracing::error!(contact = %contact_id, error = %e, "cannot build alert email")
                 }
@@ -167,16 +227,20 @@ pub(super) fn enqueue_alerts(
                 "fell_due_at": action.at.to_rfc3339(),
                 "seconds_past_due": overdue_secs,
                 "late": cx.late,
+                "deferred_until": delivery.not_before().map(|d| d.to_rfc3339()),
             });
             match notify::new_webhook(url, body, format!("{key}:webhook"), cx.now) {
-                Ok(row) => new_rows += usize::from(store::enqueue(conn, &row)?),
+                Ok(row) => done.rows += usize::from(store::enqueue_routed(conn, &row, &routing)?),
                 Err(e) => {
                     tracing::error!(contact = %contact_id, error = %e, "cannot build alert webhook")
                 }
             }
         }
+        if done.rows > rows_before && delivery.not_before().is_some() {
+            done.deferred.push("hours");
+        }
     }
-    Ok(new_rows)
+    Ok(done)
 }
 
 #[cfg(test)]

@@ -23,6 +23,17 @@ pub(super) struct Effects {
     pub(super) first_response_due: Option<DateTime<Utc>>,
     /// Conversations this work changed (live pages hear of them).
     pub(super) touched: Vec<i64>,
+    /// Notifications held for working hours or a digest, by reason.
+    pub(super) deferred: Vec<&'static str>,
+    /// The earliest digest time a warning enqueued here waits for.
+    pub(super) digest_at: Option<DateTime<Utc>>,
+}
+
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// A timer that stopped in this transaction, for the metrics.
@@ -33,6 +44,8 @@ pub(super) struct Stopped {
     timer: Timer,
     met: bool,
     business_seconds: i64,
+    /// Business time spent waiting on the client (resolution only).
+    paused_seconds: i64,
 }
 
 /// A breach recorded in this transaction, for the metrics.
@@ -55,6 +68,8 @@ impl Effects {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        self.deferred.extend(o.deferred);
+        self.digest_at = earliest(self.digest_at, o.digest_at);
     }
 }
 
@@ -94,6 +109,7 @@ impl Service {
                     timer: t.timer,
                     met: t.status == TimerStatus::Met,
                     business_seconds: t.elapsed.num_seconds(),
+                    paused_seconds: state.paused.num_seconds(),
                 });
             }
             let unchanged = was.is_some_and(|w| {
@@ -173,7 +189,9 @@ impl Service {
                     },
                     contacts,
                 )?;
-                effects.notified |= n > 0;
+                effects.notified |= n.rows > 0;
+                effects.deferred.extend(n.deferred);
+                effects.digest_at = earliest(effects.digest_at, n.digest_at);
             }
         }
         let solved_at = (state.status == TicketStatus::Solved).then(|| {
@@ -217,6 +235,11 @@ impl Service {
                     .with_label_values(&[&t.client, &t.request_type, t.timer.as_str()])
                     .inc();
             }
+            if t.timer == Timer::Resolution {
+                m.sla_paused
+                    .with_label_values(&[&t.request_type])
+                    .observe(t.paused_seconds as f64);
+            }
             // Missed responses go into the response-time histogram too;
             // resolutions and update cycles are not responses.
             if matches!(t.timer, Timer::FirstResponse | Timer::NextResponse) {
@@ -236,10 +259,13 @@ impl Service {
         for l in e.lateness {
             m.scheduler_lateness.observe(l.max(0.0));
         }
+        for reason in e.deferred {
+            m.notifications_deferred.with_label_values(&[reason]).inc();
+        }
         if e.notified {
             self.inner.outbox_wake.notify_one();
         }
-        self.wake_scheduler_if_earlier(e.next_check);
+        self.wake_scheduler_if_earlier(earliest(e.next_check, e.digest_at));
     }
 
     /// Refreshes the `keepword_conversations_open` gauge from the database.

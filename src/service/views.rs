@@ -61,6 +61,34 @@ pub struct StepView {
     pub due_at: DateTime<Utc>,
     pub fired_at: DateTime<Utc>,
     pub late: bool,
+    /// The latest instant a notification of this step is held until (the
+    /// contact's working hours or digest): "deferred until Mon 09:00".
+    pub deferred_until: Option<DateTime<Utc>>,
+    pub notifications: Vec<NotificationView>,
+}
+
+/// One notification of an escalation step to one contact.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotificationView {
+    pub contact: Option<String>,
+    /// `email`, `webhook`, or `digest` (a warning collected into the
+    /// contact's digest).
+    pub kind: String,
+    pub deferred_until: Option<DateTime<Utc>>,
+    /// When it went out (for a digest warning: when its digest was made).
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Pause governance: time spent waiting on the client (SPEC 14).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PauseView {
+    /// Business time (on the request type's calendar) spent waiting on the
+    /// client, up to now.
+    pub paused_business_seconds: i64,
+    /// The request type's `max_pause`, as written ("3d").
+    pub max_pause: Option<String>,
+    /// When `max_pause` ran out and the resolution timer resumed by itself.
+    pub resumed_by_max_pause_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +97,7 @@ pub struct ConversationDetail {
     pub summary: ConversationSummary,
     pub messages: Vec<MessageView>,
     pub escalations: Vec<StepView>,
+    pub pause: PauseView,
 }
 
 fn timer_view(t: TimerRow) -> TimerView {
@@ -153,24 +182,77 @@ impl Service {
                         received_at: m.received_at,
                     })
                     .collect();
+                let sent = store::outbox::of_conversation(conn, id)?;
                 let escalations = store::fired_steps_of(conn, id)?
                     .into_iter()
-                    .map(|f| StepView {
-                        timer: f.timer.as_str().into(),
-                        seq: f.timer_seq as i32,
-                        step: f.step,
-                        due_at: f.due_at,
-                        fired_at: f.fired_at,
-                        late: f.late,
+                    .map(|f| {
+                        let notifications: Vec<NotificationView> = sent
+                            .iter()
+                            .filter(|r| r.step.as_deref() == Some(f.step.as_str()))
+                            .map(|r| NotificationView {
+                                contact: r.contact.clone(),
+                                kind: r.kind.clone(),
+                                deferred_until: r.not_before,
+                                sent_at: r.sent_at,
+                            })
+                            .collect();
+                        StepView {
+                            timer: f.timer.as_str().into(),
+                            seq: f.timer_seq as i32,
+                            deferred_until: notifications
+                                .iter()
+                                .filter_map(|n| n.deferred_until)
+                                .max(),
+                            notifications,
+                            step: f.step,
+                            due_at: f.due_at,
+                            fired_at: f.fired_at,
+                            late: f.late,
+                        }
                     })
                     .collect();
+                // Only a contract version missing from the database fails
+                // here, and then the rest of the detail is still worth showing.
+                let pause = self.pause_view(conn, &c).unwrap_or_else(|e| {
+                    tracing::warn!(conversation.id = id, error = %e, "cannot derive pause figures");
+                    PauseView::default()
+                });
                 Ok(Some(ConversationDetail {
                     summary: summary(c, timers),
                     messages,
                     escalations,
+                    pause,
                 }))
             })?
             .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))
+    }
+}
+
+impl Service {
+    /// The pause figures as of now: re-derived from the events, since a
+    /// pause in progress grows without any event.
+    fn pause_view(
+        &self,
+        conn: &mut store::AnyConnection,
+        c: &ConversationRow,
+    ) -> Result<PauseView, ServiceError> {
+        let contract = self.contract_version(conn, &c.contract_version)?;
+        let client =
+            (c.client_id != crate::contract::UNKNOWN_CLIENT).then_some(c.client_id.as_str());
+        let Some(policy) = crate::sla::Policy::from_contract(&contract, &c.request_type, client)
+        else {
+            return Ok(PauseView::default());
+        };
+        let events = super::refresh::engine_events(&store::events_of(conn, c.id)?);
+        // Never older than the stored state: a refresh may have run at a
+        // time the clock of this reader has not reached (imports, tests).
+        let now = self.now().max(c.updated_at);
+        let state = crate::sla::evaluate(&policy, &events, now);
+        Ok(PauseView {
+            paused_business_seconds: state.paused.num_seconds(),
+            max_pause: policy.max_pause().map(|d| d.to_string()),
+            resumed_by_max_pause_at: state.pause_limit_resumed_at,
+        })
     }
 }
 

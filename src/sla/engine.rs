@@ -121,6 +121,8 @@ pub struct Policy {
     windows: [Option<BusinessDuration>; 4],
     escalation: Vec<EscalationStep>,
     warn_percent: u8,
+    /// `max_pause` of the request type (pause governance, SPEC 14).
+    max_pause: Option<BusinessDuration>,
 }
 
 fn slot(timer: Timer) -> usize {
@@ -143,6 +145,7 @@ impl Policy {
             windows,
             escalation: request_type.escalation.clone(),
             warn_percent: request_type.warn_percent(),
+            max_pause: request_type.max_pause,
         })
     }
 
@@ -167,6 +170,7 @@ impl Policy {
             windows: [first, next, resolution, None],
             escalation,
             warn_percent,
+            max_pause: None,
         }
     }
 
@@ -174,6 +178,17 @@ impl Policy {
     pub fn with_update_every(mut self, every: Option<BusinessDuration>) -> Policy {
         self.windows[slot(Timer::PeriodicUpdate)] = every;
         self
+    }
+
+    /// The same policy with a `max_pause`: resolution resumes by itself once
+    /// the conversation has spent this much business time paused.
+    pub fn with_max_pause(mut self, max_pause: Option<BusinessDuration>) -> Policy {
+        self.max_pause = max_pause;
+        self
+    }
+
+    pub fn max_pause(&self) -> Option<BusinessDuration> {
+        self.max_pause
     }
 
     pub fn calendar(&self) -> &Calendar {
@@ -266,6 +281,11 @@ pub struct ConversationState {
     /// Ordered by instant, then timer.
     pub actions: Vec<DueAction>,
     pub next_change: Option<DateTime<Utc>>,
+    /// Business time (on the request type's calendar) the conversation has
+    /// spent waiting on the client, up to `now`.
+    pub paused: TimeDelta,
+    /// When `max_pause` ran out and the resolution timer resumed by itself.
+    pub pause_limit_resumed_at: Option<DateTime<Utc>>,
 }
 
 /// One timer instance: its running intervals `[start, end)`; the last has no
@@ -326,6 +346,80 @@ struct Replay {
     /// Waiting on the client: `resolution` is paused.
     on_client: bool,
     next_seq: u32,
+    pause: PauseBudget,
+}
+
+/// Pause governance: the business time spent waiting on the client, and the
+/// `max_pause` budget it draws on. A pause runs from the moment the
+/// conversation starts waiting on the client until it stops waiting (the
+/// client writes, it is reopened or solved) or the budget runs out.
+#[derive(Default)]
+struct PauseBudget {
+    /// The start of the pause in progress.
+    started: Option<DateTime<Utc>>,
+    /// Business seconds of the pauses that ended.
+    spent: i64,
+    /// The budget in business seconds, fixed at the first pause (a `3d`
+    /// budget is the business-day rule from there, like a window).
+    budget: Option<i64>,
+    first_start: Option<DateTime<Utc>>,
+    /// When the budget ran out; no later pause stops the timer.
+    exhausted_at: Option<DateTime<Utc>>,
+}
+
+impl PauseBudget {
+    fn begin(&mut self, policy: &Policy, at: DateTime<Utc>) {
+        if self.started.is_some() || self.exhausted_at.is_some() {
+            return;
+        }
+        self.started = Some(at);
+        if self.first_start.is_none() {
+            self.first_start = Some(at);
+            self.budget = policy.max_pause.map(|d| {
+                if d.days == 0 {
+                    i64::try_from(d.seconds).unwrap_or(i64::MAX)
+                } else {
+                    policy
+                        .calendar
+                        .add(at, d)
+                        .and_then(|end| policy.calendar.between(at, end))
+                        .map(seconds)
+                        .unwrap_or(i64::MAX)
+                }
+            });
+        }
+    }
+
+    fn end(&mut self, policy: &Policy, at: DateTime<Utc>) {
+        if let Some(s) = self.started.take() {
+            self.spent += policy.calendar.between(s, at).map(seconds).unwrap_or(0);
+        }
+    }
+
+    /// When the pause in progress uses up the budget.
+    fn limit_at(&self, policy: &Policy) -> Option<DateTime<Utc>> {
+        let start = self.started?;
+        let max = policy.max_pause?;
+        let rest = self.budget? - self.spent;
+        if self.first_start == Some(start) && self.spent == 0 && max.days > 0 {
+            // The first pause: the business-day rule, exactly.
+            return policy.calendar.add(start, max).ok();
+        }
+        let rest = u64::try_from(rest.max(0)).ok()?;
+        policy
+            .calendar
+            .add(start, BusinessDuration::from_seconds(rest))
+            .ok()
+    }
+
+    /// Business seconds paused up to `now`.
+    fn total(&self, policy: &Policy, now: DateTime<Utc>) -> i64 {
+        self.spent
+            + self
+                .started
+                .map(|s| policy.calendar.between(s, now).map(seconds).unwrap_or(0))
+                .unwrap_or(0)
+    }
 }
 
 impl Replay {
@@ -349,6 +443,7 @@ impl Replay {
     fn reopen(&mut self, policy: &Policy, at: DateTime<Utc>) {
         self.status = TicketStatus::Open;
         self.on_client = false;
+        self.pause.end(policy, at);
         if let Some(run) = self.run_mut(Timer::Resolution) {
             run.resume(at);
         }
@@ -361,11 +456,27 @@ impl Replay {
     fn wait_on_client(&mut self, policy: &Policy, at: DateTime<Utc>) {
         self.status = TicketStatus::Pending;
         self.on_client = true;
-        if let Some(run) = self.run_mut(Timer::Resolution) {
-            run.pause(at);
-            // `pending` after `solved` reopens the conversation, paused.
-            run.stopped_at = None;
+        let exhausted = self.pause.exhausted_at.is_some();
+        let tracked = self.run_mut(Timer::Resolution).is_some();
+        if tracked {
+            self.pause.begin(policy, at);
         }
+        if let Some(run) = self.run_mut(Timer::Resolution) {
+            if exhausted {
+                // The pause budget is spent: waiting on the client no longer
+                // stops the clock (a solved one reopens running).
+                run.resume(at);
+            } else {
+                run.pause(at);
+                // `pending` after `solved` reopens the conversation, paused.
+                run.stopped_at = None;
+            }
+        }
+        if tracked && !exhausted {
+            self.limit_pause(policy, at);
+        }
+        // The update rhythm waits with the client (a stopped cycle is
+        // followed by a new one, waiting too).
         if self
             .run_mut(Timer::PeriodicUpdate)
             .is_some_and(|r| r.stopped_at.is_some())
@@ -374,6 +485,22 @@ impl Replay {
         }
         if let Some(run) = self.run_mut(Timer::PeriodicUpdate) {
             run.pause(at);
+        }
+    }
+
+    /// Resumes `resolution` where the pause in progress used up `max_pause`,
+    /// if that is at or before `until`.
+    fn limit_pause(&mut self, policy: &Policy, until: DateTime<Utc>) {
+        let Some(limit) = self.pause.limit_at(policy) else {
+            return;
+        };
+        if limit > until {
+            return;
+        }
+        self.pause.end(policy, limit);
+        self.pause.exhausted_at = Some(limit);
+        if let Some(run) = self.run_mut(Timer::Resolution) {
+            run.resume(limit);
         }
     }
 
@@ -451,6 +578,7 @@ impl Replay {
             EventKind::Status(TicketStatus::Solved) => {
                 self.status = TicketStatus::Solved;
                 self.on_client = false;
+                self.pause.end(policy, at);
                 self.stop_response(at);
                 for timer in [Timer::Resolution, Timer::PeriodicUpdate] {
                     if let Some(run) = self.run_mut(timer) {
@@ -607,10 +735,16 @@ pub fn evaluate(policy: &Policy, events: &[Event], now: DateTime<Utc>) -> Conver
         awaiting_reply: false,
         on_client: false,
         next_seq: 0,
+        pause: PauseBudget::default(),
     };
     for event in sorted {
-        replay.apply(policy, ceil_to_second(event.at), event.kind);
+        let at = ceil_to_second(event.at);
+        // A pause that ran out of budget before this event resumed by itself.
+        replay.limit_pause(policy, at);
+        replay.apply(policy, at, event.kind);
     }
+    replay.limit_pause(policy, now);
+    let pause_limit = replay.pause.limit_at(policy).filter(|t| *t > now);
     replay.runs.sort_by_key(|r| (slot(r.timer), r.seq));
 
     let mut timers = Vec::with_capacity(replay.runs.len());
@@ -724,6 +858,7 @@ pub fn evaluate(policy: &Policy, events: &[Event], now: DateTime<Utc>) -> Conver
     if health == Health::OnTrack && replay.status != TicketStatus::Solved {
         pending.extend(warn_future);
     }
+    pending.extend(pause_limit);
     actions.sort_by_key(|a| (a.at, slot(a.timer), a.seq));
 
     ConversationState {
@@ -733,6 +868,8 @@ pub fn evaluate(policy: &Policy, events: &[Event], now: DateTime<Utc>) -> Conver
         health,
         actions,
         next_change: pending.into_iter().min(),
+        paused: TimeDelta::seconds(replay.pause.total(policy, now)),
+        pause_limit_resumed_at: replay.pause.exhausted_at,
     }
 }
 

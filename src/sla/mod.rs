@@ -71,12 +71,24 @@
 //! timer's due or step instant, or its warn instant while the conversation
 //! is `on_track`.
 //!
+//! # Pause governance
+//! A policy may carry `max_pause`: the business time a conversation may
+//! spend waiting on the client, over all its pauses. A pause runs from the
+//! moment the conversation starts waiting on the client until it stops
+//! (client message, reopen, solve). The budget in business seconds is fixed
+//! at the first pause like a window (`3d` = the business-day rule from that
+//! instant). When the paused time reaches it, `resolution` resumes by itself
+//! at that instant (the conversation stays `pending`), and waiting on the
+//! client no longer pauses it. That instant is part of `next_change`.
+//!
 //! Instants outside the calendar's supported years (1900..=2199) have no
 //! due: such a timer runs without ever breaching.
 
 mod classify;
 mod engine;
 
+#[cfg(test)]
+mod pause_tests;
 #[cfg(test)]
 mod tests;
 

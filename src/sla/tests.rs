@@ -45,6 +45,7 @@ fn at(p: u8, notify: &str) -> EscalationStep {
     EscalationStep {
         trigger: EscalationTrigger::At(Percent::new(p).unwrap()),
         notify: vec![notify.to_string()],
+        page: false,
     }
 }
 
@@ -52,6 +53,7 @@ fn after(due: &str, notify: &str) -> EscalationStep {
     EscalationStep {
         trigger: EscalationTrigger::AfterDue(d(due)),
         notify: vec![notify.to_string()],
+        page: false,
     }
 }
 

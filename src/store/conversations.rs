@@ -345,3 +345,41 @@ pub fn open_counts(conn: &mut AnyConnection) -> Result<Vec<(String, String, i64)
         ))
         .load(conn)?)
 }
+
+/// Conversations opened at or after `since`, counted by (client, contract
+/// version, request type): the urgent share, in one grouped query.
+pub fn opened_since_by_type(
+    conn: &mut AnyConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, String, String, i64)>> {
+    Ok(conversations::table
+        .filter(conversations::opened_at.ge(to_db(since)))
+        .group_by((
+            conversations::client_id,
+            conversations::contract_version,
+            conversations::request_type,
+        ))
+        .select((
+            conversations::client_id,
+            conversations::contract_version,
+            conversations::request_type,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)?)
+}
+
+/// One client's conversations opened at or after `since`, oldest first.
+pub fn opened_since_of_client(
+    conn: &mut AnyConnection,
+    client: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<ConversationRow>> {
+    rows(
+        conversations::table
+            .filter(conversations::client_id.eq(client))
+            .filter(conversations::opened_at.ge(to_db(since)))
+            .order((conversations::opened_at, conversations::id))
+            .select(Record::as_select())
+            .load(conn)?,
+    )
+}

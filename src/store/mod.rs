@@ -46,6 +46,7 @@ pub use conversations::{
     conversation, conversation_by_thread, earliest_check, list_conversations, open_conversation,
     open_counts, set_conversation_status, update_conversation_state,
 };
+pub use conversations::{opened_since_by_type, opened_since_of_client};
 pub use escalations::{FiredStep, fired_step_count, fired_steps_of, record_fired_step};
 pub use mailboxes::{Checkpoint, checkpoint, save_checkpoint};
 pub use messages::{
@@ -53,7 +54,7 @@ pub use messages::{
     conversation_by_subject, conversation_of_message_id, events_of, insert_message,
     message_by_external_id, messages_of,
 };
-pub use outbox::{NewOutbox, OutboxRow, enqueue, outbox_pending};
+pub use outbox::{NewOutbox, OutboxRow, Routing, enqueue, enqueue_routed, outbox_pending};
 pub use queue::{
     QueueFilter, QueuePage, SessionRow, create_session, delete_session, live_session,
     opened_between, queue_page,

@@ -75,6 +75,7 @@ fn claim_pg(
 ) -> Result<Vec<OutboxRow>> {
     let rows: Vec<Record> = outbox::table
         .filter(outbox::sent_at.is_null())
+        .filter(outbox::digest_key.is_null())
         .filter(outbox::available_at.le(now))
         .order((outbox::available_at, outbox::id))
         .limit(limit)
@@ -93,6 +94,7 @@ fn claim_sqlite(
 ) -> Result<Vec<OutboxRow>> {
     let rows: Vec<Record> = outbox::table
         .filter(outbox::sent_at.is_null())
+        .filter(outbox::digest_key.is_null())
         .filter(outbox::available_at.le(now))
         .order((outbox::available_at, outbox::id))
         .limit(limit)
@@ -138,15 +140,29 @@ pub fn mark_failed(
     Ok(())
 }
 
-/// The backlog: unsent rows and the earliest instant one of them falls due
+/// The backlog at `now`: unsent rows, apart from those held for a contact's
+/// working hours or digest that may not go out yet (a night of held alerts
+/// is not a backlog), and the earliest instant an unsent row falls due
 /// (including rows leased by a claimer, which fall due when the lease ends).
-pub fn backlog(conn: &mut AnyConnection) -> Result<(i64, Option<DateTime<Utc>>)> {
-    let (count, next): (i64, Option<NaiveDateTime>) = outbox::table
+pub fn backlog(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+) -> Result<(i64, Option<DateTime<Utc>>)> {
+    let count: i64 = outbox::table
         .filter(outbox::sent_at.is_null())
-        .select((
-            diesel::dsl::count_star(),
-            diesel::dsl::min(outbox::available_at),
-        ))
+        .filter(
+            outbox::not_before
+                .is_null()
+                .or(outbox::not_before.le(to_db(now))),
+        )
+        .count()
+        .get_result(conn)?;
+    // Warnings waiting for a digest count as pending, but the scheduler, not
+    // this worker, turns them into the digest's rows.
+    let next: Option<NaiveDateTime> = outbox::table
+        .filter(outbox::sent_at.is_null())
+        .filter(outbox::digest_key.is_null())
+        .select(diesel::dsl::min(outbox::available_at))
         .first(conn)?;
     Ok((count, next.map(from_db)))
 }
@@ -176,10 +192,16 @@ pub fn all(conn: &mut AnyConnection) -> Result<Vec<OutboxRow>> {
 /// so at its start no lease can belong to a live sender: a lease left by a
 /// crashed run (up to two minutes) would only delay its notifications.
 pub fn release_all(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<usize> {
+    // Rows held for working hours or a digest keep their instant.
     Ok(diesel::update(
         outbox::table
             .filter(outbox::sent_at.is_null())
-            .filter(outbox::available_at.gt(to_db(now))),
+            .filter(outbox::available_at.gt(to_db(now)))
+            .filter(
+                outbox::not_before
+                    .is_null()
+                    .or(outbox::not_before.le(to_db(now))),
+            ),
     )
     .set(outbox::available_at.eq(to_db(now)))
     .execute(conn)?)
@@ -198,6 +220,14 @@ pub struct OutboxRow {
     pub attempts: i32,
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// Held until then: the contact's working hours or digest time.
+    pub not_before: Option<DateTime<Utc>>,
+    /// Set on a warning waiting for a digest: the contact and digest time.
+    pub digest_key: Option<String>,
+    pub conversation_id: Option<i64>,
+    /// The escalation step key (`first_response/0/at:75%`) it notifies.
+    pub step: Option<String>,
+    pub contact: Option<String>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -213,6 +243,11 @@ struct Record {
     attempts: i32,
     last_error: Option<String>,
     sent_at: Option<NaiveDateTime>,
+    not_before: Option<NaiveDateTime>,
+    digest_key: Option<String>,
+    conversation_id: Option<i64>,
+    step: Option<String>,
+    contact: Option<String>,
 }
 
 impl From<Record> for OutboxRow {
@@ -228,6 +263,11 @@ impl From<Record> for OutboxRow {
             attempts: r.attempts,
             last_error: r.last_error,
             sent_at: r.sent_at.map(from_db),
+            not_before: r.not_before.map(from_db),
+            digest_key: r.digest_key,
+            conversation_id: r.conversation_id,
+            step: r.step,
+            contact: r.contact,
         }
     }
 }
@@ -278,4 +318,142 @@ pub fn outbox_pending(conn: &mut AnyConnection) -> Result<i64> {
         .filter(outbox::sent_at.is_null())
         .count()
         .get_result(conn)?)
+}
+
+// ---- urgency and focus (SPEC 14) ------------------------------------------------
+
+/// Where an escalation notification belongs and when it may go out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Routing {
+    pub conversation_id: Option<i64>,
+    pub step: Option<String>,
+    pub contact: Option<String>,
+    /// Held until then (the row is also not available before it).
+    pub not_before: Option<DateTime<Utc>>,
+    /// A warning for a digest: never sent alone, collected by
+    /// [`claim_digest_items`] at `not_before`.
+    pub digest_key: Option<String>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = outbox)]
+struct RoutedForm<'a> {
+    kind: &'a str,
+    target: &'a str,
+    payload: &'a str,
+    dedupe_key: &'a str,
+    created_at: NaiveDateTime,
+    available_at: NaiveDateTime,
+    not_before: Option<NaiveDateTime>,
+    digest_key: Option<&'a str>,
+    conversation_id: Option<i64>,
+    step: Option<&'a str>,
+    contact: Option<&'a str>,
+}
+
+/// [`enqueue`] with its routing; a row with `not_before` becomes available
+/// then. `false` if one with the same dedupe key exists.
+pub fn enqueue_routed(conn: &mut AnyConnection, new: &NewOutbox, r: &Routing) -> Result<bool> {
+    let available = match r.not_before {
+        Some(t) if t > new.available_at => t,
+        _ => new.available_at,
+    };
+    let form = RoutedForm {
+        kind: &new.kind,
+        target: &new.target,
+        payload: &new.payload,
+        dedupe_key: &new.dedupe_key,
+        created_at: to_db(new.created_at),
+        available_at: to_db(available),
+        not_before: r.not_before.map(to_db),
+        digest_key: r.digest_key.as_deref(),
+        conversation_id: r.conversation_id,
+        step: r.step.as_deref(),
+        contact: r.contact.as_deref(),
+    };
+    let n = on_backend!(conn, |c| diesel::insert_into(outbox::table)
+        .values(&form)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+/// Warnings whose digest time has come, by digest then id. On PostgreSQL
+/// they are locked `FOR UPDATE SKIP LOCKED`, so of several processes each
+/// warning goes into one digest; call inside the transaction that enqueues
+/// the digest and marks them with [`mark_digested`].
+pub fn claim_digest_items(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<OutboxRow>> {
+    macro_rules! due {
+        () => {
+            outbox::table
+                .filter(outbox::sent_at.is_null())
+                .filter(outbox::digest_key.is_not_null())
+                .filter(outbox::available_at.le(to_db(now)))
+                .order((outbox::digest_key, outbox::id))
+                .limit(limit)
+                .select(Record::as_select())
+        };
+    }
+    let rows: Vec<Record> = match conn {
+        AnyConnection::Postgresql(c) => {
+            // One assembler at a time: row locks alone keep each warning in
+            // one digest, but two processes scanning at the same instant
+            // could split one contact's digest in two. Whoever does not get
+            // the lock leaves the digests to the one that did.
+            #[derive(QueryableByName)]
+            struct Granted {
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                granted: bool,
+            }
+            let granted = diesel::sql_query(
+                "SELECT pg_try_advisory_xact_lock(hashtext('keepword-digests')) AS granted",
+            )
+            .get_result::<Granted>(c)?
+            .granted;
+            if !granted {
+                return Ok(Vec::new());
+            }
+            due!().for_update().skip_locked().load(c)?
+        }
+        AnyConnection::Sqlite(c) => due!().load(c)?,
+    };
+    Ok(rows.into_iter().map(OutboxRow::from).collect())
+}
+
+/// Records that warnings went into a digest (its own rows carry the delivery).
+pub fn mark_digested(conn: &mut AnyConnection, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::id.eq_any(ids))
+            .filter(outbox::sent_at.is_null()),
+    )
+    .set(outbox::sent_at.eq(Some(to_db(now))))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The earliest digest time with warnings waiting for it.
+pub fn earliest_digest(conn: &mut AnyConnection) -> Result<Option<DateTime<Utc>>> {
+    Ok(outbox::table
+        .filter(outbox::sent_at.is_null())
+        .filter(outbox::digest_key.is_not_null())
+        .select(diesel::dsl::min(outbox::available_at))
+        .first::<Option<NaiveDateTime>>(conn)?
+        .map(from_db))
+}
+
+/// The escalation notifications of one conversation, oldest first.
+pub fn of_conversation(conn: &mut AnyConnection, conversation_id: i64) -> Result<Vec<OutboxRow>> {
+    Ok(outbox::table
+        .filter(outbox::conversation_id.eq(conversation_id))
+        .order(outbox::id)
+        .select(Record::as_select())
+        .load::<Record>(conn)?
+        .into_iter()
+        .map(OutboxRow::from)
+        .collect())
 }

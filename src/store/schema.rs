@@ -104,6 +104,11 @@ diesel::table! {
         attempts -> Integer,
         last_error -> Nullable<Text>,
         sent_at -> Nullable<Timestamp>,
+        not_before -> Nullable<Timestamp>,
+        digest_key -> Nullable<Text>,
+        conversation_id -> Nullable<BigInt>,
+        step -> Nullable<Text>,
+        contact -> Nullable<Text>,
     }
 }
 

@@ -55,6 +55,7 @@ pub fn register(cfg: &mut web::ServiceConfig) -> Vec<RouteEntry> {
         "/api/v1/conversations/{id}/solve",
         vec![on(Method::POST, solve)],
     );
+    api.resource("/api/v1/urgency", vec![on(Method::GET, urgency)]);
     api.resource("/api/v1/rejected", vec![on(Method::GET, list_rejected)]);
     api.resource(
         "/api/v1/rejected/{id}/raw",
@@ -522,6 +523,16 @@ async fn rejected_raw(
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .body(raw))
+}
+
+/// Urgency inflation (SPEC 14): every client's urgent share over the
+/// trailing 30 days, and the clients above `urgent_share_limit` with the
+/// requests (and their classification rules) that put them there.
+async fn urgency(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    authorize(&state, req.headers())?;
+    let service = state.service.clone();
+    let report = blocking(move || service.urgent_inflation(service.now())).await?;
+    Ok(HttpResponse::Ok().json(report))
 }
 
 #[cfg(test)]

@@ -354,6 +354,10 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Err(e) = web::block(move || service.refresh_open_gauge()).await {
         tracing::warn!(error = %e, "cannot refresh keepword_conversations_open");
     }
+    let service = state.service.clone();
+    if let Err(e) = web::block(move || service.refresh_urgent_share_gauge(service.now())).await {
+        tracing::warn!(error = %e, "cannot refresh keepword_urgent_share");
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

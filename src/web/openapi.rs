@@ -236,6 +236,10 @@ fn build(channels: &[String], clients: Vec<Value>, year: &str) -> Value {
         "escalations".into(),
         json!({"type": "array", "items": {"$ref": "#/components/schemas/Step"}}),
     );
+    detail_properties.insert(
+        "pause".into(),
+        json!({"$ref": "#/components/schemas/Pause"}),
+    );
     let detail_required: Vec<&String> = detail_properties.keys().collect();
     let detail = json!({
         "type": "object",
@@ -290,7 +294,7 @@ fn build(channels: &[String], clients: Vec<Value>, year: &str) -> Value {
                "schema": {"type": "string", "pattern": "^[^\\u0000]*$"}})
     };
 
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "info": {
@@ -508,6 +512,114 @@ fn build(channels: &[String], clients: Vec<Value>, year: &str) -> Value {
                 "Unavailable": error_response("The database did not answer; retry.")
             }
         }
+    });
+    if let (Some(schemas), Value::Object(more)) = (
+        doc["components"]["schemas"].as_object_mut(),
+        focus_schemas(),
+    ) {
+        schemas.extend(more);
+    }
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.insert(
+            "/api/v1/urgency".into(),
+            json!({"get": {
+                "operationId": "getUrgency",
+                "summary": "Urgent share per client over the trailing 30 days; clients above urgent_share_limit with the requests that made them so",
+                "responses": with_common(json!({
+                    "200": {"description": "The urgency report.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Urgency"}}}}
+                }), true, false)
+            }}),
+        );
+    }
+    doc
+}
+
+/// The schemas of urgency and focus (SPEC 14), apart because one `json!`
+/// of the whole document would pass the macro recursion limit.
+fn focus_schemas() -> Value {
+    json!({
+                "Step": {
+                    "type": "object",
+                    "required": ["timer", "seq", "step", "due_at", "fired_at", "late"],
+                    "properties": {
+                        "timer": {"type": "string"},
+                        "seq": {"type": "integer"},
+                        "step": {"type": "string"},
+                        "due_at": {"type": "string", "format": "date-time"},
+                        "fired_at": {"type": "string", "format": "date-time"},
+                        "late": {"type": "boolean", "description": "Recorded more than a second after it fell due."},
+                        "deferred_until": {"type": ["string", "null"], "format": "date-time",
+                                           "description": "The latest instant a notification of this step is held until: the contact's working hours or digest time."},
+                        "notifications": {"type": "array", "items": {"$ref": "#/components/schemas/Notification"}}
+                    }
+                },
+                "Notification": {
+                    "type": "object",
+                    "required": ["contact", "kind", "deferred_until", "sent_at"],
+                    "properties": {
+                        "contact": {"type": ["string", "null"]},
+                        "kind": {"type": "string", "enum": ["email", "webhook", "digest"],
+                                 "description": "`digest`: a warning collected into the contact's digest."},
+                        "deferred_until": {"type": ["string", "null"], "format": "date-time"},
+                        "sent_at": {"type": ["string", "null"], "format": "date-time"}
+                    }
+                },
+                "Pause": {
+                    "type": "object",
+                    "description": "Time spent waiting on the client, and the request type's max_pause.",
+                    "required": ["paused_business_seconds", "max_pause", "resumed_by_max_pause_at"],
+                    "properties": {
+                        "paused_business_seconds": {"type": "integer", "minimum": 0},
+                        "max_pause": {"type": ["string", "null"], "description": "As written in the contract, e.g. `3d`."},
+                        "resumed_by_max_pause_at": {"type": ["string", "null"], "format": "date-time",
+                                                    "description": "When max_pause ran out and the resolution timer resumed by itself."}
+                    }
+                },
+                "UrgentShare": {
+                    "type": "object",
+                    "required": ["client", "client_name", "conversations", "urgent", "share"],
+                    "properties": {
+                        "client": {"type": "string"},
+                        "client_name": {"type": "string"},
+                        "conversations": {"type": "integer", "minimum": 0,
+                                          "description": "Conversations opened in the trailing window."},
+                        "urgent": {"type": "integer", "minimum": 0,
+                                   "description": "Of those, classified into an `urgent = true` request type."},
+                        "share": {"type": "number", "minimum": 0, "maximum": 1}
+                    }
+                },
+                "Urgency": {
+                    "type": "object",
+                    "required": ["limit", "limit_share", "window_days", "since", "shares", "above_limit"],
+                    "properties": {
+                        "limit": {"type": ["string", "null"], "description": "The contract's urgent_share_limit, e.g. `15%`."},
+                        "limit_share": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                        "window_days": {"type": "integer"},
+                        "since": {"type": "string", "format": "date-time"},
+                        "shares": {"type": "array", "items": {"$ref": "#/components/schemas/UrgentShare"}},
+                        "above_limit": {"type": "array", "items": {
+                            "allOf": [{"$ref": "#/components/schemas/UrgentShare"}],
+                            "type": "object",
+                            "required": ["requests"],
+                            "properties": {
+                                "requests": {"type": "array", "items": {
+                                    "type": "object",
+                                    "required": ["conversation_id", "subject", "request_type", "classification", "channel", "opened_at"],
+                                    "properties": {
+                                        "conversation_id": {"type": "integer"},
+                                        "subject": {"type": "string"},
+                                        "request_type": {"type": "string"},
+                                        "classification": {"type": "string",
+                                                           "description": "The rule that classified it, e.g. `urgent: keyword `outage` in subject`."},
+                                        "channel": {"type": "string"},
+                                        "opened_at": {"type": "string", "format": "date-time"}
+                                    }
+                                }}
+                            }
+                        }}
+                    }
+                }
     })
 }
 

@@ -12,6 +12,7 @@ mod support;
 mod api;
 mod contract_changes;
 mod dashboards;
+mod focus;
 mod ingest_github;
 mod openapi;
 mod processes;

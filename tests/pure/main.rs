@@ -14,6 +14,7 @@ mod cli;
 mod contract_diff;
 mod contract_queries;
 mod contract_render;
+mod contract_urgency;
 mod contract_validation;
 mod contract_version;
 mod email_corpus;

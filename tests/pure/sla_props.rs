@@ -22,6 +22,7 @@ fn step(trigger: EscalationTrigger) -> EscalationStep {
     EscalationStep {
         trigger,
         notify: vec!["lead".into()],
+        page: false,
     }
 }
 
