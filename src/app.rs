@@ -224,6 +224,8 @@ impl Application {
         for p in pollers {
             p.await?;
         }
+        let changes = self.state.service.changes().clone();
+        tokio::task::spawn_blocking(move || changes.stop()).await?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -35,6 +35,7 @@ struct Inner {
     /// To the `NOTIFY` thread (PostgreSQL); `None`: in-process only.
     outgoing: Option<mpsc::Sender<Vec<i64>>>,
     stop: Arc<AtomicBool>,
+    threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
@@ -58,6 +59,7 @@ impl Changes {
                 local,
                 outgoing: None,
                 stop: Arc::new(AtomicBool::new(false)),
+                threads: Default::default(),
             }),
         }
     }
@@ -68,25 +70,31 @@ impl Changes {
         let (local, _) = broadcast::channel(1024);
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<Vec<i64>>();
+        let mut threads = Vec::new();
         {
             let (url, stop) = (url.to_string(), stop.clone());
-            std::thread::Builder::new()
-                .name("changes-notify".into())
-                .spawn(move || notify_loop(&url, rx, &stop))
-                .expect("spawning a thread");
+            threads.push(
+                std::thread::Builder::new()
+                    .name("changes-notify".into())
+                    .spawn(move || notify_loop(&url, rx, &stop))
+                    .expect("spawning a thread"),
+            );
         }
         {
             let (url, stop, local) = (url.to_string(), stop.clone(), local.clone());
-            std::thread::Builder::new()
-                .name("changes-listen".into())
-                .spawn(move || listen_loop(&url, &local, &stop))
-                .expect("spawning a thread");
+            threads.push(
+                std::thread::Builder::new()
+                    .name("changes-listen".into())
+                    .spawn(move || listen_loop(&url, &local, &stop))
+                    .expect("spawning a thread"),
+            );
         }
         Changes {
             inner: Arc::new(Inner {
                 local,
                 outgoing: Some(tx),
                 stop,
+                threads: std::sync::Mutex::new(threads),
             }),
         }
     }
@@ -109,6 +117,18 @@ impl Changes {
         }
     }
 
+    /// Stops the PostgreSQL threads and waits for them (well under a
+    /// second). At shutdown, before the process exits: a thread still inside
+    /// libpq while the process tears down its libraries can crash the exit.
+    pub fn stop(&self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        let threads =
+            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<ChangeSet> {
         self.inner.local.subscribe()
     }
@@ -126,7 +146,10 @@ fn connect(url: &str, stop: &AtomicBool) -> Option<PgConnection> {
             Ok(c) => return Some(c),
             Err(e) => {
                 tracing::warn!(error = %e, "live updates: cannot connect to PostgreSQL; retrying");
-                std::thread::sleep(wait);
+                let until = std::time::Instant::now() + wait;
+                while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(POLL);
+                }
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
         }
@@ -179,7 +202,7 @@ fn listen_loop(url: &str, local: &broadcast::Sender<ChangeSet>, stop: &AtomicBoo
         };
         if let Err(e) = conn.batch_execute(&format!("LISTEN {CHANNEL}")) {
             tracing::warn!(error = %e, "live updates: LISTEN failed; retrying");
-            std::thread::sleep(Duration::from_secs(1));
+            std::thread::sleep(Duration::from_millis(500));
             continue;
         }
         if !first {

@@ -171,6 +171,8 @@ pub struct Timeline {
     pub timers: Vec<TimerExplained>,
     /// "If the client replies now, …".
     pub what_if: Vec<String>,
+    /// "Waiting on the client: 2 h 10 m of business time so far (at most 3d)".
+    pub pause: String,
     pub zone: String,
 }
 
@@ -443,7 +445,15 @@ impl Service {
                 ));
             }
         }
+        // Notifications held for a contact's hours or digest (SPEC 14), and
+        // the pause budget: from the same read model as the API's detail.
+        let detail = self.conversation_detail(id)?;
         for f in &fired {
+            let held = detail
+                .escalations
+                .iter()
+                .find(|e| e.step == f.step)
+                .and_then(|e| e.deferred_until);
             let step = f.step.rsplit('/').next().unwrap_or(&f.step).to_string();
             let label = timer_label(f.timer, f.timer_seq);
             let whom = state
@@ -453,11 +463,22 @@ impl Service {
                 .map(|a| a.notify.join(", "))
                 .filter(|s| !s.is_empty())
                 .map_or_else(|| "nobody to notify".to_string(), |w| format!("to {w}"));
-            let late = if f.late {
+            let mut late = if f.late {
                 format!(", late by {}", span_words(f.fired_at - f.due_at))
             } else {
                 ", on time".into()
             };
+            match held {
+                Some(until) if until > now => late.push_str(&format!(
+                    "; deferred until {} (the contact's hours)",
+                    when(until)
+                )),
+                Some(until) => late.push_str(&format!(
+                    "; held until {} (the contact's hours)",
+                    when(until)
+                )),
+                None => {}
+            }
             items.push(TimelineItem {
                 at: f.fired_at,
                 when: when(f.fired_at),
@@ -479,6 +500,26 @@ impl Service {
             .map(|t| explain_timer(t, &cal, &calendar_name, now))
             .collect();
         let what_if = what_if(&policy, &events, now, tz);
+        let p = &detail.pause;
+        let mut pause = String::new();
+        if p.paused_business_seconds > 0 || p.max_pause.is_some() {
+            pause = format!(
+                "Time spent waiting on the client: {} of business time",
+                span_words(TimeDelta::seconds(p.paused_business_seconds))
+            );
+            if let Some(max) = &p.max_pause {
+                pause.push_str(&format!(
+                    " (at most {max}, then the resolution timer resumes by itself)"
+                ));
+            }
+            if let Some(at) = p.resumed_by_max_pause_at {
+                pause.push_str(&format!(
+                    "; the limit was reached {} and the timer resumed",
+                    when(at)
+                ));
+            }
+            pause.push('.');
+        }
         let (health_word, health_icon) = health_words(c.health.as_str());
         Ok(Timeline {
             id: c.id,
@@ -499,6 +540,7 @@ impl Service {
             items,
             timers,
             what_if,
+            pause,
             zone: tz.name().into(),
         })
     }

@@ -587,3 +587,63 @@ async fn a_commit_in_one_process_reaches_streams_of_another_on_postgres() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Issue 11 on the dashboard: the queue names clients above the urgent-share
+/// limit and `/urgency` lists the requests with the rule that classified
+/// each; a warning held for a contact's digest says so on the timeline, and
+/// the pause budget is shown.
+#[tokio::test]
+async fn urgency_and_held_notifications_on_the_dashboard() {
+    let app = spawn_dashboard(Backend::Sqlite, tuesday_morning()).await;
+    let cookie = app.sign_in().await;
+    // Globex: two urgent requests of three, far above the shipped 15%.
+    event(&app, "g1", "ops@globex.example", "Checkout is down").await;
+    event(&app, "g2", "ops@globex.example", "Search is down").await;
+    event(
+        &app,
+        "g3",
+        "ops@globex.example",
+        "Question about the invoice",
+    )
+    .await;
+    event(&app, "a1", "jane@acme.com", "Question about the footer").await;
+    let (_, page) = app.page(&cookie, "/").await;
+    assert!(
+        page.contains("Above the urgent-share limit: Globex Logistics (67%)"),
+        "{page}"
+    );
+    assert!(!page.contains("ACME Corp ("), "ACME is under the limit");
+    let (status, page) = app.page(&cookie, "/urgency").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Globex Logistics: 67% urgent (2 of 3)"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Checkout is down") && page.contains("urgent: keyword `down` in subject"),
+        "{page}"
+    );
+
+    // A bug at 10:00: its 75% warning (11:30) to `delivery` waits for the
+    // 14:00 digest.
+    let bug = event(&app, "b1", "eve@initech.example", "Export is broken").await;
+    app.clock.advance(chrono::Duration::minutes(91));
+    let path = format!("/conversations/{bug}");
+    assert!(
+        eventually_async(Duration::from_secs(10), || async {
+            app.page(&cookie, &path)
+                .await
+                .1
+                .contains("deferred until Tue 14:00")
+        })
+        .await,
+        "the timeline says the warning waits for the digest: {}",
+        app.page(&cookie, &path).await.1
+    );
+    let (_, page) = app.page(&cookie, &path).await;
+    assert!(
+        page.contains("at most 5d, then the resolution timer resumes by itself"),
+        "{page}"
+    );
+    app.stop().await;
+}

@@ -47,7 +47,16 @@ pub struct Dashboard {
     /// `Secure` cookies: `public_url` is https.
     secure: bool,
     asset_version: String,
+    /// Clients above the urgent-share limit, for the queue's banner:
+    /// computed at most once a minute (the full report is `/urgency`).
+    inflated: std::sync::Mutex<Option<(Instant, Inflated)>>,
 }
+
+/// `(client name, share)` of each client above the urgent-share limit.
+type Inflated = Vec<(String, String)>;
+
+/// How long the queue's urgent-share banner is reused.
+const INFLATION_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Dashboard {
     pub fn new(password: Secret, wall_tokens: Vec<Secret>, public_url: &str) -> Dashboard {
@@ -76,6 +85,7 @@ impl Dashboard {
             ),
             ("list.html", include_str!("../templates/list.html")),
             ("rejected.html", include_str!("../templates/rejected.html")),
+            ("urgency.html", include_str!("../templates/urgency.html")),
         ] {
             env.add_template(name, source)
                 .expect("the built-in dashboard templates compile");
@@ -91,6 +101,7 @@ impl Dashboard {
             wall_tokens,
             secure: public_url.starts_with("https://"),
             asset_version: hex::encode(&digest[..6]),
+            inflated: std::sync::Mutex::new(None),
         }
     }
 
@@ -123,6 +134,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/compliance.csv", web::get().to(compliance_csv))
         .route("/compliance/conversations", web::get().to(compliance_list))
         .route("/rejected", web::get().to(rejected))
+        .route("/urgency", web::get().to(urgency))
         .route("/rejected/{id}/raw", web::get().to(rejected_raw))
         .route("/static/dashboard.css", web::get().to(css))
         .route("/static/dashboard.js", web::get().to(js));
@@ -581,6 +593,7 @@ async fn queue(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         live_q.push_str(&format!("page={p}"));
     }
     let ctx = queue_context(&state, &q, &view, "/");
+    let inflated = inflated_clients(&state).await;
     page(
         &state,
         StatusCode::OK,
@@ -588,9 +601,103 @@ async fn queue(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         context! {
             ..ctx,
             ..context! {
-                signed_in => true, csrf => s.csrf, nav => "queue",
+                signed_in => true, csrf => s.csrf, nav => "queue", inflated,
                 live => context! { url => format!("/dashboard/queue?{live_q}"), stream => "/dashboard/stream", ids => "*" },
             }
+        },
+    )
+}
+
+/// `(client name, share)` of clients above the urgent-share limit, from a
+/// report at most [`INFLATION_TTL`] old. A failure shows no banner (and is
+/// logged): the queue matters more.
+async fn inflated_clients(state: &AppState) -> Inflated {
+    {
+        let cached = state
+            .dashboard
+            .inflated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((at, list)) = cached.as_ref()
+            && at.elapsed() < INFLATION_TTL
+        {
+            return list.clone();
+        }
+    }
+    let (service, now) = (state.service.clone(), state.service.now());
+    let list = match blocking(move || service.urgent_inflation(now)).await {
+        Ok(r) => r
+            .above_limit
+            .iter()
+            .map(|c| {
+                (
+                    c.share.client_name.clone(),
+                    format!("{:.0}%", c.share.share * 100.0),
+                )
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard: cannot compute the urgent share");
+            Vec::new()
+        }
+    };
+    *state
+        .dashboard
+        .inflated
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), list.clone()));
+    list
+}
+
+async fn urgency(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let s = match require(&state, &req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (service, now) = (state.service.clone(), state.service.now());
+    let r = match blocking(move || service.urgent_inflation(now)).await {
+        Ok(r) => r,
+        Err(e) => return service_error(&state, e),
+    };
+    let tz = state
+        .contract
+        .current()
+        .contract
+        .calendars()
+        .first()
+        .map_or(chrono_tz::UTC, |c| c.calendar().timezone());
+    let pct = |x: f64| format!("{:.0}%", x * 100.0);
+    let above: Vec<Value> =
+        r.above_limit
+            .iter()
+            .map(|c| {
+                let requests: Vec<Value> = c
+                .requests
+                .iter()
+                .map(|q| context! {
+                    conversation_id => q.conversation_id, subject => q.subject.clone(),
+                    channel => q.channel.clone(), classification => q.classification.clone(),
+                    when => local_words(q.opened_at, now, tz),
+                })
+                .collect();
+                context! {
+                    client_name => c.share.client_name.clone(), urgent => c.share.urgent,
+                    conversations => c.share.conversations, pct => pct(c.share.share), requests,
+                }
+            })
+            .collect();
+    let shares: Vec<Value> = r
+        .shares
+        .iter()
+        .map(|x| context! { client_name => x.client_name.clone(), conversations => x.conversations, urgent => x.urgent, pct => pct(x.share) })
+        .collect();
+    page(
+        &state,
+        StatusCode::OK,
+        "urgency.html",
+        context! {
+            r => context! { window_days => r.window_days, limit => r.limit.clone(), above_limit => above, shares },
+            signed_in => true, csrf => s.csrf, nav => "urgency",
         },
     )
 }
