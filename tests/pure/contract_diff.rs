@@ -238,8 +238,8 @@ fn internal_changes_are_named_but_not_public() {
     let c = changes(|s| {
         replace_once(
             s,
-            "head = { email = \"head@example.com\" }",
-            "head = { email = \"boss@example.com\" }",
+            "head = { email = \"head@example.com\",",
+            "head = { email = \"boss@example.com\",",
         )
     });
     has(&c, ChangeKind::Internal, "contact changed: head");
