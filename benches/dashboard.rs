@@ -201,7 +201,7 @@ async fn queue(n: usize, url: &str) {
         .build()
         .unwrap();
     let cookie = sign_in(&http, &base).await;
-    let rounds = 300;
+    let rounds = 200;
     summary(
         "GET /healthz (baseline)",
         time_gets(&http, &format!("{base}/healthz"), &cookie, rounds).await,

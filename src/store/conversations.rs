@@ -67,6 +67,12 @@ pub(super) struct Record {
     paused_since: Option<NaiveDateTime>,
 }
 
+impl Record {
+    pub(super) fn id(&self) -> i64 {
+        self.id
+    }
+}
+
 impl TryFrom<Record> for ConversationRow {
     type Error = StoreError;
     fn try_from(r: Record) -> Result<ConversationRow> {

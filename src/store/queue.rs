@@ -86,9 +86,8 @@ pub fn queue_page(
             .map_or(0, |(_, n)| *n),
         None => by_health.iter().map(|(_, n)| n).sum(),
     };
-    let mut rows: Vec<Record> = Vec::new();
-    if f.status.as_deref() == Some("solved") {
-        rows = filtered!(
+    let rows: Vec<Record> = if f.status.as_deref() == Some("solved") {
+        filtered!(
             conversations::table
                 .select(Record::as_select())
                 .into_boxed(),
@@ -98,50 +97,60 @@ pub fn queue_page(
         .order((conversations::solved_at.desc(), conversations::id.desc()))
         .offset(offset)
         .limit(limit)
-        .load(conn)?;
+        .load(conn)?
     } else {
-        let with_due: i64 = filtered!(
+        // Ids first, through the index alone (deep pages skip index entries,
+        // not rows), then the page's rows by id.
+        let ids: Vec<i64> = filtered!(
             conversations::table
                 .filter(conversations::next_due_at.is_not_null())
-                .select(diesel::dsl::count_star())
+                .select(conversations::id)
                 .into_boxed(),
             f,
             true
         )
-        .first(conn)?;
-        if offset < with_due {
-            rows = filtered!(
+        .order((conversations::next_due_at.asc(), conversations::id.asc()))
+        .offset(offset)
+        .limit(limit)
+        .load(conn)?;
+        let mut rows = by_ids(conn, &ids)?;
+        // How many rows have a due, to know where the second segment starts:
+        // implied by a short first segment, counted only when the page lies
+        // wholly past it (the first pages, the ones people look at, never
+        // pay for a count).
+        let got = rows.len() as i64;
+        let with_due = if got > 0 || offset == 0 {
+            offset + got
+        } else {
+            filtered!(
                 conversations::table
                     .filter(conversations::next_due_at.is_not_null())
-                    .select(Record::as_select())
+                    .select(diesel::dsl::count_star())
                     .into_boxed(),
                 f,
                 true
             )
-            .order((conversations::next_due_at.asc(), conversations::id.asc()))
-            .offset(offset)
-            .limit(limit)
-            .load(conn)?;
-        }
+            .first(conn)?
+        };
         let missing = limit - rows.len() as i64;
         if missing > 0 {
             let from = (offset - with_due).max(0);
-            rows.extend(
-                filtered!(
-                    conversations::table
-                        .filter(conversations::next_due_at.is_null())
-                        .select(Record::as_select())
-                        .into_boxed(),
-                    f,
-                    true
-                )
-                .order(conversations::id.desc())
-                .offset(from)
-                .limit(missing)
-                .load::<Record>(conn)?,
-            );
+            let ids: Vec<i64> = filtered!(
+                conversations::table
+                    .filter(conversations::next_due_at.is_null())
+                    .select(conversations::id)
+                    .into_boxed(),
+                f,
+                true
+            )
+            .order(conversations::id.desc())
+            .offset(from)
+            .limit(missing)
+            .load(conn)?;
+            rows.extend(by_ids(conn, &ids)?);
         }
-    }
+        rows
+    };
     Ok(QueuePage {
         rows: rows
             .into_iter()
@@ -150,6 +159,18 @@ pub fn queue_page(
         total,
         by_health,
     })
+}
+
+/// The rows of `ids`, in that order.
+fn by_ids(conn: &mut AnyConnection, ids: &[i64]) -> Result<Vec<Record>> {
+    let mut found: std::collections::HashMap<i64, Record> = conversations::table
+        .filter(conversations::id.eq_any(ids))
+        .select(Record::as_select())
+        .load::<Record>(conn)?
+        .into_iter()
+        .map(|r| (r.id(), r))
+        .collect();
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
 /// Conversations opened in `[from, to)`, for the compliance report (one

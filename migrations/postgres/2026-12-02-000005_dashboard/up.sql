@@ -8,6 +8,8 @@ ALTER TABLE conversations ADD COLUMN next_timer TEXT NOT NULL DEFAULT '';
 ALTER TABLE conversations ADD COLUMN paused_since TIMESTAMP;
 CREATE INDEX conversations_queue ON conversations(next_due_at, id) WHERE status <> 'solved';
 CREATE INDEX conversations_solved ON conversations(solved_at, id) WHERE status = 'solved';
+-- The queue's counts per health (with its filters) read this index alone.
+CREATE INDEX conversations_open_counts ON conversations(health, client_id, request_type, channel, status) WHERE status <> 'solved';
 -- Dashboard sessions live in the database so that any process behind a load
 -- balancer knows them; the id is stored only as its SHA-256.
 CREATE TABLE dashboard_sessions (

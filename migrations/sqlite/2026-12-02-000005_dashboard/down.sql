@@ -1,4 +1,5 @@
 DROP TABLE dashboard_sessions;
+DROP INDEX conversations_open_counts;
 DROP INDEX conversations_solved;
 DROP INDEX conversations_queue;
 ALTER TABLE conversations DROP COLUMN paused_since;
