@@ -49,7 +49,13 @@ macro_rules! filtered {
             q = q.filter(conversations::health.eq(text(v)));
         }
         q = match f.status.as_deref() {
-            None => q.filter(conversations::status.ne("solved")),
+            // A literal, not a bound value: the partial indexes' condition
+            // must be visible to the planner (SQLite plans once, without the
+            // values, under its query-planner stability guarantee; a
+            // PostgreSQL generic plan does not know them either).
+            None => q.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "conversations.status <> 'solved'",
+            )),
             Some(s) => q.filter(conversations::status.eq(text(s))),
         };
         q
