@@ -300,6 +300,7 @@ async fn fanout(streams: usize, rounds: usize, url: &str) {
             let id = format!("fan-{count}-{round}");
             let body = serde_json::json!({"id": id, "channel": "tickets", "thread": id, "from": "jane@acme.com",
                 "direction": "inbound", "subject": "Fan-out", "body": "x"});
+            let sent = Instant::now();
             let r = http
                 .post(format!("{base}/api/v1/events"))
                 .bearer_auth(TOKEN)
@@ -308,6 +309,7 @@ async fn fanout(streams: usize, rounds: usize, url: &str) {
                 .await
                 .unwrap();
             let committed = Instant::now();
+            posts.push(committed.duration_since(sent).as_secs_f64() * 1000.0);
             let conv = r.json::<serde_json::Value>().await.unwrap()["conversation_id"]
                 .as_i64()
                 .unwrap();
