@@ -31,8 +31,8 @@ pub fn span_words(d: TimeDelta) -> String {
     }
 }
 
-/// "Tue 10:00" within the coming or past week, else "Tue 3 Dec 10:00", in
-/// `tz`, with the zone's abbreviation when asked.
+/// "Tue 10:00" within the coming or past week, else "Tue 3 Dec 2026 10:00", in
+/// `tz`.
 pub fn local_words(t: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
     let l = t.with_timezone(&tz);
     if (t - now).num_days().abs() < 6 {
@@ -275,11 +275,7 @@ impl Service {
     ) -> Result<QueueView, ServiceError> {
         let page = page.max(1);
         let current = self.inner.contract.current();
-        let zone = current
-            .contract
-            .calendars()
-            .first()
-            .map(|c| c.calendar().timezone());
+        let zone = current.contract.info().timezone;
         self.store()
             .snapshot(|conn| -> Result<QueueView, StoreError> {
                 let p = store::queue_page(conn, filter, (page - 1) * QUEUE_PAGE, QUEUE_PAGE)?;
@@ -314,7 +310,7 @@ impl Service {
                     counts,
                     page,
                     pages: ((p.total + QUEUE_PAGE - 1) / QUEUE_PAGE).max(1),
-                    zone: zone.map_or_else(|| "UTC".into(), |z| z.name().to_string()),
+                    zone: zone.name().to_string(),
                 })
             })
             .map_err(ServiceError::from)
@@ -855,7 +851,7 @@ fn queue_row(
     now: DateTime<Utc>,
 ) -> QueueRow {
     let contract = pol.map_or(current, |p| p.1.as_ref());
-    let tz = pol.map_or(chrono_tz::UTC, |p| p.0.calendar().timezone());
+    let tz = contract.info().timezone;
     let (mut left, mut late, mut due) = (String::new(), false, String::new());
     if let (Some(at), Some(p)) = (c.next_due_at, pol) {
         let cal = p.0.calendar();

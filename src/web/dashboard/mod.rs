@@ -659,13 +659,8 @@ async fn urgency(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         Ok(r) => r,
         Err(e) => return service_error(&state, e),
     };
-    let tz = state
-        .contract
-        .current()
-        .contract
-        .calendars()
-        .first()
-        .map_or(chrono_tz::UTC, |c| c.calendar().timezone());
+    // Times in the contract's zone (SPEC 11).
+    let tz = state.contract.current().contract.info().timezone;
     let pct = |x: f64| format!("{:.0}%", x * 100.0);
     let above: Vec<Value> =
         r.above_limit
@@ -1063,13 +1058,8 @@ async fn rejected(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         Err(e) => return service_error(&state, e),
     };
     let now = state.service.now();
-    let tz = state
-        .contract
-        .current()
-        .contract
-        .calendars()
-        .first()
-        .map_or(chrono_tz::UTC, |c| c.calendar().timezone());
+    // Times in the contract's zone (SPEC 11).
+    let tz = state.contract.current().contract.info().timezone;
     let view: Vec<Value> = items
         .into_iter()
         .map(|r| {
