@@ -1,14 +1,17 @@
 //! Email benchmarks against a private Dovecot (tests/support/dovecot.rs).
 //! Run by `./scripts/bench email`; by hand:
 //!
-//!   cargo bench --bench imap_ingest -- ingest N [SQLITE_FILE] [POSTGRES_URL]
-//!       appends N generated messages to a fresh Dovecot INBOX, then times
+//!   cargo bench --bench imap_ingest -- ingest N [SQLITE_FILE] [POSTGRES_URL] [real|flat]
+//!       appends N generated messages to a fresh Dovecot INBOX (the uniform
+//!       corpus below, or with `real`/`flat` the mailbox of benches/mailshape:
+//!       heavy-tailed threads up to ~1,000 messages, ~12 KB, attachments;
+//!       `flat` is the same mail as 1-message threads), then times
 //!       (a) raw `UID FETCH a:b (UID BODY.PEEK[])` in batches of 500 with
 //!       async-imap and no processing, and (b) `MailboxPoller::poll_once`
 //!       with the real `EmailSink` on a fresh SQLite file and/or an (empty,
 //!       already created) PostgreSQL database. Raw fetch runs before each
 //!       ingest, so each ingest has a baseline measured seconds apart.
-//!   cargo bench --bench imap_ingest -- mbox N FILE
+//!   cargo bench --bench imap_ingest -- mbox N FILE [real|flat]
 //!       writes the same generator's N messages as an mbox (for backtest).
 //!   cargo bench --bench imap_ingest -- latency N BASELINE_N KEEPWORD_BIN WORKDIR DATABASE_URL
 //!       APPEND → acknowledgement at an aiosmtpd server (tests/support/
@@ -21,6 +24,8 @@
 #[allow(unused_imports)]
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+mod mailshape;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -285,9 +290,36 @@ fn cpu_secs() -> f64 {
 
 // ------------------------------------------------------------------ ingest
 
-async fn ingest(n: usize, sqlite: Option<String>, pg: Option<String>) {
+/// The mail of a run: the old uniform corpus, or a mailbox of `shape`.
+fn mails_of(n: usize, shape: Option<mailshape::Shape>, tag: &str) -> (Vec<Vec<u8>>, Option<usize>) {
+    match shape {
+        None => (
+            corpus(n, Utc::now() - chrono::Duration::seconds(n as i64), tag),
+            None,
+        ),
+        Some(shape) => {
+            // Dated within the last 50 minutes: fresh mail, acknowledged.
+            let m = mailshape::generate(n, shape, Utc::now(), chrono::Duration::minutes(50), tag);
+            println!(
+                "RESULT shape={} n={n} threads={} longest_thread={} with_attachment={}",
+                shape.name(),
+                m.threads,
+                m.longest,
+                m.with_attachment
+            );
+            (m.mails, Some(m.threads))
+        }
+    }
+}
+
+async fn ingest(
+    n: usize,
+    sqlite: Option<String>,
+    pg: Option<String>,
+    shape: Option<mailshape::Shape>,
+) {
     let dovecot = Dovecot::start(&[(USER, PASS)]);
-    let mails = corpus(n, Utc::now() - chrono::Duration::seconds(n as i64), "bench");
+    let (mails, threads) = mails_of(n, shape, "bench");
     let bytes: usize = mails.iter().map(|m| m.len()).sum();
     let t = Instant::now();
     dovecot.append_many(USER, PASS, "INBOX", &mails);
@@ -365,10 +397,14 @@ async fn ingest(n: usize, sqlite: Option<String>, pg: Option<String>) {
                             }
                         }
                     };
+                    let convs = q(c, "conversations");
+                    if let Some(t) = threads {
+                        // Issue 9: one conversation per thread, whatever the subjects.
+                        assert_eq!(convs, t as i64, "conversations != threads");
+                    }
                     Ok::<_, store::StoreError>(format!(
-                        "messages={} conversations={} outbox={}",
+                        "messages={} conversations={convs} outbox={}",
                         q(c, "messages"),
-                        q(c, "conversations"),
                         q(c, "outbox")
                     ))
                 })
@@ -377,8 +413,9 @@ async fn ingest(n: usize, sqlite: Option<String>, pg: Option<String>) {
         .await
         .unwrap();
         println!(
-            "RESULT ingest backend={backend} n={fetched} batches={} secs={secs:.3} msgs_per_s={rate:.0} \
+            "RESULT ingest backend={backend} shape={} n={fetched} batches={} secs={secs:.3} msgs_per_s={rate:.0} \
              raw_median_msgs_per_s={raw_median:.0} ratio={:.2} bench_cpu_s={cpu:.1} rows: {counts} loadavg={}",
+            shape.map_or("uniform", |s| s.name()),
             report.folders.iter().map(|f| f.batches).sum::<usize>(),
             rate / raw_median,
             loadavg()
@@ -388,9 +425,9 @@ async fn ingest(n: usize, sqlite: Option<String>, pg: Option<String>) {
 
 // ------------------------------------------------------------------ mbox
 
-fn mbox(n: usize, path: &Path) {
+fn mbox(n: usize, path: &Path, shape: Option<mailshape::Shape>) {
     let start = Utc::now() - chrono::Duration::seconds(n as i64);
-    let mails = corpus(n, start, "mbox");
+    let (mails, _) = mails_of(n, shape, "mbox");
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     for (i, m) in mails.iter().enumerate() {
         let date = (start + chrono::Duration::seconds(i as i64)).format("%a %b %e %H:%M:%S %Y");
@@ -673,9 +710,14 @@ fn main() {
             let n = args.get(1).map_or(10_000, |v| v.parse().unwrap());
             let sqlite = args.get(2).filter(|v| !v.is_empty() && *v != "-").cloned();
             let pg = args.get(3).filter(|v| !v.is_empty() && *v != "-").cloned();
-            rt.block_on(ingest(n, sqlite, pg));
+            let shape = args.get(4).map(|s| mailshape::Shape::parse(s));
+            rt.block_on(ingest(n, sqlite, pg, shape));
         }
-        Some("mbox") => mbox(args[1].parse().unwrap(), Path::new(&args[2])),
+        Some("mbox") => mbox(
+            args[1].parse().unwrap(),
+            Path::new(&args[2]),
+            args.get(3).map(|s| mailshape::Shape::parse(s)),
+        ),
         Some("latency") => rt.block_on(latency(
             args[1].parse().unwrap(),
             args[2].parse().unwrap(),
@@ -684,7 +726,7 @@ fn main() {
             &args[5],
         )),
         _ => eprintln!(
-            "usage: imap_ingest ingest N [SQLITE_FILE|-] [POSTGRES_URL|-] | mbox N FILE | \
+            "usage: imap_ingest ingest N [SQLITE_FILE|-] [POSTGRES_URL|-] [real|flat] | mbox N FILE [real|flat] | \
              latency N BASELINE_N KEEPWORD_BIN WORKDIR DATABASE_URL"
         ),
     }
