@@ -3,7 +3,7 @@
 //! moved — in one transaction, so a crash at any point loses nothing and
 //! duplicates nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
@@ -12,12 +12,10 @@ use super::mailbox::{FetchedMail, FolderCheckpoint, MailSink};
 use super::{Effects, Opening, Service, ServiceError, open_conversation};
 use crate::contract::{Contract, UNKNOWN_CLIENT};
 use crate::ingest::email::FolderKind;
-use crate::ingest::email::{self, ParsedEmail, Party, Team, ThreadIndex, is_team_address};
+use crate::ingest::email::{self, ParsedEmail, Party, Route, Team, ThreadIndex, is_team_address};
 use crate::notify::{self, EmailDraft};
 use crate::sla::Direction;
-use crate::store::{
-    self, AnyConnection, Checkpoint, ConversationRow, Inserted, NewMessage, StoreError,
-};
+use crate::store::{self, AnyConnection, Checkpoint, ConversationRow, NewMessage, StoreError};
 
 /// Acknowledge only fresh mail: a first start on a mailbox with last year's
 /// history must not answer it all.
@@ -65,36 +63,83 @@ enum Ack {
     Failed,
 }
 
-/// What storing one message did, for the batch's report and metrics.
+/// A mail of a batch, parsed and routed before the transaction: parsing is
+/// the CPU-heavy part and needs no lock.
+struct Prepared<'a> {
+    fetched: &'a FetchedMail,
+    mail: Result<(ParsedEmail, Route), String>,
+    /// The Date header, or now when it is missing or in the future.
+    at: DateTime<Utc>,
+    /// The idempotency key: the Message-ID, or a hash of the bytes.
+    external_id: String,
+}
+
+/// What storing a batch (or, after a failure, one message) did.
 #[derive(Default)]
-struct OneMail {
-    stored: usize,
-    duplicate: usize,
-    rejected: usize,
-    acknowledged: usize,
-    suppressed: usize,
-    ack_failed: usize,
-    direction: Option<&'static str>,
-    mismatch: Option<String>,
+struct Stored {
+    report: MailBatchReport,
+    directions: BTreeMap<&'static str, u64>,
+    mismatches: Vec<String>,
     effects: Effects,
 }
 
-/// Threading lookups against the database. The trait cannot return errors,
-/// so the first one is kept and checked after the lookup.
-struct DbIndex<'a> {
+impl Stored {
+    fn merge(&mut self, o: Stored) {
+        let (r, m) = (&mut self.report, o.report);
+        r.stored += m.stored;
+        r.duplicates += m.duplicates;
+        r.rejected += m.rejected;
+        r.acknowledged += m.acknowledged;
+        r.suppressed += m.suppressed;
+        r.ack_failed += m.ack_failed;
+        for (d, n) in o.directions {
+            *self.directions.entry(d).or_default() += n;
+        }
+        self.mismatches.extend(o.mismatches);
+        self.effects.merge(o.effects);
+    }
+}
+
+/// Threading state of one batch: the headers' conversations read in one
+/// query up front, and what the batch itself stored so far.
+#[derive(Default)]
+struct BatchIndex {
+    /// Message-ID → conversation, stored before this batch.
+    known: HashMap<String, i64>,
+    /// Message-ID → conversation, stored by this batch.
+    in_batch: HashMap<String, i64>,
+    /// Conversations whose latest mail this batch moved forward; written
+    /// by the batch's refresh, or before a subject lookup needs them.
+    moved: HashMap<i64, DateTime<Utc>>,
+}
+
+/// [`ThreadIndex`] for one lookup: the batch's maps first, the database
+/// for subjects. The trait cannot return errors, so the first one is kept
+/// and checked after the lookup.
+struct Lookup<'a> {
     conn: &'a mut AnyConnection,
+    batch: &'a mut BatchIndex,
     error: Option<StoreError>,
 }
 
-impl ThreadIndex for DbIndex<'_> {
+impl ThreadIndex for Lookup<'_> {
     type Conversation = i64;
     fn by_message_id(&mut self, message_id: &str) -> Option<i64> {
-        store::conversation_of_message_id(self.conn, message_id)
-            .map_err(|e| self.error.get_or_insert(e))
-            .ok()
-            .flatten()
+        self.batch
+            .in_batch
+            .get(message_id)
+            .or_else(|| self.batch.known.get(message_id))
+            .copied()
     }
     fn by_subject(&mut self, party: Party<'_>, key: &str, since: DateTime<Utc>) -> Option<i64> {
+        // The window is compared with `last_message_at`: bring the rows this
+        // batch moved up to date first (rare: only header-less replies).
+        for (id, at) in std::mem::take(&mut self.batch.moved) {
+            if let Err(e) = store::advance_last_message(self.conn, id, at) {
+                self.error.get_or_insert(e);
+                return None;
+            }
+        }
         match party {
             Party::Client(client) => store::conversation_by_subject(self.conn, client, key, since),
             Party::Opener(address) => {
@@ -105,6 +150,13 @@ impl ThreadIndex for DbIndex<'_> {
         .ok()
         .flatten()
     }
+}
+
+/// Acknowledgement state of one batch: who was acknowledged within the hour
+/// (read once for the batch's senders), and the copies to store.
+struct Acks {
+    recent: HashSet<String>,
+    copies: Vec<NewMessage>,
 }
 
 fn content_id(raw: &[u8]) -> String {
@@ -118,9 +170,62 @@ fn addresses(list: &[email::Address]) -> String {
         .join(", ")
 }
 
+fn prepare<'a>(
+    fetched: &'a FetchedMail,
+    mb: &MailboxContext,
+    kind: FolderKind,
+    contract: &Contract,
+    now: DateTime<Utc>,
+) -> Prepared<'a> {
+    let mail = email::parse_email(&fetched.raw)
+        .map_err(|e| e.0)
+        .map(|parsed| {
+            let route = email::route(
+                &parsed,
+                contract,
+                Team {
+                    members: &mb.team,
+                    own: &mb.own,
+                },
+                kind,
+            );
+            (parsed, route)
+        });
+    let (at, external_id) = match &mail {
+        Ok((parsed, _)) => (
+            // A Date in the future is a broken clock, not a promise.
+            parsed
+                .date
+                .filter(|d| *d <= now + Duration::days(1))
+                .unwrap_or(now),
+            parsed
+                .message_id
+                .clone()
+                .unwrap_or_else(|| content_id(&fetched.raw)),
+        ),
+        Err(_) => (now, String::new()),
+    };
+    Prepared {
+        fetched,
+        mail,
+        at,
+        external_id,
+    }
+}
+
 impl Service {
     /// Stores a batch from one folder and moves its checkpoint to
     /// `(uidvalidity, highest uid)` in the same transaction.
+    ///
+    /// The batch is stored as a batch: duplicates and the headers'
+    /// conversations are looked up in one query each, messages are written
+    /// in multi-row statements on PostgreSQL, and each conversation the
+    /// batch touched is evaluated once, after its last message, so a
+    /// message costs about the same in a 1-message thread and a 1,000-message
+    /// one. Should the database refuse anything, the batch is stored again
+    /// one message at a time, each in its own savepoint: a message that
+    /// still fails is kept raw and the rest (and the checkpoint) commits —
+    /// one bad message never blocks the mailbox.
     pub fn ingest_mail_batch(
         &self,
         mb: &MailboxContext,
@@ -135,42 +240,11 @@ impl Service {
         };
         let current = self.inner.contract.current();
         let contract = &current.contract;
-        let mut directions: BTreeMap<&'static str, u64> = BTreeMap::new();
-        let (report, effects, mismatches) = self.inner.store.transaction(|conn| {
-            let mut report = MailBatchReport::default();
-            let mut effects = Effects::default();
-            let mut mismatches = Vec::new();
-            for mail in &batch {
-                // A savepoint per message: one that the database refuses is
-                // kept raw instead, and the rest of the batch (and the
-                // checkpoint) still commits — one bad message never blocks
-                // the mailbox.
-                let outcome = store::savepoint(conn, |conn| {
-                    self.ingest_one(conn, mb, kind, mail, contract, now)
-                });
-                match outcome {
-                    Ok(one) => {
-                        report.stored += one.stored;
-                        report.duplicates += one.duplicate;
-                        report.rejected += one.rejected;
-                        report.acknowledged += one.acknowledged;
-                        report.suppressed += one.suppressed;
-                        report.ack_failed += one.ack_failed;
-                        if let Some(d) = one.direction {
-                            *directions.entry(d).or_default() += 1;
-                        }
-                        if let Some(t) = one.mismatch {
-                            mismatches.push(t);
-                        }
-                        effects.merge(one.effects);
-                    }
-                    Err(e) => {
-                        tracing::error!(mailbox = %mb.name, folder, uid = mail.uid, error = %e, "message kept raw: cannot store it");
-                        store::reject_input(conn, &mb.channel, "store", &e.to_string(), &mail.raw, now)?;
-                        report.rejected += 1;
-                    }
-                }
-            }
+        let prepared: Vec<Prepared> = batch
+            .iter()
+            .map(|m| prepare(m, mb, kind, contract, now))
+            .collect();
+        let checkpoint = |conn: &mut AnyConnection| {
             store::save_checkpoint(
                 conn,
                 &mb.name,
@@ -180,9 +254,43 @@ impl Service {
                     last_uid: i64::from(last_uid),
                 },
                 now,
-            )?;
-            Ok::<_, ServiceError>((report, effects, mismatches))
-        })?;
+            )
+        };
+        let whole = self.inner.store.transaction(|conn| {
+            let stored = self.store_mails(conn, mb, &prepared, contract, now)?;
+            checkpoint(conn)?;
+            Ok::<_, ServiceError>(stored)
+        });
+        let stored = match whole {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(mailbox = %mb.name, folder, error = %e, "batch refused; storing it one message at a time");
+                self.inner.store.transaction(|conn| {
+                    let mut all = Stored::default();
+                    for p in &prepared {
+                        let one = store::savepoint(conn, |conn| {
+                            self.store_mails(conn, mb, std::slice::from_ref(p), contract, now)
+                        });
+                        match one {
+                            Ok(one) => all.merge(one),
+                            Err(e) => {
+                                tracing::error!(mailbox = %mb.name, folder, uid = p.fetched.uid, error = %e, "message kept raw: cannot store it");
+                                store::reject_input(conn, &mb.channel, "store", &e.to_string(), &p.fetched.raw, now)?;
+                                all.report.rejected += 1;
+                            }
+                        }
+                    }
+                    checkpoint(conn)?;
+                    Ok::<_, ServiceError>(all)
+                })?
+            }
+        };
+        let Stored {
+            report,
+            directions,
+            mismatches,
+            effects,
+        } = stored;
         let m = &self.inner.metrics;
         for (direction, n) in directions {
             m.messages
@@ -220,126 +328,227 @@ impl Service {
         Ok(report)
     }
 
-    /// One message of a batch, inside its own savepoint.
-    fn ingest_one(
+    /// Stores `mails` (in order) inside the caller's transaction: threads
+    /// them, opens conversations, writes the messages, evaluates each
+    /// touched conversation once and acknowledges the new ones.
+    fn store_mails(
         &self,
         conn: &mut AnyConnection,
         mb: &MailboxContext,
-        kind: FolderKind,
-        mail: &FetchedMail,
+        mails: &[Prepared],
         contract: &Contract,
         now: DateTime<Utc>,
-    ) -> Result<OneMail, ServiceError> {
-        let mut one = OneMail::default();
-        let parsed = match email::parse_email(&mail.raw) {
-            Ok(p) => p,
-            Err(e) => {
-                // Kept raw, listed, never blocks the mailbox.
-                store::reject_input(conn, &mb.channel, "unparseable", &e.0, &mail.raw, now)?;
-                one.rejected += 1;
-                return Ok(one);
-            }
+    ) -> Result<Stored, ServiceError> {
+        let mut out = Stored::default();
+        let parsed_keys: Vec<String> = mails
+            .iter()
+            .filter(|p| p.mail.is_ok())
+            .map(|p| p.external_id.clone())
+            .collect();
+        let stored_before = store::existing_external_ids(conn, &mb.channel, &parsed_keys)?;
+        let mut keys_in_batch: HashSet<&str> = HashSet::new();
+        let fresh: Vec<bool> = mails
+            .iter()
+            .map(|p| {
+                p.mail.is_ok()
+                    && !stored_before.contains(&p.external_id)
+                    && keys_in_batch.insert(p.external_id.as_str())
+            })
+            .collect();
+        let mut header_ids: Vec<String> = mails
+            .iter()
+            .zip(&fresh)
+            .filter(|(_, fresh)| **fresh)
+            .filter_map(|(p, _)| p.mail.as_ref().ok())
+            .flat_map(|(parsed, _)| parsed.in_reply_to.iter().chain(&parsed.references))
+            .cloned()
+            .collect();
+        header_ids.sort_unstable();
+        header_ids.dedup();
+        let mut index = BatchIndex {
+            known: store::conversations_of_message_ids(conn, &header_ids)?,
+            ..BatchIndex::default()
         };
-        let route = email::route(
-            &parsed,
-            contract,
-            Team {
-                members: &mb.team,
-                own: &mb.own,
-            },
-            kind,
-        );
-        let direction = route.direction;
-        let from = route.sender.clone();
-        // A Date in the future is a broken clock, not a promise.
-        let at = parsed
-            .date
-            .filter(|d| *d <= now + Duration::days(1))
-            .unwrap_or(now);
-        let mut index = DbIndex { conn, error: None };
-        let thread = email::find_thread(&mut index, &parsed, &route, at);
-        if let Some(e) = index.error {
-            return Err(ServiceError::Store(e));
-        }
-        let external_id = parsed
-            .message_id
-            .clone()
-            .unwrap_or_else(|| content_id(&mail.raw));
-        let mut created = false;
-        let conversation: Option<ConversationRow> = match thread {
-            Some(id) => store::conversation(conn, id)?,
-            None if direction == Direction::Inbound => match &route.client {
-                Some(client_id) => {
-                    let (row, new, mismatch) = open_conversation(
+        let mut wanted: Vec<i64> = index.known.values().copied().collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut rows: HashMap<i64, ConversationRow> = store::conversations_by_ids(conn, &wanted)?;
+
+        let mut touched: Vec<i64> = Vec::new();
+        let mut opened: Vec<(i64, usize)> = Vec::new();
+        let mut pending: Vec<NewMessage> = Vec::new();
+        for (i, p) in mails.iter().enumerate() {
+            let (parsed, route) = match &p.mail {
+                Ok(m) => m,
+                Err(reason) => {
+                    // Kept raw, listed, never blocks the mailbox.
+                    store::reject_input(
                         conn,
-                        contract,
-                        &Opening {
-                            channel: &mb.channel,
-                            thread_key: &external_id,
-                            client_id,
-                            subject: &parsed.subject,
-                            body: &parsed.text,
-                            priority: None,
-                            recipients: &route.recipients,
-                            opener: &route.sender,
-                            at,
-                        },
+                        &mb.channel,
+                        "unparseable",
+                        reason,
+                        &p.fetched.raw,
                         now,
                     )?;
-                    created = new;
-                    one.mismatch = mismatch;
-                    Some(row)
+                    out.report.rejected += 1;
+                    continue;
                 }
+            };
+            if !fresh[i] {
+                out.report.duplicates += 1;
+                continue;
+            }
+            let direction = route.direction;
+            let mut lookup = Lookup {
+                conn,
+                batch: &mut index,
+                error: None,
+            };
+            let thread = email::find_thread(&mut lookup, parsed, route, p.at);
+            if let Some(e) = lookup.error {
+                return Err(ServiceError::Store(e));
+            }
+            let conversation = match thread {
+                Some(id) => {
+                    if let std::collections::hash_map::Entry::Vacant(v) = rows.entry(id) {
+                        match store::conversation(conn, id)? {
+                            Some(row) => {
+                                v.insert(row);
+                            }
+                            None => {
+                                return Err(ServiceError::NotFound(format!("conversation {id}")));
+                            }
+                        }
+                    }
+                    Some(id)
+                }
+                None if direction == Direction::Inbound => match &route.client {
+                    Some(client_id) => {
+                        let (row, created, mismatch) = open_conversation(
+                            conn,
+                            contract,
+                            &Opening {
+                                channel: &mb.channel,
+                                thread_key: &p.external_id,
+                                client_id,
+                                subject: &parsed.subject,
+                                body: &parsed.text,
+                                priority: None,
+                                recipients: &route.recipients,
+                                opener: &route.sender,
+                                at: p.at,
+                            },
+                            now,
+                        )?;
+                        out.mismatches.extend(mismatch);
+                        if created {
+                            opened.push((row.id, i));
+                        }
+                        let id = row.id;
+                        rows.insert(id, row);
+                        Some(id)
+                    }
+                    None => None,
+                },
                 None => None,
-            },
-            None => None,
-        };
-        let inserted = store::insert_message(
-            conn,
-            &NewMessage {
-                conversation_id: conversation.as_ref().map(|c| c.id),
+            };
+            if let Some(id) = conversation {
+                if !touched.contains(&id) {
+                    touched.push(id);
+                }
+                if let Some(mid) = &parsed.message_id {
+                    index.in_batch.insert(mid.clone(), id);
+                }
+                let last = index.moved.get(&id).copied().or(rows[&id].last_message_at);
+                if last.is_none_or(|l| p.at > l) {
+                    index.moved.insert(id, p.at);
+                }
+            }
+            pending.push(NewMessage {
+                conversation_id: conversation,
                 channel: mb.channel.clone(),
-                external_id,
+                external_id: p.external_id.clone(),
                 direction: Some(direction),
-                sender: from.clone(),
+                sender: route.sender.clone(),
                 recipients: addresses(&parsed.to),
                 subject: parsed.subject.clone(),
                 body: parsed.text.clone(),
                 message_id: parsed.message_id.clone(),
                 in_reply_to: parsed.in_reply_to.clone(),
                 refs: parsed.references.join(" "),
-                raw: Some(mail.raw.clone()),
-                sent_at: at,
+                raw: Some(p.fetched.raw.clone()),
+                sent_at: p.at,
                 received_at: now,
                 status: None,
                 awaiting_client: false,
-            },
-        )?;
-        if matches!(inserted, Inserted::Duplicate(_)) {
-            one.duplicate += 1;
-            return Ok(one);
+            });
+            out.report.stored += 1;
+            *out.directions.entry(direction.as_str()).or_default() += 1;
         }
-        one.stored += 1;
-        one.direction = Some(direction.as_str());
-        let Some(conv) = conversation else {
-            return Ok(one);
-        };
-        one.effects = self.refresh(conn, &conv, now)?;
-        if created && direction == Direction::Inbound {
-            let due = one.effects.first_response_due;
-            let token = super::status::issue_link(conn, conv.id, now)?;
-            let link = Link {
-                due,
-                status_token: token.as_deref(),
-            };
-            match self.acknowledge(conn, mb, contract, &conv, &parsed, &from, link, at, now)? {
-                Ack::Enqueued => one.acknowledged += 1,
-                Ack::Suppressed => one.suppressed += 1,
-                Ack::Failed => one.ack_failed += 1,
+        let ids = store::insert_messages(conn, &pending)?;
+        // A key another process stored between the check and the insert
+        // (PostgreSQL, two mailboxes receiving one mail): a duplicate.
+        for (id, m) in ids.iter().zip(&pending) {
+            if id.is_none() {
+                out.report.stored -= 1;
+                out.report.duplicates += 1;
+                if let Some(n) = out
+                    .directions
+                    .get_mut(m.direction.map_or("none", Direction::as_str))
+                {
+                    *n -= 1;
+                }
             }
         }
+        drop(pending);
 
-        Ok(one)
+        let convs: Vec<&ConversationRow> = touched.iter().map(|id| &rows[id]).collect();
+        let effects = self.refresh_many(conn, &convs, now)?;
+        let mut first_due: HashMap<i64, Option<DateTime<Utc>>> = HashMap::new();
+        for (id, e) in touched.iter().zip(effects) {
+            first_due.insert(*id, e.first_response_due);
+            out.effects.merge(e);
+        }
+
+        let senders: Vec<String> = opened
+            .iter()
+            .filter_map(|(_, i)| mails[*i].mail.as_ref().ok())
+            .map(|(_, route)| route.sender.clone())
+            .collect();
+        let mut acks = Acks {
+            recent: store::acknowledged_any_since(conn, &senders, now - ACK_PER_SENDER)?,
+            copies: Vec::new(),
+        };
+        for (id, i) in opened {
+            let p = &mails[i];
+            let Ok((parsed, route)) = &p.mail else {
+                continue;
+            };
+            let token = super::status::issue_link(conn, id, now)?;
+            let link = Link {
+                due: first_due.get(&id).copied().flatten(),
+                status_token: token.as_deref(),
+            };
+            let conv = &rows[&id];
+            match self.acknowledge(
+                conn,
+                mb,
+                contract,
+                conv,
+                parsed,
+                &route.sender,
+                link,
+                p.at,
+                now,
+                &mut acks,
+            )? {
+                Ack::Enqueued => out.report.acknowledged += 1,
+                Ack::Suppressed => out.report.suppressed += 1,
+                Ack::Failed => out.report.ack_failed += 1,
+            }
+        }
+        store::insert_messages(conn, &acks.copies)?;
+        Ok(out)
     }
 
     /// Enqueues the acknowledgement of a new conversation unless a rule of
@@ -358,6 +567,7 @@ impl Service {
         link: Link<'_>,
         at: DateTime<Utc>,
         now: DateTime<Utc>,
+        acks: &mut Acks,
     ) -> Result<Ack, ServiceError> {
         let due = link.due;
         let suppressed = |why: &str| {
@@ -373,7 +583,7 @@ impl Service {
         if at < now - ACK_MAX_AGE {
             return suppressed("old mail");
         }
-        if store::acknowledged_since(conn, from, now - ACK_PER_SENDER)? {
+        if acks.recent.contains(from) {
             return suppressed("already acknowledged this sender within the hour");
         }
         let Some(due) = due else {
@@ -439,32 +649,30 @@ impl Service {
         if !store::enqueue(conn, &row)? {
             return Ok(Ack::Suppressed);
         }
-        store::insert_message(
-            conn,
-            &NewMessage {
-                conversation_id: Some(conv.id),
-                channel: conv.channel.clone(),
-                external_id: format!("ack:{message_id}"),
-                direction: Some(Direction::Auto),
-                sender: "keepword".into(),
-                recipients: from.to_string(),
-                subject: rendered.subject,
-                // The token is kept only as a hash (SPEC 12): the team's copy
-                // of the acknowledgement names the link without it.
-                body: match &status_url {
-                    Some(url) => rendered.text.replace(url, &self.status_url("…")),
-                    None => rendered.text,
-                },
-                message_id: Some(message_id),
-                in_reply_to: mail.message_id.clone(),
-                refs: String::new(),
-                raw: None,
-                sent_at: now,
-                received_at: now,
-                status: None,
-                awaiting_client: false,
+        acks.recent.insert(from.to_string());
+        acks.copies.push(NewMessage {
+            conversation_id: Some(conv.id),
+            channel: conv.channel.clone(),
+            external_id: format!("ack:{message_id}"),
+            direction: Some(Direction::Auto),
+            sender: "keepword".into(),
+            recipients: from.to_string(),
+            subject: rendered.subject,
+            // The token is kept only as a hash (SPEC 12): the team's copy
+            // of the acknowledgement names the link without it.
+            body: match &status_url {
+                Some(url) => rendered.text.replace(url, &self.status_url("…")),
+                None => rendered.text,
             },
-        )?;
+            message_id: Some(message_id),
+            in_reply_to: mail.message_id.clone(),
+            refs: String::new(),
+            raw: None,
+            sent_at: now,
+            received_at: now,
+            status: None,
+            awaiting_client: false,
+        });
         Ok(Ack::Enqueued)
     }
 }

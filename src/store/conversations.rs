@@ -172,13 +172,53 @@ pub fn open_conversation(conn: &mut AnyConnection, new: &NewConversation) -> Res
         .values(&form)
         .on_conflict((conversations::channel, conversations::thread_key))
         .do_nothing()
-        .execute(c))?;
+        .returning(conversations::id)
+        .get_result::<i64>(c)
+        .optional())?;
+    if let Some(id) = inserted {
+        return Ok((id, true));
+    }
     let id = conversations::table
         .filter(conversations::channel.eq(&form.channel))
         .filter(conversations::thread_key.eq(&form.thread_key))
         .select(conversations::id)
         .first(conn)?;
-    Ok((id, inserted == 1))
+    Ok((id, false))
+}
+
+/// Several conversations by id, in one query per 5,000.
+pub fn conversations_by_ids(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, ConversationRow>> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(5_000) {
+        let rows = conversations::table
+            .filter(conversations::id.eq_any(chunk))
+            .select(Record::as_select())
+            .load(conn)?;
+        for r in rows {
+            let row = ConversationRow::try_from(r)?;
+            out.insert(row.id, row);
+        }
+    }
+    Ok(out)
+}
+
+/// Moves `last_message_at` forward (never back) for conversations a batch
+/// touched, before a subject lookup that compares it against a window.
+pub fn advance_last_message(conn: &mut AnyConnection, id: i64, at: DateTime<Utc>) -> Result<()> {
+    let at = to_db(at);
+    diesel::update(
+        conversations::table.find(id).filter(
+            conversations::last_message_at
+                .is_null()
+                .or(conversations::last_message_at.lt(at)),
+        ),
+    )
+    .set(conversations::last_message_at.eq(at))
+    .execute(conn)?;
+    Ok(())
 }
 
 pub fn conversation(conn: &mut AnyConnection, id: i64) -> Result<Option<ConversationRow>> {

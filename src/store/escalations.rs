@@ -54,6 +54,18 @@ pub fn record_fired_step(conn: &mut AnyConnection, s: &FiredStep) -> Result<bool
     Ok(n == 1)
 }
 
+fn fired(f: Form) -> Result<FiredStep> {
+    Ok(FiredStep {
+        conversation_id: f.conversation_id,
+        timer: parse_stored("escalations_fired.timer_kind", &f.timer_kind)?,
+        timer_seq: f.timer_seq as u32,
+        step: f.step,
+        due_at: from_db(f.due_at),
+        fired_at: from_db(f.fired_at),
+        late: f.late,
+    })
+}
+
 /// The steps a conversation fired, in the order they fired.
 pub fn fired_steps_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<FiredStep>> {
     escalations_fired::table
@@ -62,18 +74,28 @@ pub fn fired_steps_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec
         .select(Form::as_select())
         .load(conn)?
         .into_iter()
-        .map(|f| {
-            Ok(FiredStep {
-                conversation_id: f.conversation_id,
-                timer: parse_stored("escalations_fired.timer_kind", &f.timer_kind)?,
-                timer_seq: f.timer_seq as u32,
-                step: f.step,
-                due_at: from_db(f.due_at),
-                fired_at: from_db(f.fired_at),
-                late: f.late,
-            })
-        })
+        .map(fired)
         .collect()
+}
+
+/// [`fired_steps_of`] for several conversations, one query per 5,000.
+pub fn fired_steps_of_many(
+    conn: &mut AnyConnection,
+    conversations: &[i64],
+) -> Result<std::collections::HashMap<i64, Vec<FiredStep>>> {
+    let mut out: std::collections::HashMap<i64, Vec<FiredStep>> = Default::default();
+    for chunk in conversations.chunks(5_000) {
+        let rows = escalations_fired::table
+            .filter(escalations_fired::conversation_id.eq_any(chunk))
+            .order(escalations_fired::id.asc())
+            .select(Form::as_select())
+            .load(conn)?;
+        for f in rows {
+            let f = fired(f)?;
+            out.entry(f.conversation_id).or_default().push(f);
+        }
+    }
+    Ok(out)
 }
 
 pub fn fired_step_count(conn: &mut AnyConnection, conversation: i64) -> Result<i64> {

@@ -45,11 +45,9 @@ struct Record {
     sender: String,
     recipients: String,
     subject: String,
-    body: String,
     message_id: Option<String>,
     in_reply_to: Option<String>,
     refs: String,
-    raw: Option<Vec<u8>>,
     sent_at: NaiveDateTime,
     received_at: NaiveDateTime,
     status: Option<String>,
@@ -72,9 +70,9 @@ fn status(stored: Option<&str>) -> Result<Option<TicketStatus>> {
         .transpose()
 }
 
-impl TryFrom<Record> for MessageRow {
-    type Error = StoreError;
-    fn try_from(r: Record) -> Result<MessageRow> {
+impl MessageRow {
+    /// A `messages` row with its body and raw bytes (from `message_bodies`).
+    fn from_parts(r: Record, body: Option<String>, raw: Option<Vec<u8>>) -> Result<MessageRow> {
         Ok(MessageRow {
             id: r.id,
             conversation_id: r.conversation_id,
@@ -84,11 +82,11 @@ impl TryFrom<Record> for MessageRow {
             sender: r.sender,
             recipients: r.recipients,
             subject: r.subject,
-            body: r.body,
+            body: body.unwrap_or_default(),
             message_id: r.message_id,
             in_reply_to: r.in_reply_to,
             refs: r.refs,
-            raw: r.raw,
+            raw,
             sent_at: from_db(r.sent_at),
             received_at: from_db(r.received_at),
             status: status(r.status.as_deref())?,
@@ -132,11 +130,9 @@ struct Form {
     sender: String,
     recipients: String,
     subject: String,
-    body: String,
     message_id: Option<String>,
     in_reply_to: Option<String>,
     refs: String,
-    raw: Option<Vec<u8>>,
     sent_at: NaiveDateTime,
     received_at: NaiveDateTime,
     status: Option<&'static str>,
@@ -169,11 +165,9 @@ fn form(m: &NewMessage) -> Form {
         sender: text(&m.sender),
         recipients: text(&m.recipients),
         subject: text(&m.subject),
-        body: text(&m.body),
         message_id: m.message_id.as_deref().map(text),
         in_reply_to: m.in_reply_to.as_deref().map(text),
         refs: text(&m.refs),
-        raw: m.raw.clone(),
         sent_at: to_db(m.sent_at),
         received_at: to_db(m.received_at),
         status: m.status.map(TicketStatus::as_str),
@@ -181,23 +175,179 @@ fn form(m: &NewMessage) -> Form {
     }
 }
 
+#[derive(Insertable)]
+#[diesel(table_name = message_bodies)]
+struct BodyForm<'a> {
+    message_id: i64,
+    body: String,
+    raw: Option<&'a [u8]>,
+}
+
+/// The body row of a message, if it has anything to keep: a status-only
+/// event has neither text nor raw bytes, and costs no second row.
+fn body_form(id: i64, m: &NewMessage) -> Option<BodyForm<'_>> {
+    (!m.body.is_empty() || m.raw.is_some()).then(|| BodyForm {
+        message_id: id,
+        body: text(&m.body),
+        raw: m.raw.as_deref(),
+    })
+}
+
+fn insert_bodies(conn: &mut AnyConnection, bodies: &[BodyForm<'_>]) -> Result<()> {
+    if bodies.is_empty() {
+        return Ok(());
+    }
+    match conn {
+        // One statement per row: SQLite runs them in-process, and a row of
+        // a 300 KB attachment is its own overflow chain either way.
+        AnyConnection::Sqlite(c) => {
+            for b in bodies {
+                diesel::insert_into(message_bodies::table)
+                    .values(b)
+                    .execute(c)?;
+            }
+        }
+        // Multi-row: one round trip for the batch, bounded so a batch of
+        // attachments stays a reasonable statement.
+        AnyConnection::Postgresql(c) => {
+            for chunk in bodies.chunks(200) {
+                diesel::insert_into(message_bodies::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn insert_message(conn: &mut AnyConnection, new: &NewMessage) -> Result<Inserted> {
-    let new = &form(new);
-    let n = on_backend!(conn, |c| diesel::insert_into(messages::table)
-        .values(new)
+    let form = &form(new);
+    let id: Option<i64> = on_backend!(conn, |c| diesel::insert_into(messages::table)
+        .values(form)
         .on_conflict((messages::channel, messages::external_id))
         .do_nothing()
-        .execute(c))?;
+        .returning(messages::id)
+        .get_result(c)
+        .optional())?;
+    if let Some(id) = id {
+        insert_bodies(conn, body_form(id, new).as_slice())?;
+        return Ok(Inserted::New(id));
+    }
     let id = messages::table
-        .filter(messages::channel.eq(&new.channel))
-        .filter(messages::external_id.eq(&new.external_id))
+        .filter(messages::channel.eq(&form.channel))
+        .filter(messages::external_id.eq(&form.external_id))
         .select(messages::id)
         .first(conn)?;
-    Ok(if n == 1 {
-        Inserted::New(id)
-    } else {
-        Inserted::Duplicate(id)
-    })
+    Ok(Inserted::Duplicate(id))
+}
+
+/// Stores messages whose keys the caller knows to be new (a mail batch
+/// checks them first with [`existing_external_ids`]); returns each one's
+/// id, or `None` where a concurrent writer stored the same key meanwhile.
+/// On PostgreSQL the batch is a few multi-row statements, not a round trip
+/// per message.
+pub fn insert_messages(conn: &mut AnyConnection, new: &[NewMessage]) -> Result<Vec<Option<i64>>> {
+    let forms: Vec<Form> = new.iter().map(form).collect();
+    let mut ids: Vec<Option<i64>> = Vec::with_capacity(new.len());
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            for f in &forms {
+                ids.push(
+                    diesel::insert_into(messages::table)
+                        .values(f)
+                        .on_conflict((messages::channel, messages::external_id))
+                        .do_nothing()
+                        .returning(messages::id)
+                        .get_result(c)
+                        .optional()?,
+                );
+            }
+        }
+        AnyConnection::Postgresql(c) => {
+            for chunk in forms.chunks(500) {
+                let stored: Vec<(i64, String)> = diesel::insert_into(messages::table)
+                    .values(chunk)
+                    .on_conflict((messages::channel, messages::external_id))
+                    .do_nothing()
+                    .returning((messages::id, messages::external_id))
+                    .get_results(c)?;
+                let by_key: std::collections::HashMap<String, i64> =
+                    stored.into_iter().map(|(id, k)| (k, id)).collect();
+                // Keys are distinct within one channel's batch; RETURNING
+                // does not promise the VALUES order, so match by key.
+                ids.extend(chunk.iter().map(|f| by_key.get(&f.external_id).copied()));
+            }
+        }
+    }
+    let bodies: Vec<BodyForm<'_>> = ids
+        .iter()
+        .zip(new)
+        .filter_map(|(id, m)| body_form((*id)?, m))
+        .collect();
+    insert_bodies(conn, &bodies)?;
+    Ok(ids)
+}
+
+/// Which of `keys` are already stored in `channel`.
+pub fn existing_external_ids(
+    conn: &mut AnyConnection,
+    channel: &str,
+    keys: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    let mut out = std::collections::HashSet::new();
+    let keys: Vec<String> = keys.iter().map(|k| text(k)).collect();
+    for chunk in keys.chunks(5_000) {
+        let found: Vec<String> = messages::table
+            .filter(messages::channel.eq(text(channel)))
+            .filter(messages::external_id.eq_any(chunk))
+            .select(messages::external_id)
+            .load(conn)?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// The conversations of these Message-IDs, where stored (one query for a
+/// batch's In-Reply-To and References instead of one per header).
+pub fn conversations_of_message_ids(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, i64>> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(5_000) {
+        let found: Vec<(Option<String>, Option<i64>)> = messages::table
+            .filter(messages::message_id.eq_any(chunk))
+            .filter(messages::conversation_id.is_not_null())
+            .select((messages::message_id, messages::conversation_id))
+            .load(conn)?;
+        for (id, conv) in found {
+            if let (Some(id), Some(conv)) = (id, conv) {
+                out.entry(id).or_insert(conv);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Which of `addresses` got an acknowledgement since `since`.
+pub fn acknowledged_any_since(
+    conn: &mut AnyConnection,
+    addresses: &[String],
+    since: DateTime<Utc>,
+) -> Result<std::collections::HashSet<String>> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in addresses.chunks(5_000) {
+        let found: Vec<String> = messages::table
+            .filter(messages::direction.eq(Direction::Auto.as_str()))
+            .filter(messages::recipients.eq_any(chunk))
+            .filter(messages::external_id.like("ack:%"))
+            .filter(messages::sent_at.ge(to_db(since)))
+            .select(messages::recipients)
+            .distinct()
+            .load(conn)?;
+        out.extend(found);
+    }
+    Ok(out)
 }
 
 /// The message stored under `(channel, external_id)`, if any: its id and
@@ -282,7 +432,6 @@ pub fn acknowledged_since(
 }
 
 /// What the SLA engine needs of a message: no bodies, no raw bytes.
-/// What the SLA engine needs of a message: no bodies, no raw bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
     pub direction: Option<Direction>,
@@ -300,8 +449,18 @@ struct EventRecord {
     sent_at: NaiveDateTime,
 }
 
+fn event_row(r: EventRecord) -> Result<EventRow> {
+    Ok(EventRow {
+        direction: direction(&r.direction)?,
+        status: status(r.status.as_deref())?,
+        awaiting_client: r.awaiting_client,
+        sent_at: from_db(r.sent_at),
+    })
+}
+
 /// The events of a conversation in order, for the SLA engine. Re-read on
-/// every refresh, so it loads only the four columns the engine uses.
+/// every refresh, so it reads only the four columns the engine uses, from
+/// the `messages_events` index; bodies and raw bytes are in another table.
 pub fn events_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<EventRow>> {
     messages::table
         .filter(messages::conversation_id.eq(conversation))
@@ -309,24 +468,47 @@ pub fn events_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<Even
         .select(EventRecord::as_select())
         .load(conn)?
         .into_iter()
-        .map(|r| {
-            Ok(EventRow {
-                direction: direction(&r.direction)?,
-                status: status(r.status.as_deref())?,
-                awaiting_client: r.awaiting_client,
-                sent_at: from_db(r.sent_at),
-            })
-        })
+        .map(event_row)
         .collect()
+}
+
+/// [`events_of`] for several conversations in one query per 5,000.
+pub fn events_of_many(
+    conn: &mut AnyConnection,
+    conversations: &[i64],
+) -> Result<std::collections::HashMap<i64, Vec<EventRow>>> {
+    let mut out: std::collections::HashMap<i64, Vec<EventRow>> = Default::default();
+    for chunk in conversations.chunks(5_000) {
+        let rows: Vec<(Option<i64>, EventRecord)> = messages::table
+            .filter(messages::conversation_id.eq_any(chunk))
+            .order((
+                messages::conversation_id.asc(),
+                messages::sent_at.asc(),
+                messages::id.asc(),
+            ))
+            .select((messages::conversation_id, EventRecord::as_select()))
+            .load(conn)?;
+        for (conv, r) in rows {
+            if let Some(conv) = conv {
+                out.entry(conv).or_default().push(event_row(r)?);
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub fn messages_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<MessageRow>> {
     messages::table
+        .left_join(message_bodies::table)
         .filter(messages::conversation_id.eq(conversation))
         .order((messages::sent_at.asc(), messages::id.asc()))
-        .select(Record::as_select())
-        .load(conn)?
+        .select((
+            Record::as_select(),
+            message_bodies::body.nullable(),
+            message_bodies::raw.nullable(),
+        ))
+        .load::<(Record, Option<String>, Option<Vec<u8>>)>(conn)?
         .into_iter()
-        .map(MessageRow::try_from)
+        .map(|(r, body, raw)| MessageRow::from_parts(r, body, raw))
         .collect()
 }

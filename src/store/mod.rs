@@ -42,17 +42,21 @@ pub use contracts::{
     ContractVersionRow, contract_version, contract_versions_list, record_contract_version,
 };
 pub use conversations::{
-    ConversationFilter, ConversationRow, DerivedState, NewConversation, claim_due_conversations,
-    conversation, conversation_by_thread, earliest_check, list_conversations, open_conversation,
-    open_counts, set_conversation_status, update_conversation_state,
+    ConversationFilter, ConversationRow, DerivedState, NewConversation, advance_last_message,
+    claim_due_conversations, conversation, conversation_by_thread, conversations_by_ids,
+    earliest_check, list_conversations, open_conversation, open_counts, set_conversation_status,
+    update_conversation_state,
 };
 pub use conversations::{opened_since_by_type, opened_since_of_client};
-pub use escalations::{FiredStep, fired_step_count, fired_steps_of, record_fired_step};
+pub use escalations::{
+    FiredStep, fired_step_count, fired_steps_of, fired_steps_of_many, record_fired_step,
+};
 pub use mailboxes::{Checkpoint, checkpoint, save_checkpoint};
 pub use messages::{
-    EventRow, Inserted, MessageRow, NewMessage, acknowledged_since, conversation_by_opener_subject,
-    conversation_by_subject, conversation_of_message_id, events_of, insert_message,
-    message_by_external_id, messages_of,
+    EventRow, Inserted, MessageRow, NewMessage, acknowledged_any_since, acknowledged_since,
+    conversation_by_opener_subject, conversation_by_subject, conversation_of_message_id,
+    conversations_of_message_ids, events_of, events_of_many, existing_external_ids, insert_message,
+    insert_messages, message_by_external_id, messages_of,
 };
 pub use outbox::{NewOutbox, OutboxRow, Routing, enqueue, enqueue_routed, outbox_pending};
 pub use queue::{

@@ -54,11 +54,9 @@ diesel::table! {
         sender -> Text,
         recipients -> Text,
         subject -> Text,
-        body -> Text,
         message_id -> Nullable<Text>,
         in_reply_to -> Nullable<Text>,
         refs -> Text,
-        raw -> Nullable<Binary>,
         sent_at -> Timestamp,
         received_at -> Timestamp,
         status -> Nullable<Text>,
@@ -170,3 +168,14 @@ diesel::table! {
 
 diesel::joinable!(status_links -> conversations (conversation_id));
 diesel::allow_tables_to_appear_in_same_query!(status_links, conversations);
+
+diesel::table! {
+    message_bodies (message_id) {
+        message_id -> BigInt,
+        body -> Text,
+        raw -> Nullable<Binary>,
+    }
+}
+
+diesel::joinable!(message_bodies -> messages (message_id));
+diesel::allow_tables_to_appear_in_same_query!(message_bodies, messages);
