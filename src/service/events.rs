@@ -218,7 +218,7 @@ pub(crate) fn open_conversation(
         .map(|c| c.name.clone())
         .unwrap_or_else(|| "Unknown senders".into());
     store::upsert_client(conn, o.client_id, &name, now)?;
-    let (id, created) = store::open_conversation(
+    let (row, created) = store::open_conversation(
         conn,
         &NewConversation {
             channel: o.channel.to_string(),
@@ -237,8 +237,6 @@ pub(crate) fn open_conversation(
             last_message_at: Some(o.at),
         },
     )?;
-    let row = store::conversation(conn, id)?
-        .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))?;
     let mismatch = (created && class.channel_mismatch).then_some(class.request_type);
     Ok((row, created, mismatch))
 }

@@ -95,7 +95,10 @@ impl Service {
             timers: store::timers_of(conn, conv.id)?,
             fired: store::fired_steps_of(conn, conv.id)?,
         };
-        self.refresh_loaded(conn, conv, stored, now)
+        let mut timers = Vec::new();
+        let effects = self.refresh_loaded(conn, conv, stored, now, &mut timers)?;
+        store::save_timers(conn, &timers)?;
+        Ok(effects)
     }
 
     /// [`Self::refresh`] for every conversation a batch touched, each once,
@@ -113,14 +116,16 @@ impl Service {
         let mut timers = store::timers_of_many(conn, &ids)?;
         let mut fired = store::fired_steps_of_many(conn, &ids)?;
         let mut out = Vec::with_capacity(convs.len());
+        let mut writes = Vec::new();
         for conv in convs {
             let stored = Stored {
                 events: events.remove(&conv.id).unwrap_or_default(),
                 timers: timers.remove(&conv.id).unwrap_or_default(),
                 fired: fired.remove(&conv.id).unwrap_or_default(),
             };
-            out.push(self.refresh_loaded(conn, conv, stored, now)?);
+            out.push(self.refresh_loaded(conn, conv, stored, now, &mut writes)?);
         }
+        store::save_timers(conn, &writes)?;
         Ok(out)
     }
 
@@ -130,6 +135,7 @@ impl Service {
         conv: &ConversationRow,
         stored: Stored,
         now: DateTime<Utc>,
+        timer_writes: &mut Vec<TimerState>,
     ) -> Result<Effects, ServiceError> {
         let contract = self.contract_version(conn, &conv.contract_version)?;
         let client = (conv.client_id != UNKNOWN_CLIENT).then_some(conv.client_id.as_str());
@@ -168,19 +174,17 @@ impl Service {
                     == (t.status, t.started_at, t.due_at, t.stopped_at)
             });
             // Timer writes only on change: most events move one timer.
+            // Written by the caller, with the rest of its batch.
             if !unchanged {
-                store::save_timer(
-                    conn,
-                    &TimerState {
-                        conversation_id: conv.id,
-                        kind: t.timer,
-                        seq: t.seq,
-                        status: t.status,
-                        started_at: t.started_at,
-                        due_at: t.due_at,
-                        stopped_at: t.stopped_at,
-                    },
-                )?;
+                timer_writes.push(TimerState {
+                    conversation_id: conv.id,
+                    kind: t.timer,
+                    seq: t.seq,
+                    status: t.status,
+                    started_at: t.started_at,
+                    due_at: t.due_at,
+                    stopped_at: t.stopped_at,
+                });
             }
         }
         let fired: BTreeSet<String> = stored.fired.into_iter().map(|f| f.step).collect();

@@ -150,8 +150,11 @@ struct Form {
 }
 
 /// Opens the conversation of `(channel, thread_key)`, or returns the one that
-/// already exists: `(id, created)`.
-pub fn open_conversation(conn: &mut AnyConnection, new: &NewConversation) -> Result<(i64, bool)> {
+/// already exists: `(row, created)`. One statement when it is new.
+pub fn open_conversation(
+    conn: &mut AnyConnection,
+    new: &NewConversation,
+) -> Result<(ConversationRow, bool)> {
     let form = Form {
         channel: new.channel.clone(),
         thread_key: text(&new.thread_key),
@@ -172,18 +175,18 @@ pub fn open_conversation(conn: &mut AnyConnection, new: &NewConversation) -> Res
         .values(&form)
         .on_conflict((conversations::channel, conversations::thread_key))
         .do_nothing()
-        .returning(conversations::id)
-        .get_result::<i64>(c)
+        .returning(Record::as_returning())
+        .get_result::<Record>(c)
         .optional())?;
-    if let Some(id) = inserted {
-        return Ok((id, true));
+    if let Some(r) = inserted {
+        return Ok((ConversationRow::try_from(r)?, true));
     }
-    let id = conversations::table
+    let r = conversations::table
         .filter(conversations::channel.eq(&form.channel))
         .filter(conversations::thread_key.eq(&form.thread_key))
-        .select(conversations::id)
+        .select(Record::as_select())
         .first(conn)?;
-    Ok((id, false))
+    Ok((ConversationRow::try_from(r)?, false))
 }
 
 /// Several conversations by id, in one query per 5,000.

@@ -7,7 +7,6 @@ use diesel::prelude::*;
 use super::schema::*;
 use super::{AnyConnection, StoreError, from_db, parse_stored, to_db};
 use crate::contract::Timer;
-use crate::on_backend;
 use crate::sla::TimerStatus;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -66,8 +65,12 @@ pub struct TimerState {
     pub stopped_at: Option<DateTime<Utc>>,
 }
 
+// `treat_none_as_null`: a timer that stops no longer (an earlier event
+// arrived late) must clear `stopped_at`, not keep the old value; and the
+// statement's text no longer depends on which fields are set, so it is
+// prepared once.
 #[derive(Insertable, AsChangeset)]
-#[diesel(table_name = timers)]
+#[diesel(table_name = timers, treat_none_as_null = true)]
 struct Form {
     conversation_id: i64,
     kind: &'static str,
@@ -78,9 +81,8 @@ struct Form {
     stopped_at: Option<NaiveDateTime>,
 }
 
-/// Writes the derived state of one timer (insert or replace).
-pub fn save_timer(conn: &mut AnyConnection, t: &TimerState) -> Result<()> {
-    let form = Form {
+fn timer_form(t: &TimerState) -> Form {
+    Form {
         conversation_id: t.conversation_id,
         kind: t.kind.as_str(),
         seq: t.seq as i32,
@@ -88,13 +90,47 @@ pub fn save_timer(conn: &mut AnyConnection, t: &TimerState) -> Result<()> {
         started_at: to_db(t.started_at),
         due_at: t.due_at.map(to_db),
         stopped_at: t.stopped_at.map(to_db),
-    };
-    on_backend!(conn, |c| diesel::insert_into(timers::table)
-        .values(&form)
-        .on_conflict((timers::conversation_id, timers::kind, timers::seq))
-        .do_update()
-        .set(&form)
-        .execute(c))?;
+    }
+}
+
+/// Writes the derived state of one timer (insert or replace).
+pub fn save_timer(conn: &mut AnyConnection, t: &TimerState) -> Result<()> {
+    save_timers(conn, std::slice::from_ref(t))
+}
+
+/// Writes the derived state of several timers: on PostgreSQL one multi-row
+/// upsert per 1,000, so a batch's refreshes cost a round trip, not one per
+/// timer.
+pub fn save_timers(conn: &mut AnyConnection, all: &[TimerState]) -> Result<()> {
+    use diesel::upsert::excluded;
+    let forms: Vec<Form> = all.iter().map(timer_form).collect();
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            for form in &forms {
+                diesel::insert_into(timers::table)
+                    .values(form)
+                    .on_conflict((timers::conversation_id, timers::kind, timers::seq))
+                    .do_update()
+                    .set(form)
+                    .execute(c)?;
+            }
+        }
+        AnyConnection::Postgresql(c) => {
+            for chunk in forms.chunks(1_000) {
+                diesel::insert_into(timers::table)
+                    .values(chunk)
+                    .on_conflict((timers::conversation_id, timers::kind, timers::seq))
+                    .do_update()
+                    .set((
+                        timers::status.eq(excluded(timers::status)),
+                        timers::started_at.eq(excluded(timers::started_at)),
+                        timers::due_at.eq(excluded(timers::due_at)),
+                        timers::stopped_at.eq(excluded(timers::stopped_at)),
+                    ))
+                    .execute(c)?;
+            }
+        }
+    }
     Ok(())
 }
 

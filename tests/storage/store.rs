@@ -97,12 +97,17 @@ fn exercise(store: &Store) {
             assert_eq!(store::client(c, "acme")?.unwrap().name, "ACME Corp");
 
             // One conversation per (channel, thread).
-            let (id, created) = store::open_conversation(c, &conversation("t1", now))?;
+            let (opened, created) = store::open_conversation(c, &conversation("t1", now))?;
             assert!(created);
+            let id = opened.id;
             let (again, created) = store::open_conversation(c, &conversation("t1", now))?;
             assert!(!created);
-            assert_eq!(id, again);
+            assert_eq!(
+                again, opened,
+                "the existing row, as the new one was returned"
+            );
             let row = store::conversation(c, id)?.unwrap();
+            assert_eq!(row, opened, "RETURNING gives the row as stored");
             // Instants read back equal, to the microsecond, on both backends.
             let micros = store::from_db(store::to_db(now));
             assert_eq!(row.opened_at, micros);
@@ -484,3 +489,58 @@ fn schema_matches_migrations(url: &str) {
 }
 
 crate::both_backends!(schema_matches_migrations);
+
+/// Timers written in a batch (one multi-row upsert on PostgreSQL) read back
+/// as written, and a timer that no longer stops has its `stopped_at`
+/// cleared: a `None` is a NULL, not "leave the column as it was".
+fn timers_in_batches(url: &str) {
+    let store = Store::open(url).unwrap();
+    let now = us(at("2026-12-01T09:00:00Z"));
+    store
+        .with(|c| {
+            store::record_contract_version(c, "v1", "shipped", "src1", now)?;
+            store::upsert_client(c, "acme", "ACME Corp", now)?;
+            let (conv, _) = store::open_conversation(c, &conversation("batch", now))?;
+            let timer = |seq: u32, status, stopped: Option<DateTime<Utc>>| TimerState {
+                conversation_id: conv.id,
+                kind: Timer::NextResponse,
+                seq,
+                status,
+                started_at: now,
+                due_at: Some(now + Duration::hours(1)),
+                stopped_at: stopped,
+            };
+            let first: Vec<TimerState> = (0..3)
+                .map(|s| timer(s, TimerStatus::Met, Some(now + Duration::minutes(10))))
+                .collect();
+            store::save_timers(c, &first)?;
+            assert_eq!(store::timers_of(c, conv.id)?.len(), 3);
+            // Seq 1 runs again (an earlier reply was re-dated), seq 3 is new.
+            store::save_timers(
+                c,
+                &[
+                    timer(1, TimerStatus::Running, None),
+                    timer(3, TimerStatus::Running, None),
+                ],
+            )?;
+            let rows = store::timers_of(c, conv.id)?;
+            let got: Vec<(u32, TimerStatus, Option<DateTime<Utc>>)> = rows
+                .iter()
+                .map(|t| (t.seq, t.status, t.stopped_at))
+                .collect();
+            let stopped = Some(now + Duration::minutes(10));
+            assert_eq!(
+                got,
+                vec![
+                    (0, TimerStatus::Met, stopped),
+                    (1, TimerStatus::Running, None),
+                    (2, TimerStatus::Met, stopped),
+                    (3, TimerStatus::Running, None),
+                ]
+            );
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
+
+crate::both_backends!(timers_in_batches);
