@@ -158,14 +158,12 @@ async fn serve(mut sock: TcpStream, state: Arc<Received>) {
         }
         let body = buf[head_end..head_end + length].to_vec();
         buf.drain(..head_end + length);
-        state
-            .log
-            .lock()
-            .unwrap()
-            .push((SystemTime::now(), body));
+        state.log.lock().unwrap().push((SystemTime::now(), body));
         state.in_flight.fetch_sub(1, Ordering::SeqCst);
         let ok = sock
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+            )
             .await;
         if ok.is_err() {
             return;
