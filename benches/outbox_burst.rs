@@ -81,15 +81,12 @@ domains = ["acme.com"]
 struct Received {
     /// Completion instant and body of every request, in arrival order.
     log: Mutex<Vec<(SystemTime, Vec<u8>)>>,
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
     connections: AtomicUsize,
 }
 
 impl Received {
     fn reset(&self) {
         self.log.lock().unwrap().clear();
-        self.max_in_flight.store(0, Ordering::SeqCst);
         self.connections.store(0, Ordering::SeqCst);
     }
     fn count(&self) -> usize {
@@ -145,21 +142,15 @@ async fn serve(mut sock: TcpStream, state: Arc<Received>) {
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         };
-        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        state.max_in_flight.fetch_max(now, Ordering::SeqCst);
         while buf.len() < head_end + length {
             match sock.read(&mut chunk).await {
-                Ok(0) | Err(_) => {
-                    state.in_flight.fetch_sub(1, Ordering::SeqCst);
-                    return;
-                }
+                Ok(0) | Err(_) => return,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
         let body = buf[head_end..head_end + length].to_vec();
         buf.drain(..head_end + length);
         state.log.lock().unwrap().push((SystemTime::now(), body));
-        state.in_flight.fetch_sub(1, Ordering::SeqCst);
         let ok = sock
             .write_all(
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
@@ -350,7 +341,7 @@ async fn burst(n: usize, url: &str) {
             .unwrap_or_else(|| "n/a".into())
     };
     println!(
-        "RESULT {backend} burst n={n}: delivered={} distinct={} first={:.0} ms p50={:.0} ms p90={:.0} ms last={:.0} ms after the due; last enqueue (scheduler step start)={} ms, last sent_at={} ms, rows sent={sent}; receiver max_in_flight={} connections={} seed_s={seed_s:.1} loadavg={load}",
+        "RESULT {backend} burst n={n}: delivered={} distinct={} first={:.0} ms p50={:.0} ms p90={:.0} ms last={:.0} ms after the due; last enqueue (scheduler step start)={} ms, last sent_at={} ms, rows sent={sent}; receiver connections={} seed_s={seed_s:.1} loadavg={load}",
         log.len(),
         ids.len(),
         times.first().copied().unwrap_or(f64::NAN),
@@ -359,7 +350,6 @@ async fn burst(n: usize, url: &str) {
         times.last().copied().unwrap_or(f64::NAN),
         at(last_created),
         at(last_sent),
-        received.max_in_flight.load(Ordering::SeqCst),
         received.connections.load(Ordering::SeqCst),
     );
 
@@ -369,11 +359,11 @@ async fn burst(n: usize, url: &str) {
         received.reset();
         let wall = replay(&hook, &bodies, concurrency).await;
         println!(
-            "RESULT {backend} baseline: {} POSTs straight to the receiver, concurrency {concurrency}: {:.0} ms ({:.0} per s) max_in_flight={} loadavg={}",
+            "RESULT {backend} baseline: {} POSTs straight to the receiver, concurrency {concurrency}: {:.0} ms ({:.0} per s) connections={} loadavg={}",
             bodies.len(),
             wall.as_secs_f64() * 1000.0,
             bodies.len() as f64 / wall.as_secs_f64(),
-            received.max_in_flight.load(Ordering::SeqCst),
+            received.connections.load(Ordering::SeqCst),
             loadavg()
         );
     }
