@@ -4,18 +4,27 @@
 //!
 //! Several workers (processes) may share one PostgreSQL database: the claim
 //! leases rows with `FOR UPDATE SKIP LOCKED` (see [`crate::store::outbox`]),
-//! so each row is sent by one worker at a time. Sends of one batch run
-//! concurrently, each bounded by a timeout well inside the lease, so a lease
-//! cannot run out while its row is still being sent.
+//! so each row is sent by one worker at a time.
+//!
+//! Dues come in bursts (an opening hour, 17:00, a batch import), so a step
+//! claims a large batch in one transaction, sends it concurrently with at
+//! most `per_receiver` sends in flight to any one receiver (a webhook's
+//! scheme, host and port; the SMTP server), and records outcomes in batches
+//! (one UPDATE for many delivered rows) as they come in. A lease cannot run
+//! out while its row is still being sent: a send must start within
+//! `send_timeout` of the claim and ends within `send_timeout` of its start,
+//! and the lease is at least twice that. A row still waiting for its
+//! receiver when its start time is over is given back unattempted.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use prometheus::core::Collector;
 use prometheus::{IntCounterVec, IntGauge, Opts};
 use rand::Rng;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::smtp::EmailParts;
@@ -27,8 +36,12 @@ use crate::store::{AnyConnection, OutboxRow, Store, StoreError, outbox};
 /// Tuning of the worker. The defaults suit production; tests shorten them.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Rows claimed per step.
+    /// Rows claimed per step (one transaction).
     pub batch_size: i64,
+    /// Sends in flight at once to one receiver: a webhook's scheme, host and
+    /// port, or the SMTP server. What a receiver sees from this process; a
+    /// burst to one receiver is spread over this many connections.
+    pub per_receiver: usize,
     /// How long a claimed row stays invisible to other claimers. Must exceed
     /// `send_timeout` by a margin, or a slow send could be claimed twice.
     pub lease: Duration,
@@ -48,7 +61,8 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            batch_size: 20,
+            batch_size: 200,
+            per_receiver: 16,
             lease: Duration::from_secs(120),
             send_timeout: Duration::from_secs(45),
             base_backoff: Duration::from_secs(1),
@@ -108,6 +122,9 @@ pub struct StepReport {
     pub claimed: usize,
     pub sent: usize,
     pub failed: usize,
+    /// Claimed but never attempted: the receiver stayed busy until the send
+    /// could no longer finish inside the lease. Due again at once.
+    pub released: usize,
     /// Unsent rows after the step (the `outbox_pending` gauge).
     pub pending: i64,
     /// When the earliest unsent row falls due (`None`: nothing pending).
@@ -146,6 +163,41 @@ pub struct OutboxWorker {
     config: WorkerConfig,
     metrics: WorkerMetrics,
     clock: Clock,
+    gates: Gates,
+}
+
+/// One semaphore per receiver, created on first use; the receivers are the
+/// contract's contacts and the SMTP server, so the map stays small.
+#[derive(Clone, Default)]
+struct Gates(Arc<Mutex<HashMap<String, Arc<Semaphore>>>>);
+
+impl Gates {
+    fn of(&self, receiver: String, permits: usize) -> Arc<Semaphore> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(receiver)
+            .or_insert_with(|| Arc::new(Semaphore::new(permits)))
+            .clone()
+    }
+}
+
+/// Which receiver a message goes to, for the bound on sends in flight.
+fn receiver_of(message: &OutboxMessage) -> String {
+    match message {
+        // One SMTP server takes all mail.
+        OutboxMessage::Email { .. } => "smtp".into(),
+        OutboxMessage::Webhook { url, .. } => match reqwest::Url::parse(url) {
+            Ok(u) => format!(
+                "{}://{}:{}",
+                u.scheme(),
+                u.host_str().unwrap_or_default(),
+                u.port_or_known_default().unwrap_or_default()
+            ),
+            // It fails at once in the sender; any gate will do.
+            Err(_) => "webhook".into(),
+        },
+    }
 }
 
 impl OutboxWorker {
@@ -154,12 +206,14 @@ impl OutboxWorker {
         // that is still on its way out.
         config.lease = config.lease.max(config.send_timeout * 2);
         config.batch_size = config.batch_size.max(1);
+        config.per_receiver = config.per_receiver.max(1);
         OutboxWorker {
             store,
             senders: Arc::new(senders),
             config,
             metrics: WorkerMetrics::new(),
             clock: Clock::system(),
+            gates: Gates::default(),
         }
     }
 
@@ -187,16 +241,17 @@ impl OutboxWorker {
         ]
     }
 
-    /// One round: claim the due rows, send them concurrently, record each
-    /// outcome as soon as it is known, then refresh the backlog figures.
-    /// `now` decides what is due; sends take real time, which is added to it
-    /// for `sent_at` and for the start of a back-off.
+    /// One round: claim a batch of due rows, send them concurrently (at most
+    /// `per_receiver` in flight per receiver), record the outcomes in
+    /// batches as they come in, then refresh the backlog figures. `now`
+    /// decides what is due; sends take real time, which is added to it for
+    /// `sent_at` and for the start of a back-off.
     pub async fn step(&self, now: DateTime<Utc>) -> Result<StepReport, NotifyError> {
         let started = Instant::now();
         let lease_until = now + self.config.lease;
         let limit = self.config.batch_size;
-        let rows = db(&self.store, move |c| {
-            outbox::claim_due(c, now, lease_until, limit)
+        let rows = write(&self.store, move |c| {
+            outbox::claim_due_in(c, now, lease_until, limit)
         })
         .await?;
         let mut report = StepReport {
@@ -204,22 +259,36 @@ impl OutboxWorker {
             ..StepReport::default()
         };
 
+        // A send that starts by then ends (timeout) by `started + 2 ×
+        // send_timeout`, inside the lease.
+        let start_by = tokio::time::Instant::from_std(started) + self.config.send_timeout;
+        let (outcomes, received) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(record(self.store.clone(), received, lease_until));
         let mut tasks = tokio::task::JoinSet::new();
         for row in rows {
+            let message = serde_json::from_str::<OutboxMessage>(&row.payload);
+            let gate = message
+                .as_ref()
+                .ok()
+                .map(|m| self.gates.of(receiver_of(m), self.config.per_receiver));
             let job = Delivery {
-                store: self.store.clone(),
                 senders: self.senders.clone(),
                 config: self.config.clone(),
                 metrics: self.metrics.clone(),
+                outcomes: outcomes.clone(),
+                gate,
+                start_by,
                 now,
                 started,
             };
-            tasks.spawn(job.deliver(row));
+            tasks.spawn(job.deliver(row, message));
         }
+        drop(outcomes);
         while let Some(done) = tasks.join_next().await {
             match done {
-                Ok(true) => report.sent += 1,
-                Ok(false) => report.failed += 1,
+                Ok(Attempt::Sent) => report.sent += 1,
+                Ok(Attempt::Failed) => report.failed += 1,
+                Ok(Attempt::Released) => report.released += 1,
                 // A panicking send loses nothing: its lease runs out and the
                 // row is claimed again.
                 Err(e) => {
@@ -227,6 +296,10 @@ impl OutboxWorker {
                     report.failed += 1;
                 }
             }
+        }
+        // Every sender is gone, so the recorder ends after its last batch.
+        if let Err(e) = recorder.await {
+            tracing::error!(error = %e, "outbox recorder task failed");
         }
 
         let (pending, next_due) = db(&self.store, move |c| outbox::backlog(c, now)).await?;
@@ -264,8 +337,9 @@ impl OutboxWorker {
     }
 
     fn pause_after(&self, r: &StepReport, now: DateTime<Utc>) -> Duration {
-        if r.claimed as i64 >= self.config.batch_size {
-            // A full batch: more rows are probably due right now.
+        if r.claimed as i64 >= self.config.batch_size || r.released > 0 {
+            // A full batch: more rows are probably due right now. Released
+            // rows are due again at once.
             return Duration::ZERO;
         }
         match r.next_due {
@@ -281,21 +355,162 @@ impl OutboxWorker {
     }
 }
 
+/// What became of one claimed row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Sent,
+    Failed,
+    Released,
+}
+
+/// An outcome to record; the recorder writes them in batches.
+#[derive(Debug)]
+enum Outcome {
+    Sent {
+        id: i64,
+        at: DateTime<Utc>,
+    },
+    Failed {
+        id: i64,
+        retry_at: DateTime<Utc>,
+        error: String,
+    },
+    Released {
+        id: i64,
+        at: DateTime<Utc>,
+    },
+}
+
+/// Outcomes written per transaction at most.
+const RECORD_BATCH: usize = 500;
+
+/// Writes outcomes as they arrive: it waits for one, takes whatever else has
+/// come in meanwhile, and writes them all in one transaction. With one send
+/// in flight that is a write per row, as soon as it is known; in a burst,
+/// one transaction (and one UPDATE for the delivered rows) per batch. Ends
+/// when every sender is gone and all is written.
+async fn record(
+    store: Store,
+    mut received: mpsc::UnboundedReceiver<Outcome>,
+    lease_until: DateTime<Utc>,
+) {
+    let mut batch = Vec::new();
+    while received.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let outcomes = Arc::new(std::mem::take(&mut batch));
+        // This write is all that stands between an accepted message and a
+        // duplicate after the lease, so it is retried briefly before giving up.
+        for attempt in 1..=3u64 {
+            let o = outcomes.clone();
+            match write(&store, move |c| write_outcomes(c, &o, lease_until)).await {
+                Ok(()) => break,
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(rows = outcomes.len(), error = %e, "cannot record sent notifications; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => {
+                    let ids: Vec<i64> = outcomes
+                        .iter()
+                        .map(|o| match o {
+                            Outcome::Sent { id, .. }
+                            | Outcome::Failed { id, .. }
+                            | Outcome::Released { id, .. } => *id,
+                        })
+                        .collect();
+                    tracing::error!(
+                        outbox.ids = ?ids,
+                        error = %e,
+                        "outcomes not recorded: delivered rows will be sent again when their lease ends"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn write_outcomes(
+    c: &mut AnyConnection,
+    outcomes: &[Outcome],
+    lease_until: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut sent = Vec::new();
+    let mut sent_by = None;
+    let mut released = Vec::new();
+    let mut released_at = None;
+    for o in outcomes {
+        match o {
+            Outcome::Sent { id, at } => {
+                sent.push(*id);
+                // One instant for the batch: the last delivery in it.
+                sent_by = sent_by.max(Some(*at));
+            }
+            // Each failure has its own back-off and reason.
+            Outcome::Failed {
+                id,
+                retry_at,
+                error,
+            } => outbox::mark_failed(c, *id, *retry_at, error)?,
+            Outcome::Released { id, at } => {
+                released.push(*id);
+                released_at = released_at.max(Some(*at));
+            }
+        }
+    }
+    if let Some(at) = sent_by {
+        outbox::mark_delivered_many(c, &sent, at)?;
+    }
+    if let Some(at) = released_at {
+        outbox::release_unsent(c, &released, lease_until, at)?;
+    }
+    Ok(())
+}
+
 /// One claimed row on its way out; owns what its task needs.
 struct Delivery {
-    store: Store,
     senders: Arc<Senders>,
     config: WorkerConfig,
     metrics: WorkerMetrics,
+    outcomes: mpsc::UnboundedSender<Outcome>,
+    /// The row's receiver's bound (`None`: the payload is unreadable).
+    gate: Option<Arc<Semaphore>>,
+    /// The latest a send may start and still end inside the lease.
+    start_by: tokio::time::Instant,
     now: DateTime<Utc>,
     started: Instant,
 }
 
 impl Delivery {
-    /// Sends one row and records the outcome; `true` if it was delivered.
-    async fn deliver(self, row: OutboxRow) -> bool {
-        let result = match serde_json::from_str::<OutboxMessage>(&row.payload) {
+    /// Sends one row once its receiver has room and hands the outcome to the
+    /// recorder.
+    async fn deliver(
+        self,
+        row: OutboxRow,
+        message: Result<OutboxMessage, serde_json::Error>,
+    ) -> Attempt {
+        let id = row.id;
+        let result = match message {
             Ok(message) => {
+                let _permit = match &self.gate {
+                    Some(gate) => {
+                        match tokio::time::timeout_at(self.start_by, gate.clone().acquire_owned())
+                            .await
+                        {
+                            Ok(Ok(permit)) => Some(permit),
+                            // Too late to start inside the lease (or the gate
+                            // closed, which it never is): give the row back.
+                            _ => {
+                                tracing::info!(
+                                    outbox.id = id,
+                                    kind = %row.kind,
+                                    "receiver busy for the whole lease; notification due again"
+                                );
+                                let at = self.now + self.started.elapsed();
+                                let _ = self.outcomes.send(Outcome::Released { id, at });
+                                return Attempt::Released;
+                            }
+                        }
+                    }
+                    None => None,
+                };
                 let secs = self.config.send_timeout.as_secs();
                 tokio::time::timeout(self.config.send_timeout, self.senders.send(&message))
                     .await
@@ -305,12 +520,11 @@ impl Delivery {
                     }))
             }
             Err(e) => Err(NotifyError::Payload {
-                id: row.id,
+                id,
                 reason: e.to_string(),
             }),
         };
         let at = self.now + self.started.elapsed();
-        let id = row.id;
         match result {
             Ok(()) => {
                 self.metrics
@@ -318,8 +532,8 @@ impl Delivery {
                     .with_label_values(&[row.kind.as_str(), "sent"])
                     .inc();
                 tracing::info!(outbox.id = id, kind = %row.kind, attempts = row.attempts, "notification sent");
-                self.record_sent(id, at).await;
-                true
+                let _ = self.outcomes.send(Outcome::Sent { id, at });
+                Attempt::Sent
             }
             Err(error) => {
                 self.metrics
@@ -335,7 +549,6 @@ impl Delivery {
                         self.config.max_backoff,
                     )
                 };
-                let retry_at = at + wait;
                 let message = error.to_string();
                 tracing::warn!(
                     outbox.id = id,
@@ -345,35 +558,14 @@ impl Delivery {
                     error = %message,
                     "notification not sent; will retry"
                 );
-                if let Err(e) = db(&self.store, move |c| {
-                    outbox::mark_failed(c, id, retry_at, &message)
-                })
-                .await
-                {
-                    // The lease still ends, so the row is retried anyway.
-                    tracing::error!(outbox.id = id, error = %e, "cannot record a failed send");
-                }
-                false
-            }
-        }
-    }
-
-    /// Marks the row sent. This write is all that stands between an accepted
-    /// message and a duplicate after the lease, so it is retried briefly
-    /// before giving up.
-    async fn record_sent(&self, id: i64, at: DateTime<Utc>) {
-        for attempt in 1..=3 {
-            match db(&self.store, move |c| outbox::mark_delivered(c, id, at)).await {
-                Ok(()) => return,
-                Err(e) if attempt < 3 => {
-                    tracing::warn!(outbox.id = id, error = %e, "cannot record a sent notification; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-                }
-                Err(e) => tracing::error!(
-                    outbox.id = id,
-                    error = %e,
-                    "delivered but not recorded: it will be sent again when its lease ends"
-                ),
+                // If it is never recorded the lease still ends, so the row
+                // is retried anyway.
+                let _ = self.outcomes.send(Outcome::Failed {
+                    id,
+                    retry_at: at + wait,
+                    error: message,
+                });
+                Attempt::Failed
             }
         }
     }
@@ -388,6 +580,21 @@ pub fn backoff(attempts: i32, base: Duration, max: Duration) -> Duration {
     let half = full / 2;
     let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
     half + Duration::from_millis(jitter)
+}
+
+/// Runs a write in one transaction off the async threads. On SQLite it
+/// queues on the store's writer lock, behind the scheduler's transactions,
+/// instead of polling in SQLite's busy handler (sleeps of up to 100 ms).
+async fn write<T, F>(store: &Store, f: F) -> Result<T, NotifyError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.transaction(f))
+        .await
+        .map_err(|e| NotifyError::Task(e.to_string()))?
+        .map_err(NotifyError::from)
 }
 
 /// Runs a store call off the async threads (diesel is synchronous).
@@ -438,7 +645,8 @@ mod tests {
             next_due,
             ..StepReport::default()
         };
-        assert_eq!(w.pause_after(&report(20, None), now), Duration::ZERO);
+        let full = w.config.batch_size as usize;
+        assert_eq!(w.pause_after(&report(full, None), now), Duration::ZERO);
         assert_eq!(
             w.pause_after(&report(0, None), now),
             Duration::from_secs(30)

@@ -69,7 +69,9 @@ pub use views::{ConversationDetail, ConversationSummary, MessageView, StepView, 
 pub use views::{NotificationView, PauseView};
 
 /// How many due conversations one scheduler step takes (and locks) at most.
-pub const DUE_BATCH: i64 = 200;
+/// Its alerts go out when it commits: a burst of dues starts reaching its
+/// receivers after one batch, not after all of it.
+pub const DUE_BATCH: i64 = 100;
 
 /// Steps and breaches that fell due longer ago than this are recorded (late)
 /// but not notified: they come from importing old history (a first start on

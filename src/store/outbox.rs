@@ -67,6 +67,23 @@ pub fn claim_due(
     }
 }
 
+/// [`claim_due`] inside the caller's transaction ([`crate::store::Store::transaction`],
+/// which on SQLite queues on the process's writer lock instead of polling in
+/// SQLite's busy handler). The lease holds once that transaction commits.
+pub fn claim_due_in(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<OutboxRow>> {
+    let now = to_db(now);
+    let lease_until = to_db(lease_until);
+    match conn {
+        AnyConnection::Postgresql(c) => claim_pg(c, now, lease_until, limit),
+        AnyConnection::Sqlite(c) => claim_sqlite(c, now, lease_until, limit),
+    }
+}
+
 fn claim_pg(
     c: &mut PgConnection,
     now: NaiveDateTime,
@@ -119,6 +136,63 @@ pub fn mark_delivered(conn: &mut AnyConnection, id: i64, now: DateTime<Utc>) -> 
     .execute(conn)?;
     super::status::forget_delivered_tokens(conn, id)
 }
+
+/// [`mark_delivered`] for many rows at once, all delivered by `now`: one
+/// UPDATE instead of a round trip per row (a burst of dues is delivered in
+/// parallel and recorded in batches). Returns how many rows it marked.
+pub fn mark_delivered_many(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let mut marked = 0;
+    // Bounded lists: SQLite limits the variables of one statement.
+    for chunk in ids.chunks(ID_CHUNK) {
+        marked += diesel::update(
+            outbox::table
+                .filter(outbox::id.eq_any(chunk))
+                .filter(outbox::sent_at.is_null()),
+        )
+        .set((
+            outbox::sent_at.eq(Some(to_db(now))),
+            outbox::last_error.eq(None::<String>),
+        ))
+        .execute(conn)?;
+        super::status::forget_delivered_tokens_of(conn, chunk)?;
+    }
+    Ok(marked)
+}
+
+/// Gives back leased rows that were never attempted (their receiver was busy
+/// for as long as the lease allows a send to start): due again at `now`,
+/// the attempt the claim counted taken back. Only rows still under this
+/// claimer's lease (`available_at = lease_until`) are touched, so a row whose
+/// lease ran out and was claimed by another process stays theirs.
+pub fn release_unsent(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    lease_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let mut released = 0;
+    for chunk in ids.chunks(ID_CHUNK) {
+        released += diesel::update(
+            outbox::table
+                .filter(outbox::id.eq_any(chunk))
+                .filter(outbox::sent_at.is_null())
+                .filter(outbox::available_at.eq(to_db(lease_until))),
+        )
+        .set((
+            outbox::available_at.eq(to_db(now)),
+            outbox::attempts.eq(outbox::attempts - 1),
+        ))
+        .execute(conn)?;
+    }
+    Ok(released)
+}
+
+/// Ids per statement in the batch writes.
+const ID_CHUNK: usize = 500;
 
 /// Records a failed attempt: the row is due again at `retry_at`.
 pub fn mark_failed(

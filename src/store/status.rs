@@ -97,6 +97,25 @@ pub(crate) fn forget_delivered_tokens(conn: &mut AnyConnection, outbox_id: i64) 
     Ok(())
 }
 
+/// [`forget_delivered_tokens`] for many delivered rows: one query finds the
+/// acknowledgements among them, only those are rewritten.
+pub(crate) fn forget_delivered_tokens_of(conn: &mut AnyConnection, ids: &[i64]) -> Result<()> {
+    let acks: Vec<(i64, String)> = outbox::table
+        .filter(outbox::id.eq_any(ids))
+        .filter(outbox::dedupe_key.like("ack:%"))
+        .select((outbox::id, outbox::payload))
+        .load(conn)?;
+    for (id, payload) in acks {
+        let redacted = redact_status_tokens(&payload);
+        if redacted != payload {
+            diesel::update(outbox::table.find(id))
+                .set(outbox::payload.eq(redacted))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

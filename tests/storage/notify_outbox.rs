@@ -512,6 +512,254 @@ async fn permanent_failures_wait_the_longest_back_off(url: &str) {
     }
 }
 
+/// A burst bigger than a batch, to one real receiver, with two workers (own
+/// pools, as two processes) racing at the default tuning: every row goes out
+/// exactly once, each worker's claims are whole batches of distinct rows,
+/// and every delivered row is recorded sent after its one attempt.
+async fn a_burst_is_delivered_once_by_racing_workers(url: &str) {
+    let hook = HookReceiver::start(0).await;
+    let store = Store::open(url).unwrap();
+    let now = t0();
+    let n = 450;
+    for i in 0..n {
+        let body = serde_json::json!({"text": format!("burst {i}"), "n": i});
+        enqueue(
+            &store,
+            new_webhook(&hook.url, body, format!("burst:{i}"), now).unwrap(),
+        );
+    }
+    let a = worker(Store::open(url).unwrap(), support::free_port(), config());
+    let b = worker(Store::open(url).unwrap(), support::free_port(), config());
+    async fn drain(w: &OutboxWorker) -> Vec<StepReport> {
+        let mut reports = Vec::new();
+        loop {
+            let r = w.step(Utc::now()).await.unwrap();
+            let done = r.pending == 0;
+            let idle = r.claimed == 0;
+            reports.push(r);
+            if done {
+                return reports;
+            }
+            if idle {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    let (ra, rb) = tokio::join!(drain(&a), drain(&b));
+    let all: Vec<&StepReport> = ra.iter().chain(&rb).collect();
+    let claimed: usize = all.iter().map(|r| r.claimed).sum();
+    let sent: usize = all.iter().map(|r| r.sent).sum();
+    let failed: usize = all.iter().map(|r| r.failed + r.released).sum();
+    assert_eq!((claimed, sent, failed), (n, n, 0), "{ra:?} {rb:?}");
+    // Batches, not a row at a time: 450 rows take three claims of up to 200.
+    assert!(
+        all.iter().filter(|r| r.claimed > 0).count() <= 4,
+        "{ra:?} {rb:?}"
+    );
+    assert!(all.iter().any(|r| r.claimed > 20), "{ra:?} {rb:?}");
+
+    let bodies = hook.accepted();
+    assert_eq!(bodies.len(), n);
+    assert_eq!(hook.requests(), n);
+    let ns: HashSet<i64> = bodies.iter().map(|b| b["n"].as_i64().unwrap()).collect();
+    assert_eq!(ns.len(), n);
+    for row in rows(&store) {
+        assert!(row.sent_at.is_some(), "{row:?}");
+        assert_eq!(row.attempts, 1, "{row:?}");
+        assert_eq!(row.last_error, None);
+    }
+    let text = exported(&a);
+    assert!(text.contains("keepword_outbox_pending 0"), "{text}");
+    let count = |w: &OutboxWorker| -> usize {
+        exported(w)
+            .lines()
+            .find(|l| {
+                l.starts_with(r#"keepword_notifications_total{kind="webhook",result="sent"}"#)
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .unwrap_or(0)
+    };
+    assert_eq!(count(&a) + count(&b), n);
+}
+
+/// Sends run in parallel but never more than `per_receiver` at once to one
+/// receiver, while another receiver has its own allowance: two slow
+/// receivers (each request held 40 ms) share one in-flight counter.
+async fn concurrency_is_bounded_per_receiver(url: &str) {
+    let both = std::sync::Arc::new(support::Flight::default());
+    let one = HookReceiver::slow(Duration::from_millis(40), Some(both.clone())).await;
+    let two = HookReceiver::slow(Duration::from_millis(40), Some(both.clone())).await;
+    let store = Store::open(url).unwrap();
+    let now = t0();
+    for i in 0..40 {
+        for (name, hook) in [("one", &one), ("two", &two)] {
+            let body = serde_json::json!({"text": format!("{name} {i}")});
+            enqueue(
+                &store,
+                new_webhook(&hook.url, body, format!("{name}:{i}"), now).unwrap(),
+            );
+        }
+    }
+    let w = worker(
+        store.clone(),
+        support::free_port(),
+        WorkerConfig {
+            per_receiver: 3,
+            ..config()
+        },
+    );
+    let r = w.step(now).await.unwrap();
+    assert_eq!((r.claimed, r.sent, r.failed, r.released), (80, 80, 0, 0));
+    assert_eq!((one.accepted().len(), two.accepted().len()), (40, 40));
+    for hook in [&one, &two] {
+        let max = hook.max_in_flight();
+        assert!(max <= 3, "{max} in flight to one receiver, bound 3");
+        // Parallel, not one after another.
+        assert!(max >= 2, "{max} in flight at most: sends did not overlap");
+    }
+    // The bound is per receiver, not for the whole worker.
+    assert!(both.max() > 3, "{} in flight to both at most", both.max());
+    assert!(both.max() <= 6, "{}", both.max());
+    assert!(rows(&store).iter().all(|r| r.sent_at.is_some()));
+}
+
+/// The batched claim skips exactly what the one-row claim skipped: rows held
+/// for a contact's working hours (`not_before` ahead) until then, and
+/// warnings waiting for a digest (`digest_key`) always, even past their time.
+async fn the_batch_claim_skips_held_and_digest_rows(url: &str) {
+    let hook = HookReceiver::start(0).await;
+    let store = Store::open(url).unwrap();
+    let w = worker(store.clone(), support::free_port(), config());
+    let now = t0();
+    let routed = |key: String, routing: outbox::Routing| {
+        let row =
+            new_webhook(&hook.url, serde_json::json!({"key": key}), key.clone(), now).unwrap();
+        assert!(
+            store
+                .transaction(|c| outbox::enqueue_routed(c, &row, &routing))
+                .unwrap()
+        );
+    };
+    for i in 0..30 {
+        routed(format!("due:{i}"), outbox::Routing::default());
+    }
+    let opens = now + Duration::from_secs(3_600);
+    for i in 0..5 {
+        routed(
+            format!("held:{i}"),
+            outbox::Routing {
+                not_before: Some(opens),
+                ..Default::default()
+            },
+        );
+        routed(
+            format!("digest:{i}"),
+            outbox::Routing {
+                not_before: Some(now - Duration::from_secs(60)),
+                digest_key: Some(format!("oncall@{i}")),
+                ..Default::default()
+            },
+        );
+    }
+    let keys = || -> HashSet<String> {
+        hook.accepted()
+            .iter()
+            .map(|b| b["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let r = w.step(now).await.unwrap();
+    assert_eq!((r.claimed, r.sent), (30, 30), "{r:?}");
+    // Held rows are not a backlog; digest warnings count as pending.
+    assert_eq!(r.pending, 5, "{r:?}");
+    assert!(keys().iter().all(|k| k.starts_with("due:")), "{:?}", keys());
+    for row in rows(&store)
+        .iter()
+        .filter(|r| !r.dedupe_key.starts_with("due:"))
+    {
+        assert_eq!((row.attempts, row.sent_at), (0, None), "{row:?}");
+    }
+
+    // At opening time the held rows go; the digest warnings still do not.
+    let r = w.step(opens + Duration::from_secs(1)).await.unwrap();
+    assert_eq!((r.claimed, r.sent), (5, 5), "{r:?}");
+    let got = keys();
+    assert_eq!(got.len(), 35);
+    assert!(got.iter().all(|k| !k.starts_with("digest:")), "{got:?}");
+    for row in rows(&store)
+        .iter()
+        .filter(|r| r.dedupe_key.starts_with("digest:"))
+    {
+        assert_eq!((row.attempts, row.sent_at), (0, None), "{row:?}");
+    }
+}
+
+/// A row still waiting for its busy receiver when a send could no longer
+/// end inside the lease is given back, unattempted, and goes in the next
+/// step; it is never sent while its lease may have run out. One send at a
+/// time to a receiver that holds each for 1.5 s, sends that must start
+/// within 2 s: two rows start, the third cannot.
+async fn a_row_waiting_too_long_for_its_receiver_is_given_back(url: &str) {
+    let hook = HookReceiver::slow(Duration::from_millis(1_500), None).await;
+    let store = Store::open(url).unwrap();
+    let cfg = WorkerConfig {
+        per_receiver: 1,
+        send_timeout: Duration::from_secs(2),
+        lease: Duration::from_secs(4),
+        ..config()
+    };
+    let w = OutboxWorker::new(
+        store.clone(),
+        Senders {
+            smtp: None,
+            webhook: WebhookSender::with_timeout(Duration::from_secs(5)).unwrap(),
+        },
+        cfg,
+    );
+    let now = t0();
+    for i in 0..3 {
+        let body = serde_json::json!({"key": format!("slow:{i}")});
+        enqueue(
+            &store,
+            new_webhook(&hook.url, body, format!("slow:{i}"), now).unwrap(),
+        );
+    }
+    let r = w.step(now).await.unwrap();
+    assert_eq!((r.claimed, r.released), (3, 1), "{r:?}");
+    assert_eq!(r.sent + r.failed, 2, "{r:?}");
+    assert_eq!(hook.requests(), 2);
+    let given_back: Vec<OutboxRow> = rows(&store)
+        .into_iter()
+        .filter(|r| r.attempts == 0)
+        .collect();
+    assert_eq!(given_back.len(), 1, "{:?}", rows(&store));
+    let back = &given_back[0];
+    assert_eq!(
+        (back.sent_at.as_ref(), back.last_error.as_ref()),
+        (None, None)
+    );
+    // Due again at once, not at the end of its lease.
+    assert!(back.available_at < now + Duration::from_secs(4), "{back:?}");
+    let sent: HashSet<String> = hook
+        .accepted()
+        .iter()
+        .map(|b| b["key"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!sent.contains(&back.dedupe_key), "{sent:?}");
+
+    let r = w.step(back.available_at).await.unwrap();
+    assert_eq!((r.claimed, r.sent), (1, 1), "{r:?}");
+    assert_eq!(
+        store
+            .with(|c| outbox::get(c, back.id))
+            .unwrap()
+            .unwrap()
+            .attempts,
+        1
+    );
+    assert_eq!(hook.requests(), 3);
+}
+
 // ------------------------------------------------------------------ backends
 
 crate::both_backends!(
@@ -523,4 +771,8 @@ crate::both_backends!(
     run_wakes_on_notify_and_stops,
     a_dead_workers_lease_runs_out,
     permanent_failures_wait_the_longest_back_off,
+    a_burst_is_delivered_once_by_racing_workers,
+    concurrency_is_bounded_per_receiver,
+    the_batch_claim_skips_held_and_digest_rows,
+    a_row_waiting_too_long_for_its_receiver_is_given_back,
 );

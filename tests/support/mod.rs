@@ -180,21 +180,64 @@ pub struct HookReceiver {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Requests in flight: now and the most at any one time.
+#[derive(Default)]
+pub struct Flight {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl Flight {
+    fn enter(&self) {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+    }
+    fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+    /// The most requests that were in flight at once.
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::SeqCst)
+    }
+}
+
 #[derive(Default)]
 struct HookState {
     fail_first: usize,
+    /// How long each request is held before its answer.
+    delay: Duration,
     requests: AtomicUsize,
     accepted: Mutex<Vec<serde_json::Value>>,
+    flight: Flight,
+    /// Counts in flight across several receivers too.
+    group: Option<Arc<Flight>>,
 }
 
 impl HookReceiver {
     pub async fn start(fail_first: usize) -> HookReceiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let state = Arc::new(HookState {
+        Self::with_state(HookState {
             fail_first,
             ..HookState::default()
-        });
+        })
+        .await
+    }
+
+    /// A receiver that holds every request for `delay` before answering 200,
+    /// so concurrent senders overlap; `group` also counts its requests in
+    /// flight together with other receivers'.
+    pub async fn slow(delay: Duration, group: Option<Arc<Flight>>) -> HookReceiver {
+        Self::with_state(HookState {
+            delay,
+            group,
+            ..HookState::default()
+        })
+        .await
+    }
+
+    async fn with_state(state: HookState) -> HookReceiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let state = Arc::new(state);
         let s = state.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -215,6 +258,11 @@ impl HookReceiver {
     /// Bodies answered with 200.
     pub fn accepted(&self) -> Vec<serde_json::Value> {
         self.state.accepted.lock().unwrap().clone()
+    }
+
+    /// The most requests this receiver had in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.flight.max()
     }
 }
 
@@ -252,6 +300,13 @@ async fn serve(mut sock: TcpStream, state: Arc<HookState>) {
         };
         buf.extend_from_slice(&chunk[..n]);
     }
+    state.flight.enter();
+    if let Some(g) = &state.group {
+        g.enter();
+    }
+    if !state.delay.is_zero() {
+        tokio::time::sleep(state.delay).await;
+    }
     let body = &buf[head_end..head_end + length];
     let n = state.requests.fetch_add(1, Ordering::SeqCst);
     let (status, reply) = if n < state.fail_first {
@@ -265,6 +320,12 @@ async fn serve(mut sock: TcpStream, state: Arc<HookState>) {
         "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
         reply.len()
     );
+    // Out of flight before the answer: once the sender has it, it may start
+    // its next request, which must not find this one still counted.
+    state.flight.leave();
+    if let Some(g) = &state.group {
+        g.leave();
+    }
     let _ = sock.write_all(response.as_bytes()).await;
     let _ = sock.shutdown().await;
 }
