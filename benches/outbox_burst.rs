@@ -180,9 +180,9 @@ fn seed(store: &Store, n: usize, version: &str, due: DateTime<Utc>) {
                               '{version}', 'open', o, o, 'on_track', o + interval '30 seconds'
                        FROM (SELECT i, to_timestamp({d} - 30) at time zone 'utc' AS o FROM generate_series(1, {n}) i) s;
                      INSERT INTO messages (conversation_id, channel, external_id, direction, sender, recipients, subject,
-                         body, refs, sent_at, received_at, awaiting_client)
+                         refs, sent_at, received_at, awaiting_client)
                        SELECT id, 'tickets', 'burst-msg-' || id, 'inbound', 'jane@acme.com', '', subject,
-                              'Customers cannot pay.', '', opened_at, opened_at, false
+                              '', opened_at, opened_at, false
                        FROM conversations WHERE thread_key LIKE 'burst-%';
                      ANALYZE;"
                 ),
@@ -195,9 +195,9 @@ fn seed(store: &Store, n: usize, version: &str, due: DateTime<Utc>) {
                               '{version}', 'open', datetime({d} - 30, 'unixepoch'), datetime({d} - 30, 'unixepoch'),
                               'on_track', datetime({d}, 'unixepoch') FROM s;
                      INSERT INTO messages (conversation_id, channel, external_id, direction, sender, recipients, subject,
-                         body, refs, sent_at, received_at, awaiting_client)
+                         refs, sent_at, received_at, awaiting_client)
                        SELECT id, 'tickets', 'burst-msg-' || id, 'inbound', 'jane@acme.com', '', subject,
-                              'Customers cannot pay.', '', opened_at, opened_at, 0
+                              '', opened_at, opened_at, 0
                        FROM conversations WHERE thread_key LIKE 'burst-%';
                      ANALYZE;"
                 ),

@@ -21,8 +21,11 @@ impl Service {
             let due = store::claim_due_conversations(conn, now, DUE_BATCH)?;
             let mut all = Effects::default();
             let mut fired = 0;
-            for conv in &due {
-                let e = self.refresh(conn, conv, now)?;
+            // The batch's events, timers and fired steps in one query each,
+            // not three round trips per conversation; and only the engine's
+            // columns, never a conversation's mail.
+            let convs: Vec<&ConversationRow> = due.iter().collect();
+            for e in self.refresh_many(conn, &convs, now)? {
                 fired += e.escalations.len() + e.breaches.len();
                 all.merge(e);
             }
