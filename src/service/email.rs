@@ -88,6 +88,7 @@ struct DbIndex<'a> {
 
 impl ThreadIndex for DbIndex<'_> {
     type Conversation = i64;
+    type Key = str;
     fn by_message_id(&mut self, message_id: &str) -> Option<i64> {
         store::conversation_of_message_id(self.conn, message_id)
             .map_err(|e| self.error.get_or_insert(e))

@@ -99,7 +99,8 @@ fn mailbox(n: usize) -> Vec<String> {
         let date = at.with_timezone(&zone).to_rfc2822();
         let mut id = format!("<m{i}.{}@gen.example>", rng.below(1000));
         let mut headers = String::new();
-        let mut body = String::from("Hello,\nsee below.\nFrom the team, a From line in the body.\n");
+        let mut body =
+            String::from("Hello,\nsee below.\nFrom the team, a From line in the body.\n");
         let (from, to, subject);
         let mut thread = None;
         let kind = rng.below(100);
