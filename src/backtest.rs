@@ -10,8 +10,9 @@
 //! classification results, and its Message-IDs, addresses and subject as
 //! interned numbers); the second replays those records in date order. Mail
 //! comes in file order but must be replayed in date order, so the records
-//! are the one thing held for the whole mailbox: issue 9 measured the
-//! whole parsed mail per message at about 5 KiB each.
+//! are the one thing held for the whole mailbox (they were the parsed
+//! mail and its route, ~1.8 KB a message with their strings; now ~240
+//! bytes with the interned strings, BENCHMARKS.md d.3).
 //!
 //! With `--baseline`, [`compare`] replays the same mail under a second
 //! contract and sets the two reports side by side; the HTML report draws

@@ -147,7 +147,8 @@ fn mailbox(n: usize) -> Vec<String> {
                 let mut to = th.opener.to_string();
                 if rng.below(3) == 0 {
                     to.push_str(", ");
-                    to.push_str(*rng.pick(PEOPLE));
+                    let cc: &&str = rng.pick(PEOPLE);
+                    to.push_str(cc);
                 }
                 to
             } else {
