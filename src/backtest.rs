@@ -5,8 +5,14 @@
 //! were within the window, response times in business time, breaches.
 //!
 //! Two passes keep memory bounded by the number of messages, not their
-//! size: the first parses each message and keeps only what threading and
-//! classification need; the second replays them in date order.
+//! size: the first parses each message and keeps a compact record of what
+//! threading and the engine need (a [`Light`]: its instant, the routing and
+//! classification results, and its Message-IDs, addresses and subject as
+//! interned numbers); the second replays those records in date order. Mail
+//! comes in file order but must be replayed in date order, so the records
+//! are the one thing held for the whole mailbox (they were the parsed
+//! mail and its route, ~1.8 KB a message with their strings; now ~240
+//! bytes with the interned strings, BENCHMARKS.md d.3).
 //!
 //! With `--baseline`, [`compare`] replays the same mail under a second
 //! contract and sets the two reports side by side; the HTML report draws
@@ -15,16 +21,17 @@
 mod chart;
 pub mod compare;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::contract::{Contract, Timer, UNKNOWN_CLIENT};
-use crate::ingest::email::{self, FolderKind, MemoryThreadIndex, ParsedEmail, Route, Team};
-use crate::sla::{self, Classification, Direction, Event, Policy, TimerStatus};
+use crate::ingest::email::{self, FolderKind, IndexKey, MemoryThreadIndex, ParsedEmail, Team};
+use crate::sla::{self, Direction, Event, Policy, TimerStatus};
 
 /// Where the history comes from.
 pub enum Source {
@@ -40,13 +47,18 @@ pub enum BacktestError {
 
 /// Calls `f` with each raw message of an mbox file (mboxo/mboxrd: a line
 /// starting with `From ` separates messages; `>From ` is unquoted).
-pub fn read_mbox(path: &Path, mut f: impl FnMut(Vec<u8>)) -> Result<(), BacktestError> {
+///
+/// One buffer serves every message: a fresh one each time would leave the
+/// heap strewn with freed message-sized holes between the small records
+/// the first pass keeps, and the process would hold them all.
+pub fn read_mbox(path: &Path, mut f: impl FnMut(&[u8])) -> Result<(), BacktestError> {
     let err = |e: std::io::Error| BacktestError::Read {
         path: path.display().to_string(),
         reason: e.to_string(),
     };
-    let mut reader = BufReader::new(std::fs::File::open(path).map_err(err)?);
-    let mut current: Option<Vec<u8>> = None;
+    let mut reader = BufReader::with_capacity(1 << 16, std::fs::File::open(path).map_err(err)?);
+    let mut started = false;
+    let mut message = Vec::new();
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -54,25 +66,25 @@ pub fn read_mbox(path: &Path, mut f: impl FnMut(Vec<u8>)) -> Result<(), Backtest
             break;
         }
         if line.starts_with(b"From ") {
-            if let Some(m) = current.take() {
-                f(m);
+            if started {
+                f(&message);
             }
-            current = Some(Vec::new());
+            message.clear();
+            started = true;
             continue;
         }
-        let Some(m) = current.as_mut() else { continue };
-        let unquoted = line.strip_prefix(b">").filter(|rest| {
-            let rest = rest
+        if !started {
+            continue;
+        }
+        let quoted_from = line.first() == Some(&b'>')
+            && line
                 .iter()
-                .skip_while(|&&b| b == b'>')
-                .copied()
-                .collect::<Vec<u8>>();
-            rest.starts_with(b"From ")
-        });
-        m.extend_from_slice(unquoted.unwrap_or(&line));
+                .position(|&b| b != b'>')
+                .is_some_and(|i| line[i..].starts_with(b"From "));
+        message.extend_from_slice(if quoted_from { &line[1..] } else { &line });
     }
-    if let Some(m) = current {
-        f(m);
+    if started {
+        f(&message);
     }
     Ok(())
 }
@@ -107,54 +119,133 @@ pub fn maildir_files(dir: &Path) -> Result<Vec<PathBuf>, BacktestError> {
     Ok(files)
 }
 
-/// What the replay keeps of one message: its headers, the routing rule's
-/// answer and, for inbound mail, the classification it would open a
-/// conversation with. Both are decided while reading, with the whole body in
-/// hand as the service has it, so no body is kept.
-struct Light {
-    at: DateTime<Utc>,
-    mail: ParsedEmail,
-    route: Route,
-    class: Option<Classification>,
+/// A string kept once: Message-IDs, addresses and subject keys (in
+/// [`Names`]), client and request-type ids (in the labels). Equal strings
+/// get equal numbers, so threading on numbers is threading on the strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Sym(NonZeroU32);
+
+impl IndexKey for Sym {
+    type Ref = Sym;
 }
 
-fn lighten(
-    contract: &Contract,
-    team: &[String],
-    channel: &str,
+#[derive(Default)]
+struct Names {
+    syms: HashMap<Box<str>, Sym>,
+}
+
+impl Names {
+    fn intern(&mut self, s: &str) -> Sym {
+        if let Some(&sym) = self.syms.get(s) {
+            return sym;
+        }
+        let n = u32::try_from(self.syms.len() + 1).expect("fewer than 2^32 distinct names");
+        let sym = Sym(NonZeroU32::new(n).expect("counted from 1"));
+        self.syms.insert(s.into(), sym);
+        sym
+    }
+
+    /// Every string by its number (index `n - 1`), to put results into words.
+    fn by_sym(&self) -> Vec<&str> {
+        let mut out = vec![""; self.syms.len()];
+        for (s, sym) in &self.syms {
+            out[sym.0.get() as usize - 1] = s;
+        }
+        out
+    }
+}
+
+/// What the first pass keeps of all messages: their records, the interned
+/// strings, and the Message-IDs and addresses the records point into (one
+/// array for all, so a record holds no allocation of its own).
+#[derive(Default)]
+struct Lightened {
+    messages: Vec<Light>,
+    names: Names,
+    labels: Names,
+    syms: Vec<Sym>,
+}
+
+/// What the replay keeps of one message: the threading rule's inputs and
+/// the routing and classification results, decided while reading with the
+/// whole mail in hand as the service has it. `syms[ids..ids + headers]` are
+/// In-Reply-To then References newest first (the order threading tries
+/// them), `syms[ids + headers..ids + headers + openers]` the client-side
+/// addresses ([`email::Route::client_addresses`]).
+struct Light {
     at: DateTime<Utc>,
-    mut mail: ParsedEmail,
-) -> Light {
-    let route = email::route(
-        &mail,
-        contract,
-        Team {
-            members: team,
-            own: &[],
-        },
-        FolderKind::Inbox,
-    );
-    let class = (route.direction == Direction::Inbound && route.client.is_some())
-        .then(|| sla::classify(contract, &route.classify_input(&mail, channel)));
-    // Threading reads the quoting of the body (a reply without headers);
-    // decide that now too and keep a marker line instead of the text.
-    mail.text = if email::looks_like_reply(&mail) {
-        "> ".into()
-    } else {
-        String::new()
-    };
-    mail.html = None;
-    Light {
-        at,
-        mail,
-        route,
-        class,
+    message_id: Option<Sym>,
+    ids: u32,
+    headers: u32,
+    openers: u32,
+    /// The normalised subject, when it may be needed: the mail looks like
+    /// a reply (threading by subject) or may open a conversation. `None`
+    /// when it normalises to nothing, which never threads.
+    subject: Option<Sym>,
+    /// The client (a label), as [`email::Route::client`].
+    client: Option<Sym>,
+    /// `client` is a declared one, not `unknown`.
+    known_client: bool,
+    /// A reply prefix or a quoted body ([`email::looks_like_reply`]).
+    reply: bool,
+    direction: Direction,
+    /// The request type (a label) an inbound mail of a client would open a
+    /// conversation with.
+    request_type: Option<Sym>,
+}
+
+impl Lightened {
+    fn add(
+        &mut self,
+        contract: &Contract,
+        team: &[String],
+        channel: &str,
+        at: DateTime<Utc>,
+        mail: &ParsedEmail,
+    ) {
+        let route = email::route(
+            mail,
+            contract,
+            Team {
+                members: team,
+                own: &[],
+            },
+            FolderKind::Inbox,
+        );
+        let class = (route.direction == Direction::Inbound && route.client.is_some())
+            .then(|| sla::classify(contract, &route.classify_input(mail, channel)));
+        let reply = email::looks_like_reply(mail);
+        let names = &mut self.names;
+        let ids = self.syms.len();
+        let header_ids = mail.in_reply_to.iter().chain(mail.references.iter().rev());
+        self.syms.extend(header_ids.map(|id| names.intern(id)));
+        let headers = self.syms.len() - ids;
+        let openers = route.client_addresses();
+        self.syms.extend(openers.iter().map(|a| names.intern(a)));
+        let subject = (reply || class.is_some())
+            .then(|| email::normalize_subject(&mail.subject))
+            .filter(|key| !key.is_empty())
+            .map(|key| names.intern(&key));
+        let count = |n: usize| u32::try_from(n).expect("fewer than 2^32 ids");
+        self.messages.push(Light {
+            at,
+            message_id: mail.message_id.as_deref().map(|id| names.intern(id)),
+            ids: count(ids),
+            headers: count(headers),
+            openers: count(openers.len()),
+            subject,
+            client: route.client.as_deref().map(|c| self.labels.intern(c)),
+            known_client: route.known_client().is_some(),
+            reply,
+            direction: route.direction,
+            request_type: class.map(|c| self.labels.intern(&c.request_type)),
+        });
     }
 }
 
 struct Conversation {
-    request_type: String,
-    client: String,
+    request_type: Sym,
+    client: Sym,
     events: Vec<Event>,
 }
 
@@ -273,13 +364,13 @@ pub fn run(
         ..Report::default()
     };
     let channel = email_channel(contract);
-    let mut messages: Vec<Light> = Vec::new();
-    let mut take = |raw: Vec<u8>, report: &mut Report| {
+    let mut light = Lightened::default();
+    let mut take = |raw: &[u8], report: &mut Report| {
         report.messages += 1;
-        match email::parse_email(&raw) {
+        match email::parse_email(raw) {
             Ok(mail) => {
                 if let Some(at) = mail.date {
-                    messages.push(lighten(contract, team, &channel, at, mail));
+                    light.add(contract, team, &channel, at, &mail);
                 } else {
                     // Without a date there is no time to count from.
                     report.unparseable += 1;
@@ -302,15 +393,16 @@ pub fn run(
             }
             Source::Maildir(dir) => {
                 let files = maildir_files(dir)?;
+                let mut raw = Vec::new();
                 for (i, f) in files.iter().enumerate() {
-                    let mut raw = Vec::new();
+                    raw.clear();
                     std::fs::File::open(f)
                         .and_then(|mut h| h.read_to_end(&mut raw))
                         .map_err(|e| BacktestError::Read {
                             path: f.display().to_string(),
                             reason: e.to_string(),
                         })?;
-                    take(raw, &mut report);
+                    take(&raw, &mut report);
                     if i % 1000 == 0 {
                         progress(i, files.len());
                     }
@@ -318,33 +410,46 @@ pub fn run(
             }
         }
     }
+    // The strings behind the numbers are only needed to name results:
+    // the labels are few, the names (every Message-ID) go now.
+    let Lightened {
+        mut messages,
+        names,
+        labels,
+        syms,
+    } = light;
+    drop(names);
     messages.sort_by_key(|m| m.at);
     report.until = messages.last().map(|m| m.at);
     report.automatic = messages
         .iter()
-        .filter(|m| m.route.direction == Direction::Auto)
+        .filter(|m| m.direction == Direction::Auto)
         .count();
-    let (conversations, _) = replay(&messages);
+    let conversations = replay(&messages, &syms, |_, _, _| {});
+    drop((messages, syms));
     report.conversations = conversations.len();
+    let labels = labels.by_sym();
+    let label = |s: Sym| labels[s.0.get() as usize - 1];
 
     let until = report.until.unwrap_or_else(Utc::now);
     let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
     let mut windows: BTreeMap<String, i64> = BTreeMap::new();
     for conv in &conversations {
-        let client = (conv.client != UNKNOWN_CLIENT).then_some(conv.client.as_str());
-        let Some(policy) = Policy::from_contract(contract, &conv.request_type, client) else {
+        let (request_type, conv_client) = (label(conv.request_type), label(conv.client));
+        let client = (conv_client != UNKNOWN_CLIENT).then_some(conv_client);
+        let Some(policy) = Policy::from_contract(contract, request_type, client) else {
             continue;
         };
         let state = sla::evaluate(&policy, &conv.events, until);
         let row = rows
-            .entry((conv.request_type.clone(), conv.client.clone()))
+            .entry((request_type.to_string(), conv_client.to_string()))
             .or_insert_with(|| Row {
-                request_type: conv.request_type.clone(),
-                client: conv.client.clone(),
+                request_type: request_type.to_string(),
+                client: conv_client.to_string(),
                 request_type_name: contract
-                    .request_type(&conv.request_type)
-                    .map_or_else(|| conv.request_type.clone(), |t| t.name.clone()),
-                client_name: client_name(contract, &conv.client),
+                    .request_type(request_type)
+                    .map_or_else(|| request_type.to_string(), |t| t.name.clone()),
+                client_name: client_name(contract, conv_client),
                 ..Row::default()
             });
         row.conversations += 1;
@@ -363,9 +468,9 @@ pub fn run(
                     row.response_times.push(t.elapsed.num_seconds());
                     row.samples
                         .push((t.elapsed.num_seconds(), t.status == TimerStatus::Met));
-                    if !windows.contains_key(&conv.request_type) {
-                        let w = type_window_seconds(contract, &conv.request_type, t.started_at);
-                        windows.insert(conv.request_type.clone(), w);
+                    if !windows.contains_key(request_type) {
+                        let w = type_window_seconds(contract, request_type, t.started_at);
+                        windows.insert(request_type.to_string(), w);
                     }
                 }
                 _ => row.unanswered += 1,
@@ -436,30 +541,46 @@ fn type_window_seconds(contract: &Contract, type_id: &str, start: DateTime<Utc>)
         .unwrap_or(0)
 }
 
-/// The service's own threading rule over mail sorted by date: conversations
-/// with their engine events, and what happened to each message.
-fn replay(messages: &[Light]) -> (Vec<Conversation>, Vec<Traced>) {
-    let mut index = MemoryThreadIndex::default();
+/// The service's own threading rule over mail sorted by date: the
+/// conversations with their engine events; `each` hears what happened to
+/// every message (the conversation it joined or opened).
+fn replay(
+    messages: &[Light],
+    syms: &[Sym],
+    mut each: impl FnMut(&Light, Option<usize>, &[Conversation]),
+) -> Vec<Conversation> {
+    let mut index = MemoryThreadIndex::<usize, Sym>::default();
     let mut conversations: Vec<Conversation> = Vec::new();
-    let mut traced = Vec::with_capacity(messages.len());
-    for Light {
-        at,
-        mail,
-        route,
-        class,
-    } in messages
-    {
-        let found = email::find_thread(&mut index, mail, route, *at);
-        let conv = match (found, class, &route.client) {
+    for m in messages {
+        let ids = &syms[m.ids as usize..][..(m.headers + m.openers) as usize];
+        let (header_ids, openers) = ids.split_at(m.headers as usize);
+        let known_client = m.client.filter(|_| m.known_client);
+        let found = email::thread_rule(
+            &mut index,
+            header_ids,
+            || m.subject.filter(|_| m.reply),
+            openers,
+            known_client.as_ref(),
+            m.at,
+        );
+        let conv = match (found, m.request_type, m.client) {
             (Some(c), _, _) => Some(c),
-            (None, Some(class), Some(client)) => {
+            (None, Some(request_type), Some(client)) => {
                 conversations.push(Conversation {
-                    request_type: class.request_type.clone(),
-                    client: client.clone(),
+                    request_type,
+                    client,
                     events: Vec::new(),
                 });
                 let c = conversations.len() - 1;
-                index.open(c, route.known_client(), &route.sender, &mail.subject, *at);
+                // Only inbound mail opens, and its one client-side address
+                // is the sender.
+                index.open_with_key(
+                    c,
+                    known_client.as_ref(),
+                    openers.first(),
+                    m.subject.as_ref(),
+                    m.at,
+                );
                 Some(c)
             }
             _ => None,
@@ -467,34 +588,42 @@ fn replay(messages: &[Light]) -> (Vec<Conversation>, Vec<Traced>) {
         if let Some(c) = conv {
             conversations[c]
                 .events
-                .push(Event::message(*at, route.direction));
-            if let Some(id) = &mail.message_id {
+                .push(Event::message(m.at, m.direction));
+            if let Some(id) = &m.message_id {
                 index.record_message_id(id, c);
             }
-            index.touch(c, *at);
+            index.touch(c, m.at);
         }
-        traced.push(Traced {
-            message_id: mail.message_id.clone(),
-            direction: route.direction,
-            client: route.client.clone(),
-            conversation: conv,
-            request_type: conv.map(|c| conversations[c].request_type.clone()),
-        });
+        each(m, conv, &conversations);
     }
-    (conversations, traced)
+    conversations
 }
 
 /// Replays raw messages and says what happened to each, in date order
 /// (messages without a parseable date are left out, as in [`run`]).
 pub fn trace(contract: &Contract, raws: &[Vec<u8>], team: &[String]) -> Vec<Traced> {
     let channel = email_channel(contract);
-    let mut messages: Vec<Light> = raws
-        .iter()
-        .filter_map(|raw| email::parse_email(raw).ok())
-        .filter_map(|mail| Some(lighten(contract, team, &channel, mail.date?, mail)))
-        .collect();
-    messages.sort_by_key(|m| m.at);
-    replay(&messages).1
+    let mut light = Lightened::default();
+    for mail in raws.iter().filter_map(|raw| email::parse_email(raw).ok()) {
+        if let Some(at) = mail.date {
+            light.add(contract, team, &channel, at, &mail);
+        }
+    }
+    light.messages.sort_by_key(|m| m.at);
+    let (names, labels) = (light.names.by_sym(), light.labels.by_sym());
+    let name = |s: Sym| names[s.0.get() as usize - 1].to_string();
+    let label = |s: Sym| labels[s.0.get() as usize - 1].to_string();
+    let mut traced = Vec::with_capacity(light.messages.len());
+    replay(&light.messages, &light.syms, |m, conv, conversations| {
+        traced.push(Traced {
+            message_id: m.message_id.map(name),
+            direction: m.direction,
+            client: m.client.map(label),
+            conversation: conv,
+            request_type: conv.map(|c| label(conversations[c].request_type)),
+        });
+    });
+    traced
 }
 
 /// The contract's email channel, which the backtest's mail came through.
@@ -656,7 +785,7 @@ mod tests {
         )
         .unwrap();
         let mut got = Vec::new();
-        read_mbox(&p, |m| got.push(String::from_utf8(m).unwrap())).unwrap();
+        read_mbox(&p, |m| got.push(String::from_utf8(m.to_vec()).unwrap())).unwrap();
         assert_eq!(got.len(), 2);
         assert!(got[0].contains("\nFrom here\n"), "{:?}", got[0]);
         assert!(got[1].starts_with("Subject: two"));

@@ -21,7 +21,8 @@ use mail_parser::{HeaderValue, Message, MessageParser, PartType};
 pub use route::{FolderKind, Route, Team, route};
 pub use subject::{has_reply_prefix, normalize_subject};
 pub use thread::{
-    MemoryThreadIndex, Party, SUBJECT_WINDOW, ThreadIndex, find_thread, looks_like_reply,
+    IndexKey, MemoryThreadIndex, Party, SUBJECT_WINDOW, ThreadIndex, find_thread, looks_like_reply,
+    thread_rule,
 };
 
 /// A mail address, lower-cased.

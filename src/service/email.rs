@@ -124,6 +124,7 @@ struct Lookup<'a> {
 
 impl ThreadIndex for Lookup<'_> {
     type Conversation = i64;
+    type Key = str;
     fn by_message_id(&mut self, message_id: &str) -> Option<i64> {
         self.batch
             .in_batch

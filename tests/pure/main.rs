@@ -8,6 +8,7 @@
 mod common;
 
 mod backtest;
+mod backtest_generated;
 mod calendar_crosscheck;
 mod calendar_props;
 mod cli;
