@@ -33,6 +33,7 @@ pub struct Metrics {
     pub ingest_rejected: IntCounterVec,
     pub webhook_ignored: IntCounterVec,
     pub scheduler_lateness: prometheus::Histogram,
+    pub event_batch_size: prometheus::Histogram,
     pub notifications_deferred: IntCounterVec,
     pub urgent_share: GaugeVec,
     pub urgent_share_limit: GaugeVec,
@@ -147,6 +148,15 @@ impl Metrics {
             .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 30.0, 300.0]),
         )
         .expect("valid metric");
+        // Group commit at work: 1 when idle, larger under a burst.
+        let event_batch_size = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "event_batch_size",
+                "Ticket events stored per transaction by the event writers.",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
+        )
+        .expect("valid metric");
         let notifications_deferred = counter(
             "notifications_deferred_total",
             "Escalation notifications held for a contact's working hours (reason=hours) or collected into a digest (reason=digest).",
@@ -201,6 +211,7 @@ impl Metrics {
             Box::new(ingest_rejected.clone()),
             Box::new(webhook_ignored.clone()),
             Box::new(scheduler_lateness.clone()),
+            Box::new(event_batch_size.clone()),
         ] {
             names.extend(c.desc().iter().map(|d| d.fq_name.clone()));
             registry.register(c).expect("metric registered once");
@@ -226,6 +237,7 @@ impl Metrics {
             ingest_rejected,
             webhook_ignored,
             scheduler_lateness,
+            event_batch_size,
             notifications_deferred,
             urgent_share,
             urgent_share_limit,

@@ -1,5 +1,7 @@
 //! Recording a ticket event (or message) once, and solving a conversation.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::*;
@@ -17,14 +19,161 @@ pub struct Recorded {
     pub status_url: Option<String>,
 }
 
+/// Events a writer takes into one transaction at most. A burst of events
+/// shares one commit (SQLite: one WAL append; PostgreSQL: one flush) instead
+/// of paying one each; an idle service still commits each event at once.
+pub const EVENT_BATCH: usize = 128;
+
+/// Events waiting for their writer, per writer. Bounded: a client faster than
+/// the database waits for room (back-pressure) rather than growing memory.
+const EVENT_QUEUE: usize = 4 * EVENT_BATCH;
+
+/// An event checked against the contract, waiting to be stored.
+pub(super) struct Checked {
+    ev: IncomingEvent,
+    raw: Option<Vec<u8>>,
+    now: DateTime<Utc>,
+    /// `None`: the contract ignores this sender (kept, not tracked).
+    client_id: Option<String>,
+}
+
+/// An event queued for its writer, with where its answer goes.
+pub(super) struct Queued {
+    checked: Checked,
+    reply: tokio::sync::oneshot::Sender<Result<Recorded, ServiceError>>,
+}
+
+/// What storing one event inside a batch did, before the batch's refresh.
+struct StoredEvent {
+    recorded: Recorded,
+    conversation: Option<ConversationRow>,
+    mismatch: Option<String>,
+}
+
 impl Service {
-    /// Stores an event once and brings its conversation up to date.
+    /// Stores an event once and brings its conversation up to date, in a
+    /// transaction of its own.
     pub fn record_event(
         &self,
         ev: IncomingEvent,
         raw: Option<Vec<u8>>,
         now: DateTime<Utc>,
     ) -> Result<Recorded, ServiceError> {
+        let checked = self.check_event(ev, raw, now)?;
+        self.record_checked(std::slice::from_ref(&checked))
+            .pop()
+            .unwrap_or_else(|| Err(ServiceError::Unavailable("no result for the event".into())))
+    }
+
+    /// [`Self::record_event`] through the event writers (group commit): the
+    /// event joins whatever else is waiting and commits with it, and the
+    /// answer comes after that commit. Events of one thread always go to the
+    /// same writer, so writers never contend for a conversation and a
+    /// thread's events keep their order.
+    pub async fn submit_event(
+        &self,
+        ev: IncomingEvent,
+        raw: Option<Vec<u8>>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, ServiceError> {
+        let checked = self.check_event(ev, raw, now)?;
+        let writers = self
+            .inner
+            .event_writers
+            .get_or_init(|| self.start_writers());
+        if writers.is_empty() {
+            let service = self.clone();
+            return tokio::task::spawn_blocking(move || {
+                service.record_checked(std::slice::from_ref(&checked)).pop()
+            })
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Err(ServiceError::Unavailable("the event task failed".into())));
+        }
+        let shard = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            (&checked.ev.channel, &checked.ev.thread).hash(&mut h);
+            (h.finish() % writers.len() as u64) as usize
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || ServiceError::Unavailable("the event writer stopped".into());
+        writers[shard]
+            .send(Queued { checked, reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// One writer thread per shard: one on SQLite (it has one writer
+    /// anyway), four on PostgreSQL. A writer holds the service weakly, so it
+    /// ends when the service is dropped (its queue closes).
+    fn start_writers(&self) -> Vec<tokio::sync::mpsc::Sender<Queued>> {
+        let n = match self.inner.store.backend() {
+            store::Backend::Sqlite => 1,
+            store::Backend::Postgres => 4,
+        };
+        let mut senders = Vec::with_capacity(n);
+        for i in 0..n {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Queued>(EVENT_QUEUE);
+            let weak = Arc::downgrade(&self.inner);
+            let spawned = std::thread::Builder::new()
+                .name(format!("keepword-events-{i}"))
+                .spawn(move || {
+                    while let Some(first) = rx.blocking_recv() {
+                        let mut batch = vec![first];
+                        while batch.len() < EVENT_BATCH {
+                            match rx.try_recv() {
+                                Ok(q) => batch.push(q),
+                                Err(_) => break,
+                            }
+                        }
+                        let Some(inner) = weak.upgrade() else { break };
+                        Service { inner }.write_batch(batch);
+                    }
+                });
+            match spawned {
+                Ok(_) => senders.push(tx),
+                Err(e) => tracing::error!(error = %e, "cannot start an event writer"),
+            }
+        }
+        senders
+    }
+
+    fn write_batch(&self, batch: Vec<Queued>) {
+        let (checked, replies): (Vec<Checked>, Vec<_>) =
+            batch.into_iter().map(|q| (q.checked, q.reply)).unzip();
+        self.inner
+            .metrics
+            .event_batch_size
+            .observe(checked.len() as f64);
+        // A panic fails this batch's requests, not the writer: the next
+        // batch is served.
+        let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.record_checked(&checked)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(events = checked.len(), "the event writer panicked");
+            checked
+                .iter()
+                .map(|_| Err(ServiceError::Unavailable("the event writer failed".into())))
+                .collect()
+        });
+        for (reply, r) in replies.into_iter().zip(results) {
+            // The client went away: its event is stored all the same.
+            let _ = reply.send(r);
+        }
+    }
+
+    /// What can be refused without the database: an unknown channel or
+    /// client.
+    fn check_event(
+        &self,
+        ev: IncomingEvent,
+        raw: Option<Vec<u8>>,
+        now: DateTime<Utc>,
+    ) -> Result<Checked, ServiceError> {
         let current = self.inner.contract.current();
         let contract = &current.contract;
         if contract.channel(&ev.channel).is_none() {
@@ -49,127 +198,218 @@ impl Service {
             (None, Some(h)) if contract.client(h).is_some() => Some(h.clone()),
             _ => contract.client_id_for_email(&ev.from).map(str::to_string),
         };
-        let direction = ev.direction.map(Direction::as_str).unwrap_or("none");
-        let seen = |conn: &mut store::AnyConnection| {
-            store::message_by_external_id(conn, &ev.channel, &ev.idempotency_key)
+        Ok(Checked {
+            ev,
+            raw,
+            now,
+            client_id,
+        })
+    }
+
+    /// Stores `batch` in one transaction and evaluates each touched
+    /// conversation once. Keys seen before (stored, or earlier in the batch)
+    /// are found in one query and answered as duplicates, leaving no trace.
+    /// Should anything else go wrong — a database error, or a concurrent
+    /// writer storing one of the keys first — the batch rolls back and each
+    /// event is stored again in a transaction of its own, so one bad event
+    /// fails only itself. Results are in order.
+    fn record_checked(&self, batch: &[Checked]) -> Vec<Result<Recorded, ServiceError>> {
+        enum Outcome {
+            Stored(Box<StoredEvent>),
+            /// With its message when it was stored before the batch.
+            Duplicate(Option<(i64, Option<i64>)>),
+        }
+        let current = self.inner.contract.current();
+        let contract = &current.contract;
+        let Some(now) = batch.iter().map(|c| c.now).max() else {
+            return Vec::new();
         };
+        let keys: Vec<(&str, String)> = batch
+            .iter()
+            .map(|c| (c.ev.channel.as_str(), store::text(&c.ev.idempotency_key)))
+            .collect();
         let outcome = self.inner.store.transaction(|conn| {
-            // A duplicate changes nothing: not even the conversation its
-            // (possibly different) thread would open.
-            if seen(conn)?.is_some() {
-                return Err(RecordError::Duplicate);
+            let lookup: Vec<(&str, &str)> = keys.iter().map(|(c, k)| (*c, k.as_str())).collect();
+            let seen = store::messages_by_external_ids(conn, &lookup)?;
+            let mut in_batch = std::collections::HashSet::new();
+            let mut each = Vec::with_capacity(batch.len());
+            for (c, (channel, key)) in batch.iter().zip(&keys) {
+                let known = seen.get(&(channel.to_string(), key.clone())).copied();
+                if known.is_some() || !in_batch.insert((*channel, key.as_str())) {
+                    each.push(Outcome::Duplicate(known));
+                } else {
+                    each.push(Outcome::Stored(Box::new(
+                        self.store_event(conn, contract, c)?,
+                    )));
+                }
             }
-            let mut mismatch = None;
-            let mut conversation_created = false;
-            let mut status_token = None;
-            let conversation = match store::conversation_by_thread(conn, &ev.channel, &ev.thread)? {
-                Some(c) => Some(c),
-                None => match &client_id {
-                    // The contract says to ignore this sender: keep the
-                    // message (nothing is lost) but track nothing.
-                    None => None,
-                    Some(client_id) => {
-                        let (row, created, mismatched) = open_conversation(
-                            conn,
-                            contract,
-                            &Opening {
-                                channel: &ev.channel,
-                                thread_key: &ev.thread,
-                                client_id,
-                                subject: &ev.subject,
-                                body: &ev.body,
-                                priority: ev.priority.as_deref(),
-                                recipients: &[],
-                                opener: &ev.from,
-                                at: ev.at,
-                            },
-                            now,
-                        )?;
-                        conversation_created = created;
-                        mismatch = mismatched;
-                        if created {
-                            status_token = super::status::issue_link(conn, row.id, now)?;
-                        }
-                        Some(row)
+            // The last row read of each conversation, each once.
+            let mut convs: Vec<&ConversationRow> = Vec::new();
+            for s in &each {
+                if let Outcome::Stored(stored) = s
+                    && let Some(c) = &stored.conversation
+                {
+                    match convs.iter_mut().find(|x| x.id == c.id) {
+                        Some(x) => *x = c,
+                        None => convs.push(c),
                     }
-                },
-            };
-            let inserted = store::insert_message(
-                conn,
-                &NewMessage {
-                    conversation_id: conversation.as_ref().map(|c| c.id),
-                    channel: ev.channel.clone(),
-                    external_id: ev.idempotency_key.clone(),
-                    direction: ev.direction,
-                    sender: ev.from.clone(),
-                    recipients: String::new(),
-                    subject: ev.subject.clone(),
-                    body: ev.body.clone(),
-                    message_id: None,
-                    in_reply_to: None,
-                    refs: String::new(),
-                    raw: raw.clone(),
-                    sent_at: ev.at,
-                    received_at: now,
-                    status: ev.status,
-                    awaiting_client: ev.awaiting_client,
-                },
-            )?;
-            // Another request stored the same key since the check above:
-            // roll back what this one opened.
-            if let Inserted::Duplicate(_) = inserted {
-                return Err(RecordError::Duplicate);
+                }
             }
-            let mut effects = Effects::default();
-            if let Some(conv) = &conversation {
-                effects = self.refresh(conn, conv, now)?;
-            }
-            Ok((
-                Recorded {
-                    message_id: inserted.id(),
-                    conversation_id: conversation.as_ref().map(|c| c.id),
-                    duplicate: false,
-                    conversation_created,
-                    status_url: status_token.map(|t| self.status_url(&t)),
-                },
-                effects,
-                mismatch,
-            ))
+            let effects = self.refresh_many(conn, &convs, now)?;
+            Ok::<_, RecordError>((each, effects))
         });
-        let (recorded, effects, mismatch) = match outcome {
+        let (each, effects) = match outcome {
             Ok(done) => done,
-            Err(RecordError::Service(e)) => return Err(e),
-            Err(RecordError::Duplicate) => {
-                let (message_id, conversation_id) = self
-                    .inner
-                    .store
-                    .with(|conn| seen(conn))?
-                    .ok_or_else(|| ServiceError::NotFound("the duplicate's message".into()))?;
-                return Ok(Recorded {
+            Err(e) if batch.len() == 1 => {
+                return vec![match e {
+                    RecordError::Service(e) => Err(e),
+                    RecordError::Duplicate => self.duplicate_of(&batch[0]),
+                }];
+            }
+            Err(e) => {
+                if let RecordError::Service(e) = &e {
+                    tracing::warn!(events = batch.len(), error = %e, "event batch refused; storing each alone");
+                }
+                return batch
+                    .iter()
+                    .flat_map(|c| self.record_checked(std::slice::from_ref(c)))
+                    .collect();
+            }
+        };
+        let mut all = Effects::default();
+        for e in effects {
+            all.merge(e);
+        }
+        let m = &self.inner.metrics;
+        let results = each
+            .into_iter()
+            .zip(batch)
+            .map(|(r, c)| match r {
+                Outcome::Stored(s) => {
+                    let direction = c.ev.direction.map(Direction::as_str).unwrap_or("none");
+                    m.messages
+                        .with_label_values(&[&c.ev.channel, direction])
+                        .inc();
+                    if let Some(t) = s.mismatch {
+                        m.channel_mismatches
+                            .with_label_values(&[&t, &c.ev.channel])
+                            .inc();
+                    }
+                    Ok(s.recorded)
+                }
+                Outcome::Duplicate(Some((message_id, conversation_id))) => Ok(Recorded {
                     message_id,
                     conversation_id,
                     duplicate: true,
                     conversation_created: false,
                     status_url: None,
-                });
-            }
+                }),
+                Outcome::Duplicate(None) => self.duplicate_of(c),
+            })
+            .collect();
+        self.apply(all);
+        results
+    }
+
+    /// The answer for a key seen before: the message it stored.
+    fn duplicate_of(&self, c: &Checked) -> Result<Recorded, ServiceError> {
+        let (message_id, conversation_id) = self
+            .inner
+            .store
+            .with(|conn| store::message_by_external_id(conn, &c.ev.channel, &c.ev.idempotency_key))?
+            .ok_or_else(|| ServiceError::NotFound("the duplicate's message".into()))?;
+        Ok(Recorded {
+            message_id,
+            conversation_id,
+            duplicate: true,
+            conversation_created: false,
+            status_url: None,
+        })
+    }
+
+    /// One new event of a batch: the message stored, its conversation found
+    /// or opened. Its key was not seen when the batch began; a concurrent
+    /// writer storing it since is an error, so that the rollback undoes
+    /// whatever this one opened.
+    fn store_event(
+        &self,
+        conn: &mut AnyConnection,
+        contract: &Contract,
+        c: &Checked,
+    ) -> Result<StoredEvent, RecordError> {
+        let ev = &c.ev;
+        let mut mismatch = None;
+        let mut conversation_created = false;
+        let mut status_token = None;
+        let conversation = match store::conversation_by_thread(conn, &ev.channel, &ev.thread)? {
+            Some(c) => Some(c),
+            None => match &c.client_id {
+                // The contract says to ignore this sender: keep the
+                // message (nothing is lost) but track nothing.
+                None => None,
+                Some(client_id) => {
+                    let (row, created, mismatched) = open_conversation(
+                        conn,
+                        contract,
+                        &Opening {
+                            channel: &ev.channel,
+                            thread_key: &ev.thread,
+                            client_id,
+                            subject: &ev.subject,
+                            body: &ev.body,
+                            priority: ev.priority.as_deref(),
+                            recipients: &[],
+                            opener: &ev.from,
+                            at: ev.at,
+                        },
+                        c.now,
+                    )?;
+                    conversation_created = created;
+                    mismatch = mismatched;
+                    if created {
+                        status_token = super::status::issue_link(conn, row.id, c.now)?;
+                    }
+                    Some(row)
+                }
+            },
         };
-        if !recorded.duplicate {
-            self.inner
-                .metrics
-                .messages
-                .with_label_values(&[&ev.channel, direction])
-                .inc();
-            if let Some(t) = mismatch {
-                self.inner
-                    .metrics
-                    .channel_mismatches
-                    .with_label_values(&[&t, &ev.channel])
-                    .inc();
-            }
-            self.apply(effects);
+        let inserted = store::insert_message(
+            conn,
+            &NewMessage {
+                conversation_id: conversation.as_ref().map(|c| c.id),
+                channel: ev.channel.clone(),
+                external_id: ev.idempotency_key.clone(),
+                direction: ev.direction,
+                sender: ev.from.clone(),
+                recipients: String::new(),
+                subject: ev.subject.clone(),
+                body: ev.body.clone(),
+                message_id: None,
+                in_reply_to: None,
+                refs: String::new(),
+                raw: c.raw.clone(),
+                sent_at: ev.at,
+                received_at: c.now,
+                status: ev.status,
+                awaiting_client: ev.awaiting_client,
+            },
+        )?;
+        // Another request stored the same key since the check above: roll
+        // back what this one opened.
+        if let Inserted::Duplicate(_) = inserted {
+            return Err(RecordError::Duplicate);
         }
-        Ok(recorded)
+        Ok(StoredEvent {
+            recorded: Recorded {
+                message_id: inserted.id(),
+                conversation_id: conversation.as_ref().map(|c| c.id),
+                duplicate: false,
+                conversation_created,
+                status_url: status_token.map(|t| self.status_url(&t)),
+            },
+            conversation,
+            mismatch,
+        })
     }
 
     /// Marks a conversation solved (the API's action).

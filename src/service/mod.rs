@@ -54,7 +54,7 @@ pub use dashboard::{
 };
 pub use due::DueReport;
 pub use email::{EmailSink, MailBatchReport, MailboxContext};
-pub use events::Recorded;
+pub use events::{EVENT_BATCH, Recorded};
 pub(crate) use events::{Opening, open_conversation};
 pub use focus::{
     DigestItem, InflatedClient, KIND_DIGEST, URGENT_SHARE_DAYS, UrgencyReport, UrgentRequest,
@@ -91,6 +91,9 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("contract version {0} is not in the database")]
     MissingContract(String),
+    /// The service cannot take the work now (its event writer stopped).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<diesel::result::Error> for ServiceError {
@@ -158,6 +161,8 @@ struct Inner {
     templates: AckTemplates,
     clock: Clock,
     changes: Changes,
+    /// The event writers' queues, started on the first submitted event.
+    event_writers: std::sync::OnceLock<Vec<tokio::sync::mpsc::Sender<events::Queued>>>,
 }
 
 impl Service {
@@ -182,6 +187,7 @@ impl Service {
                 templates: AckTemplates::load(None).expect("the built-in templates compile"),
                 clock: Clock::system(),
                 changes: Changes::local(),
+                event_writers: std::sync::OnceLock::new(),
             }),
         }
     }

@@ -198,6 +198,7 @@ pub fn conversations_by_ids(
     for chunk in ids.chunks(5_000) {
         let rows = conversations::table
             .filter(conversations::id.eq_any(chunk))
+            .filter(super::planned_each_time())
             .select(Record::as_select())
             .load(conn)?;
         for r in rows {

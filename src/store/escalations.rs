@@ -87,6 +87,7 @@ pub fn fired_steps_of_many(
     for chunk in conversations.chunks(5_000) {
         let rows = escalations_fired::table
             .filter(escalations_fired::conversation_id.eq_any(chunk))
+            .filter(super::planned_each_time())
             .order(escalations_fired::id.asc())
             .select(Form::as_select())
             .load(conn)?;

@@ -300,9 +300,47 @@ pub fn existing_external_ids(
         let found: Vec<String> = messages::table
             .filter(messages::channel.eq(text(channel)))
             .filter(messages::external_id.eq_any(chunk))
+            .filter(super::planned_each_time())
             .select(messages::external_id)
             .load(conn)?;
         out.extend(found);
+    }
+    Ok(out)
+}
+
+/// A stored message's id and its conversation.
+pub type StoredKey = (i64, Option<i64>);
+
+/// The stored message (and its conversation) of each `(channel, external
+/// id)` of a batch that was seen before: one query per channel instead of
+/// one per event.
+pub fn messages_by_external_ids(
+    conn: &mut AnyConnection,
+    keys: &[(&str, &str)],
+) -> Result<std::collections::HashMap<(String, String), StoredKey>> {
+    let mut by_channel: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (channel, key) in keys {
+        by_channel.entry(channel).or_default().push(text(key));
+    }
+    let mut out = std::collections::HashMap::new();
+    for (channel, keys) in by_channel {
+        for chunk in keys.chunks(5_000) {
+            let found: Vec<(String, i64, Option<i64>)> = messages::table
+                .filter(messages::channel.eq(text(channel)))
+                .filter(messages::external_id.eq_any(chunk))
+                .filter(super::planned_each_time())
+                .select((
+                    messages::external_id,
+                    messages::id,
+                    messages::conversation_id,
+                ))
+                .load(conn)?;
+            out.extend(
+                found
+                    .into_iter()
+                    .map(|(key, id, conv)| ((channel.to_string(), key), (id, conv))),
+            );
+        }
     }
     Ok(out)
 }
@@ -317,6 +355,7 @@ pub fn conversations_of_message_ids(
     for chunk in ids.chunks(5_000) {
         let found: Vec<(Option<String>, Option<i64>)> = messages::table
             .filter(messages::message_id.eq_any(chunk))
+            .filter(super::planned_each_time())
             .filter(messages::conversation_id.is_not_null())
             .select((messages::message_id, messages::conversation_id))
             .load(conn)?;
@@ -340,6 +379,7 @@ pub fn acknowledged_any_since(
         let found: Vec<String> = messages::table
             .filter(messages::direction.eq(Direction::Auto.as_str()))
             .filter(messages::recipients.eq_any(chunk))
+            .filter(super::planned_each_time())
             .filter(messages::external_id.like("ack:%"))
             .filter(messages::sent_at.ge(to_db(since)))
             .select(messages::recipients)
@@ -481,6 +521,7 @@ pub fn events_of_many(
     for chunk in conversations.chunks(5_000) {
         let rows: Vec<(Option<i64>, EventRecord)> = messages::table
             .filter(messages::conversation_id.eq_any(chunk))
+            .filter(super::planned_each_time())
             .order((
                 messages::conversation_id.asc(),
                 messages::sent_at.asc(),

@@ -157,6 +157,7 @@ pub fn timers_of_many(
     for chunk in conversations.chunks(10_000) {
         let rows = timers::table
             .filter(timers::conversation_id.eq_any(chunk))
+            .filter(super::planned_each_time())
             .order((
                 timers::conversation_id.asc(),
                 timers::kind.asc(),

@@ -276,7 +276,7 @@ async fn record(
 ) -> Result<HttpResponse, ApiError> {
     let service = state.service.clone();
     let raw = body.to_vec();
-    let r = blocking(move || service.record_event(event, Some(raw), now)).await?;
+    let r = service.submit_event(event, Some(raw), now).await?;
     let status = if r.duplicate {
         StatusCode::OK
     } else {

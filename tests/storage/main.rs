@@ -10,6 +10,7 @@ mod support;
 
 mod compliance;
 mod email_ingest;
+mod event_batches;
 mod focus;
 mod notify_outbox;
 mod scenario;

@@ -1,0 +1,298 @@
+//! Group commit of ticket events (`Service::submit_event`): events that
+//! arrive together share one transaction, yet each is answered as if it had
+//! been alone — stored once, duplicates (before or within a batch) named as
+//! such with the original's ids, and one refused event failing only itself.
+//! Both backends.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use diesel::RunQueryDsl;
+use keepword::ingest::IncomingEvent;
+use keepword::service::{Recorded, Service};
+use keepword::sla::Direction;
+
+use crate::common;
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn event(key: &str, thread: &str, direction: Direction, from: &str) -> IncomingEvent {
+    IncomingEvent {
+        idempotency_key: key.into(),
+        channel: "email".into(),
+        thread: thread.into(),
+        direction: Some(direction),
+        from: from.into(),
+        client: None,
+        client_hint: None,
+        subject: format!("Question {thread}"),
+        body: "How do I export the report?".into(),
+        priority: None,
+        status: None,
+        awaiting_client: false,
+        at: at("2026-12-02T10:00:00Z"),
+    }
+}
+
+const CLIENT: &str = "peter@initech.example";
+const TEAM: &str = "support@example.com";
+
+/// Submits every event at once and waits for all answers, in order.
+async fn submit_all(s: &Service, events: Vec<IncomingEvent>) -> Vec<Result<Recorded, String>> {
+    let now = at("2026-12-02T10:00:05Z");
+    let tasks: Vec<_> = events
+        .into_iter()
+        .map(|e| {
+            let s = s.clone();
+            tokio::spawn(async move { s.submit_event(e, None, now).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap().map_err(|e| e.to_string()));
+    }
+    out
+}
+
+fn count(s: &Service, table: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    s.store()
+        .with(|c| {
+            Ok(
+                diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+                    .get_result::<N>(c)?
+                    .n,
+            )
+        })
+        .unwrap()
+}
+
+/// The (sum, count) of the batch-size histogram.
+fn batches(s: &Service) -> (f64, u64) {
+    let h = &s.metrics().event_batch_size;
+    (h.get_sample_sum(), h.get_sample_count())
+}
+
+async fn burst_is_stored_once_each(url: &str) {
+    let s = common::shipped_service(url);
+    // Stored before the burst: its repeat in the burst is a duplicate.
+    let before = s
+        .record_event(
+            event("old", "t-old", Direction::Inbound, CLIENT),
+            None,
+            at("2026-12-02T09:00:00Z"),
+        )
+        .unwrap();
+    let mut events = Vec::new();
+    for i in 0..150 {
+        events.push(event(
+            &format!("n{i}"),
+            &format!("t{i}"),
+            Direction::Inbound,
+            CLIENT,
+        ));
+    }
+    // The team answers the first 50 threads in the same burst.
+    for i in 0..50 {
+        events.push(event(
+            &format!("f{i}"),
+            &format!("t{i}"),
+            Direction::Outbound,
+            TEAM,
+        ));
+    }
+    // Retries of the first 50 requests, and of the one stored before.
+    for i in 0..50 {
+        events.push(event(
+            &format!("n{i}"),
+            &format!("t{i}"),
+            Direction::Inbound,
+            CLIENT,
+        ));
+    }
+    events.push(event("old", "t-old", Direction::Inbound, CLIENT));
+    let keys: Vec<String> = events.iter().map(|e| e.idempotency_key.clone()).collect();
+
+    let results = submit_all(&s, events).await;
+
+    let mut first: HashMap<&str, &Recorded> = HashMap::new();
+    let mut fresh = 0;
+    let mut created = 0;
+    let mut links = HashSet::new();
+    for (key, r) in keys.iter().zip(&results) {
+        let r = r.as_ref().unwrap_or_else(|e| panic!("{key}: {e}"));
+        if r.duplicate {
+            continue;
+        }
+        fresh += 1;
+        assert!(
+            first.insert(key, r).is_none(),
+            "{key} stored twice: {results:?}"
+        );
+        if r.conversation_created {
+            created += 1;
+            let url = r
+                .status_url
+                .clone()
+                .expect("a status link for each new request");
+            assert!(links.insert(url), "status links are distinct");
+        }
+    }
+    assert_eq!(fresh, 200, "150 requests and 50 answers stored once each");
+    assert_eq!(created, 150, "one conversation per new thread");
+    // Every duplicate names the message its key stored.
+    for (key, r) in keys.iter().zip(&results) {
+        let r = r.as_ref().unwrap();
+        if r.duplicate {
+            let original = if key == "old" {
+                (before.message_id, before.conversation_id)
+            } else {
+                (
+                    first[key.as_str()].message_id,
+                    first[key.as_str()].conversation_id,
+                )
+            };
+            assert_eq!((r.message_id, r.conversation_id), original, "{key}");
+            assert_eq!(r.status_url, None);
+        }
+    }
+    // An answer and its request share the conversation of their thread.
+    for i in 0..50 {
+        assert_eq!(
+            first[format!("f{i}").as_str()].conversation_id,
+            first[format!("n{i}").as_str()].conversation_id
+        );
+    }
+    assert_eq!(count(&s, "messages"), 201);
+    assert_eq!(count(&s, "conversations"), 151);
+    // Each conversation was evaluated with all of its burst's events: the
+    // answered ones met their first response, the others still run.
+    let answered = first["n7"].conversation_id.unwrap();
+    let waiting = first["n120"].conversation_id.unwrap();
+    let timer = |id: i64| {
+        let d = s.conversation_detail(id).unwrap();
+        d.summary
+            .timers
+            .iter()
+            .find(|t| t.timer == "first_response")
+            .map(|t| t.status.clone())
+            .unwrap()
+    };
+    assert_eq!(timer(answered), "met");
+    assert_eq!(timer(waiting), "running");
+    // Group commit happened: fewer transactions than events.
+    let (sum, n) = batches(&s);
+    assert_eq!(sum as usize, results.len());
+    assert!(
+        n < results.len() as u64,
+        "{} events in {n} transactions: no batch formed",
+        results.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_burst_is_stored_once_each() {
+    let (_dir, url) = common::fresh_sqlite();
+    burst_is_stored_once_each(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_burst_is_stored_once_each() {
+    let db = common::FreshPostgres::new();
+    burst_is_stored_once_each(&db.url).await;
+}
+
+/// A trigger makes the database itself refuse one event's message: the
+/// batch it was in is stored again event by event, so only that one fails,
+/// and the conversation it would have opened is rolled back with it.
+async fn refused_event_fails_alone(url: &str, trigger: &[&str]) {
+    let s = common::shipped_service(url);
+    for sql in trigger {
+        s.store()
+            .with(|c| Ok(diesel::sql_query(*sql).execute(c)?))
+            .unwrap();
+    }
+    let mut events: Vec<IncomingEvent> = (0..60)
+        .map(|i| {
+            event(
+                &format!("k{i}"),
+                &format!("t{i}"),
+                Direction::Inbound,
+                CLIENT,
+            )
+        })
+        .collect();
+    events[30] = event(
+        "bad",
+        "t-bad",
+        Direction::Inbound,
+        "refused@initech.example",
+    );
+    let results = submit_all(&s, events).await;
+    for (i, r) in results.iter().enumerate() {
+        if i == 30 {
+            let e = r.as_ref().expect_err("the refused event fails");
+            assert!(e.contains("refused by the test"), "{e}");
+        } else {
+            let r = r.as_ref().unwrap_or_else(|e| panic!("event {i}: {e}"));
+            assert!(r.conversation_created && !r.duplicate, "event {i}: {r:?}");
+        }
+    }
+    assert_eq!(count(&s, "messages"), 59);
+    assert_eq!(count(&s, "conversations"), 59, "t-bad opened nothing");
+    // Sent again once the database takes it: stored, not a duplicate.
+    s.store()
+        .with(|c| Ok(diesel::sql_query("DROP TRIGGER refuse ON messages").execute(c)?))
+        .or_else(|_| {
+            s.store()
+                .with(|c| Ok(diesel::sql_query("DROP TRIGGER refuse").execute(c)?))
+        })
+        .unwrap();
+    let again = submit_all(
+        &s,
+        vec![event(
+            "bad",
+            "t-bad",
+            Direction::Inbound,
+            "refused@initech.example",
+        )],
+    )
+    .await;
+    let r = again[0].as_ref().unwrap();
+    assert!(r.conversation_created && !r.duplicate);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refused_event_fails_alone() {
+    let (_dir, url) = common::fresh_sqlite();
+    refused_event_fails_alone(
+        &url,
+        &["CREATE TRIGGER refuse BEFORE INSERT ON messages \
+           WHEN NEW.sender = 'refused@initech.example' \
+           BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refused_event_fails_alone() {
+    let db = common::FreshPostgres::new();
+    refused_event_fails_alone(
+        &db.url,
+        &[
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN \
+               IF NEW.sender = 'refused@initech.example' THEN \
+                 RAISE EXCEPTION 'refused by the test'; END IF; \
+               RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse BEFORE INSERT ON messages \
+               FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ],
+    )
+    .await;
+}
