@@ -29,6 +29,23 @@ pub(super) struct Effects {
     pub(super) digest_at: Option<DateTime<Utc>>,
 }
 
+/// What refreshes derived, written once for the lot after they ran (no
+/// refresh reads another conversation's state): on PostgreSQL a round trip
+/// for all timers and one for all conversations, not one per conversation.
+#[derive(Default)]
+struct Writes {
+    timers: Vec<TimerState>,
+    states: Vec<(i64, store::DerivedState)>,
+}
+
+impl Writes {
+    fn save(&self, conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<(), ServiceError> {
+        store::save_timers(conn, &self.timers)?;
+        store::update_conversation_states(conn, &self.states, now)?;
+        Ok(())
+    }
+}
+
 /// What a refresh reads of a conversation before evaluating it.
 struct Stored {
     events: Vec<EventRow>,
@@ -95,9 +112,9 @@ impl Service {
             timers: store::timers_of(conn, conv.id)?,
             fired: store::fired_steps_of(conn, conv.id)?,
         };
-        let mut timers = Vec::new();
-        let effects = self.refresh_loaded(conn, conv, stored, now, &mut timers)?;
-        store::save_timers(conn, &timers)?;
+        let mut writes = Writes::default();
+        let effects = self.refresh_loaded(conn, conv, stored, now, &mut writes)?;
+        writes.save(conn, now)?;
         Ok(effects)
     }
 
@@ -116,7 +133,7 @@ impl Service {
         let mut timers = store::timers_of_many(conn, &ids)?;
         let mut fired = store::fired_steps_of_many(conn, &ids)?;
         let mut out = Vec::with_capacity(convs.len());
-        let mut writes = Vec::new();
+        let mut writes = Writes::default();
         for conv in convs {
             let stored = Stored {
                 events: events.remove(&conv.id).unwrap_or_default(),
@@ -125,7 +142,7 @@ impl Service {
             };
             out.push(self.refresh_loaded(conn, conv, stored, now, &mut writes)?);
         }
-        store::save_timers(conn, &writes)?;
+        writes.save(conn, now)?;
         Ok(out)
     }
 
@@ -135,7 +152,7 @@ impl Service {
         conv: &ConversationRow,
         stored: Stored,
         now: DateTime<Utc>,
-        timer_writes: &mut Vec<TimerState>,
+        writes: &mut Writes,
     ) -> Result<Effects, ServiceError> {
         let contract = self.contract_version(conn, &conv.contract_version)?;
         let client = (conv.client_id != UNKNOWN_CLIENT).then_some(conv.client_id.as_str());
@@ -176,7 +193,7 @@ impl Service {
             // Timer writes only on change: most events move one timer.
             // Written by the caller, with the rest of its batch.
             if !unchanged {
-                timer_writes.push(TimerState {
+                writes.timers.push(TimerState {
                     conversation_id: conv.id,
                     kind: t.timer,
                     seq: t.seq,
@@ -254,10 +271,9 @@ impl Service {
                 .map(|m| m.sent_at)
                 .unwrap_or(now)
         });
-        store::update_conversation_state(
-            conn,
+        writes.states.push((
             conv.id,
-            &store::DerivedState {
+            store::DerivedState {
                 status: state.status,
                 health: state.health,
                 next_check_at: state.next_change,
@@ -267,8 +283,7 @@ impl Service {
                 next_due: next_due(&state),
                 paused_since: paused_since(&state, &messages),
             },
-            now,
-        )?;
+        ));
         effects.next_check = state.next_change;
         effects.first_response_due = state
             .timers

@@ -544,3 +544,82 @@ fn timers_in_batches(url: &str) {
 }
 
 crate::both_backends!(timers_in_batches);
+
+/// Conversation states written in a batch (one `UPDATE … FROM unnest` on
+/// PostgreSQL) read back as each conversation's own, NULLs included, and
+/// conversations outside the batch are untouched.
+fn conversation_states_in_batches(url: &str) {
+    use keepword::sla::Health;
+    let store = Store::open(url).unwrap();
+    let now = us(at("2026-12-01T09:00:00Z"));
+    let later = now + Duration::hours(2);
+    store
+        .with(|c| {
+            store::record_contract_version(c, "v1", "shipped", "src1", now)?;
+            store::upsert_client(c, "acme", "ACME Corp", now)?;
+            let ids: Vec<i64> = (0..4)
+                .map(|i| {
+                    store::open_conversation(c, &conversation(&format!("s{i}"), now))
+                        .map(|(r, _)| r.id)
+                })
+                .collect::<Result<_, _>>()?;
+            let state = |i: i64| store::DerivedState {
+                status: if i == 1 {
+                    TicketStatus::Solved
+                } else {
+                    TicketStatus::Open
+                },
+                health: if i == 2 {
+                    Health::Breached
+                } else {
+                    Health::OnTrack
+                },
+                next_check_at: (i != 1).then(|| now + Duration::minutes(i)),
+                solved_at: (i == 1).then_some(now),
+                last_message_at: Some(now + Duration::seconds(i)),
+                next_due: (i != 1).then(|| (now + Duration::hours(i), Timer::FirstResponse)),
+                paused_since: None,
+            };
+            let batch: Vec<_> = ids[..3]
+                .iter()
+                .map(|&id| (id, state(id - ids[0])))
+                .collect();
+            store::update_conversation_states(c, &batch, later)?;
+            for (k, &id) in ids.iter().enumerate() {
+                let row = store::conversation(c, id)?.unwrap();
+                let got = (
+                    row.status,
+                    row.health,
+                    row.next_check_at,
+                    row.solved_at,
+                    row.next_due_at,
+                    row.next_timer,
+                    row.updated_at,
+                );
+                if k < 3 {
+                    let d = state(k as i64);
+                    assert_eq!(
+                        got,
+                        (
+                            d.status,
+                            d.health,
+                            d.next_check_at,
+                            d.solved_at,
+                            d.next_due.map(|(t, _)| t),
+                            d.next_due.map(|(_, k)| k),
+                            later
+                        ),
+                        "conversation {k}"
+                    );
+                    assert_eq!(row.last_message_at, d.last_message_at);
+                } else {
+                    assert_eq!(row.updated_at, now, "outside the batch: untouched");
+                    assert_eq!(row.health, Health::OnTrack);
+                }
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
+
+crate::both_backends!(conversation_states_in_batches);
