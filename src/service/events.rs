@@ -43,6 +43,36 @@ pub(super) struct Queued {
     reply: tokio::sync::oneshot::Sender<Result<Recorded, ServiceError>>,
 }
 
+/// What a batch knows so far: conversations by `(channel, thread)` (looked
+/// up at its start, plus those it opened) and clients it made sure of.
+struct Found {
+    conversations: std::collections::HashMap<(String, String), ConversationRow>,
+    clients: std::collections::HashSet<String>,
+}
+
+/// The message of a new event.
+fn new_message(c: &Checked, conversation_id: Option<i64>) -> NewMessage {
+    let ev = &c.ev;
+    NewMessage {
+        conversation_id,
+        channel: ev.channel.clone(),
+        external_id: ev.idempotency_key.clone(),
+        direction: ev.direction,
+        sender: ev.from.clone(),
+        recipients: String::new(),
+        subject: ev.subject.clone(),
+        body: ev.body.clone(),
+        message_id: None,
+        in_reply_to: None,
+        refs: String::new(),
+        raw: c.raw.clone(),
+        sent_at: ev.at,
+        received_at: c.now,
+        status: ev.status,
+        awaiting_client: ev.awaiting_client,
+    }
+}
+
 /// What storing one event inside a batch did, before the batch's refresh.
 struct StoredEvent {
     recorded: Recorded,
@@ -231,16 +261,34 @@ impl Service {
         let outcome = self.inner.store.transaction(|conn| {
             let lookup: Vec<(&str, &str)> = keys.iter().map(|(c, k)| (*c, k.as_str())).collect();
             let seen = store::messages_by_external_ids(conn, &lookup)?;
+            let threads: Vec<(&str, &str)> = batch
+                .iter()
+                .map(|c| (c.ev.channel.as_str(), c.ev.thread.as_str()))
+                .collect();
+            let mut found = Found {
+                conversations: store::conversations_by_threads(conn, &threads)?,
+                clients: std::collections::HashSet::new(),
+            };
             let mut in_batch = std::collections::HashSet::new();
             let mut each = Vec::with_capacity(batch.len());
+            let mut messages = Vec::new();
             for (c, (channel, key)) in batch.iter().zip(&keys) {
                 let known = seen.get(&(channel.to_string(), key.clone())).copied();
                 if known.is_some() || !in_batch.insert((*channel, key.as_str())) {
                     each.push(Outcome::Duplicate(known));
                 } else {
-                    each.push(Outcome::Stored(Box::new(
-                        self.store_event(conn, contract, c)?,
-                    )));
+                    let stored = self.store_event(conn, contract, c, &mut found)?;
+                    messages.push(new_message(c, stored.recorded.conversation_id));
+                    each.push(Outcome::Stored(Box::new(stored)));
+                }
+            }
+            // The messages in one go (multi-row on PostgreSQL). A key some
+            // concurrent writer stored since the lookup rolls all back.
+            let mut ids = store::insert_messages(conn, &messages)?.into_iter();
+            for o in &mut each {
+                if let Outcome::Stored(stored) = o {
+                    stored.recorded.message_id =
+                        ids.next().flatten().ok_or(RecordError::Duplicate)?;
                 }
             }
             // The last row read of each conversation, each once.
@@ -327,28 +375,32 @@ impl Service {
         })
     }
 
-    /// One new event of a batch: the message stored, its conversation found
-    /// or opened. Its key was not seen when the batch began; a concurrent
-    /// writer storing it since is an error, so that the rollback undoes
-    /// whatever this one opened.
+    /// One new event of a batch: its conversation found or opened (its
+    /// message is stored with the batch's). Its key was not seen when the
+    /// batch began.
     fn store_event(
         &self,
         conn: &mut AnyConnection,
         contract: &Contract,
         c: &Checked,
+        found: &mut Found,
     ) -> Result<StoredEvent, RecordError> {
         let ev = &c.ev;
         let mut mismatch = None;
         let mut conversation_created = false;
         let mut status_token = None;
-        let conversation = match store::conversation_by_thread(conn, &ev.channel, &ev.thread)? {
-            Some(c) => Some(c),
+        let thread = (ev.channel.clone(), ev.thread.clone());
+        let conversation = match found.conversations.get(&thread) {
+            Some(c) => Some(c.clone()),
             None => match &c.client_id {
                 // The contract says to ignore this sender: keep the
                 // message (nothing is lost) but track nothing.
                 None => None,
                 Some(client_id) => {
-                    let (row, created, mismatched) = open_conversation(
+                    if found.clients.insert(client_id.clone()) {
+                        ensure_client(conn, contract, client_id, c.now)?;
+                    }
+                    let (row, created, mismatched) = open_classified(
                         conn,
                         contract,
                         &Opening {
@@ -369,39 +421,15 @@ impl Service {
                     if created {
                         status_token = super::status::issue_link(conn, row.id, c.now)?;
                     }
+                    found.conversations.insert(thread, row.clone());
                     Some(row)
                 }
             },
         };
-        let inserted = store::insert_message(
-            conn,
-            &NewMessage {
-                conversation_id: conversation.as_ref().map(|c| c.id),
-                channel: ev.channel.clone(),
-                external_id: ev.idempotency_key.clone(),
-                direction: ev.direction,
-                sender: ev.from.clone(),
-                recipients: String::new(),
-                subject: ev.subject.clone(),
-                body: ev.body.clone(),
-                message_id: None,
-                in_reply_to: None,
-                refs: String::new(),
-                raw: c.raw.clone(),
-                sent_at: ev.at,
-                received_at: c.now,
-                status: ev.status,
-                awaiting_client: ev.awaiting_client,
-            },
-        )?;
-        // Another request stored the same key since the check above: roll
-        // back what this one opened.
-        if let Inserted::Duplicate(_) = inserted {
-            return Err(RecordError::Duplicate);
-        }
         Ok(StoredEvent {
             recorded: Recorded {
-                message_id: inserted.id(),
+                // Set when the batch's messages are stored.
+                message_id: 0,
                 conversation_id: conversation.as_ref().map(|c| c.id),
                 duplicate: false,
                 conversation_created,
@@ -442,6 +470,32 @@ pub(crate) fn open_conversation(
     o: &Opening<'_>,
     now: DateTime<Utc>,
 ) -> Result<(ConversationRow, bool, Option<String>), ServiceError> {
+    ensure_client(conn, contract, o.client_id, now)?;
+    open_classified(conn, contract, o, now)
+}
+
+/// The client's row, with the contract's name for it.
+fn ensure_client(
+    conn: &mut AnyConnection,
+    contract: &Contract,
+    client_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let name = contract
+        .client(client_id)
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| "Unknown senders".into());
+    store::upsert_client(conn, client_id, &name, now)?;
+    Ok(())
+}
+
+/// [`open_conversation`] once its client's row is there.
+fn open_classified(
+    conn: &mut AnyConnection,
+    contract: &Contract,
+    o: &Opening<'_>,
+    now: DateTime<Utc>,
+) -> Result<(ConversationRow, bool, Option<String>), ServiceError> {
     let class = sla::classify(
         contract,
         &ClassifyInput {
@@ -453,11 +507,6 @@ pub(crate) fn open_conversation(
             client_id: Some(o.client_id),
         },
     );
-    let name = contract
-        .client(o.client_id)
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| "Unknown senders".into());
-    store::upsert_client(conn, o.client_id, &name, now)?;
     let (row, created) = store::open_conversation(
         conn,
         &NewConversation {

@@ -41,8 +41,8 @@ use crate::sla::{
     self, ActionKind, ClassifyInput, Direction, Event, EventKind, Policy, TicketStatus, TimerStatus,
 };
 use crate::store::{
-    self, AnyConnection, ConversationRow, EventRow, FiredStep, Inserted, NewConversation,
-    NewMessage, Store, StoreError, TimerState,
+    self, AnyConnection, ConversationRow, EventRow, FiredStep, NewConversation, NewMessage, Store,
+    StoreError, TimerState,
 };
 
 pub use changes::{ChangeSet, Changes};

@@ -209,6 +209,40 @@ pub fn conversations_by_ids(
     Ok(out)
 }
 
+/// The conversations of several `(channel, thread key)`s, keyed as given:
+/// one query per channel for a batch of events instead of one per event.
+pub fn conversations_by_threads(
+    conn: &mut AnyConnection,
+    keys: &[(&str, &str)],
+) -> Result<std::collections::HashMap<(String, String), ConversationRow>> {
+    let mut by_channel: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (channel, thread) in keys {
+        by_channel.entry(channel).or_default().push(thread);
+    }
+    let mut out = std::collections::HashMap::new();
+    for (channel, threads) in by_channel {
+        // As stored (see `text`), and back to the caller's spelling.
+        let stored: std::collections::HashMap<String, &str> =
+            threads.iter().map(|t| (text(t), *t)).collect();
+        let wanted: Vec<&String> = stored.keys().collect();
+        for chunk in wanted.chunks(5_000) {
+            let rows = conversations::table
+                .filter(conversations::channel.eq(text(channel)))
+                .filter(conversations::thread_key.eq_any(chunk))
+                .filter(super::planned_each_time())
+                .select(Record::as_select())
+                .load(conn)?;
+            for r in rows {
+                let row = ConversationRow::try_from(r)?;
+                if let Some(given) = stored.get(&row.thread_key) {
+                    out.insert((channel.to_string(), given.to_string()), row);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Moves `last_message_at` forward (never back) for conversations a batch
 /// touched, before a subject lookup that compares it against a window.
 pub fn advance_last_message(conn: &mut AnyConnection, id: i64, at: DateTime<Utc>) -> Result<()> {

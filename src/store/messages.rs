@@ -265,17 +265,23 @@ pub fn insert_messages(conn: &mut AnyConnection, new: &[NewMessage]) -> Result<V
         }
         AnyConnection::Postgresql(c) => {
             for chunk in forms.chunks(500) {
-                let stored: Vec<(i64, String)> = diesel::insert_into(messages::table)
+                let stored: Vec<(i64, String, String)> = diesel::insert_into(messages::table)
                     .values(chunk)
                     .on_conflict((messages::channel, messages::external_id))
                     .do_nothing()
-                    .returning((messages::id, messages::external_id))
+                    .returning((messages::id, messages::channel, messages::external_id))
                     .get_results(c)?;
-                let by_key: std::collections::HashMap<String, i64> =
-                    stored.into_iter().map(|(id, k)| (k, id)).collect();
-                // Keys are distinct within one channel's batch; RETURNING
-                // does not promise the VALUES order, so match by key.
-                ids.extend(chunk.iter().map(|f| by_key.get(&f.external_id).copied()));
+                let by_key: std::collections::HashMap<(String, String), i64> = stored
+                    .into_iter()
+                    .map(|(id, ch, k)| ((ch, k), id))
+                    .collect();
+                // Keys are distinct within a channel's batch; RETURNING does
+                // not promise the VALUES order, so match by key.
+                ids.extend(chunk.iter().map(|f| {
+                    by_key
+                        .get(&(f.channel.clone(), f.external_id.clone()))
+                        .copied()
+                }));
             }
         }
     }

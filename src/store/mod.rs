@@ -44,8 +44,8 @@ pub use contracts::{
 pub use conversations::{
     ConversationFilter, ConversationRow, DerivedState, NewConversation, advance_last_message,
     claim_due_conversations, conversation, conversation_by_thread, conversations_by_ids,
-    earliest_check, list_conversations, open_conversation, open_counts, set_conversation_status,
-    update_conversation_state, update_conversation_states,
+    conversations_by_threads, earliest_check, list_conversations, open_conversation, open_counts,
+    set_conversation_status, update_conversation_state, update_conversation_states,
 };
 pub use conversations::{opened_since_by_type, opened_since_of_client};
 pub use escalations::{
