@@ -261,9 +261,14 @@ impl Service {
         let outcome = self.inner.store.transaction(|conn| {
             let lookup: Vec<(&str, &str)> = keys.iter().map(|(c, k)| (*c, k.as_str())).collect();
             let seen = store::messages_by_external_ids(conn, &lookup)?;
+            // Only the threads of new keys: a retry storm costs one query.
             let threads: Vec<(&str, &str)> = batch
                 .iter()
-                .map(|c| (c.ev.channel.as_str(), c.ev.thread.as_str()))
+                .zip(&keys)
+                .filter(|(_, (channel, key))| {
+                    !seen.contains_key(&(channel.to_string(), key.clone()))
+                })
+                .map(|(c, _)| (c.ev.channel.as_str(), c.ev.thread.as_str()))
                 .collect();
             let mut found = Found {
                 conversations: store::conversations_by_threads(conn, &threads)?,
