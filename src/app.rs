@@ -224,6 +224,10 @@ impl Application {
         for p in pollers {
             p.await?;
         }
+        // Events accepted for clients that went away are stored before the
+        // process ends, and no writer is inside the database driver at exit.
+        let service = self.state.service.clone();
+        tokio::task::spawn_blocking(move || service.stop_event_writers()).await?;
         let changes = self.state.service.changes().clone();
         tokio::task::spawn_blocking(move || changes.stop()).await?;
         tracing::info!("stopped");

@@ -37,6 +37,17 @@ pub(super) struct Checked {
     client_id: Option<String>,
 }
 
+/// The event writers: started on the first submitted event, stopped once at
+/// shutdown.
+pub(super) enum EventWriters {
+    NotStarted,
+    Running {
+        senders: Vec<tokio::sync::mpsc::Sender<Queued>>,
+        threads: Vec<std::thread::JoinHandle<()>>,
+    },
+    Stopped,
+}
+
 /// An event queued for its writer, with where its answer goes.
 pub(super) struct Queued {
     checked: Checked,
@@ -107,11 +118,29 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Recorded, ServiceError> {
         let checked = self.check_event(ev, raw, now)?;
-        let writers = self
-            .inner
-            .event_writers
-            .get_or_init(|| self.start_writers());
-        if writers.is_empty() {
+        let shard = |n: usize| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            (&checked.ev.channel, &checked.ev.thread).hash(&mut h);
+            (h.finish() % n as u64) as usize
+        };
+        let sender = {
+            let mut state = self.writers();
+            if matches!(*state, EventWriters::NotStarted) {
+                *state = self.start_writers();
+            }
+            match &*state {
+                EventWriters::Running { senders, .. } if !senders.is_empty() => {
+                    Some(senders[shard(senders.len())].clone())
+                }
+                EventWriters::Stopped => {
+                    return Err(ServiceError::Unavailable("shutting down".into()));
+                }
+                _ => None,
+            }
+        };
+        let Some(sender) = sender else {
+            // No writer thread could start: store it on a blocking thread.
             let service = self.clone();
             return tokio::task::spawn_blocking(move || {
                 service.record_checked(std::slice::from_ref(&checked)).pop()
@@ -120,31 +149,48 @@ impl Service {
             .ok()
             .flatten()
             .unwrap_or_else(|| Err(ServiceError::Unavailable("the event task failed".into())));
-        }
-        let shard = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::hash::DefaultHasher::new();
-            (&checked.ev.channel, &checked.ev.thread).hash(&mut h);
-            (h.finish() % writers.len() as u64) as usize
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let stopped = || ServiceError::Unavailable("the event writer stopped".into());
-        writers[shard]
+        sender
             .send(Queued { checked, reply })
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
+    /// At shutdown, after the HTTP server has drained: no event is taken any
+    /// more, the writers store what is queued (a client that went away still
+    /// had its event accepted) and end. Blocking; waits for them.
+    pub fn stop_event_writers(&self) {
+        let was = std::mem::replace(&mut *self.writers(), EventWriters::Stopped);
+        if let EventWriters::Running { senders, threads } = was {
+            drop(senders);
+            for t in threads {
+                if t.join().is_err() {
+                    tracing::error!("an event writer panicked at shutdown");
+                }
+            }
+        }
+    }
+
+    fn writers(&self) -> std::sync::MutexGuard<'_, EventWriters> {
+        self.inner
+            .event_writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     /// One writer thread per shard: one on SQLite (it has one writer
     /// anyway), four on PostgreSQL. A writer holds the service weakly, so it
-    /// ends when the service is dropped (its queue closes).
-    fn start_writers(&self) -> Vec<tokio::sync::mpsc::Sender<Queued>> {
+    /// also ends when the service is dropped (its queue closes).
+    fn start_writers(&self) -> EventWriters {
         let n = match self.inner.store.backend() {
             store::Backend::Sqlite => 1,
             store::Backend::Postgres => 4,
         };
         let mut senders = Vec::with_capacity(n);
+        let mut threads = Vec::with_capacity(n);
         for i in 0..n {
             let (tx, mut rx) = tokio::sync::mpsc::channel::<Queued>(EVENT_QUEUE);
             let weak = Arc::downgrade(&self.inner);
@@ -164,11 +210,14 @@ impl Service {
                     }
                 });
             match spawned {
-                Ok(_) => senders.push(tx),
+                Ok(t) => {
+                    senders.push(tx);
+                    threads.push(t);
+                }
                 Err(e) => tracing::error!(error = %e, "cannot start an event writer"),
             }
         }
-        senders
+        EventWriters::Running { senders, threads }
     }
 
     fn write_batch(&self, batch: Vec<Queued>) {

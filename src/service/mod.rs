@@ -162,7 +162,7 @@ struct Inner {
     clock: Clock,
     changes: Changes,
     /// The event writers' queues, started on the first submitted event.
-    event_writers: std::sync::OnceLock<Vec<tokio::sync::mpsc::Sender<events::Queued>>>,
+    event_writers: Mutex<events::EventWriters>,
 }
 
 impl Service {
@@ -187,7 +187,7 @@ impl Service {
                 templates: AckTemplates::load(None).expect("the built-in templates compile"),
                 clock: Clock::system(),
                 changes: Changes::local(),
-                event_writers: std::sync::OnceLock::new(),
+                event_writers: Mutex::new(events::EventWriters::NotStarted),
             }),
         }
     }

@@ -296,3 +296,73 @@ async fn postgres_refused_event_fails_alone() {
     )
     .await;
 }
+
+/// Stopping the writers at shutdown: every event either was stored and
+/// answered, or was refused as "shutting down" — none is answered and lost,
+/// none stored unanswered — and nothing is taken afterwards.
+async fn stop_stores_what_was_accepted(url: &str) {
+    let s = common::shipped_service(url);
+    let now = at("2026-12-02T10:00:05Z");
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let s = s.clone();
+            let e = event(
+                &format!("s{i}"),
+                &format!("t{i}"),
+                Direction::Inbound,
+                CLIENT,
+            );
+            tokio::spawn(async move { s.submit_event(e, None, now).await })
+        })
+        .collect();
+    // Let some of the burst reach the writers, then stop mid-burst.
+    while batches(&s).1 == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let stopper = s.clone();
+    tokio::task::spawn_blocking(move || stopper.stop_event_writers())
+        .await
+        .unwrap();
+    let mut stored = 0;
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(r) => {
+                assert!(!r.duplicate);
+                stored += 1;
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("shutting down"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(stored + refused, 200);
+    assert!(stored > 0, "the writers had taken part of the burst");
+    assert_eq!(
+        count(&s, "messages"),
+        stored,
+        "stored exactly the answered ones"
+    );
+    let after = s
+        .submit_event(
+            event("late", "t-late", Direction::Inbound, CLIENT),
+            None,
+            now,
+        )
+        .await;
+    assert!(after.is_err(), "nothing is taken after the stop");
+    assert_eq!(count(&s, "messages"), stored);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_stop_stores_what_was_accepted() {
+    let (_dir, url) = common::fresh_sqlite();
+    stop_stores_what_was_accepted(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stop_stores_what_was_accepted() {
+    let db = common::FreshPostgres::new();
+    stop_stores_what_was_accepted(&db.url).await;
+}
