@@ -341,18 +341,18 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Stored, ServiceError> {
         let mut out = Stored::default();
-        let parsed_keys: Vec<String> = mails
+        let parsed_keys: Vec<(&str, &str)> = mails
             .iter()
             .filter(|p| p.mail.is_ok())
-            .map(|p| p.external_id.clone())
+            .map(|p| (mb.channel.as_str(), p.external_id.as_str()))
             .collect();
-        let stored_before = store::existing_external_ids(conn, &mb.channel, &parsed_keys)?;
+        let stored_before = store::messages_by_external_ids(conn, &parsed_keys)?;
         let mut keys_in_batch: HashSet<&str> = HashSet::new();
         let fresh: Vec<bool> = mails
             .iter()
             .map(|p| {
                 p.mail.is_ok()
-                    && !stored_before.contains(&p.external_id)
+                    && !stored_before.contains_key(&(mb.channel.clone(), p.external_id.clone()))
                     && keys_in_batch.insert(p.external_id.as_str())
             })
             .collect();

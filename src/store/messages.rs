@@ -242,7 +242,7 @@ pub fn insert_message(conn: &mut AnyConnection, new: &NewMessage) -> Result<Inse
 }
 
 /// Stores messages whose keys the caller knows to be new (a mail batch
-/// checks them first with [`existing_external_ids`]); returns each one's
+/// checks them first with [`messages_by_external_ids`]); returns each one's
 /// id, or `None` where a concurrent writer stored the same key meanwhile.
 /// On PostgreSQL the batch is a few multi-row statements, not a round trip
 /// per message.
@@ -292,26 +292,6 @@ pub fn insert_messages(conn: &mut AnyConnection, new: &[NewMessage]) -> Result<V
         .collect();
     insert_bodies(conn, &bodies)?;
     Ok(ids)
-}
-
-/// Which of `keys` are already stored in `channel`.
-pub fn existing_external_ids(
-    conn: &mut AnyConnection,
-    channel: &str,
-    keys: &[String],
-) -> Result<std::collections::HashSet<String>> {
-    let mut out = std::collections::HashSet::new();
-    let keys: Vec<String> = keys.iter().map(|k| text(k)).collect();
-    for chunk in keys.chunks(5_000) {
-        let found: Vec<String> = messages::table
-            .filter(messages::channel.eq(text(channel)))
-            .filter(messages::external_id.eq_any(chunk))
-            .filter(super::planned_each_time())
-            .select(messages::external_id)
-            .load(conn)?;
-        out.extend(found);
-    }
-    Ok(out)
 }
 
 /// A stored message's id and its conversation.

@@ -55,8 +55,8 @@ pub use mailboxes::{Checkpoint, checkpoint, save_checkpoint};
 pub use messages::{
     EventRow, Inserted, MessageRow, NewMessage, acknowledged_any_since, acknowledged_since,
     conversation_by_opener_subject, conversation_by_subject, conversation_of_message_id,
-    conversations_of_message_ids, events_of, events_of_many, existing_external_ids, insert_message,
-    insert_messages, message_by_external_id, messages_by_external_ids, messages_of,
+    conversations_of_message_ids, events_of, events_of_many, insert_message, insert_messages,
+    message_by_external_id, messages_by_external_ids, messages_of,
 };
 pub use outbox::{NewOutbox, OutboxRow, Routing, enqueue, enqueue_routed, outbox_pending};
 pub use queue::{
