@@ -25,7 +25,7 @@ impl Service {
             // not three round trips per conversation; and only the engine's
             // columns, never a conversation's mail.
             let convs: Vec<&ConversationRow> = due.iter().collect();
-            for e in self.refresh_many(conn, &convs, now)? {
+            for e in self.refresh_many(conn, &convs, HashMap::new(), now)? {
                 fired += e.escalations.len() + e.breaches.len();
                 all.merge(e);
             }

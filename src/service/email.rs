@@ -504,7 +504,7 @@ impl Service {
         drop(pending);
 
         let convs: Vec<&ConversationRow> = touched.iter().map(|id| &rows[id]).collect();
-        let effects = self.refresh_many(conn, &convs, now)?;
+        let effects = self.refresh_many(conn, &convs, HashMap::new(), now)?;
         let mut first_due: HashMap<i64, Option<DateTime<Utc>>> = HashMap::new();
         for (id, e) in touched.iter().zip(effects) {
             first_due.insert(*id, e.first_response_due);

@@ -54,11 +54,23 @@ pub(super) struct Queued {
     reply: tokio::sync::oneshot::Sender<Result<Recorded, ServiceError>>,
 }
 
-/// What a batch knows so far: conversations by `(channel, thread)` (looked
-/// up at its start, plus those it opened) and clients it made sure of.
-struct Found {
-    conversations: std::collections::HashMap<(String, String), ConversationRow>,
-    clients: std::collections::HashSet<String>,
+/// Where a new event of a batch goes.
+enum Target {
+    /// Nowhere: the contract ignores its sender (kept, not tracked).
+    Untracked,
+    /// A conversation stored before the batch, by `(channel, thread)`.
+    Stored(usize),
+    /// One the batch opens, by its place in the batch's openings.
+    Opening(usize),
+}
+
+/// A conversation a batch opens, with the events of the batch it holds.
+struct ToOpen {
+    new: NewConversation,
+    /// The request type, when classified for a channel that does not list it.
+    mismatch: Option<String>,
+    /// Places in the batch of its events; the first opened it.
+    events: Vec<usize>,
 }
 
 /// The message of a new event.
@@ -87,7 +99,6 @@ fn new_message(c: &Checked, conversation_id: Option<i64>) -> NewMessage {
 /// What storing one event inside a batch did, before the batch's refresh.
 struct StoredEvent {
     recorded: Recorded,
-    conversation: Option<ConversationRow>,
     mismatch: Option<String>,
 }
 
@@ -319,49 +330,164 @@ impl Service {
                 })
                 .map(|(c, _)| (c.ev.channel.as_str(), c.ev.thread.as_str()))
                 .collect();
-            let mut found = Found {
-                conversations: store::conversations_by_threads(conn, &threads)?,
-                clients: std::collections::HashSet::new(),
-            };
+            let (threads_found, stored): (Vec<(String, String)>, Vec<ConversationRow>) =
+                store::conversations_by_threads(conn, &threads)?
+                    .into_iter()
+                    .unzip();
+            let stored_at: std::collections::HashMap<(&str, &str), usize> = threads_found
+                .iter()
+                .enumerate()
+                .map(|(i, (channel, thread))| ((channel.as_str(), thread.as_str()), i))
+                .collect();
+            let mut ensured = std::collections::HashSet::new();
+            let mut openings: Vec<ToOpen> = Vec::new();
+            let mut opening_at: std::collections::HashMap<(&str, &str), usize> =
+                std::collections::HashMap::new();
             let mut in_batch = std::collections::HashSet::new();
-            let mut each = Vec::with_capacity(batch.len());
-            let mut messages = Vec::new();
-            for (c, (channel, key)) in batch.iter().zip(&keys) {
+            let mut targets: Vec<Option<Target>> = Vec::with_capacity(batch.len());
+            for (i, (c, (channel, key))) in batch.iter().zip(&keys).enumerate() {
                 let known = seen.get(&(channel.to_string(), key.clone())).copied();
                 if known.is_some() || !in_batch.insert((*channel, key.as_str())) {
-                    each.push(Outcome::Duplicate(known));
-                } else {
-                    let stored = self.store_event(conn, contract, c, &mut found)?;
-                    messages.push(new_message(c, stored.recorded.conversation_id));
-                    each.push(Outcome::Stored(Box::new(stored)));
+                    targets.push(None);
+                    continue;
                 }
+                let thread = (c.ev.channel.as_str(), c.ev.thread.as_str());
+                let target = if let Some(&at) = stored_at.get(&thread) {
+                    Target::Stored(at)
+                } else if let Some(&at) = opening_at.get(&thread) {
+                    openings[at].events.push(i);
+                    Target::Opening(at)
+                } else if let Some(client_id) = &c.client_id {
+                    if ensured.insert(client_id.as_str()) {
+                        self.ensure_client_cached(conn, contract, client_id, c.now)?;
+                    }
+                    let (new, mismatch) = classified(contract, &opening_of(c, client_id), c.now);
+                    opening_at.insert(thread, openings.len());
+                    openings.push(ToOpen {
+                        new,
+                        mismatch,
+                        events: vec![i],
+                    });
+                    Target::Opening(openings.len() - 1)
+                } else {
+                    Target::Untracked
+                };
+                targets.push(Some(target));
+            }
+            let (opened, written_states) = self.open_all(conn, batch, &openings, now)?;
+            // Tokens of the conversations this batch created, stored at once.
+            let tokens: Vec<(i64, String)> = opened
+                .iter()
+                .filter(|(_, created)| *created)
+                .map(|(row, _)| (row.id, super::status::new_token()))
+                .collect();
+            let hashes: Vec<(i64, String)> = tokens
+                .iter()
+                .map(|(id, t)| (*id, super::status::token_hash(t)))
+                .collect();
+            let linked = store::insert_status_links(conn, &hashes, now)?;
+            let mut token_of: std::collections::HashMap<i64, String> = tokens
+                .into_iter()
+                .filter(|(id, _)| linked.contains(id))
+                .collect();
+            let mut each = Vec::with_capacity(batch.len());
+            let mut messages = Vec::new();
+            for ((i, c), target) in batch.iter().enumerate().zip(&targets) {
+                let Some(target) = target else {
+                    let (channel, key) = &keys[i];
+                    each.push(Outcome::Duplicate(
+                        seen.get(&(channel.to_string(), key.clone())).copied(),
+                    ));
+                    continue;
+                };
+                let (conversation_id, created, mismatch) = match target {
+                    Target::Untracked => (None, false, None),
+                    Target::Stored(at) => (Some(stored[*at].id), false, None),
+                    Target::Opening(at) => {
+                        let (row, created) = &opened[*at];
+                        let first = openings[*at].events[0] == i && *created;
+                        let mismatch = if first {
+                            openings[*at].mismatch.clone()
+                        } else {
+                            None
+                        };
+                        (Some(row.id), first, mismatch)
+                    }
+                };
+                let status_url = match created {
+                    true => conversation_id
+                        .and_then(|id| token_of.remove(&id))
+                        .map(|t| self.status_url(&t)),
+                    false => None,
+                };
+                messages.push(new_message(c, conversation_id));
+                each.push(Outcome::Stored(Box::new(StoredEvent {
+                    recorded: Recorded {
+                        // Set when the batch's messages are stored.
+                        message_id: 0,
+                        conversation_id,
+                        duplicate: false,
+                        conversation_created: created,
+                        status_url,
+                    },
+                    mismatch,
+                })));
             }
             // The messages in one go (multi-row on PostgreSQL). A key some
             // concurrent writer stored since the lookup rolls all back.
             let mut ids = store::insert_messages(conn, &messages)?.into_iter();
-            for o in &mut each {
+            let mut id_of = vec![0i64; batch.len()];
+            for (i, o) in each.iter_mut().enumerate() {
                 if let Outcome::Stored(stored) = o {
                     stored.recorded.message_id =
                         ids.next().flatten().ok_or(RecordError::Duplicate)?;
+                    id_of[i] = stored.recorded.message_id;
                 }
             }
-            // The last row read of each conversation, each once.
+            // Each touched conversation once: those stored before are read
+            // back with their new messages; those this batch created are
+            // known already (unless an event's time is finer than the
+            // database keeps it).
             let mut convs: Vec<&ConversationRow> = Vec::new();
-            for s in &each {
-                if let Outcome::Stored(stored) = s
-                    && let Some(c) = &stored.conversation
-                {
-                    match convs.iter_mut().find(|x| x.id == c.id) {
-                        Some(x) => *x = c,
-                        None => convs.push(c),
+            let mut known = std::collections::HashMap::new();
+            for t in targets.iter().flatten() {
+                match t {
+                    Target::Stored(at) if !convs.iter().any(|c| c.id == stored[*at].id) => {
+                        convs.push(&stored[*at]);
                     }
+                    Target::Opening(at) if !convs.iter().any(|c| c.id == opened[*at].0.id) => {
+                        let (row, created) = &opened[*at];
+                        convs.push(row);
+                        if let (true, Some(written)) = (*created, &written_states[*at]) {
+                            let mut events: Vec<(DateTime<Utc>, i64, EventRow)> = openings[*at]
+                                .events
+                                .iter()
+                                .map(|&i| (batch[i].ev.at, id_of[i], event_row(&batch[i])))
+                                .collect();
+                            if events.iter().all(|(at, _, _)| exact_in_store(*at)) {
+                                events.sort_by_key(|(at, id, _)| (*at, *id));
+                                known.insert(
+                                    row.id,
+                                    super::refresh::Opened {
+                                        events: events.into_iter().map(|(_, _, e)| e).collect(),
+                                        written: written.clone(),
+                                    },
+                                );
+                            }
+                        }
+                    }
+                    _ => {}
                 }
             }
-            let effects = self.refresh_many(conn, &convs, now)?;
-            Ok::<_, RecordError>((each, effects))
+            let effects = self.refresh_many(conn, &convs, known, now)?;
+            let ensured: Vec<String> = ensured.into_iter().map(str::to_string).collect();
+            Ok::<_, RecordError>((each, effects, ensured))
         });
         let (each, effects) = match outcome {
-            Ok(done) => done,
+            Ok((each, effects, ensured)) => {
+                self.clients_committed(contract, ensured);
+                (each, effects)
+            }
             Err(e) if batch.len() == 1 => {
                 return vec![match e {
                     RecordError::Service(e) => Err(e),
@@ -429,69 +555,97 @@ impl Service {
         })
     }
 
-    /// One new event of a batch: its conversation found or opened (its
-    /// message is stored with the batch's). Its key was not seen when the
-    /// batch began.
-    fn store_event(
+    /// Opens a batch's new conversations: each one's first state derived
+    /// from the batch's events of it, then all inserted with that state in
+    /// one statement. A conversation some concurrent opener created first is
+    /// looked up instead (`created` false, no state written). In
+    /// `openings` order: `((row, created), state written)`.
+    #[allow(clippy::type_complexity)]
+    fn open_all(
+        &self,
+        conn: &mut AnyConnection,
+        batch: &[Checked],
+        openings: &[ToOpen],
+        now: DateTime<Utc>,
+    ) -> Result<
+        (
+            Vec<(ConversationRow, bool)>,
+            Vec<Option<store::DerivedState>>,
+        ),
+        RecordError,
+    > {
+        let mut new = Vec::with_capacity(openings.len());
+        for o in openings {
+            let mut events: Vec<(usize, EventRow)> = o
+                .events
+                .iter()
+                .map(|&i| (i, event_row(&batch[i])))
+                .collect();
+            // The engine's order: by time, then as stored (batch order).
+            events.sort_by_key(|(i, e)| (e.sent_at, *i));
+            let events: Vec<EventRow> = events.into_iter().map(|(_, e)| e).collect();
+            let state = self.initial_state(conn, &o.new, &events, now)?;
+            new.push((o.new.clone(), state));
+        }
+        let rows = store::open_conversations(conn, &new)?;
+        let mut opened = Vec::with_capacity(rows.len());
+        let mut written = Vec::with_capacity(rows.len());
+        for (row, (n, state)) in rows.into_iter().zip(new) {
+            match row {
+                Some(row) => {
+                    opened.push((row, true));
+                    written.push(Some(state));
+                }
+                None => {
+                    let row = store::conversation_by_thread(conn, &n.channel, &n.thread_key)?
+                        .ok_or_else(|| {
+                            ServiceError::Unavailable(format!(
+                                "conversation {} of {} was opened and is gone",
+                                n.thread_key, n.channel
+                            ))
+                        })?;
+                    opened.push((row, false));
+                    written.push(None);
+                }
+            }
+        }
+        Ok((opened, written))
+    }
+
+    /// The client's row, unless this process saw it committed with the
+    /// contract's name already: one query less per batch on PostgreSQL.
+    fn ensure_client_cached(
         &self,
         conn: &mut AnyConnection,
         contract: &Contract,
-        c: &Checked,
-        found: &mut Found,
-    ) -> Result<StoredEvent, RecordError> {
-        let ev = &c.ev;
-        let mut mismatch = None;
-        let mut conversation_created = false;
-        let mut status_token = None;
-        let thread = (ev.channel.clone(), ev.thread.clone());
-        let conversation = match found.conversations.get(&thread) {
-            Some(c) => Some(c.clone()),
-            None => match &c.client_id {
-                // The contract says to ignore this sender: keep the
-                // message (nothing is lost) but track nothing.
-                None => None,
-                Some(client_id) => {
-                    if found.clients.insert(client_id.clone()) {
-                        ensure_client(conn, contract, client_id, c.now)?;
-                    }
-                    let (row, created, mismatched) = open_classified(
-                        conn,
-                        contract,
-                        &Opening {
-                            channel: &ev.channel,
-                            thread_key: &ev.thread,
-                            client_id,
-                            subject: &ev.subject,
-                            body: &ev.body,
-                            priority: ev.priority.as_deref(),
-                            recipients: &[],
-                            opener: &ev.from,
-                            at: ev.at,
-                        },
-                        c.now,
-                    )?;
-                    conversation_created = created;
-                    mismatch = mismatched;
-                    if created {
-                        status_token = super::status::issue_link(conn, row.id, c.now)?;
-                    }
-                    found.conversations.insert(thread, row.clone());
-                    Some(row)
-                }
-            },
-        };
-        Ok(StoredEvent {
-            recorded: Recorded {
-                // Set when the batch's messages are stored.
-                message_id: 0,
-                conversation_id: conversation.as_ref().map(|c| c.id),
-                duplicate: false,
-                conversation_created,
-                status_url: status_token.map(|t| self.status_url(&t)),
-            },
-            conversation,
-            mismatch,
-        })
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        let name = client_name(contract, client_id);
+        if self.known_clients().get(client_id) == Some(&name) {
+            return Ok(());
+        }
+        store::upsert_client(conn, client_id, &name, now)?;
+        Ok(())
+    }
+
+    /// Remembers clients whose rows a committed batch made sure of.
+    fn clients_committed(&self, contract: &Contract, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut known = self.known_clients();
+        for id in ids {
+            let name = client_name(contract, &id);
+            known.insert(id, name);
+        }
+    }
+
+    fn known_clients(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.inner
+            .known_clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Marks a conversation solved (the API's action).
@@ -535,12 +689,16 @@ fn ensure_client(
     client_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
-    let name = contract
+    store::upsert_client(conn, client_id, &client_name(contract, client_id), now)?;
+    Ok(())
+}
+
+/// The name a client's row carries: the contract's.
+fn client_name(contract: &Contract, client_id: &str) -> String {
+    contract
         .client(client_id)
         .map(|c| c.name.clone())
-        .unwrap_or_else(|| "Unknown senders".into());
-    store::upsert_client(conn, client_id, &name, now)?;
-    Ok(())
+        .unwrap_or_else(|| "Unknown senders".into())
 }
 
 /// [`open_conversation`] once its client's row is there.
@@ -550,6 +708,18 @@ fn open_classified(
     o: &Opening<'_>,
     now: DateTime<Utc>,
 ) -> Result<(ConversationRow, bool, Option<String>), ServiceError> {
+    let (new, mismatch) = classified(contract, o, now);
+    let (row, created) = store::open_conversation(conn, &new)?;
+    Ok((row, created, mismatch.filter(|_| created)))
+}
+
+/// The conversation `o` opens, classified under the contract in force, and
+/// its request type when that came through a channel it does not list.
+fn classified(
+    contract: &Contract,
+    o: &Opening<'_>,
+    now: DateTime<Utc>,
+) -> (NewConversation, Option<String>) {
     let class = sla::classify(
         contract,
         &ClassifyInput {
@@ -561,25 +731,53 @@ fn open_classified(
             client_id: Some(o.client_id),
         },
     );
-    let (row, created) = store::open_conversation(
-        conn,
-        &NewConversation {
-            channel: o.channel.to_string(),
-            thread_key: o.thread_key.to_string(),
-            client_id: o.client_id.to_string(),
-            subject: o.subject.to_string(),
-            request_type: class.request_type.clone(),
-            classification: class.rule,
-            contract_version: contract.version().to_string(),
-            status: TicketStatus::Open,
-            channel_mismatch: class.channel_mismatch,
-            opened_at: o.at,
-            updated_at: now,
-            subject_key: crate::ingest::email::normalize_subject(o.subject),
-            opener: o.opener.to_lowercase(),
-            last_message_at: Some(o.at),
-        },
-    )?;
-    let mismatch = (created && class.channel_mismatch).then_some(class.request_type);
-    Ok((row, created, mismatch))
+    let mismatch = class.channel_mismatch.then(|| class.request_type.clone());
+    let new = NewConversation {
+        channel: o.channel.to_string(),
+        thread_key: o.thread_key.to_string(),
+        client_id: o.client_id.to_string(),
+        subject: o.subject.to_string(),
+        request_type: class.request_type,
+        classification: class.rule,
+        contract_version: contract.version().to_string(),
+        status: TicketStatus::Open,
+        channel_mismatch: class.channel_mismatch,
+        opened_at: o.at,
+        updated_at: now,
+        subject_key: crate::ingest::email::normalize_subject(o.subject),
+        opener: o.opener.to_lowercase(),
+        last_message_at: Some(o.at),
+    };
+    (new, mismatch)
+}
+
+/// What an event opens a conversation from.
+fn opening_of<'a>(c: &'a Checked, client_id: &'a str) -> Opening<'a> {
+    let ev = &c.ev;
+    Opening {
+        channel: &ev.channel,
+        thread_key: &ev.thread,
+        client_id,
+        subject: &ev.subject,
+        body: &ev.body,
+        priority: ev.priority.as_deref(),
+        recipients: &[],
+        opener: &ev.from,
+        at: ev.at,
+    }
+}
+
+/// An event as the SLA engine reads it back from the store.
+fn event_row(c: &Checked) -> EventRow {
+    EventRow {
+        direction: c.ev.direction,
+        status: c.ev.status,
+        awaiting_client: c.ev.awaiting_client,
+        sent_at: c.ev.at,
+    }
+}
+
+/// Whether the store keeps `t` exactly: both backends keep microseconds.
+fn exact_in_store(t: DateTime<Utc>) -> bool {
+    t.timestamp_subsec_nanos().is_multiple_of(1_000)
 }

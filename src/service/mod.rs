@@ -163,6 +163,8 @@ struct Inner {
     changes: Changes,
     /// The event writers' queues, started on the first submitted event.
     event_writers: Mutex<events::EventWriters>,
+    /// Clients whose rows this process saw committed, with their names.
+    known_clients: Mutex<HashMap<String, String>>,
 }
 
 impl Service {
@@ -188,6 +190,7 @@ impl Service {
                 clock: Clock::system(),
                 changes: Changes::local(),
                 event_writers: Mutex::new(events::EventWriters::NotStarted),
+                known_clients: Mutex::new(HashMap::new()),
             }),
         }
     }

@@ -51,6 +51,18 @@ struct Stored {
     events: Vec<EventRow>,
     timers: Vec<store::TimerRow>,
     fired: Vec<FiredStep>,
+    /// The state already in its row, when the caller wrote it in this
+    /// transaction: written again only if the evaluation differs.
+    written: Option<store::DerivedState>,
+}
+
+/// A conversation a batch opened, known without reading it back: its events
+/// in the engine's order (`sent_at`, then id; as stored, to the
+/// microsecond), no timers or fired steps yet, and the state its row was
+/// inserted with.
+pub(super) struct Opened {
+    pub(super) events: Vec<EventRow>,
+    pub(super) written: store::DerivedState,
 }
 
 fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
@@ -111,6 +123,7 @@ impl Service {
             events: store::events_of(conn, conv.id)?,
             timers: store::timers_of(conn, conv.id)?,
             fired: store::fired_steps_of(conn, conv.id)?,
+            written: None,
         };
         let mut writes = Writes::default();
         let effects = self.refresh_loaded(conn, conv, stored, now, &mut writes)?;
@@ -121,24 +134,39 @@ impl Service {
     /// [`Self::refresh`] for every conversation a batch touched, each once,
     /// with their events, timers and fired steps read in three queries for
     /// the lot: a mail batch that adds 300 messages to 80 conversations
-    /// evaluates 80 conversations, not 300. Effects are in `convs` order.
+    /// evaluates 80 conversations, not 300. Conversations in `opened` are not
+    /// read back. Effects are in `convs` order.
     pub(super) fn refresh_many(
         &self,
         conn: &mut AnyConnection,
         convs: &[&ConversationRow],
+        mut opened: HashMap<i64, Opened>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Effects>, ServiceError> {
-        let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
+        let ids: Vec<i64> = convs
+            .iter()
+            .map(|c| c.id)
+            .filter(|id| !opened.contains_key(id))
+            .collect();
         let mut events = store::events_of_many(conn, &ids)?;
         let mut timers = store::timers_of_many(conn, &ids)?;
         let mut fired = store::fired_steps_of_many(conn, &ids)?;
         let mut out = Vec::with_capacity(convs.len());
         let mut writes = Writes::default();
         for conv in convs {
-            let stored = Stored {
-                events: events.remove(&conv.id).unwrap_or_default(),
-                timers: timers.remove(&conv.id).unwrap_or_default(),
-                fired: fired.remove(&conv.id).unwrap_or_default(),
+            let stored = match opened.remove(&conv.id) {
+                Some(o) => Stored {
+                    events: o.events,
+                    timers: Vec::new(),
+                    fired: Vec::new(),
+                    written: Some(o.written),
+                },
+                None => Stored {
+                    events: events.remove(&conv.id).unwrap_or_default(),
+                    timers: timers.remove(&conv.id).unwrap_or_default(),
+                    fired: fired.remove(&conv.id).unwrap_or_default(),
+                    written: None,
+                },
             };
             out.push(self.refresh_loaded(conn, conv, stored, now, &mut writes)?);
         }
@@ -155,15 +183,14 @@ impl Service {
         writes: &mut Writes,
     ) -> Result<Effects, ServiceError> {
         let contract = self.contract_version(conn, &conv.contract_version)?;
-        let client = (conv.client_id != UNKNOWN_CLIENT).then_some(conv.client_id.as_str());
-        let Some(policy) = Policy::from_contract(&contract, &conv.request_type, client) else {
-            return Err(ServiceError::MissingContract(format!(
-                "{} (request type {})",
-                conv.contract_version, conv.request_type
-            )));
-        };
         let messages = stored.events;
-        let state = sla::evaluate(&policy, &engine_events(&messages), now);
+        let state = evaluate(
+            &contract,
+            &conv.request_type,
+            &conv.client_id,
+            &messages,
+            now,
+        )?;
         // A long conversation has hundreds of next-response timers: look
         // them up by key, not by scanning.
         let before: std::collections::HashMap<(Timer, u32), &store::TimerRow> =
@@ -263,27 +290,10 @@ impl Service {
                 effects.digest_at = earliest(effects.digest_at, n.digest_at);
             }
         }
-        let solved_at = (state.status == TicketStatus::Solved).then(|| {
-            messages
-                .iter()
-                .rev()
-                .find(|m| m.status == Some(TicketStatus::Solved))
-                .map(|m| m.sent_at)
-                .unwrap_or(now)
-        });
-        writes.states.push((
-            conv.id,
-            store::DerivedState {
-                status: state.status,
-                health: state.health,
-                next_check_at: state.next_change,
-                solved_at,
-                // Derived from the events just read: no extra write per message.
-                last_message_at: messages.iter().map(|m| m.sent_at).max(),
-                next_due: next_due(&state),
-                paused_since: paused_since(&state, &messages),
-            },
-        ));
+        let derived = derived_state(&state, &messages, now);
+        if stored.written.as_ref() != Some(&derived) {
+            writes.states.push((conv.id, derived));
+        }
         effects.next_check = state.next_change;
         effects.first_response_due = state
             .timers
@@ -344,6 +354,68 @@ impl Service {
             g.with_label_values(&[&rtype, &health]).set(n);
         }
         Ok(())
+    }
+}
+
+/// The SLA engine's view of a conversation with these events, under the
+/// contract version it was opened with.
+fn evaluate(
+    contract: &Contract,
+    request_type: &str,
+    client_id: &str,
+    messages: &[EventRow],
+    now: DateTime<Utc>,
+) -> Result<sla::ConversationState, ServiceError> {
+    let client = (client_id != UNKNOWN_CLIENT).then_some(client_id);
+    let Some(policy) = Policy::from_contract(contract, request_type, client) else {
+        return Err(ServiceError::MissingContract(format!(
+            "{} (request type {request_type})",
+            contract.version()
+        )));
+    };
+    Ok(sla::evaluate(&policy, &engine_events(messages), now))
+}
+
+/// What the conversation's row keeps of an evaluation.
+fn derived_state(
+    state: &sla::ConversationState,
+    messages: &[EventRow],
+    now: DateTime<Utc>,
+) -> store::DerivedState {
+    let solved_at = (state.status == TicketStatus::Solved).then(|| {
+        messages
+            .iter()
+            .rev()
+            .find(|m| m.status == Some(TicketStatus::Solved))
+            .map(|m| m.sent_at)
+            .unwrap_or(now)
+    });
+    store::DerivedState {
+        status: state.status,
+        health: state.health,
+        next_check_at: state.next_change,
+        solved_at,
+        // Derived from the events just read: no extra write per message.
+        last_message_at: messages.iter().map(|m| m.sent_at).max(),
+        next_due: next_due(state),
+        paused_since: paused_since(state, messages),
+    }
+}
+
+impl Service {
+    /// The state a conversation not stored yet will have once it holds
+    /// `messages` (in the engine's order), so that its row is inserted with
+    /// it rather than updated right after.
+    pub(super) fn initial_state(
+        &self,
+        conn: &mut AnyConnection,
+        new: &store::NewConversation,
+        messages: &[EventRow],
+        now: DateTime<Utc>,
+    ) -> Result<store::DerivedState, ServiceError> {
+        let contract = self.contract_version(conn, &new.contract_version)?;
+        let state = evaluate(&contract, &new.request_type, &new.client_id, messages, now)?;
+        Ok(derived_state(&state, messages, now))
     }
 }
 

@@ -130,47 +130,26 @@ pub struct NewConversation {
     pub last_message_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = conversations)]
-struct Form {
-    channel: String,
-    thread_key: String,
-    client_id: String,
-    subject: String,
-    request_type: String,
-    classification: String,
-    contract_version: String,
-    status: &'static str,
-    channel_mismatch: bool,
-    opened_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-    subject_key: String,
-    opener: String,
-    last_message_at: Option<NaiveDateTime>,
-}
-
 /// Opens the conversation of `(channel, thread_key)`, or returns the one that
 /// already exists: `(row, created)`. One statement when it is new.
 pub fn open_conversation(
     conn: &mut AnyConnection,
     new: &NewConversation,
 ) -> Result<(ConversationRow, bool)> {
-    let form = Form {
-        channel: new.channel.clone(),
-        thread_key: text(&new.thread_key),
-        client_id: new.client_id.clone(),
-        subject: text(&new.subject),
-        request_type: new.request_type.clone(),
-        classification: new.classification.clone(),
-        contract_version: new.contract_version.clone(),
-        status: new.status.as_str(),
-        channel_mismatch: new.channel_mismatch,
-        opened_at: to_db(new.opened_at),
-        updated_at: to_db(new.updated_at),
-        subject_key: text(&new.subject_key),
-        opener: text(&new.opener),
-        last_message_at: new.last_message_at.map(to_db),
-    };
+    // The row as a new conversation has it before any evaluation (the
+    // columns' defaults).
+    let form = open_form(
+        new,
+        &DerivedState {
+            status: new.status,
+            health: Health::OnTrack,
+            next_check_at: None,
+            solved_at: None,
+            last_message_at: new.last_message_at,
+            next_due: None,
+            paused_since: None,
+        },
+    );
     let inserted = on_backend!(conn, |c| diesel::insert_into(conversations::table)
         .values(&form)
         .on_conflict((conversations::channel, conversations::thread_key))
@@ -187,6 +166,109 @@ pub fn open_conversation(
         .select(Record::as_select())
         .first(conn)?;
     Ok((ConversationRow::try_from(r)?, false))
+}
+
+/// A new conversation with its first derived state, for [`open_conversations`].
+#[derive(Insertable)]
+#[diesel(table_name = conversations)]
+struct OpenForm {
+    channel: String,
+    thread_key: String,
+    client_id: String,
+    subject: String,
+    request_type: String,
+    classification: String,
+    contract_version: String,
+    status: &'static str,
+    channel_mismatch: bool,
+    opened_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    subject_key: String,
+    opener: String,
+    last_message_at: Option<NaiveDateTime>,
+    health: &'static str,
+    next_check_at: Option<NaiveDateTime>,
+    solved_at: Option<NaiveDateTime>,
+    next_due_at: Option<NaiveDateTime>,
+    next_timer: &'static str,
+    paused_since: Option<NaiveDateTime>,
+}
+
+fn open_form(new: &NewConversation, d: &DerivedState) -> OpenForm {
+    OpenForm {
+        channel: new.channel.clone(),
+        thread_key: text(&new.thread_key),
+        client_id: new.client_id.clone(),
+        subject: text(&new.subject),
+        request_type: new.request_type.clone(),
+        classification: new.classification.clone(),
+        contract_version: new.contract_version.clone(),
+        status: d.status.as_str(),
+        channel_mismatch: new.channel_mismatch,
+        opened_at: to_db(new.opened_at),
+        updated_at: to_db(new.updated_at),
+        subject_key: text(&new.subject_key),
+        opener: text(&new.opener),
+        last_message_at: d.last_message_at.map(to_db),
+        health: d.health.as_str(),
+        next_check_at: d.next_check_at.map(to_db),
+        solved_at: d.solved_at.map(to_db),
+        next_due_at: d.next_due.map(|(t, _)| to_db(t)),
+        next_timer: d.next_due.map_or("", |(_, k)| k.as_str()),
+        paused_since: d.paused_since.map(to_db),
+    }
+}
+
+/// Opens several conversations, each with the state the SLA engine derived
+/// for it already in its row: on PostgreSQL one multi-row statement per 500
+/// instead of an insert and an update each (the update would touch all of
+/// the table's indexes again). Returns the row of each one this call
+/// created, in order; `None` where `(channel, thread_key)` existed already
+/// (a concurrent opener won): the caller looks that one up.
+pub fn open_conversations(
+    conn: &mut AnyConnection,
+    new: &[(NewConversation, DerivedState)],
+) -> Result<Vec<Option<ConversationRow>>> {
+    let forms: Vec<OpenForm> = new.iter().map(|(n, d)| open_form(n, d)).collect();
+    let mut out = Vec::with_capacity(forms.len());
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            for f in &forms {
+                let r = diesel::insert_into(conversations::table)
+                    .values(f)
+                    .on_conflict((conversations::channel, conversations::thread_key))
+                    .do_nothing()
+                    .returning(Record::as_returning())
+                    .get_result::<Record>(c)
+                    .optional()?;
+                out.push(r.map(ConversationRow::try_from).transpose()?);
+            }
+        }
+        AnyConnection::Postgresql(c) => {
+            for chunk in forms.chunks(500) {
+                let rows: Vec<Record> = diesel::insert_into(conversations::table)
+                    .values(chunk)
+                    .on_conflict((conversations::channel, conversations::thread_key))
+                    .do_nothing()
+                    .returning(Record::as_returning())
+                    .get_results(c)?;
+                // RETURNING does not promise the VALUES order: match by key.
+                let mut by_key: std::collections::HashMap<(String, String), Record> = rows
+                    .into_iter()
+                    .map(|r| ((r.channel.clone(), r.thread_key.clone()), r))
+                    .collect();
+                for f in chunk {
+                    out.push(
+                        by_key
+                            .remove(&(f.channel.clone(), f.thread_key.clone()))
+                            .map(ConversationRow::try_from)
+                            .transpose()?,
+                    );
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Several conversations by id, in one query per 5,000.

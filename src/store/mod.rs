@@ -44,8 +44,9 @@ pub use contracts::{
 pub use conversations::{
     ConversationFilter, ConversationRow, DerivedState, NewConversation, advance_last_message,
     claim_due_conversations, conversation, conversation_by_thread, conversations_by_ids,
-    conversations_by_threads, earliest_check, list_conversations, open_conversation, open_counts,
-    set_conversation_status, update_conversation_state, update_conversation_states,
+    conversations_by_threads, earliest_check, list_conversations, open_conversation,
+    open_conversations, open_counts, set_conversation_status, update_conversation_state,
+    update_conversation_states,
 };
 pub use conversations::{opened_since_by_type, opened_since_of_client};
 pub use escalations::{
@@ -64,7 +65,7 @@ pub use queue::{
     opened_between, queue_page,
 };
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
-pub use status::{conversation_by_status_hash, insert_status_link};
+pub use status::{conversation_by_status_hash, insert_status_link, insert_status_links};
 pub use timers::{TimerRow, TimerState, save_timer, save_timers, timers_of, timers_of_many};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -28,6 +28,51 @@ pub fn insert_status_link(
     Ok(n == 1)
 }
 
+/// [`insert_status_link`] for several conversations (one statement on
+/// PostgreSQL): the conversations whose link was stored.
+pub fn insert_status_links(
+    conn: &mut AnyConnection,
+    links: &[(i64, String)],
+    now: DateTime<Utc>,
+) -> Result<std::collections::HashSet<i64>> {
+    let at = to_db(now);
+    let rows: Vec<_> = links
+        .iter()
+        .map(|(id, hash)| {
+            (
+                status_links::token_hash.eq(hash.as_str()),
+                status_links::conversation_id.eq(*id),
+                status_links::created_at.eq(at),
+            )
+        })
+        .collect();
+    let mut stored = std::collections::HashSet::new();
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            for (row, (id, _)) in rows.iter().zip(links) {
+                let n = diesel::insert_into(status_links::table)
+                    .values(*row)
+                    .on_conflict_do_nothing()
+                    .execute(c)?;
+                if n == 1 {
+                    stored.insert(*id);
+                }
+            }
+        }
+        AnyConnection::Postgresql(c) => {
+            for chunk in rows.chunks(1_000) {
+                let ids: Vec<i64> = diesel::insert_into(status_links::table)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .returning(status_links::conversation_id)
+                    .get_results(c)?;
+                stored.extend(ids);
+            }
+        }
+    }
+    Ok(stored)
+}
+
 /// The conversation a token hash opens. An index lookup by the hash: the
 /// database never sees the token, and nothing secret is compared byte by
 /// byte in a way that depends on it (the hash of a guess shares no prefix

@@ -370,3 +370,204 @@ async fn postgres_stop_stores_what_was_accepted() {
     let db = common::FreshPostgres::new();
     stop_stores_what_was_accepted(&db.url).await;
 }
+
+/// Every conversation's derived columns and timers, as text, in id order.
+fn state_snapshot(s: &Service) -> Vec<Vec<Option<String>>> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        v: Option<String>,
+    }
+    let queries = [
+        "SELECT CAST(id AS TEXT) || '|' || status || '|' || health || '|' || \
+           COALESCE(CAST(next_check_at AS TEXT), '-') || '|' || \
+           COALESCE(CAST(solved_at AS TEXT), '-') || '|' || \
+           COALESCE(CAST(last_message_at AS TEXT), '-') || '|' || \
+           COALESCE(CAST(next_due_at AS TEXT), '-') || '|' || next_timer || '|' || \
+           COALESCE(CAST(paused_since AS TEXT), '-') AS v FROM conversations ORDER BY id",
+        "SELECT CAST(conversation_id AS TEXT) || '|' || kind || '|' || CAST(seq AS TEXT) || \
+           '|' || status || '|' || CAST(started_at AS TEXT) || '|' || \
+           COALESCE(CAST(due_at AS TEXT), '-') || '|' || \
+           COALESCE(CAST(stopped_at AS TEXT), '-') AS v \
+           FROM timers ORDER BY conversation_id, kind, seq",
+        "SELECT CAST(conversation_id AS TEXT) || '|' || step AS v \
+           FROM escalations_fired ORDER BY conversation_id, step",
+    ];
+    queries
+        .iter()
+        .map(|q| {
+            s.store()
+                .with(|c| Ok(diesel::sql_query(*q).load::<Row>(c)?))
+                .unwrap()
+                .into_iter()
+                .map(|r| r.v)
+                .collect()
+        })
+        .collect()
+}
+
+/// A batch that opens conversations writes each one's state into its row as
+/// it inserts it, evaluated from the batch's own events instead of read
+/// back. That state must be exactly what a full evaluation from the stored
+/// events gives: the scheduler re-evaluates every conversation afterwards
+/// and must find nothing to change. The shapes cover answered and
+/// unanswered requests, an answer stamped before its request, a request
+/// already overdue (its steps fire in the batch), a pending and a solved
+/// one, and times finer than the database keeps (read back instead).
+async fn opened_state_is_what_a_full_evaluation_gives(url: &str) {
+    let s = common::shipped_service(url);
+    let mut events = Vec::new();
+    for i in 0..20 {
+        events.push(event(
+            &format!("a{i}"),
+            &format!("a{i}"),
+            Direction::Inbound,
+            CLIENT,
+        ));
+
+        let mut b = event(
+            &format!("b{i}"),
+            &format!("b{i}"),
+            Direction::Inbound,
+            CLIENT,
+        );
+        b.at = at("2026-12-02T10:00:00.000000123Z");
+        events.push(b);
+        let mut b2 = event(
+            &format!("b{i}-r"),
+            &format!("b{i}"),
+            Direction::Outbound,
+            TEAM,
+        );
+        b2.at = at("2026-12-02T10:00:01Z");
+        events.push(b2);
+
+        let mut c = event(
+            &format!("c{i}-r"),
+            &format!("c{i}"),
+            Direction::Outbound,
+            TEAM,
+        );
+        c.at = at("2026-12-02T09:59:58Z");
+        events.push(c);
+        let mut c2 = event(
+            &format!("c{i}"),
+            &format!("c{i}"),
+            Direction::Inbound,
+            CLIENT,
+        );
+        c2.at = at("2026-12-02T10:00:02.5Z");
+        events.push(c2);
+
+        let mut d = event(
+            &format!("d{i}"),
+            &format!("d{i}"),
+            Direction::Inbound,
+            CLIENT,
+        );
+        d.at = at("2026-11-25T09:00:00Z");
+        events.push(d);
+
+        events.push(event(
+            &format!("e{i}"),
+            &format!("e{i}"),
+            Direction::Inbound,
+            CLIENT,
+        ));
+        let mut e2 = event(
+            &format!("e{i}-r"),
+            &format!("e{i}"),
+            Direction::Outbound,
+            TEAM,
+        );
+        e2.at = at("2026-12-02T10:00:03Z");
+        e2.awaiting_client = true;
+        e2.status = Some(keepword::sla::TicketStatus::Pending);
+        events.push(e2);
+
+        events.push(event(
+            &format!("s{i}"),
+            &format!("s{i}"),
+            Direction::Inbound,
+            CLIENT,
+        ));
+        let mut s2 = event(
+            &format!("s{i}-r"),
+            &format!("s{i}"),
+            Direction::Outbound,
+            TEAM,
+        );
+        s2.at = at("2026-12-02T10:00:04Z");
+        s2.status = Some(keepword::sla::TicketStatus::Solved);
+        events.push(s2);
+    }
+    let n = events.len();
+    for r in submit_all(&s, events).await {
+        r.unwrap();
+    }
+    assert_eq!(count(&s, "messages"), n as i64);
+    assert_eq!(count(&s, "conversations"), 120);
+    let (_, transactions) = batches(&s);
+    assert!(
+        transactions < n as u64,
+        "{n} events in {transactions} transactions: no batch formed"
+    );
+    let before = state_snapshot(&s);
+    assert!(
+        before[2].len() >= 20,
+        "the overdue requests fired their steps in the batch: {:?}",
+        before[2]
+    );
+    assert!(before[0].iter().flatten().any(|r| r.contains("|solved|")));
+    assert!(before[0].iter().flatten().any(|r| r.contains("|pending|")));
+
+    // Make the scheduler look at every conversation again at the burst's
+    // own instant: it reads all events back and evaluates from scratch.
+    let now = at("2026-12-02T10:00:05Z");
+    s.store()
+        .with(|c| {
+            use diesel::ExpressionMethods;
+            use keepword::store::schema::conversations::dsl as conv;
+            diesel::update(conv::conversations)
+                .set(conv::next_check_at.eq(Some(now.naive_utc())))
+                .execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+    let (mut looked_at, mut fired) = (0, 0);
+    loop {
+        let report = s.due_work(now).unwrap();
+        if report.conversations == 0 {
+            break;
+        }
+        looked_at += report.conversations;
+        fired += report.fired;
+    }
+    assert_eq!(looked_at, 120, "every conversation re-evaluated");
+    assert_eq!(fired, 0, "nothing new fell due");
+    let after = state_snapshot(&s);
+    for (table, (b, a)) in ["conversations", "timers", "escalations_fired"]
+        .iter()
+        .zip(before.iter().zip(&after))
+    {
+        assert_eq!(b.len(), a.len(), "{table}: rows");
+        for (b, a) in b.iter().zip(a) {
+            assert_eq!(
+                b, a,
+                "{table}: the batch wrote a state a full evaluation changes"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_opened_state_is_what_a_full_evaluation_gives() {
+    let (_dir, url) = common::fresh_sqlite();
+    opened_state_is_what_a_full_evaluation_gives(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_opened_state_is_what_a_full_evaluation_gives() {
+    let db = common::FreshPostgres::new();
+    opened_state_is_what_a_full_evaluation_gives(&db.url).await;
+}
