@@ -121,7 +121,9 @@ pub struct NewMessage {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = messages)]
+// NULL, not DEFAULT, for a `None`: one statement text per row count, so a
+// batch insert stays one prepared statement (`store::Cached`).
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
 struct Form {
     conversation_id: Option<i64>,
     channel: String,
@@ -176,7 +178,7 @@ fn form(m: &NewMessage) -> Form {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = message_bodies)]
+#[diesel(table_name = message_bodies, treat_none_as_default_value = false)]
 struct BodyForm<'a> {
     message_id: i64,
     body: String,
@@ -211,9 +213,15 @@ fn insert_bodies(conn: &mut AnyConnection, bodies: &[BodyForm<'_>]) -> Result<()
         // attachments stays a reasonable statement.
         AnyConnection::Postgresql(c) => {
             for chunk in bodies.chunks(200) {
-                diesel::insert_into(message_bodies::table)
-                    .values(chunk)
-                    .execute(c)?;
+                // RETURNING, and loaded: diesel keeps an `execute` out of
+                // its cache whatever `Cached` says.
+                let _: Vec<i64> = crate::pg_cached!(
+                    chunk.len(),
+                    diesel::insert_into(message_bodies::table)
+                        .values(chunk)
+                        .returning(message_bodies::message_id),
+                    |q| q.get_results(c)
+                )?;
             }
         }
     }
@@ -265,12 +273,15 @@ pub fn insert_messages(conn: &mut AnyConnection, new: &[NewMessage]) -> Result<V
         }
         AnyConnection::Postgresql(c) => {
             for chunk in forms.chunks(500) {
-                let stored: Vec<(i64, String, String)> = diesel::insert_into(messages::table)
-                    .values(chunk)
-                    .on_conflict((messages::channel, messages::external_id))
-                    .do_nothing()
-                    .returning((messages::id, messages::channel, messages::external_id))
-                    .get_results(c)?;
+                let stored: Vec<(i64, String, String)> = crate::pg_cached!(
+                    chunk.len(),
+                    diesel::insert_into(messages::table)
+                        .values(chunk)
+                        .on_conflict((messages::channel, messages::external_id))
+                        .do_nothing()
+                        .returning((messages::id, messages::channel, messages::external_id)),
+                    |q| q.get_results(c)
+                )?;
                 let by_key: std::collections::HashMap<(String, String), i64> = stored
                     .into_iter()
                     .map(|(id, ch, k)| ((ch, k), id))

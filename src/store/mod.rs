@@ -253,6 +253,70 @@ pub(crate) fn planned_each_time() -> diesel::expression::SqlLiteral<diesel::sql_
     diesel::dsl::sql("TRUE")
 }
 
+/// A PostgreSQL statement kept in diesel's prepared-statement cache (keyed
+/// by its SQL text) although diesel would not cache it: diesel never caches
+/// multi-row inserts, `ON CONFLICT … DO UPDATE`, `UPDATE`s or raw SQL, so
+/// PostgreSQL parsed, analysed and planned each of them on every batch —
+/// measured under `POST /api/v1/events`, 40% of the database's CPU. Only for
+/// statements whose plan cannot depend on the values bound (plain inserts,
+/// upserts by a unique key; not the `UPDATE … FROM unnest(…)`, whose generic
+/// plan scans the table), and whose text takes few shapes: callers wrap a
+/// multi-row insert only up to [`CACHED_ROWS`] rows, so the cache holds a
+/// bounded number of statements per connection (their forms bind NULL, not
+/// `DEFAULT`, for a `None`, so the text depends on the row count only). Run
+/// them with `load`/`get_results`: diesel's `execute` takes the statement by
+/// reference, and a reference does not pass this on.
+#[derive(Debug, Clone, Copy)]
+pub struct Cached<Q>(pub Q);
+
+/// Rows up to which a multi-row insert is [`Cached`]: group commit batches
+/// are mostly this small; bigger ones are rarer and amortise their planning.
+pub const CACHED_ROWS: usize = 16;
+
+/// Runs the PostgreSQL statement `$q` as `|$x| $run`, through [`Cached`]
+/// when it has at most [`CACHED_ROWS`] rows.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! pg_cached {
+    ($rows:expr, $q:expr, |$x:ident| $run:expr) => {{
+        let q = $q;
+        if $rows <= $crate::store::CACHED_ROWS {
+            let $x = $crate::store::Cached(q);
+            $run
+        } else {
+            let $x = q;
+            $run
+        }
+    }};
+}
+
+impl<Q> diesel::query_builder::QueryId for Cached<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Cached<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q> diesel::query_builder::QueryFragment<diesel::pg::Pg> for Cached<Q>
+where
+    Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _: &diesel::pg::Pg) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q, C> diesel::RunQueryDsl<C> for Cached<Q> {}
+
 /// Parses a stored name (`running`, `first_response`, …) into its enum.
 pub(crate) fn parse_stored<T: std::str::FromStr>(column: &str, value: &str) -> Result<T, StoreError>
 where

@@ -61,11 +61,14 @@ pub fn insert_status_links(
         }
         AnyConnection::Postgresql(c) => {
             for chunk in rows.chunks(1_000) {
-                let ids: Vec<i64> = diesel::insert_into(status_links::table)
-                    .values(chunk)
-                    .on_conflict_do_nothing()
-                    .returning(status_links::conversation_id)
-                    .get_results(c)?;
+                let ids: Vec<i64> = crate::pg_cached!(
+                    chunk.len(),
+                    diesel::insert_into(status_links::table)
+                        .values(chunk)
+                        .on_conflict_do_nothing()
+                        .returning(status_links::conversation_id),
+                    |q| q.get_results(c)
+                )?;
                 stored.extend(ids);
             }
         }

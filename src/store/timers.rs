@@ -70,7 +70,11 @@ pub struct TimerState {
 // statement's text no longer depends on which fields are set, so it is
 // prepared once.
 #[derive(Insertable, AsChangeset)]
-#[diesel(table_name = timers, treat_none_as_null = true)]
+#[diesel(
+    table_name = timers,
+    treat_none_as_null = true,
+    treat_none_as_default_value = false
+)]
 struct Form {
     conversation_id: i64,
     kind: &'static str,
@@ -117,17 +121,22 @@ pub fn save_timers(conn: &mut AnyConnection, all: &[TimerState]) -> Result<()> {
         }
         AnyConnection::Postgresql(c) => {
             for chunk in forms.chunks(1_000) {
-                diesel::insert_into(timers::table)
-                    .values(chunk)
-                    .on_conflict((timers::conversation_id, timers::kind, timers::seq))
-                    .do_update()
-                    .set((
-                        timers::status.eq(excluded(timers::status)),
-                        timers::started_at.eq(excluded(timers::started_at)),
-                        timers::due_at.eq(excluded(timers::due_at)),
-                        timers::stopped_at.eq(excluded(timers::stopped_at)),
-                    ))
-                    .execute(c)?;
+                crate::pg_cached!(
+                    chunk.len(),
+                    diesel::insert_into(timers::table)
+                        .values(chunk)
+                        .on_conflict((timers::conversation_id, timers::kind, timers::seq))
+                        .do_update()
+                        .set((
+                            timers::status.eq(excluded(timers::status)),
+                            timers::started_at.eq(excluded(timers::started_at)),
+                            timers::due_at.eq(excluded(timers::due_at)),
+                            timers::stopped_at.eq(excluded(timers::stopped_at)),
+                        ))
+                        // Loaded, not executed: see `insert_bodies`.
+                        .returning(timers::id),
+                    |q| q.get_results::<i64>(c)
+                )?;
             }
         }
     }

@@ -623,3 +623,119 @@ fn conversation_states_in_batches(url: &str) {
 }
 
 crate::both_backends!(conversation_states_in_batches);
+
+/// On PostgreSQL a batch's inserts are prepared statements, kept on the
+/// connection and run again: not parsed and planned by the database on
+/// every batch (diesel by itself caches none of them). Two batches of the
+/// same size on one connection leave one prepared insert per table, run
+/// twice; a batch bigger than the cached shapes is prepared unnamed.
+#[test]
+fn postgres_batch_inserts_are_prepared_once() {
+    let db = crate::common::FreshPostgres::new();
+    let store = Store::open(&db.url).expect("open the store");
+    let now = at("2026-03-30T10:00:00Z");
+    let state = |n: &NewConversation| store::DerivedState {
+        status: TicketStatus::Open,
+        health: keepword::sla::Health::OnTrack,
+        next_check_at: Some(n.opened_at + Duration::hours(1)),
+        solved_at: None,
+        last_message_at: n.last_message_at,
+        next_due: Some((n.opened_at + Duration::hours(2), Timer::FirstResponse)),
+        paused_since: None,
+    };
+    #[derive(diesel::QueryableByName, Debug)]
+    struct Prepared {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        generic_plans: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        custom_plans: i64,
+    }
+    store
+        .with(|c| {
+            store::record_contract_version(c, "v1", "Contract", "src", now)?;
+            store::upsert_client(c, "acme", "Acme", now)?;
+            for round in 0..7 {
+                let new: Vec<_> = (0..3)
+                    .map(|i| {
+                        let n = conversation(&format!("r{round}-{i}"), now);
+                        let mut s = state(&n);
+                        if (round + i) % 3 == 0 {
+                            s.next_check_at = None;
+                        }
+                        (n, s)
+                    })
+                    .collect();
+                let rows = store::open_conversations(c, &new)?;
+                assert!(rows.iter().all(Option::is_some), "all three are new");
+                let msgs: Vec<_> = rows
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        // Mixed: one with raw bytes and a reply header, one
+                        // without; NULLs do not change the statement.
+                        let mut m = message(Some(r.id), &format!("m{round}-{i}"), None, now);
+                        if (round + i) % 2 == 0 {
+                            m.raw = Some(b"raw".to_vec());
+                            m.in_reply_to = Some("<x@example.com>".into());
+                        }
+                        m
+                    })
+                    .collect();
+                store::insert_messages(c, &msgs)?;
+            }
+            // One batch beyond the cached shapes.
+            let big: Vec<_> = (0..store::CACHED_ROWS + 1)
+                .map(|i| {
+                    let n = conversation(&format!("big-{i}"), now);
+                    let s = state(&n);
+                    (n, s)
+                })
+                .collect();
+            store::open_conversations(c, &big)?;
+            let prepared: Vec<Prepared> = diesel::RunQueryDsl::load(
+                diesel::sql_query(
+                    "SELECT statement, generic_plans, custom_plans \
+                     FROM pg_prepared_statements WHERE statement LIKE 'INSERT%'",
+                ),
+                c,
+            )?;
+            let of = |table: &str| -> Vec<&Prepared> {
+                prepared
+                    .iter()
+                    .filter(|p| p.statement.starts_with(&format!("INSERT INTO \"{table}\"")))
+                    .collect()
+            };
+            for table in ["conversations", "messages", "message_bodies"] {
+                let p = of(table);
+                assert_eq!(p.len(), 1, "{table}: one prepared shape: {prepared:?}");
+                assert_eq!(
+                    p[0].generic_plans + p[0].custom_plans,
+                    7,
+                    "{table}: run seven times, prepared once"
+                );
+                // PostgreSQL settles on a generic plan after five runs.
+                assert!(p[0].generic_plans >= 1, "{table}: {:?}", p[0]);
+            }
+            Ok(())
+        })
+        .unwrap();
+    // The opened state is in the rows, as given.
+    let rows = store
+        .with(|c| {
+            store::conversations_by_threads(
+                c,
+                &[("email", "r0-0"), ("email", "r0-1"), ("email", "big-3")],
+            )
+        })
+        .unwrap();
+    assert_eq!(rows[&("email".into(), "r0-0".into())].next_check_at, None);
+    for row in rows.values().filter(|r| r.thread_key != "r0-0") {
+        assert_eq!(row.next_check_at, Some(now + Duration::hours(1)));
+        assert_eq!(row.next_due_at, Some(now + Duration::hours(2)));
+        assert_eq!(row.next_timer, Some(Timer::FirstResponse));
+    }
+    assert_eq!(rows.len(), 3);
+}
