@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
 use super::mailbox::{FetchedMail, FolderCheckpoint, MailSink};
-use super::{Effects, Opening, Service, ServiceError, open_conversation};
+use super::{Effects, Opening, Service, ServiceError};
 use crate::contract::{Contract, UNKNOWN_CLIENT};
 use crate::ingest::email::FolderKind;
 use crate::ingest::email::{self, ParsedEmail, Party, Route, Team, ThreadIndex, is_team_address};
@@ -81,6 +81,8 @@ struct Stored {
     directions: BTreeMap<&'static str, u64>,
     mismatches: Vec<String>,
     effects: Effects,
+    /// Clients whose rows this made sure of, for the cache once committed.
+    ensured: Vec<String>,
 }
 
 impl Stored {
@@ -97,6 +99,7 @@ impl Stored {
         }
         self.mismatches.extend(o.mismatches);
         self.effects.merge(o.effects);
+        self.ensured.extend(o.ensured);
     }
 }
 
@@ -106,11 +109,86 @@ impl Stored {
 struct BatchIndex {
     /// Message-ID → conversation, stored before this batch.
     known: HashMap<String, i64>,
-    /// Message-ID → conversation, stored by this batch.
+    /// Message-ID → conversation (or placeholder), stored by this batch.
     in_batch: HashMap<String, i64>,
     /// Conversations whose latest mail this batch moved forward; written
     /// by the batch's refresh, or before a subject lookup needs them.
     moved: HashMap<i64, DateTime<Utc>>,
+    /// The conversations this batch opens, by placeholder slot.
+    openings: Vec<ToOpen>,
+    /// `openings[..flushed]` are in the database already.
+    flushed: usize,
+    /// Their rows, as inserted.
+    flushed_rows: Vec<ConversationRow>,
+}
+
+/// A conversation a batch opens. The batch knows it by a placeholder id
+/// until it is inserted: at the end of the batch, or earlier when a
+/// subject lookup must find it in the database.
+struct ToOpen {
+    new: store::NewConversation,
+    /// The request type, when classified for a channel that does not list it.
+    mismatch: Option<String>,
+    /// The mail that opened it.
+    mail: usize,
+    /// Its latest mail so far.
+    last: DateTime<Utc>,
+    /// `(id, created)` once inserted; `created` is false when a concurrent
+    /// writer opened it first.
+    stored: Option<(i64, bool)>,
+}
+
+/// The id a batch gives its `k`th opening until it is stored: negative,
+/// so never a row's.
+fn placeholder(k: usize) -> i64 {
+    -(k as i64) - 1
+}
+
+fn is_placeholder(id: i64) -> bool {
+    id < 0
+}
+
+fn placeholder_slot(id: i64) -> usize {
+    (-(id + 1)) as usize
+}
+
+impl BatchIndex {
+    /// The stored id for `id`, when it is a placeholder already stored.
+    fn resolve(&self, id: i64) -> i64 {
+        if !is_placeholder(id) {
+            return id;
+        }
+        match self.openings[placeholder_slot(id)].stored {
+            Some((stored, _)) => stored,
+            None => id,
+        }
+    }
+
+    /// Inserts the openings not stored yet, as they stand (their state is
+    /// derived by the batch's refresh), so a lookup in the database sees
+    /// them.
+    fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+        let pending = &mut self.openings[self.flushed..];
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let new: Vec<(store::NewConversation, store::DerivedState)> = pending
+            .iter()
+            .map(|o| {
+                let mut new = o.new.clone();
+                new.last_message_at = Some(o.last);
+                let state = store::DerivedState::unevaluated(&new);
+                (new, state)
+            })
+            .collect();
+        let rows = store::open_or_find_conversations(conn, &new)?;
+        for (o, (row, created)) in pending.iter_mut().zip(rows) {
+            o.stored = Some((row.id, created));
+            self.flushed_rows.push(row);
+        }
+        self.flushed = self.openings.len();
+        Ok(())
+    }
 }
 
 /// [`ThreadIndex`] for one lookup: the batch's maps first, the database
@@ -133,8 +211,14 @@ impl ThreadIndex for Lookup<'_> {
             .copied()
     }
     fn by_subject(&mut self, party: Party<'_>, key: &str, since: DateTime<Utc>) -> Option<i64> {
-        // The window is compared with `last_message_at`: bring the rows this
-        // batch moved up to date first (rare: only header-less replies).
+        // The database answers: the conversations this batch opened must be
+        // in it, and the window is compared with `last_message_at`, so the
+        // rows this batch moved are brought up to date first (rare: only
+        // header-less replies).
+        if let Err(e) = self.batch.flush(self.conn) {
+            self.error.get_or_insert(e);
+            return None;
+        }
         for (id, at) in std::mem::take(&mut self.batch.moved) {
             if let Err(e) = store::advance_last_message(self.conn, id, at) {
                 self.error.get_or_insert(e);
@@ -153,10 +237,23 @@ impl ThreadIndex for Lookup<'_> {
     }
 }
 
+/// A mail as the SLA engine reads it back from the store: its instant to
+/// the microsecond, as both backends keep it.
+fn event_row(m: &NewMessage) -> store::EventRow {
+    store::EventRow {
+        direction: m.direction,
+        status: m.status,
+        awaiting_client: m.awaiting_client,
+        sent_at: store::from_db(store::to_db(m.sent_at)),
+    }
+}
+
 /// Acknowledgement state of one batch: who was acknowledged within the hour
-/// (read once for the batch's senders), and the copies to store.
+/// (read once for the batch's senders), and what to store once all are
+/// built: the outbox rows and, at the same places, the team's copies.
 struct Acks {
     recent: HashSet<String>,
+    outbox: Vec<store::NewOutbox>,
     copies: Vec<NewMessage>,
 }
 
@@ -291,7 +388,9 @@ impl Service {
             directions,
             mismatches,
             effects,
+            ensured,
         } = stored;
+        self.clients_committed(contract, ensured);
         let m = &self.inner.metrics;
         for (direction, n) in directions {
             m.messages
@@ -332,6 +431,12 @@ impl Service {
     /// Stores `mails` (in order) inside the caller's transaction: threads
     /// them, opens conversations, writes the messages, evaluates each
     /// touched conversation once and acknowledges the new ones.
+    ///
+    /// New conversations are inserted after the batch is threaded, all in
+    /// one statement and with their first state already in the row (as the
+    /// events writer does): until then the batch knows each by a
+    /// placeholder id. Only a subject lookup, which asks the database, makes
+    /// them be inserted earlier.
     fn store_mails(
         &self,
         conn: &mut AnyConnection,
@@ -376,8 +481,8 @@ impl Service {
         let mut rows: HashMap<i64, ConversationRow> = store::conversations_by_ids(conn, &wanted)?;
 
         let mut touched: Vec<i64> = Vec::new();
-        let mut opened: Vec<(i64, usize)> = Vec::new();
         let mut pending: Vec<NewMessage> = Vec::new();
+        let mut ensured: HashSet<&str> = HashSet::new();
         for (i, p) in mails.iter().enumerate() {
             let (parsed, route) = match &p.mail {
                 Ok(m) => m,
@@ -409,7 +514,12 @@ impl Service {
             if let Some(e) = lookup.error {
                 return Err(ServiceError::Store(e));
             }
-            let conversation = match thread {
+            let conversation = match thread.map(|id| index.resolve(id)) {
+                Some(id) if is_placeholder(id) => {
+                    let o = &mut index.openings[placeholder_slot(id)];
+                    o.last = o.last.max(p.at);
+                    Some(id)
+                }
                 Some(id) => {
                     if let std::collections::hash_map::Entry::Vacant(v) = rows.entry(id) {
                         match store::conversation(conn, id)? {
@@ -421,12 +531,18 @@ impl Service {
                             }
                         }
                     }
+                    let last = index.moved.get(&id).copied().or(rows[&id].last_message_at);
+                    if last.is_none_or(|l| p.at > l) {
+                        index.moved.insert(id, p.at);
+                    }
                     Some(id)
                 }
                 None if direction == Direction::Inbound => match &route.client {
                     Some(client_id) => {
-                        let (row, created, mismatch) = open_conversation(
-                            conn,
+                        if ensured.insert(client_id.as_str()) {
+                            self.ensure_client_cached(conn, contract, client_id, now)?;
+                        }
+                        let (new, mismatch) = super::events::classified(
                             contract,
                             &Opening {
                                 channel: &mb.channel,
@@ -440,13 +556,15 @@ impl Service {
                                 at: p.at,
                             },
                             now,
-                        )?;
-                        out.mismatches.extend(mismatch);
-                        if created {
-                            opened.push((row.id, i));
-                        }
-                        let id = row.id;
-                        rows.insert(id, row);
+                        );
+                        let id = placeholder(index.openings.len());
+                        index.openings.push(ToOpen {
+                            new,
+                            mismatch,
+                            mail: i,
+                            last: p.at,
+                            stored: None,
+                        });
                         Some(id)
                     }
                     None => None,
@@ -459,10 +577,6 @@ impl Service {
                 }
                 if let Some(mid) = &parsed.message_id {
                     index.in_batch.insert(mid.clone(), id);
-                }
-                let last = index.moved.get(&id).copied().or(rows[&id].last_message_at);
-                if last.is_none_or(|l| p.at > l) {
-                    index.moved.insert(id, p.at);
                 }
             }
             pending.push(NewMessage {
@@ -486,9 +600,59 @@ impl Service {
             out.report.stored += 1;
             *out.directions.entry(direction.as_str()).or_default() += 1;
         }
+        out.ensured = ensured.into_iter().map(str::to_string).collect();
+        for row in std::mem::take(&mut index.flushed_rows) {
+            rows.entry(row.id).or_insert(row);
+        }
+
+        // The openings no subject lookup inserted: each one's first state
+        // from the batch's mails of it, then all in one statement.
+        let unflushed = index.flushed..index.openings.len();
+        let mut firsts: Vec<(usize, super::refresh::FirstState, Vec<store::EventRow>)> = Vec::new();
+        for k in unflushed.clone() {
+            let id = placeholder(k);
+            let events: Vec<store::EventRow> = pending
+                .iter()
+                .filter(|m| m.conversation_id == Some(id))
+                .map(event_row)
+                .collect();
+            let mut order: Vec<usize> = (0..events.len()).collect();
+            // The engine's order: by time, then as stored (batch order).
+            order.sort_by_key(|&j| (events[j].sent_at, j));
+            let events: Vec<store::EventRow> =
+                order.into_iter().map(|j| events[j].clone()).collect();
+            let first = self.initial_state(conn, &index.openings[k].new, &events, now)?;
+            firsts.push((k, first, events));
+        }
+        let new: Vec<(store::NewConversation, store::DerivedState)> = firsts
+            .iter()
+            .map(|(k, first, _)| (index.openings[*k].new.clone(), first.row.clone()))
+            .collect();
+        let inserted = store::open_or_find_conversations(conn, &new)?;
+        let mut known: HashMap<i64, super::refresh::Opened> = HashMap::new();
+        // `created` is false where some concurrent writer opened it first
+        // (the same mail, delivered to two mailboxes): theirs is read back.
+        for ((k, first, events), (row, created)) in firsts.into_iter().zip(inserted) {
+            let o = &mut index.openings[k];
+            if created {
+                known.insert(row.id, super::refresh::Opened { events, first });
+            }
+            o.stored = Some((row.id, created));
+            rows.insert(row.id, row);
+        }
+        for m in &mut pending {
+            m.conversation_id = m.conversation_id.map(|id| index.resolve(id));
+        }
+        let mut seen = HashSet::new();
+        touched = touched
+            .into_iter()
+            .map(|id| index.resolve(id))
+            .filter(|id| seen.insert(*id))
+            .collect();
         let ids = store::insert_messages(conn, &pending)?;
         // A key another process stored between the check and the insert
-        // (PostgreSQL, two mailboxes receiving one mail): a duplicate.
+        // (PostgreSQL, two mailboxes receiving one mail): a duplicate, and
+        // its conversation is read back whole.
         for (id, m) in ids.iter().zip(&pending) {
             if id.is_none() {
                 out.report.stored -= 1;
@@ -499,17 +663,38 @@ impl Service {
                 {
                     *n -= 1;
                 }
+                if let Some(c) = m.conversation_id {
+                    known.remove(&c);
+                }
             }
         }
         drop(pending);
 
         let convs: Vec<&ConversationRow> = touched.iter().map(|id| &rows[id]).collect();
-        let effects = self.refresh_many(conn, &convs, HashMap::new(), now)?;
+        let effects = self.refresh_many(conn, &convs, known, now)?;
         let mut first_due: HashMap<i64, Option<DateTime<Utc>>> = HashMap::new();
         for (id, e) in touched.iter().zip(effects) {
             first_due.insert(*id, e.first_response_due);
             out.effects.merge(e);
         }
+
+        let opened: Vec<(i64, usize)> = index
+            .openings
+            .iter()
+            .filter_map(|o| match o.stored {
+                Some((id, true)) => Some((id, o.mail)),
+                _ => None,
+            })
+            .collect();
+        out.mismatches.extend(
+            index
+                .openings
+                .iter()
+                .filter(|o| matches!(o.stored, Some((_, true))))
+                .filter_map(|o| o.mismatch.clone()),
+        );
+        let ids: Vec<i64> = opened.iter().map(|(id, _)| *id).collect();
+        let token_of = super::status::issue_links(conn, &ids, now)?;
 
         let senders: Vec<String> = opened
             .iter()
@@ -518,6 +703,7 @@ impl Service {
             .collect();
         let mut acks = Acks {
             recent: store::acknowledged_any_since(conn, &senders, now - ACK_PER_SENDER)?,
+            outbox: Vec::new(),
             copies: Vec::new(),
         };
         for (id, i) in opened {
@@ -525,14 +711,12 @@ impl Service {
             let Ok((parsed, route)) = &p.mail else {
                 continue;
             };
-            let token = super::status::issue_link(conn, id, now)?;
             let link = Link {
                 due: first_due.get(&id).copied().flatten(),
-                status_token: token.as_deref(),
+                status_token: token_of.get(&id).map(String::as_str),
             };
             let conv = &rows[&id];
             match self.acknowledge(
-                conn,
                 mb,
                 contract,
                 conv,
@@ -548,18 +732,30 @@ impl Service {
                 Ack::Failed => out.report.ack_failed += 1,
             }
         }
-        store::insert_messages(conn, &acks.copies)?;
+        // An existing dedupe key means this conversation was acknowledged
+        // already: not again, and no second copy.
+        let enqueued = store::enqueue_many(conn, &acks.outbox)?;
+        let copies: Vec<NewMessage> = acks
+            .copies
+            .into_iter()
+            .zip(&enqueued)
+            .filter(|(_, enqueued)| **enqueued)
+            .map(|(copy, _)| copy)
+            .collect();
+        let refused = enqueued.len() - copies.len();
+        out.report.acknowledged -= refused;
+        out.report.suppressed += refused;
+        store::insert_messages(conn, &copies)?;
         Ok(out)
     }
 
-    /// Enqueues the acknowledgement of a new conversation unless a rule of
-    /// SPEC 6 says not to; `true` when enqueued. The acknowledgement is also
-    /// stored as an `auto` message of the conversation, with its Message-ID,
-    /// so a reply to it threads back in.
+    /// Builds the acknowledgement of a new conversation unless a rule of
+    /// SPEC 6 says not to, for the batch to enqueue with the others. It is
+    /// also stored as an `auto` message of the conversation, with its
+    /// Message-ID, so a reply to it threads back in.
     #[allow(clippy::too_many_arguments)]
     fn acknowledge(
         &self,
-        conn: &mut AnyConnection,
         mb: &MailboxContext,
         contract: &Contract,
         conv: &ConversationRow,
@@ -647,9 +843,7 @@ impl Service {
                 return Ok(Ack::Failed);
             }
         };
-        if !store::enqueue(conn, &row)? {
-            return Ok(Ack::Suppressed);
-        }
+        acks.outbox.push(row);
         acks.recent.insert(from.to_string());
         acks.copies.push(NewMessage {
             conversation_id: Some(conv.id),

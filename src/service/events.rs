@@ -374,22 +374,13 @@ impl Service {
                 };
                 targets.push(Some(target));
             }
-            let (opened, written_states) = self.open_all(conn, batch, &openings, now)?;
-            // Tokens of the conversations this batch created, stored at once.
-            let tokens: Vec<(i64, String)> = opened
+            let (opened, mut written_states) = self.open_all(conn, batch, &openings, now)?;
+            let created: Vec<i64> = opened
                 .iter()
                 .filter(|(_, created)| *created)
-                .map(|(row, _)| (row.id, super::status::new_token()))
+                .map(|(row, _)| row.id)
                 .collect();
-            let hashes: Vec<(i64, String)> = tokens
-                .iter()
-                .map(|(id, t)| (*id, super::status::token_hash(t)))
-                .collect();
-            let linked = store::insert_status_links(conn, &hashes, now)?;
-            let mut token_of: std::collections::HashMap<i64, String> = tokens
-                .into_iter()
-                .filter(|(id, _)| linked.contains(id))
-                .collect();
+            let mut token_of = super::status::issue_links(conn, &created, now)?;
             let mut each = Vec::with_capacity(batch.len());
             let mut messages = Vec::new();
             for ((i, c), target) in batch.iter().enumerate().zip(&targets) {
@@ -457,7 +448,7 @@ impl Service {
                     Target::Opening(at) if !convs.iter().any(|c| c.id == opened[*at].0.id) => {
                         let (row, created) = &opened[*at];
                         convs.push(row);
-                        if let (true, Some(written)) = (*created, &written_states[*at]) {
+                        if let (true, Some(first)) = (*created, written_states[*at].take()) {
                             let mut events: Vec<(i64, EventRow)> = openings[*at]
                                 .events
                                 .iter()
@@ -468,7 +459,7 @@ impl Service {
                                 row.id,
                                 super::refresh::Opened {
                                     events: events.into_iter().map(|(_, e)| e).collect(),
-                                    written: written.clone(),
+                                    first,
                                 },
                             );
                         }
@@ -567,11 +558,12 @@ impl Service {
     ) -> Result<
         (
             Vec<(ConversationRow, bool)>,
-            Vec<Option<store::DerivedState>>,
+            Vec<Option<super::refresh::FirstState>>,
         ),
         RecordError,
     > {
         let mut new = Vec::with_capacity(openings.len());
+        let mut firsts = Vec::with_capacity(openings.len());
         for o in openings {
             let mut events: Vec<(usize, EventRow)> = o
                 .events
@@ -581,37 +573,22 @@ impl Service {
             // The engine's order: by time, then as stored (batch order).
             events.sort_by_key(|(i, e)| (e.sent_at, *i));
             let events: Vec<EventRow> = events.into_iter().map(|(_, e)| e).collect();
-            let state = self.initial_state(conn, &o.new, &events, now)?;
-            new.push((o.new.clone(), state));
+            let first = self.initial_state(conn, &o.new, &events, now)?;
+            new.push((o.new.clone(), first.row.clone()));
+            firsts.push(first);
         }
-        let rows = store::open_conversations(conn, &new)?;
-        let mut opened = Vec::with_capacity(rows.len());
-        let mut written = Vec::with_capacity(rows.len());
-        for (row, (n, state)) in rows.into_iter().zip(new) {
-            match row {
-                Some(row) => {
-                    opened.push((row, true));
-                    written.push(Some(state));
-                }
-                None => {
-                    let row = store::conversation_by_thread(conn, &n.channel, &n.thread_key)?
-                        .ok_or_else(|| {
-                            ServiceError::Unavailable(format!(
-                                "conversation {} of {} was opened and is gone",
-                                n.thread_key, n.channel
-                            ))
-                        })?;
-                    opened.push((row, false));
-                    written.push(None);
-                }
-            }
-        }
+        let opened = store::open_or_find_conversations(conn, &new)?;
+        let written = opened
+            .iter()
+            .zip(firsts)
+            .map(|((_, created), first)| created.then_some(first))
+            .collect();
         Ok((opened, written))
     }
 
     /// The client's row, unless this process saw it committed with the
     /// contract's name already: one query less per batch on PostgreSQL.
-    fn ensure_client_cached(
+    pub(super) fn ensure_client_cached(
         &self,
         conn: &mut AnyConnection,
         contract: &Contract,
@@ -627,7 +604,7 @@ impl Service {
     }
 
     /// Remembers clients whose rows a committed batch made sure of.
-    fn clients_committed(&self, contract: &Contract, ids: Vec<String>) {
+    pub(super) fn clients_committed(&self, contract: &Contract, ids: Vec<String>) {
         if ids.is_empty() {
             return;
         }
@@ -675,31 +652,6 @@ pub(crate) struct Opening<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// Classifies and opens the conversation of `(channel, thread_key)` under the
-/// contract version in force, or finds the one a concurrent writer opened:
-/// `(row, created, request type when created through a channel it does not
-/// list)`.
-pub(crate) fn open_conversation(
-    conn: &mut AnyConnection,
-    contract: &Contract,
-    o: &Opening<'_>,
-    now: DateTime<Utc>,
-) -> Result<(ConversationRow, bool, Option<String>), ServiceError> {
-    ensure_client(conn, contract, o.client_id, now)?;
-    open_classified(conn, contract, o, now)
-}
-
-/// The client's row, with the contract's name for it.
-fn ensure_client(
-    conn: &mut AnyConnection,
-    contract: &Contract,
-    client_id: &str,
-    now: DateTime<Utc>,
-) -> Result<(), ServiceError> {
-    store::upsert_client(conn, client_id, &client_name(contract, client_id), now)?;
-    Ok(())
-}
-
 /// The name a client's row carries: the contract's.
 fn client_name(contract: &Contract, client_id: &str) -> String {
     contract
@@ -708,21 +660,9 @@ fn client_name(contract: &Contract, client_id: &str) -> String {
         .unwrap_or_else(|| "Unknown senders".into())
 }
 
-/// [`open_conversation`] once its client's row is there.
-fn open_classified(
-    conn: &mut AnyConnection,
-    contract: &Contract,
-    o: &Opening<'_>,
-    now: DateTime<Utc>,
-) -> Result<(ConversationRow, bool, Option<String>), ServiceError> {
-    let (new, mismatch) = classified(contract, o, now);
-    let (row, created) = store::open_conversation(conn, &new)?;
-    Ok((row, created, mismatch.filter(|_| created)))
-}
-
 /// The conversation `o` opens, classified under the contract in force, and
 /// its request type when that came through a channel it does not list.
-fn classified(
+pub(super) fn classified(
     contract: &Contract,
     o: &Opening<'_>,
     now: DateTime<Utc>,

@@ -54,8 +54,8 @@ pub use dashboard::{
 };
 pub use due::DueReport;
 pub use email::{EmailSink, MailBatchReport, MailboxContext};
+pub(crate) use events::Opening;
 pub use events::{EVENT_BATCH, Recorded};
-pub(crate) use events::{Opening, open_conversation};
 pub use focus::{
     DigestItem, InflatedClient, KIND_DIGEST, URGENT_SHARE_DAYS, UrgencyReport, UrgentRequest,
     UrgentShare,

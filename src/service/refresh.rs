@@ -54,6 +54,9 @@ struct Stored {
     /// The state already in its row, when the caller wrote it in this
     /// transaction: written again only if the evaluation differs.
     written: Option<store::DerivedState>,
+    /// The evaluation at this `now` of exactly these events, when the
+    /// caller made it already: not run twice.
+    evaluated: Option<sla::ConversationState>,
 }
 
 /// A conversation a batch opened, known without reading it back: its events
@@ -62,7 +65,15 @@ struct Stored {
 /// inserted with.
 pub(super) struct Opened {
     pub(super) events: Vec<EventRow>,
-    pub(super) written: store::DerivedState,
+    pub(super) first: FirstState,
+}
+
+/// A new conversation's first evaluation ([`Service::initial_state`]) and
+/// what its row keeps of it.
+#[derive(Debug, Clone)]
+pub(super) struct FirstState {
+    pub(super) row: store::DerivedState,
+    pub(super) evaluated: sla::ConversationState,
 }
 
 fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
@@ -124,6 +135,7 @@ impl Service {
             timers: store::timers_of(conn, conv.id)?,
             fired: store::fired_steps_of(conn, conv.id)?,
             written: None,
+            evaluated: None,
         };
         let mut writes = Writes::default();
         let effects = self.refresh_loaded(conn, conv, stored, now, &mut writes)?;
@@ -159,13 +171,15 @@ impl Service {
                     events: o.events,
                     timers: Vec::new(),
                     fired: Vec::new(),
-                    written: Some(o.written),
+                    written: Some(o.first.row),
+                    evaluated: Some(o.first.evaluated),
                 },
                 None => Stored {
                     events: events.remove(&conv.id).unwrap_or_default(),
                     timers: timers.remove(&conv.id).unwrap_or_default(),
                     fired: fired.remove(&conv.id).unwrap_or_default(),
                     written: None,
+                    evaluated: None,
                 },
             };
             out.push(self.refresh_loaded(conn, conv, stored, now, &mut writes)?);
@@ -184,13 +198,16 @@ impl Service {
     ) -> Result<Effects, ServiceError> {
         let contract = self.contract_version(conn, &conv.contract_version)?;
         let messages = stored.events;
-        let state = evaluate(
-            &contract,
-            &conv.request_type,
-            &conv.client_id,
-            &messages,
-            now,
-        )?;
+        let state = match stored.evaluated {
+            Some(state) => state,
+            None => evaluate(
+                &contract,
+                &conv.request_type,
+                &conv.client_id,
+                &messages,
+                now,
+            )?,
+        };
         // A long conversation has hundreds of next-response timers: look
         // them up by key, not by scanning.
         let before: std::collections::HashMap<(Timer, u32), &store::TimerRow> =
@@ -412,10 +429,13 @@ impl Service {
         new: &store::NewConversation,
         messages: &[EventRow],
         now: DateTime<Utc>,
-    ) -> Result<store::DerivedState, ServiceError> {
+    ) -> Result<FirstState, ServiceError> {
         let contract = self.contract_version(conn, &new.contract_version)?;
-        let state = evaluate(&contract, &new.request_type, &new.client_id, messages, now)?;
-        Ok(derived_state(&state, messages, now))
+        let evaluated = evaluate(&contract, &new.request_type, &new.client_id, messages, now)?;
+        Ok(FirstState {
+            row: derived_state(&evaluated, messages, now),
+            evaluated,
+        })
     }
 }
 

@@ -48,17 +48,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Gives a new conversation its status link; returns the token, which is
-/// never stored (only its hash is). `None` when the conversation already
-/// has one.
-pub(crate) fn issue_link(
+/// Gives new conversations their status links, in one statement: the
+/// token of each that got one (a token is never stored, only its hash).
+pub(crate) fn issue_links(
     conn: &mut AnyConnection,
-    conversation_id: i64,
+    conversations: &[i64],
     now: DateTime<Utc>,
-) -> Result<Option<String>, ServiceError> {
-    let token = new_token();
-    let stored = store::insert_status_link(conn, conversation_id, &token_hash(&token), now)?;
-    Ok(stored.then_some(token))
+) -> Result<std::collections::HashMap<i64, String>, ServiceError> {
+    let tokens: Vec<(i64, String)> = conversations.iter().map(|id| (*id, new_token())).collect();
+    let hashes: Vec<(i64, String)> = tokens.iter().map(|(id, t)| (*id, token_hash(t))).collect();
+    let linked = store::insert_status_links(conn, &hashes, now)?;
+    Ok(tokens
+        .into_iter()
+        .filter(|(id, _)| linked.contains(id))
+        .collect())
 }
 
 /// `{public_url}/status/{token}`.

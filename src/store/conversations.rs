@@ -138,18 +138,7 @@ pub fn open_conversation(
 ) -> Result<(ConversationRow, bool)> {
     // The row as a new conversation has it before any evaluation (the
     // columns' defaults).
-    let form = open_form(
-        new,
-        &DerivedState {
-            status: new.status,
-            health: Health::OnTrack,
-            next_check_at: None,
-            solved_at: None,
-            last_message_at: new.last_message_at,
-            next_due: None,
-            paused_since: None,
-        },
-    );
+    let form = open_form(new, &DerivedState::unevaluated(new));
     let inserted = on_backend!(conn, |c| diesel::insert_into(conversations::table)
         .values(&form)
         .on_conflict((conversations::channel, conversations::thread_key))
@@ -235,13 +224,15 @@ pub fn open_conversations(
     match conn {
         AnyConnection::Sqlite(c) => {
             for f in &forms {
-                let r = diesel::insert_into(conversations::table)
-                    .values(f)
-                    .on_conflict((conversations::channel, conversations::thread_key))
-                    .do_nothing()
-                    .returning(Record::as_returning())
-                    .get_result::<Record>(c)
-                    .optional()?;
+                let r = super::Cached(
+                    diesel::insert_into(conversations::table)
+                        .values(f)
+                        .on_conflict((conversations::channel, conversations::thread_key))
+                        .do_nothing()
+                        .returning(Record::as_returning()),
+                )
+                .get_result::<Record>(c)
+                .optional()?;
                 out.push(r.map(ConversationRow::try_from).transpose()?);
             }
         }
@@ -273,6 +264,29 @@ pub fn open_conversations(
         }
     }
     Ok(out)
+}
+
+/// [`open_conversations`], with the row of each one some concurrent writer
+/// opened first read back: in order, `(row, created)`.
+pub fn open_or_find_conversations(
+    conn: &mut AnyConnection,
+    new: &[(NewConversation, DerivedState)],
+) -> Result<Vec<(ConversationRow, bool)>> {
+    let rows = open_conversations(conn, new)?;
+    rows.into_iter()
+        .zip(new)
+        .map(|(row, (n, _))| match row {
+            Some(row) => Ok((row, true)),
+            None => conversation_by_thread(conn, &n.channel, &n.thread_key)?
+                .map(|row| (row, false))
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "conversation {} of {} was opened and is gone",
+                        n.thread_key, n.channel
+                    ))
+                }),
+        })
+        .collect()
 }
 
 /// Several conversations by id, in one query per 5,000.
@@ -406,6 +420,22 @@ pub struct DerivedState {
     pub paused_since: Option<DateTime<Utc>>,
 }
 
+impl DerivedState {
+    /// The row of a new conversation before any evaluation (the columns'
+    /// defaults).
+    pub fn unevaluated(new: &NewConversation) -> DerivedState {
+        DerivedState {
+            status: new.status,
+            health: Health::OnTrack,
+            next_check_at: None,
+            solved_at: None,
+            last_message_at: new.last_message_at,
+            next_due: None,
+            paused_since: None,
+        }
+    }
+}
+
 /// Stores what the SLA engine derived, in the one write a refresh makes to
 /// the conversation's row.
 pub fn update_conversation_state(
@@ -415,19 +445,38 @@ pub fn update_conversation_state(
     now: DateTime<Utc>,
 ) -> Result<()> {
     diesel::update(conversations::table.find(id))
-        .set((
-            conversations::status.eq(d.status.as_str()),
-            conversations::health.eq(d.health.as_str()),
-            conversations::next_check_at.eq(d.next_check_at.map(to_db)),
-            conversations::solved_at.eq(d.solved_at.map(to_db)),
-            conversations::last_message_at.eq(d.last_message_at.map(to_db)),
-            conversations::next_due_at.eq(d.next_due.map(|(t, _)| to_db(t))),
-            conversations::next_timer.eq(d.next_due.map_or("", |(_, k)| k.as_str())),
-            conversations::paused_since.eq(d.paused_since.map(to_db)),
-            conversations::updated_at.eq(to_db(now)),
-        ))
+        .set(state_changes(d, now))
         .execute(conn)?;
     Ok(())
+}
+
+/// The columns a [`DerivedState`] sets.
+#[allow(clippy::type_complexity)]
+fn state_changes(
+    d: &DerivedState,
+    now: DateTime<Utc>,
+) -> (
+    diesel::dsl::Eq<conversations::status, &'static str>,
+    diesel::dsl::Eq<conversations::health, &'static str>,
+    diesel::dsl::Eq<conversations::next_check_at, Option<NaiveDateTime>>,
+    diesel::dsl::Eq<conversations::solved_at, Option<NaiveDateTime>>,
+    diesel::dsl::Eq<conversations::last_message_at, Option<NaiveDateTime>>,
+    diesel::dsl::Eq<conversations::next_due_at, Option<NaiveDateTime>>,
+    diesel::dsl::Eq<conversations::next_timer, &'static str>,
+    diesel::dsl::Eq<conversations::paused_since, Option<NaiveDateTime>>,
+    diesel::dsl::Eq<conversations::updated_at, NaiveDateTime>,
+) {
+    (
+        conversations::status.eq(d.status.as_str()),
+        conversations::health.eq(d.health.as_str()),
+        conversations::next_check_at.eq(d.next_check_at.map(to_db)),
+        conversations::solved_at.eq(d.solved_at.map(to_db)),
+        conversations::last_message_at.eq(d.last_message_at.map(to_db)),
+        conversations::next_due_at.eq(d.next_due.map(|(t, _)| to_db(t))),
+        conversations::next_timer.eq(d.next_due.map_or("", |(_, k)| k.as_str())),
+        conversations::paused_since.eq(d.paused_since.map(to_db)),
+        conversations::updated_at.eq(to_db(now)),
+    )
 }
 
 /// [`update_conversation_state`] for every conversation a batch evaluated.
@@ -441,9 +490,17 @@ pub fn update_conversation_states(
     use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
     let pg = match conn {
         AnyConnection::Postgresql(pg) => pg,
-        _ => {
+        AnyConnection::Sqlite(c) => {
             for (id, d) in all {
-                update_conversation_state(conn, *id, d, now)?;
+                // Loaded, not executed, so that it stays compiled: see
+                // `Cached`. One row per id, or none if it is gone.
+                let _: Option<i64> = super::Cached(
+                    diesel::update(conversations::table.find(*id))
+                        .set(state_changes(d, now))
+                        .returning(conversations::id),
+                )
+                .get_result(c)
+                .optional()?;
             }
             return Ok(());
         }

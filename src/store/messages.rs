@@ -204,9 +204,13 @@ fn insert_bodies(conn: &mut AnyConnection, bodies: &[BodyForm<'_>]) -> Result<()
         // a 300 KB attachment is its own overflow chain either way.
         AnyConnection::Sqlite(c) => {
             for b in bodies {
-                diesel::insert_into(message_bodies::table)
-                    .values(b)
-                    .execute(c)?;
+                // Loaded, not executed: see `Cached`.
+                let _: i64 = super::Cached(
+                    diesel::insert_into(message_bodies::table)
+                        .values(b)
+                        .returning(message_bodies::message_id),
+                )
+                .get_result(c)?;
             }
         }
         // Multi-row: one round trip for the batch, bounded so a batch of
@@ -261,13 +265,15 @@ pub fn insert_messages(conn: &mut AnyConnection, new: &[NewMessage]) -> Result<V
         AnyConnection::Sqlite(c) => {
             for f in &forms {
                 ids.push(
-                    diesel::insert_into(messages::table)
-                        .values(f)
-                        .on_conflict((messages::channel, messages::external_id))
-                        .do_nothing()
-                        .returning(messages::id)
-                        .get_result(c)
-                        .optional()?,
+                    super::Cached(
+                        diesel::insert_into(messages::table)
+                            .values(f)
+                            .on_conflict((messages::channel, messages::external_id))
+                            .do_nothing()
+                            .returning(messages::id),
+                    )
+                    .get_result(c)
+                    .optional()?,
                 );
             }
         }

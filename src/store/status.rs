@@ -50,11 +50,15 @@ pub fn insert_status_links(
     match conn {
         AnyConnection::Sqlite(c) => {
             for (row, (id, _)) in rows.iter().zip(links) {
-                let n = diesel::insert_into(status_links::table)
-                    .values(*row)
-                    .on_conflict_do_nothing()
-                    .execute(c)?;
-                if n == 1 {
+                let inserted: Option<i64> = super::Cached(
+                    diesel::insert_into(status_links::table)
+                        .values(*row)
+                        .on_conflict_do_nothing()
+                        .returning(status_links::conversation_id),
+                )
+                .get_result(c)
+                .optional()?;
+                if inserted.is_some() {
                     stored.insert(*id);
                 }
             }
@@ -127,26 +131,8 @@ pub(crate) fn redact_status_tokens(text: &str) -> String {
 
 /// Once an acknowledgement is delivered its status token has no business
 /// in the database: the outbox row keeps the mail with the link redacted.
-pub(crate) fn forget_delivered_tokens(conn: &mut AnyConnection, outbox_id: i64) -> Result<()> {
-    let payload: Option<String> = outbox::table
-        .find(outbox_id)
-        .filter(outbox::dedupe_key.like("ack:%"))
-        .select(outbox::payload)
-        .first(conn)
-        .optional()?;
-    if let Some(payload) = payload {
-        let redacted = redact_status_tokens(&payload);
-        if redacted != payload {
-            diesel::update(outbox::table.find(outbox_id))
-                .set(outbox::payload.eq(redacted))
-                .execute(conn)?;
-        }
-    }
-    Ok(())
-}
-
-/// [`forget_delivered_tokens`] for many delivered rows: one query finds the
-/// acknowledgements among them, only those are rewritten.
+/// One query finds the acknowledgements among the delivered rows; only
+/// those are rewritten.
 pub(crate) fn forget_delivered_tokens_of(conn: &mut AnyConnection, ids: &[i64]) -> Result<()> {
     let acks: Vec<(i64, String)> = outbox::table
         .filter(outbox::id.eq_any(ids))

@@ -111,12 +111,16 @@ pub fn save_timers(conn: &mut AnyConnection, all: &[TimerState]) -> Result<()> {
     match conn {
         AnyConnection::Sqlite(c) => {
             for form in &forms {
-                diesel::insert_into(timers::table)
-                    .values(form)
-                    .on_conflict((timers::conversation_id, timers::kind, timers::seq))
-                    .do_update()
-                    .set(form)
-                    .execute(c)?;
+                // Loaded, not executed: see `Cached`.
+                let _: i64 = super::Cached(
+                    diesel::insert_into(timers::table)
+                        .values(form)
+                        .on_conflict((timers::conversation_id, timers::kind, timers::seq))
+                        .do_update()
+                        .set(form)
+                        .returning(timers::id),
+                )
+                .get_result(c)?;
             }
         }
         AnyConnection::Postgresql(c) => {

@@ -521,9 +521,20 @@ async fn opened_state_is_what_a_full_evaluation_gives(url: &str) {
     assert!(before[0].iter().flatten().any(|r| r.contains("|solved|")));
     assert!(before[0].iter().flatten().any(|r| r.contains("|pending|")));
 
-    // Make the scheduler look at every conversation again at the burst's
-    // own instant: it reads all events back and evaluates from scratch.
-    let now = at("2026-12-02T10:00:05Z");
+    // The scheduler looks at every conversation again at the burst's own
+    // instant: it reads all events back and evaluates from scratch.
+    a_full_evaluation_changes_nothing(&s, at("2026-12-02T10:00:05Z"), 120);
+}
+
+/// Makes the scheduler look at every conversation again at `now` (it reads
+/// all events back and evaluates from scratch) and asserts that it finds
+/// nothing to change: no conversation column, timer or fired step.
+pub(crate) fn a_full_evaluation_changes_nothing(
+    s: &Service,
+    now: DateTime<Utc>,
+    conversations: usize,
+) {
+    let before = state_snapshot(s);
     s.store()
         .with(|c| {
             use diesel::ExpressionMethods;
@@ -543,9 +554,9 @@ async fn opened_state_is_what_a_full_evaluation_gives(url: &str) {
         looked_at += report.conversations;
         fired += report.fired;
     }
-    assert_eq!(looked_at, 120, "every conversation re-evaluated");
+    assert_eq!(looked_at, conversations, "every conversation re-evaluated");
     assert_eq!(fired, 0, "nothing new fell due");
-    let after = state_snapshot(&s);
+    let after = state_snapshot(s);
     for (table, (b, a)) in ["conversations", "timers", "escalations_fired"]
         .iter()
         .zip(before.iter().zip(&after))
