@@ -311,6 +311,51 @@ fn prepare<'a>(
     }
 }
 
+/// [`prepare`] for a batch, on every core: parsing MIME (decoding
+/// attachments included) is most of a batch's work outside the database,
+/// and it needs no lock. Small batches, as IDLE delivers them, stay on the
+/// caller's thread.
+fn prepare_all<'a>(
+    batch: &'a [FetchedMail],
+    mb: &MailboxContext,
+    kind: FolderKind,
+    contract: &Contract,
+    now: DateTime<Utc>,
+) -> Vec<Prepared<'a>> {
+    const PER_THREAD: usize = 32;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(batch.len() / PER_THREAD);
+    if threads <= 1 {
+        return batch
+            .iter()
+            .map(|m| prepare(m, mb, kind, contract, now))
+            .collect();
+    }
+    let chunk = batch.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = batch
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|m| prepare(m, mb, kind, contract, now))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| match p.join() {
+                Ok(prepared) => prepared,
+                // `parse_email` catches the parser's panics; anything else
+                // is a bug worth the same crash as on one thread.
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
 impl Service {
     /// Stores a batch from one folder and moves its checkpoint to
     /// `(uidvalidity, highest uid)` in the same transaction.
@@ -338,10 +383,7 @@ impl Service {
         };
         let current = self.inner.contract.current();
         let contract = &current.contract;
-        let prepared: Vec<Prepared> = batch
-            .iter()
-            .map(|m| prepare(m, mb, kind, contract, now))
-            .collect();
+        let prepared = prepare_all(&batch, mb, kind, contract, now);
         let checkpoint = |conn: &mut AnyConnection| {
             store::save_checkpoint(
                 conn,

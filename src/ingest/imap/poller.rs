@@ -228,8 +228,17 @@ impl MailboxPoller {
         }
         let search = format!("UID {}:*", last_uid.saturating_add(1));
         let uids = timed(limit, "UID SEARCH", self.session().uid_search(search)).await?;
+        // The next batch is fetched while the previous one is stored, so the
+        // IMAP round trips and the transaction overlap; one store is in
+        // flight at a time, so batches (and their checkpoints) still commit
+        // in UID order.
+        let mut in_flight: Option<Storing> = None;
         for (first, last) in batches(uids, last_uid, self.timing.batch_size) {
-            let batch = self.fetch_range(first, last).await?;
+            let fetched = self.fetch_range(first, last).await;
+            if let Some(storing) = in_flight.take() {
+                storing.finish(&mailbox, folder, &mut report).await?;
+            }
+            let batch = fetched?;
             if batch.is_empty() {
                 // Expunged between SEARCH and FETCH: nothing to store, and
                 // the next SEARCH will not list them again.
@@ -239,22 +248,17 @@ impl MailboxPoller {
             let highest = batch.last().map_or(last, |m| m.uid);
             let sink = self.sink.clone();
             let (m, f) = (mailbox.clone(), folder.to_string());
-            let stored = Instant::now();
-            tokio::task::spawn_blocking(move || sink.ingest(&m, &f, kind, uidvalidity, batch))
-                .await
-                .map_err(|e| ImapError::Sink(e.to_string()))?
-                .map_err(ImapError::Sink)?;
-            tracing::debug!(
-                mailbox = %mailbox,
-                folder,
+            in_flight = Some(Storing {
+                task: tokio::task::spawn_blocking(move || {
+                    sink.ingest(&m, &f, kind, uidvalidity, batch)
+                }),
                 count,
-                last_uid = highest,
-                duration_ms = stored.elapsed().as_millis() as u64,
-                "IMAP batch stored"
-            );
-            report.fetched += count;
-            report.batches += 1;
-            report.last_uid = highest;
+                highest,
+                started: Instant::now(),
+            });
+        }
+        if let Some(storing) = in_flight.take() {
+            storing.finish(&mailbox, folder, &mut report).await?;
         }
         tracing::info!(
             mailbox = %mailbox,
@@ -398,4 +402,39 @@ pub(super) fn batches(
     uids.chunks(size.max(1))
         .map(|c| (c[0], c[c.len() - 1]))
         .collect()
+}
+
+/// A fetched batch being stored by the sink on a blocking thread.
+struct Storing {
+    task: tokio::task::JoinHandle<Result<(), String>>,
+    count: usize,
+    highest: u32,
+    started: Instant,
+}
+
+impl Storing {
+    /// Waits for the store to commit and counts the batch in `report`.
+    async fn finish(
+        self,
+        mailbox: &str,
+        folder: &str,
+        report: &mut FolderReport,
+    ) -> Result<(), ImapError> {
+        self.task
+            .await
+            .map_err(|e| ImapError::Sink(e.to_string()))?
+            .map_err(ImapError::Sink)?;
+        tracing::debug!(
+            mailbox = %mailbox,
+            folder,
+            count = self.count,
+            last_uid = self.highest,
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            "IMAP batch stored"
+        );
+        report.fetched += self.count;
+        report.batches += 1;
+        report.last_uid = self.highest;
+        Ok(())
+    }
 }
