@@ -1,0 +1,1 @@
+CREATE INDEX conversations_client ON conversations(client_id);
