@@ -20,6 +20,7 @@ mod due;
 mod email;
 mod events;
 mod focus;
+mod intake;
 mod mailbox;
 mod notifications;
 mod refresh;

@@ -422,42 +422,6 @@ pub fn conversation_of_message_id(
         .flatten())
 }
 
-/// The latest conversation of a client with this normalised subject and
-/// activity since `since`.
-pub fn conversation_by_subject(
-    conn: &mut AnyConnection,
-    client: &str,
-    subject_key: &str,
-    since: DateTime<Utc>,
-) -> Result<Option<i64>> {
-    Ok(conversations::table
-        .filter(conversations::client_id.eq(client))
-        .filter(conversations::subject_key.eq(subject_key))
-        .filter(conversations::last_message_at.ge(to_db(since)))
-        .order(conversations::last_message_at.desc())
-        .select(conversations::id)
-        .first(conn)
-        .optional()?)
-}
-
-/// The most recent conversation opened by `address` (lower-case) with this
-/// normalised subject and mail at or after `since`.
-pub fn conversation_by_opener_subject(
-    conn: &mut AnyConnection,
-    address: &str,
-    subject_key: &str,
-    since: DateTime<Utc>,
-) -> Result<Option<i64>> {
-    Ok(conversations::table
-        .filter(conversations::opener.eq(address))
-        .filter(conversations::subject_key.eq(subject_key))
-        .filter(conversations::last_message_at.ge(to_db(since)))
-        .order(conversations::last_message_at.desc())
-        .select(conversations::id)
-        .first(conn)
-        .optional()?)
-}
-
 /// Whether an acknowledgement went to `address` since `since`.
 pub fn acknowledged_since(
     conn: &mut AnyConnection,

@@ -44,9 +44,9 @@ pub use contracts::{
 pub use conversations::{
     ConversationFilter, ConversationRow, DerivedState, NewConversation, advance_last_message,
     claim_due_conversations, conversation, conversation_by_thread, conversations_by_ids,
-    conversations_by_threads, earliest_check, list_conversations, open_conversation,
-    open_conversations, open_counts, open_or_find_conversations, set_conversation_status,
-    update_conversation_state, update_conversation_states,
+    conversations_by_subject_keys, conversations_by_threads, earliest_check, list_conversations,
+    open_conversation, open_conversations, open_counts, open_or_find_conversations,
+    set_conversation_status, update_conversation_state, update_conversation_states,
 };
 pub use conversations::{opened_since_by_type, opened_since_of_client};
 pub use escalations::{
@@ -55,9 +55,8 @@ pub use escalations::{
 pub use mailboxes::{Checkpoint, checkpoint, save_checkpoint};
 pub use messages::{
     EventRow, Inserted, MessageRow, NewMessage, acknowledged_any_since, acknowledged_since,
-    conversation_by_opener_subject, conversation_by_subject, conversation_of_message_id,
-    conversations_of_message_ids, events_of, events_of_many, insert_message, insert_messages,
-    message_by_external_id, messages_by_external_ids, messages_of,
+    conversation_of_message_id, conversations_of_message_ids, events_of, events_of_many,
+    insert_message, insert_messages, message_by_external_id, messages_by_external_ids, messages_of,
 };
 pub use outbox::{
     NewOutbox, OutboxRow, Routing, enqueue, enqueue_many, enqueue_routed, outbox_pending,
