@@ -99,10 +99,7 @@ impl Application {
         )
         .with_templates(templates)
         .with_clock(clock)
-        .with_changes(match store.backend() {
-            store::Backend::Postgres => Changes::postgres(&settings.database_url),
-            store::Backend::Sqlite => Changes::local(),
-        });
+        .with_changes(Changes::for_store(&store));
         let state = AppState {
             store,
             metrics,
@@ -160,22 +157,22 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` is cancelled, then stops accepting, lets
-    /// requests in flight finish, and returns. `reload` (SIGHUP) re-reads the
-    /// contract.
+    /// The one stop signal of this process: cancelling it (main does, on
+    /// SIGTERM or SIGINT) makes [`Self::run_until_stopped`] stop accepting,
+    /// let requests in flight finish, and return; every task and live
+    /// response watches it.
+    pub fn shutdown(&self) -> CancellationToken {
+        self.state.stopping.clone()
+    }
+
+    /// Serves until [`Self::shutdown`] is cancelled. `reload` (SIGHUP)
+    /// re-reads the contract.
     pub async fn run_until_stopped(
         self,
-        shutdown: CancellationToken,
         reload: Option<tokio::sync::mpsc::Receiver<()>>,
     ) -> anyhow::Result<()> {
+        let shutdown = self.state.stopping.clone();
         let handle = self.server.handle();
-        {
-            let (shutdown, stopping) = (shutdown.clone(), self.state.stopping.clone());
-            tokio::spawn(async move {
-                shutdown.cancelled().await;
-                stopping.cancel();
-            });
-        }
         let server = tokio::spawn(self.server);
         let scheduler = tokio::spawn(scheduler::run(self.state.service.clone(), shutdown.clone()));
         let outbox = tokio::spawn(

@@ -194,11 +194,10 @@ fn serve(config: Option<PathBuf>, bind: Option<std::net::SocketAddr>) -> anyhow:
             signal(SignalKind::hangup())?,
         );
         let app = Application::build(settings).await?;
-        let shutdown = CancellationToken::new();
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(signals(handlers, shutdown.clone(), reload_tx));
+        tokio::spawn(signals(handlers, app.shutdown(), reload_tx));
         tracing::info!(port = app.port(), "keepword serving");
-        app.run_until_stopped(shutdown, Some(reload_rx)).await
+        app.run_until_stopped(Some(reload_rx)).await
     })
 }
 

@@ -1,30 +1,21 @@
 //! What changed, for live pages: after each commit the service publishes the
 //! ids of the conversations it touched; the dashboard's event stream passes
-//! them on. With PostgreSQL the ids travel through `NOTIFY`, so a browser
-//! connected to one keepword process hears of a commit made by another.
+//! them on. Where the store relays changes between processes (PostgreSQL),
+//! a browser connected to one keepword process hears of a commit made by
+//! another.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
-use diesel::pg::PgConnection;
-use diesel::prelude::*;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
-/// The PostgreSQL channel the ids travel on.
-pub const CHANNEL: &str = "keepword_changes";
-
-/// How often the listener looks for notifications: well under the second a
-/// row may take to change on screen.
-const POLL: Duration = Duration::from_millis(50);
+use crate::store::{Relay, Store};
 
 /// Conversation ids; empty means "anything may have changed" (after the
-/// listener lost and regained its connection).
+/// relay lost and regained its connection).
 pub type ChangeSet = Arc<[i64]>;
 
-/// Cheap to clone. Dropping the last clone stops its threads.
+/// Cheap to clone. Dropping the last clone stops the relay.
 #[derive(Clone)]
 pub struct Changes {
     inner: Arc<Inner>,
@@ -32,15 +23,14 @@ pub struct Changes {
 
 struct Inner {
     local: broadcast::Sender<ChangeSet>,
-    /// To the `NOTIFY` thread (PostgreSQL); `None`: in-process only.
-    outgoing: Option<mpsc::Sender<Vec<i64>>>,
-    stop: Arc<AtomicBool>,
-    threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// To every process sharing the database; `None`: in-process only.
+    relay: std::sync::Mutex<Option<Relay>>,
+    stop: CancellationToken,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.cancel();
     }
 }
 
@@ -51,50 +41,38 @@ impl Default for Changes {
 }
 
 impl Changes {
-    /// In this process only (SQLite: one process owns the database).
+    /// In this process only.
     pub fn local() -> Changes {
         let (local, _) = broadcast::channel(1024);
-        Changes {
-            inner: Arc::new(Inner {
-                local,
-                outgoing: None,
-                stop: Arc::new(AtomicBool::new(false)),
-                threads: Default::default(),
-            }),
-        }
+        Changes::with_relay(local, None, CancellationToken::new())
     }
 
-    /// Through PostgreSQL's `LISTEN`/`NOTIFY` on `url`: one connection sends,
-    /// one listens, each on its own thread (diesel is blocking).
-    pub fn postgres(url: &str) -> Changes {
+    /// Through whatever the store relays between processes (PostgreSQL's
+    /// `LISTEN`/`NOTIFY`), else in this process only.
+    pub fn for_store(store: &Store) -> Changes {
         let (local, _) = broadcast::channel(1024);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::channel::<Vec<i64>>();
-        let mut threads = Vec::new();
-        {
-            let (url, stop) = (url.to_string(), stop.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name("changes-notify".into())
-                    .spawn(move || notify_loop(&url, rx, &stop))
-                    .expect("spawning a thread"),
-            );
-        }
-        {
-            let (url, stop, local) = (url.to_string(), stop.clone(), local.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name("changes-listen".into())
-                    .spawn(move || listen_loop(&url, &local, &stop))
-                    .expect("spawning a thread"),
-            );
-        }
+        let stop = CancellationToken::new();
+        let heard = {
+            let local = local.clone();
+            move |ids: Option<Vec<i64>>| {
+                // No subscriber is not an error: nobody is looking.
+                let _ = local.send(Arc::from(ids.unwrap_or_default()));
+            }
+        };
+        let relay = store.relay_changes(heard, stop.clone());
+        Changes::with_relay(local, relay, stop)
+    }
+
+    fn with_relay(
+        local: broadcast::Sender<ChangeSet>,
+        relay: Option<Relay>,
+        stop: CancellationToken,
+    ) -> Changes {
         Changes {
             inner: Arc::new(Inner {
                 local,
-                outgoing: Some(tx),
+                relay: std::sync::Mutex::new(relay),
                 stop,
-                threads: std::sync::Mutex::new(threads),
             }),
         }
     }
@@ -104,28 +82,22 @@ impl Changes {
         if ids.is_empty() {
             return;
         }
-        match &self.inner.outgoing {
-            Some(tx) => {
-                if tx.send(ids.clone()).is_err() {
-                    let _ = self.inner.local.send(ids.into());
-                }
-            }
-            None => {
-                // No subscriber is not an error: nobody is looking.
-                let _ = self.inner.local.send(ids.into());
-            }
+        let unsent = match self.relay().as_ref() {
+            // Heard back through the listener, like every other process.
+            Some(relay) => relay.send(ids).err(),
+            None => Some(ids),
+        };
+        if let Some(ids) = unsent {
+            let _ = self.inner.local.send(ids.into());
         }
     }
 
-    /// Stops the PostgreSQL threads and waits for them (well under a
-    /// second). At shutdown, before the process exits: a thread still inside
-    /// libpq while the process tears down its libraries can crash the exit.
+    /// Stops the relay and waits for it, at shutdown before the process
+    /// exits.
     pub fn stop(&self) {
-        self.inner.stop.store(true, Ordering::SeqCst);
-        let threads =
-            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
-        for t in threads {
-            let _ = t.join();
+        self.inner.stop.cancel();
+        if let Some(relay) = self.relay().take() {
+            relay.join();
         }
     }
 
@@ -137,99 +109,8 @@ impl Changes {
     pub fn subscribers(&self) -> usize {
         self.inner.local.receiver_count()
     }
-}
 
-fn connect(url: &str, stop: &AtomicBool) -> Option<PgConnection> {
-    let mut wait = Duration::from_millis(200);
-    while !stop.load(Ordering::SeqCst) {
-        match PgConnection::establish(url) {
-            Ok(c) => return Some(c),
-            Err(e) => {
-                tracing::warn!(error = %e, "live updates: cannot connect to PostgreSQL; retrying");
-                let until = std::time::Instant::now() + wait;
-                while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
-                    std::thread::sleep(POLL);
-                }
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-    None
-}
-
-/// Sends what the commits of this process touched, coalescing what arrives
-/// together into one notification (payloads stay under PostgreSQL's 8,000
-/// bytes).
-fn notify_loop(url: &str, rx: mpsc::Receiver<Vec<i64>>, stop: &AtomicBool) {
-    let mut conn: Option<PgConnection> = None;
-    while !stop.load(Ordering::SeqCst) {
-        let first = match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(ids) => ids,
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        let mut ids = first;
-        while let Ok(more) = rx.try_recv() {
-            ids.extend(more);
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        if conn.is_none() {
-            conn = connect(url, stop);
-        }
-        let Some(c) = conn.as_mut() else { return };
-        for chunk in ids.chunks(500) {
-            let payload: Vec<String> = chunk.iter().map(i64::to_string).collect();
-            let sent = diesel::sql_query("SELECT pg_notify($1, $2)")
-                .bind::<diesel::sql_types::Text, _>(CHANNEL)
-                .bind::<diesel::sql_types::Text, _>(payload.join(","))
-                .execute(c);
-            if let Err(e) = sent {
-                tracing::warn!(error = %e, "live updates: NOTIFY failed; reconnecting");
-                conn = None;
-                break;
-            }
-        }
-    }
-}
-
-/// Passes every notification on the channel to this process's streams.
-fn listen_loop(url: &str, local: &broadcast::Sender<ChangeSet>, stop: &AtomicBool) {
-    let mut first = true;
-    while !stop.load(Ordering::SeqCst) {
-        let Some(mut conn) = connect(url, stop) else {
-            return;
-        };
-        if let Err(e) = conn.batch_execute(&format!("LISTEN {CHANNEL}")) {
-            tracing::warn!(error = %e, "live updates: LISTEN failed; retrying");
-            std::thread::sleep(Duration::from_millis(500));
-            continue;
-        }
-        if !first {
-            // Whatever was committed while we were away: look again.
-            let _ = local.send(Arc::from(Vec::new()));
-        }
-        first = false;
-        'poll: while !stop.load(Ordering::SeqCst) {
-            for n in conn.notifications_iter() {
-                match n {
-                    Ok(n) => {
-                        let ids: Vec<i64> = n
-                            .payload
-                            .split(',')
-                            .filter_map(|s| s.parse().ok())
-                            .collect();
-                        if !ids.is_empty() {
-                            let _ = local.send(ids.into());
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "live updates: lost the LISTEN connection");
-                        break 'poll;
-                    }
-                }
-            }
-            std::thread::sleep(POLL);
-        }
+    fn relay(&self) -> std::sync::MutexGuard<'_, Option<Relay>> {
+        self.inner.relay.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

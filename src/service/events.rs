@@ -206,14 +206,11 @@ impl Service {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One writer thread per shard: one on SQLite (it has one writer
-    /// anyway), [`postgres_writers`] on PostgreSQL. A writer holds the service weakly, so it
-    /// also ends when the service is dropped (its queue closes).
+    /// One writer thread per shard, as many as the store says. A writer
+    /// holds the service weakly, so it also ends when the service is dropped
+    /// (its queue closes).
     fn start_writers(&self) -> EventWriters {
-        let n = match self.inner.store.backend() {
-            store::Backend::Sqlite => 1,
-            store::Backend::Postgres => postgres_writers(),
-        };
+        let n = self.inner.store.event_writers();
         let mut senders = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
@@ -539,16 +536,6 @@ impl Service {
     pub fn solve(&self, id: i64, now: DateTime<Utc>) -> Result<(), ServiceError> {
         self.set_status(id, TicketStatus::Solved, "api", now)
     }
-}
-
-/// Event writers on PostgreSQL: one per core, at least two. More writers
-/// than cores made things worse, not better: each batch is smaller, so each
-/// event pays more of a batch's statements, and the database's backends
-/// contend for the same index pages. Measured with `wrk -c16` of new
-/// threads on 2 cores (PostgreSQL on the same cores): 1 writer 898, 2
-/// writers 1,505–1,667, 3 writers 1,319, 4 writers 1,079 events/s.
-fn postgres_writers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
 }
 
 /// What a new conversation is opened from.

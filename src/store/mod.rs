@@ -14,6 +14,7 @@ mod clients;
 mod contracts;
 mod conversations;
 mod escalations;
+mod live;
 mod mailboxes;
 mod messages;
 pub mod outbox;
@@ -52,6 +53,7 @@ pub use conversations::{opened_since_by_type, opened_since_of_client};
 pub use escalations::{
     FiredStep, fired_step_count, fired_steps_of, fired_steps_of_many, record_fired_step,
 };
+pub use live::{CHANNEL as CHANGES_CHANNEL, Heard, Relay};
 pub use mailboxes::{Checkpoint, checkpoint, save_checkpoint};
 pub use messages::{
     EventRow, Inserted, MessageRow, NewMessage, acknowledged_any_since, acknowledged_since,
@@ -489,6 +491,9 @@ impl Drop for MailboxLease {
 pub struct Store {
     pool: Pool<Manager>,
     backend: Backend,
+    /// As parsed once at [`Store::open`]: the relay of live changes opens
+    /// its own connections with it.
+    url: DatabaseUrl,
     /// SQLite has one writer at a time. Without this, concurrent
     /// `BEGIN IMMEDIATE`s wait in SQLite's busy handler, which polls with
     /// sleeps of up to 100 ms: measured with `scripts/bench`, that put the
@@ -568,7 +573,7 @@ impl Store {
             _ => None,
         };
         let manager = Manager {
-            url: parsed,
+            url: parsed.clone(),
             background_checkpoints: checkpoint_file.is_some(),
         };
         // Connect once outside the pool so the user sees the real reason
@@ -594,6 +599,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
+            url: parsed,
             sqlite_writer: Arc::new(Mutex::new(())),
             _alive: alive,
         })
@@ -612,6 +618,30 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// How many event writers to run: one on SQLite, which has one writer
+    /// anyway; on PostgreSQL one per core, at least two (more writers than
+    /// cores made each batch smaller and the backends contend for the same
+    /// index pages: BENCHMARKS.md, the events API).
+    pub fn event_writers(&self) -> usize {
+        match self.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => {
+                std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+            }
+        }
+    }
+
+    /// Scheduler steps to run at once while a burst is due. On PostgreSQL
+    /// each claims its own batch with `FOR UPDATE SKIP LOCKED`, as steps of
+    /// several processes do, and a step spends most of its time waiting on
+    /// round trips, which overlap; SQLite has one writer: one step.
+    pub fn burst_steps(&self) -> usize {
+        match self.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        }
     }
 
     pub fn conn(&self) -> Result<Conn, StoreError> {

@@ -51,8 +51,9 @@ pub struct AppState {
     pub service: Service,
     pub auth: std::sync::Arc<Auth>,
     pub dashboard: std::sync::Arc<dashboard::Dashboard>,
-    /// Cancelled when the server shuts down: long-lived responses (the live
-    /// stream) end then instead of holding the shutdown up.
+    /// The process's stop signal ([`crate::app::Application::shutdown`]):
+    /// long-lived responses (the live stream) end when it is cancelled
+    /// instead of holding the shutdown up.
     pub stopping: tokio_util::sync::CancellationToken,
 }
 

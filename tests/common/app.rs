@@ -71,8 +71,8 @@ pub async fn serve(mut settings: Settings, clock: Clock) -> Served {
         .expect("app builds");
     let port = app.port();
     let state = app.state().clone();
-    let token = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(token.clone(), None));
+    let token = app.shutdown();
+    let task = tokio::spawn(app.run_until_stopped(None));
     Served {
         base: format!("http://127.0.0.1:{port}"),
         port,
