@@ -77,7 +77,7 @@ struct Prepared<'a> {
 
 /// What storing a batch (or, after a failure, one message) did.
 #[derive(Default)]
-struct Stored {
+struct Ingested {
     report: MailBatchReport,
     directions: BTreeMap<&'static str, u64>,
     mismatches: Vec<String>,
@@ -86,8 +86,8 @@ struct Stored {
     ensured: Vec<String>,
 }
 
-impl Stored {
-    fn merge(&mut self, o: Stored) {
+impl Ingested {
+    fn merge(&mut self, o: Ingested) {
         let (r, m) = (&mut self.report, o.report);
         r.stored += m.stored;
         r.duplicates += m.duplicates;
@@ -367,14 +367,14 @@ impl Service {
                     &p.fetched.raw,
                     now,
                 )?;
-                let mut one = Stored::default();
+                let mut one = Ingested::default();
                 one.report.rejected = 1;
                 Ok(one)
             },
-            Stored::merge,
+            Ingested::merge,
             checkpoint,
         )?;
-        let Stored {
+        let Ingested {
             report,
             directions,
             mismatches,
@@ -432,8 +432,8 @@ impl Service {
         mails: &[Prepared],
         contract: &Contract,
         now: DateTime<Utc>,
-    ) -> Result<Stored, ServiceError> {
-        let mut out = Stored::default();
+    ) -> Result<Ingested, ServiceError> {
+        let mut out = Ingested::default();
         let parsed_keys: Vec<(&str, &str)> = mails
             .iter()
             .filter(|p| p.mail.is_ok())

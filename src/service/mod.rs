@@ -13,7 +13,6 @@
 //! `spawn_blocking`. Metrics are counted after the commit, from what the
 //! transaction did, so a rolled-back attempt counts nothing.
 
-mod changes;
 mod contract;
 mod dashboard;
 mod due;
@@ -21,6 +20,7 @@ mod email;
 mod events;
 mod focus;
 mod intake;
+mod live;
 mod mailbox;
 mod notifications;
 mod refresh;
@@ -43,10 +43,9 @@ use crate::sla::{
 };
 use crate::store::{
     self, AnyConnection, ConversationRow, EventRow, FiredStep, NewConversation, NewMessage, Store,
-    StoreError, TimerState,
+    StoreError, TimerUpdate,
 };
 
-pub use changes::{ChangeSet, Changes};
 pub use contract::{
     ContractErrors, ContractHandle, LoadedContract, Reload, VersionChanges, record_version,
 };
@@ -61,6 +60,7 @@ pub use focus::{
     DigestItem, InflatedClient, KIND_DIGEST, URGENT_SHARE_DAYS, UrgencyReport, UrgentRequest,
     UrgentShare,
 };
+pub use live::{ChangeSet, Changes};
 pub use mailbox::{FetchedMail, FolderCheckpoint, MailSink};
 use refresh::Effects;
 pub use status::{

@@ -69,7 +69,7 @@ pub use queue::{
 };
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
 pub use status::{conversation_by_status_hash, insert_status_link, insert_status_links};
-pub use timers::{TimerRow, TimerState, save_timer, save_timers, timers_of, timers_of_many};
+pub use timers::{TimerRow, TimerUpdate, save_timer, save_timers, timers_of, timers_of_many};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
