@@ -18,7 +18,8 @@ use crate::notify::ack::AckTemplates;
 use crate::notify::{self, OutboxWorker};
 use crate::scheduler;
 use crate::service::{
-    Changes, ContractHandle, EmailSink, LoadedContract, MailboxContext, Service, record_version,
+    Changes, ContractHandle, EmailSink, LoadedContract, MailboxContext, Service, ServiceParts,
+    record_version,
 };
 use crate::store::{self, Store};
 use crate::web::dashboard::Dashboard;
@@ -90,16 +91,16 @@ impl Application {
             .exists()
             .then_some(settings.templates.as_path());
         let templates = AckTemplates::load(templates_dir).context("acknowledgement templates")?;
-        let service = Service::new(
-            store.clone(),
-            contract.clone(),
-            metrics.clone(),
-            &settings.public_url,
-            notify::message_id_domain(&settings.smtp.from),
-        )
-        .with_templates(templates)
-        .with_clock(clock)
-        .with_changes(Changes::for_store(&store));
+        let service = Service::from_parts(ServiceParts {
+            store: store.clone(),
+            contract: contract.clone(),
+            metrics: metrics.clone(),
+            public_url: settings.public_url.clone(),
+            message_id_domain: notify::message_id_domain(&settings.smtp.from),
+            templates,
+            clock,
+            changes: Changes::for_store(&store),
+        });
         let state = AppState {
             store,
             metrics,
