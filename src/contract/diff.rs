@@ -61,13 +61,12 @@ impl fmt::Display for Change {
     }
 }
 
-/// The timer as the diff names it.
+/// The timer as the diff names it to a client: the promise of updates
+/// reads as what it is.
 pub fn timer_words(timer: Timer) -> &'static str {
     match timer {
-        Timer::FirstResponse => "first response",
-        Timer::NextResponse => "next response",
-        Timer::Resolution => "resolution",
         Timer::PeriodicUpdate => "updates while we work on it",
+        other => other.words(),
     }
 }
 

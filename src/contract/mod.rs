@@ -76,6 +76,17 @@ impl Timer {
         Timer::PeriodicUpdate,
     ];
 
+    /// The timer as people read it: the one wording of pages, alerts and
+    /// reports.
+    pub fn words(self) -> &'static str {
+        match self {
+            Timer::FirstResponse => "first response",
+            Timer::NextResponse => "next response",
+            Timer::Resolution => "resolution",
+            Timer::PeriodicUpdate => "periodic update",
+        }
+    }
+
     /// The stored name of the timer (the contract key of its window, but
     /// `update_every` for `periodic_update`).
     pub fn as_str(self) -> &'static str {
@@ -481,6 +492,17 @@ impl Contract {
         self.clients.iter().find(|c| c.id == id)
     }
 
+    /// The one way a client is named to people: the contract's name, "Unknown
+    /// senders" for [`UNKNOWN_CLIENT`], else the id as stored (a client a
+    /// later version dropped keeps being named by its id).
+    pub fn client_name(&self, id: &str) -> String {
+        match self.client(id) {
+            Some(c) => c.name.clone(),
+            None if id == UNKNOWN_CLIENT => "Unknown senders".into(),
+            None => id.to_string(),
+        }
+    }
+
     /// The calendar a request type's windows are counted on.
     pub fn calendar_for(&self, type_id: &str) -> Option<&Calendar> {
         let request_type = self.request_type(type_id)?;
@@ -613,5 +635,18 @@ mod tests {
         assert!(Percent::new(0).is_none());
         assert_eq!(Percent::new(100).map(Percent::get), Some(100));
         assert!(Percent::new(101).is_none());
+    }
+
+    #[test]
+    fn clients_are_named_one_way() {
+        let source = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml"),
+        )
+        .unwrap();
+        let contract = parse(&source, "contract.toml").unwrap();
+        let declared = &contract.clients()[0];
+        assert_eq!(contract.client_name(&declared.id), declared.name);
+        assert_eq!(contract.client_name(UNKNOWN_CLIENT), "Unknown senders");
+        assert_eq!(contract.client_name("dropped-since"), "dropped-since");
     }
 }

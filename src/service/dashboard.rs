@@ -42,15 +42,6 @@ pub fn local_words(t: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
     }
 }
 
-pub fn timer_words(t: Timer) -> &'static str {
-    match t {
-        Timer::FirstResponse => "first response",
-        Timer::NextResponse => "next response",
-        Timer::Resolution => "resolution",
-        Timer::PeriodicUpdate => "periodic update",
-    }
-}
-
 pub fn health_words(h: &str) -> (&'static str, &'static str) {
     match h {
         "breached" => ("breached", "✖"),
@@ -234,19 +225,6 @@ impl<'s> Policies<'s> {
         self.cache.insert(key, p.clone());
         Ok(p)
     }
-}
-
-fn client_name(contract: &Contract, id: &str) -> String {
-    contract
-        .client(id)
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| {
-            if id == UNKNOWN_CLIENT {
-                "Unknown sender".into()
-            } else {
-                id.into()
-            }
-        })
 }
 
 fn type_name(contract: &Contract, id: &str) -> String {
@@ -519,7 +497,7 @@ impl Service {
         let (health_word, health_icon) = health_words(c.health.as_str());
         Ok(Timeline {
             id: c.id,
-            client: client_name(&contract, &c.client_id),
+            client: contract.client_name(&c.client_id),
             client_id: c.client_id.clone(),
             subject: c.subject.clone(),
             request_type: c.request_type.clone(),
@@ -633,8 +611,8 @@ impl Service {
                             ComplianceRow {
                                 request_type: c.request_type.clone(),
                                 client_id: c.client_id.clone(),
-                                client: client_name(&current.contract, &c.client_id),
-                                timer: timer_words(t.kind).into(),
+                                client: current.contract.client_name(&c.client_id),
+                                timer: t.kind.words().into(),
                                 ..ComplianceRow::default()
                             },
                             Vec::new(),
@@ -697,9 +675,9 @@ fn status_words(s: TicketStatus) -> &'static str {
 
 fn timer_label(t: Timer, seq: u32) -> String {
     if t == Timer::NextResponse {
-        format!("{} #{}", timer_words(t), seq)
+        format!("{} #{}", t.words(), seq)
     } else {
-        timer_words(t).to_string()
+        t.words().to_string()
     }
 }
 
@@ -823,7 +801,7 @@ fn what_if(policy: &Policy, events: &[Event], now: DateTime<Utc>, tz: Tz) -> Vec
                 .any(|b| b.timer == t.timer && b.seq == t.seq && b.status == TimerStatus::Running);
             out.push(format!(
                 "If the client replies now, the {} is {}due {}.",
-                timer_words(t.timer),
+                t.timer.words(),
                 if already { "still " } else { "" },
                 when(due)
             ))
@@ -873,7 +851,7 @@ fn queue_row(
     QueueRow {
         id: c.id,
         client_id: c.client_id.clone(),
-        client: client_name(contract, &c.client_id),
+        client: contract.client_name(&c.client_id),
         subject: c.subject.clone(),
         request_type: c.request_type.clone(),
         request_type_name: type_name(contract, &c.request_type),
@@ -881,7 +859,7 @@ fn queue_row(
         health: c.health.as_str().into(),
         health_word,
         health_icon,
-        timer: c.next_timer.map(timer_words).unwrap_or_default().into(),
+        timer: c.next_timer.map(Timer::words).unwrap_or_default().into(),
         left,
         late,
         due,

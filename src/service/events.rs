@@ -505,7 +505,7 @@ impl Service {
         client_id: &str,
         now: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
-        let name = client_name(contract, client_id);
+        let name = contract.client_name(client_id);
         if self.known_clients().get(client_id) == Some(&name) {
             return Ok(());
         }
@@ -520,7 +520,7 @@ impl Service {
         }
         let mut known = self.known_clients();
         for id in ids {
-            let name = client_name(contract, &id);
+            let name = contract.client_name(&id);
             known.insert(id, name);
         }
     }
@@ -550,14 +550,6 @@ pub(crate) struct Opening<'a> {
     /// The opening sender's address, lower-case; empty when there is none.
     pub opener: &'a str,
     pub at: DateTime<Utc>,
-}
-
-/// The name a client's row carries: the contract's.
-fn client_name(contract: &Contract, client_id: &str) -> String {
-    contract
-        .client(client_id)
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| "Unknown senders".into())
 }
 
 /// The conversation `o` opens, classified under the contract in force, and
