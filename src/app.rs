@@ -72,7 +72,7 @@ impl Application {
                 );
             }
         }
-        let worker = OutboxWorker::from_settings(store.clone(), &settings.smtp)
+        let worker = OutboxWorker::from_settings(store.clone(), &settings)
             .context("setting up the outbox worker")?
             .with_clock(clock.clone());
         for c in worker.collectors() {

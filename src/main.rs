@@ -283,6 +283,9 @@ fn contract(command: ContractCommand) -> ExitCode {
     };
     let result = match command {
         ContractCommand::Check { file } => {
+            for warning in loaded.warnings() {
+                eprintln!("{warning}");
+            }
             println!(
                 "{}: ok (version {})",
                 file.display(),

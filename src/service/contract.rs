@@ -40,10 +40,14 @@ impl LoadedContract {
         Self::from_source(source, path)
     }
 
-    /// Validates contract text; `path` names it in diagnostics.
+    /// Validates contract text; `path` names it in diagnostics. Targets
+    /// written as `env:VAR` or `file:PATH` are resolved now, from this
+    /// process's environment and files; the source, and so the stored
+    /// version, keeps the reference.
     pub fn from_source(source: String, path: &Path) -> Result<LoadedContract, ContractErrors> {
-        let contract = crate::contract::parse(&source, &path.display().to_string())
-            .map_err(|diags| ContractErrors(diags.iter().map(|d| d.to_string()).collect()))?;
+        let contract =
+            crate::contract::parse_with(&source, &path.display().to_string(), &ProcessSecrets)
+                .map_err(|diags| ContractErrors(diags.iter().map(|d| d.to_string()).collect()))?;
         Ok(LoadedContract {
             version: contract.version().to_string(),
             html: crate::contract::render_html(&contract),
@@ -52,6 +56,58 @@ impl LoadedContract {
             source,
             path: path.to_path_buf(),
         })
+    }
+}
+
+impl LoadedContract {
+    /// What is valid but unwise: a secret written into the contract, which
+    /// clients read and the database keeps in every version.
+    pub fn warnings(&self) -> Vec<String> {
+        let file = self.path.display().to_string();
+        self.contract
+            .contacts()
+            .iter()
+            .flat_map(|c| {
+                let file = file.clone();
+                c.literal_secrets().into_iter().map(move |kind| {
+                    format!(
+                        "{file}: warning: contact \"{}\": {} is written into the contract, and it is a secret (the contract is shown to clients and kept in the database); write {} = \"env:VAR\" or \"file:PATH\" and keep the value there",
+                        c.id,
+                        kind.key(),
+                        kind.key()
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// Target references resolved from the process: `env:VAR` from its
+/// environment, `file:PATH` from the file system (a relative path from the
+/// working directory).
+pub struct ProcessSecrets;
+
+impl crate::contract::ResolveSecret for ProcessSecrets {
+    fn resolve(&self, reference: &crate::contract::SecretRef) -> Result<String, String> {
+        use crate::contract::SecretRef;
+        match reference {
+            SecretRef::Literal(v) => Ok(v.clone()),
+            SecretRef::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(v),
+                Ok(_) => Err(format!("environment variable {var} is empty")),
+                Err(std::env::VarError::NotPresent) => {
+                    Err(format!("environment variable {var} is not set"))
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(format!("environment variable {var} is not valid UTF-8"))
+                }
+            },
+            SecretRef::File(path) => match std::fs::read_to_string(path) {
+                Ok(v) if !v.trim().is_empty() => Ok(v.trim_end_matches(['\n', '\r']).to_string()),
+                Ok(_) => Err(format!("file {path} is empty")),
+                Err(e) => Err(format!("cannot read file {path}: {e}")),
+            },
+        }
     }
 }
 

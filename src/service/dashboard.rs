@@ -445,11 +445,33 @@ impl Service {
         // the pause budget: from the same read model as the API's detail.
         let detail = self.conversation_detail(id)?;
         for f in &fired {
-            let held = detail
-                .escalations
+            let view = detail.escalations.iter().find(|e| e.step == f.step);
+            let held = view.and_then(|e| e.deferred_until);
+            // Each target's outcome, one line each.
+            let outcomes: Vec<String> = view
+                .map(|e| e.notifications.as_slice())
+                .unwrap_or_default()
                 .iter()
-                .find(|e| e.step == f.step)
-                .and_then(|e| e.deferred_until);
+                .map(|n| {
+                    let mut line = format!(
+                        "{} by {}: {}",
+                        n.contact.as_deref().unwrap_or("—"),
+                        n.kind,
+                        n.outcome
+                    );
+                    if let Some(at) = n.sent_at {
+                        line.push_str(&format!(" {}", when(at)));
+                    }
+                    if n.outcome == "failing" {
+                        line.push_str(&format!(
+                            " after {} attempts ({})",
+                            n.attempts,
+                            n.last_error.as_deref().unwrap_or("")
+                        ));
+                    }
+                    line
+                })
+                .collect();
             let step = f.step.rsplit('/').next().unwrap_or(&f.step).to_string();
             let label = timer_label(f.timer, f.timer_seq);
             let whom = state
@@ -480,7 +502,7 @@ impl Service {
                 when: when(f.fired_at),
                 kind: "escalation",
                 title: format!("escalation {step} of {label} fired {whom}{late}"),
-                text: String::new(),
+                text: outcomes.join("\n"),
             });
         }
         // Stable: equal instants keep message, then timer, then step order.
