@@ -785,6 +785,51 @@ mod tests {
         assert!("first-response".parse::<Timer>().is_err());
     }
 
+    struct Fixed;
+    impl ResolveSecret for Fixed {
+        fn resolve(&self, reference: &SecretRef) -> Result<String, String> {
+            match reference {
+                SecretRef::Env(v) if v == "PD_KEY" => Ok("pd-secret-0042".into()),
+                other => Err(format!("{} is not known", other.written())),
+            }
+        }
+    }
+
+    #[test]
+    fn references_keep_the_version_and_never_show_the_secret() {
+        let source = include_str!("../../tests/fixtures/contracts/fast.toml")
+            .replace("webhook = \"WEBHOOK_URL\"", "pagerduty = \"env:PD_KEY\"");
+        let unresolved = parse(&source, "c.toml").unwrap();
+        let resolved = parse_with(&source, "c.toml", &Fixed).unwrap();
+        // The version is of the contract as written, whatever the secret.
+        assert_eq!(unresolved.version(), resolved.version());
+        let oncall = resolved.contact("oncall").unwrap();
+        let target = oncall.pagerduty.as_ref().unwrap();
+        assert_eq!(target.value(), Some("pd-secret-0042"));
+        assert_eq!(target.written.written(), "env:PD_KEY");
+        assert_eq!(
+            unresolved.contact("oncall").unwrap().pagerduty,
+            oncall.pagerduty
+        );
+        assert!(!format!("{oncall:?}").contains("pd-secret"), "{oncall:?}");
+        assert!(oncall.literal_secrets().is_empty());
+        // A literal is a secret too: Debug does not print it.
+        let literal = include_str!("../../tests/fixtures/contracts/fast.toml")
+            .replace("WEBHOOK_URL", "https://hooks.example/T0/secret");
+        let c = parse(&literal, "c.toml").unwrap();
+        let oncall = c.contact("oncall").unwrap();
+        assert!(!format!("{oncall:?}").contains("secret"), "{oncall:?}");
+        assert_eq!(oncall.literal_secrets(), [TargetKind::Webhook]);
+        let unknown = source.replace("env:PD_KEY", "env:OTHER");
+        let errors = parse_with(&unknown, "c.toml", &Fixed).unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .contains("contact \"oncall\": pagerduty = \"env:OTHER\": env:OTHER is not known"),
+            "{errors}"
+        );
+    }
+
     #[test]
     fn percent_bounds() {
         assert!(Percent::new(0).is_none());

@@ -29,15 +29,19 @@ pub struct LoadedContract {
 pub struct ContractErrors(pub Vec<String>);
 
 impl LoadedContract {
-    /// Reads and validates the contract file.
+    /// Reads and validates the contract file, resolving its targets.
     pub fn load(path: &Path) -> Result<LoadedContract, ContractErrors> {
-        let source = std::fs::read_to_string(path).map_err(|e| {
-            ContractErrors(vec![format!(
-                "{}: error: cannot read contract: {e}",
-                path.display()
-            )])
-        })?;
-        Self::from_source(source, path)
+        Self::from_source(read(path)?, path)
+    }
+
+    /// [`LoadedContract::load`] leaving `env:` and `file:` targets
+    /// unresolved: to render, compare or ask the contract on a machine that
+    /// does not hold the alert secrets. It delivers nothing to such targets.
+    pub fn load_unresolved(path: &Path) -> Result<LoadedContract, ContractErrors> {
+        let source = read(path)?;
+        let contract = crate::contract::parse(&source, &path.display().to_string())
+            .map_err(|diags| ContractErrors(diags.iter().map(|d| d.to_string()).collect()))?;
+        Ok(Self::derive(contract, source, path))
     }
 
     /// Validates contract text; `path` names it in diagnostics. Targets
@@ -48,15 +52,28 @@ impl LoadedContract {
         let contract =
             crate::contract::parse_with(&source, &path.display().to_string(), &ProcessSecrets)
                 .map_err(|diags| ContractErrors(diags.iter().map(|d| d.to_string()).collect()))?;
-        Ok(LoadedContract {
+        Ok(Self::derive(contract, source, path))
+    }
+
+    fn derive(contract: crate::contract::Contract, source: String, path: &Path) -> LoadedContract {
+        LoadedContract {
             version: contract.version().to_string(),
             html: crate::contract::render_html(&contract),
             markdown: crate::contract::render_markdown(&contract),
             contract: Arc::new(contract),
             source,
             path: path.to_path_buf(),
-        })
+        }
     }
+}
+
+fn read(path: &Path) -> Result<String, ContractErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ContractErrors(vec![format!(
+            "{}: error: cannot read contract: {e}",
+            path.display()
+        )])
+    })
 }
 
 impl LoadedContract {

@@ -435,6 +435,25 @@ fn check_resolves_target_references_and_names_missing_ones() {
         "{err}"
     );
 
+    // Reading the contract does not need the secrets; the page names the
+    // route, not the reference.
+    let out = Command::new(env!("CARGO_BIN_EXE_keepword"))
+        .args(["contract", "render", missing.to_str().unwrap()])
+        .env_remove("KEEPWORD_CONFIG")
+        .env_remove("KW_TEST_PD_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = text(&out.stdout);
+    assert!(
+        page.contains("alerted through PagerDuty and Opsgenie"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("KW_TEST_PD_KEY") && !page.contains("nope"),
+        "{page}"
+    );
+
     // A variable that resolves to something that is not a URL: named, the
     // value not quoted.
     let out = check(
