@@ -154,12 +154,69 @@ fn verify_webhook(secret: &str, headers: &[(String, String)], body: &str) -> Res
     }
 }
 
+/// Posts a ticket event (id, thread, direction, from) at `when`; its
+/// conversation's id.
+async fn ticket(
+    app: &common::app::Served,
+    (id, thread, direction, from): (&str, &str, &str, &str),
+    subject: &str,
+    when: DateTime<Utc>,
+) -> i64 {
+    let (status, body) = app
+        .post(
+            "/api/v1/events",
+            &json!({
+                "id": id, "channel": "tickets", "thread": thread, "direction": direction,
+                "from": from, "subject": subject, "body": "On it.", "at": when.to_rfc3339(),
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["conversation_id"].as_i64().unwrap()
+}
+
+/// The team answers in ticket `thread` at `when`.
+async fn answer(app: &common::app::Served, id: &str, thread: &str, when: DateTime<Utc>) {
+    ticket(
+        app,
+        (id, thread, "outbound", "support@example.com"),
+        "Re",
+        when,
+    )
+    .await;
+}
+
 fn dedup(r: &HookRequest) -> String {
     r.json()["dedup_key"].as_str().unwrap().to_string()
 }
 
+/// The service's settings for one test: the paging services at loopback
+/// receivers, no SMTP server (email rows wait; the other targets do not).
+fn settings(db: &common::app::FreshDatabase, contract: PathBuf, pd: &str, og: &str) -> Settings {
+    let mut settings = Settings {
+        database_url: db.url().to_string(),
+        contract,
+        api_tokens: vec![Secret::new(common::app::TOKEN)],
+        pagerduty_url: format!("{pd}/v2/enqueue"),
+        opsgenie_url: og.to_string(),
+        ..Default::default()
+    };
+    settings.smtp.port = support::free_port();
+    settings.smtp.tls = Tls::None;
+    settings
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks() {
+async fn alerts_reach_every_target_sqlite() {
+    alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks(common::app::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_every_target_postgres() {
+    alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks(common::app::Backend::Postgres).await;
+}
+
+async fn alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks(backend: common::app::Backend) {
     // Each target's receiver fails its first request once, so every target
     // shows its retry.
     let pagerduty = HookReceiver::answering("202 Accepted", 1).await;
@@ -175,34 +232,20 @@ async fn alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks() {
         base64::engine::general_purpose::STANDARD.encode(b"keepword test signing key 0123456")
     );
 
-    let db = common::app::FreshDatabase::new(common::app::Backend::Sqlite);
-    let mut settings = Settings {
-        database_url: db.url().to_string(),
-        contract,
-        api_tokens: vec![Secret::new(common::app::TOKEN)],
-        pagerduty_url: format!("{}/v2/enqueue", pagerduty.base),
-        opsgenie_url: opsgenie.base.clone(),
-        ..Default::default()
-    };
+    let db = common::app::FreshDatabase::new(backend);
+    let mut settings = settings(&db, contract, &pagerduty.base, &opsgenie.base);
     settings.webhooks.signing_secret = Secret::new(signing_secret.clone());
-    // No SMTP server: the email rows wait, the other targets do not.
-    settings.smtp.port = support::free_port();
-    settings.smtp.tls = Tls::None;
     let t0 = at("2026-12-07T10:00:00Z");
     let clock = Clock::manual(t0);
     let app = common::app::serve(settings, clock.clone()).await;
 
-    let (status, body) = app
-        .post(
-            "/api/v1/events",
-            &json!({
-                "id": "evt-1", "channel": "tickets", "thread": "T-1", "direction": "inbound",
-                "from": "jane@acme.com", "subject": SUBJECT, "at": t0.to_rfc3339(),
-            }),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let id = body["conversation_id"].as_i64().unwrap();
+    let id = ticket(
+        &app,
+        ("evt-1", "T-1", "inbound", "jane@acme.com"),
+        SUBJECT,
+        t0,
+    )
+    .await;
     let incident = format!("keepword-{id}-first_response-0");
 
     // 50%: PagerDuty refuses once (500); the retry carries the same event.
@@ -236,16 +279,7 @@ async fn alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks() {
         "the 100% trigger did not arrive"
     );
     clock.set(t0 + chrono::Duration::seconds(70));
-    let (status, body) = app
-        .post(
-            "/api/v1/events",
-            &json!({
-                "id": "evt-2", "channel": "tickets", "thread": "T-1", "direction": "outbound",
-                "from": "support@example.com", "body": "On it.", "at": clock.now().to_rfc3339(),
-            }),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    answer(&app, "evt-2", "T-1", clock.now()).await;
     assert!(
         eventually(Duration::from_secs(10), || pagerduty.requests() >= 4
             && opsgenie.requests() >= 3)
@@ -470,5 +504,171 @@ async fn alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks() {
         "{page}"
     );
     assert!(page.contains("alerted through a chat webhook and Microsoft Teams"));
+    app.stop().await;
+}
+
+/// Focus rules hold for every target alike: a contact with working hours and
+/// a digest gets its warnings in one Teams card at the digest time (and no
+/// PagerDuty incident for them), and a non-urgent breach at night reaches
+/// PagerDuty and Teams when its hours open; the API says "held" meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn focus_rules_hold_pagerduty_and_teams_alike() {
+    let pagerduty = HookReceiver::answering("202 Accepted", 0).await;
+    let teams = HookReceiver::answering("202 Accepted", 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pd_file = dir.path().join("pd");
+    std::fs::write(&pd_file, PD_KEY).unwrap();
+    let contract = dir.path().join("contract.toml");
+    std::fs::write(
+        &contract,
+        format!(
+            r#"[contract]
+name = "Focus targets test"
+effective = "2026-01-01"
+timezone = "Europe/Berlin"
+
+[calendars.always]
+always = true
+
+[calendars.business]
+timezone = "Europe/Berlin"
+mon = "09:00-17:00"
+tue = "09:00-17:00"
+wed = "09:00-17:00"
+thu = "09:00-17:00"
+fri = "09:00-17:00"
+
+[channels.tickets]
+kind = "ticket"
+
+[[request_types]]
+id = "question"
+name = "Question"
+definition = "Everything."
+default = true
+channels = ["tickets"]
+calendar = "always"
+first_response = "2h"
+escalation = [
+  {{ at = "50%", notify = ["lead"] }},
+  {{ at = "100%", notify = ["lead"] }},
+]
+
+[contacts]
+lead = {{ pagerduty = "file:{pd}", teams = "{teams}/workflows/lead", calendar = "business", digest = ["09:30"] }}
+"#,
+            pd = pd_file.display(),
+            teams = teams.base,
+        ),
+    )
+    .unwrap();
+    let db = common::app::FreshDatabase::new(common::app::Backend::Sqlite);
+    let settings = settings(&db, contract, &pagerduty.base, "http://127.0.0.1:9");
+    // Monday 20:00 in Berlin: the lead's hours are over.
+    let t0 = at("2026-12-07T19:00:00Z");
+    let clock = Clock::manual(t0);
+    let app = common::app::serve(settings, clock.clone()).await;
+    let id = ticket(
+        &app,
+        ("q-1", "Q-1", "inbound", "ann@client.example"),
+        "A *bold* [question](https://evil.example)",
+        t0,
+    )
+    .await;
+
+    // 50% (a warning, for the digest) and 100% (held for the hours).
+    clock.set(at("2026-12-07T21:00:00Z"));
+    let held = |conv: &Value, step: &str| -> Vec<(String, String)> {
+        conv["escalations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["step"] == step)
+            .flat_map(|s| s["notifications"].as_array().unwrap().clone())
+            .map(|n| {
+                (
+                    n["kind"].as_str().unwrap().to_string(),
+                    n["outcome"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert!(
+        support::eventually_async(Duration::from_secs(10), || async {
+            let (_, conv) = app.get(&format!("/api/v1/conversations/{id}")).await;
+            conv["escalations"].as_array().is_some_and(|e| e.len() >= 2)
+        })
+        .await
+    );
+    let (_, conv) = app.get(&format!("/api/v1/conversations/{id}")).await;
+    assert_eq!(
+        held(&conv, "first_response/0/at:50%"),
+        [("digest".to_string(), "held".to_string())],
+        "{conv:#}"
+    );
+    let mut full = held(&conv, "first_response/0/at:100%");
+    full.sort();
+    assert_eq!(
+        full,
+        [
+            ("pagerduty".to_string(), "held".to_string()),
+            ("teams".to_string(), "held".to_string())
+        ],
+        "{conv:#}"
+    );
+    assert_eq!(pagerduty.requests() + teams.requests(), 0);
+
+    // Tuesday 09:00 Berlin: the held breach goes to both, as a warning.
+    clock.set(at("2026-12-08T08:00:00Z"));
+    assert!(
+        eventually(Duration::from_secs(10), || pagerduty.requests() == 1
+            && teams.requests() == 1)
+        .await,
+        "pd {} teams {}",
+        pagerduty.requests(),
+        teams.requests()
+    );
+    let trigger = pagerduty.recorded()[0].json();
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(trigger["payload"]["severity"], "warning", "not urgent");
+    assert_eq!(
+        trigger["dedup_key"],
+        format!("keepword-{id}-first_response-0")
+    );
+    let card = parse_card(&teams.recorded()[0].body).unwrap();
+    assert_eq!(
+        card["texts"][0], "unknown: first response window has run out",
+        "{card}"
+    );
+
+    // 09:30: the digest, one card listing the warning; none to PagerDuty.
+    clock.set(at("2026-12-08T08:30:00Z"));
+    assert!(eventually(Duration::from_secs(10), || teams.requests() == 2).await);
+    let digest = &teams.recorded()[1];
+    assert_eq!(digest.target, "/workflows/lead");
+    let read = parse_card(&digest.body).unwrap_or_else(|e| panic!("{e}\n{}", digest.body));
+    let texts = read["texts"].as_array().unwrap();
+    assert!(
+        texts[0]
+            .as_str()
+            .unwrap()
+            .starts_with("\\[keepword\\] Digest for lead: 1 warning"),
+        "{texts:?}"
+    );
+    let line = texts[1].as_str().unwrap();
+    assert!(
+        line.contains("first response 50% of window used")
+            && line.ends_with(&format!("[Open](http://127.0.0.1:8080/conversations/{id})")),
+        "{line}"
+    );
+    assert_eq!(pagerduty.requests(), 1, "a digest opens no incident");
+
+    // The team answers within the hours: the incident resolves at once.
+    clock.set(at("2026-12-08T08:35:00Z"));
+    answer(&app, "q-2", "Q-1", clock.now()).await;
+    assert!(eventually(Duration::from_secs(10), || pagerduty.requests() == 2).await);
+    let resolve = pagerduty.recorded()[1].json();
+    assert_eq!(resolve["event_action"], "resolve");
+    assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);
     app.stop().await;
 }
