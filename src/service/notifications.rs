@@ -499,8 +499,10 @@ pub(super) fn target_value(
 /// Closes the PagerDuty incidents and Opsgenie alerts of a timer instance
 /// that stopped (met, missed, or the conversation solved): one `resolve` /
 /// close per contact its steps reached, with the key the triggers used.
-/// Held like the contact's other alerts, so it never overtakes a trigger
-/// waiting for the same working hours.
+/// Held like the contact's other alerts, and never before a trigger of the
+/// incident still waiting in the outbox (held for hours, or backing off
+/// after a failure) is due: a resolve that arrived first would leave the
+/// late trigger's incident open.
 pub(super) fn enqueue_resolves(
     conn: &mut AnyConnection,
     contract: &Contract,
@@ -519,28 +521,51 @@ pub(super) fn enqueue_resolves(
     contacts.sort();
     contacts.dedup();
     let incident = incident_key(conv.id, timer, seq);
+    let paged: Vec<&Contact> = contacts
+        .into_iter()
+        .filter_map(|id| contract.contact(id))
+        .filter(|c| c.pagerduty.is_some() || c.opsgenie.is_some())
+        .collect();
+    if paged.is_empty() {
+        return Ok(0);
+    }
+    let prefix = format!("{timer}/{seq}/");
+    let waiting = store::outbox::of_conversation(conn, conv.id)?;
     let mut rows = 0;
-    for contact_id in contacts {
-        let Some(contact) = contract.contact(contact_id) else {
-            continue;
+    for contact in paged {
+        let contact_id = &contact.id;
+        let held = contract
+            .delivery(
+                contact,
+                Urgency {
+                    page: false,
+                    warning: false,
+                },
+                now,
+            )
+            .not_before();
+        let not_before = |kind: &str| {
+            waiting
+                .iter()
+                .filter(|r| {
+                    r.sent_at.is_none()
+                        && r.kind == kind
+                        && r.contact.as_ref() == Some(contact_id)
+                        && r.step.as_deref().is_some_and(|s| s.starts_with(&prefix))
+                })
+                // A margin for the trigger's send to finish first.
+                .map(|r| {
+                    r.available_at.max(r.not_before.unwrap_or(r.available_at))
+                        + chrono::Duration::seconds(5)
+                })
+                .chain(held)
+                .max()
         };
-        if contact.pagerduty.is_none() && contact.opsgenie.is_none() {
-            continue;
-        }
-        let routing = store::Routing {
+        let routing = |kind: &str| store::Routing {
             conversation_id: Some(conv.id),
             step: None,
             contact: Some(contact_id.clone()),
-            not_before: contract
-                .delivery(
-                    contact,
-                    Urgency {
-                        page: false,
-                        warning: false,
-                    },
-                    now,
-                )
-                .not_before(),
+            not_before: not_before(kind),
             digest_key: None,
         };
         let key = format!("resolve:{}:{incident}:{contact_id}", conv.id);
@@ -551,7 +576,11 @@ pub(super) fn enqueue_resolves(
                 "dedup_key": incident,
             });
             let row = notify::new_pagerduty(event, format!("{key}:pagerduty"), now);
-            rows += usize::from(store::enqueue_routed(conn, &row, &routing)?);
+            rows += usize::from(store::enqueue_routed(
+                conn,
+                &row,
+                &routing(notify::KIND_PAGERDUTY),
+            )?);
         }
         if let Some(api_key) = target_value(contact, contact.opsgenie.as_ref()) {
             let body = json!({
@@ -566,7 +595,11 @@ pub(super) fn enqueue_resolves(
                 format!("{key}:opsgenie"),
                 now,
             );
-            rows += usize::from(store::enqueue_routed(conn, &row, &routing)?);
+            rows += usize::from(store::enqueue_routed(
+                conn,
+                &row,
+                &routing(notify::KIND_OPSGENIE),
+            )?);
         }
     }
     Ok(rows)
