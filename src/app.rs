@@ -50,6 +50,9 @@ impl Application {
                 settings.contract_path().display()
             )
         })?;
+        for warning in loaded.warnings() {
+            tracing::warn!("{warning}");
+        }
         let url = settings.database_url.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&url))
             .await
