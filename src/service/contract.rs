@@ -183,6 +183,9 @@ impl Service {
             Err(errors) => return rejected(errors.to_string()),
         };
         if loaded.version == self.inner.contract.current().version {
+            // The same text may resolve to new secrets (a rotated key): the
+            // reloaded targets take over; there is no new version to store.
+            self.inner.contract.replace(loaded);
             tracing::info!("contract reloaded: unchanged");
             return Reload::Unchanged;
         }

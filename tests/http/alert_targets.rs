@@ -564,6 +564,7 @@ lead = {{ pagerduty = "file:{pd}", teams = "{teams}/workflows/lead", calendar = 
     )
     .unwrap();
     let db = common::app::FreshDatabase::new(common::app::Backend::Sqlite);
+    let contract_path = contract.clone();
     let settings = settings(&db, contract, &pagerduty.base, "http://127.0.0.1:9");
     // Monday 20:00 in Berlin: the lead's hours are over.
     let t0 = at("2026-12-07T19:00:00Z");
@@ -576,6 +577,15 @@ lead = {{ pagerduty = "file:{pd}", teams = "{teams}/workflows/lead", calendar = 
         t0,
     )
     .await;
+
+    // The key is rotated in its file: a reload of the unchanged contract
+    // picks it up for the alerts to come.
+    std::fs::write(&pd_file, "R0TATED0KEY00000000000000000042\n").unwrap();
+    let (service, path) = (app.state.service.clone(), contract_path.clone());
+    let reload = tokio::task::spawn_blocking(move || service.reload_contract(&path))
+        .await
+        .unwrap();
+    assert_eq!(reload, keepword::service::Reload::Unchanged);
 
     // 50% (a warning, for the digest) and 100% (held for the hours).
     clock.set(at("2026-12-07T21:00:00Z"));
@@ -636,6 +646,7 @@ lead = {{ pagerduty = "file:{pd}", teams = "{teams}/workflows/lead", calendar = 
     let trigger = pagerduty.recorded()[0].json();
     assert_eq!(trigger["event_action"], "trigger");
     assert_eq!(trigger["payload"]["severity"], "warning", "not urgent");
+    assert_eq!(trigger["routing_key"], "R0TATED0KEY00000000000000000042");
     assert_eq!(
         trigger["dedup_key"],
         format!("keepword-{id}-first_response-0")
