@@ -472,12 +472,15 @@ impl Service {
                     line
                 })
                 .collect();
-            let step = f.step.rsplit('/').next().unwrap_or(&f.step).to_string();
+            // The engine's typed step, found by the key the record keeps; a
+            // step the contract version no longer yields shows its key.
+            let action = state.actions.iter().find(|a| a.key == f.step);
+            let step = action.map_or_else(
+                || f.step.rsplit('/').next().unwrap_or(&f.step).to_string(),
+                |a| super::notifications::step_phrase(a.step),
+            );
             let label = timer_label(f.timer, f.timer_seq);
-            let whom = state
-                .actions
-                .iter()
-                .find(|a| a.key == f.step)
+            let whom = action
                 .map(|a| a.notify.join(", "))
                 .filter(|s| !s.is_empty())
                 .map_or_else(|| "nobody to notify".to_string(), |w| format!("to {w}"));

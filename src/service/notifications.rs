@@ -50,6 +50,16 @@ pub(super) fn step_words(timer: Timer, step: ActionStep) -> String {
     }
 }
 
+/// When a step fires, for the timeline: "at 50%", "30m after the due",
+/// "breach". A repeated trigger reads like its first.
+pub(super) fn step_phrase(step: ActionStep) -> String {
+    match step {
+        ActionStep::At { percent, .. } => format!("at {percent}%"),
+        ActionStep::AfterDue { after, .. } => format!("{after} after the due"),
+        ActionStep::Breach => "breach".into(),
+    }
+}
+
 /// "1h 5m", "42s": how late, for people.
 pub(super) fn late_words(secs: i64) -> String {
     let secs = secs.max(0);
@@ -624,6 +634,7 @@ mod tests {
             repeat: Some(1),
         };
         assert_eq!(repeated.to_string(), "at:50%#1");
+        assert_eq!(step_phrase(repeated), "at 50%");
         assert_eq!(
             step_words(Timer::FirstResponse, repeated),
             "first response 50% of window used"

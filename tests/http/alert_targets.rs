@@ -235,6 +235,7 @@ async fn alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks(backend: comm
     let db = common::app::FreshDatabase::new(backend);
     let mut settings = settings(&db, contract, &pagerduty.base, &opsgenie.base);
     settings.webhooks.signing_secret = Secret::new(signing_secret.clone());
+    settings.dashboard_password = Secret::new(common::app::PASSWORD);
     let t0 = at("2026-12-07T10:00:00Z");
     let clock = Clock::manual(t0);
     let app = common::app::serve(settings, clock.clone()).await;
@@ -468,6 +469,22 @@ async fn alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks(backend: comm
         ],
         "{half:#}"
     );
+
+    // ---- The dashboard's timeline says the same in words.
+    let cookie = app.sign_in().await;
+    let (status, html) = app.page(&cookie, &format!("/conversations/{id}")).await;
+    assert_eq!(status, 200);
+    for words in [
+        "escalation at 50% of first response fired to oncall, chat",
+        "escalation at 50% of first response fired to chat",
+        "oncall by pagerduty: sent",
+        "oncall by opsgenie: sent",
+        "chat by teams: sent",
+        "chat by webhook: sent",
+    ] {
+        assert!(html.contains(words), "{words} missing:\n{html}");
+    }
+    assert!(!html.contains("50%#1"), "{html}");
 
     // ---- No secret in the stored contract version or on the contract page.
     let store = app.state.store.clone();
