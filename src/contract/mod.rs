@@ -477,7 +477,8 @@ impl TargetKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contact {
     pub id: String,
-    pub email: Option<String>,
+    /// An email address (a literal is lower-cased).
+    pub email: Option<Target>,
     /// A JSON webhook (Slack-compatible `text`), Standard Webhooks headers.
     pub webhook: Option<Target>,
     /// A Microsoft Teams Workflows URL.
@@ -498,17 +499,13 @@ impl Contact {
     pub fn target_kinds(&self) -> Vec<TargetKind> {
         TargetKind::ALL
             .into_iter()
-            .filter(|k| match k {
-                TargetKind::Email => self.email.is_some(),
-                other => self.target(*other).is_some(),
-            })
+            .filter(|k| self.target(*k).is_some())
             .collect()
     }
 
-    /// A target other than email.
     pub fn target(&self, kind: TargetKind) -> Option<&Target> {
         match kind {
-            TargetKind::Email => None,
+            TargetKind::Email => self.email.as_ref(),
             TargetKind::Webhook => self.webhook.as_ref(),
             TargetKind::Teams => self.teams.as_ref(),
             TargetKind::PagerDuty => self.pagerduty.as_ref(),
@@ -516,10 +513,12 @@ impl Contact {
         }
     }
 
-    /// Targets whose secret is written into the contract itself.
+    /// Targets whose secret is written into the contract itself (an email
+    /// address is no secret: every alert's `To:` shows it).
     pub fn literal_secrets(&self) -> Vec<TargetKind> {
         TargetKind::ALL
             .into_iter()
+            .filter(|k| *k != TargetKind::Email)
             .filter(|k| self.target(*k).is_some_and(|t| t.written.is_literal()))
             .collect()
     }

@@ -824,7 +824,7 @@ impl Walker<'_> {
             let email = self.email("email", value.span(), text)?;
             return Some(Contact {
                 id: id.to_string(),
-                email: Some(email),
+                email: Some(Target::new(SecretRef::Literal(email.clone()), Some(email))),
                 webhook: None,
                 teams: None,
                 pagerduty: None,
@@ -835,15 +835,23 @@ impl Walker<'_> {
         }
         let table = self.table(&place, value)?;
         self.check_keys(table, &CONTACT_KEYS, Some(&place));
+        // Every target is checked before giving up, so each mistake is listed.
+        let mut failed = false;
         let email = match table.get("email") {
             Some(v) => {
                 let text = self.string("email", v)?;
-                Some(self.email("email", v.span(), text)?)
+                let email = if text.trim().starts_with("env:") || text.trim().starts_with("file:") {
+                    self.target(id, TargetKind::Email, v)
+                } else {
+                    self.email("email", v.span(), text)
+                        .map(|e| Target::new(SecretRef::Literal(e.clone()), Some(e)))
+                };
+                failed |= email.is_none();
+                email
             }
             None => None,
         };
         let mut targets = [None, None, None, None];
-        let mut failed = false;
         for (slot, kind) in targets.iter_mut().zip([
             TargetKind::Webhook,
             TargetKind::Teams,
@@ -952,6 +960,17 @@ impl Walker<'_> {
                 format!(" (from {})", reference.written())
             };
             let problem = match kind {
+                TargetKind::Email => {
+                    let ok = v.split_once('@').is_some_and(|(local, domain)| {
+                        !local.is_empty() && domain.contains('.') && !domain.contains('@')
+                    }) && !v.contains(char::is_whitespace);
+                    (!ok).then(|| {
+                        (
+                            format!("{place}{from} is not an email address"),
+                            "give an address like someone@example.com",
+                        )
+                    })
+                }
                 TargetKind::Webhook | TargetKind::Teams => {
                     let ok = (v.starts_with("https://") || v.starts_with("http://"))
                         && v.len() > "https://".len()
@@ -975,6 +994,11 @@ impl Walker<'_> {
                 return None;
             }
         }
+        // Addresses compare case-insensitively; the contract keeps them so.
+        let resolved = match kind {
+            TargetKind::Email => resolved.map(|v| v.to_lowercase()),
+            _ => resolved,
+        };
         Some(Target::new(reference, resolved))
     }
 

@@ -114,7 +114,7 @@ struct Step<'a> {
 
 #[derive(Serialize)]
 struct Person<'a> {
-    email: Option<&'a str>,
+    email: Option<String>,
     /// Targets as written: a reference, never the secret behind it.
     webhook: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -249,7 +249,7 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
             .iter()
             .map(|c| {
                 let person = Person {
-                    email: c.email.as_deref(),
+                    email: c.email.as_ref().map(|t| t.written.written()),
                     webhook: c.webhook.as_ref().map(|t| t.written.written()),
                     teams: c.teams.as_ref().map(|t| t.written.written()),
                     pagerduty: c.pagerduty.as_ref().map(|t| t.written.written()),

@@ -396,7 +396,7 @@ pub(super) fn enqueue_alerts(
                 due_at: due,
                 fell_due_at: action.at,
                 link: alert.link.clone(),
-                email: contact.email.clone(),
+                email: target_value(contact, contact.email.as_ref()),
                 webhook: target_value(contact, contact.webhook.as_ref()),
                 teams: target_value(contact, contact.teams.as_ref()),
             };
@@ -413,10 +413,10 @@ pub(super) fn enqueue_alerts(
             continue;
         }
         let mut rows = Vec::new();
-        if let Some(email) = &contact.email {
+        if let Some(email) = target_value(contact, contact.email.as_ref()) {
             rows.push(notify::new_email(
                 EmailDraft {
-                    to: vec![email.clone()],
+                    to: vec![email],
                     subject: alert.subject.clone(),
                     text: match delivery.not_before() {
                         // Says why it arrives now and not when it fell due.
@@ -510,9 +510,9 @@ pub(super) fn target_value(
 /// that stopped (met, missed, or the conversation solved): one `resolve` /
 /// close per contact its steps reached, with the key the triggers used.
 /// Held like the contact's other alerts, and never before a trigger of the
-/// incident still waiting in the outbox (held for hours, or backing off
-/// after a failure) is due: a resolve that arrived first would leave the
-/// late trigger's incident open.
+/// incident still waiting in the outbox (held for hours, backing off after
+/// a failure, or in flight until its lease ends) is due: a resolve that
+/// arrived first would leave the late trigger's incident open.
 pub(super) fn enqueue_resolves(
     conn: &mut AnyConnection,
     contract: &Contract,

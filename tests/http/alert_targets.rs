@@ -191,8 +191,13 @@ fn dedup(r: &HookRequest) -> String {
 }
 
 /// The service's settings for one test: the paging services at loopback
-/// receivers, no SMTP server (email rows wait; the other targets do not).
-fn settings(db: &common::app::FreshDatabase, contract: PathBuf, pd: &str, og: &str) -> Settings {
+/// receivers, mail to a real SMTP server on `smtp`.
+fn settings(
+    db: &common::app::FreshDatabase,
+    contract: PathBuf,
+    (pd, og): (&str, &str),
+    smtp: u16,
+) -> Settings {
     let mut settings = Settings {
         database_url: db.url().to_string(),
         contract,
@@ -201,7 +206,7 @@ fn settings(db: &common::app::FreshDatabase, contract: PathBuf, pd: &str, og: &s
         opsgenie_url: og.to_string(),
         ..Default::default()
     };
-    settings.smtp.port = support::free_port();
+    settings.smtp.port = smtp;
     settings.smtp.tls = Tls::None;
     settings
 }
@@ -233,7 +238,8 @@ async fn alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks(backend: comm
     );
 
     let db = common::app::FreshDatabase::new(backend);
-    let mut settings = settings(&db, contract, &pagerduty.base, &opsgenie.base);
+    let smtp = support::SmtpServer::start();
+    let mut settings = settings(&db, contract, (&pagerduty.base, &opsgenie.base), smtp.port);
     settings.webhooks.signing_secret = Secret::new(signing_secret.clone());
     settings.dashboard_password = Secret::new(common::app::PASSWORD);
     let t0 = at("2026-12-07T10:00:00Z");
@@ -278,6 +284,25 @@ async fn alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks(backend: comm
     assert!(
         eventually(Duration::from_secs(10), || pagerduty.requests() >= 3).await,
         "the 100% trigger did not arrive"
+    );
+    // The answer comes once the 100% trigger is recorded as sent: a resolve
+    // waits behind a trigger still in flight (see the focus test below).
+    assert!(
+        support::eventually_async(Duration::from_secs(10), || async {
+            let (_, conv) = app.get(&format!("/api/v1/conversations/{id}")).await;
+            conv["escalations"].as_array().is_some_and(|steps| {
+                steps.iter().any(|s| {
+                    s["step"] == "first_response/0/at:100%"
+                        && s["notifications"].as_array().is_some_and(|n| {
+                            n.iter()
+                                .filter(|n| n["kind"] != "email")
+                                .all(|n| n["outcome"] == "sent")
+                        })
+                })
+            })
+        })
+        .await,
+        "the 100% alerts were not recorded as sent"
     );
     clock.set(t0 + chrono::Duration::seconds(70));
     answer(&app, "evt-2", "T-1", clock.now()).await;
@@ -434,6 +459,14 @@ async fn alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks(backend: comm
     }
     assert!(verify_webhook(&signing_secret, &old, &hooks[1].body).is_err());
 
+    // ---- Email too: the 50% and 100% alerts to oncall.
+    assert!(
+        eventually(Duration::from_secs(10), || smtp.received().len() >= 2).await,
+        "alert emails did not arrive"
+    );
+    let mails = smtp.received();
+    assert!(mails.iter().all(|m| m.rcpt_tos == ["oncall@example.com"]));
+
     // ---- The API shows each notification per target with its outcome.
     let (_, conv) = app.get(&format!("/api/v1/conversations/{id}")).await;
     let steps = conv["escalations"].as_array().unwrap();
@@ -454,16 +487,13 @@ async fn alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks(backend: comm
         })
         .collect();
     seen.sort();
-    // No SMTP server runs: the email is the one not delivered.
-    let email_outcome = seen[2].2.clone();
-    assert_ne!(email_outcome, "sent");
     let expect = |c: &str, k: &str, o: &str| (c.to_string(), k.to_string(), o.to_string());
     assert_eq!(
         seen,
         [
             expect("chat", "teams", "sent"),
             expect("chat", "webhook", "sent"),
-            expect("oncall", "email", &email_outcome),
+            expect("oncall", "email", "sent"),
             expect("oncall", "opsgenie", "sent"),
             expect("oncall", "pagerduty", "sent"),
         ],
@@ -582,7 +612,13 @@ lead = {{ pagerduty = "file:{pd}", teams = "{teams}/workflows/lead", calendar = 
     .unwrap();
     let db = common::app::FreshDatabase::new(common::app::Backend::Sqlite);
     let contract_path = contract.clone();
-    let settings = settings(&db, contract, &pagerduty.base, "http://127.0.0.1:9");
+    let smtp = support::SmtpServer::start();
+    let settings = settings(
+        &db,
+        contract,
+        (&pagerduty.base, "http://127.0.0.1:9"),
+        smtp.port,
+    );
     // Monday 20:00 in Berlin: the lead's hours are over.
     let t0 = at("2026-12-07T19:00:00Z");
     let clock = Clock::manual(t0);

@@ -385,7 +385,8 @@ fn check_resolves_target_references_and_names_missing_ones() {
         cmd.args(["contract", "check", path.to_str().unwrap()])
             .env_remove("KEEPWORD_CONFIG")
             .env_remove("KW_TEST_PD_KEY")
-            .env_remove("KW_TEST_TEAMS_URL");
+            .env_remove("KW_TEST_TEAMS_URL")
+            .env_remove("KW_TEST_EMAIL");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -394,7 +395,7 @@ fn check_resolves_target_references_and_names_missing_ones() {
     let referenced = write(
         "referenced.toml",
         &format!(
-            "oncall = {{ pagerduty = \"env:KW_TEST_PD_KEY\", opsgenie = \"file:{}\", teams = \"env:KW_TEST_TEAMS_URL\" }}",
+            "oncall = {{ pagerduty = \"env:KW_TEST_PD_KEY\", opsgenie = \"file:{}\", teams = \"env:KW_TEST_TEAMS_URL\", email = \"env:KW_TEST_EMAIL\" }}",
             key_file.display()
         ),
     );
@@ -403,6 +404,7 @@ fn check_resolves_target_references_and_names_missing_ones() {
         &[
             ("KW_TEST_PD_KEY", "pd-secret-key"),
             ("KW_TEST_TEAMS_URL", "https://teams.example/workflows/x"),
+            ("KW_TEST_EMAIL", "Oncall@Example.com"),
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -461,6 +463,7 @@ fn check_resolves_target_references_and_names_missing_ones() {
         &[
             ("KW_TEST_PD_KEY", "pd-secret-key"),
             ("KW_TEST_TEAMS_URL", "not-a-url-secret"),
+            ("KW_TEST_EMAIL", "nobody"),
         ],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -472,6 +475,10 @@ fn check_resolves_target_references_and_names_missing_ones() {
         "{err}"
     );
     assert!(!err.contains("not-a-url-secret"), "{err}");
+    assert!(
+        err.contains("contact \"oncall\": email (from env:KW_TEST_EMAIL) is not an email address"),
+        "{err}"
+    );
 
     // A literal webhook URL keeps working, with a warning.
     let literal = write(
