@@ -899,7 +899,8 @@ impl Walker<'_> {
         })
     }
 
-    /// A target other than email: a literal, `env:VAR` or `file:PATH`,
+    /// A target written as a literal, `env:VAR` or `file:PATH` (an email
+    /// literal goes through [`Walker::email`] instead),
     /// resolved when a resolver is given. Errors name the contact and key
     /// and never quote a resolved value.
     fn target(&mut self, contact: &str, kind: TargetKind, value: &Value<'_>) -> Option<Target> {
