@@ -51,6 +51,9 @@ impl Application {
                 settings.contract_path().display()
             )
         })?;
+        for warning in loaded.warnings() {
+            tracing::warn!("{warning}");
+        }
         let url = settings.database_url.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&url))
             .await
@@ -73,7 +76,7 @@ impl Application {
                 );
             }
         }
-        let worker = OutboxWorker::from_settings(store.clone(), &settings.smtp)
+        let worker = OutboxWorker::from_settings(store.clone(), &settings)
             .context("setting up the outbox worker")?
             .with_clock(clock.clone());
         for c in worker.collectors() {

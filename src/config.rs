@@ -154,6 +154,40 @@ pub struct Settings {
     pub github: GithubSettings,
     pub smtp: SmtpSettings,
     pub mailboxes: Vec<MailboxSettings>,
+    /// PagerDuty Events API v2 endpoint contacts' `pagerduty` keys post to.
+    pub pagerduty_url: String,
+    /// Base URL of the Opsgenie (or Jira Service Management Ops) alert API.
+    pub opsgenie_url: String,
+    pub webhooks: WebhookSettings,
+}
+
+/// `[webhooks]`: how generic webhook deliveries are signed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Standard Webhooks signing secret (`whsec_` + base64). Empty: deliveries
+    /// carry `webhook-id` but are not signed.
+    pub signing_secret: Secret,
+    /// Read the secret from this file instead (wins over `signing_secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret_file: Option<PathBuf>,
+}
+
+impl WebhookSettings {
+    /// The HMAC key: the base64 after the optional `whsec_` prefix. `None`
+    /// when unset; an error when it is not base64.
+    pub fn signing_key(&self) -> Result<Option<Vec<u8>>, String> {
+        use base64::Engine;
+        let s = self.signing_secret.expose().trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        let b64 = s.strip_prefix("whsec_").unwrap_or(s);
+        match base64::engine::general_purpose::STANDARD.decode(b64) {
+            Ok(key) if !key.is_empty() => Ok(Some(key)),
+            _ => Err("`webhooks.signing_secret` must be `whsec_` followed by base64 (e.g. `whsec_` + `openssl rand -base64 32`)".into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -270,6 +304,9 @@ impl Default for Settings {
                 ca_file: None,
             },
             mailboxes: Vec::new(),
+            pagerduty_url: "https://events.pagerduty.com/v2/enqueue".into(),
+            opsgenie_url: "https://api.opsgenie.com".into(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -416,6 +453,9 @@ impl Settings {
         if let Some(p) = &self.smtp.password_file {
             self.smtp.password = read("smtp.password_file", p)?;
         }
+        if let Some(p) = &self.webhooks.signing_secret_file {
+            self.webhooks.signing_secret = read("webhooks.signing_secret_file", p)?;
+        }
         for (i, mb) in self.mailboxes.iter_mut().enumerate() {
             if let Some(p) = &mb.password_file {
                 mb.password = read(&format!("mailboxes[{i}].password_file"), p)?;
@@ -444,6 +484,19 @@ impl Settings {
                 "`wall_tokens`: each token needs at least 16 characters (it is the only key to the wallboard)"
                     .into(),
             );
+        }
+        for (key, url) in [
+            ("pagerduty_url", &self.pagerduty_url),
+            ("opsgenie_url", &self.opsgenie_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(format!(
+                    "`{key}` must be an http:// or https:// URL (got `{url}`)"
+                ));
+            }
+        }
+        if let Err(e) = self.webhooks.signing_key() {
+            problems.push(e);
         }
         if self.api_tokens.iter().any(Secret::is_empty) {
             problems.push("`api_tokens` contains an empty token".into());
@@ -592,6 +645,7 @@ fn is_text_key(defaults: &Dict, dotted: &str) -> bool {
         "github.webhook_secret_file",
         "github.channel",
         "smtp.password_file",
+        "webhooks.signing_secret_file",
     ];
     if TEXT_WITHOUT_DEFAULT.contains(&dotted) || is_secret_key(dotted) {
         return true;
@@ -611,7 +665,7 @@ fn is_secret_key(dotted: &str) -> bool {
     let first = parts.next().unwrap_or_default();
     let last = dotted.rsplit('.').next().unwrap_or_default();
     matches!(first, "api_tokens" | "dashboard_password" | "wall_tokens")
-        || matches!(last, "password" | "webhook_secret")
+        || matches!(last, "password" | "webhook_secret" | "signing_secret")
 }
 
 fn describe_figment_error(e: figment::Error, sources: &Sources) -> String {

@@ -242,8 +242,15 @@ fn migrate(config: Option<PathBuf>, database_url: Option<String>) -> anyhow::Res
 }
 
 /// Loads a contract for a `contract` subcommand, or prints its errors.
-fn load_or_report(file: &std::path::Path) -> Option<LoadedContract> {
-    match LoadedContract::load(file) {
+/// `resolve`: resolve `env:`/`file:` targets too (`check`); reading the
+/// contract (render, diff, due) does not need the alert secrets.
+fn load_or_report(file: &std::path::Path, resolve: bool) -> Option<LoadedContract> {
+    let loaded = if resolve {
+        LoadedContract::load(file)
+    } else {
+        LoadedContract::load_unresolved(file)
+    };
+    match loaded {
         Ok(l) => Some(l),
         Err(errors) => {
             eprintln!("{errors}");
@@ -264,7 +271,8 @@ fn contract(command: ContractCommand) -> ExitCode {
         | ContractCommand::Render { file, .. }
         | ContractCommand::Due { file, .. } => file.clone(),
         ContractCommand::Diff { old, new } => {
-            let (Some(old), Some(new)) = (load_or_report(old), load_or_report(new)) else {
+            let (Some(old), Some(new)) = (load_or_report(old, false), load_or_report(new, false))
+            else {
                 return ExitCode::FAILURE;
             };
             let text = keepword::contract::diff_text(&old.contract, &new.contract);
@@ -277,11 +285,15 @@ fn contract(command: ContractCommand) -> ExitCode {
             };
         }
     };
-    let Some(loaded) = load_or_report(&file) else {
+    let resolve = matches!(command, ContractCommand::Check { .. });
+    let Some(loaded) = load_or_report(&file, resolve) else {
         return ExitCode::FAILURE;
     };
     let result = match command {
         ContractCommand::Check { file } => {
+            for warning in loaded.warnings() {
+                eprintln!("{warning}");
+            }
             println!(
                 "{}: ok (version {})",
                 file.display(),
@@ -345,10 +357,11 @@ fn backtest(
     format: ReportFormat,
 ) -> anyhow::Result<()> {
     use keepword::backtest::{self, Source};
-    let loaded = LoadedContract::load(contract).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A backtest sends nothing: the alert secrets are not needed.
+    let loaded = LoadedContract::load_unresolved(contract).map_err(|e| anyhow::anyhow!("{e}"))?;
     // Both files are checked before any mail is read.
     let baseline = baseline
-        .map(|b| LoadedContract::load(b).map_err(|e| anyhow::anyhow!("{e}")))
+        .map(|b| LoadedContract::load_unresolved(b).map_err(|e| anyhow::anyhow!("{e}")))
         .transpose()?;
     let sources: Vec<Source> = mbox
         .map(Source::Mbox)

@@ -214,7 +214,10 @@ first_response = "4h"
     fn a_contact_without_hours_is_reachable_at_any_hour() {
         let c = contract(r#"lead = "lead@example.com""#);
         let lead = c.contact("lead").unwrap();
-        assert_eq!(lead.email.as_deref(), Some("lead@example.com"));
+        assert_eq!(
+            lead.email.as_ref().and_then(|t| t.value()),
+            Some("lead@example.com")
+        );
         assert_eq!(
             c.delivery(lead, BREACH, at("2026-12-05T02:00:00Z")),
             Delivery::Now

@@ -40,8 +40,29 @@ pub const UNKNOWN_CLIENT: &str = "unknown";
 pub const DEFAULT_WARN_PERCENT: u8 = 75;
 
 /// Parses and validates a contract. `file_name` only labels diagnostics.
+/// Targets written as references (`env:VAR`, `file:PATH`) stay unresolved:
+/// the contract is read, rendered and compared, but such a target cannot be
+/// delivered to. [`parse_with`] resolves them.
 pub fn parse(source: &str, file_name: &str) -> Result<Contract, Diagnostics> {
-    parse::parse(source, file_name)
+    parse::parse(source, file_name, None)
+}
+
+/// [`parse`], resolving every target reference through `secrets`; a
+/// reference that does not resolve is an error naming the contact and key.
+pub fn parse_with(
+    source: &str,
+    file_name: &str,
+    secrets: &dyn ResolveSecret,
+) -> Result<Contract, Diagnostics> {
+    parse::parse(source, file_name, Some(secrets))
+}
+
+/// Where a target reference is looked up. The core reads no environment and
+/// no files: the service passes the process's own.
+pub trait ResolveSecret {
+    /// The value behind `reference`, or why there is none (said without
+    /// the value).
+    fn resolve(&self, reference: &SecretRef) -> Result<String, String>;
 }
 
 /// Why a query about a valid contract could not be answered.
@@ -346,17 +367,172 @@ impl RequestType {
     }
 }
 
-/// `[contacts]` entry; at least one of `email` and `webhook`.
+/// How a target is written in the contract: the value itself, or where the
+/// service finds it, so that a secret (a webhook URL, a routing key) need not
+/// be in a document clients read and the database keeps.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    Literal(String),
+    /// `env:VAR`.
+    Env(String),
+    /// `file:PATH`: the file's text, without its trailing line break.
+    File(String),
+}
+
+impl SecretRef {
+    /// Exactly as the contract writes it.
+    pub fn written(&self) -> String {
+        match self {
+            SecretRef::Literal(v) => v.clone(),
+            SecretRef::Env(var) => format!("env:{var}"),
+            SecretRef::File(path) => format!("file:{path}"),
+        }
+    }
+    pub fn is_literal(&self) -> bool {
+        matches!(self, SecretRef::Literal(_))
+    }
+}
+
+/// A literal may be the secret itself: never printed.
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Literal(_) => f.write_str("Literal([redacted])"),
+            other => write!(f, "{}", other.written()),
+        }
+    }
+}
+
+/// One of a contact's alert targets: as written, and its value once
+/// resolved (`None`: a reference read without resolving, see [`parse`]).
+/// Two targets are equal when the contract writes them alike.
+#[derive(Clone)]
+pub struct Target {
+    pub written: SecretRef,
+    value: Option<String>,
+}
+
+impl Target {
+    pub(crate) fn new(written: SecretRef, value: Option<String>) -> Target {
+        Target { written, value }
+    }
+    /// The URL or key to deliver to.
+    pub fn value(&self) -> Option<&str> {
+        self.value.as_deref()
+    }
+}
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Target) -> bool {
+        self.written == other.written
+    }
+}
+impl Eq for Target {}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Target({:?}, {})",
+            self.written,
+            if self.value.is_some() {
+                "resolved"
+            } else {
+                "unresolved"
+            }
+        )
+    }
+}
+
+/// The kinds of alert target a contact may have, by contract key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TargetKind {
+    Email,
+    Webhook,
+    Teams,
+    PagerDuty,
+    Opsgenie,
+}
+
+impl TargetKind {
+    pub const ALL: [TargetKind; 5] = [
+        TargetKind::Email,
+        TargetKind::Webhook,
+        TargetKind::Teams,
+        TargetKind::PagerDuty,
+        TargetKind::Opsgenie,
+    ];
+    /// The contract key.
+    pub fn key(self) -> &'static str {
+        match self {
+            TargetKind::Email => "email",
+            TargetKind::Webhook => "webhook",
+            TargetKind::Teams => "teams",
+            TargetKind::PagerDuty => "pagerduty",
+            TargetKind::Opsgenie => "opsgenie",
+        }
+    }
+    /// For people: "PagerDuty", "Microsoft Teams".
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Email => "email",
+            TargetKind::Webhook => "a chat webhook",
+            TargetKind::Teams => "Microsoft Teams",
+            TargetKind::PagerDuty => "PagerDuty",
+            TargetKind::Opsgenie => "Opsgenie",
+        }
+    }
+}
+
+/// `[contacts]` entry; at least one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contact {
     pub id: String,
-    pub email: Option<String>,
-    pub webhook: Option<String>,
+    /// An email address (a literal is lower-cased).
+    pub email: Option<Target>,
+    /// A JSON webhook (Slack-compatible `text`), Standard Webhooks headers.
+    pub webhook: Option<Target>,
+    /// A Microsoft Teams Workflows URL.
+    pub teams: Option<Target>,
+    /// A PagerDuty Events API v2 routing key.
+    pub pagerduty: Option<Target>,
+    /// An Opsgenie (or Jira Service Management Ops) API key.
+    pub opsgenie: Option<Target>,
     /// Working hours: a calendar id of the contract; `None` = any hour.
     pub calendar: Option<String>,
     /// Local times (in the contact's calendar zone, else the contract's) at
     /// which warnings are sent as one digest; sorted, no duplicates.
     pub digest: Vec<chrono::NaiveTime>,
+}
+
+impl Contact {
+    /// The targets it has, in [`TargetKind::ALL`] order.
+    pub fn target_kinds(&self) -> Vec<TargetKind> {
+        TargetKind::ALL
+            .into_iter()
+            .filter(|k| self.target(*k).is_some())
+            .collect()
+    }
+
+    pub fn target(&self, kind: TargetKind) -> Option<&Target> {
+        match kind {
+            TargetKind::Email => self.email.as_ref(),
+            TargetKind::Webhook => self.webhook.as_ref(),
+            TargetKind::Teams => self.teams.as_ref(),
+            TargetKind::PagerDuty => self.pagerduty.as_ref(),
+            TargetKind::Opsgenie => self.opsgenie.as_ref(),
+        }
+    }
+
+    /// Targets whose secret is written into the contract itself (an email
+    /// address is no secret: every alert's `To:` shows it).
+    pub fn literal_secrets(&self) -> Vec<TargetKind> {
+        TargetKind::ALL
+            .into_iter()
+            .filter(|k| *k != TargetKind::Email)
+            .filter(|k| self.target(*k).is_some_and(|t| t.written.is_literal()))
+            .collect()
+    }
 }
 
 /// Windows a client was promised instead of a request type's own.
@@ -628,6 +804,51 @@ mod tests {
             assert_eq!(timer.as_str().parse::<Timer>(), Ok(timer));
         }
         assert!("first-response".parse::<Timer>().is_err());
+    }
+
+    struct Fixed;
+    impl ResolveSecret for Fixed {
+        fn resolve(&self, reference: &SecretRef) -> Result<String, String> {
+            match reference {
+                SecretRef::Env(v) if v == "PD_KEY" => Ok("pd-secret-0042".into()),
+                other => Err(format!("{} is not known", other.written())),
+            }
+        }
+    }
+
+    #[test]
+    fn references_keep_the_version_and_never_show_the_secret() {
+        let source = include_str!("../../tests/fixtures/contracts/fast.toml")
+            .replace("webhook = \"WEBHOOK_URL\"", "pagerduty = \"env:PD_KEY\"");
+        let unresolved = parse(&source, "c.toml").unwrap();
+        let resolved = parse_with(&source, "c.toml", &Fixed).unwrap();
+        // The version is of the contract as written, whatever the secret.
+        assert_eq!(unresolved.version(), resolved.version());
+        let oncall = resolved.contact("oncall").unwrap();
+        let target = oncall.pagerduty.as_ref().unwrap();
+        assert_eq!(target.value(), Some("pd-secret-0042"));
+        assert_eq!(target.written.written(), "env:PD_KEY");
+        assert_eq!(
+            unresolved.contact("oncall").unwrap().pagerduty,
+            oncall.pagerduty
+        );
+        assert!(!format!("{oncall:?}").contains("pd-secret"), "{oncall:?}");
+        assert!(oncall.literal_secrets().is_empty());
+        // A literal is a secret too: Debug does not print it.
+        let literal = include_str!("../../tests/fixtures/contracts/fast.toml")
+            .replace("WEBHOOK_URL", "https://hooks.example/T0/secret");
+        let c = parse(&literal, "c.toml").unwrap();
+        let oncall = c.contact("oncall").unwrap();
+        assert!(!format!("{oncall:?}").contains("secret"), "{oncall:?}");
+        assert_eq!(oncall.literal_secrets(), [TargetKind::Webhook]);
+        let unknown = source.replace("env:PD_KEY", "env:OTHER");
+        let errors = parse_with(&unknown, "c.toml", &Fixed).unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .contains("contact \"oncall\": pagerduty = \"env:OTHER\": env:OTHER is not known"),
+            "{errors}"
+        );
     }
 
     #[test]

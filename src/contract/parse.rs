@@ -25,8 +25,8 @@ use super::diagnostic::{Diagnostics, Sink, closest, closest_time_zones, quoted_l
 use super::hours::{DAY_KEYS, parse_day};
 use super::{
     CalendarDef, Channel, ChannelKind, Client, Contact, Contract, ContractInfo, EscalationStep,
-    EscalationTrigger, MatchRules, Percent, RequestType, ShareLimit, UNKNOWN_CLIENT,
-    UnknownSenders, WindowOverride,
+    EscalationTrigger, MatchRules, Percent, RequestType, ResolveSecret, SecretRef, ShareLimit,
+    Target, TargetKind, UNKNOWN_CLIENT, UnknownSenders, WindowOverride,
 };
 use crate::calendar::{BusinessDuration, Calendar, OpenInterval, Week};
 
@@ -55,7 +55,15 @@ const CALENDAR_KEYS: [&str; 10] = [
     "timezone", "always", "holidays", "mon", "tue", "wed", "thu", "fri", "sat", "sun",
 ];
 const CHANNEL_KEYS: [&str; 3] = ["kind", "address", "description"];
-const CONTACT_KEYS: [&str; 4] = ["email", "webhook", "calendar", "digest"];
+const CONTACT_KEYS: [&str; 7] = [
+    "email",
+    "webhook",
+    "teams",
+    "pagerduty",
+    "opsgenie",
+    "calendar",
+    "digest",
+];
 const REQUEST_TYPE_KEYS: [&str; 14] = [
     "id",
     "name",
@@ -81,7 +89,11 @@ const DURATION_HINT: &str =
     "write business time as e.g. \"30m\", \"4h\", \"1h30m\", \"5d\" (5 business days) or \"2d4h\"";
 const DATE_HINT: &str = "write dates as YYYY-MM-DD, e.g. \"2026-12-24\"";
 
-pub(super) fn parse(source: &str, file: &str) -> Result<Contract, Diagnostics> {
+pub(super) fn parse(
+    source: &str,
+    file: &str,
+    secrets: Option<&dyn ResolveSecret>,
+) -> Result<Contract, Diagnostics> {
     let mut sink = Sink::new(source, file);
     let (root, syntax_errors) = DeTable::parse_recoverable(source);
     if !syntax_errors.is_empty() {
@@ -100,6 +112,7 @@ pub(super) fn parse(source: &str, file: &str) -> Result<Contract, Diagnostics> {
         sink,
         refs: Vec::new(),
         digest_times: Vec::new(),
+        secrets,
     };
     let contract = walker.document(root.get_ref());
     if walker.sink.is_empty()
@@ -162,6 +175,8 @@ struct Walker<'s> {
     /// (contact, calendar, time, span) of each digest time, checked against
     /// the calendar's hours once every calendar is built.
     digest_times: Vec<(String, String, chrono::NaiveTime, Span)>,
+    /// Resolves `env:` and `file:` targets; `None` leaves them unresolved.
+    secrets: Option<&'s dyn ResolveSecret>,
 }
 
 /// Declared ids per kind, including those of entries that had errors, so a
@@ -179,6 +194,10 @@ impl Declared {
     fn get(&self, kind: Kind) -> &[String] {
         self.0.get(&kind).map_or(&[], Vec::as_slice)
     }
+}
+
+fn targets_empty(targets: &[&Option<Target>]) -> bool {
+    targets.iter().all(|t| t.is_none())
 }
 
 /// Table entries in file order: toml's map is sorted by key, but a contract
@@ -805,30 +824,54 @@ impl Walker<'_> {
             let email = self.email("email", value.span(), text)?;
             return Some(Contact {
                 id: id.to_string(),
-                email: Some(email),
+                email: Some(Target::new(SecretRef::Literal(email.clone()), Some(email))),
                 webhook: None,
+                teams: None,
+                pagerduty: None,
+                opsgenie: None,
                 calendar: None,
                 digest: Vec::new(),
             });
         }
         let table = self.table(&place, value)?;
         self.check_keys(table, &CONTACT_KEYS, Some(&place));
+        // Every target is checked before giving up, so each mistake is listed.
+        let mut failed = false;
         let email = match table.get("email") {
             Some(v) => {
                 let text = self.string("email", v)?;
-                Some(self.email("email", v.span(), text)?)
+                let email = if text.trim().starts_with("env:") || text.trim().starts_with("file:") {
+                    self.target(id, TargetKind::Email, v)
+                } else {
+                    self.email("email", v.span(), text)
+                        .map(|e| Target::new(SecretRef::Literal(e.clone()), Some(e)))
+                };
+                failed |= email.is_none();
+                email
             }
             None => None,
         };
-        let webhook = match table.get("webhook") {
-            Some(v) => Some(self.url("webhook", v)?),
-            None => None,
-        };
-        if email.is_none() && webhook.is_none() {
+        let mut targets = [None, None, None, None];
+        for (slot, kind) in targets.iter_mut().zip([
+            TargetKind::Webhook,
+            TargetKind::Teams,
+            TargetKind::PagerDuty,
+            TargetKind::Opsgenie,
+        ]) {
+            if let Some(v) = table.get(kind.key()) {
+                *slot = self.target(id, kind, v);
+                failed |= slot.is_none();
+            }
+        }
+        if failed {
+            return None;
+        }
+        let [webhook, teams, pagerduty, opsgenie] = targets;
+        if email.is_none() && targets_empty(&[&webhook, &teams, &pagerduty, &opsgenie]) {
             self.sink.error_hint(
                 value.span(),
-                format!("{place} has neither email nor webhook"),
-                "add email = \"someone@example.com\" and/or webhook = \"https://…\"",
+                format!("{place} has no alert target"),
+                "add email = \"someone@example.com\", or webhook, teams, pagerduty or opsgenie (a secret one as \"env:VAR\" or \"file:PATH\")",
             );
             return None;
         }
@@ -848,9 +891,116 @@ impl Walker<'_> {
             id: id.to_string(),
             email,
             webhook,
+            teams,
+            pagerduty,
+            opsgenie,
             calendar,
             digest,
         })
+    }
+
+    /// A target written as a literal, `env:VAR` or `file:PATH` (an email
+    /// literal goes through [`Walker::email`] instead),
+    /// resolved when a resolver is given. Errors name the contact and key
+    /// and never quote a resolved value.
+    fn target(&mut self, contact: &str, kind: TargetKind, value: &Value<'_>) -> Option<Target> {
+        let key = kind.key();
+        let place = format!("contact \"{contact}\": {key}");
+        let text = self.text(&place, value)?.trim().to_string();
+        let reference = if let Some(var) = text.strip_prefix("env:") {
+            let valid = !var.is_empty()
+                && !var.starts_with(|c: char| c.is_ascii_digit())
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.sink.error_hint(
+                    value.span(),
+                    format!("{place} names no valid environment variable (\"{text}\")"),
+                    "write env:NAME with letters, digits and _, e.g. \"env:PD_ROUTING_KEY\"",
+                );
+                return None;
+            }
+            SecretRef::Env(var.to_string())
+        } else if let Some(path) = text.strip_prefix("file:") {
+            if path.is_empty() {
+                self.sink.error_hint(
+                    value.span(),
+                    format!("{place} names no file"),
+                    "write file:PATH, e.g. \"file:/run/secrets/opsgenie\"",
+                );
+                return None;
+            }
+            SecretRef::File(path.to_string())
+        } else {
+            SecretRef::Literal(text)
+        };
+        let resolved = match (&reference, self.secrets) {
+            (SecretRef::Literal(v), _) => Some(v.clone()),
+            (r, Some(secrets)) => match secrets.resolve(r) {
+                Ok(v) => Some(v.trim().to_string()),
+                Err(reason) => {
+                    let hint = match r {
+                        SecretRef::Env(var) => format!(
+                            "set {var} in the environment of keepword, or write the value in a file and use \"file:PATH\""
+                        ),
+                        _ => "make the file readable by keepword, or use \"env:VAR\"".to_string(),
+                    };
+                    self.sink.error_hint(
+                        value.span(),
+                        format!("{place} = \"{}\": {reason}", r.written()),
+                        hint,
+                    );
+                    return None;
+                }
+            },
+            (_, None) => None,
+        };
+        if let Some(v) = &resolved {
+            let from = if reference.is_literal() {
+                String::new()
+            } else {
+                format!(" (from {})", reference.written())
+            };
+            let problem = match kind {
+                TargetKind::Email => {
+                    let ok = v.split_once('@').is_some_and(|(local, domain)| {
+                        !local.is_empty() && domain.contains('.') && !domain.contains('@')
+                    }) && !v.contains(char::is_whitespace);
+                    (!ok).then(|| {
+                        (
+                            format!("{place}{from} is not an email address"),
+                            "give an address like someone@example.com",
+                        )
+                    })
+                }
+                TargetKind::Webhook | TargetKind::Teams => {
+                    let ok = (v.starts_with("https://") || v.starts_with("http://"))
+                        && v.len() > "https://".len()
+                        && !v.contains(char::is_whitespace);
+                    (!ok).then(|| {
+                        (
+                            format!("{place}{from} is not an http(s) URL"),
+                            "write the full URL, e.g. \"https://…\"",
+                        )
+                    })
+                }
+                _ => (v.is_empty() || v.contains(char::is_whitespace)).then(|| {
+                    (
+                        format!("{place}{from} is not a key (empty, or has spaces)"),
+                        "give the integration's key, e.g. pagerduty = \"env:PD_ROUTING_KEY\"",
+                    )
+                }),
+            };
+            if let Some((message, hint)) = problem {
+                self.sink.error_hint(value.span(), message, hint);
+                return None;
+            }
+        }
+        // Addresses compare case-insensitively; the contract keeps them so.
+        let resolved = match kind {
+            TargetKind::Email => resolved.map(|v| v.to_lowercase()),
+            _ => resolved,
+        };
+        Some(Target::new(reference, resolved))
     }
 
     // ---- [[request_types]] ---------------------------------------------------

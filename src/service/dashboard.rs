@@ -423,17 +423,42 @@ impl Service {
         // the pause budget: from the same read model as the API's detail.
         let detail = self.conversation_detail(id)?;
         for f in &fired {
-            let held = detail
-                .escalations
+            let view = detail.escalations.iter().find(|e| e.step == f.step);
+            let held = view.and_then(|e| e.deferred_until);
+            // Each target's outcome, one line each.
+            let outcomes: Vec<String> = view
+                .map(|e| e.notifications.as_slice())
+                .unwrap_or_default()
                 .iter()
-                .find(|e| e.step == f.step)
-                .and_then(|e| e.deferred_until);
-            let step = f.step.rsplit('/').next().unwrap_or(&f.step).to_string();
+                .map(|n| {
+                    let mut line = format!(
+                        "{} by {}: {}",
+                        n.contact.as_deref().unwrap_or("—"),
+                        n.kind,
+                        n.outcome
+                    );
+                    if let Some(at) = n.sent_at {
+                        line.push_str(&format!(" {}", when(at)));
+                    }
+                    if n.outcome == "failing" {
+                        line.push_str(&format!(
+                            " after {} attempts ({})",
+                            n.attempts,
+                            n.last_error.as_deref().unwrap_or("")
+                        ));
+                    }
+                    line
+                })
+                .collect();
+            // The engine's typed step, found by the key the record keeps; a
+            // step the contract version no longer yields shows its key.
+            let action = state.actions.iter().find(|a| a.key == f.step);
+            let step = action.map_or_else(
+                || f.step.rsplit('/').next().unwrap_or(&f.step).to_string(),
+                |a| super::notifications::step_phrase(a.step),
+            );
             let label = timer_label(f.timer, f.timer_seq);
-            let whom = state
-                .actions
-                .iter()
-                .find(|a| a.key == f.step)
+            let whom = action
                 .map(|a| a.notify.join(", "))
                 .filter(|s| !s.is_empty())
                 .map_or_else(|| "nobody to notify".to_string(), |w| format!("to {w}"));
@@ -458,7 +483,7 @@ impl Service {
                 when: when(f.fired_at),
                 kind: "escalation",
                 title: format!("escalation {step} of {label} fired {whom}{late}"),
-                text: String::new(),
+                text: outcomes.join("\n"),
             });
         }
         // Stable: equal instants keep message, then timer, then step order.

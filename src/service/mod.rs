@@ -311,7 +311,12 @@ impl Service {
             .ok_or_else(|| ServiceError::MissingContract(version.into()))?;
         // It validated when it was stored; it can only fail if the validator
         // grew stricter since, and then the conversation cannot be evaluated.
-        let parsed = crate::contract::parse(&row.source, &format!("contract {version}"))
+        let label = format!("contract {version}");
+        // Its targets resolve as they do now; one whose variable or file is
+        // gone is left unresolved (no alert to it) rather than making the
+        // conversation impossible to evaluate.
+        let parsed = crate::contract::parse_with(&row.source, &label, &contract::ProcessSecrets)
+            .or_else(|_| crate::contract::parse(&row.source, &label))
             .map_err(|_| ServiceError::MissingContract(version.into()))?;
         let parsed = Arc::new(parsed);
         self.versions().insert(version.into(), parsed.clone());

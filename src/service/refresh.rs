@@ -216,11 +216,13 @@ impl Service {
             touched: vec![conv.id],
             ..Effects::default()
         };
+        let mut stopped_now = Vec::new();
         for t in &state.timers {
             let was = before.get(&(t.timer, t.seq)).copied();
             let newly_stopped = matches!(t.status, TimerStatus::Met | TimerStatus::Missed)
                 && was.is_none_or(|w| w.status != t.status);
             if newly_stopped {
+                stopped_now.push((t.timer, t.seq));
                 effects.stopped.push(Stopped {
                     client: conv.client_id.clone(),
                     request_type: conv.request_type.clone(),
@@ -272,7 +274,7 @@ impl Service {
             match &action.kind {
                 ActionKind::Step { .. } => effects
                     .escalations
-                    .push((conv.request_type.clone(), action.step.clone())),
+                    .push((conv.request_type.clone(), action.step.to_string())),
                 ActionKind::Breach => effects.breaches.push(Breach {
                     client: conv.client_id.clone(),
                     request_type: conv.request_type.clone(),
@@ -306,6 +308,13 @@ impl Service {
                 effects.deferred.extend(n.deferred);
                 effects.digest_at = earliest(effects.digest_at, n.digest_at);
             }
+        }
+        // Incidents opened in PagerDuty or Opsgenie close when their timer
+        // stops: the team answered, or the conversation was solved.
+        for (timer, seq) in stopped_now {
+            let n =
+                notifications::enqueue_resolves(conn, &contract, conv, &state, timer, seq, now)?;
+            effects.notified |= n > 0;
         }
         let derived = derived_state(&state, &messages, now);
         if stored.written.as_ref() != Some(&derived) {

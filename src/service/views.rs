@@ -71,12 +71,42 @@ pub struct StepView {
 #[derive(Debug, Clone, Serialize)]
 pub struct NotificationView {
     pub contact: Option<String>,
-    /// `email`, `webhook`, or `digest` (a warning collected into the
-    /// contact's digest).
+    /// The target: `email`, `webhook`, `teams`, `pagerduty`, `opsgenie`, or
+    /// `digest` (a warning collected into the contact's digest).
     pub kind: String,
     pub deferred_until: Option<DateTime<Utc>>,
     /// When it went out (for a digest warning: when its digest was made).
     pub sent_at: Option<DateTime<Utc>>,
+    /// `sent`, `held` (for the contact's hours or digest), `failing` (the
+    /// receiver refused or did not answer; retried) or `pending`.
+    pub outcome: &'static str,
+    /// Delivery attempts so far.
+    pub attempts: i32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+impl NotificationView {
+    fn of(r: &store::OutboxRow, now: DateTime<Utc>) -> NotificationView {
+        let outcome = if r.sent_at.is_some() {
+            "sent"
+        } else if r.not_before.is_some_and(|t| t > now) {
+            "held"
+        } else if r.last_error.is_some() {
+            "failing"
+        } else {
+            "pending"
+        };
+        NotificationView {
+            contact: r.contact.clone(),
+            kind: r.kind.clone(),
+            deferred_until: r.not_before,
+            sent_at: r.sent_at,
+            outcome,
+            attempts: r.attempts,
+            last_error: r.last_error.clone(),
+        }
+    }
 }
 
 /// Pause governance: time spent waiting on the client (SPEC 14).
@@ -162,6 +192,7 @@ impl Service {
     pub fn conversation_detail(&self, id: i64) -> Result<ConversationDetail, ServiceError> {
         // One snapshot: the conversation, its timers, messages and steps
         // are of the same moment.
+        let now = self.now();
         self.store()
             .snapshot(|conn| -> Result<_, StoreError> {
                 let Some(c) = store::conversation(conn, id)? else {
@@ -189,12 +220,7 @@ impl Service {
                         let notifications: Vec<NotificationView> = sent
                             .iter()
                             .filter(|r| r.step.as_deref() == Some(f.step.as_str()))
-                            .map(|r| NotificationView {
-                                contact: r.contact.clone(),
-                                kind: r.kind.clone(),
-                                deferred_until: r.not_before,
-                                sent_at: r.sent_at,
-                            })
+                            .map(|r| NotificationView::of(r, now))
                             .collect();
                         StepView {
                             timer: f.timer.as_str().into(),

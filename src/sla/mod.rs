@@ -94,6 +94,6 @@ mod tests;
 
 pub use classify::{Classification, ClassifyInput, classify};
 pub use engine::{
-    ActionKind, ConversationState, Direction, DueAction, Event, EventKind, Health, ParseError,
-    Policy, TicketStatus, TimerState, TimerStatus, breach_contacts, evaluate,
+    ActionKind, ActionStep, ConversationState, Direction, DueAction, Event, EventKind, Health,
+    ParseError, Policy, TicketStatus, TimerState, TimerStatus, breach_contacts, evaluate,
 };

@@ -556,13 +556,16 @@ fn focus_schemas() -> Value {
                 },
                 "Notification": {
                     "type": "object",
-                    "required": ["contact", "kind", "deferred_until", "sent_at"],
+                    "required": ["contact", "kind", "deferred_until", "sent_at", "outcome", "attempts", "last_error"],
                     "properties": {
                         "contact": {"type": ["string", "null"]},
-                        "kind": {"type": "string", "enum": ["email", "webhook", "digest"],
-                                 "description": "`digest`: a warning collected into the contact's digest."},
+                        "kind": {"type": "string", "enum": ["email", "webhook", "teams", "pagerduty", "opsgenie", "digest"],
+                                 "description": "The target. `digest`: a warning collected into the contact's digest."},
                         "deferred_until": {"type": ["string", "null"], "format": "date-time"},
-                        "sent_at": {"type": ["string", "null"], "format": "date-time"}
+                        "sent_at": {"type": ["string", "null"], "format": "date-time"},
+                        "outcome": {"type": "string", "enum": ["sent", "held", "failing", "pending"]},
+                        "attempts": {"type": "integer", "minimum": 0},
+                        "last_error": {"type": ["string", "null"], "description": "Why the last attempt failed."}
                     }
                 },
                 "Pause": {

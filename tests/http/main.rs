@@ -9,6 +9,7 @@ mod common;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alert_targets;
 mod api;
 mod contract_changes;
 mod dashboards;

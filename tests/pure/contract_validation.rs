@@ -789,7 +789,7 @@ fn channels_and_contacts() {
         &source,
         45,
         10,
-        "contact \"oncall\" has neither email nor webhook",
+        "contact \"oncall\" has no alert target",
         None,
     );
     let source = with(
@@ -800,7 +800,7 @@ fn channels_and_contacts() {
         &source,
         46,
         48,
-        "webhook \"chat.example.com/hook\" is not an http(s) URL",
+        "contact \"lead\": webhook is not an http(s) URL",
         None,
     );
 }
