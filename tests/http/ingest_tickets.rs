@@ -12,6 +12,7 @@ use keepword::clock::Clock;
 use keepword::config::{BasecampSettings, Secret, Settings, TicketWebhookSettings, Tls};
 use keepword::ingest::webhook::{
     TicketOutcome, hmac_sha256_hex, parse_basecamp, parse_jira, parse_linear,
+    verify_jira_signature, verify_linear,
 };
 use keepword::sla::{Direction, TicketStatus};
 use serde_json::{Value, json};
@@ -780,3 +781,150 @@ crate::both_backends!(
     async basecamp_conversation_end_to_end,
     basecamp_refuses_wrong_urls_and_ignores_what_it_does_not_track
 );
+
+// ---- The vendors' verifiers as oracles --------------------------------------
+
+/// One signature check for tests/oracle/verify.mjs.
+struct Case {
+    source: &'static str,
+    secret: &'static str,
+    body: Vec<u8>,
+    signature: String,
+    what: &'static str,
+}
+
+/// The vendors' verdicts (tests/oracle: `npm ci --prefix tests/oracle`, which
+/// scripts/test runs): (accepted, what their library would sign).
+fn oracle(cases: &[Case]) -> Vec<(bool, Option<String>)> {
+    use std::io::Write;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle");
+    assert!(
+        dir.join("node_modules/@linear/sdk").is_dir(),
+        "the oracles are not installed: npm ci --prefix tests/oracle (scripts/test does)"
+    );
+    let input = json!({"cases": cases.iter().map(|c| json!({
+        "source": c.source, "secret": c.secret, "signature": c.signature,
+        "body": hex::encode(&c.body),
+    })).collect::<Vec<_>>()});
+    let mut child = std::process::Command::new("node")
+        .arg("verify.mjs")
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs (Debian package nodejs)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "verify.mjs failed");
+    let verdicts: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    verdicts
+        .iter()
+        .map(|v| (v["ok"] == true, v["sign"].as_str().map(str::to_owned)))
+        .collect()
+}
+
+#[test]
+fn signature_checks_agree_with_the_vendors_libraries() {
+    let mut cases = Vec::new();
+    let linear_case = |body: &Value, secret: &'static str, what: &'static str| {
+        let body = serde_json::to_vec(body).unwrap();
+        Case {
+            source: "linear",
+            secret: LINEAR_SECRET,
+            signature: sign(secret, &body),
+            body,
+            what,
+        }
+    };
+    let fresh = linear_issue(at(5));
+    cases.push(linear_case(&fresh, LINEAR_SECRET, "linear: signed, fresh"));
+    cases.push(linear_case(
+        &fresh,
+        "another-secret",
+        "linear: another secret",
+    ));
+    let mut tampered = linear_case(&fresh, LINEAR_SECRET, "linear: body changed after signing");
+    tampered.body[2] ^= 1;
+    cases.push(tampered);
+    for (skew, what) in [
+        (-50_000, "linear: sent 50 s ago"),
+        (-61_000, "linear: sent 61 s ago"),
+        (61_000, "linear: 61 s ahead"),
+    ] {
+        let mut v = fresh.clone();
+        v["webhookTimestamp"] = json!(Utc::now().timestamp_millis() + skew);
+        cases.push(linear_case(&v, LINEAR_SECRET, what));
+    }
+    let published = fixture("linear", "comment_create.json");
+    cases.push(linear_case(
+        &published,
+        LINEAR_SECRET,
+        "linear: published, from 2023",
+    ));
+
+    for name in [
+        "issue_created.json",
+        "comment_created.json",
+        "issue_updated__status.json",
+    ] {
+        let body = fixture_bytes("jira", name);
+        let good = format!("sha256={}", sign(JIRA_SECRET, &body));
+        let jira = |signature: String, what| Case {
+            source: "jira",
+            secret: JIRA_SECRET,
+            body: body.clone(),
+            signature,
+            what,
+        };
+        cases.push(jira(good.clone(), "jira: signed as published"));
+        cases.push(jira(
+            format!("sha256={}", sign("another-secret", &body)),
+            "jira: another secret",
+        ));
+        cases.push(jira(
+            good.trim_start_matches("sha256=").to_owned(),
+            "jira: no sha256= prefix",
+        ));
+        cases.push(jira(good[..good.len() - 2].to_owned(), "jira: truncated"));
+        let mut tampered = jira(good, "jira: body changed after signing");
+        tampered.body[5] ^= 1;
+        cases.push(tampered);
+    }
+
+    let verdicts = oracle(&cases);
+    assert_eq!(verdicts.len(), cases.len());
+    let mut accepted = 0;
+    for (case, (theirs, their_signature)) in cases.iter().zip(verdicts) {
+        let ours = match case.source {
+            "linear" => verify_linear(
+                case.secret.as_bytes(),
+                &case.body,
+                Some(&case.signature),
+                Utc::now(),
+            ),
+            _ => verify_jira_signature(case.secret.as_bytes(), &case.body, Some(&case.signature)),
+        }
+        .is_ok();
+        assert_eq!(
+            ours, theirs,
+            "{}: keepword {ours}, vendor {theirs}",
+            case.what
+        );
+        if let Some(theirs) = their_signature {
+            let ours = format!("sha256={}", sign(case.secret, &case.body));
+            assert_eq!(
+                ours, theirs,
+                "{}: the signature their library makes",
+                case.what
+            );
+        }
+        accepted += usize::from(ours);
+    }
+    // Fresh and 50 s old (Linear), and the three published bodies (Jira).
+    assert_eq!(accepted, 5);
+}
