@@ -1081,4 +1081,34 @@ mod tests {
         let e = Settings::load_from(Some(Path::new("/nonexistent/k.toml")), &[]).unwrap_err();
         assert!(matches!(e, ConfigError::Missing(_)));
     }
+    #[test]
+    fn ticket_sources_are_off_until_configured_and_need_real_secrets() {
+        let s = Settings::load_from(None, &[]).unwrap();
+        assert!(s.jira.is_none() && s.linear.is_none() && s.basecamp.is_none());
+
+        let secret = file("jira-secret-from-file\n");
+        let f = file(&format!(
+            "[jira]\nwebhook_secret_file = \"{}\"\nchannel = \"tickets\"\n\
+             [basecamp]\nwebhook_secret = \"0123456789abcdef0\"\ncompany_ids = [796227]\n",
+            secret.path().display()
+        ));
+        let env_secret = [("KEEPWORD_LINEAR__WEBHOOK_SECRET", "1234567890123456")];
+        let s = Settings::load_from(Some(f.path()), &env(&env_secret)).unwrap();
+        let jira = s.jira.unwrap();
+        assert_eq!(jira.webhook_secret.expose(), "jira-secret-from-file");
+        assert_eq!(jira.channel.as_deref(), Some("tickets"));
+        assert_eq!(
+            s.linear.unwrap().webhook_secret.expose(),
+            "1234567890123456"
+        );
+        assert_eq!(s.basecamp.unwrap().company_ids, [796227]);
+
+        // A guessable secret is refused, naming the key.
+        let f = file("[basecamp]\nwebhook_secret = \"short\"\n");
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("basecamp.webhook_secret"), "{e}");
+        assert!(!e.contains("short"), "{e}");
+    }
 }
