@@ -331,6 +331,100 @@ fn jira_published_payloads_map_as_published() {
     );
 }
 
+/// Status changes, authors and bodies the whole conversations do not show.
+#[test]
+fn statuses_authors_and_bodies_map_as_the_readme_says() {
+    let contract = parsed_contract();
+    let jira = |v: &Value| {
+        event(
+            parse_jira(
+                &serde_json::to_vec(v).unwrap(),
+                None,
+                "tickets",
+                &contract,
+                now(),
+            )
+            .unwrap(),
+        )
+    };
+    let mut waiting = fixture("jira", "issue_updated__status.json");
+    waiting["changelog"]["items"][0]["toString"] = json!("Waiting for customer");
+    assert_eq!(jira(&waiting).status, Some(TicketStatus::Pending));
+    let mut reopened = jira_done("SUP-1", now());
+    reopened["issue"]["fields"]["status"]["statusCategory"]["key"] = json!("new");
+    reopened["changelog"]["items"][0]["toString"] = json!("Reopened");
+    assert_eq!(jira(&reopened).status, Some(TicketStatus::Open));
+    let bot = json!({"accountId": "app:1", "accountType": "app", "displayName": "Automation"});
+    let mut by_app = jira_comment("SUP-1", "1", bot, true, now());
+    // Jira's REST v3 sends comments in Atlassian Document Format.
+    by_app["comment"]["body"] = json!({"type": "doc", "version": 1, "content": [
+        {"type": "paragraph", "content": [{"type": "text", "text": "Restarted."},
+                                          {"type": "hardBreak"},
+                                          {"type": "text", "text": "All green."}]},
+        {"type": "paragraph", "content": [{"type": "text", "text": "— bot"}]}
+    ]});
+    let by_app = jira(&by_app);
+    assert_eq!(by_app.direction, Some(Direction::Auto));
+    assert_eq!(by_app.body, "Restarted.\nAll green.\n— bot");
+    let from_domain =
+        json!({"accountId": "x", "emailAddress": "bob@acme.com", "displayName": "Bob"});
+    let inbound = jira(&jira_comment("SUP-1", "2", from_domain, true, now()));
+    assert_eq!(
+        inbound.direction,
+        Some(Direction::Inbound),
+        "an address of acme.com"
+    );
+
+    let linear = |v: &Value| {
+        event(parse_linear(&serde_json::to_vec(v).unwrap(), "tickets", &contract, now()).unwrap())
+    };
+    assert_eq!(
+        linear(&linear_state("canceled", now())).status,
+        Some(TicketStatus::Solved)
+    );
+    assert_eq!(
+        linear(&linear_state("started", now())).status,
+        Some(TicketStatus::Open)
+    );
+    let mut app_comment = linear_comment("c-9", json!({"id": "u", "name": "Me"}), now());
+    app_comment["actor"] = json!({"id": "oauth", "name": "Zapier", "type": "OauthClient"});
+    assert_eq!(linear(&app_comment).direction, Some(Direction::Auto));
+
+    let mut undone = fixture("basecamp", "todo_completed.json");
+    undone["kind"] = json!("todo_uncompleted");
+    let undone = event(
+        parse_basecamp(
+            &serde_json::to_vec(&undone).unwrap(),
+            "tickets",
+            &[],
+            &contract,
+            now(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        (undone.direction, undone.status),
+        (None, Some(TicketStatus::Open))
+    );
+    let mut said_client = fixture("basecamp", "comment_created.json");
+    said_client["creator"]["client"] = json!(false);
+    let said = event(
+        parse_basecamp(
+            &serde_json::to_vec(&said_client).unwrap(),
+            "tickets",
+            &[],
+            &contract,
+            now(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        said.direction,
+        Some(Direction::Outbound),
+        "creator.client false: the team"
+    );
+}
+
 fn jira_issue(key: &str, created: DateTime<Utc>) -> Value {
     let mut v = fixture("jira", "issue_created.json");
     v["timestamp"] = json!(created.timestamp_millis());
