@@ -390,36 +390,21 @@ fn statuses_authors_and_bodies_map_as_the_readme_says() {
     app_comment["actor"] = json!({"id": "oauth", "name": "Zapier", "type": "OauthClient"});
     assert_eq!(linear(&app_comment).direction, Some(Direction::Auto));
 
+    let basecamp = |v: &Value| {
+        let body = serde_json::to_vec(v).unwrap();
+        event(parse_basecamp(&body, "tickets", &[], &contract, now()).unwrap())
+    };
     let mut undone = fixture("basecamp", "todo_completed.json");
     undone["kind"] = json!("todo_uncompleted");
-    let undone = event(
-        parse_basecamp(
-            &serde_json::to_vec(&undone).unwrap(),
-            "tickets",
-            &[],
-            &contract,
-            now(),
-        )
-        .unwrap(),
-    );
+    let undone = basecamp(&undone);
     assert_eq!(
         (undone.direction, undone.status),
         (None, Some(TicketStatus::Open))
     );
     let mut said_client = fixture("basecamp", "comment_created.json");
     said_client["creator"]["client"] = json!(false);
-    let said = event(
-        parse_basecamp(
-            &serde_json::to_vec(&said_client).unwrap(),
-            "tickets",
-            &[],
-            &contract,
-            now(),
-        )
-        .unwrap(),
-    );
     assert_eq!(
-        said.direction,
+        basecamp(&said_client).direction,
         Some(Direction::Outbound),
         "creator.client false: the team"
     );
