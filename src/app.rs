@@ -113,6 +113,9 @@ impl Application {
                 api_tokens: settings.api_tokens.clone(),
                 github_secret: settings.github.webhook_secret.clone(),
                 github_channel: settings.github.channel.clone(),
+                jira: settings.jira.clone(),
+                linear: settings.linear.clone(),
+                basecamp: settings.basecamp.clone(),
             }),
             dashboard: Arc::new(Dashboard::new(
                 settings.dashboard_password.clone(),

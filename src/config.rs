@@ -152,6 +152,17 @@ pub struct Settings {
     /// the built-in copy of the shipped one.
     pub templates: PathBuf,
     pub github: GithubSettings,
+    /// `[jira]`: Jira Cloud and Jira Service Management webhooks. Absent:
+    /// `/webhooks/jira` answers 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jira: Option<TicketWebhookSettings>,
+    /// `[linear]`: Linear webhooks. Absent: `/webhooks/linear` answers 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear: Option<TicketWebhookSettings>,
+    /// `[basecamp]`: Basecamp webhooks. Absent: `/webhooks/basecamp/…`
+    /// answers 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basecamp: Option<BasecampSettings>,
     pub smtp: SmtpSettings,
     pub mailboxes: Vec<MailboxSettings>,
     /// PagerDuty Events API v2 endpoint contacts' `pagerduty` keys post to.
@@ -199,6 +210,37 @@ pub struct GithubSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret_file: Option<PathBuf>,
     /// Contract channel the deliveries feed (default: the first `ticket` channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+/// `[jira]` and `[linear]`: the secret their webhooks are signed with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketWebhookSettings {
+    #[serde(default)]
+    pub webhook_secret: Secret,
+    /// Read the secret from this file instead (wins over `webhook_secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Contract channel the deliveries feed (default: the first `ticket` channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+/// `[basecamp]`: Basecamp signs nothing, so the secret is the last segment
+/// of the webhook's URL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasecampSettings {
+    #[serde(default)]
+    pub webhook_secret: Secret,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// The team's Basecamp company ids: people of these companies are the
+    /// team, everyone else the client.
+    #[serde(default)]
+    pub company_ids: Vec<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
 }
@@ -293,6 +335,9 @@ impl Default for Settings {
                 webhook_secret_file: None,
                 channel: None,
             },
+            jira: None,
+            linear: None,
+            basecamp: None,
             smtp: SmtpSettings {
                 host: "127.0.0.1".into(),
                 port: 25,
@@ -450,6 +495,18 @@ impl Settings {
         if let Some(p) = &self.github.webhook_secret_file {
             self.github.webhook_secret = read("github.webhook_secret_file", p)?;
         }
+        for (key, settings) in [("jira", &mut self.jira), ("linear", &mut self.linear)] {
+            if let Some(t) = settings
+                && let Some(p) = &t.webhook_secret_file
+            {
+                t.webhook_secret = read(&format!("{key}.webhook_secret_file"), p)?;
+            }
+        }
+        if let Some(b) = &mut self.basecamp
+            && let Some(p) = &b.webhook_secret_file
+        {
+            b.webhook_secret = read("basecamp.webhook_secret_file", p)?;
+        }
         if let Some(p) = &self.smtp.password_file {
             self.smtp.password = read("smtp.password_file", p)?;
         }
@@ -500,6 +557,23 @@ impl Settings {
         }
         if self.api_tokens.iter().any(Secret::is_empty) {
             problems.push("`api_tokens` contains an empty token".into());
+        }
+        let ticket_secrets = [
+            ("jira", self.jira.as_ref().map(|t| &t.webhook_secret)),
+            ("linear", self.linear.as_ref().map(|t| &t.webhook_secret)),
+            (
+                "basecamp",
+                self.basecamp.as_ref().map(|b| &b.webhook_secret),
+            ),
+        ];
+        for (section, secret) in ticket_secrets {
+            // The URL secret is Basecamp's only credential, and an HMAC key
+            // as short as a word is guessable offline from one signed body.
+            if secret.is_some_and(|s| s.expose().len() < 16) {
+                problems.push(format!(
+                    "`{section}.webhook_secret` needs at least 16 characters (or remove [{section}])"
+                ));
+            }
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, mb) in self.mailboxes.iter().enumerate() {
@@ -644,6 +718,12 @@ fn is_text_key(defaults: &Dict, dotted: &str) -> bool {
     const TEXT_WITHOUT_DEFAULT: &[&str] = &[
         "github.webhook_secret_file",
         "github.channel",
+        "jira.webhook_secret_file",
+        "jira.channel",
+        "linear.webhook_secret_file",
+        "linear.channel",
+        "basecamp.webhook_secret_file",
+        "basecamp.channel",
         "smtp.password_file",
         "webhooks.signing_secret_file",
     ];
@@ -1054,5 +1134,35 @@ mod tests {
     fn an_explicit_missing_config_file_is_an_error() {
         let e = Settings::load_from(Some(Path::new("/nonexistent/k.toml")), &[]).unwrap_err();
         assert!(matches!(e, ConfigError::Missing(_)));
+    }
+    #[test]
+    fn ticket_sources_are_off_until_configured_and_need_real_secrets() {
+        let s = Settings::load_from(None, &[]).unwrap();
+        assert!(s.jira.is_none() && s.linear.is_none() && s.basecamp.is_none());
+
+        let secret = file("jira-secret-from-file\n");
+        let f = file(&format!(
+            "[jira]\nwebhook_secret_file = \"{}\"\nchannel = \"tickets\"\n\
+             [basecamp]\nwebhook_secret = \"0123456789abcdef0\"\ncompany_ids = [796227]\n",
+            secret.path().display()
+        ));
+        let env_secret = [("KEEPWORD_LINEAR__WEBHOOK_SECRET", "1234567890123456")];
+        let s = Settings::load_from(Some(f.path()), &env(&env_secret)).unwrap();
+        let jira = s.jira.unwrap();
+        assert_eq!(jira.webhook_secret.expose(), "jira-secret-from-file");
+        assert_eq!(jira.channel.as_deref(), Some("tickets"));
+        assert_eq!(
+            s.linear.unwrap().webhook_secret.expose(),
+            "1234567890123456"
+        );
+        assert_eq!(s.basecamp.unwrap().company_ids, [796227]);
+
+        // A guessable secret is refused, naming the key.
+        let f = file("[basecamp]\nwebhook_secret = \"short\"\n");
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("basecamp.webhook_secret"), "{e}");
+        assert!(!e.contains("short"), "{e}");
     }
 }

@@ -440,6 +440,16 @@ fn internal(old: &Contract, new: &Contract, push: &mut impl FnMut(ChangeKind, St
                 ChangeKind::Internal,
                 format!("{}: addresses and domains changed", c.name),
             ),
+            Some(o)
+                if o.jira_projects != c.jira_projects
+                    || o.linear_teams != c.linear_teams
+                    || o.basecamp_projects != c.basecamp_projects =>
+            {
+                push(
+                    ChangeKind::Internal,
+                    format!("{}: ticket projects and teams changed", c.name),
+                )
+            }
             Some(_) => {}
         }
     }

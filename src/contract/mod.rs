@@ -565,6 +565,12 @@ pub struct Client {
     pub addresses: Vec<String>,
     /// By request type id; all declared.
     pub overrides: BTreeMap<String, WindowOverride>,
+    /// Jira project keys (upper-cased) whose issues are this client's.
+    pub jira_projects: Vec<String>,
+    /// Linear team keys (upper-cased) whose issues are this client's.
+    pub linear_teams: Vec<String>,
+    /// Basecamp project (bucket) ids whose recordings are this client's.
+    pub basecamp_projects: Vec<u64>,
 }
 
 /// A valid contract. Built only by [`parse`].

@@ -82,7 +82,16 @@ const REQUEST_TYPE_KEYS: [&str; 14] = [
 ];
 const MATCH_KEYS: [&str; 4] = ["keywords", "priorities", "recipients", "clients"];
 const ESCALATION_KEYS: [&str; 4] = ["at", "after_due", "notify", "page"];
-const CLIENT_KEYS: [&str; 5] = ["id", "name", "domains", "addresses", "overrides"];
+const CLIENT_KEYS: [&str; 8] = [
+    "id",
+    "name",
+    "domains",
+    "addresses",
+    "overrides",
+    "jira_projects",
+    "linear_teams",
+    "basecamp_projects",
+];
 const OVERRIDE_KEYS: [&str; 3] = ["first_response", "next_response", "resolution"];
 
 const DURATION_HINT: &str =
@@ -1489,6 +1498,9 @@ impl Walker<'_> {
             Some(v) => self.overrides(v, label),
             None => Some(BTreeMap::new()),
         };
+        let jira_projects = self.ticket_keys(table, "jira_projects", owner, claimed, &mut ok);
+        let linear_teams = self.ticket_keys(table, "linear_teams", owner, claimed, &mut ok);
+        let basecamp_projects = self.basecamp_projects(table, owner, claimed, &mut ok);
         if !ok {
             return None;
         }
@@ -1498,7 +1510,110 @@ impl Walker<'_> {
             domains,
             addresses,
             overrides: overrides?,
+            jira_projects,
+            linear_teams,
+            basecamp_projects,
         })
+    }
+
+    /// `jira_projects` or `linear_teams`: keys such as "SUP" (letters, digits,
+    /// `_`), upper-cased, each claimed by one client so an issue has one.
+    fn ticket_keys(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        owner: &str,
+        claimed: &mut HashMap<String, (String, Span)>,
+        ok: &mut bool,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(v) = table.get(key) else {
+            return out;
+        };
+        let noun = if key == "jira_projects" {
+            "Jira project key"
+        } else {
+            "Linear team key"
+        };
+        for (text, item_span) in self.strings(key, v).unwrap_or_else(|| {
+            *ok = false;
+            Vec::new()
+        }) {
+            let upper = text.to_uppercase();
+            let valid = upper.len() <= 50
+                && upper.starts_with(|c: char| c.is_ascii_alphabetic())
+                && upper.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.sink.error_hint(
+                    item_span,
+                    format!("{noun} \"{text}\" is not a key"),
+                    "write the key as the product shows it, such as \"SUP\" (letters, digits and _, at most 50)",
+                );
+                *ok = false;
+                continue;
+            }
+            // Namespaced: the same word may be a Jira and a Linear key.
+            *ok &= self.claim(
+                claimed,
+                &format!("{key}:{upper}"),
+                &text,
+                noun,
+                owner,
+                item_span,
+            );
+            if !out.contains(&upper) {
+                out.push(upper);
+            }
+        }
+        out
+    }
+
+    /// `basecamp_projects`: bucket ids, the number in a project's URL.
+    fn basecamp_projects(
+        &mut self,
+        table: &DeTable<'_>,
+        owner: &str,
+        claimed: &mut HashMap<String, (String, Span)>,
+        ok: &mut bool,
+    ) -> Vec<u64> {
+        let mut out = Vec::new();
+        let Some(v) = table.get("basecamp_projects") else {
+            return out;
+        };
+        let Some(items) = self.array("basecamp_projects", v) else {
+            *ok = false;
+            return out;
+        };
+        for item in items.iter() {
+            let id = match item.get_ref() {
+                DeValue::Integer(i) if i.radix() == 10 => i.as_str().replace('_', "").parse().ok(),
+                DeValue::String(s) => s.trim().parse().ok(),
+                _ => None,
+            }
+            .filter(|&id: &u64| id > 0);
+            let Some(id) = id else {
+                self.sink.error_hint(
+                    item.span(),
+                    "each entry of basecamp_projects must be a project id, a positive whole number",
+                    "the id is the number after /buckets/ or /projects/ in the project's URL",
+                );
+                *ok = false;
+                continue;
+            };
+            let as_written = id.to_string();
+            *ok &= self.claim(
+                claimed,
+                &format!("basecamp_projects:{id}"),
+                &as_written,
+                "Basecamp project",
+                owner,
+                item.span(),
+            );
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        out
     }
 
     /// Records that `owner` claims a domain or address; false (and a
@@ -1518,7 +1633,11 @@ impl Walker<'_> {
                 self.sink.error_hint(
                     span,
                     format!("{noun} \"{as_written}\" is already claimed by client \"{first}\" (line {line})"),
-                    "a domain or address belongs to one client; for one sender from a shared domain, list the address under addresses",
+                    if matches!(noun, "domain" | "address") {
+                        "a domain or address belongs to one client; for one sender from a shared domain, list the address under addresses"
+                    } else {
+                        "a project or team belongs to one client: its tickets need one contract"
+                    },
                 );
                 false
             }

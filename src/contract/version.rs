@@ -135,6 +135,13 @@ struct Org<'a> {
     domains: BTreeSet<&'a str>,
     addresses: BTreeSet<&'a str>,
     overrides: BTreeMap<&'a str, Windows>,
+    // Skipped when empty so that contracts without them keep their version.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    jira_projects: BTreeSet<&'a str>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    linear_teams: BTreeSet<&'a str>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    basecamp_projects: BTreeSet<u64>,
 }
 
 #[derive(Serialize)]
@@ -272,6 +279,9 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
                     name: &c.name,
                     domains: set(&c.domains),
                     addresses: set(&c.addresses),
+                    jira_projects: set(&c.jira_projects),
+                    linear_teams: set(&c.linear_teams),
+                    basecamp_projects: c.basecamp_projects.iter().copied().collect(),
                     overrides: c
                         .overrides
                         .iter()

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod dashboard;
 pub mod openapi;
 pub mod status;
+mod tickets;
 
 use std::cell::Cell;
 use std::future::Future;
@@ -40,6 +41,10 @@ pub struct Auth {
     /// Contract channel GitHub deliveries feed; `None`: the contract's first
     /// ticket channel.
     pub github_channel: Option<String>,
+    /// `[jira]`, `[linear]`, `[basecamp]`; `None`: that webhook is off (404).
+    pub jira: Option<crate::config::TicketWebhookSettings>,
+    pub linear: Option<crate::config::TicketWebhookSettings>,
+    pub basecamp: Option<crate::config::BasecampSettings>,
 }
 
 /// What every handler can reach.
@@ -59,8 +64,14 @@ pub struct AppState {
 
 impl AppState {
     pub fn github_channel(&self) -> String {
-        if let Some(c) = &self.auth.github_channel {
-            return c.clone();
+        self.ticket_channel(self.auth.github_channel.as_deref())
+    }
+
+    /// The channel a ticket webhook feeds: the configured one, else the
+    /// contract's first ticket channel.
+    pub fn ticket_channel(&self, configured: Option<&str>) -> String {
+        if let Some(c) = configured {
+            return c.to_owned();
         }
         let current = self.contract.current();
         current
@@ -245,7 +256,7 @@ async fn guard(
                 api::ApiError::BadSignature(e.to_string())
             })
         } else {
-            None
+            tickets::before_body(state, &req)
         };
         if let Some(e) = refused {
             let mut res = e.error_response();

@@ -275,6 +275,30 @@ fn build(channels: &[String], clients: Vec<Value>, year: &str) -> Value {
         false,
         true,
     );
+    // Jira, Linear and Basecamp answer alike; only the credential differs.
+    let responses_ticket = |credential: &str| {
+        with_common(
+            json!({
+                "201": {"description": "Recorded (after the commit).",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Recorded"}}}},
+                "200": {"description": "This delivery was recorded before (the payload's own identity); nothing changed.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Recorded"}}}},
+                "202": {"description": "An event or action keepword does not track; counted.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ignored"}}}},
+                "400": error_response("The body is not a JSON object (kept in rejected input)."),
+                "401": error_response(credential),
+                "404": error_response("Basecamp: the URL's secret is wrong, or `[basecamp]` is not configured."),
+                "422": {"$ref": "#/components/responses/Invalid"}
+            }),
+            false,
+            true,
+        )
+    };
+    let ticket_body = |what: &str| {
+        json!({"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "description": what
+        }}}})
+    };
     let list = |key: &str, item: &str, description: &str| {
         json!({
             "description": description,
@@ -401,6 +425,49 @@ fn build(channels: &[String], clients: Vec<Value>, year: &str) -> Value {
                     "type": "object", "description": "A GitHub webhook payload."
                 }}}},
                 "responses": responses_github
+            }},
+            "/webhooks/jira": {"post": {
+                "operationId": "jiraWebhook",
+                "summary": "Jira Cloud and Jira Service Management: issues created, comments created, status changes",
+                "description": "Authenticated by the HMAC-SHA256 of the body with `[jira] webhook_secret` \
+                                (`X-Hub-Signature`), not by the bearer token. Without `[jira]` every delivery is refused (401).",
+                "security": [],
+                "parameters": [
+                    {"name": "X-Hub-Signature", "in": "header", "required": true,
+                     "description": "`sha256=` and the hex HMAC-SHA256 of the body.",
+                     "schema": {"type": "string"}}
+                ],
+                "requestBody": ticket_body("A Jira webhook payload."),
+                "responses": responses_ticket("`X-Hub-Signature` is missing or does not match the body, or `[jira]` is not configured.")
+            }},
+            "/webhooks/linear": {"post": {
+                "operationId": "linearWebhook",
+                "summary": "Linear: issues created, comments created, state changes",
+                "description": "Authenticated by the HMAC-SHA256 of the body with `[linear] webhook_secret` \
+                                (`Linear-Signature`); the body's `webhookTimestamp` must be within 60 s. \
+                                Without `[linear]` every delivery is refused (401).",
+                "security": [],
+                "parameters": [
+                    {"name": "Linear-Signature", "in": "header", "required": true,
+                     "description": "The hex HMAC-SHA256 of the body.",
+                     "schema": {"type": "string"}}
+                ],
+                "requestBody": ticket_body("A Linear webhook payload."),
+                "responses": responses_ticket("`Linear-Signature` is missing or does not match, or `webhookTimestamp` is more than 60 s away.")
+            }},
+            "/webhooks/basecamp/{secret}": {"post": {
+                "operationId": "basecampWebhook",
+                "summary": "Basecamp: messages, to-dos and answers created, comments, to-dos completed",
+                "description": "Basecamp signs nothing: the last path segment is `[basecamp] webhook_secret`, \
+                                compared in constant time. A wrong one is a 404, as for a path that does not exist.",
+                "security": [],
+                "parameters": [
+                    {"name": "secret", "in": "path", "required": true,
+                     "description": "`[basecamp] webhook_secret`.",
+                     "schema": {"type": "string"}}
+                ],
+                "requestBody": ticket_body("A Basecamp webhook payload."),
+                "responses": responses_ticket("Not used: a wrong secret is a 404.")
             }}
         },
         "components": {
