@@ -22,7 +22,7 @@ use crate::service::{
 };
 use crate::store::{self, Store};
 use crate::web::dashboard::Dashboard;
-use crate::web::{AppState, Auth, headers, routes, track};
+use crate::web::{AppState, Auth, head_as_get, headers, routes, track};
 
 /// A built, listening service.
 pub struct Application {
@@ -112,6 +112,7 @@ impl Application {
                 api_tokens: settings.api_tokens.clone(),
                 github_secret: settings.github.webhook_secret.clone(),
                 github_channel: settings.github.channel.clone(),
+                metrics_token: settings.metrics_token.clone(),
             }),
             dashboard: Arc::new(Dashboard::new(
                 settings.dashboard_password.clone(),
@@ -132,6 +133,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .wrap(from_fn(head_as_get))
                 .wrap(from_fn(track))
                 .wrap(from_fn(headers))
                 .configure(routes)

@@ -182,41 +182,7 @@ impl Service {
                         received_at: m.received_at,
                     })
                     .collect();
-                let sent = store::outbox::of_conversation(conn, id)?;
-                let escalations = store::fired_steps_of(conn, id)?
-                    .into_iter()
-                    .map(|f| {
-                        let notifications: Vec<NotificationView> = sent
-                            .iter()
-                            .filter(|r| r.step.as_deref() == Some(f.step.as_str()))
-                            .map(|r| NotificationView {
-                                contact: r.contact.clone(),
-                                kind: r.kind.clone(),
-                                deferred_until: r.not_before,
-                                sent_at: r.sent_at,
-                            })
-                            .collect();
-                        StepView {
-                            timer: f.timer.as_str().into(),
-                            seq: f.timer_seq as i32,
-                            deferred_until: notifications
-                                .iter()
-                                .filter_map(|n| n.deferred_until)
-                                .max(),
-                            notifications,
-                            step: f.step,
-                            due_at: f.due_at,
-                            fired_at: f.fired_at,
-                            late: f.late,
-                        }
-                    })
-                    .collect();
-                // Only a contract version missing from the database fails
-                // here, and then the rest of the detail is still worth showing.
-                let pause = self.pause_view(conn, &c).unwrap_or_else(|e| {
-                    tracing::warn!(conversation.id = id, error = %e, "cannot derive pause figures");
-                    PauseView::default()
-                });
+                let (escalations, pause) = self.steps_and_pause(conn, &c)?;
                 Ok(Some(ConversationDetail {
                     summary: summary(c, timers),
                     messages,
@@ -225,6 +191,49 @@ impl Service {
                 }))
             })?
             .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))
+    }
+
+    /// The steps fired for conversation `c` with their notifications, and
+    /// its pause figures.
+    pub(crate) fn steps_and_pause(
+        &self,
+        conn: &mut store::AnyConnection,
+        c: &ConversationRow,
+    ) -> Result<(Vec<StepView>, PauseView), StoreError> {
+        let id = c.id;
+        let sent = store::outbox::of_conversation(conn, id)?;
+        let escalations = store::fired_steps_of(conn, id)?
+            .into_iter()
+            .map(|f| {
+                let notifications: Vec<NotificationView> = sent
+                    .iter()
+                    .filter(|r| r.step.as_deref() == Some(f.step.as_str()))
+                    .map(|r| NotificationView {
+                        contact: r.contact.clone(),
+                        kind: r.kind.clone(),
+                        deferred_until: r.not_before,
+                        sent_at: r.sent_at,
+                    })
+                    .collect();
+                StepView {
+                    timer: f.timer.as_str().into(),
+                    seq: f.timer_seq as i32,
+                    deferred_until: notifications.iter().filter_map(|n| n.deferred_until).max(),
+                    notifications,
+                    step: f.step,
+                    due_at: f.due_at,
+                    fired_at: f.fired_at,
+                    late: f.late,
+                }
+            })
+            .collect();
+        // Only a contract version missing from the database fails here,
+        // and then the rest of the detail is still worth showing.
+        let pause = self.pause_view(conn, c).unwrap_or_else(|e| {
+            tracing::warn!(conversation.id = id, error = %e, "cannot derive pause figures");
+            PauseView::default()
+        });
+        Ok((escalations, pause))
     }
 }
 
