@@ -159,6 +159,22 @@ impl Service {
         })?)
     }
 
+    /// `(id, subject, client id, status)` of each of `ids` that exists, in
+    /// the order of `ids`: a list needs none of the messages.
+    pub fn conversation_headlines(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<(i64, String, String, String)>, ServiceError> {
+        let mut found = self
+            .store()
+            .with(|conn| store::conversations_by_ids(conn, ids))?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| found.remove(id))
+            .map(|c| (c.id, c.subject, c.client_id, c.status.as_str().to_string()))
+            .collect())
+    }
+
     pub fn conversation_detail(&self, id: i64) -> Result<ConversationDetail, ServiceError> {
         // One snapshot: the conversation, its timers, messages and steps
         // are of the same moment.

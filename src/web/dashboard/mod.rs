@@ -1182,17 +1182,11 @@ async fn compliance_list(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
     ids.dedup();
     ids.truncate(1000);
     let service = state.service.clone();
-    let listed = blocking(move || {
-        let mut out = Vec::new();
-        for id in ids {
-            let t = service.conversation_detail(id)?;
-            out.push(context! { id, subject => t.summary.subject, client => t.summary.client, status => t.summary.status });
-        }
-        Ok(out)
-    })
-    .await;
-    let listed = match listed {
-        Ok(l) => l,
+    let listed: Vec<Value> = match blocking(move || service.conversation_headlines(&ids)).await {
+        Ok(l) => l
+            .into_iter()
+            .map(|(id, subject, client, status)| context! { id, subject, client, status })
+            .collect(),
         Err(e) => return service_error(&state, e),
     };
     let heading = format!(
