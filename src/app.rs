@@ -23,7 +23,7 @@ use crate::service::{
 };
 use crate::store::{self, Store};
 use crate::web::dashboard::Dashboard;
-use crate::web::{AppState, Auth, headers, routes, track};
+use crate::web::{AppState, Auth, head_as_get, headers, routes, track};
 
 /// A built, listening service.
 pub struct Application {
@@ -116,6 +116,7 @@ impl Application {
                 jira: settings.jira.clone(),
                 linear: settings.linear.clone(),
                 basecamp: settings.basecamp.clone(),
+                metrics_token: settings.metrics_token.clone(),
             }),
             dashboard: Arc::new(Dashboard::new(
                 settings.dashboard_password.clone(),
@@ -136,6 +137,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .wrap(from_fn(head_as_get))
                 .wrap(from_fn(track))
                 .wrap(from_fn(headers))
                 .configure(routes)

@@ -28,6 +28,10 @@ const NON_CONFIG_ENV: &[&str] = &["config", "log", "log_format", "python", "test
 /// everyone knows.
 pub const PLACEHOLDER_SECRET: &str = "change-me";
 
+/// The shortest dashboard password accepted on an address others can reach:
+/// the sign-in limit slows guessing per address, not across many.
+pub const MIN_DASHBOARD_PASSWORD_CHARS: usize = 12;
+
 /// What [`Settings::check_secrets_for_bind`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretsCheck {
@@ -140,12 +144,26 @@ pub struct Settings {
     /// Bearer tokens accepted by `/api/v1/*`. From env: comma-separated.
     #[serde(deserialize_with = "list_or_csv")]
     pub api_tokens: Vec<Secret>,
-    /// Password of the team dashboard.
+    /// Password of the team dashboard. Never empty; beyond loopback at
+    /// least [`MIN_DASHBOARD_PASSWORD_CHARS`] characters.
     pub dashboard_password: Secret,
+    /// Read the dashboard password from this file instead (wins over
+    /// `dashboard_password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard_password_file: Option<PathBuf>,
     /// Tokens of read-only wallboard links, `/wall?token=T`. From env:
     /// comma-separated. Empty: no wallboard.
     #[serde(default, deserialize_with = "list_or_csv")]
     pub wall_tokens: Vec<Secret>,
+    /// Bearer token `/metrics` asks for (Prometheus's `authorization` or
+    /// `bearer_token`): the breach counts are per client. Empty: `/metrics`
+    /// is public. Otherwise at least 16 characters.
+    #[serde(default)]
+    pub metrics_token: Secret,
+    /// Read the metrics token from this file instead (wins over
+    /// `metrics_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_token_file: Option<PathBuf>,
     /// Log output: `text` for people, `json` for log shippers.
     pub log_format: LogFormat,
     /// Folder of the acknowledgement templates; a missing file falls back to
@@ -327,7 +345,10 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".into(),
             api_tokens: vec![Secret::new(PLACEHOLDER_SECRET)],
             dashboard_password: Secret::new(PLACEHOLDER_SECRET),
+            dashboard_password_file: None,
             wall_tokens: Vec::new(),
+            metrics_token: Secret::default(),
+            metrics_token_file: None,
             log_format: LogFormat::Text,
             templates: "config/templates".into(),
             github: GithubSettings {
@@ -513,6 +534,12 @@ impl Settings {
         if let Some(p) = &self.webhooks.signing_secret_file {
             self.webhooks.signing_secret = read("webhooks.signing_secret_file", p)?;
         }
+        if let Some(p) = &self.dashboard_password_file {
+            self.dashboard_password = read("dashboard_password_file", p)?;
+        }
+        if let Some(p) = &self.metrics_token_file {
+            self.metrics_token = read("metrics_token_file", p)?;
+        }
         for (i, mb) in self.mailboxes.iter_mut().enumerate() {
             if let Some(p) = &mb.password_file {
                 mb.password = read(&format!("mailboxes[{i}].password_file"), p)?;
@@ -554,6 +581,20 @@ impl Settings {
         }
         if let Err(e) = self.webhooks.signing_key() {
             problems.push(e);
+        }
+        // An unset variable in a compose file arrives as an empty string, and
+        // an empty password would match an empty form field.
+        if self.dashboard_password.is_empty() {
+            problems.push(
+                "`dashboard_password` is empty (it would sign anyone in): set \
+                 KEEPWORD_DASHBOARD_PASSWORD, `dashboard_password` or `dashboard_password_file`"
+                    .into(),
+            );
+        }
+        if !self.metrics_token.is_empty() && self.metrics_token.expose().chars().count() < 16 {
+            problems.push(
+                "`metrics_token` needs at least 16 characters (or none: public /metrics)".into(),
+            );
         }
         if self.api_tokens.iter().any(Secret::is_empty) {
             problems.push("`api_tokens` contains an empty token".into());
@@ -617,10 +658,19 @@ impl Settings {
         if placeholder(&self.dashboard_password) {
             keys.push((
                 "dashboard_password",
-                "KEEPWORD_DASHBOARD_PASSWORD or `dashboard_password` in the config file",
+                "KEEPWORD_DASHBOARD_PASSWORD, or `dashboard_password` / `dashboard_password_file` \
+                 in the config file",
             ));
         }
         keys
+    }
+
+    /// A dashboard password that is not the placeholder but shorter than
+    /// [`MIN_DASHBOARD_PASSWORD_CHARS`]: its length, if so.
+    fn short_dashboard_password(&self) -> Option<usize> {
+        let p = self.dashboard_password.expose();
+        let chars = p.chars().count();
+        (p != PLACEHOLDER_SECRET && chars < MIN_DASHBOARD_PASSWORD_CHARS).then_some(chars)
     }
 
     /// Placeholder secrets are public knowledge: anyone who can reach the
@@ -629,7 +679,9 @@ impl Settings {
     /// warned about.
     pub fn check_secrets_for_bind(&self) -> SecretsCheck {
         let keys = self.placeholder_secrets();
-        if keys.is_empty() {
+        let short = self.short_dashboard_password();
+        let loopback = self.bind.ip().is_loopback();
+        if keys.is_empty() && (short.is_none() || loopback) {
             return SecretsCheck::Fine;
         }
         let list = keys
@@ -637,18 +689,31 @@ impl Settings {
             .map(|(key, how)| format!("`{key}` (set {how})"))
             .collect::<Vec<_>>()
             .join("; ");
-        if self.bind.ip().is_loopback() {
-            SecretsCheck::Warn(format!(
+        if loopback {
+            return SecretsCheck::Warn(format!(
                 "the placeholder secret `{PLACEHOLDER_SECRET}` is in force for {list}; \
                  acceptable on loopback only"
-            ))
-        } else {
-            SecretsCheck::Refuse(format!(
-                "refusing to listen on {} with the placeholder secret `{PLACEHOLDER_SECRET}` \
-                 in force for {list}; set real secrets, or bind to 127.0.0.1",
-                self.bind
-            ))
+            ));
         }
+        let mut why = Vec::new();
+        if !keys.is_empty() {
+            why.push(format!(
+                "the placeholder secret `{PLACEHOLDER_SECRET}` in force for {list}"
+            ));
+        }
+        if let Some(chars) = short {
+            why.push(format!(
+                "a `dashboard_password` of {chars} character{} (at least \
+                 {MIN_DASHBOARD_PASSWORD_CHARS} needed; set KEEPWORD_DASHBOARD_PASSWORD, or \
+                 `dashboard_password` / `dashboard_password_file` in the config file)",
+                if chars == 1 { "" } else { "s" }
+            ));
+        }
+        SecretsCheck::Refuse(format!(
+            "refusing to listen on {} with {}; set real secrets, or bind to 127.0.0.1",
+            self.bind,
+            why.join(", and ")
+        ))
     }
 
     /// A `ca_file` that is missing or holds no certificate would only show up
@@ -716,6 +781,8 @@ impl Sources {
 /// secrets and paths whose default is absent.
 fn is_text_key(defaults: &Dict, dotted: &str) -> bool {
     const TEXT_WITHOUT_DEFAULT: &[&str] = &[
+        "dashboard_password_file",
+        "metrics_token_file",
         "github.webhook_secret_file",
         "github.channel",
         "jira.webhook_secret_file",
@@ -744,8 +811,10 @@ fn is_secret_key(dotted: &str) -> bool {
     let mut parts = dotted.split('.');
     let first = parts.next().unwrap_or_default();
     let last = dotted.rsplit('.').next().unwrap_or_default();
-    matches!(first, "api_tokens" | "dashboard_password" | "wall_tokens")
-        || matches!(last, "password" | "webhook_secret" | "signing_secret")
+    matches!(
+        first,
+        "api_tokens" | "dashboard_password" | "wall_tokens" | "metrics_token"
+    ) || matches!(last, "password" | "webhook_secret" | "signing_secret")
 }
 
 fn describe_figment_error(e: figment::Error, sources: &Sources) -> String {
@@ -1090,6 +1159,102 @@ mod tests {
             s.check_secrets_for_bind(),
             SecretsCheck::Refuse(_)
         ));
+    }
+
+    #[test]
+    fn an_empty_dashboard_password_is_a_config_error() {
+        // What a compose file with an unset variable passes.
+        let e = Settings::load_from(None, &env(&[("KEEPWORD_DASHBOARD_PASSWORD", "")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`dashboard_password` is empty"), "{e}");
+        let f = file("dashboard_password = \"\"\n");
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`dashboard_password` is empty"), "{e}");
+        let empty = file("");
+        let f = file(&format!(
+            "dashboard_password_file = \"{}\"\n",
+            empty.path().display()
+        ));
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`dashboard_password` is empty"), "{e}");
+    }
+
+    #[test]
+    fn the_dashboard_password_and_the_metrics_token_are_read_from_files() {
+        let secret = file("a-secret-from-a-file-0123\n");
+        let path = secret.path().display().to_string();
+        let f = file(&format!(
+            "dashboard_password = \"ignored\"\ndashboard_password_file = \"{path}\"\n"
+        ));
+        let s = Settings::load_from(Some(f.path()), &[]).unwrap();
+        assert_eq!(s.dashboard_password.expose(), "a-secret-from-a-file-0123");
+        type Read = fn(&Settings) -> &Secret;
+        let keys: [(&str, &str, Read); 2] = [
+            (
+                "KEEPWORD_DASHBOARD_PASSWORD_FILE",
+                "dashboard_password_file",
+                |s| &s.dashboard_password,
+            ),
+            ("KEEPWORD_METRICS_TOKEN_FILE", "metrics_token_file", |s| {
+                &s.metrics_token
+            }),
+        ];
+        for (var, key, read) in keys {
+            let s = Settings::load_from(None, &env(&[(var, &path)])).unwrap();
+            assert_eq!(read(&s).expose(), "a-secret-from-a-file-0123", "{var}");
+            let e = Settings::load_from(None, &env(&[(var, "/nonexistent/secret")]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_metrics_token_is_not_short_and_absent_by_default() {
+        let e = Settings::load_from(None, &env(&[("KEEPWORD_METRICS_TOKEN", "short-1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`metrics_token`") && !e.contains("short-1"),
+            "{e}"
+        );
+        let s = Settings::load_from(None, &[]).unwrap();
+        assert!(s.metrics_token.is_empty(), "public /metrics by default");
+    }
+
+    #[test]
+    fn a_short_dashboard_password_is_refused_beyond_loopback() {
+        let mut s = Settings {
+            bind: "0.0.0.0:8080".parse().unwrap(),
+            api_tokens: vec![Secret::new("real-token")],
+            ..Default::default()
+        };
+        s.github.webhook_secret = Secret::new("real-secret");
+        for short in ["x", "eleven-char", "ünïcödé-pw"] {
+            s.dashboard_password = Secret::new(short);
+            let SecretsCheck::Refuse(why) = s.check_secrets_for_bind() else {
+                panic!("`{short}` must be refused on 0.0.0.0");
+            };
+            assert!(why.contains("`dashboard_password`"), "{why}");
+            assert!(why.contains("at least 12"), "{why}");
+            if short.len() > 3 {
+                assert!(!why.contains(short), "never shows the password: {why}");
+            }
+        }
+        s.dashboard_password = Secret::new("twelve-chars");
+        assert_eq!(s.check_secrets_for_bind(), SecretsCheck::Fine);
+        s.bind = "127.0.0.1:8080".parse().unwrap();
+        s.dashboard_password = Secret::new("x");
+        assert_eq!(
+            s.check_secrets_for_bind(),
+            SecretsCheck::Fine,
+            "loopback is for development"
+        );
     }
 
     #[test]

@@ -17,6 +17,12 @@ use crate::store::{QueueFilter, TimerRow};
 
 /// Rows per queue page.
 pub const QUEUE_PAGE: i64 = 50;
+/// Entries per timeline page: a long thread is read a page at a time.
+pub const TIMELINE_PAGE: usize = 100;
+/// Characters of a message body a timeline shows; a longer one links to
+/// its whole text. With [`TIMELINE_PAGE`] this bounds a page's size (and
+/// what a request holds in memory) whatever the mail.
+pub const BODY_PREVIEW_CHARS: i32 = 4_000;
 
 /// "2 h 10 m", "3 d 4 h" (business days of 24 h are not a thing: this is
 /// business *time*, so hours run on).
@@ -137,8 +143,13 @@ pub struct TimelineItem {
     /// `escalation`, `ack`.
     pub kind: &'static str,
     pub title: String,
-    /// Text (a message body); rendered escaped, as text.
+    /// Text (a message body, its first [`BODY_PREVIEW_CHARS`]); rendered
+    /// escaped, as text.
     pub text: String,
+    /// The message an entry shows, if it shows one.
+    pub message_id: Option<i64>,
+    /// The body's whole length in characters when `text` is only its start.
+    pub cut_from: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,7 +169,10 @@ pub struct Timeline {
     pub health_word: &'static str,
     pub health_icon: &'static str,
     pub paused: String,
+    /// One page of the entries, oldest first.
     pub items: Vec<TimelineItem>,
+    pub page: i64,
+    pub pages: i64,
     pub timers: Vec<TimerExplained>,
     /// "If the client replies now, …".
     pub what_if: Vec<String>,
@@ -256,7 +270,8 @@ impl Service {
         let zone = current.contract.info().timezone;
         self.store()
             .snapshot(|conn| -> Result<QueueView, StoreError> {
-                let p = store::queue_page(conn, filter, (page - 1) * QUEUE_PAGE, QUEUE_PAGE)?;
+                let offset = (page - 1).saturating_mul(QUEUE_PAGE);
+                let p = store::queue_page(conn, filter, offset, QUEUE_PAGE)?;
                 let mut policies = Policies::new(self);
                 let mut rows = Vec::with_capacity(p.rows.len());
                 for c in p.rows {
@@ -296,17 +311,24 @@ impl Service {
 
     /// The timeline of one conversation, read in one transaction so the
     /// conversation, its messages, timers and steps agree with each other.
-    pub fn timeline(&self, id: i64, now: DateTime<Utc>) -> Result<Timeline, ServiceError> {
+    pub fn timeline(
+        &self,
+        id: i64,
+        page: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Timeline, ServiceError> {
+        // Bodies are left out here: only the page's are read, cut short.
         let read = self.inner.store.snapshot(|conn| {
             let Some(c) = store::conversation(conn, id)? else {
                 return Err(ServiceError::NotFound(format!("conversation {id}")));
             };
-            let messages = store::messages_of(conn, id)?;
+            let messages = store::message_heads_of(conn, id)?;
             let fired = store::fired_steps_of(conn, id)?;
             let contract = self.contract_version(conn, &c.contract_version)?;
-            Ok((c, messages, fired, contract))
+            let (steps, pause) = self.steps_and_pause(conn, &c, now)?;
+            Ok((c, messages, fired, contract, steps, pause))
         })?;
-        let (c, messages, fired, contract) = read;
+        let (c, messages, fired, contract, steps, pause_view) = read;
         let client = (c.client_id != UNKNOWN_CLIENT).then_some(c.client_id.as_str());
         let policy =
             Policy::from_contract(&contract, &c.request_type, client).ok_or_else(|| {
@@ -359,7 +381,9 @@ impl Service {
                     when: when(m.sent_at),
                     kind,
                     title,
-                    text: m.body.clone(),
+                    text: String::new(),
+                    message_id: Some(m.id),
+                    cut_from: None,
                 });
             }
             if let Some(s) = m.status {
@@ -374,6 +398,8 @@ impl Service {
                     kind: "status",
                     title: format!("{by}: status set to {}", status_words(s)),
                     text: String::new(),
+                    message_id: None,
+                    cut_from: None,
                 });
             }
         }
@@ -421,9 +447,8 @@ impl Service {
         }
         // Notifications held for a contact's hours or digest (SPEC 14), and
         // the pause budget: from the same read model as the API's detail.
-        let detail = self.conversation_detail(id)?;
         for f in &fired {
-            let view = detail.escalations.iter().find(|e| e.step == f.step);
+            let view = steps.iter().find(|e| e.step == f.step);
             let held = view.and_then(|e| e.deferred_until);
             // Each target's outcome, one line each.
             let outcomes: Vec<String> = view
@@ -484,10 +509,33 @@ impl Service {
                 kind: "escalation",
                 title: format!("escalation {step} of {label} fired {whom}{late}"),
                 text: outcomes.join("\n"),
+                message_id: None,
+                cut_from: None,
             });
         }
         // Stable: equal instants keep message, then timer, then step order.
         items.sort_by_key(|i| i.at);
+        let pages = items.len().div_ceil(TIMELINE_PAGE).max(1);
+        // Past the end: an empty page.
+        let skip = usize::try_from(page.max(1) - 1)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(TIMELINE_PAGE);
+        let mut items: Vec<TimelineItem> =
+            items.into_iter().skip(skip).take(TIMELINE_PAGE).collect();
+        let shown: Vec<i64> = items.iter().filter_map(|i| i.message_id).collect();
+        let previews: std::collections::HashMap<i64, store::BodyPreview> = self
+            .inner
+            .store
+            .with(|conn| store::body_previews(conn, &shown, BODY_PREVIEW_CHARS))?
+            .into_iter()
+            .map(|p| (p.message_id, p))
+            .collect();
+        for item in &mut items {
+            if let Some(p) = item.message_id.and_then(|m| previews.get(&m)) {
+                item.text = p.text.clone();
+                item.cut_from = (p.chars > i64::from(BODY_PREVIEW_CHARS)).then_some(p.chars);
+            }
+        }
 
         let calendar_name = contract
             .request_type(&c.request_type)
@@ -499,7 +547,7 @@ impl Service {
             .map(|t| explain_timer(t, &cal, &calendar_name, now))
             .collect();
         let what_if = what_if(&policy, &events, now, tz);
-        let p = &detail.pause;
+        let p = &pause_view;
         let mut pause = String::new();
         if p.paused_business_seconds > 0 || p.max_pause.is_some() {
             pause = format!(
@@ -537,11 +585,23 @@ impl Service {
             health_icon,
             paused: paused_words(&c, now, tz),
             items,
+            page: page.max(1),
+            pages: i64::try_from(pages).unwrap_or(i64::MAX),
             timers,
             what_if,
             pause,
             zone: tz.name().into(),
         })
+    }
+
+    /// The whole body of message `message` of conversation `id`.
+    pub fn message_body(&self, id: i64, message: i64) -> Result<String, ServiceError> {
+        self.inner
+            .store
+            .with(|conn| store::message_body(conn, id, message))?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("message {message} of conversation {id}"))
+            })
     }
 
     /// Sets a conversation's status (the API's solve; the dashboard's solve,
@@ -717,6 +777,8 @@ fn timer_item(
         kind: "timer",
         title,
         text: String::new(),
+        message_id: None,
+        cut_from: None,
     }
 }
 

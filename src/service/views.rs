@@ -189,6 +189,22 @@ impl Service {
         })?)
     }
 
+    /// `(id, subject, client id, status)` of each of `ids` that exists, in
+    /// the order of `ids`: a list needs none of the messages.
+    pub fn conversation_headlines(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<(i64, String, String, String)>, ServiceError> {
+        let mut found = self
+            .store()
+            .with(|conn| store::conversations_by_ids(conn, ids))?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| found.remove(id))
+            .map(|c| (c.id, c.subject, c.client_id, c.status.as_str().to_string()))
+            .collect())
+    }
+
     pub fn conversation_detail(&self, id: i64) -> Result<ConversationDetail, ServiceError> {
         // One snapshot: the conversation, its timers, messages and steps
         // are of the same moment.
@@ -213,36 +229,7 @@ impl Service {
                         received_at: m.received_at,
                     })
                     .collect();
-                let sent = store::outbox::of_conversation(conn, id)?;
-                let escalations = store::fired_steps_of(conn, id)?
-                    .into_iter()
-                    .map(|f| {
-                        let notifications: Vec<NotificationView> = sent
-                            .iter()
-                            .filter(|r| r.step.as_deref() == Some(f.step.as_str()))
-                            .map(|r| NotificationView::of(r, now))
-                            .collect();
-                        StepView {
-                            timer: f.timer.as_str().into(),
-                            seq: f.timer_seq as i32,
-                            deferred_until: notifications
-                                .iter()
-                                .filter_map(|n| n.deferred_until)
-                                .max(),
-                            notifications,
-                            step: f.step,
-                            due_at: f.due_at,
-                            fired_at: f.fired_at,
-                            late: f.late,
-                        }
-                    })
-                    .collect();
-                // Only a contract version missing from the database fails
-                // here, and then the rest of the detail is still worth showing.
-                let pause = self.pause_view(conn, &c).unwrap_or_else(|e| {
-                    tracing::warn!(conversation.id = id, error = %e, "cannot derive pause figures");
-                    PauseView::default()
-                });
+                let (escalations, pause) = self.steps_and_pause(conn, &c, now)?;
                 Ok(Some(ConversationDetail {
                     summary: summary(c, timers),
                     messages,
@@ -251,6 +238,45 @@ impl Service {
                 }))
             })?
             .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))
+    }
+
+    /// The steps fired for conversation `c` with their notifications, and
+    /// its pause figures.
+    pub(crate) fn steps_and_pause(
+        &self,
+        conn: &mut store::AnyConnection,
+        c: &ConversationRow,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<StepView>, PauseView), StoreError> {
+        let id = c.id;
+        let sent = store::outbox::of_conversation(conn, id)?;
+        let escalations = store::fired_steps_of(conn, id)?
+            .into_iter()
+            .map(|f| {
+                let notifications: Vec<NotificationView> = sent
+                    .iter()
+                    .filter(|r| r.step.as_deref() == Some(f.step.as_str()))
+                    .map(|r| NotificationView::of(r, now))
+                    .collect();
+                StepView {
+                    timer: f.timer.as_str().into(),
+                    seq: f.timer_seq as i32,
+                    deferred_until: notifications.iter().filter_map(|n| n.deferred_until).max(),
+                    notifications,
+                    step: f.step,
+                    due_at: f.due_at,
+                    fired_at: f.fired_at,
+                    late: f.late,
+                }
+            })
+            .collect();
+        // Only a contract version missing from the database fails here,
+        // and then the rest of the detail is still worth showing.
+        let pause = self.pause_view(conn, c).unwrap_or_else(|e| {
+            tracing::warn!(conversation.id = id, error = %e, "cannot derive pause figures");
+            PauseView::default()
+        });
+        Ok((escalations, pause))
     }
 }
 

@@ -56,9 +56,10 @@ pub use escalations::{
 pub use live::{CHANNEL as CHANGES_CHANNEL, Heard, Relay};
 pub use mailboxes::{Checkpoint, checkpoint, save_checkpoint};
 pub use messages::{
-    EventRow, Inserted, MessageRow, NewMessage, acknowledged_any_since, acknowledged_since,
-    conversation_of_message_id, conversations_of_message_ids, events_of, events_of_many,
-    insert_message, insert_messages, message_by_external_id, messages_by_external_ids, messages_of,
+    BodyPreview, EventRow, Inserted, MessageRow, NewMessage, acknowledged_any_since,
+    acknowledged_since, body_previews, conversation_of_message_id, conversations_of_message_ids,
+    events_of, events_of_many, insert_message, insert_messages, message_body,
+    message_by_external_id, message_heads_of, messages_by_external_ids, messages_of,
 };
 pub use outbox::{
     NewOutbox, OutboxRow, Routing, enqueue, enqueue_many, enqueue_routed, outbox_pending,

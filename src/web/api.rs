@@ -227,12 +227,16 @@ pub(super) async fn blocking<T: Send + 'static>(
 }
 
 /// Constant-time comparison against each configured token.
-pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = headers
+/// The bearer token of an `Authorization` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
+}
+
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = bearer(headers).ok_or(ApiError::Unauthorized)?;
     let ok = state.auth.api_tokens.iter().fold(false, |acc, t| {
         acc | constant_time_eq(t.expose().as_bytes(), presented.as_bytes())
     });

@@ -45,6 +45,8 @@ pub struct Auth {
     pub jira: Option<crate::config::TicketWebhookSettings>,
     pub linear: Option<crate::config::TicketWebhookSettings>,
     pub basecamp: Option<crate::config::BasecampSettings>,
+    /// The bearer token `/metrics` asks for; empty: none.
+    pub metrics_token: Secret,
 }
 
 /// What every handler can reach.
@@ -196,6 +198,27 @@ pub async fn headers(
         );
     }
     Ok(res)
+}
+
+/// `HEAD` is `GET` without the body: routed as `GET` (the connection
+/// already knows not to send a body, and still sends a sized one's
+/// `Content-Length`); a streamed answer, the live stream, is ended at once
+/// rather than kept open for nobody.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    use actix_web::body::BodySize;
+    use actix_web::http::Method;
+    let head = req.method() == Method::HEAD;
+    if head {
+        req.head_mut().method = Method::GET;
+    }
+    let res = next.call(req).await?;
+    if head && matches!(res.response().body().size(), BodySize::Stream) {
+        return Ok(res.map_body(|_, _| BoxBody::new(())));
+    }
+    Ok(res.map_into_boxed_body())
 }
 
 /// Counts every request by route *pattern* (not path: ids in paths would make
@@ -359,7 +382,14 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 #[get("/metrics")]
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics(state: web::Data<AppState>, req: actix_web::HttpRequest) -> HttpResponse {
+    let token = state.auth.metrics_token.expose();
+    if !token.is_empty()
+        && !api::bearer(req.headers())
+            .is_some_and(|p| dashboard::constant_time_eq(token.as_bytes(), p.as_bytes()))
+    {
+        return api::ApiError::Unauthorized.error_response();
+    }
     // The open-conversation gauge is a count in the database: read it at
     // scrape time rather than keeping a second copy in memory.
     let service = state.service.clone();

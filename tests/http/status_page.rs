@@ -431,6 +431,26 @@ async fn unknown_and_malformed_tokens_are_a_plain_404(backend: Backend) {
         assert_eq!(page.header("x-robots-tag"), "noindex, nofollow");
         assert_eq!(page.header("referrer-policy"), "no-referrer");
     }
+    // Issue 25 item 12: the addresses beside the page get the same 404 with
+    // the same headers, not the dashboard's.
+    for path in [
+        "/status".to_string(),
+        "/status/".into(),
+        format!("/status/{token}/"),
+        format!("/status/{token}/x"),
+    ] {
+        let page = open(&app, &format!("{}{path}", app.base)).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(
+            page.body.contains("Page not found"),
+            "{path}: {}",
+            page.body
+        );
+        assert!(!page.body.contains("Hello"), "{path}");
+        assert_eq!(page.header("x-robots-tag"), "noindex, nofollow", "{path}");
+        assert_eq!(page.header("referrer-policy"), "no-referrer", "{path}");
+        assert!(page.header("cache-control").contains("no-store"), "{path}");
+    }
     let css = app
         .http
         .get(format!("{}/static/status.css", app.base))
