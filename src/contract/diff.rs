@@ -1,5 +1,5 @@
 //! What changed between two contract versions, in the client's words
-//! (SPEC 13): "Questions: first response 4 business hours → 2 business
+//! (README, "The contract"): "Questions: first response 4 business hours → 2 business
 //! hours", "new request type: Billing", "holiday added: 31 December 2026",
 //! "urgent channel: pager → phone".
 //!

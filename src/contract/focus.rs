@@ -1,4 +1,4 @@
-//! When a notification to a contact goes out (SPEC 14): true urgencies at
+//! When a notification to a contact goes out (README, "Urgency and focus"): true urgencies at
 //! once at any hour; everything else in the contact's working hours, and
 //! warnings of a contact with a digest at the next digest time.
 //!
@@ -47,7 +47,7 @@ pub struct Urgency {
 }
 
 impl Contract {
-    /// The routing rule of SPEC 14 for one contact at `now`.
+    /// The routing rule (README, "Urgency and focus") for one contact at `now`.
     pub fn delivery(&self, contact: &Contact, what: Urgency, now: DateTime<Utc>) -> Delivery {
         if what.page {
             return Delivery::Now;

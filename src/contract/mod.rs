@@ -8,7 +8,7 @@
 //! exactly one request type is the default, every calendar is built. The
 //! rest of the program therefore never checks a string from the file again.
 //!
-//! The file format is SPEC section 2; its key names are an interface.
+//! The file format is the README's "The contract"; its key names are an interface.
 
 mod diagnostic;
 mod diff;
@@ -36,7 +36,7 @@ pub use render::{channel_words, promise, render_html, render_markdown, window_wo
 /// The client id senders are filed under when no declared client matches.
 pub const UNKNOWN_CLIENT: &str = "unknown";
 
-/// Warn threshold of a request type without an `at` escalation step (SPEC 4).
+/// Warn threshold of a request type without an `at` escalation step (README, "The contract").
 pub const DEFAULT_WARN_PERCENT: u8 = 75;
 
 /// Parses and validates a contract. `file_name` only labels diagnostics.
@@ -78,7 +78,7 @@ pub enum ContractError {
     Calendar(#[from] CalendarError),
 }
 
-/// One SLA clock of a conversation (SPEC 1).
+/// One SLA clock of a conversation (README, "The contract").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Timer {
     FirstResponse,
@@ -169,11 +169,11 @@ pub struct ContractInfo {
     pub timezone: Tz,
     pub public_url: Option<String>,
     pub unknown_senders: UnknownSenders,
-    /// `decision`: why this version exists, in the lead's words (SPEC 13).
+    /// `decision`: why this version exists, in the lead's words (README, "The contract").
     /// Part of the version, so a changed reason is a new version.
     pub decision: Option<String>,
     /// `urgent_share_limit`: the share of a client's new conversations over
-    /// the trailing 30 days that may be urgent before it is flagged (SPEC 14).
+    /// the trailing 30 days that may be urgent before it is flagged (README, "Urgency and focus").
     pub urgent_share_limit: Option<ShareLimit>,
 }
 
@@ -302,7 +302,7 @@ pub struct EscalationStep {
     /// Contact ids; all declared.
     pub notify: Vec<String>,
     /// `page = true`: goes out at once at any hour, whatever the contacts'
-    /// working hours and digests (SPEC 14).
+    /// working hours and digests (README, "Urgency and focus").
     pub page: bool,
 }
 
@@ -336,7 +336,7 @@ pub struct RequestType {
     /// (timer `periodic_update`). `None`: no such promise.
     pub update_every: Option<BusinessDuration>,
     /// `urgent = true`: a true urgency. Its alerts page at any hour, and it
-    /// counts towards the client's urgent share (SPEC 14).
+    /// counts towards the client's urgent share (README, "Urgency and focus").
     pub urgent: bool,
     /// `max_pause`: business time the resolution timer may spend paused
     /// (waiting on the client) in one conversation before it resumes by
@@ -769,7 +769,7 @@ impl Contract {
         Ok(due.with_timezone(&calendar.timezone()))
     }
 
-    /// Warn threshold of a request type in percent (SPEC 4).
+    /// Warn threshold of a request type in percent (README, "The contract").
     pub fn warn_percent(&self, type_id: &str) -> Option<u8> {
         self.request_type(type_id).map(RequestType::warn_percent)
     }

@@ -1727,7 +1727,7 @@ impl Walker<'_> {
     }
 }
 
-// ---- urgency and focus (SPEC 14) ------------------------------------------------
+// ---- urgency and focus (README) ------------------------------------------------
 
 const DIGEST_HINT: &str = "write local times as \"HH:MM\", e.g. digest = [\"09:30\", \"14:00\"]";
 

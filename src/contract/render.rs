@@ -558,7 +558,7 @@ fn lowercase_first(s: &str) -> String {
     }
 }
 
-/// "Who is paged at any hour, and for what" (SPEC 14), when the contract
+/// "Who is paged at any hour, and for what" (README, "Urgency and focus"), when the contract
 /// says anything about it: urgent types, `page = true` steps, contacts'
 /// working hours or digests. Contact ids are role names, as in escalation.
 fn paging_blocks(contract: &Contract) -> Vec<Block> {

@@ -199,7 +199,7 @@ impl Service {
     }
 }
 
-/// One contract version as the public changes page lists it (SPEC 13).
+/// One contract version as the public changes page lists it (README, "The contract").
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct VersionChanges {
     pub version: String,

@@ -257,7 +257,7 @@ fn paused_words(c: &ConversationRow, now: DateTime<Utc>, tz: Tz) -> String {
 }
 
 impl Service {
-    /// One page of the queue (SPEC 11), most urgent first: a fixed few
+    /// One page of the queue (README, "The team dashboard"), most urgent first: a fixed few
     /// queries whatever the page or the number of conversations.
     pub fn queue(
         &self,
@@ -445,7 +445,7 @@ impl Service {
                 ));
             }
         }
-        // Notifications held for a contact's hours or digest (SPEC 14), and
+        // Notifications held for a contact's hours or digest (README, "Urgency and focus"), and
         // the pause budget: from the same read model as the API's detail.
         for f in &fired {
             let view = steps.iter().find(|e| e.step == f.step);

@@ -21,7 +21,7 @@ use crate::store::{self, AnyConnection, Checkpoint, ConversationRow, NewMessage,
 /// Acknowledge only fresh mail: a first start on a mailbox with last year's
 /// history must not answer it all.
 const ACK_MAX_AGE: Duration = Duration::hours(1);
-/// One acknowledgement per sender per hour (SPEC 6).
+/// One acknowledgement per sender per hour (README, "Email").
 const ACK_PER_SENDER: Duration = Duration::hours(1);
 
 /// What one mailbox feeds and who counts as the team.
@@ -58,7 +58,7 @@ struct Link<'a> {
 /// What became of an acknowledgement.
 enum Ack {
     Enqueued,
-    /// A rule of SPEC 6 says not to send one.
+    /// A rule of acknowledgements (README, "Email") says not to send one.
     Suppressed,
     /// The template or the mail could not be built (logged).
     Failed,
@@ -646,8 +646,8 @@ impl Service {
     }
 
     /// Builds the acknowledgement of a new conversation unless a rule of
-    /// SPEC 6 says not to, for the batch to enqueue with the others. It is
-    /// also stored as an `auto` message of the conversation, with its
+    /// acknowledgements (README, "Email") says not to, for the batch to
+    /// enqueue with the others. It is also stored as an `auto` message of the conversation, with its
     /// Message-ID, so a reply to it threads back in.
     #[allow(clippy::too_many_arguments)]
     fn acknowledge(
@@ -749,7 +749,7 @@ impl Service {
             sender: "keepword".into(),
             recipients: from.to_string(),
             subject: rendered.subject,
-            // The token is kept only as a hash (SPEC 12): the team's copy
+            // The token is kept only as a hash (README, "HTTP API"): the team's copy
             // of the acknowledgement names the link without it.
             body: match &status_url {
                 Some(url) => rendered.text.replace(url, &self.status_url("…")),

@@ -1,4 +1,4 @@
-//! Urgency and focus (SPEC 14): digests of warnings, the urgent share of
+//! Urgency and focus (README): digests of warnings, the urgent share of
 //! each client, and the evidence behind urgency inflation.
 //!
 //! A warning for a contact with a digest is stored in the outbox as a

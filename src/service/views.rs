@@ -109,7 +109,7 @@ impl NotificationView {
     }
 }
 
-/// Pause governance: time spent waiting on the client (SPEC 14).
+/// Pause governance: time spent waiting on the client (README, "Urgency and focus").
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PauseView {
     /// Business time (on the request type's calendar) spent waiting on the

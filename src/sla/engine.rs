@@ -9,7 +9,7 @@ use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use crate::calendar::{BusinessDuration, Calendar};
 use crate::contract::{Contract, DEFAULT_WARN_PERCENT, EscalationStep, EscalationTrigger, Timer};
 
-/// Who a message is from and who sees it (SPEC 1).
+/// Who a message is from and who sees it (README, "The contract").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     Inbound,
@@ -121,7 +121,7 @@ pub struct Policy {
     windows: [Option<BusinessDuration>; 4],
     escalation: Vec<EscalationStep>,
     warn_percent: u8,
-    /// `max_pause` of the request type (pause governance, SPEC 14).
+    /// `max_pause` of the request type (pause governance, README, "Urgency and focus").
     max_pause: Option<BusinessDuration>,
 }
 

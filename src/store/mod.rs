@@ -724,7 +724,7 @@ impl Store {
     }
 
     /// Leases a mailbox so that, of several processes on one PostgreSQL, one
-    /// polls it (SPEC 9). The lease is a session advisory lock held by the
+    /// polls it (docs/ARCHITECTURE.md). The lease is a session advisory lock held by the
     /// returned connection: it ends when the lease is dropped or the process
     /// dies. `None`: another process holds it. On SQLite one process owns all
     /// the work, so the lease is always granted.

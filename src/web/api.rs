@@ -312,7 +312,7 @@ pub(super) async fn record(
     Ok(HttpResponse::build(status).json(body))
 }
 
-/// The generic ticket event (SPEC 5). 201 when new, 200 when the id was
+/// The generic ticket event (README, "HTTP API"). 201 when new, 200 when the id was
 /// seen before; answered only after the commit.
 async fn post_event(
     state: web::Data<AppState>,
@@ -514,7 +514,7 @@ async fn rejected_raw(
         .body(raw))
 }
 
-/// Urgency inflation (SPEC 14): every client's urgent share over the
+/// Urgency inflation (README, "Urgency and focus"): every client's urgent share over the
 /// trailing 30 days, and the clients above `urgent_share_limit` with the
 /// requests (and their classification rules) that put them there.
 async fn urgency(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -628,7 +628,7 @@ fn build(channels: &[String], clients: Option<Vec<Value>>, year: &str) -> Value 
     doc
 }
 
-/// The schemas of urgency and focus (SPEC 14), apart because one `json!`
+/// The schemas of urgency and focus (README), apart because one `json!`
 /// of the whole document would pass the macro recursion limit.
 fn focus_schemas() -> Value {
     json!({

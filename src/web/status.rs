@@ -1,4 +1,4 @@
-//! `GET /status/{token}`: the client's own status page (SPEC 12), and its
+//! `GET /status/{token}`: the client's own status page (README, "HTTP API"), and its
 //! stylesheet. No login: the token is the key. Every answer — the page and
 //! the 404 alike — tells robots to stay away and browsers to send no
 //! referrer (the token is in the URL, and a link on the page must not

@@ -1,4 +1,4 @@
-//! The client's status page (SPEC 12) over HTTP with a moved clock: the
+//! The client's status page (README, "HTTP API") over HTTP with a moved clock: the
 //! link the 201 of a new ticket conversation carries opens it; each state
 //! says the right sentence; nothing internal is on it; unknown and
 //! malformed tokens are a plain 404; robots and referrers are kept out.

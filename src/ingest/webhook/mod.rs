@@ -1,4 +1,4 @@
-//! Ticket webhooks → [`IncomingEvent`] (SPEC 5, "Tickets").
+//! Ticket webhooks → [`IncomingEvent`] (README, "HTTP API").
 //!
 //! Five sources, one result:
 //! - [`parse_generic`]: the body of `POST /api/v1/events`.
@@ -11,7 +11,7 @@
 //! A bad body is never half-read: either every field is good and the caller
 //! gets an [`IncomingEvent`], or it gets [`EventError::Invalid`] listing
 //! *every* bad field by its JSON name (a dotted path for GitHub's nested
-//! payloads), so one round trip tells the sender all it got wrong (SPEC 10).
+//! payloads), so one round trip tells the sender all it got wrong (README, "HTTP API").
 //! A body that is not a JSON object at all is [`EventError::Malformed`].
 //!
 //! # GitHub mapping
@@ -100,7 +100,7 @@ pub struct IncomingEvent {
     pub priority: Option<String>,
     pub status: Option<TicketStatus>,
     /// An outbound message that asks the client something (pauses
-    /// `resolution`, SPEC 4). Only ever true with direction outbound.
+    /// `resolution`, README, "The contract"). Only ever true with direction outbound.
     pub awaiting_client: bool,
     pub at: DateTime<Utc>,
 }

@@ -1,4 +1,4 @@
-//! The team dashboard (SPEC 11): server-rendered pages from templates
+//! The team dashboard (README, "The team dashboard"): server-rendered pages from templates
 //! embedded in the binary, one small script for live updates and keys.
 //! Handlers check the session, call one read model or use case of the
 //! service off the async workers, and render.
@@ -777,7 +777,7 @@ async fn urgency(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         Ok(r) => r,
         Err(e) => return service_error(&state, e),
     };
-    // Times in the contract's zone (SPEC 11).
+    // Times in the contract's zone (README, "The team dashboard").
     let tz = state.contract.current().contract.info().timezone;
     let pct = |x: f64| format!("{:.0}%", x * 100.0);
     let above: Vec<Value> =
@@ -1225,7 +1225,7 @@ async fn rejected(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         Err(e) => return service_error(&state, e),
     };
     let now = state.service.now();
-    // Times in the contract's zone (SPEC 11).
+    // Times in the contract's zone (README, "The team dashboard").
     let tz = state.contract.current().contract.info().timezone;
     let view: Vec<Value> = items
         .into_iter()
