@@ -29,19 +29,10 @@ pub(super) struct AlertContext<'a> {
     pub message_id_domain: &'a str,
 }
 
-pub(super) fn timer_words(t: Timer) -> &'static str {
-    match t {
-        Timer::FirstResponse => "first response",
-        Timer::NextResponse => "next response",
-        Timer::Resolution => "resolution",
-        Timer::PeriodicUpdate => "periodic update",
-    }
-}
-
 /// What an alert says happened: "first response 50% of window used". A
 /// repeated trigger reads like its first.
 pub(super) fn step_words(timer: Timer, step: ActionStep) -> String {
-    let timer = timer_words(timer);
+    let timer = timer.words();
     match step {
         ActionStep::Breach => format!("{timer} BREACHED"),
         ActionStep::At { percent: 100, .. } => format!("{timer} window has run out"),
@@ -160,7 +151,7 @@ impl Alert<'_> {
         let facts = [
             ("Client", self.client_name.clone()),
             ("Request type", self.type_name.clone()),
-            ("Timer", timer_words(self.action.timer).to_string()),
+            ("Timer", self.action.timer.words().to_string()),
             ("Due", self.due_local.clone()),
             ("How late", self.lateness.clone()),
         ];
@@ -595,7 +586,7 @@ pub(super) fn enqueue_resolves(
         if let Some(api_key) = target_value(contact, contact.opsgenie.as_ref()) {
             let body = json!({
                 "source": "keepword",
-                "note": format!("The {} timer of conversation #{} stopped.", timer_words(timer), conv.id),
+                "note": format!("The {} timer of conversation #{} stopped.", timer.words(), conv.id),
             });
             let row = notify::new_opsgenie(
                 &api_key,
