@@ -16,6 +16,7 @@ use crate::ingest::imap::{ImapMetrics, MailboxPoller};
 use crate::metrics::Metrics;
 use crate::notify::ack::AckTemplates;
 use crate::notify::{self, OutboxWorker};
+use crate::oauth::{OAuthMetrics, TokenSource};
 use crate::scheduler;
 use crate::service::{
     Changes, ContractHandle, EmailSink, LoadedContract, MailboxContext, Service, record_version,
@@ -33,6 +34,7 @@ pub struct Application {
     worker: OutboxWorker,
     imap_metrics: ImapMetrics,
     mailboxes: Vec<(MailboxSettings, MailboxContext)>,
+    tokens: TokenSource,
 }
 
 impl Application {
@@ -72,9 +74,23 @@ impl Application {
                 );
             }
         }
-        let worker = OutboxWorker::from_settings(store.clone(), &settings.smtp)
-            .context("setting up the outbox worker")?
-            .with_clock(clock.clone());
+        let tokens = TokenSource::new(&settings.oauth, OAuthMetrics::new())
+            .context("setting up the OAuth credentials")?;
+        for c in tokens.metrics().collectors() {
+            metrics.register(c);
+        }
+        let worker = OutboxWorker::new(
+            store.clone(),
+            notify::worker::Senders {
+                smtp: Some(
+                    notify::SmtpSender::with_tokens(&settings.smtp, Some(tokens.clone()))
+                        .context("setting up the outbox worker")?,
+                ),
+                webhook: notify::WebhookSender::new().context("setting up the outbox worker")?,
+            },
+            notify::worker::WorkerConfig::default(),
+        )
+        .with_clock(clock.clone());
         for c in worker.collectors() {
             metrics.register(c);
         }
@@ -149,6 +165,7 @@ impl Application {
             worker,
             imap_metrics,
             mailboxes,
+            tokens,
         })
     }
 
@@ -191,6 +208,7 @@ impl Application {
                     settings,
                     context,
                     self.imap_metrics.clone(),
+                    self.tokens.clone(),
                     shutdown.clone(),
                 ))
             })
@@ -283,6 +301,7 @@ async fn poll_mailbox(
     settings: MailboxSettings,
     context: MailboxContext,
     metrics: ImapMetrics,
+    tokens: TokenSource,
     shutdown: CancellationToken,
 ) {
     let name = settings.name.clone();
@@ -306,6 +325,7 @@ async fn poll_mailbox(
         mailbox: context,
     });
     MailboxPoller::new(settings, sink, metrics)
+        .with_tokens(tokens)
         .run(shutdown)
         .await;
     drop(lease);

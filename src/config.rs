@@ -154,6 +154,10 @@ pub struct Settings {
     pub github: GithubSettings,
     pub smtp: SmtpSettings,
     pub mailboxes: Vec<MailboxSettings>,
+    /// OAuth 2.0 credentials by name, for mailboxes and SMTP with
+    /// `auth = "oauth2"` (see `crate::oauth::settings`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub oauth: std::collections::BTreeMap<String, crate::oauth::OAuthSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +195,13 @@ pub struct SmtpSettings {
         deserialize_with = "empty_path_is_none"
     )]
     pub ca_file: Option<PathBuf>,
+    /// `password` (default) or `oauth2`: XOAUTH2 with a token of `oauth`,
+    /// `username` (or the `from` address) as the user.
+    #[serde(default)]
+    pub auth: crate::oauth::AuthMethod,
+    /// The `[oauth.NAME]` credential, with `auth = "oauth2"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,6 +238,15 @@ pub struct MailboxSettings {
         deserialize_with = "empty_path_is_none"
     )]
     pub ca_file: Option<PathBuf>,
+    /// `password` (default) or `oauth2` (a token of `oauth`, over `sasl`).
+    #[serde(default)]
+    pub auth: crate::oauth::AuthMethod,
+    /// The `[oauth.NAME]` credential, with `auth = "oauth2"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<String>,
+    /// `xoauth2` (default) or `oauthbearer`, with `auth = "oauth2"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<crate::oauth::Sasl>,
 }
 
 fn default_mail_channel() -> String {
@@ -268,8 +288,11 @@ impl Default for Settings {
                 password_file: None,
                 from: "Northwind Support <support@example.com>".into(),
                 ca_file: None,
+                auth: Default::default(),
+                oauth: None,
             },
             mailboxes: Vec::new(),
+            oauth: Default::default(),
         }
     }
 }
@@ -421,6 +444,7 @@ impl Settings {
                 mb.password = read(&format!("mailboxes[{i}].password_file"), p)?;
             }
         }
+        crate::oauth::settings::read_secret_files(&mut self.oauth).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -462,6 +486,7 @@ impl Settings {
                 problems.push(format!("`mailboxes[{i}].host` is empty"));
             }
         }
+        problems.extend(crate::oauth::settings::problems(self));
         if problems.is_empty() {
             Ok(())
         } else {
@@ -611,7 +636,7 @@ fn is_secret_key(dotted: &str) -> bool {
     let first = parts.next().unwrap_or_default();
     let last = dotted.rsplit('.').next().unwrap_or_default();
     matches!(first, "api_tokens" | "dashboard_password" | "wall_tokens")
-        || matches!(last, "password" | "webhook_secret")
+        || matches!(last, "password" | "webhook_secret" | "client_secret")
 }
 
 fn describe_figment_error(e: figment::Error, sources: &Sources) -> String {

@@ -358,3 +358,4 @@ where
 }
 
 pub mod dovecot;
+pub mod oauth_server;

@@ -27,6 +27,11 @@ pub struct MailboxPoller {
     /// first.
     pub(super) folders: Vec<(String, FolderKind)>,
     pub(super) freshness: Arc<Freshness>,
+    /// Access tokens, for `auth = "oauth2"`.
+    pub(super) tokens: Option<crate::oauth::TokenSource>,
+    /// When the token the session logged in with runs out: providers end
+    /// such sessions then, so the poller reconnects with a fresh one first.
+    pub(super) session_until: Option<std::time::SystemTime>,
 }
 
 impl MailboxPoller {
@@ -45,7 +50,15 @@ impl MailboxPoller {
             session: None,
             idle_supported: false,
             selected: None,
+            tokens: None,
+            session_until: None,
         }
+    }
+
+    /// The token source for a mailbox with `auth = "oauth2"`.
+    pub fn with_tokens(mut self, tokens: crate::oauth::TokenSource) -> Self {
+        self.tokens = Some(tokens);
+        self
     }
 
     pub fn with_timing(mut self, timing: PollerTiming) -> Self {
@@ -63,6 +76,10 @@ impl MailboxPoller {
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_secs_f64();
+                self.metrics
+                    .up
+                    .with_label_values(&[self.settings.name.as_str()])
+                    .set(1);
                 if let Some(all_read) = self.freshness.record(&self.folders, now) {
                     self.metrics
                         .last_success
@@ -106,6 +123,8 @@ impl MailboxPoller {
                 selected: None,
                 folders: vec![folder],
                 freshness: self.freshness.clone(),
+                tokens: self.tokens.clone(),
+                session_until: None,
             })
             .collect();
         let mut all = vec![self];
@@ -136,13 +155,20 @@ impl MailboxPoller {
                 }
                 Err(e) => Err(e),
             };
-            if outcome.is_err() {
-                tracing::info!(mailbox = %mailbox, folder = %folder, retry_in_ms = backoff.as_millis() as u64, "IMAP reconnect scheduled");
+            if let Err(e) = outcome {
+                let wait = if e.needs_sign_in() {
+                    self.timing.needs_sign_in_retry
+                } else {
+                    backoff
+                };
+                tracing::info!(mailbox = %mailbox, folder = %folder, retry_in_ms = wait.as_millis() as u64, "IMAP reconnect scheduled");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(self.timing.backoff_max);
+                if !e.needs_sign_in() {
+                    backoff = (backoff * 2).min(self.timing.backoff_max);
+                }
             }
         }
         if let Some(mut session) = self.session.take() {
@@ -160,10 +186,21 @@ impl MailboxPoller {
             .errors
             .with_label_values(&[self.settings.name.as_str()])
             .inc();
+        self.metrics
+            .up
+            .with_label_values(&[self.settings.name.as_str()])
+            .set(0);
         tracing::warn!(mailbox = %self.settings.name, folder = %self.folders[0].0, error = %e, "IMAP error");
     }
 
     async fn poll_all(&mut self) -> Result<PollReport, ImapError> {
+        if self.session.is_some() && self.token_ran_out() {
+            tracing::info!(mailbox = %self.settings.name, "the login's OAuth token ran out: reconnecting with a fresh one");
+            if let Some(mut session) = self.session.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), session.logout()).await;
+            }
+            self.selected = None;
+        }
         if self.session.is_none() {
             self.connect().await?;
         }
@@ -308,8 +345,9 @@ impl MailboxPoller {
     /// Waits until the first folder may have new mail: IDLE when offered,
     /// else a poll interval of sleep.
     async fn wait_for_mail(&mut self) -> Result<(), ImapError> {
+        let token_left = self.token_left();
         if !self.idle_supported || self.session.is_none() {
-            tokio::time::sleep(self.timing.poll_interval).await;
+            tokio::time::sleep(self.timing.poll_interval.min(token_left)).await;
             return Ok(());
         }
         let watched = self.folders[0].0.clone();
@@ -354,7 +392,8 @@ impl MailboxPoller {
                 self.timing.idle_timeout.min(self.timing.poll_interval)
             } else {
                 self.timing.idle_timeout
-            };
+            }
+            .min(token_left);
             let (fut, _stop) = handle.wait_with_timeout(wait);
             // The inner timeout restarts on every keepalive; this one bounds
             // the whole wait should the stream stall mid-response.
@@ -377,6 +416,21 @@ impl MailboxPoller {
             "IMAP IDLE ended"
         );
         Ok(())
+    }
+
+    /// How long the session's OAuth token has left (a password login: no
+    /// limit).
+    fn token_left(&self) -> Duration {
+        match self.session_until {
+            Some(until) => until
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default(),
+            None => Duration::MAX,
+        }
+    }
+
+    fn token_ran_out(&self) -> bool {
+        self.session_until.is_some() && self.token_left().is_zero()
     }
 
     async fn timed_select(&mut self, folder: &str) -> Result<(), ImapError> {
