@@ -18,6 +18,7 @@ use crate::notify::ack::AckTemplates;
 use crate::notify::{self, OutboxWorker};
 use crate::oauth::{OAuthMetrics, TokenSource};
 use crate::scheduler;
+use crate::service::connections::Connections;
 use crate::service::{
     Changes, ContractHandle, EmailSink, LoadedContract, MailboxContext, Service, record_version,
 };
@@ -35,6 +36,7 @@ pub struct Application {
     imap_metrics: ImapMetrics,
     mailboxes: Vec<(MailboxSettings, MailboxContext)>,
     tokens: TokenSource,
+    connections: Arc<Connections>,
 }
 
 impl Application {
@@ -79,6 +81,7 @@ impl Application {
         for c in tokens.metrics().collectors() {
             metrics.register(c);
         }
+        let connections = Arc::new(Connections::new(&settings, tokens.clone()));
         let worker = OutboxWorker::new(
             store.clone(),
             notify::worker::Senders {
@@ -129,11 +132,14 @@ impl Application {
                 github_secret: settings.github.webhook_secret.clone(),
                 github_channel: settings.github.channel.clone(),
             }),
-            dashboard: Arc::new(Dashboard::new(
-                settings.dashboard_password.clone(),
-                settings.wall_tokens.clone(),
-                &settings.public_url,
-            )),
+            dashboard: Arc::new(
+                Dashboard::new(
+                    settings.dashboard_password.clone(),
+                    settings.wall_tokens.clone(),
+                    &settings.public_url,
+                )
+                .with_connections(connections.clone()),
+            ),
             stopping: CancellationToken::new(),
         };
         let imap_metrics = ImapMetrics::new();
@@ -166,6 +172,7 @@ impl Application {
             imap_metrics,
             mailboxes,
             tokens,
+            connections,
         })
     }
 
@@ -209,6 +216,7 @@ impl Application {
                     context,
                     self.imap_metrics.clone(),
                     self.tokens.clone(),
+                    self.connections.clone(),
                     shutdown.clone(),
                 ))
             })
@@ -302,6 +310,7 @@ async fn poll_mailbox(
     context: MailboxContext,
     metrics: ImapMetrics,
     tokens: TokenSource,
+    connections: Arc<Connections>,
     shutdown: CancellationToken,
 ) {
     let name = settings.name.clone();
@@ -326,6 +335,7 @@ async fn poll_mailbox(
     });
     MailboxPoller::new(settings, sink, metrics)
         .with_tokens(tokens)
+        .with_health(connections)
         .run(shutdown)
         .await;
     drop(lease);

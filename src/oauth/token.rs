@@ -259,6 +259,14 @@ impl TokenSource {
         }
     }
 
+    /// The grant of `credential`, if it is configured.
+    pub fn grant_of(&self, credential: &str) -> Option<Grant> {
+        self.inner
+            .credentials
+            .get(credential)
+            .map(|c| c.settings.grant)
+    }
+
     pub fn status(&self, credential: &str, account: &str) -> GrantStatus {
         let status = self.inner.status.lock().unwrap_or_else(|e| e.into_inner());
         status

@@ -14,6 +14,7 @@
 //! transaction did, so a rolled-back attempt counts nothing.
 
 mod changes;
+pub mod connections;
 mod contract;
 mod dashboard;
 mod due;

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use support::dovecot::Dovecot;
 use support::oauth_server::OAuthServer;
-use support::{SmtpServer, eventually};
+use support::{SmtpServer, eventually, eventually_async};
 
 const USER: &str = "support@test.local";
 const PASS: &str = "supportpw";
@@ -307,16 +307,7 @@ async fn a_refused_token_is_answered_dropped_and_one_fresh_token_tried() {
 async fn client_mail_read_over_oauth_imap_is_acknowledged_over_smtp_xoauth2() {
     let s = servers();
     let (_dir, url) = common::fresh_sqlite();
-    let mut settings = Settings {
-        database_url: url,
-        contract: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml"),
-        api_tokens: vec![Secret::new("test-token")],
-        mailboxes: vec![mailbox(s.dovecot.port, Sasl::Xoauth2)],
-        oauth: credentials(&s.oauth),
-        ..Default::default()
-    };
-    settings.smtp = smtp_settings(s.dovecot.submission_port.unwrap());
-    let served = common::app::serve(settings, Clock::system()).await;
+    let served = common::app::serve(app_settings(&s, url), Clock::system()).await;
     s.dovecot
         .append(USER, PASS, "INBOX", &mail("e2e-1@acme.com"));
     assert!(
@@ -344,6 +335,90 @@ async fn client_mail_read_over_oauth_imap_is_acknowledged_over_smtp_xoauth2() {
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
+    let cookie = served.sign_in().await;
+    let (status, html) = served.page(&cookie, "/connections").await;
+    assert_eq!(status, 200);
+    for needle in [
+        "support@test.local at 127.0.0.1:",
+        "OAuth 2.0 (XOAUTH2, credential test)",
+        "Connected, IDLE (new mail is pushed)",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from\n{html}");
+    }
+    assert!(!html.contains("no token"), "{html}");
+    assert!(!html.contains("Needs sign-in"), "{html}");
+    served.stop().await;
+}
+
+/// The app reading the test mailbox and sending through submission, both
+/// with tokens of the test credential.
+fn app_settings(s: &Servers, database_url: String) -> Settings {
+    Settings {
+        database_url,
+        contract: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml"),
+        api_tokens: vec![Secret::new(common::app::TOKEN)],
+        dashboard_password: Secret::new(common::app::PASSWORD),
+        mailboxes: vec![mailbox(s.dovecot.port, Sasl::Xoauth2)],
+        oauth: credentials(&s.oauth),
+        smtp: smtp_settings(s.dovecot.submission_port.unwrap()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connections_page_says_what_failed_and_how_to_fix_it() {
+    let mut s = servers();
+    // Every token names another user: Dovecot refuses them all, as
+    // Microsoft does when the service principal may not open the mailbox.
+    s.oauth.command(json!({"email": "intruder@test.local"}));
+    let (_dir, url) = common::fresh_sqlite();
+    let served = common::app::serve(app_settings(&s, url), Clock::system()).await;
+    let cookie = served.sign_in().await;
+    let refused = || async {
+        let (_, html) = served.page(&cookie, "/connections").await;
+        html.contains("AUTHENTICATIONFAILED").then_some(html)
+    };
+    let mut html = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while html.is_none() && Instant::now() < deadline {
+        html = refused().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let html = html.expect("the refused login shows on the Connections page");
+    assert!(html.contains("Not connected"), "{html}");
+    assert!(
+        html.contains("the service principal lacks access to the mailbox"),
+        "{html}"
+    );
+    assert!(html.contains("Add-MailboxPermission"), "{html}");
+
+    // The grant itself is refused: needs sign-in, on every page.
+    s.oauth.command(json!({"fail": "invalid_grant"}));
+    assert!(
+        eventually_async(Duration::from_secs(20), || async {
+            served.metrics().await.contains(
+                "keepword_oauth_grant_valid{account=\"support@test.local\",credential=\"test\"} 0",
+            )
+        })
+        .await
+    );
+    let (_, html) = served.page(&cookie, "/connections").await;
+    assert!(html.contains("Needs sign-in"), "{html}");
+    assert!(html.contains("invalid_grant"), "{html}");
+    for path in ["/", "/compliance", "/connections"] {
+        let (status, html) = served.page(&cookie, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            html.contains("refused keepword's grant for support@test.local"),
+            "{path} has no sign-in banner:\n{html}"
+        );
+    }
+    assert!(
+        served
+            .metrics()
+            .await
+            .contains("keepword_imap_up{mailbox=\"support\"} 0")
+    );
     served.stop().await;
 }
 

@@ -80,6 +80,9 @@ impl MailboxPoller {
         self.idle_supported = caps.has(&Capability::Atom("IDLE".into()));
         self.session = Some(session);
         self.selected = None;
+        if let Some(h) = &self.health {
+            h.connected(&self.settings.name);
+        }
         tracing::info!(
             mailbox = %self.settings.name,
             idle = self.idle_supported,

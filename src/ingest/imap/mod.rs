@@ -74,6 +74,25 @@ impl ImapError {
     pub fn needs_sign_in(&self) -> bool {
         matches!(self, ImapError::OAuth(e) if e.is_invalid_grant())
     }
+
+    /// What to do about it, where that is known; `grant` is the mailbox's
+    /// OAuth grant, if it logs in with one.
+    pub fn fix(&self, grant: Option<crate::oauth::Grant>) -> Option<String> {
+        match self {
+            ImapError::OAuth(e) => e.fix().map(String::from),
+            ImapError::Login { reason, .. } => {
+                crate::oauth::login_fix(reason, grant).map(String::from)
+            }
+            ImapError::Connect { .. } => {
+                Some("check `host` and `port`, and that this machine may reach the server".into())
+            }
+            ImapError::Tls { .. } => Some(
+                "check `tls` (993 is implicit TLS, 143 STARTTLS) and `ca_file` for a private CA"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// What one [`MailboxPoller::poll_once`] did, folder by folder.

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connection::timed;
 use super::*;
+use crate::service::connections::Connections;
 
 /// Polls one mailbox. See the module doc.
 pub struct MailboxPoller {
@@ -32,6 +33,10 @@ pub struct MailboxPoller {
     /// When the token the session logged in with runs out: providers end
     /// such sessions then, so the poller reconnects with a fresh one first.
     pub(super) session_until: Option<std::time::SystemTime>,
+    /// What the Connections page shows of this mailbox.
+    pub(super) health: Option<Arc<crate::service::connections::Connections>>,
+    /// The mailbox's OAuth grant, for the fix a refused login suggests.
+    pub(super) grant: Option<crate::oauth::Grant>,
 }
 
 impl MailboxPoller {
@@ -52,11 +57,24 @@ impl MailboxPoller {
             selected: None,
             tokens: None,
             session_until: None,
+            health: None,
+            grant: None,
         }
+    }
+
+    /// Reports connections, reads and failures to the Connections page.
+    pub fn with_health(mut self, health: Arc<crate::service::connections::Connections>) -> Self {
+        self.health = Some(health);
+        self
     }
 
     /// The token source for a mailbox with `auth = "oauth2"`.
     pub fn with_tokens(mut self, tokens: crate::oauth::TokenSource) -> Self {
+        self.grant = self
+            .settings
+            .oauth
+            .as_deref()
+            .and_then(|c| tokens.grant_of(c));
         self.tokens = Some(tokens);
         self
     }
@@ -80,6 +98,9 @@ impl MailboxPoller {
                     .up
                     .with_label_values(&[self.settings.name.as_str()])
                     .set(1);
+                if let Some(h) = &self.health {
+                    h.read(&self.settings.name, chrono::Utc::now());
+                }
                 if let Some(all_read) = self.freshness.record(&self.folders, now) {
                     self.metrics
                         .last_success
@@ -125,6 +146,8 @@ impl MailboxPoller {
                 freshness: self.freshness.clone(),
                 tokens: self.tokens.clone(),
                 session_until: None,
+                health: self.health.clone(),
+                grant: self.grant,
             })
             .collect();
         let mut all = vec![self];
@@ -190,6 +213,14 @@ impl MailboxPoller {
             .up
             .with_label_values(&[self.settings.name.as_str()])
             .set(0);
+        if let Some(h) = &self.health {
+            h.failed(
+                &self.settings.name,
+                chrono::Utc::now(),
+                e.to_string(),
+                e.fix(self.grant),
+            );
+        }
         tracing::warn!(mailbox = %self.settings.name, folder = %self.folders[0].0, error = %e, "IMAP error");
     }
 
@@ -368,14 +399,24 @@ impl MailboxPoller {
             .idling
             .with_label_values(&[self.settings.name.as_str(), watched.as_str()]);
         idling.set(1);
+        if let Some(h) = &self.health {
+            h.idle(&self.settings.name, true);
+        }
         // Back to 0 however the wait ends, errors included.
-        struct Idle(prometheus::IntGauge);
-        impl Drop for Idle {
+        struct Idle<'a>(prometheus::IntGauge, Option<(&'a Connections, &'a str)>);
+        impl Drop for Idle<'_> {
             fn drop(&mut self) {
                 self.0.set(0);
+                if let Some((h, mailbox)) = self.1 {
+                    h.idle(mailbox, false);
+                }
             }
         }
-        let _idle = Idle(idling);
+        let health = self.health.clone();
+        let _idle = Idle(
+            idling,
+            health.as_deref().map(|h| (h, self.settings.name.as_str())),
+        );
         let mut arrived = false;
         while let Ok(r) = announced.try_recv() {
             arrived |= matches!(
