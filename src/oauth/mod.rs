@@ -7,6 +7,7 @@
 //! it, takes a fresh one and retries once (the callers do that:
 //! `ingest::imap` and `notify::smtp`).
 
+pub mod check;
 pub mod jwt;
 pub mod sasl;
 pub mod settings;

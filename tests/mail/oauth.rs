@@ -610,3 +610,113 @@ async fn jwt_bearer_assertion_is_rs256_signed_for_the_mailbox() {
     assert_eq!(claims.scope, "https://mail.google.com/");
     assert_eq!(claims.exp - claims.iat, 3600);
 }
+
+/// `keepword oauth check` as an admin runs it, against the same servers.
+fn oauth_check(config: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keepword"))
+        .args(["oauth", "check"])
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_check_reports_each_step_with_the_answer_and_the_fix() {
+    let mut s = servers();
+    s.dovecot
+        .append(USER, PASS, "Sent", &mail("sent-1@acme.com"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keepword.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"database_url = "sqlite://{db}/keepword.db"
+[smtp]
+host = "127.0.0.1"
+port = {submission}
+username = "{USER}"
+from = "Northwind Support <{USER}>"
+auth = "oauth2"
+oauth = "test"
+
+[[mailboxes]]
+name = "support"
+host = "127.0.0.1"
+port = {imap}
+tls = "none"
+username = "{USER}"
+sent = "Sent"
+auth = "oauth2"
+oauth = "test"
+sasl = "oauthbearer"
+
+[oauth.test]
+provider = "generic"
+grant = "client_credentials"
+client_id = "keepword"
+client_secret = "client-secret"
+token_url = "{token_url}"
+scope = "mail"
+"#,
+            db = dir.path().display(),
+            submission = s.dovecot.submission_port.unwrap(),
+            imap = s.dovecot.port,
+            token_url = s.oauth.token_url(),
+        ),
+    )
+    .unwrap();
+
+    let (code, out, err) = oauth_check(&config, &["test"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let imap = format!("127.0.0.1:{}", s.dovecot.port);
+    for line in [
+        "passed: token for support@test.local: issued, valid until ".to_string(),
+        format!("passed: IMAP login to {imap} as support@test.local (OAUTHBEARER): logged in"),
+        "passed: select INBOX: 0 messages".into(),
+        "passed: select Sent: 1 messages".into(),
+        "(nothing sent): authenticated".into(),
+    ] {
+        assert!(out.contains(&line), "{line} missing from\n{out}");
+    }
+    assert!(s.smtp.received().is_empty(), "the check sent mail");
+
+    // Tokens for another user: both logins refused, with the fix.
+    s.oauth.command(json!({"email": "intruder@test.local"}));
+    let (code, out, _) = oauth_check(&config, &["test", "--smtp"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAILED: IMAP login to"), "{out}");
+    assert!(out.contains("AUTHENTICATIONFAILED"), "{out}");
+    assert!(
+        out.contains("fix: the token was refused: the service principal lacks access"),
+        "{out}"
+    );
+    assert!(out.contains("FAILED: SMTP AUTH XOAUTH2"), "{out}");
+
+    // The token endpoint refuses the client: the provider's answer and fix.
+    s.oauth.command(json!({"fail": "invalid_client"}));
+    let (code, out, _) = oauth_check(&config, &["test", "--mailbox", "support"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAILED: token for support@test.local: the token endpoint refused credential `test` (HTTP 400): invalid_client"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: the client id or secret is wrong"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("IMAP login"),
+        "no login without a token: {out}"
+    );
+
+    let (code, _, err) = oauth_check(&config, &["test", "--mailbox", "nope"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no mailbox named `nope`"), "{err}");
+}

@@ -62,6 +62,23 @@ impl MailboxPoller {
         }
     }
 
+    /// Connects and logs in, reading nothing (`keepword oauth check`).
+    pub async fn log_in(&mut self) -> Result<(), ImapError> {
+        self.session = None;
+        self.connect().await
+    }
+
+    /// SELECTs `folder` on the logged-in session: its message count.
+    pub async fn select_only(&mut self, folder: &str) -> Result<u32, ImapError> {
+        if self.session.is_none() {
+            self.connect().await?;
+        }
+        let limit = self.timing.command_timeout;
+        let selected = timed(limit, "SELECT", self.session().select(folder)).await?;
+        self.selected = Some(folder.to_string());
+        Ok(selected.exists)
+    }
+
     /// Reports connections, reads and failures to the Connections page.
     pub fn with_health(mut self, health: Arc<crate::service::connections::Connections>) -> Self {
         self.health = Some(health);
