@@ -48,6 +48,10 @@ impl Application {
 
     /// [`Application::build`] reading time from `clock` (tests move it).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
+        // Before the database: a missing key is a config mistake, found
+        // before anything is opened.
+        let grants = crate::oauth::store::GrantStore::for_settings(&settings)
+            .context("opening the store of OAuth grants (`secret_key_file`)")?;
         let loaded = LoadedContract::load(settings.contract_path()).map_err(|e| {
             anyhow::anyhow!(
                 "contract {} is invalid:\n{e}",
@@ -76,7 +80,7 @@ impl Application {
                 );
             }
         }
-        let tokens = TokenSource::new(&settings.oauth, OAuthMetrics::new())
+        let tokens = TokenSource::with_grants(&settings.oauth, OAuthMetrics::new(), grants)
             .context("setting up the OAuth credentials")?;
         for c in tokens.metrics().collectors() {
             metrics.register(c);

@@ -158,6 +158,11 @@ pub struct Settings {
     /// `auth = "oauth2"` (see `crate::oauth::settings`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub oauth: std::collections::BTreeMap<String, crate::oauth::OAuthSettings>,
+    /// The key (32 random bytes) that encrypts stored OAuth grants. Unset:
+    /// `data/secret.key`, created (mode 0600) on first need; back it up
+    /// with the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -293,6 +298,7 @@ impl Default for Settings {
             },
             mailboxes: Vec::new(),
             oauth: Default::default(),
+            secret_key_file: None,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod jwt;
 pub mod sasl;
 pub mod settings;
 pub mod smtp;
+pub mod store;
 pub mod token;
 
 pub use settings::{AuthMethod, Grant, OAuthSettings, Provider, Sasl};
@@ -44,6 +45,12 @@ pub enum OAuthError {
         account: String,
         description: String,
     },
+    #[error(
+        "credential `{credential}` for {account}: nobody has signed in yet (dashboard: Connections, Sign in)"
+    )]
+    NotSignedIn { credential: String, account: String },
+    #[error("the stored grant: {0}")]
+    Store(String),
 }
 
 fn describe(description: &str) -> String {
@@ -55,8 +62,12 @@ fn describe(description: &str) -> String {
 }
 
 impl OAuthError {
+    /// A person must act (sign in, restore consent): retrying soon cannot help.
     pub fn is_invalid_grant(&self) -> bool {
-        matches!(self, OAuthError::InvalidGrant { .. })
+        matches!(
+            self,
+            OAuthError::InvalidGrant { .. } | OAuthError::NotSignedIn { .. }
+        )
     }
 
     /// What to do about it, where that is known.
@@ -76,6 +87,12 @@ impl OAuthError {
             OAuthError::Config { .. } | OAuthError::Unknown(_) => {
                 Some("correct the [oauth.NAME] table in the config file")
             }
+            OAuthError::NotSignedIn { .. } => {
+                Some("sign in on the dashboard's Connections page as the mailbox's user")
+            }
+            OAuthError::Store(_) => Some(
+                "restore `secret_key_file` from the backup taken with the database, or sign in again",
+            ),
         }
     }
 }

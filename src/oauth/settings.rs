@@ -124,6 +124,21 @@ impl OAuthSettings {
         }
     }
 
+    /// The sign-in page (delegated): `authorize_url`, else the provider's.
+    pub fn authorize_url(&self) -> Option<String> {
+        if let Some(url) = &self.authorize_url {
+            return Some(url.clone());
+        }
+        match self.provider {
+            Provider::Microsoft => self
+                .tenant
+                .as_ref()
+                .map(|t| format!("https://login.microsoftonline.com/{t}/oauth2/v2.0/authorize")),
+            Provider::Google => Some("https://accounts.google.com/o/oauth2/v2/auth".into()),
+            Provider::Generic => None,
+        }
+    }
+
     /// The scope sent with every token request, refreshes included (the
     /// Microsoft v2 endpoint serves several resources and needs it each time).
     pub fn scope(&self) -> Option<String> {
@@ -188,16 +203,12 @@ pub fn problems(settings: &Settings) -> Vec<String> {
                 key("token_url")
             ));
         }
-        for (k, set) in [
-            ("authorize_url", &o.authorize_url),
-            ("device_url", &o.device_url),
-        ] {
-            if set.is_some() {
-                problems.push(format!(
-                    "{} serves delegated sign-in, which this version does not support",
-                    key(k)
-                ));
-            }
+        if o.device_url.is_some() {
+            problems.push(format!(
+                "{}: the device flow (`keepword oauth login`) is not supported by this version; \
+                 people sign in on the dashboard's Connections page",
+                key("device_url")
+            ));
         }
         match o.grant {
             Grant::ClientCredentials => {
@@ -230,12 +241,14 @@ pub fn problems(settings: &Settings) -> Vec<String> {
                     ));
                 }
             }
-            Grant::Delegated => problems.push(format!(
-                "{}: `delegated` (a person signs in) is not supported by this version; \
-                 use `client_credentials` (Microsoft 365) or `jwt_bearer` (Google Workspace), \
-                 or a password/app password",
-                key("grant")
-            )),
+            Grant::Delegated => {
+                if o.authorize_url().is_none() {
+                    problems.push(format!(
+                        "{} is missing (provider `generic` has no default)",
+                        key("authorize_url")
+                    ));
+                }
+            }
         }
     }
     for (i, mb) in settings.mailboxes.iter().enumerate() {
@@ -330,7 +343,7 @@ mod tests {
             "[oauth.m365]\nprovider = \"microsoft\"\ngrant = \"client_credentials\"\n\
              client_id = \"id\"\n\
              [oauth.later]\nprovider = \"microsoft\"\ngrant = \"delegated\"\ntenant = \"t\"\n\
-             client_id = \"id\"\n\
+             client_id = \"id\"\ndevice_url = \"https://x.test/device\"\n\
              [[mailboxes]]\nname = \"support\"\nhost = \"imap.test\"\nusername = \"u@x\"\n\
              auth = \"oauth2\"\noauth = \"m356\"\n\
              [smtp]\nauth = \"oauth2\"\n",
@@ -339,7 +352,7 @@ mod tests {
         for needle in [
             "`oauth.m365.tenant`",
             "`oauth.m365.client_secret`",
-            "`oauth.later.grant`: `delegated`",
+            "`oauth.later.device_url`: the device flow",
             "`mailboxes[0].oauth` names `m356`",
             "`smtp.oauth` is required",
         ] {

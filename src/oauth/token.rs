@@ -124,6 +124,12 @@ struct Inner {
     slots: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<Option<AccessToken>>>>>,
     status: Mutex<HashMap<Key, GrantStatus>>,
     metrics: OAuthMetrics,
+    /// Refresh tokens of delegated grants; `None` when no credential is
+    /// delegated.
+    grants: Option<super::store::GrantStore>,
+    /// Woken when someone signs in, so a poller waiting out its
+    /// needs-sign-in pause tries again at once.
+    signed_in: tokio::sync::Notify,
 }
 
 /// A credential ready to ask for tokens.
@@ -139,6 +145,9 @@ struct TokenAnswer {
     access_token: String,
     #[serde(default)]
     expires_in: Option<u64>,
+    /// Delegated grants: a new refresh token when the provider rotates it.
+    #[serde(default)]
+    refresh_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +163,15 @@ impl TokenSource {
     pub fn new(
         settings: &BTreeMap<String, OAuthSettings>,
         metrics: OAuthMetrics,
+    ) -> Result<TokenSource, OAuthError> {
+        Self::with_grants(settings, metrics, None)
+    }
+
+    /// [`TokenSource::new`] with the store of delegated grants.
+    pub fn with_grants(
+        settings: &BTreeMap<String, OAuthSettings>,
+        metrics: OAuthMetrics,
+        grants: Option<super::store::GrantStore>,
     ) -> Result<TokenSource, OAuthError> {
         let mut credentials = BTreeMap::new();
         for (name, s) in settings {
@@ -195,6 +213,8 @@ impl TokenSource {
                 slots: Mutex::new(HashMap::new()),
                 status: Mutex::new(HashMap::new()),
                 metrics,
+                grants,
+                signed_in: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -216,6 +236,18 @@ impl TokenSource {
         }
         *held = None;
         let got = self.request(credential, account).await;
+        self.record(credential, account, &mut held, got)
+    }
+
+    /// Notes a token request's outcome: the held token, the grant's state
+    /// and `oauth_grant_valid`.
+    fn record(
+        &self,
+        credential: &str,
+        account: &str,
+        held: &mut Option<AccessToken>,
+        got: Result<AccessToken, OAuthError>,
+    ) -> Result<AccessToken, OAuthError> {
         let key = (credential.to_string(), account.to_string());
         let valid = self
             .inner
@@ -287,12 +319,133 @@ impl TokenSource {
             .clone()
     }
 
-    async fn request(&self, credential: &str, account: &str) -> Result<AccessToken, OAuthError> {
-        let c = self
-            .inner
+    fn credential(&self, credential: &str) -> Result<&Credential, OAuthError> {
+        self.inner
             .credentials
             .get(credential)
-            .ok_or_else(|| OAuthError::Unknown(credential.to_string()))?;
+            .ok_or_else(|| OAuthError::Unknown(credential.to_string()))
+    }
+
+    /// Resolves when someone signs in (any credential and account).
+    pub async fn signed_in(&self) {
+        self.inner.signed_in.notified().await
+    }
+
+    /// The provider's sign-in page for `account` (authorization code grant
+    /// with PKCE, RFC 7636): `challenge` is the S256 hash of the verifier
+    /// the caller keeps.
+    pub fn authorize_url(
+        &self,
+        credential: &str,
+        account: &str,
+        state: &str,
+        challenge: &str,
+        redirect_uri: &str,
+    ) -> Result<String, OAuthError> {
+        let c = self.credential(credential)?;
+        let base = c
+            .settings
+            .authorize_url()
+            .ok_or_else(|| OAuthError::Config {
+                credential: credential.to_string(),
+                reason: "no authorize_url".into(),
+            })?;
+        let mut query = vec![
+            ("response_type", "code"),
+            ("client_id", c.settings.client_id.as_str()),
+            ("redirect_uri", redirect_uri),
+            ("state", state),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+            ("login_hint", account),
+        ];
+        if let Some(scope) = &c.scope {
+            query.push(("scope", scope.as_str()));
+        }
+        if c.settings.provider == super::Provider::Google {
+            // Google returns a refresh token only when asked for offline
+            // access, and again only with a fresh consent.
+            query.push(("access_type", "offline"));
+            query.push(("prompt", "consent"));
+        }
+        let query = serde_urlencoded::to_string(&query).map_err(|e| OAuthError::Config {
+            credential: credential.to_string(),
+            reason: e.to_string(),
+        })?;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Ok(format!("{base}{sep}{query}"))
+    }
+
+    /// Redeems the code of a sign-in: stores the refresh token (before the
+    /// access token is used) and holds the access token.
+    pub async fn redeem_code(
+        &self,
+        credential: &str,
+        account: &str,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<AccessToken, OAuthError> {
+        let c = self.credential(credential)?;
+        let mut form: Vec<(&str, String)> = vec![
+            ("grant_type", "authorization_code".into()),
+            ("code", code.into()),
+            ("redirect_uri", redirect_uri.into()),
+            ("code_verifier", verifier.into()),
+        ];
+        self.client_auth(c, &mut form);
+        let slot = self.slot(credential, account);
+        let mut held = slot.lock().await;
+        let got = self.post(credential, account, c, form).await.and_then(|(t, refresh)| {
+            let refresh = refresh.ok_or_else(|| OAuthError::Refused {
+                credential: credential.to_string(),
+                status: 200,
+                error: "no refresh token".into(),
+                description: "the provider issued no refresh token: the scope needs offline_access (Microsoft), or access_type=offline (Google)".into(),
+            })?;
+            self.store_grant(credential, account, &refresh)?;
+            Ok(t)
+        });
+        let got = self.record(credential, account, &mut held, got);
+        if got.is_ok() {
+            self.inner.signed_in.notify_waiters();
+        }
+        got
+    }
+
+    fn grants(&self) -> Result<&super::store::GrantStore, OAuthError> {
+        self.inner
+            .grants
+            .as_ref()
+            .ok_or_else(|| OAuthError::Store("no grant store is configured".into()))
+    }
+
+    fn store_grant(
+        &self,
+        credential: &str,
+        account: &str,
+        refresh: &str,
+    ) -> Result<(), OAuthError> {
+        self.grants()?
+            .put(credential, account, refresh)
+            .map_err(|e| OAuthError::Store(e.to_string()))
+    }
+
+    fn client_auth(&self, c: &Credential, form: &mut Vec<(&str, String)>) {
+        form.push(("client_id", c.settings.client_id.clone()));
+        if !c.settings.client_secret.is_empty() {
+            form.push((
+                "client_secret",
+                c.settings.client_secret.expose().to_string(),
+            ));
+        }
+        if let Some(scope) = &c.scope {
+            form.push(("scope", scope.clone()));
+        }
+    }
+
+    async fn request(&self, credential: &str, account: &str) -> Result<AccessToken, OAuthError> {
+        let c = self.credential(credential)?;
         let mut form: Vec<(&str, String)> = Vec::new();
         match c.settings.grant {
             Grant::ClientCredentials => {
@@ -326,15 +479,44 @@ impl TokenSource {
                 form.push(("assertion", assertion));
             }
             Grant::Delegated => {
-                return Err(OAuthError::Config {
-                    credential: credential.to_string(),
-                    reason: "the delegated grant is not supported by this version".into(),
-                });
+                let refresh = self
+                    .grants()?
+                    .get(credential, account)
+                    .map_err(|e| OAuthError::Store(e.to_string()))?
+                    .ok_or_else(|| OAuthError::NotSignedIn {
+                        credential: credential.to_string(),
+                        account: account.to_string(),
+                    })?;
+                let mut form = vec![
+                    ("grant_type", "refresh_token".to_string()),
+                    ("refresh_token", refresh),
+                ];
+                self.client_auth(c, &mut form);
+                let (token, rotated) = self.post(credential, account, c, form).await?;
+                if let Some(rotated) = rotated {
+                    // Stored before the access token is used: the old
+                    // refresh token may already be dead at the provider.
+                    self.store_grant(credential, account, &rotated)?;
+                }
+                return Ok(token);
             }
         }
         if let Some(scope) = &c.scope {
             form.push(("scope", scope.clone()));
         }
+        self.post(credential, account, c, form)
+            .await
+            .map(|(t, _)| t)
+    }
+
+    /// POSTs a token request: the access token and any refresh token.
+    async fn post(
+        &self,
+        credential: &str,
+        account: &str,
+        c: &Credential,
+        form: Vec<(&str, String)>,
+    ) -> Result<(AccessToken, Option<String>), OAuthError> {
         let counted = |outcome: &str| {
             self.inner
                 .metrics
@@ -401,11 +583,14 @@ impl TokenSource {
             expires_in_s = life.as_secs(),
             "OAuth access token issued"
         );
-        Ok(AccessToken {
-            secret: Secret::new(t.access_token),
-            expires_at: issued_at + life,
-            issued_at,
-        })
+        Ok((
+            AccessToken {
+                secret: Secret::new(t.access_token),
+                expires_at: issued_at + life,
+                issued_at,
+            },
+            t.refresh_token,
+        ))
     }
 }
 

@@ -28,6 +28,8 @@ pub struct MailboxHealth {
     /// What to do about `last_error`, where it is known.
     pub fix: Option<String>,
     pub grant: Option<GrantStatus>,
+    /// A person signs in for this mailbox (the `delegated` grant).
+    pub delegated: bool,
 }
 
 /// SMTP, as the page shows it.
@@ -38,12 +40,37 @@ pub struct SmtpHealth {
     pub login: String,
     pub credential: Option<String>,
     pub grant: Option<GrantStatus>,
+    pub delegated: bool,
 }
+
+/// A sign-in under way: what the callback needs, bound to the dashboard
+/// session that started it.
+struct PendingSignIn {
+    session: String,
+    credential: String,
+    account: String,
+    verifier: String,
+    started: std::time::Instant,
+}
+
+/// How long a sign-in at the provider may take.
+const SIGN_IN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 pub struct Connections {
     mailboxes: Mutex<BTreeMap<String, MailboxHealth>>,
     smtp: SmtpHealth,
     tokens: TokenSource,
+    /// By `state`.
+    pending: Mutex<std::collections::HashMap<String, PendingSignIn>>,
+    redirect_uri: String,
+}
+
+/// A finished sign-in, or why it failed.
+#[derive(Debug)]
+pub enum SignInError {
+    /// Unknown, used or expired `state`, or another session's.
+    State,
+    Refused(String),
 }
 
 fn login_words(auth: AuthMethod, sasl: &str, credential: Option<&str>) -> String {
@@ -76,6 +103,8 @@ impl Connections {
                             m.sasl.unwrap_or_default().as_str(),
                             credential.as_deref(),
                         ),
+                        delegated: credential.as_deref().and_then(|c| tokens.grant_of(c))
+                            == Some(crate::oauth::Grant::Delegated),
                         credential,
                         ..MailboxHealth::default()
                     },
@@ -97,11 +126,98 @@ impl Connections {
                 server: format!("{}:{}", s.host, s.port),
                 username,
                 login: login_words(s.auth, "XOAUTH2", credential.as_deref()),
+                delegated: credential.as_deref().and_then(|c| tokens.grant_of(c))
+                    == Some(crate::oauth::Grant::Delegated),
                 credential,
                 grant: None,
             },
             tokens,
+            pending: Mutex::new(std::collections::HashMap::new()),
+            redirect_uri: format!(
+                "{}/oauth/callback",
+                settings.public_url.trim_end_matches('/')
+            ),
         }
+    }
+
+    /// Starts a sign-in for `target` (a mailbox's name, or `smtp`) by
+    /// `session`: the provider's page to send the browser to. PKCE: the
+    /// verifier stays here, the provider sees only its hash.
+    pub fn start_sign_in(&self, session: &str, target: &str) -> Result<String, String> {
+        use base64::Engine;
+        use rand::RngCore;
+        use sha2::Digest;
+        let (credential, account) = if target == "smtp" {
+            (self.smtp.credential.clone(), self.smtp.username.clone())
+        } else {
+            let all = self.mailboxes.lock().unwrap_or_else(|e| e.into_inner());
+            let m = all
+                .get(target)
+                .ok_or_else(|| format!("no mailbox `{target}`"))?;
+            (m.credential.clone(), m.username.clone())
+        };
+        let credential =
+            credential.ok_or_else(|| format!("`{target}` does not log in with OAuth"))?;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()));
+        rand::rng().fill_bytes(&mut bytes);
+        let state = hex::encode(bytes);
+        let url = self
+            .tokens
+            .authorize_url(
+                &credential,
+                &account,
+                &state,
+                &challenge,
+                &self.redirect_uri,
+            )
+            .map_err(|e| e.to_string())?;
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.retain(|_, p| p.started.elapsed() < SIGN_IN_TIMEOUT);
+        pending.insert(
+            state,
+            PendingSignIn {
+                session: session.to_string(),
+                credential,
+                account,
+                verifier,
+                started: std::time::Instant::now(),
+            },
+        );
+        Ok(url)
+    }
+
+    /// Finishes the sign-in `state` names with the provider's `code`; only
+    /// the session that started it may. Returns the account signed in.
+    pub async fn finish_sign_in(
+        &self,
+        session: &str,
+        state: &str,
+        code: &str,
+    ) -> Result<String, SignInError> {
+        let p = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            match pending.get(state) {
+                Some(p) if p.session == session && p.started.elapsed() < SIGN_IN_TIMEOUT => {
+                    pending.remove(state).expect("just found")
+                }
+                _ => return Err(SignInError::State),
+            }
+        };
+        self.tokens
+            .redeem_code(
+                &p.credential,
+                &p.account,
+                code,
+                &p.verifier,
+                &self.redirect_uri,
+            )
+            .await
+            .map_err(|e| SignInError::Refused(e.to_string()))?;
+        Ok(p.account)
     }
 
     fn update(&self, mailbox: &str, f: impl FnOnce(&mut MailboxHealth)) {

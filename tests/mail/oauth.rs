@@ -409,7 +409,7 @@ async fn the_connections_page_says_what_failed_and_how_to_fix_it() {
         let (status, html) = served.page(&cookie, path).await;
         assert_eq!(status, 200, "{path}");
         assert!(
-            html.contains("refused keepword's grant for support@test.local"),
+            html.contains("Mail is not being read for support@test.local"),
             "{path} has no sign-in banner:\n{html}"
         );
     }
@@ -719,4 +719,174 @@ scope = "mail"
     let (code, _, err) = oauth_check(&config, &["test", "--mailbox", "nope"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("no mailbox named `nope`"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_with_pkce_and_the_rotating_grant_is_kept_encrypted() {
+    let mut s = servers();
+    let (dir, url) = common::fresh_sqlite();
+    let mut settings = app_settings(&s, url);
+    let cred = settings.oauth.get_mut(CREDENTIAL).unwrap();
+    cred.grant = Grant::Delegated;
+    cred.client_secret = Secret::default();
+    cred.authorize_url = Some(format!("http://127.0.0.1:{}/authorize", s.oauth.port));
+    cred.scope = Some("mail".into());
+    let key = dir.path().join("secret.key");
+
+    // A configured key file that is missing stops the start, naming it.
+    settings.secret_key_file = Some(key.clone());
+    let e = keepword::app::Application::build(settings.clone())
+        .await
+        .err()
+        .expect("no key, no start")
+        .to_string();
+    assert!(e.contains("secret_key_file"), "{e}");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key)
+            .unwrap();
+        std::io::Write::write_all(&mut f, &[7u8; 32]).unwrap();
+    }
+
+    // Short-lived tokens, so the grant is refreshed (and rotated) soon.
+    s.oauth.command(json!({"ttl": 4}));
+    let served = common::app::serve(settings, Clock::system()).await;
+    let cookie = served.sign_in().await;
+    assert!(
+        eventually_async(Duration::from_secs(10), || async {
+            served
+                .page(&cookie, "/connections")
+                .await
+                .1
+                .contains("nobody has signed in yet")
+        })
+        .await
+    );
+    let (_, html) = served.page(&cookie, "/connections").await;
+    assert!(html.contains("Sign in as support@test.local"), "{html}");
+    assert!(html.contains("Needs sign-in"), "{html}");
+    let csrf = common::app::hidden(&html, "csrf").unwrap();
+    let http = common::app::Served::browser_like();
+    let r = http
+        .post(format!("{}/connections/sign-in", served.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("target", MAILBOX)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let authorize = r.headers()["location"].to_str().unwrap().to_string();
+    for part in [
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "state=",
+        "login_hint=support%40test.local",
+        "scope=mail",
+    ] {
+        assert!(authorize.contains(part), "{part} missing from {authorize}");
+    }
+    // The provider signs the person in and sends the browser back.
+    let r = http.get(&authorize).send().await.unwrap();
+    let back = r.headers()["location"].to_str().unwrap().to_string();
+    let query = back.split_once("/oauth/callback").unwrap().1.to_string();
+    let callback = format!("{}/oauth/callback{query}", served.base);
+    // Another dashboard session cannot finish it.
+    let intruder = served.sign_in().await;
+    let (status, _) = served
+        .page(&intruder, &format!("/oauth/callback{query}"))
+        .await;
+    assert_eq!(status, 400);
+    let r = http
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303, "{}", r.text().await.unwrap());
+    // Used once.
+    let (status, _) = served
+        .page(&cookie, &format!("/oauth/callback{query}"))
+        .await;
+    assert_eq!(status, 400);
+    let code_request = s
+        .oauth
+        .token_requests()
+        .into_iter()
+        .find(|r| r["grant_type"] == "authorization_code")
+        .expect("the code was redeemed");
+    assert!(code_request["code_verifier"].as_str().unwrap().len() >= 43);
+
+    // The poller, waiting for a sign-in, logs in at once and reads mail;
+    // the acknowledgement goes out over SMTP with the same grant.
+    s.dovecot
+        .append(USER, PASS, "INBOX", &mail("delegated-1@acme.com"));
+    let acked = eventually(Duration::from_secs(15), || !s.smtp.received().is_empty()).await;
+    assert!(
+        acked,
+        "no acknowledgement after sign-in:\n{}",
+        s.dovecot.log()
+    );
+    // Tokens of 4 s: refreshes follow, each with the refresh token the
+    // previous answer rotated in (stored, then used).
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            s.oauth
+                .token_requests()
+                .iter()
+                .filter(|r| r["grant_type"] == "refresh_token")
+                .count()
+                >= 2
+        })
+        .await
+    );
+    let refreshes: Vec<String> = s
+        .oauth
+        .token_requests()
+        .iter()
+        .filter(|r| r["grant_type"] == "refresh_token")
+        .map(|r| r["refresh_token"].as_str().unwrap().to_string())
+        .collect();
+    assert_ne!(
+        refreshes[0], refreshes[1],
+        "the rotated refresh token was not kept"
+    );
+    assert!(refreshes.iter().all(|r| r.len() > 20));
+
+    // At rest: encrypted; another key cannot open it.
+    // (A rotation in flight may have its temporary file beside the grant.)
+    let files: Vec<_> = walk(&dir.path().join("oauth-grants"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "grant"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let raw = std::fs::read(&files[0]).unwrap();
+    for r in &refreshes {
+        assert!(
+            !raw.windows(r.len()).any(|w| w == r.as_bytes()),
+            "stored in the clear"
+        );
+    }
+    let other_key = dir.path().join("other.key");
+    let store = keepword::oauth::store::GrantStore::open(dir.path(), &other_key, true).unwrap();
+    assert!(store.get(CREDENTIAL, USER).is_err());
+    let store = keepword::oauth::store::GrantStore::open(dir.path(), &key, false).unwrap();
+    assert!(store.get(CREDENTIAL, USER).unwrap().is_some());
+    served.stop().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

@@ -202,9 +202,16 @@ impl MailboxPoller {
                     backoff
                 };
                 tracing::info!(mailbox = %mailbox, folder = %folder, retry_in_ms = wait.as_millis() as u64, "IMAP reconnect scheduled");
+                let signed_in = async {
+                    match (&self.tokens, e.needs_sign_in()) {
+                        (Some(t), true) => t.signed_in().await,
+                        _ => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(wait) => {}
+                    _ = signed_in => {}
                 }
                 if !e.needs_sign_in() {
                     backoff = (backoff * 2).min(self.timing.backoff_max);

@@ -157,6 +157,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/rejected", web::get().to(rejected))
         .route("/urgency", web::get().to(urgency))
         .route("/connections", web::get().to(connections::connections))
+        .route("/connections/sign-in", web::post().to(connections::sign_in))
+        .route("/oauth/callback", web::get().to(connections::callback))
         .route("/rejected/{id}/raw", web::get().to(rejected_raw))
         .route("/static/dashboard.css", web::get().to(css))
         .route("/static/dashboard.js", web::get().to(js));
