@@ -130,8 +130,8 @@ async fn serve(
         .expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
-    let token = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(token.clone(), None));
+    let token = app.shutdown();
+    let task = tokio::spawn(app.run_until_stopped(None));
     (base, token, task, state)
 }
 

@@ -33,7 +33,6 @@ use keepword::service::{LoadedContract, record_version};
 use keepword::store::{AnyConnection, Store, StoreError, from_db, schema};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 
 /// What the baseline client allows in flight: the worker's default bound.
 const BASELINE_CONCURRENCY: usize = 16;
@@ -291,8 +290,8 @@ async fn burst(n: usize, url: &str) {
     let app = Application::build_with_clock(settings, Clock::system())
         .await
         .expect("app builds");
-    let token = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(token.clone(), None));
+    let token = app.shutdown();
+    let task = tokio::spawn(app.run_until_stopped(None));
     let d = SystemTime::from(due);
     assert!(
         SystemTime::now() < d,

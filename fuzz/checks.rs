@@ -19,8 +19,8 @@ use keepword::ingest::email::{
     parse_email, route,
 };
 use keepword::ingest::webhook::{
-    EventError, GithubOutcome, IncomingEvent, MAX_FUTURE_SECS, MAX_ID_CHARS, MAX_SUBJECT_CHARS,
-    parse_generic, parse_github,
+    EventError, GithubOutcome, IncomingEvent, MAX_BODY_BYTES, MAX_FUTURE_SECS, MAX_ID_CHARS,
+    MAX_SUBJECT_CHARS, parse_basecamp, parse_generic, parse_github, parse_jira, parse_linear,
 };
 use keepword::sla::Direction;
 
@@ -292,6 +292,61 @@ pub fn github(input: &[u8]) {
             assert_eq!(e.channel, "github");
             assert!(e.thread.contains('#'), "{e:?}");
             assert!(e.client.is_none());
+            accepted_event(&e);
+        }
+        Ok(GithubOutcome::Ignored { reason, .. }) => assert!(!reason.is_empty()),
+        Err(EventError::Invalid(problems)) => assert!(!problems.is_empty()),
+        Err(EventError::Malformed(why)) => assert!(!why.is_empty()),
+    }
+}
+
+/// The ticket systems the `tickets` target picks from with the input's
+/// first line.
+pub const TICKET_SOURCES: [&str; 3] = ["jira", "linear", "basecamp"];
+
+/// A Jira, Linear or Basecamp delivery (signature already accepted): the
+/// first line of the input names the source, the rest is the body.
+pub fn tickets(input: &[u8]) {
+    static SHIPPED: std::sync::OnceLock<Contract> = std::sync::OnceLock::new();
+    let shipped = SHIPPED.get_or_init(|| {
+        contract::parse(include_str!("../config/contract.toml"), "contract.toml")
+            .expect("the shipped contract is valid")
+    });
+    let (source, body) = match input.iter().position(|&b| b == b'\n') {
+        Some(i) => (&input[..i], &input[i + 1..]),
+        None => (&b""[..], input),
+    };
+    let parsed = match source {
+        b"jira" => parse_jira(body, None, "tickets", shipped, now()),
+        b"linear" => parse_linear(body, "tickets", shipped, now()),
+        _ => parse_basecamp(body, "tickets", &[796227], shipped, now()),
+    };
+    let prefix = match source {
+        b"jira" => "jira:",
+        b"linear" => "linear:",
+        _ => "basecamp:",
+    };
+    match parsed {
+        Ok(GithubOutcome::Event(e)) => {
+            // The payload's own identity: a redelivery is one event.
+            assert!(e.idempotency_key.starts_with(prefix), "{e:?}");
+            assert_eq!(e.channel, "tickets");
+            assert!(
+                !e.thread.trim().is_empty() && !e.thread.contains('\0'),
+                "{e:?}"
+            );
+            assert!(e.thread.chars().count() <= 500, "{e:?}");
+            assert!(e.body.len() <= MAX_BODY_BYTES, "{e:?}");
+            assert!(
+                e.direction.is_some() || e.status.is_some(),
+                "neither: {e:?}"
+            );
+            assert!(
+                e.client
+                    .as_ref()
+                    .is_none_or(|c| shipped.client(c).is_some()),
+                "{e:?}"
+            );
             accepted_event(&e);
         }
         Ok(GithubOutcome::Ignored { reason, .. }) => assert!(!reason.is_empty()),

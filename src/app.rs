@@ -20,11 +20,12 @@ use crate::oauth::{OAuthMetrics, TokenSource};
 use crate::scheduler;
 use crate::service::connections::Connections;
 use crate::service::{
-    Changes, ContractHandle, EmailSink, LoadedContract, MailboxContext, Service, record_version,
+    Changes, ContractHandle, EmailSink, LoadedContract, MailboxContext, Service, ServiceParts,
+    record_version,
 };
 use crate::store::{self, Store};
 use crate::web::dashboard::Dashboard;
-use crate::web::{AppState, Auth, headers, routes, track};
+use crate::web::{AppState, Auth, head_as_get, headers, routes, track};
 
 /// A built, listening service.
 pub struct Application {
@@ -58,6 +59,9 @@ impl Application {
                 settings.contract_path().display()
             )
         })?;
+        for warning in loaded.warnings() {
+            tracing::warn!("{warning}");
+        }
         let url = settings.database_url.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&url))
             .await
@@ -86,18 +90,14 @@ impl Application {
             metrics.register(c);
         }
         let connections = Arc::new(Connections::new(&settings, tokens.clone()));
-        let worker = OutboxWorker::new(
-            store.clone(),
-            notify::worker::Senders {
-                smtp: Some(
-                    notify::SmtpSender::with_tokens(&settings.smtp, Some(tokens.clone()))
-                        .context("setting up the outbox worker")?,
-                ),
-                webhook: notify::WebhookSender::new().context("setting up the outbox worker")?,
-            },
-            notify::worker::WorkerConfig::default(),
-        )
-        .with_clock(clock.clone());
+        let mut senders =
+            notify::Senders::from_settings(&settings).context("setting up the outbox worker")?;
+        senders.smtp = Some(
+            notify::SmtpSender::with_tokens(&settings.smtp, Some(tokens.clone()))
+                .context("setting up the outbox worker")?,
+        );
+        let worker = OutboxWorker::new(store.clone(), senders, notify::WorkerConfig::default())
+            .with_clock(clock.clone());
         for c in worker.collectors() {
             metrics.register(c);
         }
@@ -113,18 +113,15 @@ impl Application {
             .exists()
             .then_some(settings.templates.as_path());
         let templates = AckTemplates::load(templates_dir).context("acknowledgement templates")?;
-        let service = Service::new(
-            store.clone(),
-            contract.clone(),
-            metrics.clone(),
-            &settings.public_url,
-            notify::message_id_domain(&settings.smtp.from),
-        )
-        .with_templates(templates)
-        .with_clock(clock)
-        .with_changes(match store.backend() {
-            store::Backend::Postgres => Changes::postgres(&settings.database_url),
-            store::Backend::Sqlite => Changes::local(),
+        let service = Service::from_parts(ServiceParts {
+            store: store.clone(),
+            contract: contract.clone(),
+            metrics: metrics.clone(),
+            public_url: settings.public_url.clone(),
+            message_id_domain: notify::message_id_domain(&settings.smtp.from),
+            templates,
+            clock,
+            changes: Changes::for_store(&store),
         });
         let state = AppState {
             store,
@@ -135,6 +132,10 @@ impl Application {
                 api_tokens: settings.api_tokens.clone(),
                 github_secret: settings.github.webhook_secret.clone(),
                 github_channel: settings.github.channel.clone(),
+                jira: settings.jira.clone(),
+                linear: settings.linear.clone(),
+                basecamp: settings.basecamp.clone(),
+                metrics_token: settings.metrics_token.clone(),
             }),
             dashboard: Arc::new(
                 Dashboard::new(
@@ -158,6 +159,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .wrap(from_fn(head_as_get))
                 .wrap(from_fn(track))
                 .wrap(from_fn(headers))
                 .configure(routes)
@@ -188,22 +190,22 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` is cancelled, then stops accepting, lets
-    /// requests in flight finish, and returns. `reload` (SIGHUP) re-reads the
-    /// contract.
+    /// The one stop signal of this process: cancelling it (main does, on
+    /// SIGTERM or SIGINT) makes [`Self::run_until_stopped`] stop accepting,
+    /// let requests in flight finish, and return; every task and live
+    /// response watches it.
+    pub fn shutdown(&self) -> CancellationToken {
+        self.state.stopping.clone()
+    }
+
+    /// Serves until [`Self::shutdown`] is cancelled. `reload` (SIGHUP)
+    /// re-reads the contract.
     pub async fn run_until_stopped(
         self,
-        shutdown: CancellationToken,
         reload: Option<tokio::sync::mpsc::Receiver<()>>,
     ) -> anyhow::Result<()> {
+        let shutdown = self.state.stopping.clone();
         let handle = self.server.handle();
-        {
-            let (shutdown, stopping) = (shutdown.clone(), self.state.stopping.clone());
-            tokio::spawn(async move {
-                shutdown.cancelled().await;
-                stopping.cancel();
-            });
-        }
         let server = tokio::spawn(self.server);
         let scheduler = tokio::spawn(scheduler::run(self.state.service.clone(), shutdown.clone()));
         let outbox = tokio::spawn(

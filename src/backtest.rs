@@ -449,7 +449,7 @@ pub fn run(
                 request_type_name: contract
                     .request_type(request_type)
                     .map_or_else(|| request_type.to_string(), |t| t.name.clone()),
-                client_name: client_name(contract, conv_client),
+                client_name: contract.client_name(conv_client),
                 ..Row::default()
             });
         row.conversations += 1;
@@ -512,14 +512,6 @@ pub(crate) fn row_order(a: &Row, b: &Row) -> std::cmp::Ordering {
         .then(b.conversations.cmp(&a.conversations))
         .then_with(|| a.request_type_name.cmp(&b.request_type_name))
         .then_with(|| a.client_name.cmp(&b.client_name))
-}
-
-fn client_name(contract: &Contract, id: &str) -> String {
-    match contract.client(id) {
-        Some(c) => c.name.clone(),
-        None if id == UNKNOWN_CLIENT => "Unknown senders".into(),
-        None => id.to_string(),
-    }
 }
 
 /// The business seconds of a request type's own first-response window

@@ -28,6 +28,10 @@ const NON_CONFIG_ENV: &[&str] = &["config", "log", "log_format", "python", "test
 /// everyone knows.
 pub const PLACEHOLDER_SECRET: &str = "change-me";
 
+/// The shortest dashboard password accepted on an address others can reach:
+/// the sign-in limit slows guessing per address, not across many.
+pub const MIN_DASHBOARD_PASSWORD_CHARS: usize = 12;
+
 /// What [`Settings::check_secrets_for_bind`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretsCheck {
@@ -140,20 +144,50 @@ pub struct Settings {
     /// Bearer tokens accepted by `/api/v1/*`. From env: comma-separated.
     #[serde(deserialize_with = "list_or_csv")]
     pub api_tokens: Vec<Secret>,
-    /// Password of the team dashboard.
+    /// Password of the team dashboard. Never empty; beyond loopback at
+    /// least [`MIN_DASHBOARD_PASSWORD_CHARS`] characters.
     pub dashboard_password: Secret,
+    /// Read the dashboard password from this file instead (wins over
+    /// `dashboard_password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard_password_file: Option<PathBuf>,
     /// Tokens of read-only wallboard links, `/wall?token=T`. From env:
     /// comma-separated. Empty: no wallboard.
     #[serde(default, deserialize_with = "list_or_csv")]
     pub wall_tokens: Vec<Secret>,
+    /// Bearer token `/metrics` asks for (Prometheus's `authorization` or
+    /// `bearer_token`): the breach counts are per client. Empty: `/metrics`
+    /// is public. Otherwise at least 16 characters.
+    #[serde(default)]
+    pub metrics_token: Secret,
+    /// Read the metrics token from this file instead (wins over
+    /// `metrics_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_token_file: Option<PathBuf>,
     /// Log output: `text` for people, `json` for log shippers.
     pub log_format: LogFormat,
     /// Folder of the acknowledgement templates; a missing file falls back to
     /// the built-in copy of the shipped one.
     pub templates: PathBuf,
     pub github: GithubSettings,
+    /// `[jira]`: Jira Cloud and Jira Service Management webhooks. Absent:
+    /// `/webhooks/jira` answers 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jira: Option<TicketWebhookSettings>,
+    /// `[linear]`: Linear webhooks. Absent: `/webhooks/linear` answers 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear: Option<TicketWebhookSettings>,
+    /// `[basecamp]`: Basecamp webhooks. Absent: `/webhooks/basecamp/…`
+    /// answers 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basecamp: Option<BasecampSettings>,
     pub smtp: SmtpSettings,
     pub mailboxes: Vec<MailboxSettings>,
+    /// PagerDuty Events API v2 endpoint contacts' `pagerduty` keys post to.
+    pub pagerduty_url: String,
+    /// Base URL of the Opsgenie (or Jira Service Management Ops) alert API.
+    pub opsgenie_url: String,
+    pub webhooks: WebhookSettings,
     /// OAuth 2.0 credentials by name, for mailboxes and SMTP with
     /// `auth = "oauth2"` (see `crate::oauth::settings`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -165,6 +199,35 @@ pub struct Settings {
     pub secret_key_file: Option<PathBuf>,
 }
 
+/// `[webhooks]`: how generic webhook deliveries are signed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Standard Webhooks signing secret (`whsec_` + base64). Empty: deliveries
+    /// carry `webhook-id` but are not signed.
+    pub signing_secret: Secret,
+    /// Read the secret from this file instead (wins over `signing_secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret_file: Option<PathBuf>,
+}
+
+impl WebhookSettings {
+    /// The HMAC key: the base64 after the optional `whsec_` prefix. `None`
+    /// when unset; an error when it is not base64.
+    pub fn signing_key(&self) -> Result<Option<Vec<u8>>, String> {
+        use base64::Engine;
+        let s = self.signing_secret.expose().trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        let b64 = s.strip_prefix("whsec_").unwrap_or(s);
+        match base64::engine::general_purpose::STANDARD.decode(b64) {
+            Ok(key) if !key.is_empty() => Ok(Some(key)),
+            _ => Err("`webhooks.signing_secret` must be `whsec_` followed by base64 (e.g. `whsec_` + `openssl rand -base64 32`)".into()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GithubSettings {
@@ -174,6 +237,37 @@ pub struct GithubSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret_file: Option<PathBuf>,
     /// Contract channel the deliveries feed (default: the first `ticket` channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+/// `[jira]` and `[linear]`: the secret their webhooks are signed with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketWebhookSettings {
+    #[serde(default)]
+    pub webhook_secret: Secret,
+    /// Read the secret from this file instead (wins over `webhook_secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Contract channel the deliveries feed (default: the first `ticket` channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+/// `[basecamp]`: Basecamp signs nothing, so the secret is the last segment
+/// of the webhook's URL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasecampSettings {
+    #[serde(default)]
+    pub webhook_secret: Secret,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// The team's Basecamp company ids: people of these companies are the
+    /// team, everyone else the client.
+    #[serde(default)]
+    pub company_ids: Vec<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
 }
@@ -276,7 +370,10 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".into(),
             api_tokens: vec![Secret::new(PLACEHOLDER_SECRET)],
             dashboard_password: Secret::new(PLACEHOLDER_SECRET),
+            dashboard_password_file: None,
             wall_tokens: Vec::new(),
+            metrics_token: Secret::default(),
+            metrics_token_file: None,
             log_format: LogFormat::Text,
             templates: "config/templates".into(),
             github: GithubSettings {
@@ -284,6 +381,9 @@ impl Default for Settings {
                 webhook_secret_file: None,
                 channel: None,
             },
+            jira: None,
+            linear: None,
+            basecamp: None,
             smtp: SmtpSettings {
                 host: "127.0.0.1".into(),
                 port: 25,
@@ -297,6 +397,9 @@ impl Default for Settings {
                 oauth: None,
             },
             mailboxes: Vec::new(),
+            pagerduty_url: "https://events.pagerduty.com/v2/enqueue".into(),
+            opsgenie_url: "https://api.opsgenie.com".into(),
+            webhooks: WebhookSettings::default(),
             oauth: Default::default(),
             secret_key_file: None,
         }
@@ -442,8 +545,29 @@ impl Settings {
         if let Some(p) = &self.github.webhook_secret_file {
             self.github.webhook_secret = read("github.webhook_secret_file", p)?;
         }
+        for (key, settings) in [("jira", &mut self.jira), ("linear", &mut self.linear)] {
+            if let Some(t) = settings
+                && let Some(p) = &t.webhook_secret_file
+            {
+                t.webhook_secret = read(&format!("{key}.webhook_secret_file"), p)?;
+            }
+        }
+        if let Some(b) = &mut self.basecamp
+            && let Some(p) = &b.webhook_secret_file
+        {
+            b.webhook_secret = read("basecamp.webhook_secret_file", p)?;
+        }
         if let Some(p) = &self.smtp.password_file {
             self.smtp.password = read("smtp.password_file", p)?;
+        }
+        if let Some(p) = &self.webhooks.signing_secret_file {
+            self.webhooks.signing_secret = read("webhooks.signing_secret_file", p)?;
+        }
+        if let Some(p) = &self.dashboard_password_file {
+            self.dashboard_password = read("dashboard_password_file", p)?;
+        }
+        if let Some(p) = &self.metrics_token_file {
+            self.metrics_token = read("metrics_token_file", p)?;
         }
         for (i, mb) in self.mailboxes.iter_mut().enumerate() {
             if let Some(p) = &mb.password_file {
@@ -475,8 +599,52 @@ impl Settings {
                     .into(),
             );
         }
+        for (key, url) in [
+            ("pagerduty_url", &self.pagerduty_url),
+            ("opsgenie_url", &self.opsgenie_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(format!(
+                    "`{key}` must be an http:// or https:// URL (got `{url}`)"
+                ));
+            }
+        }
+        if let Err(e) = self.webhooks.signing_key() {
+            problems.push(e);
+        }
+        // An unset variable in a compose file arrives as an empty string, and
+        // an empty password would match an empty form field.
+        if self.dashboard_password.is_empty() {
+            problems.push(
+                "`dashboard_password` is empty (it would sign anyone in): set \
+                 KEEPWORD_DASHBOARD_PASSWORD, `dashboard_password` or `dashboard_password_file`"
+                    .into(),
+            );
+        }
+        if !self.metrics_token.is_empty() && self.metrics_token.expose().chars().count() < 16 {
+            problems.push(
+                "`metrics_token` needs at least 16 characters (or none: public /metrics)".into(),
+            );
+        }
         if self.api_tokens.iter().any(Secret::is_empty) {
             problems.push("`api_tokens` contains an empty token".into());
+        }
+        let ticket_secrets = [
+            ("jira", self.jira.as_ref().map(|t| &t.webhook_secret)),
+            ("linear", self.linear.as_ref().map(|t| &t.webhook_secret)),
+            (
+                "basecamp",
+                self.basecamp.as_ref().map(|b| &b.webhook_secret),
+            ),
+        ];
+        for (section, secret) in ticket_secrets {
+            // The URL secret is Basecamp's only credential, and an HMAC key
+            // as short as a word is guessable offline from one signed body.
+            if secret.is_some_and(|s| s.expose().len() < 16) {
+                problems.push(format!(
+                    "`{section}.webhook_secret` needs at least 16 characters (or remove [{section}])"
+                ));
+            }
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, mb) in self.mailboxes.iter().enumerate() {
@@ -521,10 +689,19 @@ impl Settings {
         if placeholder(&self.dashboard_password) {
             keys.push((
                 "dashboard_password",
-                "KEEPWORD_DASHBOARD_PASSWORD or `dashboard_password` in the config file",
+                "KEEPWORD_DASHBOARD_PASSWORD, or `dashboard_password` / `dashboard_password_file` \
+                 in the config file",
             ));
         }
         keys
+    }
+
+    /// A dashboard password that is not the placeholder but shorter than
+    /// [`MIN_DASHBOARD_PASSWORD_CHARS`]: its length, if so.
+    fn short_dashboard_password(&self) -> Option<usize> {
+        let p = self.dashboard_password.expose();
+        let chars = p.chars().count();
+        (p != PLACEHOLDER_SECRET && chars < MIN_DASHBOARD_PASSWORD_CHARS).then_some(chars)
     }
 
     /// Placeholder secrets are public knowledge: anyone who can reach the
@@ -533,7 +710,9 @@ impl Settings {
     /// warned about.
     pub fn check_secrets_for_bind(&self) -> SecretsCheck {
         let keys = self.placeholder_secrets();
-        if keys.is_empty() {
+        let short = self.short_dashboard_password();
+        let loopback = self.bind.ip().is_loopback();
+        if keys.is_empty() && (short.is_none() || loopback) {
             return SecretsCheck::Fine;
         }
         let list = keys
@@ -541,18 +720,31 @@ impl Settings {
             .map(|(key, how)| format!("`{key}` (set {how})"))
             .collect::<Vec<_>>()
             .join("; ");
-        if self.bind.ip().is_loopback() {
-            SecretsCheck::Warn(format!(
+        if loopback {
+            return SecretsCheck::Warn(format!(
                 "the placeholder secret `{PLACEHOLDER_SECRET}` is in force for {list}; \
                  acceptable on loopback only"
-            ))
-        } else {
-            SecretsCheck::Refuse(format!(
-                "refusing to listen on {} with the placeholder secret `{PLACEHOLDER_SECRET}` \
-                 in force for {list}; set real secrets, or bind to 127.0.0.1",
-                self.bind
-            ))
+            ));
         }
+        let mut why = Vec::new();
+        if !keys.is_empty() {
+            why.push(format!(
+                "the placeholder secret `{PLACEHOLDER_SECRET}` in force for {list}"
+            ));
+        }
+        if let Some(chars) = short {
+            why.push(format!(
+                "a `dashboard_password` of {chars} character{} (at least \
+                 {MIN_DASHBOARD_PASSWORD_CHARS} needed; set KEEPWORD_DASHBOARD_PASSWORD, or \
+                 `dashboard_password` / `dashboard_password_file` in the config file)",
+                if chars == 1 { "" } else { "s" }
+            ));
+        }
+        SecretsCheck::Refuse(format!(
+            "refusing to listen on {} with {}; set real secrets, or bind to 127.0.0.1",
+            self.bind,
+            why.join(", and ")
+        ))
     }
 
     /// A `ca_file` that is missing or holds no certificate would only show up
@@ -620,9 +812,18 @@ impl Sources {
 /// secrets and paths whose default is absent.
 fn is_text_key(defaults: &Dict, dotted: &str) -> bool {
     const TEXT_WITHOUT_DEFAULT: &[&str] = &[
+        "dashboard_password_file",
+        "metrics_token_file",
         "github.webhook_secret_file",
         "github.channel",
+        "jira.webhook_secret_file",
+        "jira.channel",
+        "linear.webhook_secret_file",
+        "linear.channel",
+        "basecamp.webhook_secret_file",
+        "basecamp.channel",
         "smtp.password_file",
+        "webhooks.signing_secret_file",
     ];
     if TEXT_WITHOUT_DEFAULT.contains(&dotted) || is_secret_key(dotted) {
         return true;
@@ -641,8 +842,13 @@ fn is_secret_key(dotted: &str) -> bool {
     let mut parts = dotted.split('.');
     let first = parts.next().unwrap_or_default();
     let last = dotted.rsplit('.').next().unwrap_or_default();
-    matches!(first, "api_tokens" | "dashboard_password" | "wall_tokens")
-        || matches!(last, "password" | "webhook_secret" | "client_secret")
+    matches!(
+        first,
+        "api_tokens" | "dashboard_password" | "wall_tokens" | "metrics_token"
+    ) || matches!(
+        last,
+        "password" | "webhook_secret" | "signing_secret" | "client_secret"
+    )
 }
 
 fn describe_figment_error(e: figment::Error, sources: &Sources) -> String {
@@ -990,6 +1196,102 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_dashboard_password_is_a_config_error() {
+        // What a compose file with an unset variable passes.
+        let e = Settings::load_from(None, &env(&[("KEEPWORD_DASHBOARD_PASSWORD", "")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`dashboard_password` is empty"), "{e}");
+        let f = file("dashboard_password = \"\"\n");
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`dashboard_password` is empty"), "{e}");
+        let empty = file("");
+        let f = file(&format!(
+            "dashboard_password_file = \"{}\"\n",
+            empty.path().display()
+        ));
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`dashboard_password` is empty"), "{e}");
+    }
+
+    #[test]
+    fn the_dashboard_password_and_the_metrics_token_are_read_from_files() {
+        let secret = file("a-secret-from-a-file-0123\n");
+        let path = secret.path().display().to_string();
+        let f = file(&format!(
+            "dashboard_password = \"ignored\"\ndashboard_password_file = \"{path}\"\n"
+        ));
+        let s = Settings::load_from(Some(f.path()), &[]).unwrap();
+        assert_eq!(s.dashboard_password.expose(), "a-secret-from-a-file-0123");
+        type Read = fn(&Settings) -> &Secret;
+        let keys: [(&str, &str, Read); 2] = [
+            (
+                "KEEPWORD_DASHBOARD_PASSWORD_FILE",
+                "dashboard_password_file",
+                |s| &s.dashboard_password,
+            ),
+            ("KEEPWORD_METRICS_TOKEN_FILE", "metrics_token_file", |s| {
+                &s.metrics_token
+            }),
+        ];
+        for (var, key, read) in keys {
+            let s = Settings::load_from(None, &env(&[(var, &path)])).unwrap();
+            assert_eq!(read(&s).expose(), "a-secret-from-a-file-0123", "{var}");
+            let e = Settings::load_from(None, &env(&[(var, "/nonexistent/secret")]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_metrics_token_is_not_short_and_absent_by_default() {
+        let e = Settings::load_from(None, &env(&[("KEEPWORD_METRICS_TOKEN", "short-1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`metrics_token`") && !e.contains("short-1"),
+            "{e}"
+        );
+        let s = Settings::load_from(None, &[]).unwrap();
+        assert!(s.metrics_token.is_empty(), "public /metrics by default");
+    }
+
+    #[test]
+    fn a_short_dashboard_password_is_refused_beyond_loopback() {
+        let mut s = Settings {
+            bind: "0.0.0.0:8080".parse().unwrap(),
+            api_tokens: vec![Secret::new("real-token")],
+            ..Default::default()
+        };
+        s.github.webhook_secret = Secret::new("real-secret");
+        for short in ["x", "eleven-char", "ünïcödé-pw"] {
+            s.dashboard_password = Secret::new(short);
+            let SecretsCheck::Refuse(why) = s.check_secrets_for_bind() else {
+                panic!("`{short}` must be refused on 0.0.0.0");
+            };
+            assert!(why.contains("`dashboard_password`"), "{why}");
+            assert!(why.contains("at least 12"), "{why}");
+            if short.len() > 3 {
+                assert!(!why.contains(short), "never shows the password: {why}");
+            }
+        }
+        s.dashboard_password = Secret::new("twelve-chars");
+        assert_eq!(s.check_secrets_for_bind(), SecretsCheck::Fine);
+        s.bind = "127.0.0.1:8080".parse().unwrap();
+        s.dashboard_password = Secret::new("x");
+        assert_eq!(
+            s.check_secrets_for_bind(),
+            SecretsCheck::Fine,
+            "loopback is for development"
+        );
+    }
+
+    #[test]
     fn ca_files_are_checked_at_load_naming_key_and_path() {
         // Empty means none, as in the shipped file.
         let f = file("[smtp]\nca_file = \"\"\n");
@@ -1031,5 +1333,35 @@ mod tests {
     fn an_explicit_missing_config_file_is_an_error() {
         let e = Settings::load_from(Some(Path::new("/nonexistent/k.toml")), &[]).unwrap_err();
         assert!(matches!(e, ConfigError::Missing(_)));
+    }
+    #[test]
+    fn ticket_sources_are_off_until_configured_and_need_real_secrets() {
+        let s = Settings::load_from(None, &[]).unwrap();
+        assert!(s.jira.is_none() && s.linear.is_none() && s.basecamp.is_none());
+
+        let secret = file("jira-secret-from-file\n");
+        let f = file(&format!(
+            "[jira]\nwebhook_secret_file = \"{}\"\nchannel = \"tickets\"\n\
+             [basecamp]\nwebhook_secret = \"0123456789abcdef0\"\ncompany_ids = [796227]\n",
+            secret.path().display()
+        ));
+        let env_secret = [("KEEPWORD_LINEAR__WEBHOOK_SECRET", "1234567890123456")];
+        let s = Settings::load_from(Some(f.path()), &env(&env_secret)).unwrap();
+        let jira = s.jira.unwrap();
+        assert_eq!(jira.webhook_secret.expose(), "jira-secret-from-file");
+        assert_eq!(jira.channel.as_deref(), Some("tickets"));
+        assert_eq!(
+            s.linear.unwrap().webhook_secret.expose(),
+            "1234567890123456"
+        );
+        assert_eq!(s.basecamp.unwrap().company_ids, [796227]);
+
+        // A guessable secret is refused, naming the key.
+        let f = file("[basecamp]\nwebhook_secret = \"short\"\n");
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("basecamp.webhook_secret"), "{e}");
+        assert!(!e.contains("short"), "{e}");
     }
 }

@@ -256,11 +256,10 @@ fn serve(config: Option<PathBuf>, bind: Option<std::net::SocketAddr>) -> anyhow:
             signal(SignalKind::hangup())?,
         );
         let app = Application::build(settings).await?;
-        let shutdown = CancellationToken::new();
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(signals(handlers, shutdown.clone(), reload_tx));
+        tokio::spawn(signals(handlers, app.shutdown(), reload_tx));
         tracing::info!(port = app.port(), "keepword serving");
-        app.run_until_stopped(shutdown, Some(reload_rx)).await
+        app.run_until_stopped(Some(reload_rx)).await
     })
 }
 
@@ -305,8 +304,15 @@ fn migrate(config: Option<PathBuf>, database_url: Option<String>) -> anyhow::Res
 }
 
 /// Loads a contract for a `contract` subcommand, or prints its errors.
-fn load_or_report(file: &std::path::Path) -> Option<LoadedContract> {
-    match LoadedContract::load(file) {
+/// `resolve`: resolve `env:`/`file:` targets too (`check`); reading the
+/// contract (render, diff, due) does not need the alert secrets.
+fn load_or_report(file: &std::path::Path, resolve: bool) -> Option<LoadedContract> {
+    let loaded = if resolve {
+        LoadedContract::load(file)
+    } else {
+        LoadedContract::load_unresolved(file)
+    };
+    match loaded {
         Ok(l) => Some(l),
         Err(errors) => {
             eprintln!("{errors}");
@@ -327,7 +333,8 @@ fn contract(command: ContractCommand) -> ExitCode {
         | ContractCommand::Render { file, .. }
         | ContractCommand::Due { file, .. } => file.clone(),
         ContractCommand::Diff { old, new } => {
-            let (Some(old), Some(new)) = (load_or_report(old), load_or_report(new)) else {
+            let (Some(old), Some(new)) = (load_or_report(old, false), load_or_report(new, false))
+            else {
                 return ExitCode::FAILURE;
             };
             let text = keepword::contract::diff_text(&old.contract, &new.contract);
@@ -340,11 +347,15 @@ fn contract(command: ContractCommand) -> ExitCode {
             };
         }
     };
-    let Some(loaded) = load_or_report(&file) else {
+    let resolve = matches!(command, ContractCommand::Check { .. });
+    let Some(loaded) = load_or_report(&file, resolve) else {
         return ExitCode::FAILURE;
     };
     let result = match command {
         ContractCommand::Check { file } => {
+            for warning in loaded.warnings() {
+                eprintln!("{warning}");
+            }
             println!(
                 "{}: ok (version {})",
                 file.display(),
@@ -408,10 +419,11 @@ fn backtest(
     format: ReportFormat,
 ) -> anyhow::Result<()> {
     use keepword::backtest::{self, Source};
-    let loaded = LoadedContract::load(contract).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A backtest sends nothing: the alert secrets are not needed.
+    let loaded = LoadedContract::load_unresolved(contract).map_err(|e| anyhow::anyhow!("{e}"))?;
     // Both files are checked before any mail is read.
     let baseline = baseline
-        .map(|b| LoadedContract::load(b).map_err(|e| anyhow::anyhow!("{e}")))
+        .map(|b| LoadedContract::load_unresolved(b).map_err(|e| anyhow::anyhow!("{e}")))
         .transpose()?;
     let sources: Vec<Source> = mbox
         .map(Source::Mbox)

@@ -8,25 +8,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::service::Service;
-use crate::store::Backend;
 
 /// Longest sleep without looking: another process on the same PostgreSQL may
 /// have scheduled something earlier than this process knows of.
 const MAX_IDLE: Duration = Duration::from_secs(2);
 
-/// Steps run at once on PostgreSQL while a burst is due (the previous step
-/// took a full batch). Each claims its own batch with `FOR UPDATE SKIP
-/// LOCKED`, as steps of several processes do, so 1,000 dues in one second
-/// are not refreshed one batch after another: a step spends most of its time
-/// waiting on round trips, which overlap. SQLite has one writer: one step.
-const BURST_STEPS: usize = 4;
-
 pub async fn run(service: Service, shutdown: CancellationToken) {
     let wake = service.scheduler_wake();
-    let parallel = match service.store().backend() {
-        Backend::Postgres => BURST_STEPS,
-        Backend::Sqlite => 1,
-    };
+    let parallel = service.store().burst_steps();
     let mut burst = false;
     loop {
         // While a step runs its outcome is unknown: every commit wakes us

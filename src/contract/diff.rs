@@ -1,5 +1,5 @@
 //! What changed between two contract versions, in the client's words
-//! (SPEC 13): "Questions: first response 4 business hours → 2 business
+//! (README, "The contract"): "Questions: first response 4 business hours → 2 business
 //! hours", "new request type: Billing", "holiday added: 31 December 2026",
 //! "urgent channel: pager → phone".
 //!
@@ -61,13 +61,12 @@ impl fmt::Display for Change {
     }
 }
 
-/// The timer as the diff names it.
+/// The timer as the diff names it to a client: the promise of updates
+/// reads as what it is.
 pub fn timer_words(timer: Timer) -> &'static str {
     match timer {
-        Timer::FirstResponse => "first response",
-        Timer::NextResponse => "next response",
-        Timer::Resolution => "resolution",
         Timer::PeriodicUpdate => "updates while we work on it",
+        other => other.words(),
     }
 }
 
@@ -441,6 +440,16 @@ fn internal(old: &Contract, new: &Contract, push: &mut impl FnMut(ChangeKind, St
                 ChangeKind::Internal,
                 format!("{}: addresses and domains changed", c.name),
             ),
+            Some(o)
+                if o.jira_projects != c.jira_projects
+                    || o.linear_teams != c.linear_teams
+                    || o.basecamp_projects != c.basecamp_projects =>
+            {
+                push(
+                    ChangeKind::Internal,
+                    format!("{}: ticket projects and teams changed", c.name),
+                )
+            }
             Some(_) => {}
         }
     }

@@ -8,7 +8,7 @@
 //! exactly one request type is the default, every calendar is built. The
 //! rest of the program therefore never checks a string from the file again.
 //!
-//! The file format is SPEC section 2; its key names are an interface.
+//! The file format is the README's "The contract"; its key names are an interface.
 
 mod diagnostic;
 mod diff;
@@ -36,12 +36,33 @@ pub use render::{channel_words, promise, render_html, render_markdown, window_wo
 /// The client id senders are filed under when no declared client matches.
 pub const UNKNOWN_CLIENT: &str = "unknown";
 
-/// Warn threshold of a request type without an `at` escalation step (SPEC 4).
+/// Warn threshold of a request type without an `at` escalation step (README, "The contract").
 pub const DEFAULT_WARN_PERCENT: u8 = 75;
 
 /// Parses and validates a contract. `file_name` only labels diagnostics.
+/// Targets written as references (`env:VAR`, `file:PATH`) stay unresolved:
+/// the contract is read, rendered and compared, but such a target cannot be
+/// delivered to. [`parse_with`] resolves them.
 pub fn parse(source: &str, file_name: &str) -> Result<Contract, Diagnostics> {
-    parse::parse(source, file_name)
+    parse::parse(source, file_name, None)
+}
+
+/// [`parse`], resolving every target reference through `secrets`; a
+/// reference that does not resolve is an error naming the contact and key.
+pub fn parse_with(
+    source: &str,
+    file_name: &str,
+    secrets: &dyn ResolveSecret,
+) -> Result<Contract, Diagnostics> {
+    parse::parse(source, file_name, Some(secrets))
+}
+
+/// Where a target reference is looked up. The core reads no environment and
+/// no files: the service passes the process's own.
+pub trait ResolveSecret {
+    /// The value behind `reference`, or why there is none (said without
+    /// the value).
+    fn resolve(&self, reference: &SecretRef) -> Result<String, String>;
 }
 
 /// Why a query about a valid contract could not be answered.
@@ -57,7 +78,7 @@ pub enum ContractError {
     Calendar(#[from] CalendarError),
 }
 
-/// One SLA clock of a conversation (SPEC 1).
+/// One SLA clock of a conversation (README, "The contract").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Timer {
     FirstResponse,
@@ -75,6 +96,17 @@ impl Timer {
         Timer::Resolution,
         Timer::PeriodicUpdate,
     ];
+
+    /// The timer as people read it: the one wording of pages, alerts and
+    /// reports.
+    pub fn words(self) -> &'static str {
+        match self {
+            Timer::FirstResponse => "first response",
+            Timer::NextResponse => "next response",
+            Timer::Resolution => "resolution",
+            Timer::PeriodicUpdate => "periodic update",
+        }
+    }
 
     /// The stored name of the timer (the contract key of its window, but
     /// `update_every` for `periodic_update`).
@@ -137,11 +169,11 @@ pub struct ContractInfo {
     pub timezone: Tz,
     pub public_url: Option<String>,
     pub unknown_senders: UnknownSenders,
-    /// `decision`: why this version exists, in the lead's words (SPEC 13).
+    /// `decision`: why this version exists, in the lead's words (README, "The contract").
     /// Part of the version, so a changed reason is a new version.
     pub decision: Option<String>,
     /// `urgent_share_limit`: the share of a client's new conversations over
-    /// the trailing 30 days that may be urgent before it is flagged (SPEC 14).
+    /// the trailing 30 days that may be urgent before it is flagged (README, "Urgency and focus").
     pub urgent_share_limit: Option<ShareLimit>,
 }
 
@@ -270,7 +302,7 @@ pub struct EscalationStep {
     /// Contact ids; all declared.
     pub notify: Vec<String>,
     /// `page = true`: goes out at once at any hour, whatever the contacts'
-    /// working hours and digests (SPEC 14).
+    /// working hours and digests (README, "Urgency and focus").
     pub page: bool,
 }
 
@@ -304,7 +336,7 @@ pub struct RequestType {
     /// (timer `periodic_update`). `None`: no such promise.
     pub update_every: Option<BusinessDuration>,
     /// `urgent = true`: a true urgency. Its alerts page at any hour, and it
-    /// counts towards the client's urgent share (SPEC 14).
+    /// counts towards the client's urgent share (README, "Urgency and focus").
     pub urgent: bool,
     /// `max_pause`: business time the resolution timer may spend paused
     /// (waiting on the client) in one conversation before it resumes by
@@ -335,17 +367,172 @@ impl RequestType {
     }
 }
 
-/// `[contacts]` entry; at least one of `email` and `webhook`.
+/// How a target is written in the contract: the value itself, or where the
+/// service finds it, so that a secret (a webhook URL, a routing key) need not
+/// be in a document clients read and the database keeps.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    Literal(String),
+    /// `env:VAR`.
+    Env(String),
+    /// `file:PATH`: the file's text, without its trailing line break.
+    File(String),
+}
+
+impl SecretRef {
+    /// Exactly as the contract writes it.
+    pub fn written(&self) -> String {
+        match self {
+            SecretRef::Literal(v) => v.clone(),
+            SecretRef::Env(var) => format!("env:{var}"),
+            SecretRef::File(path) => format!("file:{path}"),
+        }
+    }
+    pub fn is_literal(&self) -> bool {
+        matches!(self, SecretRef::Literal(_))
+    }
+}
+
+/// A literal may be the secret itself: never printed.
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Literal(_) => f.write_str("Literal([redacted])"),
+            other => write!(f, "{}", other.written()),
+        }
+    }
+}
+
+/// One of a contact's alert targets: as written, and its value once
+/// resolved (`None`: a reference read without resolving, see [`parse`]).
+/// Two targets are equal when the contract writes them alike.
+#[derive(Clone)]
+pub struct Target {
+    pub written: SecretRef,
+    value: Option<String>,
+}
+
+impl Target {
+    pub(crate) fn new(written: SecretRef, value: Option<String>) -> Target {
+        Target { written, value }
+    }
+    /// The URL or key to deliver to.
+    pub fn value(&self) -> Option<&str> {
+        self.value.as_deref()
+    }
+}
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Target) -> bool {
+        self.written == other.written
+    }
+}
+impl Eq for Target {}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Target({:?}, {})",
+            self.written,
+            if self.value.is_some() {
+                "resolved"
+            } else {
+                "unresolved"
+            }
+        )
+    }
+}
+
+/// The kinds of alert target a contact may have, by contract key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TargetKind {
+    Email,
+    Webhook,
+    Teams,
+    PagerDuty,
+    Opsgenie,
+}
+
+impl TargetKind {
+    pub const ALL: [TargetKind; 5] = [
+        TargetKind::Email,
+        TargetKind::Webhook,
+        TargetKind::Teams,
+        TargetKind::PagerDuty,
+        TargetKind::Opsgenie,
+    ];
+    /// The contract key.
+    pub fn key(self) -> &'static str {
+        match self {
+            TargetKind::Email => "email",
+            TargetKind::Webhook => "webhook",
+            TargetKind::Teams => "teams",
+            TargetKind::PagerDuty => "pagerduty",
+            TargetKind::Opsgenie => "opsgenie",
+        }
+    }
+    /// For people: "PagerDuty", "Microsoft Teams".
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Email => "email",
+            TargetKind::Webhook => "a chat webhook",
+            TargetKind::Teams => "Microsoft Teams",
+            TargetKind::PagerDuty => "PagerDuty",
+            TargetKind::Opsgenie => "Opsgenie",
+        }
+    }
+}
+
+/// `[contacts]` entry; at least one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contact {
     pub id: String,
-    pub email: Option<String>,
-    pub webhook: Option<String>,
+    /// An email address (a literal is lower-cased).
+    pub email: Option<Target>,
+    /// A JSON webhook (Slack-compatible `text`), Standard Webhooks headers.
+    pub webhook: Option<Target>,
+    /// A Microsoft Teams Workflows URL.
+    pub teams: Option<Target>,
+    /// A PagerDuty Events API v2 routing key.
+    pub pagerduty: Option<Target>,
+    /// An Opsgenie (or Jira Service Management Ops) API key.
+    pub opsgenie: Option<Target>,
     /// Working hours: a calendar id of the contract; `None` = any hour.
     pub calendar: Option<String>,
     /// Local times (in the contact's calendar zone, else the contract's) at
     /// which warnings are sent as one digest; sorted, no duplicates.
     pub digest: Vec<chrono::NaiveTime>,
+}
+
+impl Contact {
+    /// The targets it has, in [`TargetKind::ALL`] order.
+    pub fn target_kinds(&self) -> Vec<TargetKind> {
+        TargetKind::ALL
+            .into_iter()
+            .filter(|k| self.target(*k).is_some())
+            .collect()
+    }
+
+    pub fn target(&self, kind: TargetKind) -> Option<&Target> {
+        match kind {
+            TargetKind::Email => self.email.as_ref(),
+            TargetKind::Webhook => self.webhook.as_ref(),
+            TargetKind::Teams => self.teams.as_ref(),
+            TargetKind::PagerDuty => self.pagerduty.as_ref(),
+            TargetKind::Opsgenie => self.opsgenie.as_ref(),
+        }
+    }
+
+    /// Targets whose secret is written into the contract itself (an email
+    /// address is no secret: every alert's `To:` shows it).
+    pub fn literal_secrets(&self) -> Vec<TargetKind> {
+        TargetKind::ALL
+            .into_iter()
+            .filter(|k| *k != TargetKind::Email)
+            .filter(|k| self.target(*k).is_some_and(|t| t.written.is_literal()))
+            .collect()
+    }
 }
 
 /// Windows a client was promised instead of a request type's own.
@@ -378,6 +565,12 @@ pub struct Client {
     pub addresses: Vec<String>,
     /// By request type id; all declared.
     pub overrides: BTreeMap<String, WindowOverride>,
+    /// Jira project keys (upper-cased) whose issues are this client's.
+    pub jira_projects: Vec<String>,
+    /// Linear team keys (upper-cased) whose issues are this client's.
+    pub linear_teams: Vec<String>,
+    /// Basecamp project (bucket) ids whose recordings are this client's.
+    pub basecamp_projects: Vec<u64>,
 }
 
 /// A valid contract. Built only by [`parse`].
@@ -481,6 +674,17 @@ impl Contract {
         self.clients.iter().find(|c| c.id == id)
     }
 
+    /// The one way a client is named to people: the contract's name, "Unknown
+    /// senders" for [`UNKNOWN_CLIENT`], else the id as stored (a client a
+    /// later version dropped keeps being named by its id).
+    pub fn client_name(&self, id: &str) -> String {
+        match self.client(id) {
+            Some(c) => c.name.clone(),
+            None if id == UNKNOWN_CLIENT => "Unknown senders".into(),
+            None => id.to_string(),
+        }
+    }
+
     /// The calendar a request type's windows are counted on.
     pub fn calendar_for(&self, type_id: &str) -> Option<&Calendar> {
         let request_type = self.request_type(type_id)?;
@@ -565,7 +769,7 @@ impl Contract {
         Ok(due.with_timezone(&calendar.timezone()))
     }
 
-    /// Warn threshold of a request type in percent (SPEC 4).
+    /// Warn threshold of a request type in percent (README, "The contract").
     pub fn warn_percent(&self, type_id: &str) -> Option<u8> {
         self.request_type(type_id).map(RequestType::warn_percent)
     }
@@ -608,10 +812,68 @@ mod tests {
         assert!("first-response".parse::<Timer>().is_err());
     }
 
+    struct Fixed;
+    impl ResolveSecret for Fixed {
+        fn resolve(&self, reference: &SecretRef) -> Result<String, String> {
+            match reference {
+                SecretRef::Env(v) if v == "PD_KEY" => Ok("pd-secret-0042".into()),
+                other => Err(format!("{} is not known", other.written())),
+            }
+        }
+    }
+
+    #[test]
+    fn references_keep_the_version_and_never_show_the_secret() {
+        let source = include_str!("../../tests/fixtures/contracts/fast.toml")
+            .replace("webhook = \"WEBHOOK_URL\"", "pagerduty = \"env:PD_KEY\"");
+        let unresolved = parse(&source, "c.toml").unwrap();
+        let resolved = parse_with(&source, "c.toml", &Fixed).unwrap();
+        // The version is of the contract as written, whatever the secret.
+        assert_eq!(unresolved.version(), resolved.version());
+        let oncall = resolved.contact("oncall").unwrap();
+        let target = oncall.pagerduty.as_ref().unwrap();
+        assert_eq!(target.value(), Some("pd-secret-0042"));
+        assert_eq!(target.written.written(), "env:PD_KEY");
+        assert_eq!(
+            unresolved.contact("oncall").unwrap().pagerduty,
+            oncall.pagerduty
+        );
+        assert!(!format!("{oncall:?}").contains("pd-secret"), "{oncall:?}");
+        assert!(oncall.literal_secrets().is_empty());
+        // A literal is a secret too: Debug does not print it.
+        let literal = include_str!("../../tests/fixtures/contracts/fast.toml")
+            .replace("WEBHOOK_URL", "https://hooks.example/T0/secret");
+        let c = parse(&literal, "c.toml").unwrap();
+        let oncall = c.contact("oncall").unwrap();
+        assert!(!format!("{oncall:?}").contains("secret"), "{oncall:?}");
+        assert_eq!(oncall.literal_secrets(), [TargetKind::Webhook]);
+        let unknown = source.replace("env:PD_KEY", "env:OTHER");
+        let errors = parse_with(&unknown, "c.toml", &Fixed).unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .contains("contact \"oncall\": pagerduty = \"env:OTHER\": env:OTHER is not known"),
+            "{errors}"
+        );
+    }
+
     #[test]
     fn percent_bounds() {
         assert!(Percent::new(0).is_none());
         assert_eq!(Percent::new(100).map(Percent::get), Some(100));
         assert!(Percent::new(101).is_none());
+    }
+
+    #[test]
+    fn clients_are_named_one_way() {
+        let source = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml"),
+        )
+        .unwrap();
+        let contract = parse(&source, "contract.toml").unwrap();
+        let declared = &contract.clients()[0];
+        assert_eq!(contract.client_name(&declared.id), declared.name);
+        assert_eq!(contract.client_name(UNKNOWN_CLIENT), "Unknown senders");
+        assert_eq!(contract.client_name("dropped-since"), "dropped-since");
     }
 }

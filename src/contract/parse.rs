@@ -25,8 +25,8 @@ use super::diagnostic::{Diagnostics, Sink, closest, closest_time_zones, quoted_l
 use super::hours::{DAY_KEYS, parse_day};
 use super::{
     CalendarDef, Channel, ChannelKind, Client, Contact, Contract, ContractInfo, EscalationStep,
-    EscalationTrigger, MatchRules, Percent, RequestType, ShareLimit, UNKNOWN_CLIENT,
-    UnknownSenders, WindowOverride,
+    EscalationTrigger, MatchRules, Percent, RequestType, ResolveSecret, SecretRef, ShareLimit,
+    Target, TargetKind, UNKNOWN_CLIENT, UnknownSenders, WindowOverride,
 };
 use crate::calendar::{BusinessDuration, Calendar, OpenInterval, Week};
 
@@ -55,7 +55,15 @@ const CALENDAR_KEYS: [&str; 10] = [
     "timezone", "always", "holidays", "mon", "tue", "wed", "thu", "fri", "sat", "sun",
 ];
 const CHANNEL_KEYS: [&str; 3] = ["kind", "address", "description"];
-const CONTACT_KEYS: [&str; 4] = ["email", "webhook", "calendar", "digest"];
+const CONTACT_KEYS: [&str; 7] = [
+    "email",
+    "webhook",
+    "teams",
+    "pagerduty",
+    "opsgenie",
+    "calendar",
+    "digest",
+];
 const REQUEST_TYPE_KEYS: [&str; 14] = [
     "id",
     "name",
@@ -74,14 +82,27 @@ const REQUEST_TYPE_KEYS: [&str; 14] = [
 ];
 const MATCH_KEYS: [&str; 4] = ["keywords", "priorities", "recipients", "clients"];
 const ESCALATION_KEYS: [&str; 4] = ["at", "after_due", "notify", "page"];
-const CLIENT_KEYS: [&str; 5] = ["id", "name", "domains", "addresses", "overrides"];
+const CLIENT_KEYS: [&str; 8] = [
+    "id",
+    "name",
+    "domains",
+    "addresses",
+    "overrides",
+    "jira_projects",
+    "linear_teams",
+    "basecamp_projects",
+];
 const OVERRIDE_KEYS: [&str; 3] = ["first_response", "next_response", "resolution"];
 
 const DURATION_HINT: &str =
     "write business time as e.g. \"30m\", \"4h\", \"1h30m\", \"5d\" (5 business days) or \"2d4h\"";
 const DATE_HINT: &str = "write dates as YYYY-MM-DD, e.g. \"2026-12-24\"";
 
-pub(super) fn parse(source: &str, file: &str) -> Result<Contract, Diagnostics> {
+pub(super) fn parse(
+    source: &str,
+    file: &str,
+    secrets: Option<&dyn ResolveSecret>,
+) -> Result<Contract, Diagnostics> {
     let mut sink = Sink::new(source, file);
     let (root, syntax_errors) = DeTable::parse_recoverable(source);
     if !syntax_errors.is_empty() {
@@ -100,6 +121,7 @@ pub(super) fn parse(source: &str, file: &str) -> Result<Contract, Diagnostics> {
         sink,
         refs: Vec::new(),
         digest_times: Vec::new(),
+        secrets,
     };
     let contract = walker.document(root.get_ref());
     if walker.sink.is_empty()
@@ -162,6 +184,8 @@ struct Walker<'s> {
     /// (contact, calendar, time, span) of each digest time, checked against
     /// the calendar's hours once every calendar is built.
     digest_times: Vec<(String, String, chrono::NaiveTime, Span)>,
+    /// Resolves `env:` and `file:` targets; `None` leaves them unresolved.
+    secrets: Option<&'s dyn ResolveSecret>,
 }
 
 /// Declared ids per kind, including those of entries that had errors, so a
@@ -179,6 +203,10 @@ impl Declared {
     fn get(&self, kind: Kind) -> &[String] {
         self.0.get(&kind).map_or(&[], Vec::as_slice)
     }
+}
+
+fn targets_empty(targets: &[&Option<Target>]) -> bool {
+    targets.iter().all(|t| t.is_none())
 }
 
 /// Table entries in file order: toml's map is sorted by key, but a contract
@@ -805,30 +833,54 @@ impl Walker<'_> {
             let email = self.email("email", value.span(), text)?;
             return Some(Contact {
                 id: id.to_string(),
-                email: Some(email),
+                email: Some(Target::new(SecretRef::Literal(email.clone()), Some(email))),
                 webhook: None,
+                teams: None,
+                pagerduty: None,
+                opsgenie: None,
                 calendar: None,
                 digest: Vec::new(),
             });
         }
         let table = self.table(&place, value)?;
         self.check_keys(table, &CONTACT_KEYS, Some(&place));
+        // Every target is checked before giving up, so each mistake is listed.
+        let mut failed = false;
         let email = match table.get("email") {
             Some(v) => {
                 let text = self.string("email", v)?;
-                Some(self.email("email", v.span(), text)?)
+                let email = if text.trim().starts_with("env:") || text.trim().starts_with("file:") {
+                    self.target(id, TargetKind::Email, v)
+                } else {
+                    self.email("email", v.span(), text)
+                        .map(|e| Target::new(SecretRef::Literal(e.clone()), Some(e)))
+                };
+                failed |= email.is_none();
+                email
             }
             None => None,
         };
-        let webhook = match table.get("webhook") {
-            Some(v) => Some(self.url("webhook", v)?),
-            None => None,
-        };
-        if email.is_none() && webhook.is_none() {
+        let mut targets = [None, None, None, None];
+        for (slot, kind) in targets.iter_mut().zip([
+            TargetKind::Webhook,
+            TargetKind::Teams,
+            TargetKind::PagerDuty,
+            TargetKind::Opsgenie,
+        ]) {
+            if let Some(v) = table.get(kind.key()) {
+                *slot = self.target(id, kind, v);
+                failed |= slot.is_none();
+            }
+        }
+        if failed {
+            return None;
+        }
+        let [webhook, teams, pagerduty, opsgenie] = targets;
+        if email.is_none() && targets_empty(&[&webhook, &teams, &pagerduty, &opsgenie]) {
             self.sink.error_hint(
                 value.span(),
-                format!("{place} has neither email nor webhook"),
-                "add email = \"someone@example.com\" and/or webhook = \"https://…\"",
+                format!("{place} has no alert target"),
+                "add email = \"someone@example.com\", or webhook, teams, pagerduty or opsgenie (a secret one as \"env:VAR\" or \"file:PATH\")",
             );
             return None;
         }
@@ -848,9 +900,116 @@ impl Walker<'_> {
             id: id.to_string(),
             email,
             webhook,
+            teams,
+            pagerduty,
+            opsgenie,
             calendar,
             digest,
         })
+    }
+
+    /// A target written as a literal, `env:VAR` or `file:PATH` (an email
+    /// literal goes through [`Walker::email`] instead),
+    /// resolved when a resolver is given. Errors name the contact and key
+    /// and never quote a resolved value.
+    fn target(&mut self, contact: &str, kind: TargetKind, value: &Value<'_>) -> Option<Target> {
+        let key = kind.key();
+        let place = format!("contact \"{contact}\": {key}");
+        let text = self.text(&place, value)?.trim().to_string();
+        let reference = if let Some(var) = text.strip_prefix("env:") {
+            let valid = !var.is_empty()
+                && !var.starts_with(|c: char| c.is_ascii_digit())
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.sink.error_hint(
+                    value.span(),
+                    format!("{place} names no valid environment variable (\"{text}\")"),
+                    "write env:NAME with letters, digits and _, e.g. \"env:PD_ROUTING_KEY\"",
+                );
+                return None;
+            }
+            SecretRef::Env(var.to_string())
+        } else if let Some(path) = text.strip_prefix("file:") {
+            if path.is_empty() {
+                self.sink.error_hint(
+                    value.span(),
+                    format!("{place} names no file"),
+                    "write file:PATH, e.g. \"file:/run/secrets/opsgenie\"",
+                );
+                return None;
+            }
+            SecretRef::File(path.to_string())
+        } else {
+            SecretRef::Literal(text)
+        };
+        let resolved = match (&reference, self.secrets) {
+            (SecretRef::Literal(v), _) => Some(v.clone()),
+            (r, Some(secrets)) => match secrets.resolve(r) {
+                Ok(v) => Some(v.trim().to_string()),
+                Err(reason) => {
+                    let hint = match r {
+                        SecretRef::Env(var) => format!(
+                            "set {var} in the environment of keepword, or write the value in a file and use \"file:PATH\""
+                        ),
+                        _ => "make the file readable by keepword, or use \"env:VAR\"".to_string(),
+                    };
+                    self.sink.error_hint(
+                        value.span(),
+                        format!("{place} = \"{}\": {reason}", r.written()),
+                        hint,
+                    );
+                    return None;
+                }
+            },
+            (_, None) => None,
+        };
+        if let Some(v) = &resolved {
+            let from = if reference.is_literal() {
+                String::new()
+            } else {
+                format!(" (from {})", reference.written())
+            };
+            let problem = match kind {
+                TargetKind::Email => {
+                    let ok = v.split_once('@').is_some_and(|(local, domain)| {
+                        !local.is_empty() && domain.contains('.') && !domain.contains('@')
+                    }) && !v.contains(char::is_whitespace);
+                    (!ok).then(|| {
+                        (
+                            format!("{place}{from} is not an email address"),
+                            "give an address like someone@example.com",
+                        )
+                    })
+                }
+                TargetKind::Webhook | TargetKind::Teams => {
+                    let ok = (v.starts_with("https://") || v.starts_with("http://"))
+                        && v.len() > "https://".len()
+                        && !v.contains(char::is_whitespace);
+                    (!ok).then(|| {
+                        (
+                            format!("{place}{from} is not an http(s) URL"),
+                            "write the full URL, e.g. \"https://…\"",
+                        )
+                    })
+                }
+                _ => (v.is_empty() || v.contains(char::is_whitespace)).then(|| {
+                    (
+                        format!("{place}{from} is not a key (empty, or has spaces)"),
+                        "give the integration's key, e.g. pagerduty = \"env:PD_ROUTING_KEY\"",
+                    )
+                }),
+            };
+            if let Some((message, hint)) = problem {
+                self.sink.error_hint(value.span(), message, hint);
+                return None;
+            }
+        }
+        // Addresses compare case-insensitively; the contract keeps them so.
+        let resolved = match kind {
+            TargetKind::Email => resolved.map(|v| v.to_lowercase()),
+            _ => resolved,
+        };
+        Some(Target::new(reference, resolved))
     }
 
     // ---- [[request_types]] ---------------------------------------------------
@@ -1339,6 +1498,9 @@ impl Walker<'_> {
             Some(v) => self.overrides(v, label),
             None => Some(BTreeMap::new()),
         };
+        let jira_projects = self.ticket_keys(table, "jira_projects", owner, claimed, &mut ok);
+        let linear_teams = self.ticket_keys(table, "linear_teams", owner, claimed, &mut ok);
+        let basecamp_projects = self.basecamp_projects(table, owner, claimed, &mut ok);
         if !ok {
             return None;
         }
@@ -1348,7 +1510,110 @@ impl Walker<'_> {
             domains,
             addresses,
             overrides: overrides?,
+            jira_projects,
+            linear_teams,
+            basecamp_projects,
         })
+    }
+
+    /// `jira_projects` or `linear_teams`: keys such as "SUP" (letters, digits,
+    /// `_`), upper-cased, each claimed by one client so an issue has one.
+    fn ticket_keys(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        owner: &str,
+        claimed: &mut HashMap<String, (String, Span)>,
+        ok: &mut bool,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(v) = table.get(key) else {
+            return out;
+        };
+        let noun = if key == "jira_projects" {
+            "Jira project key"
+        } else {
+            "Linear team key"
+        };
+        for (text, item_span) in self.strings(key, v).unwrap_or_else(|| {
+            *ok = false;
+            Vec::new()
+        }) {
+            let upper = text.to_uppercase();
+            let valid = upper.len() <= 50
+                && upper.starts_with(|c: char| c.is_ascii_alphabetic())
+                && upper.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.sink.error_hint(
+                    item_span,
+                    format!("{noun} \"{text}\" is not a key"),
+                    "write the key as the product shows it, such as \"SUP\" (letters, digits and _, at most 50)",
+                );
+                *ok = false;
+                continue;
+            }
+            // Namespaced: the same word may be a Jira and a Linear key.
+            *ok &= self.claim(
+                claimed,
+                &format!("{key}:{upper}"),
+                &text,
+                noun,
+                owner,
+                item_span,
+            );
+            if !out.contains(&upper) {
+                out.push(upper);
+            }
+        }
+        out
+    }
+
+    /// `basecamp_projects`: bucket ids, the number in a project's URL.
+    fn basecamp_projects(
+        &mut self,
+        table: &DeTable<'_>,
+        owner: &str,
+        claimed: &mut HashMap<String, (String, Span)>,
+        ok: &mut bool,
+    ) -> Vec<u64> {
+        let mut out = Vec::new();
+        let Some(v) = table.get("basecamp_projects") else {
+            return out;
+        };
+        let Some(items) = self.array("basecamp_projects", v) else {
+            *ok = false;
+            return out;
+        };
+        for item in items.iter() {
+            let id = match item.get_ref() {
+                DeValue::Integer(i) if i.radix() == 10 => i.as_str().replace('_', "").parse().ok(),
+                DeValue::String(s) => s.trim().parse().ok(),
+                _ => None,
+            }
+            .filter(|&id: &u64| id > 0);
+            let Some(id) = id else {
+                self.sink.error_hint(
+                    item.span(),
+                    "each entry of basecamp_projects must be a project id, a positive whole number",
+                    "the id is the number after /buckets/ or /projects/ in the project's URL",
+                );
+                *ok = false;
+                continue;
+            };
+            let as_written = id.to_string();
+            *ok &= self.claim(
+                claimed,
+                &format!("basecamp_projects:{id}"),
+                &as_written,
+                "Basecamp project",
+                owner,
+                item.span(),
+            );
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        out
     }
 
     /// Records that `owner` claims a domain or address; false (and a
@@ -1368,7 +1633,11 @@ impl Walker<'_> {
                 self.sink.error_hint(
                     span,
                     format!("{noun} \"{as_written}\" is already claimed by client \"{first}\" (line {line})"),
-                    "a domain or address belongs to one client; for one sender from a shared domain, list the address under addresses",
+                    if matches!(noun, "domain" | "address") {
+                        "a domain or address belongs to one client; for one sender from a shared domain, list the address under addresses"
+                    } else {
+                        "a project or team belongs to one client: its tickets need one contract"
+                    },
                 );
                 false
             }
@@ -1458,7 +1727,7 @@ impl Walker<'_> {
     }
 }
 
-// ---- urgency and focus (SPEC 14) ------------------------------------------------
+// ---- urgency and focus (README) ------------------------------------------------
 
 const DIGEST_HINT: &str = "write local times as \"HH:MM\", e.g. digest = [\"09:30\", \"14:00\"]";
 

@@ -558,7 +558,7 @@ fn lowercase_first(s: &str) -> String {
     }
 }
 
-/// "Who is paged at any hour, and for what" (SPEC 14), when the contract
+/// "Who is paged at any hour, and for what" (README, "Urgency and focus"), when the contract
 /// says anything about it: urgent types, `page = true` steps, contacts'
 /// working hours or digests. Contact ids are role names, as in escalation.
 fn paging_blocks(contract: &Contract) -> Vec<Block> {
@@ -572,7 +572,32 @@ fn paging_blocks(contract: &Contract) -> Vec<Block> {
         .iter()
         .filter(|c| c.calendar.is_some() || !c.digest.is_empty())
         .collect();
-    if urgent.is_empty() && !paged_steps && with_hours.is_empty() {
+    // Through what each person is alerted, in words: the targets' addresses
+    // and keys are secrets, their kinds are not.
+    let through: Vec<Vec<Inline>> = if contract
+        .contacts
+        .iter()
+        .any(|c| c.teams.is_some() || c.pagerduty.is_some() || c.opsgenie.is_some())
+    {
+        contract
+            .contacts
+            .iter()
+            .map(|c| {
+                let kinds: Vec<String> = c
+                    .target_kinds()
+                    .into_iter()
+                    .map(|k| k.name().to_string())
+                    .collect();
+                vec![
+                    strong(format!("{}: ", c.id)),
+                    text(format!("alerted through {}.", join_words(&kinds))),
+                ]
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if urgent.is_empty() && !paged_steps && with_hours.is_empty() && through.is_empty() {
         return Vec::new();
     }
     let mut items = Vec::new();
@@ -652,6 +677,12 @@ fn paging_blocks(contract: &Contract) -> Vec<Block> {
             "Everything else waits for the working hours of the person alerted:",
         )]));
         blocks.push(Block::List(rest));
+    }
+    if !through.is_empty() {
+        blocks.push(Block::Para(vec![text(
+            "Where each person is alerted; hours and digests apply to every route alike:",
+        )]));
+        blocks.push(Block::List(through));
     }
     blocks
 }

@@ -114,8 +114,15 @@ struct Step<'a> {
 
 #[derive(Serialize)]
 struct Person<'a> {
-    email: Option<&'a str>,
-    webhook: Option<&'a str>,
+    email: Option<String>,
+    /// Targets as written: a reference, never the secret behind it.
+    webhook: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    teams: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pagerduty: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opsgenie: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     calendar: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -128,6 +135,13 @@ struct Org<'a> {
     domains: BTreeSet<&'a str>,
     addresses: BTreeSet<&'a str>,
     overrides: BTreeMap<&'a str, Windows>,
+    // Skipped when empty so that contracts without them keep their version.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    jira_projects: BTreeSet<&'a str>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    linear_teams: BTreeSet<&'a str>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    basecamp_projects: BTreeSet<u64>,
 }
 
 #[derive(Serialize)]
@@ -242,8 +256,11 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
             .iter()
             .map(|c| {
                 let person = Person {
-                    email: c.email.as_deref(),
-                    webhook: c.webhook.as_deref(),
+                    email: c.email.as_ref().map(|t| t.written.written()),
+                    webhook: c.webhook.as_ref().map(|t| t.written.written()),
+                    teams: c.teams.as_ref().map(|t| t.written.written()),
+                    pagerduty: c.pagerduty.as_ref().map(|t| t.written.written()),
+                    opsgenie: c.opsgenie.as_ref().map(|t| t.written.written()),
                     calendar: c.calendar.as_deref(),
                     digest: c
                         .digest
@@ -262,6 +279,9 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
                     name: &c.name,
                     domains: set(&c.domains),
                     addresses: set(&c.addresses),
+                    jira_projects: set(&c.jira_projects),
+                    linear_teams: set(&c.linear_teams),
+                    basecamp_projects: c.basecamp_projects.iter().copied().collect(),
                     overrides: c
                         .overrides
                         .iter()

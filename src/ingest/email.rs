@@ -1,4 +1,4 @@
-//! Raw MIME → [`ParsedEmail`]: the pure email side of ingest (SPEC 5).
+//! Raw MIME → [`ParsedEmail`]: the pure email side of ingest (README, "Email").
 //!
 //! Nothing here does IO. The IMAP poller hands bytes to [`parse_email`], the
 //! service decides what to do with the typed result, and threading asks a
@@ -32,7 +32,7 @@ pub struct Address {
     pub address: String,
 }
 
-/// Why a message is automatic mail (SPEC 5), for the record and the UI.
+/// Why a message is automatic mail (README, "Email"), for the record and the UI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutoReason(pub String);
 
@@ -61,7 +61,7 @@ pub struct ParseFailure(pub String);
 
 /// Parses one raw message. Never panics: the poller must survive any mail a
 /// stranger can send, so the parser runs under `catch_unwind` and a panic
-/// becomes a [`ParseFailure`] (the message is then kept raw, SPEC 5).
+/// becomes a [`ParseFailure`] (the message is then kept raw, README, "Email").
 ///
 /// A message with a header block but broken MIME still parses as far as
 /// mail-parser gets; only input with no header block at all fails.

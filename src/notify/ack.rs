@@ -88,7 +88,7 @@ pub struct AckContext {
     /// Who the greeting names: the sender's display name when the mail has
     /// one ("Hello Ann,"), else the client's name.
     pub greeting_name: Option<String>,
-    /// The client's status page of this conversation (SPEC 12).
+    /// The client's status page of this conversation (README, "HTTP API").
     pub status_url: Option<String>,
 }
 

@@ -28,13 +28,19 @@ use serde::{Deserialize, Serialize};
 use crate::store::{NewOutbox, StoreError};
 
 pub use smtp::SmtpSender;
-pub use webhook::WebhookSender;
+pub use webhook::{Endpoints, WebhookSender};
 pub use worker::{OutboxWorker, Senders, StepReport, WorkerConfig, backoff};
 
 /// `outbox.kind` of an email row.
 pub const KIND_EMAIL: &str = "email";
 /// `outbox.kind` of a webhook row.
 pub const KIND_WEBHOOK: &str = "webhook";
+/// `outbox.kind` of a Microsoft Teams row.
+pub const KIND_TEAMS: &str = "teams";
+/// `outbox.kind` of a PagerDuty event.
+pub const KIND_PAGERDUTY: &str = "pagerduty";
+/// `outbox.kind` of an Opsgenie request.
+pub const KIND_OPSGENIE: &str = "opsgenie";
 
 /// What an outbox row delivers; serialized as JSON into `outbox.payload`.
 /// Everything the sender needs is in here, fixed at enqueue time, so a retry
@@ -58,6 +64,25 @@ pub enum OutboxMessage {
     Webhook {
         url: String,
         body: serde_json::Value,
+        /// The `webhook-id` header, fixed at enqueue time. Rows enqueued
+        /// before it existed use their outbox id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        webhook_id: Option<String>,
+    },
+    /// A Teams Workflows message with one Adaptive Card.
+    Teams {
+        url: String,
+        body: serde_json::Value,
+    },
+    /// A PagerDuty Events API v2 event; its routing key is inside.
+    #[serde(rename = "pagerduty")]
+    PagerDuty { event: serde_json::Value },
+    /// Opsgenie: create the alert `alias`, or close it.
+    Opsgenie {
+        key: String,
+        alias: String,
+        close: bool,
+        body: serde_json::Value,
     },
 }
 
@@ -66,6 +91,9 @@ impl OutboxMessage {
         match self {
             OutboxMessage::Email { .. } => KIND_EMAIL,
             OutboxMessage::Webhook { .. } => KIND_WEBHOOK,
+            OutboxMessage::Teams { .. } => KIND_TEAMS,
+            OutboxMessage::PagerDuty { .. } => KIND_PAGERDUTY,
+            OutboxMessage::Opsgenie { .. } => KIND_OPSGENIE,
         }
     }
 }
@@ -210,6 +238,63 @@ pub fn new_webhook(
     dedupe_key: impl Into<String>,
     now: DateTime<Utc>,
 ) -> Result<NewOutbox, NotifyError> {
+    url_row(url, dedupe_key.into(), now, |url| OutboxMessage::Webhook {
+        url,
+        body,
+        webhook_id: Some(format!("msg_{}", uuid::Uuid::new_v4().simple())),
+    })
+}
+
+/// Builds a Teams Workflows row: `body` is the message with its card.
+pub fn new_teams(
+    url: &str,
+    body: serde_json::Value,
+    dedupe_key: impl Into<String>,
+    now: DateTime<Utc>,
+) -> Result<NewOutbox, NotifyError> {
+    url_row(url, dedupe_key.into(), now, |url| OutboxMessage::Teams {
+        url,
+        body,
+    })
+}
+
+/// Builds a PagerDuty row (`event` holds the routing key).
+pub fn new_pagerduty(
+    event: serde_json::Value,
+    dedupe_key: impl Into<String>,
+    now: DateTime<Utc>,
+) -> NewOutbox {
+    let message = OutboxMessage::PagerDuty { event };
+    row(&message, KIND_PAGERDUTY.into(), dedupe_key.into(), now)
+}
+
+/// Builds an Opsgenie row: create the alert `alias` with `body`, or close it.
+pub fn new_opsgenie(
+    key: &str,
+    alias: &str,
+    close: bool,
+    body: serde_json::Value,
+    dedupe_key: impl Into<String>,
+    now: DateTime<Utc>,
+) -> NewOutbox {
+    let message = OutboxMessage::Opsgenie {
+        key: key.to_string(),
+        alias: alias.to_string(),
+        close,
+        body,
+    };
+    row(&message, KIND_OPSGENIE.into(), dedupe_key.into(), now)
+}
+
+/// A row POSTed to `url`. The outbox's `target` column is shown on the
+/// dashboard, so it keeps only scheme and host: secrets in the path or query
+/// (Slack and Teams put their token there) stay out of it.
+fn url_row(
+    url: &str,
+    dedupe_key: String,
+    now: DateTime<Utc>,
+    message: impl FnOnce(String) -> OutboxMessage,
+) -> Result<NewOutbox, NotifyError> {
     let parsed =
         reqwest::Url::parse(url).map_err(|e| NotifyError::Invalid(format!("webhook url: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -218,18 +303,12 @@ pub fn new_webhook(
             parsed.scheme()
         )));
     }
-    // The target column is shown on the dashboard: keep secrets in the path
-    // or query (Slack puts its token there) out of it.
     let target = format!(
         "{}://{}",
         parsed.scheme(),
         parsed.host_str().unwrap_or_default()
     );
-    let message = OutboxMessage::Webhook {
-        url: url.to_string(),
-        body,
-    };
-    Ok(row(&message, target, dedupe_key.into(), now))
+    Ok(row(&message(url.to_string()), target, dedupe_key, now))
 }
 
 fn row(

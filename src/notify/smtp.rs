@@ -30,6 +30,9 @@ pub struct SmtpSender {
     /// `auth = "oauth2"`: lettre fixes credentials when a transport is
     /// built, so each new token gets its own transport.
     oauth: Option<std::sync::Arc<crate::oauth::smtp::OAuthTransport>>,
+    /// `auth = "oauth2"` built without a token source ([`SmtpSender::new`]):
+    /// sends fail, saying so, rather than go out unauthenticated.
+    needs_tokens: bool,
 }
 
 impl std::fmt::Debug for SmtpSender {
@@ -62,13 +65,10 @@ impl SmtpSender {
             (AuthMethod::Oauth2, Some(tokens)) => Some(std::sync::Arc::new(
                 crate::oauth::smtp::OAuthTransport::new(settings, &from, tokens),
             )),
-            (AuthMethod::Oauth2, None) => {
-                return Err(NotifyError::Invalid(
-                    "smtp.auth is `oauth2` but no OAuth credentials were set up".into(),
-                ));
-            }
+            (AuthMethod::Oauth2, None) => None,
         };
         Ok(SmtpSender {
+            needs_tokens: settings.auth == AuthMethod::Oauth2 && oauth.is_none(),
             transport: transport(settings, None)?,
             from,
             host: settings.host.clone(),
@@ -83,6 +83,11 @@ impl SmtpSender {
 
     /// Sends one email; `Ok` means the server accepted it (250 to DATA).
     pub async fn send(&self, email: EmailParts<'_>) -> Result<(), NotifyError> {
+        if self.needs_tokens {
+            return Err(NotifyError::Invalid(
+                "smtp.auth is `oauth2` but this sender has no OAuth token source".into(),
+            ));
+        }
         let message = build_message(&self.from, email)?;
         let sent = match &self.oauth {
             None => self.transport.send(message).await.map(|_| ()),

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::smtp::EmailParts;
 use super::{NotifyError, OutboxMessage, SmtpSender, WebhookSender};
 use crate::clock::Clock;
-use crate::config::SmtpSettings;
+use crate::config::Settings;
 use crate::store::{AnyConnection, OutboxRow, Store, StoreError, outbox};
 
 /// Tuning of the worker. The defaults suit production; tests shorten them.
@@ -82,15 +82,23 @@ pub struct Senders {
 }
 
 impl Senders {
-    pub fn from_settings(smtp: &SmtpSettings) -> Result<Senders, NotifyError> {
+    pub fn from_settings(settings: &Settings) -> Result<Senders, NotifyError> {
+        let endpoints = super::Endpoints {
+            pagerduty_url: settings.pagerduty_url.clone(),
+            opsgenie_url: settings.opsgenie_url.clone(),
+            signing_key: settings
+                .webhooks
+                .signing_key()
+                .map_err(NotifyError::Invalid)?,
+        };
         Ok(Senders {
-            smtp: Some(SmtpSender::new(smtp)?),
-            webhook: WebhookSender::new()?,
+            smtp: Some(SmtpSender::new(&settings.smtp)?),
+            webhook: WebhookSender::new()?.with_endpoints(endpoints),
         })
     }
 
-    /// Sends one decoded payload.
-    pub async fn send(&self, message: &OutboxMessage) -> Result<(), NotifyError> {
+    /// Sends one decoded payload; `id` is its outbox row's.
+    pub async fn send(&self, message: &OutboxMessage, id: i64) -> Result<(), NotifyError> {
         match message {
             OutboxMessage::Email {
                 to,
@@ -111,7 +119,23 @@ impl Senders {
                 })
                 .await
             }
-            OutboxMessage::Webhook { url, body } => self.webhook.send(url, body).await,
+            OutboxMessage::Webhook {
+                url,
+                body,
+                webhook_id,
+            } => {
+                let fallback = format!("msg_outbox_{id}");
+                let webhook_id = webhook_id.as_deref().unwrap_or(&fallback);
+                self.webhook.send(url, body, webhook_id).await
+            }
+            OutboxMessage::Teams { url, body } => self.webhook.send_teams(url, body).await,
+            OutboxMessage::PagerDuty { event } => self.webhook.send_pagerduty(event).await,
+            OutboxMessage::Opsgenie {
+                key,
+                alias,
+                close,
+                body,
+            } => self.webhook.send_opsgenie(key, alias, *close, body).await,
         }
     }
 }
@@ -187,16 +211,20 @@ fn receiver_of(message: &OutboxMessage) -> String {
     match message {
         // One SMTP server takes all mail.
         OutboxMessage::Email { .. } => "smtp".into(),
-        OutboxMessage::Webhook { url, .. } => match reqwest::Url::parse(url) {
-            Ok(u) => format!(
-                "{}://{}:{}",
-                u.scheme(),
-                u.host_str().unwrap_or_default(),
-                u.port_or_known_default().unwrap_or_default()
-            ),
-            // It fails at once in the sender; any gate will do.
-            Err(_) => "webhook".into(),
-        },
+        OutboxMessage::PagerDuty { .. } => "pagerduty".into(),
+        OutboxMessage::Opsgenie { .. } => "opsgenie".into(),
+        OutboxMessage::Webhook { url, .. } | OutboxMessage::Teams { url, .. } => {
+            match reqwest::Url::parse(url) {
+                Ok(u) => format!(
+                    "{}://{}:{}",
+                    u.scheme(),
+                    u.host_str().unwrap_or_default(),
+                    u.port_or_known_default().unwrap_or_default()
+                ),
+                // It fails at once in the sender; any gate will do.
+                Err(_) => "webhook".into(),
+            }
+        }
     }
 }
 
@@ -223,11 +251,12 @@ impl OutboxWorker {
         self
     }
 
-    /// The production worker: SMTP from `[smtp]`, default tuning.
-    pub fn from_settings(store: Store, smtp: &SmtpSettings) -> Result<OutboxWorker, NotifyError> {
+    /// The production worker: SMTP from `[smtp]`, the paging services and
+    /// webhook signing from their settings, default tuning.
+    pub fn from_settings(store: Store, settings: &Settings) -> Result<OutboxWorker, NotifyError> {
         Ok(Self::new(
             store,
-            Senders::from_settings(smtp)?,
+            Senders::from_settings(settings)?,
             WorkerConfig::default(),
         ))
     }
@@ -512,7 +541,7 @@ impl Delivery {
                     None => None,
                 };
                 let secs = self.config.send_timeout.as_secs();
-                tokio::time::timeout(self.config.send_timeout, self.senders.send(&message))
+                tokio::time::timeout(self.config.send_timeout, self.senders.send(&message, id))
                     .await
                     .unwrap_or(Err(NotifyError::Timeout {
                         what: "sending",

@@ -29,29 +29,102 @@ pub struct LoadedContract {
 pub struct ContractErrors(pub Vec<String>);
 
 impl LoadedContract {
-    /// Reads and validates the contract file.
+    /// Reads and validates the contract file, resolving its targets.
     pub fn load(path: &Path) -> Result<LoadedContract, ContractErrors> {
-        let source = std::fs::read_to_string(path).map_err(|e| {
-            ContractErrors(vec![format!(
-                "{}: error: cannot read contract: {e}",
-                path.display()
-            )])
-        })?;
-        Self::from_source(source, path)
+        Self::from_source(read(path)?, path)
     }
 
-    /// Validates contract text; `path` names it in diagnostics.
-    pub fn from_source(source: String, path: &Path) -> Result<LoadedContract, ContractErrors> {
+    /// [`LoadedContract::load`] leaving `env:` and `file:` targets
+    /// unresolved: to render, compare or ask the contract on a machine that
+    /// does not hold the alert secrets. It delivers nothing to such targets.
+    pub fn load_unresolved(path: &Path) -> Result<LoadedContract, ContractErrors> {
+        let source = read(path)?;
         let contract = crate::contract::parse(&source, &path.display().to_string())
             .map_err(|diags| ContractErrors(diags.iter().map(|d| d.to_string()).collect()))?;
-        Ok(LoadedContract {
+        Ok(Self::derive(contract, source, path))
+    }
+
+    /// Validates contract text; `path` names it in diagnostics. Targets
+    /// written as `env:VAR` or `file:PATH` are resolved now, from this
+    /// process's environment and files; the source, and so the stored
+    /// version, keeps the reference.
+    pub fn from_source(source: String, path: &Path) -> Result<LoadedContract, ContractErrors> {
+        let contract =
+            crate::contract::parse_with(&source, &path.display().to_string(), &ProcessSecrets)
+                .map_err(|diags| ContractErrors(diags.iter().map(|d| d.to_string()).collect()))?;
+        Ok(Self::derive(contract, source, path))
+    }
+
+    fn derive(contract: crate::contract::Contract, source: String, path: &Path) -> LoadedContract {
+        LoadedContract {
             version: contract.version().to_string(),
             html: crate::contract::render_html(&contract),
             markdown: crate::contract::render_markdown(&contract),
             contract: Arc::new(contract),
             source,
             path: path.to_path_buf(),
-        })
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, ContractErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ContractErrors(vec![format!(
+            "{}: error: cannot read contract: {e}",
+            path.display()
+        )])
+    })
+}
+
+impl LoadedContract {
+    /// What is valid but unwise: a secret written into the contract, which
+    /// clients read and the database keeps in every version.
+    pub fn warnings(&self) -> Vec<String> {
+        let file = self.path.display().to_string();
+        self.contract
+            .contacts()
+            .iter()
+            .flat_map(|c| {
+                let file = file.clone();
+                c.literal_secrets().into_iter().map(move |kind| {
+                    format!(
+                        "{file}: warning: contact \"{}\": {} is written into the contract, and it is a secret (the contract is shown to clients and kept in the database); write {} = \"env:VAR\" or \"file:PATH\" and keep the value there",
+                        c.id,
+                        kind.key(),
+                        kind.key()
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// Target references resolved from the process: `env:VAR` from its
+/// environment, `file:PATH` from the file system (a relative path from the
+/// working directory).
+pub struct ProcessSecrets;
+
+impl crate::contract::ResolveSecret for ProcessSecrets {
+    fn resolve(&self, reference: &crate::contract::SecretRef) -> Result<String, String> {
+        use crate::contract::SecretRef;
+        match reference {
+            SecretRef::Literal(v) => Ok(v.clone()),
+            SecretRef::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(v),
+                Ok(_) => Err(format!("environment variable {var} is empty")),
+                Err(std::env::VarError::NotPresent) => {
+                    Err(format!("environment variable {var} is not set"))
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(format!("environment variable {var} is not valid UTF-8"))
+                }
+            },
+            SecretRef::File(path) => match std::fs::read_to_string(path) {
+                Ok(v) if !v.trim().is_empty() => Ok(v.trim_end_matches(['\n', '\r']).to_string()),
+                Ok(_) => Err(format!("file {path} is empty")),
+                Err(e) => Err(format!("cannot read file {path}: {e}")),
+            },
+        }
     }
 }
 
@@ -110,6 +183,9 @@ impl Service {
             Err(errors) => return rejected(errors.to_string()),
         };
         if loaded.version == self.inner.contract.current().version {
+            // The same text may resolve to new secrets (a rotated key): the
+            // reloaded targets take over; there is no new version to store.
+            self.inner.contract.replace(loaded);
             tracing::info!("contract reloaded: unchanged");
             return Reload::Unchanged;
         }
@@ -123,7 +199,7 @@ impl Service {
     }
 }
 
-/// One contract version as the public changes page lists it (SPEC 13).
+/// One contract version as the public changes page lists it (README, "The contract").
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct VersionChanges {
     pub version: String,

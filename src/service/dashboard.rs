@@ -17,6 +17,12 @@ use crate::store::{QueueFilter, TimerRow};
 
 /// Rows per queue page.
 pub const QUEUE_PAGE: i64 = 50;
+/// Entries per timeline page: a long thread is read a page at a time.
+pub const TIMELINE_PAGE: usize = 100;
+/// Characters of a message body a timeline shows; a longer one links to
+/// its whole text. With [`TIMELINE_PAGE`] this bounds a page's size (and
+/// what a request holds in memory) whatever the mail.
+pub const BODY_PREVIEW_CHARS: i32 = 4_000;
 
 /// "2 h 10 m", "3 d 4 h" (business days of 24 h are not a thing: this is
 /// business *time*, so hours run on).
@@ -39,15 +45,6 @@ pub fn local_words(t: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
         l.format("%a %H:%M").to_string()
     } else {
         l.format("%a %-d %b %Y %H:%M").to_string()
-    }
-}
-
-pub fn timer_words(t: Timer) -> &'static str {
-    match t {
-        Timer::FirstResponse => "first response",
-        Timer::NextResponse => "next response",
-        Timer::Resolution => "resolution",
-        Timer::PeriodicUpdate => "periodic update",
     }
 }
 
@@ -146,8 +143,13 @@ pub struct TimelineItem {
     /// `escalation`, `ack`.
     pub kind: &'static str,
     pub title: String,
-    /// Text (a message body); rendered escaped, as text.
+    /// Text (a message body, its first [`BODY_PREVIEW_CHARS`]); rendered
+    /// escaped, as text.
     pub text: String,
+    /// The message an entry shows, if it shows one.
+    pub message_id: Option<i64>,
+    /// The body's whole length in characters when `text` is only its start.
+    pub cut_from: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -167,7 +169,10 @@ pub struct Timeline {
     pub health_word: &'static str,
     pub health_icon: &'static str,
     pub paused: String,
+    /// One page of the entries, oldest first.
     pub items: Vec<TimelineItem>,
+    pub page: i64,
+    pub pages: i64,
     pub timers: Vec<TimerExplained>,
     /// "If the client replies now, …".
     pub what_if: Vec<String>,
@@ -236,19 +241,6 @@ impl<'s> Policies<'s> {
     }
 }
 
-fn client_name(contract: &Contract, id: &str) -> String {
-    contract
-        .client(id)
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| {
-            if id == UNKNOWN_CLIENT {
-                "Unknown sender".into()
-            } else {
-                id.into()
-            }
-        })
-}
-
 fn type_name(contract: &Contract, id: &str) -> String {
     contract
         .request_type(id)
@@ -265,7 +257,7 @@ fn paused_words(c: &ConversationRow, now: DateTime<Utc>, tz: Tz) -> String {
 }
 
 impl Service {
-    /// One page of the queue (SPEC 11), most urgent first: a fixed few
+    /// One page of the queue (README, "The team dashboard"), most urgent first: a fixed few
     /// queries whatever the page or the number of conversations.
     pub fn queue(
         &self,
@@ -278,7 +270,8 @@ impl Service {
         let zone = current.contract.info().timezone;
         self.store()
             .snapshot(|conn| -> Result<QueueView, StoreError> {
-                let p = store::queue_page(conn, filter, (page - 1) * QUEUE_PAGE, QUEUE_PAGE)?;
+                let offset = (page - 1).saturating_mul(QUEUE_PAGE);
+                let p = store::queue_page(conn, filter, offset, QUEUE_PAGE)?;
                 let mut policies = Policies::new(self);
                 let mut rows = Vec::with_capacity(p.rows.len());
                 for c in p.rows {
@@ -318,17 +311,24 @@ impl Service {
 
     /// The timeline of one conversation, read in one transaction so the
     /// conversation, its messages, timers and steps agree with each other.
-    pub fn timeline(&self, id: i64, now: DateTime<Utc>) -> Result<Timeline, ServiceError> {
+    pub fn timeline(
+        &self,
+        id: i64,
+        page: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Timeline, ServiceError> {
+        // Bodies are left out here: only the page's are read, cut short.
         let read = self.inner.store.snapshot(|conn| {
             let Some(c) = store::conversation(conn, id)? else {
                 return Err(ServiceError::NotFound(format!("conversation {id}")));
             };
-            let messages = store::messages_of(conn, id)?;
+            let messages = store::message_heads_of(conn, id)?;
             let fired = store::fired_steps_of(conn, id)?;
             let contract = self.contract_version(conn, &c.contract_version)?;
-            Ok((c, messages, fired, contract))
+            let (steps, pause) = self.steps_and_pause(conn, &c, now)?;
+            Ok((c, messages, fired, contract, steps, pause))
         })?;
-        let (c, messages, fired, contract) = read;
+        let (c, messages, fired, contract, steps, pause_view) = read;
         let client = (c.client_id != UNKNOWN_CLIENT).then_some(c.client_id.as_str());
         let policy =
             Policy::from_contract(&contract, &c.request_type, client).ok_or_else(|| {
@@ -381,7 +381,9 @@ impl Service {
                     when: when(m.sent_at),
                     kind,
                     title,
-                    text: m.body.clone(),
+                    text: String::new(),
+                    message_id: Some(m.id),
+                    cut_from: None,
                 });
             }
             if let Some(s) = m.status {
@@ -396,6 +398,8 @@ impl Service {
                     kind: "status",
                     title: format!("{by}: status set to {}", status_words(s)),
                     text: String::new(),
+                    message_id: None,
+                    cut_from: None,
                 });
             }
         }
@@ -441,21 +445,45 @@ impl Service {
                 ));
             }
         }
-        // Notifications held for a contact's hours or digest (SPEC 14), and
+        // Notifications held for a contact's hours or digest (README, "Urgency and focus"), and
         // the pause budget: from the same read model as the API's detail.
-        let detail = self.conversation_detail(id)?;
         for f in &fired {
-            let held = detail
-                .escalations
+            let view = steps.iter().find(|e| e.step == f.step);
+            let held = view.and_then(|e| e.deferred_until);
+            // Each target's outcome, one line each.
+            let outcomes: Vec<String> = view
+                .map(|e| e.notifications.as_slice())
+                .unwrap_or_default()
                 .iter()
-                .find(|e| e.step == f.step)
-                .and_then(|e| e.deferred_until);
-            let step = f.step.rsplit('/').next().unwrap_or(&f.step).to_string();
+                .map(|n| {
+                    let mut line = format!(
+                        "{} by {}: {}",
+                        n.contact.as_deref().unwrap_or("—"),
+                        n.kind,
+                        n.outcome
+                    );
+                    if let Some(at) = n.sent_at {
+                        line.push_str(&format!(" {}", when(at)));
+                    }
+                    if n.outcome == "failing" {
+                        line.push_str(&format!(
+                            " after {} attempts ({})",
+                            n.attempts,
+                            n.last_error.as_deref().unwrap_or("")
+                        ));
+                    }
+                    line
+                })
+                .collect();
+            // The engine's typed step, found by the key the record keeps; a
+            // step the contract version no longer yields shows its key.
+            let action = state.actions.iter().find(|a| a.key == f.step);
+            let step = action.map_or_else(
+                || f.step.rsplit('/').next().unwrap_or(&f.step).to_string(),
+                |a| super::notifications::step_phrase(a.step),
+            );
             let label = timer_label(f.timer, f.timer_seq);
-            let whom = state
-                .actions
-                .iter()
-                .find(|a| a.key == f.step)
+            let whom = action
                 .map(|a| a.notify.join(", "))
                 .filter(|s| !s.is_empty())
                 .map_or_else(|| "nobody to notify".to_string(), |w| format!("to {w}"));
@@ -480,11 +508,34 @@ impl Service {
                 when: when(f.fired_at),
                 kind: "escalation",
                 title: format!("escalation {step} of {label} fired {whom}{late}"),
-                text: String::new(),
+                text: outcomes.join("\n"),
+                message_id: None,
+                cut_from: None,
             });
         }
         // Stable: equal instants keep message, then timer, then step order.
         items.sort_by_key(|i| i.at);
+        let pages = items.len().div_ceil(TIMELINE_PAGE).max(1);
+        // Past the end: an empty page.
+        let skip = usize::try_from(page.max(1) - 1)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(TIMELINE_PAGE);
+        let mut items: Vec<TimelineItem> =
+            items.into_iter().skip(skip).take(TIMELINE_PAGE).collect();
+        let shown: Vec<i64> = items.iter().filter_map(|i| i.message_id).collect();
+        let previews: std::collections::HashMap<i64, store::BodyPreview> = self
+            .inner
+            .store
+            .with(|conn| store::body_previews(conn, &shown, BODY_PREVIEW_CHARS))?
+            .into_iter()
+            .map(|p| (p.message_id, p))
+            .collect();
+        for item in &mut items {
+            if let Some(p) = item.message_id.and_then(|m| previews.get(&m)) {
+                item.text = p.text.clone();
+                item.cut_from = (p.chars > i64::from(BODY_PREVIEW_CHARS)).then_some(p.chars);
+            }
+        }
 
         let calendar_name = contract
             .request_type(&c.request_type)
@@ -496,7 +547,7 @@ impl Service {
             .map(|t| explain_timer(t, &cal, &calendar_name, now))
             .collect();
         let what_if = what_if(&policy, &events, now, tz);
-        let p = &detail.pause;
+        let p = &pause_view;
         let mut pause = String::new();
         if p.paused_business_seconds > 0 || p.max_pause.is_some() {
             pause = format!(
@@ -519,7 +570,7 @@ impl Service {
         let (health_word, health_icon) = health_words(c.health.as_str());
         Ok(Timeline {
             id: c.id,
-            client: client_name(&contract, &c.client_id),
+            client: contract.client_name(&c.client_id),
             client_id: c.client_id.clone(),
             subject: c.subject.clone(),
             request_type: c.request_type.clone(),
@@ -534,11 +585,23 @@ impl Service {
             health_icon,
             paused: paused_words(&c, now, tz),
             items,
+            page: page.max(1),
+            pages: i64::try_from(pages).unwrap_or(i64::MAX),
             timers,
             what_if,
             pause,
             zone: tz.name().into(),
         })
+    }
+
+    /// The whole body of message `message` of conversation `id`.
+    pub fn message_body(&self, id: i64, message: i64) -> Result<String, ServiceError> {
+        self.inner
+            .store
+            .with(|conn| store::message_body(conn, id, message))?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("message {message} of conversation {id}"))
+            })
     }
 
     /// Sets a conversation's status (the API's solve; the dashboard's solve,
@@ -633,8 +696,8 @@ impl Service {
                             ComplianceRow {
                                 request_type: c.request_type.clone(),
                                 client_id: c.client_id.clone(),
-                                client: client_name(&current.contract, &c.client_id),
-                                timer: timer_words(t.kind).into(),
+                                client: current.contract.client_name(&c.client_id),
+                                timer: t.kind.words().into(),
                                 ..ComplianceRow::default()
                             },
                             Vec::new(),
@@ -697,9 +760,9 @@ fn status_words(s: TicketStatus) -> &'static str {
 
 fn timer_label(t: Timer, seq: u32) -> String {
     if t == Timer::NextResponse {
-        format!("{} #{}", timer_words(t), seq)
+        format!("{} #{}", t.words(), seq)
     } else {
-        timer_words(t).to_string()
+        t.words().to_string()
     }
 }
 
@@ -714,6 +777,8 @@ fn timer_item(
         kind: "timer",
         title,
         text: String::new(),
+        message_id: None,
+        cut_from: None,
     }
 }
 
@@ -823,7 +888,7 @@ fn what_if(policy: &Policy, events: &[Event], now: DateTime<Utc>, tz: Tz) -> Vec
                 .any(|b| b.timer == t.timer && b.seq == t.seq && b.status == TimerStatus::Running);
             out.push(format!(
                 "If the client replies now, the {} is {}due {}.",
-                timer_words(t.timer),
+                t.timer.words(),
                 if already { "still " } else { "" },
                 when(due)
             ))
@@ -873,7 +938,7 @@ fn queue_row(
     QueueRow {
         id: c.id,
         client_id: c.client_id.clone(),
-        client: client_name(contract, &c.client_id),
+        client: contract.client_name(&c.client_id),
         subject: c.subject.clone(),
         request_type: c.request_type.clone(),
         request_type_name: type_name(contract, &c.request_type),
@@ -881,7 +946,7 @@ fn queue_row(
         health: c.health.as_str().into(),
         health_word,
         health_icon,
-        timer: c.next_timer.map(timer_words).unwrap_or_default().into(),
+        timer: c.next_timer.map(Timer::words).unwrap_or_default().into(),
         left,
         late,
         due,

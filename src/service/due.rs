@@ -30,7 +30,7 @@ impl Service {
                 all.merge(e);
             }
             // Digests whose time has come, in the same transaction as the
-            // warnings they collect (SPEC 14).
+            // warnings they collect (README, "Urgency and focus").
             let digests = self.assemble_digests(conn, now)?;
             all.notified |= digests.digests > 0;
             Ok::<_, ServiceError>((due.len(), fired, all))

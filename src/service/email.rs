@@ -8,11 +8,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
+use super::intake::{self, ConversationBatch, Target};
 use super::mailbox::{FetchedMail, FolderCheckpoint, MailSink};
 use super::{Effects, Opening, Service, ServiceError};
 use crate::contract::{Contract, UNKNOWN_CLIENT};
 use crate::ingest::email::FolderKind;
-use crate::ingest::email::{self, ParsedEmail, Party, Route, Team, ThreadIndex, is_team_address};
+use crate::ingest::email::{self, MemoryThreadIndex, ParsedEmail, Route, Team, is_team_address};
 use crate::notify::{self, EmailDraft};
 use crate::sla::Direction;
 use crate::store::{self, AnyConnection, Checkpoint, ConversationRow, NewMessage, StoreError};
@@ -20,7 +21,7 @@ use crate::store::{self, AnyConnection, Checkpoint, ConversationRow, NewMessage,
 /// Acknowledge only fresh mail: a first start on a mailbox with last year's
 /// history must not answer it all.
 const ACK_MAX_AGE: Duration = Duration::hours(1);
-/// One acknowledgement per sender per hour (SPEC 6).
+/// One acknowledgement per sender per hour (README, "Email").
 const ACK_PER_SENDER: Duration = Duration::hours(1);
 
 /// What one mailbox feeds and who counts as the team.
@@ -57,7 +58,7 @@ struct Link<'a> {
 /// What became of an acknowledgement.
 enum Ack {
     Enqueued,
-    /// A rule of SPEC 6 says not to send one.
+    /// A rule of acknowledgements (README, "Email") says not to send one.
     Suppressed,
     /// The template or the mail could not be built (logged).
     Failed,
@@ -76,7 +77,7 @@ struct Prepared<'a> {
 
 /// What storing a batch (or, after a failure, one message) did.
 #[derive(Default)]
-struct Stored {
+struct Ingested {
     report: MailBatchReport,
     directions: BTreeMap<&'static str, u64>,
     mismatches: Vec<String>,
@@ -85,8 +86,8 @@ struct Stored {
     ensured: Vec<String>,
 }
 
-impl Stored {
-    fn merge(&mut self, o: Stored) {
+impl Ingested {
+    fn merge(&mut self, o: Ingested) {
         let (r, m) = (&mut self.report, o.report);
         r.stored += m.stored;
         r.duplicates += m.duplicates;
@@ -103,149 +104,46 @@ impl Stored {
     }
 }
 
-/// Threading state of one batch: the headers' conversations read in one
-/// query up front, and what the batch itself stored so far.
-#[derive(Default)]
-struct BatchIndex {
-    /// Message-ID → conversation, stored before this batch.
-    known: HashMap<String, i64>,
-    /// Message-ID → conversation (or placeholder), stored by this batch.
-    in_batch: HashMap<String, i64>,
-    /// Conversations whose latest mail this batch moved forward; written
-    /// by the batch's refresh, or before a subject lookup needs them.
-    moved: HashMap<i64, DateTime<Utc>>,
-    /// The conversations this batch opens, by placeholder slot.
-    openings: Vec<ToOpen>,
-    /// `openings[..flushed]` are in the database already.
-    flushed: usize,
-    /// Their rows, as inserted.
-    flushed_rows: Vec<ConversationRow>,
-}
-
-/// A conversation a batch opens. The batch knows it by a placeholder id
-/// until it is inserted: at the end of the batch, or earlier when a
-/// subject lookup must find it in the database.
-struct ToOpen {
-    new: store::NewConversation,
-    /// The request type, when classified for a channel that does not list it.
-    mismatch: Option<String>,
-    /// The mail that opened it.
-    mail: usize,
-    /// Its latest mail so far.
-    last: DateTime<Utc>,
-    /// `(id, created)` once inserted; `created` is false when a concurrent
-    /// writer opened it first.
-    stored: Option<(i64, bool)>,
-}
-
-/// The id a batch gives its `k`th opening until it is stored: negative,
-/// so never a row's.
+/// The id a batch's thread index gives the conversation in opening slot
+/// `k` until it is stored: negative, so never a row's.
 fn placeholder(k: usize) -> i64 {
     -(k as i64) - 1
 }
 
-fn is_placeholder(id: i64) -> bool {
-    id < 0
+/// The opening slot of a placeholder id, or `None` for a stored row's id.
+fn placeholder_slot(id: i64) -> Option<usize> {
+    (id < 0).then(|| (-(id + 1)) as usize)
 }
 
-fn placeholder_slot(id: i64) -> usize {
-    (-(id + 1)) as usize
+/// Makes `row` findable by the threading rule: by its subject, among its
+/// client's and its opener's conversations, with its latest mail.
+fn index_row(index: &mut MemoryThreadIndex<i64>, row: &ConversationRow) {
+    index_opening(
+        index,
+        row.id,
+        &row.client_id,
+        &row.opener,
+        &row.subject_key,
+        // No mail yet: never within a subject window until one arrives.
+        row.last_message_at.unwrap_or(DateTime::<Utc>::MIN_UTC),
+    );
 }
 
-impl BatchIndex {
-    /// The stored id for `id`, when it is a placeholder already stored.
-    fn resolve(&self, id: i64) -> i64 {
-        if !is_placeholder(id) {
-            return id;
-        }
-        match self.openings[placeholder_slot(id)].stored {
-            Some((stored, _)) => stored,
-            None => id,
-        }
-    }
-
-    /// Inserts the openings not stored yet, as they stand (their state is
-    /// derived by the batch's refresh), so a lookup in the database sees
-    /// them.
-    fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), StoreError> {
-        let pending = &mut self.openings[self.flushed..];
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let new: Vec<(store::NewConversation, store::DerivedState)> = pending
-            .iter()
-            .map(|o| {
-                let mut new = o.new.clone();
-                new.last_message_at = Some(o.last);
-                let state = store::DerivedState::unevaluated(&new);
-                (new, state)
-            })
-            .collect();
-        let rows = store::open_or_find_conversations(conn, &new)?;
-        for (o, (row, created)) in pending.iter_mut().zip(rows) {
-            o.stored = Some((row.id, created));
-            self.flushed_rows.push(row);
-        }
-        self.flushed = self.openings.len();
-        Ok(())
-    }
-}
-
-/// [`ThreadIndex`] for one lookup: the batch's maps first, the database
-/// for subjects. The trait cannot return errors, so the first one is kept
-/// and checked after the lookup.
-struct Lookup<'a> {
-    conn: &'a mut AnyConnection,
-    batch: &'a mut BatchIndex,
-    error: Option<StoreError>,
-}
-
-impl ThreadIndex for Lookup<'_> {
-    type Conversation = i64;
-    type Key = str;
-    fn by_message_id(&mut self, message_id: &str) -> Option<i64> {
-        self.batch
-            .in_batch
-            .get(message_id)
-            .or_else(|| self.batch.known.get(message_id))
-            .copied()
-    }
-    fn by_subject(&mut self, party: Party<'_>, key: &str, since: DateTime<Utc>) -> Option<i64> {
-        // The database answers: the conversations this batch opened must be
-        // in it, and the window is compared with `last_message_at`, so the
-        // rows this batch moved are brought up to date first (rare: only
-        // header-less replies).
-        if let Err(e) = self.batch.flush(self.conn) {
-            self.error.get_or_insert(e);
-            return None;
-        }
-        for (id, at) in std::mem::take(&mut self.batch.moved) {
-            if let Err(e) = store::advance_last_message(self.conn, id, at) {
-                self.error.get_or_insert(e);
-                return None;
-            }
-        }
-        match party {
-            Party::Client(client) => store::conversation_by_subject(self.conn, client, key, since),
-            Party::Opener(address) => {
-                store::conversation_by_opener_subject(self.conn, address, key, since)
-            }
-        }
-        .map_err(|e| self.error.get_or_insert(e))
-        .ok()
-        .flatten()
-    }
-}
-
-/// A mail as the SLA engine reads it back from the store: its instant to
-/// the microsecond, as both backends keep it.
-fn event_row(m: &NewMessage) -> store::EventRow {
-    store::EventRow {
-        direction: m.direction,
-        status: m.status,
-        awaiting_client: m.awaiting_client,
-        sent_at: store::from_db(store::to_db(m.sent_at)),
-    }
+fn index_opening(
+    index: &mut MemoryThreadIndex<i64>,
+    id: i64,
+    client: &str,
+    opener: &str,
+    subject_key: &str,
+    last: DateTime<Utc>,
+) {
+    index.open_with_key(
+        id,
+        (client != UNKNOWN_CLIENT).then_some(client),
+        (!opener.is_empty()).then_some(opener),
+        (!subject_key.is_empty()).then_some(subject_key),
+        last,
+    );
 }
 
 /// Acknowledgement state of one batch: who was acknowledged within the hour
@@ -356,6 +254,64 @@ fn prepare_all<'a>(
     })
 }
 
+/// The batch's thread index, read in two queries before it threads: the
+/// conversations of the Message-IDs its mails' headers name, and those a
+/// reply without headers may join by subject (same subject key, of the
+/// same client or opener, with mail in the window). The batch adds its own
+/// mail and openings as it goes, so no lookup writes anything.
+fn thread_index(
+    conn: &mut AnyConnection,
+    mails: &[(&Prepared, &ParsedEmail, &Route)],
+) -> Result<(MemoryThreadIndex<i64>, HashMap<i64, ConversationRow>), StoreError> {
+    let mut header_ids: Vec<String> = mails
+        .iter()
+        .flat_map(|(_, parsed, _)| parsed.in_reply_to.iter().chain(&parsed.references))
+        .cloned()
+        .collect();
+    header_ids.sort_unstable();
+    header_ids.dedup();
+    let by_header = store::conversations_of_message_ids(conn, &header_ids)?;
+    let mut wanted: Vec<i64> = by_header.values().copied().collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut rows = store::conversations_by_ids(conn, &wanted)?;
+
+    let replies: Vec<(&Prepared, &Route, String)> = mails
+        .iter()
+        .filter(|(_, parsed, _)| email::looks_like_reply(parsed))
+        .map(|(p, parsed, route)| (*p, *route, email::normalize_subject(&parsed.subject)))
+        .filter(|(_, _, key)| !key.is_empty())
+        .collect();
+    if let Some(earliest) = replies.iter().map(|(p, _, _)| p.at).min() {
+        let mut keys: Vec<&str> = replies.iter().map(|(_, _, k)| k.as_str()).collect();
+        let mut clients: Vec<&str> = replies
+            .iter()
+            .filter_map(|(_, r, _)| r.known_client())
+            .collect();
+        let mut openers: Vec<&str> = replies
+            .iter()
+            .flat_map(|(_, r, _)| r.client_addresses())
+            .collect();
+        for v in [&mut keys, &mut clients, &mut openers] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        let since = earliest - email::SUBJECT_WINDOW;
+        for row in store::conversations_by_subject_keys(conn, &keys, &clients, &openers, since)? {
+            rows.entry(row.id).or_insert(row);
+        }
+    }
+
+    let mut index = MemoryThreadIndex::new();
+    for row in rows.values() {
+        index_row(&mut index, row);
+    }
+    for (message_id, id) in by_header {
+        index.record_message_id(&message_id, id);
+    }
+    Ok((index, rows))
+}
+
 impl Service {
     /// Stores a batch from one folder and moves its checkpoint to
     /// `(uidvalidity, highest uid)` in the same transaction.
@@ -395,37 +351,30 @@ impl Service {
                 },
                 now,
             )
+            .map_err(ServiceError::from)
         };
-        let whole = self.inner.store.transaction(|conn| {
-            let stored = self.store_mails(conn, mb, &prepared, contract, now)?;
-            checkpoint(conn)?;
-            Ok::<_, ServiceError>(stored)
-        });
-        let stored = match whole {
-            Ok(stored) => stored,
-            Err(e) => {
-                tracing::warn!(mailbox = %mb.name, folder, error = %e, "batch refused; storing it one message at a time");
-                self.inner.store.transaction(|conn| {
-                    let mut all = Stored::default();
-                    for p in &prepared {
-                        let one = store::savepoint(conn, |conn| {
-                            self.store_mails(conn, mb, std::slice::from_ref(p), contract, now)
-                        });
-                        match one {
-                            Ok(one) => all.merge(one),
-                            Err(e) => {
-                                tracing::error!(mailbox = %mb.name, folder, uid = p.fetched.uid, error = %e, "message kept raw: cannot store it");
-                                store::reject_input(conn, &mb.channel, "store", &e.to_string(), &p.fetched.raw, now)?;
-                                all.report.rejected += 1;
-                            }
-                        }
-                    }
-                    checkpoint(conn)?;
-                    Ok::<_, ServiceError>(all)
-                })?
-            }
-        };
-        let Stored {
+        let stored = intake::store_each_on_refusal(
+            &self.inner.store,
+            &prepared,
+            |conn, mails| self.store_mails(conn, mb, mails, contract, now),
+            |conn, p, e| {
+                tracing::error!(mailbox = %mb.name, folder, uid = p.fetched.uid, error = %e, "message kept raw: cannot store it");
+                store::reject_input(
+                    conn,
+                    &mb.channel,
+                    "store",
+                    &e.to_string(),
+                    &p.fetched.raw,
+                    now,
+                )?;
+                let mut one = Ingested::default();
+                one.report.rejected = 1;
+                Ok(one)
+            },
+            Ingested::merge,
+            checkpoint,
+        )?;
+        let Ingested {
             report,
             directions,
             mismatches,
@@ -470,15 +419,12 @@ impl Service {
         Ok(report)
     }
 
-    /// Stores `mails` (in order) inside the caller's transaction: threads
-    /// them, opens conversations, writes the messages, evaluates each
-    /// touched conversation once and acknowledges the new ones.
-    ///
-    /// New conversations are inserted after the batch is threaded, all in
-    /// one statement and with their first state already in the row (as the
-    /// events writer does): until then the batch knows each by a
-    /// placeholder id. Only a subject lookup, which asks the database, makes
-    /// them be inserted earlier.
+    /// The email front end of the intake: stores `mails` (in order) inside
+    /// the caller's transaction. Each fresh mail is threaded (headers, then
+    /// the subject for replies without them) over an index read once for the
+    /// batch, and goes to its conversation, to a new one (inbound mail of a
+    /// client), or nowhere; the batch is written as one, and the new
+    /// conversations are acknowledged.
     fn store_mails(
         &self,
         conn: &mut AnyConnection,
@@ -486,8 +432,8 @@ impl Service {
         mails: &[Prepared],
         contract: &Contract,
         now: DateTime<Utc>,
-    ) -> Result<Stored, ServiceError> {
-        let mut out = Stored::default();
+    ) -> Result<Ingested, ServiceError> {
+        let mut out = Ingested::default();
         let parsed_keys: Vec<(&str, &str)> = mails
             .iter()
             .filter(|p| p.mail.is_ok())
@@ -503,28 +449,22 @@ impl Service {
                     && keys_in_batch.insert(p.external_id.as_str())
             })
             .collect();
-        let mut header_ids: Vec<String> = mails
+        let fresh_mails: Vec<(&Prepared, &ParsedEmail, &Route)> = mails
             .iter()
             .zip(&fresh)
             .filter(|(_, fresh)| **fresh)
-            .filter_map(|(p, _)| p.mail.as_ref().ok())
-            .flat_map(|(parsed, _)| parsed.in_reply_to.iter().chain(&parsed.references))
-            .cloned()
+            .filter_map(|(p, _)| p.mail.as_ref().ok().map(|(m, r)| (p, m, r)))
             .collect();
-        header_ids.sort_unstable();
-        header_ids.dedup();
-        let mut index = BatchIndex {
-            known: store::conversations_of_message_ids(conn, &header_ids)?,
-            ..BatchIndex::default()
-        };
-        let mut wanted: Vec<i64> = index.known.values().copied().collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let mut rows: HashMap<i64, ConversationRow> = store::conversations_by_ids(conn, &wanted)?;
+        let (mut index, rows) = thread_index(conn, &fresh_mails)?;
+        let mut intake = ConversationBatch::new();
+        for row in rows.into_values() {
+            intake.know(row);
+        }
 
-        let mut touched: Vec<i64> = Vec::new();
-        let mut pending: Vec<NewMessage> = Vec::new();
-        let mut ensured: HashSet<&str> = HashSet::new();
+        // Per mail added to the intake: its place in `mails` and direction.
+        let mut added: Vec<(usize, Direction)> = Vec::new();
+        // Per opening slot: the mail that opened it.
+        let mut opened_by: Vec<usize> = Vec::new();
         for (i, p) in mails.iter().enumerate() {
             let (parsed, route) = match &p.mail {
                 Ok(m) => m,
@@ -547,43 +487,14 @@ impl Service {
                 continue;
             }
             let direction = route.direction;
-            let mut lookup = Lookup {
-                conn,
-                batch: &mut index,
-                error: None,
-            };
-            let thread = email::find_thread(&mut lookup, parsed, route, p.at);
-            if let Some(e) = lookup.error {
-                return Err(ServiceError::Store(e));
-            }
-            let conversation = match thread.map(|id| index.resolve(id)) {
-                Some(id) if is_placeholder(id) => {
-                    let o = &mut index.openings[placeholder_slot(id)];
-                    o.last = o.last.max(p.at);
-                    Some(id)
-                }
-                Some(id) => {
-                    if let std::collections::hash_map::Entry::Vacant(v) = rows.entry(id) {
-                        match store::conversation(conn, id)? {
-                            Some(row) => {
-                                v.insert(row);
-                            }
-                            None => {
-                                return Err(ServiceError::NotFound(format!("conversation {id}")));
-                            }
-                        }
-                    }
-                    let last = index.moved.get(&id).copied().or(rows[&id].last_message_at);
-                    if last.is_none_or(|l| p.at > l) {
-                        index.moved.insert(id, p.at);
-                    }
-                    Some(id)
-                }
-                None if direction == Direction::Inbound => match &route.client {
-                    Some(client_id) => {
-                        if ensured.insert(client_id.as_str()) {
-                            self.ensure_client_cached(conn, contract, client_id, now)?;
-                        }
+            let thread = email::find_thread(&mut index, parsed, route, p.at);
+            let (target, id) = match thread {
+                Some(id) => match placeholder_slot(id) {
+                    Some(slot) => (Target::Opening(slot), Some(id)),
+                    None => (Target::Stored(id), Some(id)),
+                },
+                None => match (&route.client, direction) {
+                    (Some(client_id), Direction::Inbound) => {
                         let (new, mismatch) = super::events::classified(
                             contract,
                             &Opening {
@@ -599,144 +510,82 @@ impl Service {
                             },
                             now,
                         );
-                        let id = placeholder(index.openings.len());
-                        index.openings.push(ToOpen {
-                            new,
-                            mismatch,
-                            mail: i,
-                            last: p.at,
-                            stored: None,
-                        });
-                        Some(id)
+                        let id = placeholder(opened_by.len());
+                        index_opening(
+                            &mut index,
+                            id,
+                            &new.client_id,
+                            &new.opener,
+                            &new.subject_key,
+                            p.at,
+                        );
+                        opened_by.push(i);
+                        (Target::Opening(intake.open(new, mismatch)), Some(id))
                     }
-                    None => None,
+                    _ => (Target::Untracked, None),
                 },
-                None => None,
             };
-            if let Some(id) = conversation {
-                if !touched.contains(&id) {
-                    touched.push(id);
-                }
+            if let Some(id) = id {
+                index.touch(id, p.at);
                 if let Some(mid) = &parsed.message_id {
-                    index.in_batch.insert(mid.clone(), id);
+                    index.record_message_id(mid, id);
                 }
             }
-            pending.push(NewMessage {
-                conversation_id: conversation,
-                channel: mb.channel.clone(),
-                external_id: p.external_id.clone(),
-                direction: Some(direction),
-                sender: route.sender.clone(),
-                recipients: addresses(&parsed.to),
-                subject: parsed.subject.clone(),
-                body: parsed.text.clone(),
-                message_id: parsed.message_id.clone(),
-                in_reply_to: parsed.in_reply_to.clone(),
-                refs: parsed.references.join(" "),
-                raw: Some(p.fetched.raw.clone()),
-                sent_at: p.at,
-                received_at: now,
-                status: None,
-                awaiting_client: false,
-            });
+            intake.add(
+                NewMessage {
+                    conversation_id: None,
+                    channel: mb.channel.clone(),
+                    external_id: p.external_id.clone(),
+                    direction: Some(direction),
+                    sender: route.sender.clone(),
+                    recipients: addresses(&parsed.to),
+                    subject: parsed.subject.clone(),
+                    body: parsed.text.clone(),
+                    message_id: parsed.message_id.clone(),
+                    in_reply_to: parsed.in_reply_to.clone(),
+                    refs: parsed.references.join(" "),
+                    raw: Some(p.fetched.raw.clone()),
+                    sent_at: p.at,
+                    received_at: now,
+                    status: None,
+                    awaiting_client: false,
+                },
+                target,
+            );
+            added.push((i, direction));
             out.report.stored += 1;
             *out.directions.entry(direction.as_str()).or_default() += 1;
         }
-        out.ensured = ensured.into_iter().map(str::to_string).collect();
-        for row in std::mem::take(&mut index.flushed_rows) {
-            rows.entry(row.id).or_insert(row);
+        if intake.is_empty() {
+            return Ok(out);
         }
 
-        // The openings no subject lookup inserted: each one's first state
-        // from the batch's mails of it, then all in one statement.
-        let unflushed = index.flushed..index.openings.len();
-        let mut firsts: Vec<(usize, super::refresh::FirstState, Vec<store::EventRow>)> = Vec::new();
-        for k in unflushed.clone() {
-            let id = placeholder(k);
-            let events: Vec<store::EventRow> = pending
-                .iter()
-                .filter(|m| m.conversation_id == Some(id))
-                .map(event_row)
-                .collect();
-            let mut order: Vec<usize> = (0..events.len()).collect();
-            // The engine's order: by time, then as stored (batch order).
-            order.sort_by_key(|&j| (events[j].sent_at, j));
-            let events: Vec<store::EventRow> =
-                order.into_iter().map(|j| events[j].clone()).collect();
-            let first = self.initial_state(conn, &index.openings[k].new, &events, now)?;
-            firsts.push((k, first, events));
-        }
-        let new: Vec<(store::NewConversation, store::DerivedState)> = firsts
-            .iter()
-            .map(|(k, first, _)| (index.openings[*k].new.clone(), first.row.clone()))
-            .collect();
-        let inserted = store::open_or_find_conversations(conn, &new)?;
-        let mut known: HashMap<i64, super::refresh::Opened> = HashMap::new();
-        // `created` is false where some concurrent writer opened it first
-        // (the same mail, delivered to two mailboxes): theirs is read back.
-        for ((k, first, events), (row, created)) in firsts.into_iter().zip(inserted) {
-            let o = &mut index.openings[k];
-            if created {
-                known.insert(row.id, super::refresh::Opened { events, first });
-            }
-            o.stored = Some((row.id, created));
-            rows.insert(row.id, row);
-        }
-        for m in &mut pending {
-            m.conversation_id = m.conversation_id.map(|id| index.resolve(id));
-        }
-        let mut seen = HashSet::new();
-        touched = touched
-            .into_iter()
-            .map(|id| index.resolve(id))
-            .filter(|id| seen.insert(*id))
-            .collect();
-        let ids = store::insert_messages(conn, &pending)?;
+        let committed = intake.commit(self, conn, contract, now)?;
+        out.ensured = committed.ensured;
         // A key another process stored between the check and the insert
-        // (PostgreSQL, two mailboxes receiving one mail): a duplicate, and
-        // its conversation is read back whole.
-        for (id, m) in ids.iter().zip(&pending) {
-            if id.is_none() {
+        // (PostgreSQL, two mailboxes receiving one mail): a duplicate.
+        for ((_, direction), stored) in added.iter().zip(&committed.messages) {
+            if stored.is_none() {
                 out.report.stored -= 1;
                 out.report.duplicates += 1;
-                if let Some(n) = out
-                    .directions
-                    .get_mut(m.direction.map_or("none", Direction::as_str))
-                {
+                if let Some(n) = out.directions.get_mut(direction.as_str()) {
                     *n -= 1;
-                }
-                if let Some(c) = m.conversation_id {
-                    known.remove(&c);
                 }
             }
         }
-        drop(pending);
-
-        let convs: Vec<&ConversationRow> = touched.iter().map(|id| &rows[id]).collect();
-        let effects = self.refresh_many(conn, &convs, known, now)?;
         let mut first_due: HashMap<i64, Option<DateTime<Utc>>> = HashMap::new();
-        for (id, e) in touched.iter().zip(effects) {
-            first_due.insert(*id, e.first_response_due);
+        for (id, e) in committed.effects {
+            first_due.insert(id, e.first_response_due);
             out.effects.merge(e);
         }
-
-        let opened: Vec<(i64, usize)> = index
-            .openings
+        let opened: Vec<(&intake::OpenedConversation, usize)> = committed
+            .opened
             .iter()
-            .filter_map(|o| match o.stored {
-                Some((id, true)) => Some((id, o.mail)),
-                _ => None,
-            })
+            .zip(opened_by)
+            .filter(|(o, _)| o.created)
             .collect();
-        out.mismatches.extend(
-            index
-                .openings
-                .iter()
-                .filter(|o| matches!(o.stored, Some((_, true))))
-                .filter_map(|o| o.mismatch.clone()),
-        );
-        let ids: Vec<i64> = opened.iter().map(|(id, _)| *id).collect();
-        let token_of = super::status::issue_links(conn, &ids, now)?;
+        out.mismatches
+            .extend(opened.iter().filter_map(|(o, _)| o.mismatch.clone()));
 
         let senders: Vec<String> = opened
             .iter()
@@ -748,16 +597,16 @@ impl Service {
             outbox: Vec::new(),
             copies: Vec::new(),
         };
-        for (id, i) in opened {
+        for (o, i) in opened {
             let p = &mails[i];
             let Ok((parsed, route)) = &p.mail else {
                 continue;
             };
+            let conv = &o.row;
             let link = Link {
-                due: first_due.get(&id).copied().flatten(),
-                status_token: token_of.get(&id).map(String::as_str),
+                due: first_due.get(&conv.id).copied().flatten(),
+                status_token: o.status_token.as_deref(),
             };
-            let conv = &rows[&id];
             match self.acknowledge(
                 mb,
                 contract,
@@ -788,12 +637,17 @@ impl Service {
         out.report.acknowledged -= refused;
         out.report.suppressed += refused;
         store::insert_messages(conn, &copies)?;
+        // The copies are the conversations' latest mail: their rows were
+        // refreshed before the acknowledgements could be built (they name
+        // the first-response due).
+        let acked: Vec<i64> = copies.iter().filter_map(|c| c.conversation_id).collect();
+        store::advance_last_message(conn, &acked, now)?;
         Ok(out)
     }
 
     /// Builds the acknowledgement of a new conversation unless a rule of
-    /// SPEC 6 says not to, for the batch to enqueue with the others. It is
-    /// also stored as an `auto` message of the conversation, with its
+    /// acknowledgements (README, "Email") says not to, for the batch to
+    /// enqueue with the others. It is also stored as an `auto` message of the conversation, with its
     /// Message-ID, so a reply to it threads back in.
     #[allow(clippy::too_many_arguments)]
     fn acknowledge(
@@ -895,7 +749,7 @@ impl Service {
             sender: "keepword".into(),
             recipients: from.to_string(),
             subject: rendered.subject,
-            // The token is kept only as a hash (SPEC 12): the team's copy
+            // The token is kept only as a hash (README, "HTTP API"): the team's copy
             // of the acknowledgement names the link without it.
             body: match &status_url {
                 Some(url) => rendered.text.replace(url, &self.status_url("…")),

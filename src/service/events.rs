@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::intake::{self, ConversationBatch, Target};
 use super::*;
 
 /// What [`Service::record_event`] did.
@@ -54,25 +55,6 @@ pub(super) struct Queued {
     reply: tokio::sync::oneshot::Sender<Result<Recorded, ServiceError>>,
 }
 
-/// Where a new event of a batch goes.
-enum Target {
-    /// Nowhere: the contract ignores its sender (kept, not tracked).
-    Untracked,
-    /// A conversation stored before the batch, by `(channel, thread)`.
-    Stored(usize),
-    /// One the batch opens, by its place in the batch's openings.
-    Opening(usize),
-}
-
-/// A conversation a batch opens, with the events of the batch it holds.
-struct ToOpen {
-    new: NewConversation,
-    /// The request type, when classified for a channel that does not list it.
-    mismatch: Option<String>,
-    /// Places in the batch of its events; the first opened it.
-    events: Vec<usize>,
-}
-
 /// The message of a new event.
 fn new_message(c: &Checked, conversation_id: Option<i64>) -> NewMessage {
     let ev = &c.ev;
@@ -96,10 +78,42 @@ fn new_message(c: &Checked, conversation_id: Option<i64>) -> NewMessage {
     }
 }
 
-/// What storing one event inside a batch did, before the batch's refresh.
-struct StoredEvent {
-    recorded: Recorded,
-    mismatch: Option<String>,
+/// What became of an event of a batch, known once its transaction ends.
+enum Outcome {
+    Stored {
+        recorded: Recorded,
+        mismatch: Option<String>,
+    },
+    /// A key seen before, with its message when it was stored before the
+    /// batch (else looked up after the commit).
+    Duplicate(Option<(i64, Option<i64>)>),
+    /// Stored alone after the batch was refused, and refused again.
+    Failed(ServiceError),
+}
+
+/// What a batch of events wrote, in the batch's order.
+#[derive(Default)]
+struct Written {
+    outcomes: Vec<Outcome>,
+    effects: Effects,
+    /// Clients whose rows the batch made sure of.
+    ensured: Vec<String>,
+}
+
+impl Written {
+    fn merge(&mut self, o: Written) {
+        self.outcomes.extend(o.outcomes);
+        self.effects.merge(o.effects);
+        self.ensured.extend(o.ensured);
+    }
+}
+
+impl intake::Refusal for RecordError {
+    fn log(&self, items: usize) {
+        if let RecordError::Service(e) = self {
+            tracing::warn!(events = items, error = %e, "event batch refused; storing each alone");
+        }
+    }
 }
 
 impl Service {
@@ -192,14 +206,11 @@ impl Service {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One writer thread per shard: one on SQLite (it has one writer
-    /// anyway), [`postgres_writers`] on PostgreSQL. A writer holds the service weakly, so it
-    /// also ends when the service is dropped (its queue closes).
+    /// One writer thread per shard, as many as the store says. A writer
+    /// holds the service weakly, so it also ends when the service is dropped
+    /// (its queue closes).
     fn start_writers(&self) -> EventWriters {
-        let n = match self.inner.store.backend() {
-            store::Backend::Sqlite => 1,
-            store::Backend::Postgres => postgres_writers(),
-        };
+        let n = self.inner.store.event_writers();
         let mut senders = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
@@ -301,217 +312,59 @@ impl Service {
     /// are found in one query and answered as duplicates, leaving no trace.
     /// Should anything else go wrong — a database error, or a concurrent
     /// writer storing one of the keys first — the batch rolls back and each
-    /// event is stored again in a transaction of its own, so one bad event
-    /// fails only itself. Results are in order.
+    /// event is stored again alone, so one bad event fails only itself.
+    /// Results are in order.
     fn record_checked(&self, batch: &[Checked]) -> Vec<Result<Recorded, ServiceError>> {
-        enum Outcome {
-            Stored(Box<StoredEvent>),
-            /// With its message when it was stored before the batch.
-            Duplicate(Option<(i64, Option<i64>)>),
-        }
         let current = self.inner.contract.current();
         let contract = &current.contract;
         let Some(now) = batch.iter().map(|c| c.now).max() else {
             return Vec::new();
         };
-        let keys: Vec<(&str, String)> = batch
-            .iter()
-            .map(|c| (c.ev.channel.as_str(), store::text(&c.ev.idempotency_key)))
-            .collect();
-        let outcome = self.inner.store.transaction(|conn| {
-            let lookup: Vec<(&str, &str)> = keys.iter().map(|(c, k)| (*c, k.as_str())).collect();
-            let seen = store::messages_by_external_ids(conn, &lookup)?;
-            // Only the threads of new keys: a retry storm costs one query.
-            let threads: Vec<(&str, &str)> = batch
-                .iter()
-                .zip(&keys)
-                .filter(|(_, (channel, key))| {
-                    !seen.contains_key(&(channel.to_string(), key.clone()))
+        let written = intake::store_each_on_refusal(
+            &self.inner.store,
+            batch,
+            |conn, part| self.store_events(conn, part, contract, now),
+            |_, _, refused| {
+                Ok(Written {
+                    outcomes: vec![match refused {
+                        RecordError::Duplicate => Outcome::Duplicate(None),
+                        RecordError::Service(e) => Outcome::Failed(e),
+                    }],
+                    ..Written::default()
                 })
-                .map(|(c, _)| (c.ev.channel.as_str(), c.ev.thread.as_str()))
-                .collect();
-            let (threads_found, stored): (Vec<(String, String)>, Vec<ConversationRow>) =
-                store::conversations_by_threads(conn, &threads)?
-                    .into_iter()
-                    .unzip();
-            let stored_at: std::collections::HashMap<(&str, &str), usize> = threads_found
-                .iter()
-                .enumerate()
-                .map(|(i, (channel, thread))| ((channel.as_str(), thread.as_str()), i))
-                .collect();
-            let mut ensured = std::collections::HashSet::new();
-            let mut openings: Vec<ToOpen> = Vec::new();
-            let mut opening_at: std::collections::HashMap<(&str, &str), usize> =
-                std::collections::HashMap::new();
-            let mut in_batch = std::collections::HashSet::new();
-            let mut targets: Vec<Option<Target>> = Vec::with_capacity(batch.len());
-            for (i, (c, (channel, key))) in batch.iter().zip(&keys).enumerate() {
-                let known = seen.get(&(channel.to_string(), key.clone())).copied();
-                if known.is_some() || !in_batch.insert((*channel, key.as_str())) {
-                    targets.push(None);
-                    continue;
-                }
-                let thread = (c.ev.channel.as_str(), c.ev.thread.as_str());
-                let target = if let Some(&at) = stored_at.get(&thread) {
-                    Target::Stored(at)
-                } else if let Some(&at) = opening_at.get(&thread) {
-                    openings[at].events.push(i);
-                    Target::Opening(at)
-                } else if let Some(client_id) = &c.client_id {
-                    if ensured.insert(client_id.as_str()) {
-                        self.ensure_client_cached(conn, contract, client_id, c.now)?;
-                    }
-                    let (new, mismatch) = classified(contract, &opening_of(c, client_id), c.now);
-                    opening_at.insert(thread, openings.len());
-                    openings.push(ToOpen {
-                        new,
-                        mismatch,
-                        events: vec![i],
-                    });
-                    Target::Opening(openings.len() - 1)
-                } else {
-                    Target::Untracked
-                };
-                targets.push(Some(target));
-            }
-            let (opened, mut written_states) = self.open_all(conn, batch, &openings, now)?;
-            let created: Vec<i64> = opened
-                .iter()
-                .filter(|(_, created)| *created)
-                .map(|(row, _)| row.id)
-                .collect();
-            let mut token_of = super::status::issue_links(conn, &created, now)?;
-            let mut each = Vec::with_capacity(batch.len());
-            let mut messages = Vec::new();
-            for ((i, c), target) in batch.iter().enumerate().zip(&targets) {
-                let Some(target) = target else {
-                    let (channel, key) = &keys[i];
-                    each.push(Outcome::Duplicate(
-                        seen.get(&(channel.to_string(), key.clone())).copied(),
-                    ));
-                    continue;
-                };
-                let (conversation_id, created, mismatch) = match target {
-                    Target::Untracked => (None, false, None),
-                    Target::Stored(at) => (Some(stored[*at].id), false, None),
-                    Target::Opening(at) => {
-                        let (row, created) = &opened[*at];
-                        let first = openings[*at].events[0] == i && *created;
-                        let mismatch = if first {
-                            openings[*at].mismatch.clone()
-                        } else {
-                            None
-                        };
-                        (Some(row.id), first, mismatch)
-                    }
-                };
-                let status_url = match created {
-                    true => conversation_id
-                        .and_then(|id| token_of.remove(&id))
-                        .map(|t| self.status_url(&t)),
-                    false => None,
-                };
-                messages.push(new_message(c, conversation_id));
-                each.push(Outcome::Stored(Box::new(StoredEvent {
-                    recorded: Recorded {
-                        // Set when the batch's messages are stored.
-                        message_id: 0,
-                        conversation_id,
-                        duplicate: false,
-                        conversation_created: created,
-                        status_url,
-                    },
-                    mismatch,
-                })));
-            }
-            // The messages in one go (multi-row on PostgreSQL). A key some
-            // concurrent writer stored since the lookup rolls all back.
-            let mut ids = store::insert_messages(conn, &messages)?.into_iter();
-            let mut id_of = vec![0i64; batch.len()];
-            for (i, o) in each.iter_mut().enumerate() {
-                if let Outcome::Stored(stored) = o {
-                    stored.recorded.message_id =
-                        ids.next().flatten().ok_or(RecordError::Duplicate)?;
-                    id_of[i] = stored.recorded.message_id;
-                }
-            }
-            // Each touched conversation once: those stored before are read
-            // back with their new messages; those this batch created are
-            // known already.
-            let mut convs: Vec<&ConversationRow> = Vec::new();
-            let mut known = std::collections::HashMap::new();
-            for t in targets.iter().flatten() {
-                match t {
-                    Target::Stored(at) if !convs.iter().any(|c| c.id == stored[*at].id) => {
-                        convs.push(&stored[*at]);
-                    }
-                    Target::Opening(at) if !convs.iter().any(|c| c.id == opened[*at].0.id) => {
-                        let (row, created) = &opened[*at];
-                        convs.push(row);
-                        if let (true, Some(first)) = (*created, written_states[*at].take()) {
-                            let mut events: Vec<(i64, EventRow)> = openings[*at]
-                                .events
-                                .iter()
-                                .map(|&i| (id_of[i], event_row(&batch[i])))
-                                .collect();
-                            events.sort_by_key(|(id, e)| (e.sent_at, *id));
-                            known.insert(
-                                row.id,
-                                super::refresh::Opened {
-                                    events: events.into_iter().map(|(_, e)| e).collect(),
-                                    first,
-                                },
-                            );
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            let effects = self.refresh_many(conn, &convs, known, now)?;
-            let ensured: Vec<String> = ensured.into_iter().map(str::to_string).collect();
-            Ok::<_, RecordError>((each, effects, ensured))
-        });
-        let (each, effects) = match outcome {
-            Ok((each, effects, ensured)) => {
-                self.clients_committed(contract, ensured);
-                (each, effects)
-            }
-            Err(e) if batch.len() == 1 => {
-                return vec![match e {
-                    RecordError::Service(e) => Err(e),
-                    RecordError::Duplicate => self.duplicate_of(&batch[0]),
-                }];
-            }
+            },
+            Written::merge,
+            |_| Ok(()),
+        );
+        let written = match written {
+            Ok(w) => w,
+            Err(e) if batch.len() == 1 => return vec![Err(e)],
             Err(e) => {
-                if let RecordError::Service(e) = &e {
-                    tracing::warn!(events = batch.len(), error = %e, "event batch refused; storing each alone");
-                }
+                let why = e.to_string();
                 return batch
                     .iter()
-                    .flat_map(|c| self.record_checked(std::slice::from_ref(c)))
+                    .map(|_| Err(ServiceError::Unavailable(why.clone())))
                     .collect();
             }
         };
-        let mut all = Effects::default();
-        for e in effects {
-            all.merge(e);
-        }
+        self.clients_committed(contract, written.ensured);
         let m = &self.inner.metrics;
-        let results = each
+        let results = written
+            .outcomes
             .into_iter()
             .zip(batch)
             .map(|(r, c)| match r {
-                Outcome::Stored(s) => {
+                Outcome::Stored { recorded, mismatch } => {
                     let direction = c.ev.direction.map(Direction::as_str).unwrap_or("none");
                     m.messages
                         .with_label_values(&[&c.ev.channel, direction])
                         .inc();
-                    if let Some(t) = s.mismatch {
+                    if let Some(t) = mismatch {
                         m.channel_mismatches
                             .with_label_values(&[&t, &c.ev.channel])
                             .inc();
                     }
-                    Ok(s.recorded)
+                    Ok(recorded)
                 }
                 Outcome::Duplicate(Some((message_id, conversation_id))) => Ok(Recorded {
                     message_id,
@@ -521,10 +374,110 @@ impl Service {
                     status_url: None,
                 }),
                 Outcome::Duplicate(None) => self.duplicate_of(c),
+                Outcome::Failed(e) => Err(e),
             })
             .collect();
-        self.apply(all);
+        self.apply(written.effects);
         results
+    }
+
+    /// The events front end of the intake: each new event's target is its
+    /// thread's conversation (stored, or opened by an earlier event of the
+    /// batch), a new one when it has a client, else none.
+    fn store_events(
+        &self,
+        conn: &mut AnyConnection,
+        batch: &[Checked],
+        contract: &Contract,
+        now: DateTime<Utc>,
+    ) -> Result<Written, RecordError> {
+        let keys: Vec<(&str, String)> = batch
+            .iter()
+            .map(|c| (c.ev.channel.as_str(), store::text(&c.ev.idempotency_key)))
+            .collect();
+        let lookup: Vec<(&str, &str)> = keys.iter().map(|(c, k)| (*c, k.as_str())).collect();
+        let seen = store::messages_by_external_ids(conn, &lookup)?;
+        let is_new = |(channel, key): &(&str, String)| {
+            !seen.contains_key(&(channel.to_string(), key.clone()))
+        };
+        // Only the threads of new keys: a retry storm costs one query.
+        let threads: Vec<(&str, &str)> = batch
+            .iter()
+            .zip(&keys)
+            .filter(|(_, k)| is_new(k))
+            .map(|(c, _)| (c.ev.channel.as_str(), c.ev.thread.as_str()))
+            .collect();
+        let mut intake = ConversationBatch::new();
+        let mut stored: HashMap<(String, String), i64> = HashMap::new();
+        for (thread, row) in store::conversations_by_threads(conn, &threads)? {
+            stored.insert(thread, row.id);
+            intake.know(row);
+        }
+        let mut opening_at: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut in_batch = std::collections::HashSet::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        // Per event added to the intake: its place in `outcomes`, its target.
+        let mut added: Vec<(usize, Target)> = Vec::new();
+        for (c, (channel, key)) in batch.iter().zip(&keys) {
+            if let Some(known) = seen.get(&(channel.to_string(), key.clone())) {
+                outcomes.push(Outcome::Duplicate(Some(*known)));
+                continue;
+            }
+            if !in_batch.insert((*channel, key.as_str())) {
+                outcomes.push(Outcome::Duplicate(None));
+                continue;
+            }
+            let thread = (c.ev.channel.as_str(), c.ev.thread.as_str());
+            let target =
+                if let Some(&id) = stored.get(&(thread.0.to_string(), thread.1.to_string())) {
+                    Target::Stored(id)
+                } else if let Some(&slot) = opening_at.get(&thread) {
+                    Target::Opening(slot)
+                } else if let Some(client_id) = &c.client_id {
+                    let (new, mismatch) = classified(contract, &opening_of(c, client_id), c.now);
+                    let slot = intake.open(new, mismatch);
+                    opening_at.insert(thread, slot);
+                    Target::Opening(slot)
+                } else {
+                    Target::Untracked
+                };
+            intake.add(new_message(c, None), target);
+            added.push((outcomes.len(), target));
+            // Set once the batch is committed.
+            outcomes.push(Outcome::Duplicate(None));
+        }
+        let mut committed = intake.commit(self, conn, contract, now)?;
+        for ((at, target), stored) in added.into_iter().zip(&committed.messages) {
+            // A key some concurrent writer stored since the lookup: the
+            // batch rolls back and each event is stored alone.
+            let stored = stored.ok_or(RecordError::Duplicate)?;
+            let opening = match (target, stored.opened) {
+                (Target::Opening(slot), true) => Some(&mut committed.opened[slot]),
+                _ => None,
+            };
+            outcomes[at] = Outcome::Stored {
+                recorded: Recorded {
+                    message_id: stored.id,
+                    conversation_id: stored.conversation_id,
+                    duplicate: false,
+                    conversation_created: stored.opened,
+                    status_url: opening
+                        .as_ref()
+                        .and_then(|o| o.status_token.as_deref())
+                        .map(|t| self.status_url(t)),
+                },
+                mismatch: opening.and_then(|o| o.mismatch.take()),
+            };
+        }
+        let mut effects = Effects::default();
+        for (_, e) in committed.effects {
+            effects.merge(e);
+        }
+        Ok(Written {
+            outcomes,
+            effects,
+            ensured: committed.ensured,
+        })
     }
 
     /// The answer for a key seen before: the message it stored.
@@ -543,49 +496,6 @@ impl Service {
         })
     }
 
-    /// Opens a batch's new conversations: each one's first state derived
-    /// from the batch's events of it, then all inserted with that state in
-    /// one statement. A conversation some concurrent opener created first is
-    /// looked up instead (`created` false, no state written). In
-    /// `openings` order: `((row, created), state written)`.
-    #[allow(clippy::type_complexity)]
-    fn open_all(
-        &self,
-        conn: &mut AnyConnection,
-        batch: &[Checked],
-        openings: &[ToOpen],
-        now: DateTime<Utc>,
-    ) -> Result<
-        (
-            Vec<(ConversationRow, bool)>,
-            Vec<Option<super::refresh::FirstState>>,
-        ),
-        RecordError,
-    > {
-        let mut new = Vec::with_capacity(openings.len());
-        let mut firsts = Vec::with_capacity(openings.len());
-        for o in openings {
-            let mut events: Vec<(usize, EventRow)> = o
-                .events
-                .iter()
-                .map(|&i| (i, event_row(&batch[i])))
-                .collect();
-            // The engine's order: by time, then as stored (batch order).
-            events.sort_by_key(|(i, e)| (e.sent_at, *i));
-            let events: Vec<EventRow> = events.into_iter().map(|(_, e)| e).collect();
-            let first = self.initial_state(conn, &o.new, &events, now)?;
-            new.push((o.new.clone(), first.row.clone()));
-            firsts.push(first);
-        }
-        let opened = store::open_or_find_conversations(conn, &new)?;
-        let written = opened
-            .iter()
-            .zip(firsts)
-            .map(|((_, created), first)| created.then_some(first))
-            .collect();
-        Ok((opened, written))
-    }
-
     /// The client's row, unless this process saw it committed with the
     /// contract's name already: one query less per batch on PostgreSQL.
     pub(super) fn ensure_client_cached(
@@ -595,7 +505,7 @@ impl Service {
         client_id: &str,
         now: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
-        let name = client_name(contract, client_id);
+        let name = contract.client_name(client_id);
         if self.known_clients().get(client_id) == Some(&name) {
             return Ok(());
         }
@@ -610,7 +520,7 @@ impl Service {
         }
         let mut known = self.known_clients();
         for id in ids {
-            let name = client_name(contract, &id);
+            let name = contract.client_name(&id);
             known.insert(id, name);
         }
     }
@@ -628,16 +538,6 @@ impl Service {
     }
 }
 
-/// Event writers on PostgreSQL: one per core, at least two. More writers
-/// than cores made things worse, not better: each batch is smaller, so each
-/// event pays more of a batch's statements, and the database's backends
-/// contend for the same index pages. Measured with `wrk -c16` of new
-/// threads on 2 cores (PostgreSQL on the same cores): 1 writer 898, 2
-/// writers 1,505–1,667, 3 writers 1,319, 4 writers 1,079 events/s.
-fn postgres_writers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
-}
-
 /// What a new conversation is opened from.
 pub(crate) struct Opening<'a> {
     pub channel: &'a str,
@@ -650,14 +550,6 @@ pub(crate) struct Opening<'a> {
     /// The opening sender's address, lower-case; empty when there is none.
     pub opener: &'a str,
     pub at: DateTime<Utc>,
-}
-
-/// The name a client's row carries: the contract's.
-fn client_name(contract: &Contract, client_id: &str) -> String {
-    contract
-        .client(client_id)
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| "Unknown senders".into())
 }
 
 /// The conversation `o` opens, classified under the contract in force, and
@@ -711,16 +603,5 @@ fn opening_of<'a>(c: &'a Checked, client_id: &'a str) -> Opening<'a> {
         recipients: &[],
         opener: &ev.from,
         at: ev.at,
-    }
-}
-
-/// An event as the SLA engine reads it back from the store: its instant
-/// to the microsecond, as both backends keep it.
-fn event_row(c: &Checked) -> EventRow {
-    EventRow {
-        direction: c.ev.direction,
-        status: c.ev.status,
-        awaiting_client: c.ev.awaiting_client,
-        sent_at: store::from_db(store::to_db(c.ev.at)),
     }
 }

@@ -1,4 +1,4 @@
-//! Urgency and focus (SPEC 14): digests of warnings, the urgent share of
+//! Urgency and focus (README): digests of warnings, the urgent share of
 //! each client, and the evidence behind urgency inflation.
 //!
 //! A warning for a contact with a digest is stored in the outbox as a
@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::notifications::late_words;
+use super::notifications::{late_words, slack_escape, teams_escape, teams_message};
 use super::*;
 use crate::contract::{ShareLimit, Urgency};
 use crate::notify::{self, EmailDraft};
@@ -65,6 +65,8 @@ pub struct DigestItem {
     /// The contact's addresses when the warning fell due.
     pub email: Option<String>,
     pub webhook: Option<String>,
+    #[serde(default)]
+    pub teams: Option<String>,
 }
 
 /// Groups the warnings of one contact and digest time.
@@ -143,10 +145,16 @@ impl Service {
                 contact: Some(contact.clone()),
                 ..Routing::default()
             };
-            let (email, webhook) = lines
+            let (email, webhook, teams) = lines
                 .iter()
                 .rev()
-                .map(|l| (l.item.email.clone(), l.item.webhook.clone()))
+                .map(|l| {
+                    (
+                        l.item.email.clone(),
+                        l.item.webhook.clone(),
+                        l.item.teams.clone(),
+                    )
+                })
                 .next()
                 .unwrap_or_default();
             let (subject, text) = self.digest_text(&contact, slot, &lines);
@@ -173,7 +181,7 @@ impl Service {
             }
             if let Some(url) = webhook {
                 let body = json!({
-                    "text": format!("{subject}\n{}", lines.iter().map(|l| format!("• {}", short_line(l))).collect::<Vec<_>>().join("\n")),
+                    "text": slack_escape(&format!("{subject}\n{}", lines.iter().map(|l| format!("• {}", short_line(l))).collect::<Vec<_>>().join("\n"))),
                     "event": "digest",
                     "contact": contact,
                     "digest_at": slot.to_rfc3339(),
@@ -198,6 +206,31 @@ impl Service {
                     }
                     Err(e) => {
                         tracing::error!(contact = %contact, error = %e, "cannot build digest webhook")
+                    }
+                }
+            }
+            if let Some(url) = teams {
+                let mut body = vec![json!({
+                    "type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": true,
+                    "text": teams_escape(&subject),
+                })];
+                body.extend(lines.iter().map(|l| {
+                    json!({
+                        "type": "TextBlock", "wrap": true, "separator": true,
+                        "text": format!("{} [Open]({})", teams_escape(&short_text(l)), l.item.link),
+                    })
+                }));
+                match notify::new_teams(
+                    &url,
+                    teams_message(body, Vec::new()),
+                    format!("{key}:teams"),
+                    now,
+                ) {
+                    Ok(row) => {
+                        store::enqueue_routed(conn, &row, &routing)?;
+                    }
+                    Err(e) => {
+                        tracing::error!(contact = %contact, error = %e, "cannot build digest card")
                     }
                 }
             }
@@ -287,14 +320,17 @@ fn left_words(left: Option<i64>) -> String {
 }
 
 fn short_line(l: &Line) -> String {
+    format!("{} {}", short_text(l), l.item.link)
+}
+
+fn short_text(l: &Line) -> String {
     let answered = if l.answered { ", answered since" } else { "" };
     format!(
-        "#{} {}: {} — {}{answered} {}",
+        "#{} {}: {} — {}{answered}",
         l.item.conversation_id,
         l.item.client_name,
         l.item.what,
         left_words(l.left),
-        l.item.link
     )
 }
 

@@ -13,7 +13,6 @@
 //! `spawn_blocking`. Metrics are counted after the commit, from what the
 //! transaction did, so a rolled-back attempt counts nothing.
 
-mod changes;
 pub mod connections;
 mod contract;
 mod dashboard;
@@ -21,6 +20,8 @@ mod due;
 mod email;
 mod events;
 mod focus;
+mod intake;
+mod live;
 mod mailbox;
 mod notifications;
 mod refresh;
@@ -43,10 +44,9 @@ use crate::sla::{
 };
 use crate::store::{
     self, AnyConnection, ConversationRow, EventRow, FiredStep, NewConversation, NewMessage, Store,
-    StoreError, TimerState,
+    StoreError, TimerUpdate,
 };
 
-pub use changes::{ChangeSet, Changes};
 pub use contract::{
     ContractErrors, ContractHandle, LoadedContract, Reload, VersionChanges, record_version,
 };
@@ -61,6 +61,7 @@ pub use focus::{
     DigestItem, InflatedClient, KIND_DIGEST, URGENT_SHARE_DAYS, UrgencyReport, UrgentRequest,
     UrgentShare,
 };
+pub use live::{ChangeSet, Changes};
 pub use mailbox::{FetchedMail, FolderCheckpoint, MailSink};
 use refresh::Effects;
 pub use status::{
@@ -168,7 +169,26 @@ struct Inner {
     known_clients: Mutex<HashMap<String, String>>,
 }
 
+/// What a [`Service`] is built from, each dependency explicit.
+pub struct ServiceParts {
+    pub store: Store,
+    pub contract: ContractHandle,
+    pub metrics: Metrics,
+    /// Base of the links in alerts and status pages.
+    pub public_url: String,
+    /// The domain of the Message-IDs of what keepword sends.
+    pub message_id_domain: String,
+    /// Acknowledgement templates (from `config/templates/`).
+    pub templates: AckTemplates,
+    /// Where time comes from (tests pass a manual clock).
+    pub clock: Clock,
+    /// Where committed changes are published (PostgreSQL: to every process).
+    pub changes: Changes,
+}
+
 impl Service {
+    /// A service with the built-in templates, the system clock and live
+    /// changes in this process only.
     pub fn new(
         store: Store,
         contract: ContractHandle,
@@ -176,6 +196,29 @@ impl Service {
         public_url: &str,
         message_id_domain: String,
     ) -> Service {
+        Service::from_parts(ServiceParts {
+            store,
+            contract,
+            metrics,
+            public_url: public_url.to_string(),
+            message_id_domain,
+            templates: AckTemplates::load(None).expect("the built-in templates compile"),
+            clock: Clock::system(),
+            changes: Changes::local(),
+        })
+    }
+
+    pub fn from_parts(parts: ServiceParts) -> Service {
+        let ServiceParts {
+            store,
+            contract,
+            metrics,
+            public_url,
+            message_id_domain,
+            templates,
+            clock,
+            changes,
+        } = parts;
         Service {
             inner: Arc::new(Inner {
                 store,
@@ -187,33 +230,13 @@ impl Service {
                 scheduler_next: std::sync::atomic::AtomicI64::new(i64::MIN),
                 public_url: public_url.trim_end_matches('/').to_string(),
                 message_id_domain,
-                templates: AckTemplates::load(None).expect("the built-in templates compile"),
-                clock: Clock::system(),
-                changes: Changes::local(),
+                templates,
+                clock,
+                changes,
                 event_writers: Mutex::new(events::EventWriters::NotStarted),
                 known_clients: Mutex::new(HashMap::new()),
             }),
         }
-    }
-
-    /// Reads time from `clock` (tests pass a manual one). Call before the
-    /// service is shared.
-    pub fn with_clock(mut self, clock: Clock) -> Service {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.clock = clock,
-            None => tracing::error!("clock set on a shared service; keeping the old one"),
-        }
-        self
-    }
-
-    /// Publishes committed changes through `changes` (PostgreSQL: to every
-    /// process). Call before the service is shared.
-    pub fn with_changes(mut self, changes: Changes) -> Service {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.changes = changes,
-            None => tracing::error!("changes set on a shared service; keeping in-process ones"),
-        }
-        self
     }
 
     /// What changed, after each commit (the dashboard's live stream).
@@ -227,16 +250,6 @@ impl Service {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
-    }
-
-    /// Uses these acknowledgement templates (from `config/templates/`).
-    /// Call before the service is shared.
-    pub fn with_templates(mut self, templates: AckTemplates) -> Service {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.templates = templates,
-            None => tracing::error!("templates set on a shared service; keeping the built-in ones"),
-        }
-        self
     }
 
     pub fn store(&self) -> &Store {
@@ -299,7 +312,12 @@ impl Service {
             .ok_or_else(|| ServiceError::MissingContract(version.into()))?;
         // It validated when it was stored; it can only fail if the validator
         // grew stricter since, and then the conversation cannot be evaluated.
-        let parsed = crate::contract::parse(&row.source, &format!("contract {version}"))
+        let label = format!("contract {version}");
+        // Its targets resolve as they do now; one whose variable or file is
+        // gone is left unresolved (no alert to it) rather than making the
+        // conversation impossible to evaluate.
+        let parsed = crate::contract::parse_with(&row.source, &label, &contract::ProcessSecrets)
+            .or_else(|_| crate::contract::parse(&row.source, &label))
             .map_err(|_| ServiceError::MissingContract(version.into()))?;
         let parsed = Arc::new(parsed);
         self.versions().insert(version.into(), parsed.clone());

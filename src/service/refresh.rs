@@ -34,7 +34,7 @@ pub(super) struct Effects {
 /// for all timers and one for all conversations, not one per conversation.
 #[derive(Default)]
 struct Writes {
-    timers: Vec<TimerState>,
+    timers: Vec<TimerUpdate>,
     states: Vec<(i64, store::DerivedState)>,
 }
 
@@ -47,7 +47,7 @@ impl Writes {
 }
 
 /// What a refresh reads of a conversation before evaluating it.
-struct Stored {
+struct Loaded {
     events: Vec<EventRow>,
     timers: Vec<store::TimerRow>,
     fired: Vec<FiredStep>,
@@ -130,7 +130,7 @@ impl Service {
         conv: &ConversationRow,
         now: DateTime<Utc>,
     ) -> Result<Effects, ServiceError> {
-        let stored = Stored {
+        let stored = Loaded {
             events: store::events_of(conn, conv.id)?,
             timers: store::timers_of(conn, conv.id)?,
             fired: store::fired_steps_of(conn, conv.id)?,
@@ -167,14 +167,14 @@ impl Service {
         let mut writes = Writes::default();
         for conv in convs {
             let stored = match opened.remove(&conv.id) {
-                Some(o) => Stored {
+                Some(o) => Loaded {
                     events: o.events,
                     timers: Vec::new(),
                     fired: Vec::new(),
                     written: Some(o.first.row),
                     evaluated: Some(o.first.evaluated),
                 },
-                None => Stored {
+                None => Loaded {
                     events: events.remove(&conv.id).unwrap_or_default(),
                     timers: timers.remove(&conv.id).unwrap_or_default(),
                     fired: fired.remove(&conv.id).unwrap_or_default(),
@@ -192,7 +192,7 @@ impl Service {
         &self,
         conn: &mut AnyConnection,
         conv: &ConversationRow,
-        stored: Stored,
+        stored: Loaded,
         now: DateTime<Utc>,
         writes: &mut Writes,
     ) -> Result<Effects, ServiceError> {
@@ -216,11 +216,13 @@ impl Service {
             touched: vec![conv.id],
             ..Effects::default()
         };
+        let mut stopped_now = Vec::new();
         for t in &state.timers {
             let was = before.get(&(t.timer, t.seq)).copied();
             let newly_stopped = matches!(t.status, TimerStatus::Met | TimerStatus::Missed)
                 && was.is_none_or(|w| w.status != t.status);
             if newly_stopped {
+                stopped_now.push((t.timer, t.seq));
                 effects.stopped.push(Stopped {
                     client: conv.client_id.clone(),
                     request_type: conv.request_type.clone(),
@@ -237,7 +239,7 @@ impl Service {
             // Timer writes only on change: most events move one timer.
             // Written by the caller, with the rest of its batch.
             if !unchanged {
-                writes.timers.push(TimerState {
+                writes.timers.push(TimerUpdate {
                     conversation_id: conv.id,
                     kind: t.timer,
                     seq: t.seq,
@@ -272,7 +274,7 @@ impl Service {
             match &action.kind {
                 ActionKind::Step { .. } => effects
                     .escalations
-                    .push((conv.request_type.clone(), action.step.clone())),
+                    .push((conv.request_type.clone(), action.step.to_string())),
                 ActionKind::Breach => effects.breaches.push(Breach {
                     client: conv.client_id.clone(),
                     request_type: conv.request_type.clone(),
@@ -306,6 +308,13 @@ impl Service {
                 effects.deferred.extend(n.deferred);
                 effects.digest_at = earliest(effects.digest_at, n.digest_at);
             }
+        }
+        // Incidents opened in PagerDuty or Opsgenie close when their timer
+        // stops: the team answered, or the conversation was solved.
+        for (timer, seq) in stopped_now {
+            let n =
+                notifications::enqueue_resolves(conn, &contract, conv, &state, timer, seq, now)?;
+            effects.notified |= n > 0;
         }
         let derived = derived_state(&state, &messages, now);
         if stored.written.as_ref() != Some(&derived) {
@@ -474,7 +483,7 @@ fn paused_since(state: &sla::ConversationState, messages: &[EventRow]) -> Option
     })
 }
 
-/// Stored rows → engine events. A row may carry a message, a status, or both
+/// Loaded rows → engine events. A row may carry a message, a status, or both
 /// (a comment that also closes the ticket): the message comes first.
 pub(super) fn engine_events(messages: &[EventRow]) -> Vec<Event> {
     let mut events = Vec::with_capacity(messages.len());

@@ -1,4 +1,4 @@
-//! The client's status page (SPEC 12): the token that opens it, and what it
+//! The client's status page (README, "HTTP API"): the token that opens it, and what it
 //! says — in the client's words, in the contract's zone, from the contract
 //! version the conversation opened under.
 //!
@@ -20,7 +20,7 @@ use crate::contract::{Contract, Timer, UNKNOWN_CLIENT, channel_words, promise, w
 use crate::sla::{self, Direction, Policy, TicketStatus, TimerState, TimerStatus};
 use crate::store::{self, AnyConnection, EventRow};
 
-/// Random bytes in a token: 160 bits, above the 128 SPEC 12 asks for.
+/// Random bytes in a token: 160 bits, above the 128 the status link needs.
 const TOKEN_BYTES: usize = 20;
 
 /// A new random token (lower-case hex).

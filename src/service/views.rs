@@ -71,15 +71,45 @@ pub struct StepView {
 #[derive(Debug, Clone, Serialize)]
 pub struct NotificationView {
     pub contact: Option<String>,
-    /// `email`, `webhook`, or `digest` (a warning collected into the
-    /// contact's digest).
+    /// The target: `email`, `webhook`, `teams`, `pagerduty`, `opsgenie`, or
+    /// `digest` (a warning collected into the contact's digest).
     pub kind: String,
     pub deferred_until: Option<DateTime<Utc>>,
     /// When it went out (for a digest warning: when its digest was made).
     pub sent_at: Option<DateTime<Utc>>,
+    /// `sent`, `held` (for the contact's hours or digest), `failing` (the
+    /// receiver refused or did not answer; retried) or `pending`.
+    pub outcome: &'static str,
+    /// Delivery attempts so far.
+    pub attempts: i32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
 }
 
-/// Pause governance: time spent waiting on the client (SPEC 14).
+impl NotificationView {
+    fn of(r: &store::OutboxRow, now: DateTime<Utc>) -> NotificationView {
+        let outcome = if r.sent_at.is_some() {
+            "sent"
+        } else if r.not_before.is_some_and(|t| t > now) {
+            "held"
+        } else if r.last_error.is_some() {
+            "failing"
+        } else {
+            "pending"
+        };
+        NotificationView {
+            contact: r.contact.clone(),
+            kind: r.kind.clone(),
+            deferred_until: r.not_before,
+            sent_at: r.sent_at,
+            outcome,
+            attempts: r.attempts,
+            last_error: r.last_error.clone(),
+        }
+    }
+}
+
+/// Pause governance: time spent waiting on the client (README, "Urgency and focus").
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PauseView {
     /// Business time (on the request type's calendar) spent waiting on the
@@ -159,9 +189,26 @@ impl Service {
         })?)
     }
 
+    /// `(id, subject, client id, status)` of each of `ids` that exists, in
+    /// the order of `ids`: a list needs none of the messages.
+    pub fn conversation_headlines(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<(i64, String, String, String)>, ServiceError> {
+        let mut found = self
+            .store()
+            .with(|conn| store::conversations_by_ids(conn, ids))?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| found.remove(id))
+            .map(|c| (c.id, c.subject, c.client_id, c.status.as_str().to_string()))
+            .collect())
+    }
+
     pub fn conversation_detail(&self, id: i64) -> Result<ConversationDetail, ServiceError> {
         // One snapshot: the conversation, its timers, messages and steps
         // are of the same moment.
+        let now = self.now();
         self.store()
             .snapshot(|conn| -> Result<_, StoreError> {
                 let Some(c) = store::conversation(conn, id)? else {
@@ -182,41 +229,7 @@ impl Service {
                         received_at: m.received_at,
                     })
                     .collect();
-                let sent = store::outbox::of_conversation(conn, id)?;
-                let escalations = store::fired_steps_of(conn, id)?
-                    .into_iter()
-                    .map(|f| {
-                        let notifications: Vec<NotificationView> = sent
-                            .iter()
-                            .filter(|r| r.step.as_deref() == Some(f.step.as_str()))
-                            .map(|r| NotificationView {
-                                contact: r.contact.clone(),
-                                kind: r.kind.clone(),
-                                deferred_until: r.not_before,
-                                sent_at: r.sent_at,
-                            })
-                            .collect();
-                        StepView {
-                            timer: f.timer.as_str().into(),
-                            seq: f.timer_seq as i32,
-                            deferred_until: notifications
-                                .iter()
-                                .filter_map(|n| n.deferred_until)
-                                .max(),
-                            notifications,
-                            step: f.step,
-                            due_at: f.due_at,
-                            fired_at: f.fired_at,
-                            late: f.late,
-                        }
-                    })
-                    .collect();
-                // Only a contract version missing from the database fails
-                // here, and then the rest of the detail is still worth showing.
-                let pause = self.pause_view(conn, &c).unwrap_or_else(|e| {
-                    tracing::warn!(conversation.id = id, error = %e, "cannot derive pause figures");
-                    PauseView::default()
-                });
+                let (escalations, pause) = self.steps_and_pause(conn, &c, now)?;
                 Ok(Some(ConversationDetail {
                     summary: summary(c, timers),
                     messages,
@@ -225,6 +238,45 @@ impl Service {
                 }))
             })?
             .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))
+    }
+
+    /// The steps fired for conversation `c` with their notifications, and
+    /// its pause figures.
+    pub(crate) fn steps_and_pause(
+        &self,
+        conn: &mut store::AnyConnection,
+        c: &ConversationRow,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<StepView>, PauseView), StoreError> {
+        let id = c.id;
+        let sent = store::outbox::of_conversation(conn, id)?;
+        let escalations = store::fired_steps_of(conn, id)?
+            .into_iter()
+            .map(|f| {
+                let notifications: Vec<NotificationView> = sent
+                    .iter()
+                    .filter(|r| r.step.as_deref() == Some(f.step.as_str()))
+                    .map(|r| NotificationView::of(r, now))
+                    .collect();
+                StepView {
+                    timer: f.timer.as_str().into(),
+                    seq: f.timer_seq as i32,
+                    deferred_until: notifications.iter().filter_map(|n| n.deferred_until).max(),
+                    notifications,
+                    step: f.step,
+                    due_at: f.due_at,
+                    fired_at: f.fired_at,
+                    late: f.late,
+                }
+            })
+            .collect();
+        // Only a contract version missing from the database fails here,
+        // and then the rest of the detail is still worth showing.
+        let pause = self.pause_view(conn, c).unwrap_or_else(|e| {
+            tracing::warn!(conversation.id = id, error = %e, "cannot derive pause figures");
+            PauseView::default()
+        });
+        Ok((escalations, pause))
     }
 }
 

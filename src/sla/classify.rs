@@ -1,4 +1,4 @@
-//! Which request type a new conversation is (SPEC 4): rules in contract
+//! Which request type a new conversation is (README, "The contract"): rules in contract
 //! order, the first match wins, else the default type.
 
 use crate::contract::{Contract, RequestType};

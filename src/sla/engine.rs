@@ -9,7 +9,7 @@ use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use crate::calendar::{BusinessDuration, Calendar};
 use crate::contract::{Contract, DEFAULT_WARN_PERCENT, EscalationStep, EscalationTrigger, Timer};
 
-/// Who a message is from and who sees it (SPEC 1).
+/// Who a message is from and who sees it (README, "The contract").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     Inbound,
@@ -121,7 +121,7 @@ pub struct Policy {
     windows: [Option<BusinessDuration>; 4],
     escalation: Vec<EscalationStep>,
     warn_percent: u8,
-    /// `max_pause` of the request type (pause governance, SPEC 14).
+    /// `max_pause` of the request type (pause governance, README, "Urgency and focus").
     max_pause: Option<BusinessDuration>,
 }
 
@@ -253,6 +253,45 @@ pub enum ActionKind {
     Breach,
 }
 
+/// Which step an action is, typed for the alert's words and payloads. Its
+/// text (`at:50%`, `at:50%#1`, `after_due:30m`, `breach`) is the step part of
+/// [`DueAction::key`] and the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionStep {
+    /// At this share of the window. `repeat`: the step's index when the
+    /// contract writes the same trigger earlier too (it keeps keys unique).
+    At {
+        percent: u8,
+        repeat: Option<usize>,
+    },
+    /// This long after the due, in business time.
+    AfterDue {
+        after: BusinessDuration,
+        repeat: Option<usize>,
+    },
+    Breach,
+}
+
+impl fmt::Display for ActionStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let repeat = match self {
+            ActionStep::At { percent, repeat } => {
+                write!(f, "at:{percent}%")?;
+                repeat
+            }
+            ActionStep::AfterDue { after, repeat } => {
+                write!(f, "after_due:{after}")?;
+                repeat
+            }
+            ActionStep::Breach => return f.write_str("breach"),
+        };
+        match repeat {
+            Some(index) => write!(f, "#{index}"),
+            None => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueAction {
     pub timer: Timer,
@@ -260,9 +299,9 @@ pub struct DueAction {
     /// Stable and unique within the conversation: what the caller stores to
     /// fire each action once.
     pub key: String,
-    /// The step without its timer instance (`at:50%`, `after_due:30m`,
-    /// `breach`): one metric series per step, not per conversation.
-    pub step: String,
+    /// The step without its timer instance: one metric series per step, not
+    /// per conversation.
+    pub step: ActionStep,
     /// The contacts to notify: the step's, or for a breach those of
     /// [`breach_contacts`].
     pub notify: Vec<String>,
@@ -797,12 +836,12 @@ pub fn evaluate(policy: &Policy, events: &[Event], now: DateTime<Utc>) -> Conver
             };
             let Some(at) = at else { continue };
             if happened(&at) {
-                let key = step_key(&prefix, &policy.escalation, index);
+                let label = action_step(&policy.escalation, index);
                 actions.push(DueAction {
                     timer: run.timer,
                     seq: run.seq,
-                    step: key[prefix.len() + 1..].to_string(),
-                    key,
+                    key: format!("{prefix}/{label}"),
+                    step: label,
                     notify: step.notify.clone(),
                     kind: ActionKind::Step {
                         index,
@@ -818,8 +857,8 @@ pub fn evaluate(policy: &Policy, events: &[Event], now: DateTime<Utc>) -> Conver
             actions.push(DueAction {
                 timer: run.timer,
                 seq: run.seq,
-                key: format!("{prefix}/breach"),
-                step: "breach".into(),
+                key: format!("{prefix}/{}", ActionStep::Breach),
+                step: ActionStep::Breach,
                 notify: breach_contacts(&policy.escalation),
                 kind: ActionKind::Breach,
                 at,
@@ -873,8 +912,6 @@ pub fn evaluate(policy: &Policy, events: &[Event], now: DateTime<Utc>) -> Conver
     }
 }
 
-/// `at:50%` / `after_due:30m`; a trigger written twice gets `#index` so keys
-/// stay unique.
 /// Who hears of a breach: a contract with an `at = "100%"` step says so
 /// through that step (which fires at the same instant), so the breach itself
 /// notifies nobody more; without one, everyone the escalation names hears of
@@ -890,18 +927,18 @@ pub fn breach_contacts(steps: &[EscalationStep]) -> Vec<String> {
     all.into_iter().cloned().collect()
 }
 
-fn step_key(prefix: &str, steps: &[EscalationStep], index: usize) -> String {
-    let trigger = match steps[index].trigger {
-        EscalationTrigger::At(p) => format!("at:{}%", p.get()),
-        EscalationTrigger::AfterDue(d) => format!("after_due:{d}"),
-    };
-    if steps[..index]
+/// A trigger written twice gets its index, so keys stay unique.
+fn action_step(steps: &[EscalationStep], index: usize) -> ActionStep {
+    let repeat = steps[..index]
         .iter()
         .any(|s| s.trigger == steps[index].trigger)
-    {
-        format!("{prefix}/{trigger}#{index}")
-    } else {
-        format!("{prefix}/{trigger}")
+        .then_some(index);
+    match steps[index].trigger {
+        EscalationTrigger::At(p) => ActionStep::At {
+            percent: p.get(),
+            repeat,
+        },
+        EscalationTrigger::AfterDue(after) => ActionStep::AfterDue { after, repeat },
     }
 }
 

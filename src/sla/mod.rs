@@ -4,9 +4,9 @@
 //! Pure: no IO, no clock. [`evaluate`] is a function of the policy, the
 //! events and `now`, so the caller (the service) stores the keys of the
 //! actions it has fired and fires the ones it has not stored yet, and a
-//! restart neither repeats nor skips a step (SPEC 7).
+//! restart neither repeats nor skips a step (README, "Alerts").
 //!
-//! # Timers (SPEC 4)
+//! # Timers (README, "The contract")
 //! - A conversation opens on its first inbound message: `first_response`
 //!   and `resolution` start then. Events before it start nothing.
 //! - `first_response` stops at the first outbound message.
@@ -94,6 +94,6 @@ mod tests;
 
 pub use classify::{Classification, ClassifyInput, classify};
 pub use engine::{
-    ActionKind, ConversationState, Direction, DueAction, Event, EventKind, Health, ParseError,
-    Policy, TicketStatus, TimerState, TimerStatus, breach_contacts, evaluate,
+    ActionKind, ActionStep, ConversationState, Direction, DueAction, Event, EventKind, Health,
+    ParseError, Policy, TicketStatus, TimerState, TimerStatus, breach_contacts, evaluate,
 };

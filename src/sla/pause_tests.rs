@@ -1,4 +1,4 @@
-//! Pause governance (`max_pause`, SPEC 14): the resolution timer resumes by
+//! Pause governance (`max_pause`, README, "Urgency and focus"): the resolution timer resumes by
 //! itself once a conversation has spent that much business time waiting on
 //! the client — exactly at the limit, across pauses, never earlier.
 

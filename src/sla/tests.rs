@@ -647,10 +647,15 @@ fn due_actions_carry_their_step_label_and_recipients() {
         t("2026-11-30 12:00"),
     );
     for a in &state.actions {
-        assert!(a.key.ends_with(&a.step), "{} / {}", a.key, a.step);
+        assert!(
+            a.key.ends_with(&a.step.to_string()),
+            "{} / {}",
+            a.key,
+            a.step
+        );
         match a.kind {
             ActionKind::Breach => {
-                assert_eq!(a.step, "breach");
+                assert_eq!(a.step, ActionStep::Breach);
                 assert_eq!(a.notify, breach_contacts(urgent().escalation()));
             }
             ActionKind::Step { index, .. } => {

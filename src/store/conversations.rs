@@ -343,20 +343,62 @@ pub fn conversations_by_threads(
     Ok(out)
 }
 
-/// Moves `last_message_at` forward (never back) for conversations a batch
-/// touched, before a subject lookup that compares it against a window.
-pub fn advance_last_message(conn: &mut AnyConnection, id: i64, at: DateTime<Utc>) -> Result<()> {
+/// Moves the latest mail of `ids` forward to `at` where it is earlier: an
+/// acknowledgement stored after its conversation's refresh is mail too.
+pub fn advance_last_message(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    at: DateTime<Utc>,
+) -> Result<()> {
     let at = to_db(at);
-    diesel::update(
-        conversations::table.find(id).filter(
-            conversations::last_message_at
-                .is_null()
-                .or(conversations::last_message_at.lt(at)),
-        ),
-    )
-    .set(conversations::last_message_at.eq(at))
-    .execute(conn)?;
+    for chunk in ids.chunks(5_000) {
+        diesel::update(
+            conversations::table
+                .filter(conversations::id.eq_any(chunk))
+                .filter(
+                    conversations::last_message_at
+                        .is_null()
+                        .or(conversations::last_message_at.lt(at)),
+                ),
+        )
+        .set(conversations::last_message_at.eq(at))
+        .execute(conn)?;
+    }
     Ok(())
+}
+
+/// The conversations a batch's header-less replies may join, read once for
+/// the batch: those with one of `subject_keys`, opened by one of `openers`
+/// (lower-case addresses) or of one of `clients`, with mail at or after
+/// `since`. The batch then threads in memory.
+pub fn conversations_by_subject_keys(
+    conn: &mut AnyConnection,
+    subject_keys: &[&str],
+    clients: &[&str],
+    openers: &[&str],
+    since: DateTime<Utc>,
+) -> Result<Vec<ConversationRow>> {
+    if subject_keys.is_empty() || (clients.is_empty() && openers.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for keys in subject_keys.chunks(1_000) {
+        let rows = conversations::table
+            .filter(conversations::subject_key.eq_any(keys))
+            .filter(
+                conversations::client_id
+                    .eq_any(clients)
+                    .or(conversations::opener.eq_any(openers)),
+            )
+            .filter(conversations::last_message_at.ge(to_db(since)))
+            .filter(super::planned_each_time())
+            .select(Record::as_select())
+            .load(conn)?;
+        for r in rows {
+            out.push(ConversationRow::try_from(r)?);
+        }
+    }
+    Ok(out)
 }
 
 pub fn conversation(conn: &mut AnyConnection, id: i64) -> Result<Option<ConversationRow>> {

@@ -422,42 +422,6 @@ pub fn conversation_of_message_id(
         .flatten())
 }
 
-/// The latest conversation of a client with this normalised subject and
-/// activity since `since`.
-pub fn conversation_by_subject(
-    conn: &mut AnyConnection,
-    client: &str,
-    subject_key: &str,
-    since: DateTime<Utc>,
-) -> Result<Option<i64>> {
-    Ok(conversations::table
-        .filter(conversations::client_id.eq(client))
-        .filter(conversations::subject_key.eq(subject_key))
-        .filter(conversations::last_message_at.ge(to_db(since)))
-        .order(conversations::last_message_at.desc())
-        .select(conversations::id)
-        .first(conn)
-        .optional()?)
-}
-
-/// The most recent conversation opened by `address` (lower-case) with this
-/// normalised subject and mail at or after `since`.
-pub fn conversation_by_opener_subject(
-    conn: &mut AnyConnection,
-    address: &str,
-    subject_key: &str,
-    since: DateTime<Utc>,
-) -> Result<Option<i64>> {
-    Ok(conversations::table
-        .filter(conversations::opener.eq(address))
-        .filter(conversations::subject_key.eq(subject_key))
-        .filter(conversations::last_message_at.ge(to_db(since)))
-        .order(conversations::last_message_at.desc())
-        .select(conversations::id)
-        .first(conn)
-        .optional()?)
-}
-
 /// Whether an acknowledgement went to `address` since `since`.
 pub fn acknowledged_since(
     conn: &mut AnyConnection,
@@ -539,6 +503,75 @@ pub fn events_of_many(
         }
     }
     Ok(out)
+}
+
+/// The messages of a conversation without their bodies and raw bytes (a
+/// view that shows a page of them reads those with [`body_previews`]).
+pub fn message_heads_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<MessageRow>> {
+    messages::table
+        .filter(messages::conversation_id.eq(conversation))
+        .order((messages::sent_at.asc(), messages::id.asc()))
+        .select(Record::as_select())
+        .load::<Record>(conn)?
+        .into_iter()
+        .map(|r| MessageRow::from_parts(r, None, None))
+        .collect()
+}
+
+diesel::define_sql_function! {
+    /// Characters `from` (1-based) on, at most `count` of them.
+    fn substr(text: diesel::sql_types::Text, from: diesel::sql_types::Integer, count: diesel::sql_types::Integer) -> diesel::sql_types::Text;
+}
+diesel::define_sql_function! {
+    /// Length in characters.
+    fn length(text: diesel::sql_types::Text) -> diesel::sql_types::Integer;
+}
+
+/// A body's first characters and its whole length in characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyPreview {
+    pub message_id: i64,
+    pub text: String,
+    pub chars: i64,
+}
+
+/// The first `max_chars` characters of the bodies of `ids`, cut in the
+/// database: a page shows a bounded part of each, whatever a body's size.
+pub fn body_previews(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    max_chars: i32,
+) -> Result<Vec<BodyPreview>> {
+    Ok(message_bodies::table
+        .filter(message_bodies::message_id.eq_any(ids))
+        .select((
+            message_bodies::message_id,
+            substr(message_bodies::body, 1, max_chars),
+            length(message_bodies::body),
+        ))
+        .load::<(i64, String, i32)>(conn)?
+        .into_iter()
+        .map(|(message_id, text, chars)| BodyPreview {
+            message_id,
+            text,
+            chars: chars.into(),
+        })
+        .collect())
+}
+
+/// The whole body of message `id` of `conversation`.
+pub fn message_body(
+    conn: &mut AnyConnection,
+    conversation: i64,
+    id: i64,
+) -> Result<Option<String>> {
+    Ok(messages::table
+        .inner_join(message_bodies::table)
+        .filter(messages::conversation_id.eq(conversation))
+        .filter(messages::id.eq(id))
+        .select(message_bodies::body)
+        .first::<String>(conn)
+        .optional()?)
 }
 
 pub fn messages_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<MessageRow>> {

@@ -14,6 +14,7 @@ mod clients;
 mod contracts;
 mod conversations;
 mod escalations;
+mod live;
 mod mailboxes;
 mod messages;
 pub mod outbox;
@@ -44,20 +45,21 @@ pub use contracts::{
 pub use conversations::{
     ConversationFilter, ConversationRow, DerivedState, NewConversation, advance_last_message,
     claim_due_conversations, conversation, conversation_by_thread, conversations_by_ids,
-    conversations_by_threads, earliest_check, list_conversations, open_conversation,
-    open_conversations, open_counts, open_or_find_conversations, set_conversation_status,
-    update_conversation_state, update_conversation_states,
+    conversations_by_subject_keys, conversations_by_threads, earliest_check, list_conversations,
+    open_conversation, open_conversations, open_counts, open_or_find_conversations,
+    set_conversation_status, update_conversation_state, update_conversation_states,
 };
 pub use conversations::{opened_since_by_type, opened_since_of_client};
 pub use escalations::{
     FiredStep, fired_step_count, fired_steps_of, fired_steps_of_many, record_fired_step,
 };
+pub use live::{CHANNEL as CHANGES_CHANNEL, Heard, Relay};
 pub use mailboxes::{Checkpoint, checkpoint, save_checkpoint};
 pub use messages::{
-    EventRow, Inserted, MessageRow, NewMessage, acknowledged_any_since, acknowledged_since,
-    conversation_by_opener_subject, conversation_by_subject, conversation_of_message_id,
-    conversations_of_message_ids, events_of, events_of_many, insert_message, insert_messages,
-    message_by_external_id, messages_by_external_ids, messages_of,
+    BodyPreview, EventRow, Inserted, MessageRow, NewMessage, acknowledged_any_since,
+    acknowledged_since, body_previews, conversation_of_message_id, conversations_of_message_ids,
+    events_of, events_of_many, insert_message, insert_messages, message_body,
+    message_by_external_id, message_heads_of, messages_by_external_ids, messages_of,
 };
 pub use outbox::{
     NewOutbox, OutboxRow, Routing, enqueue, enqueue_many, enqueue_routed, outbox_pending,
@@ -68,7 +70,7 @@ pub use queue::{
 };
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
 pub use status::{conversation_by_status_hash, insert_status_link, insert_status_links};
-pub use timers::{TimerRow, TimerState, save_timer, save_timers, timers_of, timers_of_many};
+pub use timers::{TimerRow, TimerUpdate, save_timer, save_timers, timers_of, timers_of_many};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -490,6 +492,9 @@ impl Drop for MailboxLease {
 pub struct Store {
     pool: Pool<Manager>,
     backend: Backend,
+    /// As parsed once at [`Store::open`]: the relay of live changes opens
+    /// its own connections with it.
+    url: DatabaseUrl,
     /// SQLite has one writer at a time. Without this, concurrent
     /// `BEGIN IMMEDIATE`s wait in SQLite's busy handler, which polls with
     /// sleeps of up to 100 ms: measured with `scripts/bench`, that put the
@@ -569,7 +574,7 @@ impl Store {
             _ => None,
         };
         let manager = Manager {
-            url: parsed,
+            url: parsed.clone(),
             background_checkpoints: checkpoint_file.is_some(),
         };
         // Connect once outside the pool so the user sees the real reason
@@ -595,6 +600,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
+            url: parsed,
             sqlite_writer: Arc::new(Mutex::new(())),
             _alive: alive,
         })
@@ -613,6 +619,30 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// How many event writers to run: one on SQLite, which has one writer
+    /// anyway; on PostgreSQL one per core, at least two (more writers than
+    /// cores made each batch smaller and the backends contend for the same
+    /// index pages: BENCHMARKS.md, the events API).
+    pub fn event_writers(&self) -> usize {
+        match self.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => {
+                std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+            }
+        }
+    }
+
+    /// Scheduler steps to run at once while a burst is due. On PostgreSQL
+    /// each claims its own batch with `FOR UPDATE SKIP LOCKED`, as steps of
+    /// several processes do, and a step spends most of its time waiting on
+    /// round trips, which overlap; SQLite has one writer: one step.
+    pub fn burst_steps(&self) -> usize {
+        match self.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        }
     }
 
     pub fn conn(&self) -> Result<Conn, StoreError> {
@@ -694,7 +724,7 @@ impl Store {
     }
 
     /// Leases a mailbox so that, of several processes on one PostgreSQL, one
-    /// polls it (SPEC 9). The lease is a session advisory lock held by the
+    /// polls it (docs/ARCHITECTURE.md). The lease is a session advisory lock held by the
     /// returned connection: it ends when the lease is dropped or the process
     /// dies. `None`: another process holds it. On SQLite one process owns all
     /// the work, so the lease is always granted.

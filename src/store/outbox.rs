@@ -433,7 +433,7 @@ pub fn outbox_pending(conn: &mut AnyConnection) -> Result<i64> {
         .get_result(conn)?)
 }
 
-// ---- urgency and focus (SPEC 14) ------------------------------------------------
+// ---- urgency and focus (README) ------------------------------------------------
 
 /// Where an escalation notification belongs and when it may go out.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,4 +1,4 @@
-//! Status links: the hash of each conversation's status-page token (SPEC 12).
+//! Status links: the hash of each conversation's status-page token (README, "HTTP API").
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

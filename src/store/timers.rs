@@ -55,7 +55,7 @@ impl TryFrom<Record> for TimerRow {
 
 /// The derived state of one timer, as the engine computed it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TimerState {
+pub struct TimerUpdate {
     pub conversation_id: i64,
     pub kind: Timer,
     pub seq: u32,
@@ -85,7 +85,7 @@ struct Form {
     stopped_at: Option<NaiveDateTime>,
 }
 
-fn timer_form(t: &TimerState) -> Form {
+fn timer_form(t: &TimerUpdate) -> Form {
     Form {
         conversation_id: t.conversation_id,
         kind: t.kind.as_str(),
@@ -98,14 +98,14 @@ fn timer_form(t: &TimerState) -> Form {
 }
 
 /// Writes the derived state of one timer (insert or replace).
-pub fn save_timer(conn: &mut AnyConnection, t: &TimerState) -> Result<()> {
+pub fn save_timer(conn: &mut AnyConnection, t: &TimerUpdate) -> Result<()> {
     save_timers(conn, std::slice::from_ref(t))
 }
 
 /// Writes the derived state of several timers: on PostgreSQL one multi-row
 /// upsert per 1,000, so a batch's refreshes cost a round trip, not one per
 /// timer.
-pub fn save_timers(conn: &mut AnyConnection, all: &[TimerState]) -> Result<()> {
+pub fn save_timers(conn: &mut AnyConnection, all: &[TimerUpdate]) -> Result<()> {
     use diesel::upsert::excluded;
     let forms: Vec<Form> = all.iter().map(timer_form).collect();
     match conn {

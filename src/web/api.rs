@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::ingest::{self, EventError, FieldError, GithubOutcome, IncomingEvent, MAX_BODY_BYTES};
+use crate::ingest::{self, EventError, FieldError, IncomingEvent, MAX_BODY_BYTES};
 use crate::service::ServiceError;
 use crate::store::ConversationFilter;
 
@@ -66,6 +66,18 @@ pub fn register(cfg: &mut web::ServiceConfig) -> Vec<RouteEntry> {
         vec![on(Method::GET, super::openapi::serve)],
     );
     api.resource("/webhooks/github", vec![on(Method::POST, github)]);
+    api.resource(
+        "/webhooks/jira",
+        vec![on(Method::POST, super::tickets::jira)],
+    );
+    api.resource(
+        "/webhooks/linear",
+        vec![on(Method::POST, super::tickets::linear)],
+    );
+    api.resource(
+        "/webhooks/basecamp/{secret}",
+        vec![on(Method::POST, super::tickets::basecamp)],
+    );
     api.cfg.default_service(web::route().to(unknown_path));
     api.routes
 }
@@ -202,7 +214,7 @@ impl From<EventError> for ApiError {
 }
 
 /// Runs a blocking use case off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, ApiError> {
     match web::block(f).await {
@@ -215,12 +227,16 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Constant-time comparison against each configured token.
-pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = headers
+/// The bearer token of an `Authorization` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
+}
+
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = bearer(headers).ok_or(ApiError::Unauthorized)?;
     let ok = state.auth.api_tokens.iter().fold(false, |acc, t| {
         acc | constant_time_eq(t.expose().as_bytes(), presented.as_bytes())
     });
@@ -236,7 +252,10 @@ pub(crate) use super::dashboard::constant_time_eq;
 /// The request body, at most [`BODY_LIMIT`] bytes. Read by the handler
 /// (not an extractor) so that the bearer token is checked before a large
 /// body is read, and so that a 413 has the API's shape.
-async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, ApiError> {
+pub(super) async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<web::Bytes, ApiError> {
     let declared = req
         .headers()
         .get("content-length")
@@ -268,7 +287,7 @@ fn path_id(req: &HttpRequest, what: &str) -> Result<i64, ApiError> {
 
 /// Stores an event with its raw body and answers 201 when new, 200 when
 /// its idempotency key was seen before — only after the commit.
-async fn record(
+pub(super) async fn record(
     state: &AppState,
     event: IncomingEvent,
     body: &[u8],
@@ -293,7 +312,7 @@ async fn record(
     Ok(HttpResponse::build(status).json(body))
 }
 
-/// The generic ticket event (SPEC 5). 201 when new, 200 when the id was
+/// The generic ticket event (README, "HTTP API"). 201 when new, 200 when the id was
 /// seen before; answered only after the commit.
 async fn post_event(
     state: web::Data<AppState>,
@@ -306,15 +325,7 @@ async fn post_event(
     let event = match ingest::parse_generic(&body, now) {
         Ok(e) => e,
         Err(e) => {
-            let reason = match &e {
-                EventError::Malformed(_) => "malformed",
-                EventError::Invalid(_) => "invalid",
-            };
-            state
-                .metrics
-                .ingest_rejected
-                .with_label_values(&["api", reason])
-                .inc();
+            super::tickets::count_unreadable(&state, "api", &e);
             return Err(e.into());
         }
     };
@@ -357,33 +368,11 @@ async fn github(
     let event_name = header("x-github-event")?;
     let delivery = header("x-github-delivery")?;
     let now = state.service.now();
-    let channel = state.github_channel();
-    let outcome =
-        ingest::parse_github(&event_name, &delivery, &body, &channel, now).map_err(|e| {
-            state
-                .metrics
-                .ingest_rejected
-                .with_label_values(&["github", "invalid"])
-                .inc();
-            ApiError::from(e)
-        })?;
-    match outcome {
-        GithubOutcome::Ignored {
-            event,
-            action,
-            reason,
-        } => {
-            state
-                .metrics
-                .webhook_ignored
-                .with_label_values(&["github", super::github_event_label(&event)])
-                .inc();
-            Ok(HttpResponse::Accepted().json(json!({
-                "ignored": true, "event": event, "action": action, "reason": reason,
-            })))
-        }
-        GithubOutcome::Event(event) => record(&state, event, &body, now).await,
-    }
+    let parse = |channel: &str, _: &crate::contract::Contract| {
+        ingest::parse_github(&event_name, &delivery, &body, channel, now)
+    };
+    let channel = state.auth.github_channel.as_deref();
+    super::tickets::deliver(&state, super::tickets::GITHUB, channel, &body, now, parse).await
 }
 
 /// The query string as `T`; an unknown or malformed parameter is a 400
@@ -525,7 +514,7 @@ async fn rejected_raw(
         .body(raw))
 }
 
-/// Urgency inflation (SPEC 14): every client's urgent share over the
+/// Urgency inflation (README, "Urgency and focus"): every client's urgent share over the
 /// trailing 30 days, and the clients above `urgent_share_limit` with the
 /// requests (and their classification rules) that put them there.
 async fn urgency(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -1,4 +1,4 @@
-//! `GET /contract/changes` and `/contract/changes.md` (SPEC 13): every
+//! `GET /contract/changes` and `/contract/changes.md` (README, "The contract"): every
 //! contract version, newest first, with its decision and what changed for
 //! clients. Public, like `/contract`.
 

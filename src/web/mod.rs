@@ -7,6 +7,7 @@ pub mod changes;
 pub mod dashboard;
 pub mod openapi;
 pub mod status;
+mod tickets;
 
 use std::cell::Cell;
 use std::future::Future;
@@ -40,6 +41,12 @@ pub struct Auth {
     /// Contract channel GitHub deliveries feed; `None`: the contract's first
     /// ticket channel.
     pub github_channel: Option<String>,
+    /// `[jira]`, `[linear]`, `[basecamp]`; `None`: that webhook is off (404).
+    pub jira: Option<crate::config::TicketWebhookSettings>,
+    pub linear: Option<crate::config::TicketWebhookSettings>,
+    pub basecamp: Option<crate::config::BasecampSettings>,
+    /// The bearer token `/metrics` asks for; empty: none.
+    pub metrics_token: Secret,
 }
 
 /// What every handler can reach.
@@ -51,15 +58,22 @@ pub struct AppState {
     pub service: Service,
     pub auth: std::sync::Arc<Auth>,
     pub dashboard: std::sync::Arc<dashboard::Dashboard>,
-    /// Cancelled when the server shuts down: long-lived responses (the live
-    /// stream) end then instead of holding the shutdown up.
+    /// The process's stop signal ([`crate::app::Application::shutdown`]):
+    /// long-lived responses (the live stream) end when it is cancelled
+    /// instead of holding the shutdown up.
     pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
     pub fn github_channel(&self) -> String {
-        if let Some(c) = &self.auth.github_channel {
-            return c.clone();
+        self.ticket_channel(self.auth.github_channel.as_deref())
+    }
+
+    /// The channel a ticket webhook feeds: the configured one, else the
+    /// contract's first ticket channel.
+    pub fn ticket_channel(&self, configured: Option<&str>) -> String {
+        if let Some(c) = configured {
+            return c.to_owned();
         }
         let current = self.contract.current();
         current
@@ -186,6 +200,27 @@ pub async fn headers(
     Ok(res)
 }
 
+/// `HEAD` is `GET` without the body: routed as `GET` (the connection
+/// already knows not to send a body, and still sends a sized one's
+/// `Content-Length`); a streamed answer, the live stream, is ended at once
+/// rather than kept open for nobody.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    use actix_web::body::BodySize;
+    use actix_web::http::Method;
+    let head = req.method() == Method::HEAD;
+    if head {
+        req.head_mut().method = Method::GET;
+    }
+    let res = next.call(req).await?;
+    if head && matches!(res.response().body().size(), BodySize::Stream) {
+        return Ok(res.map_body(|_, _| BoxBody::new(())));
+    }
+    Ok(res.map_into_boxed_body())
+}
+
 /// Counts every request by route *pattern* (not path: ids in paths would make
 /// one time series per conversation), method and status; see [`guard`] for
 /// what happens before the handler.
@@ -244,7 +279,7 @@ async fn guard(
                 api::ApiError::BadSignature(e.to_string())
             })
         } else {
-            None
+            tickets::before_body(state, &req)
         };
         if let Some(e) = refused {
             let mut res = e.error_response();
@@ -347,7 +382,14 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 #[get("/metrics")]
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics(state: web::Data<AppState>, req: actix_web::HttpRequest) -> HttpResponse {
+    let token = state.auth.metrics_token.expose();
+    if !token.is_empty()
+        && !api::bearer(req.headers())
+            .is_some_and(|p| dashboard::constant_time_eq(token.as_bytes(), p.as_bytes()))
+    {
+        return api::ApiError::Unauthorized.error_response();
+    }
     // The open-conversation gauge is a count in the database: read it at
     // scrape time rather than keeping a second copy in memory.
     let service = state.service.clone();

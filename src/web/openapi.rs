@@ -12,9 +12,12 @@
 //!
 //! The document is built per request from the contract in force: the
 //! channels and clients an event may name are the contract's, so a request
-//! the document calls valid is one the service accepts.
+//! the document calls valid is one the service accepts. The document is
+//! public, but who the clients are is not: without one of the `api_tokens`
+//! the `client` field names no ids (any string, refused with a 422 when no
+//! client has it); a token holder gets them as an enum.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
@@ -28,12 +31,24 @@ use crate::ingest::{MAX_BODY_BYTES, MAX_FUTURE_SECS, MAX_ID_CHARS, MAX_SUBJECT_C
 const WHITE_SPACE: &str =
     "\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 
-pub async fn serve(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(document(&state))
+pub async fn serve(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let audience = if api::authorize(&state, req.headers()).is_ok() {
+        Audience::TokenHolder
+    } else {
+        Audience::Public
+    };
+    HttpResponse::Ok().json(document(&state, audience))
+}
+
+/// Who asks for the document: the client ids are only for a token holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Public,
+    TokenHolder,
 }
 
 /// The document, for the contract in force now.
-pub fn document(state: &AppState) -> Value {
+pub fn document(state: &AppState, audience: Audience) -> Value {
     let current = state.contract.current();
     let channels: Vec<String> = current
         .contract
@@ -41,14 +56,17 @@ pub fn document(state: &AppState) -> Value {
         .iter()
         .map(|c| c.id.clone())
         .collect();
-    let mut clients: Vec<Value> = current
-        .contract
-        .clients()
-        .iter()
-        .map(|c| Value::from(c.id.clone()))
-        .collect();
-    clients.push(UNKNOWN_CLIENT.into());
-    clients.push(Value::Null);
+    let clients = (audience == Audience::TokenHolder).then(|| {
+        let mut clients: Vec<Value> = current
+            .contract
+            .clients()
+            .iter()
+            .map(|c| Value::from(c.id.clone()))
+            .collect();
+        clients.push(UNKNOWN_CLIENT.into());
+        clients.push(Value::Null);
+        clients
+    });
     let year = state.service.now().format("%Y").to_string();
     build(&channels, clients, &year)
 }
@@ -141,8 +159,16 @@ fn years_before(year: &str) -> String {
     format!("^(?:{})-", alternatives.join("|"))
 }
 
-fn build(channels: &[String], clients: Vec<Value>, year: &str) -> Value {
+/// `clients`: the ids an event may name, or `None` to name none.
+fn build(channels: &[String], clients: Option<Vec<Value>>, year: &str) -> Value {
     let bearer = json!([{"bearer": []}]);
+    let client = match clients {
+        Some(ids) => json!({"type": ["string", "null"], "enum": ids,
+                            "description": "A client of the contract (default: from the sender's address)."}),
+        None => json!({"type": ["string", "null"],
+                       "description": "A client id of the contract (default: from the sender's address). \
+                                       The ids are listed in the document given with a bearer token."}),
+    };
     let event = json!({
         "type": "object",
         "additionalProperties": false,
@@ -159,8 +185,7 @@ fn build(channels: &[String], clients: Vec<Value>, year: &str) -> Value {
             "thread": non_blank(500),
             "direction": {"type": ["string", "null"], "enum": ["inbound", "outbound", "internal", "auto", null]},
             "from": {"type": ["string", "null"], "maxLength": 320, "description": "Sender address or login."},
-            "client": {"type": ["string", "null"], "enum": clients,
-                       "description": "A client of the contract (default: from the sender's address)."},
+            "client": client,
             "subject": {"type": ["string", "null"], "maxLength": MAX_SUBJECT_CHARS},
             "body": {"type": ["string", "null"], "maxLength": MAX_BODY_BYTES,
                      "description": format!("At most {MAX_BODY_BYTES} bytes of UTF-8 (1 MiB).")},
@@ -275,6 +300,30 @@ fn build(channels: &[String], clients: Vec<Value>, year: &str) -> Value {
         false,
         true,
     );
+    // Jira, Linear and Basecamp answer alike; only the credential differs.
+    let responses_ticket = |credential: &str| {
+        with_common(
+            json!({
+                "201": {"description": "Recorded (after the commit).",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Recorded"}}}},
+                "200": {"description": "This delivery was recorded before (the payload's own identity); nothing changed.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Recorded"}}}},
+                "202": {"description": "An event or action keepword does not track; counted.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ignored"}}}},
+                "400": error_response("The body is not a JSON object (kept in rejected input)."),
+                "401": error_response(credential),
+                "404": error_response("Basecamp: the URL's secret is wrong, or `[basecamp]` is not configured."),
+                "422": {"$ref": "#/components/responses/Invalid"}
+            }),
+            false,
+            true,
+        )
+    };
+    let ticket_body = |what: &str| {
+        json!({"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "description": what
+        }}}})
+    };
     let list = |key: &str, item: &str, description: &str| {
         json!({
             "description": description,
@@ -374,6 +423,7 @@ fn build(channels: &[String], clients: Vec<Value>, year: &str) -> Value {
             "/api/v1/openapi.json": {"get": {
                 "operationId": "openapi",
                 "summary": "This document",
+                "description": "Public. With one of the `api_tokens` as a bearer token it also lists the contract's client ids.",
                 "security": [],
                 "responses": with_common(json!({
                     "200": {"description": "The OpenAPI 3.1 document.",
@@ -401,6 +451,49 @@ fn build(channels: &[String], clients: Vec<Value>, year: &str) -> Value {
                     "type": "object", "description": "A GitHub webhook payload."
                 }}}},
                 "responses": responses_github
+            }},
+            "/webhooks/jira": {"post": {
+                "operationId": "jiraWebhook",
+                "summary": "Jira Cloud and Jira Service Management: issues created, comments created, status changes",
+                "description": "Authenticated by the HMAC-SHA256 of the body with `[jira] webhook_secret` \
+                                (`X-Hub-Signature`), not by the bearer token. Without `[jira]` every delivery is refused (401).",
+                "security": [],
+                "parameters": [
+                    {"name": "X-Hub-Signature", "in": "header", "required": true,
+                     "description": "`sha256=` and the hex HMAC-SHA256 of the body.",
+                     "schema": {"type": "string"}}
+                ],
+                "requestBody": ticket_body("A Jira webhook payload."),
+                "responses": responses_ticket("`X-Hub-Signature` is missing or does not match the body, or `[jira]` is not configured.")
+            }},
+            "/webhooks/linear": {"post": {
+                "operationId": "linearWebhook",
+                "summary": "Linear: issues created, comments created, state changes",
+                "description": "Authenticated by the HMAC-SHA256 of the body with `[linear] webhook_secret` \
+                                (`Linear-Signature`); the body's `webhookTimestamp` must be within 60 s. \
+                                Without `[linear]` every delivery is refused (401).",
+                "security": [],
+                "parameters": [
+                    {"name": "Linear-Signature", "in": "header", "required": true,
+                     "description": "The hex HMAC-SHA256 of the body.",
+                     "schema": {"type": "string"}}
+                ],
+                "requestBody": ticket_body("A Linear webhook payload."),
+                "responses": responses_ticket("`Linear-Signature` is missing or does not match, or `webhookTimestamp` is more than 60 s away.")
+            }},
+            "/webhooks/basecamp/{secret}": {"post": {
+                "operationId": "basecampWebhook",
+                "summary": "Basecamp: messages, to-dos and answers created, comments, to-dos completed",
+                "description": "Basecamp signs nothing: the last path segment is `[basecamp] webhook_secret`, \
+                                compared in constant time. A wrong one is a 404, as for a path that does not exist.",
+                "security": [],
+                "parameters": [
+                    {"name": "secret", "in": "path", "required": true,
+                     "description": "`[basecamp] webhook_secret`.",
+                     "schema": {"type": "string"}}
+                ],
+                "requestBody": ticket_body("A Basecamp webhook payload."),
+                "responses": responses_ticket("Not used: a wrong secret is a 404.")
             }}
         },
         "components": {
@@ -535,7 +628,7 @@ fn build(channels: &[String], clients: Vec<Value>, year: &str) -> Value {
     doc
 }
 
-/// The schemas of urgency and focus (SPEC 14), apart because one `json!`
+/// The schemas of urgency and focus (README), apart because one `json!`
 /// of the whole document would pass the macro recursion limit.
 fn focus_schemas() -> Value {
     json!({
@@ -556,13 +649,16 @@ fn focus_schemas() -> Value {
                 },
                 "Notification": {
                     "type": "object",
-                    "required": ["contact", "kind", "deferred_until", "sent_at"],
+                    "required": ["contact", "kind", "deferred_until", "sent_at", "outcome", "attempts", "last_error"],
                     "properties": {
                         "contact": {"type": ["string", "null"]},
-                        "kind": {"type": "string", "enum": ["email", "webhook", "digest"],
-                                 "description": "`digest`: a warning collected into the contact's digest."},
+                        "kind": {"type": "string", "enum": ["email", "webhook", "teams", "pagerduty", "opsgenie", "digest"],
+                                 "description": "The target. `digest`: a warning collected into the contact's digest."},
                         "deferred_until": {"type": ["string", "null"], "format": "date-time"},
-                        "sent_at": {"type": ["string", "null"], "format": "date-time"}
+                        "sent_at": {"type": ["string", "null"], "format": "date-time"},
+                        "outcome": {"type": "string", "enum": ["sent", "held", "failing", "pending"]},
+                        "attempts": {"type": "integer", "minimum": 0},
+                        "last_error": {"type": ["string", "null"], "description": "Why the last attempt failed."}
                     }
                 },
                 "Pause": {
@@ -656,7 +752,7 @@ mod tests {
     fn doc() -> Value {
         build(
             &["email".into(), "tickets".into()],
-            vec!["acme".into(), UNKNOWN_CLIENT.into(), Value::Null],
+            Some(vec!["acme".into(), UNKNOWN_CLIENT.into(), Value::Null]),
             "2026",
         )
     }

@@ -1,4 +1,4 @@
-//! `GET /status/{token}`: the client's own status page (SPEC 12), and its
+//! `GET /status/{token}`: the client's own status page (README, "HTTP API"), and its
 //! stylesheet. No login: the token is the key. Every answer — the page and
 //! the 404 alike — tells robots to stay away and browsers to send no
 //! referrer (the token is in the URL, and a link on the page must not
@@ -27,7 +27,11 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 });
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // Addresses under /status/ that name no page still get the status
+    // page's 404: a token in them must not reach robots or referrers either.
     cfg.route("/status/{token}", web::get().to(status_page))
+        .route("/status", web::get().to(not_found))
+        .route("/status/{rest:.*}", web::get().to(not_found))
         .route("/static/status.css", web::get().to(stylesheet));
 }
 
@@ -42,7 +46,11 @@ fn private(mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
     builder
 }
 
-fn not_found() -> HttpResponse {
+async fn not_found() -> HttpResponse {
+    not_found_page()
+}
+
+fn not_found_page() -> HttpResponse {
     let body = TEMPLATES
         .get_template(NOT_FOUND)
         .and_then(|t| t.render(context! {}))
@@ -61,7 +69,7 @@ async fn status_page(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
     let service = state.service.clone();
     let page = match web::block(move || service.status_page(&token)).await {
         Ok(Ok(Some(page))) => page,
-        Ok(Ok(None)) => return not_found(),
+        Ok(Ok(None)) => return not_found_page(),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "status page failed");
             return private(HttpResponse::ServiceUnavailable())

@@ -272,7 +272,7 @@ async fn pages_have_no_serious_accessibility_violations() {
     app.stop().await;
 }
 
-/// The client's status page (SPEC 12), opened from the link the API hands
+/// The client's status page (README, "HTTP API"), opened from the link the API hands
 /// out: readable on a phone and on a desktop, and accessible.
 #[tokio::test]
 async fn the_status_page_reads_well_at_360_and_1280_pixels() {

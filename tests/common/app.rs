@@ -71,8 +71,8 @@ pub async fn serve(mut settings: Settings, clock: Clock) -> Served {
         .expect("app builds");
     let port = app.port();
     let state = app.state().clone();
-    let token = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(token.clone(), None));
+    let token = app.shutdown();
+    let task = tokio::spawn(app.run_until_stopped(None));
     Served {
         base: format!("http://127.0.0.1:{port}"),
         port,
@@ -199,15 +199,19 @@ pub async fn spawn_dashboard(backend: Backend, clock: Clock) -> TestApp {
 /// [`spawn_dashboard`]'s app on the database at `url` (another process of
 /// the same deployment, when two share one PostgreSQL).
 pub async fn serve_dashboard(url: &str, clock: Clock) -> Served {
-    let settings = Settings {
+    serve(dashboard_settings(url), clock).await
+}
+
+/// [`serve_dashboard`]'s settings, for a test that changes one of them.
+pub fn dashboard_settings(url: &str) -> Settings {
+    Settings {
         database_url: url.to_string(),
         contract: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml"),
         api_tokens: vec![Secret::new(TOKEN)],
         dashboard_password: Secret::new(PASSWORD),
         wall_tokens: vec![Secret::new(WALL_TOKEN)],
         ..Default::default()
-    };
-    serve(settings, clock).await
+    }
 }
 
 impl Served {
@@ -221,25 +225,43 @@ impl Served {
 
     /// Signs in to the dashboard: the session cookie (`name=value`).
     pub async fn sign_in(&self) -> String {
-        let http = Self::browser_like();
-        let form = http
+        let form = self.login_form().await;
+        let r = self.post_login(&form, PASSWORD, "/").await;
+        assert_eq!(r.status().as_u16(), 303, "sign-in redirects");
+        cookie_of(&r, "keepword_session").expect("a session cookie")
+    }
+
+    /// A fresh sign-in form: its cookie (`name=value`) and CSRF token.
+    pub async fn login_form(&self) -> LoginForm {
+        let form = Self::browser_like()
             .get(format!("{}/login", self.base))
             .send()
             .await
             .unwrap();
-        let login_cookie =
-            cookie_of(&form, "keepword_login").expect("the login form sets its cookie");
+        let cookie = cookie_of(&form, "keepword_login").expect("the login form sets its cookie");
         let html = form.text().await.unwrap();
         let csrf = hidden(&html, "csrf").expect("the login form carries a CSRF token");
-        let r = http
+        LoginForm { cookie, csrf }
+    }
+
+    /// Submits `form` with `password` and `next`; redirects not followed.
+    pub async fn post_login(
+        &self,
+        form: &LoginForm,
+        password: &str,
+        next: &str,
+    ) -> reqwest::Response {
+        Self::browser_like()
             .post(format!("{}/login", self.base))
-            .header("cookie", &login_cookie)
-            .form(&[("password", PASSWORD), ("csrf", &csrf), ("next", "/")])
+            .header("cookie", &form.cookie)
+            .form(&[
+                ("password", password),
+                ("csrf", form.csrf.as_str()),
+                ("next", next),
+            ])
             .send()
             .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 303, "sign-in redirects");
-        cookie_of(&r, "keepword_session").expect("a session cookie")
+            .unwrap()
     }
 
     /// GETs a dashboard page with `cookie`: (status, body).
@@ -252,6 +274,14 @@ impl Served {
             .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
+}
+
+/// The sign-in form as a browser holds it.
+#[derive(Debug, Clone)]
+pub struct LoginForm {
+    /// The form's cookie, `name=value`.
+    pub cookie: String,
+    pub csrf: String,
 }
 
 /// `name=value` of the cookie `name` a response sets.

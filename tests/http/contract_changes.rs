@@ -1,4 +1,4 @@
-//! `GET /contract/changes` and `.md` (SPEC 13): after a reload, every
+//! `GET /contract/changes` and `.md` (README, "The contract"): after a reload, every
 //! version newest first with its effective date, its decision and what
 //! changed in the client's words; internal changes stay off the page.
 

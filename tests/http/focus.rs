@@ -1,4 +1,4 @@
-//! Urgency and focus (SPEC 14) through the real app over HTTP, with manual
+//! Urgency and focus (README) through the real app over HTTP, with manual
 //! clocks: the urgent share gauge, its limit and the shipped alert rule
 //! (promtool) on the exported numbers, `GET /api/v1/urgency` with the
 //! evidence; and deferred notifications that survive the app being dropped

@@ -9,11 +9,13 @@ mod common;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alert_targets;
 mod api;
 mod contract_changes;
 mod dashboards;
 mod focus;
 mod ingest_github;
+mod ingest_tickets;
 mod openapi;
 mod processes;
 mod security;

@@ -342,6 +342,157 @@ fn placeholder_secrets_on_a_public_address_stop_the_start() {
     );
 }
 
+/// Issue 25 item 1: an empty dashboard password (a compose file's unset
+/// variable) stops the start on any address; beyond loopback a short one is
+/// refused like the placeholder, naming the key and never the value.
+#[test]
+fn empty_and_short_dashboard_passwords_stop_the_start() {
+    let dir = contract_dir();
+    let real = [
+        ("KEEPWORD_API_TOKENS", "a-real-api-token"),
+        ("KEEPWORD_GITHUB__WEBHOOK_SECRET", "a-real-webhook-secret"),
+    ];
+    for (bind, password, expect) in [
+        ("127.0.0.1:0", "", "`dashboard_password` is empty"),
+        ("192.0.2.1:8080", "", "`dashboard_password` is empty"),
+        ("192.0.2.1:8080", "k", "at least 12"),
+        ("192.0.2.1:8080", "pw-eleven-c", "at least 12"),
+    ] {
+        let mut env = real.to_vec();
+        env.push(("KEEPWORD_BIND", bind));
+        env.push(("KEEPWORD_DASHBOARD_PASSWORD", password));
+        let mut child = spawn_binary(dir.path(), &env);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{bind} `{password}`: keepword started instead of refusing");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bind} `{password}`: {err}");
+        assert!(err.contains(expect), "{bind} `{password}`: {err}");
+        assert!(err.contains("dashboard_password"), "{err}");
+        assert!(
+            !err.contains("cannot listen"),
+            "refused before binding: {err}"
+        );
+        if password.len() > 1 {
+            assert!(!err.contains(password), "the value is never shown: {err}");
+        }
+    }
+}
+
+/// Issue 25 item 13: with `metrics_token` set, `/metrics` (breach counts
+/// per client) asks for it as a bearer token, and no other; the public
+/// OpenAPI document names no client, a token holder's lists them.
+#[tokio::test]
+async fn metrics_ask_for_their_token_and_the_public_document_names_no_client() {
+    const METRICS_TOKEN: &str = "metrics-0123456789abcdef";
+    let db = common::app::FreshDatabase::new(common::app::Backend::Sqlite);
+    let settings = Settings {
+        metrics_token: Secret::new(METRICS_TOKEN),
+        ..common::app::dashboard_settings(db.url())
+    };
+    let app = common::app::serve(settings, Clock::system()).await;
+    let get = |path: &'static str, bearer: Option<&'static str>| {
+        let mut r = app.http.get(format!("{}{path}", app.base));
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            let challenge = r.headers().get("www-authenticate").cloned();
+            (status, challenge, r.text().await.unwrap())
+        }
+    };
+    for bearer in [None, Some("wrong"), Some(common::app::TOKEN)] {
+        let (status, challenge, body) = get("/metrics", bearer).await;
+        assert_eq!(status, 401, "{bearer:?}");
+        assert_eq!(challenge.unwrap(), "Bearer");
+        assert!(!body.contains("keepword_"), "{body}");
+    }
+    let (status, _, body) = get("/metrics", Some(METRICS_TOKEN)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("keepword_build_info"), "{body}");
+
+    let event_client = |text: &str| {
+        let v: Value = serde_json::from_str(text).unwrap();
+        v["components"]["schemas"]["Event"]["properties"]["client"].clone()
+    };
+    for bearer in [None, Some("wrong"), Some(METRICS_TOKEN)] {
+        let (status, _, text) = get("/api/v1/openapi.json", bearer).await;
+        assert_eq!(status, 200);
+        for client in ["acme", "globex", "initech"] {
+            assert!(!text.contains(client), "{bearer:?}: `{client}` is public");
+        }
+        let field = event_client(&text);
+        assert!(field.get("enum").is_none(), "{field}");
+    }
+    let (_, _, text) = get("/api/v1/openapi.json", Some(common::app::TOKEN)).await;
+    let ids = event_client(&text)["enum"].clone();
+    for client in ["acme", "globex", "initech"] {
+        assert!(ids.as_array().unwrap().contains(&json!(client)), "{ids}");
+    }
+    app.stop().await;
+}
+
+/// Issue 25 item 6: a dashboard POST is answered before its body is read
+/// when the session (or the sign-in form's cookie) is missing, a
+/// cross-site form is refused the same way, and a form over the small
+/// limit is a 413 — not a 6 MiB read and a 10 s wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_posts_check_the_session_before_the_body() {
+    let app = common::app::spawn_dashboard(common::app::Backend::Sqlite, Clock::system()).await;
+    let port = app.port;
+    let session = app.sign_in().await;
+    let with_session = format!("Cookie: {session}\r\n");
+    for (path, cookie, extra, expect) in [
+        ("/conversations/1/solve", "", "", 303),
+        ("/logout", "", "", 303),
+        ("/login", "", "", 403),
+        (
+            "/conversations/1/solve",
+            with_session.as_str(),
+            "Sec-Fetch-Site: cross-site\r\n",
+            403,
+        ),
+        ("/conversations/1/solve", with_session.as_str(), "", 413),
+    ] {
+        // Announces 6 MB and sends five bytes of them.
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: 6000000\r\n{cookie}{extra}\r\n"
+        );
+        let answer = tokio::task::spawn_blocking(move || {
+            raw_request(port, &head, b"csrf=", Duration::from_secs(5))
+        })
+        .await
+        .unwrap();
+        let (status, took) = answer.unwrap_or_else(|| panic!("{path}: no answer within 5 s"));
+        assert_eq!(status, expect, "{path} {cookie}{extra}");
+        assert!(took < Duration::from_secs(2), "{path}: {took:?}");
+    }
+    // A form of a reasonable size still works.
+    let (_, page) = app.page(&session, "/").await;
+    let csrf = common::app::hidden(&page, "csrf").unwrap();
+    let r = common::app::Served::browser_like()
+        .post(format!("{}/logout", app.base))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(app.page(&session, "/").await.0, 303, "signed out");
+    app.stop().await;
+}
+
 /// The binary's stderr, line by line.
 fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
     let stderr = child.stderr.take().unwrap();

@@ -282,6 +282,17 @@ fn the_shipped_config_names_and_documents_every_setting() {
     }))
     .unwrap();
     settings["mailboxes"] = serde_json::json!([serde_json::to_value(mailbox).unwrap()]);
+    // The ticket sources are off by default: shown with every key set.
+    let ticket =
+        serde_json::json!({"webhook_secret": "s", "webhook_secret_file": "f", "channel": "c"});
+    let jira: keepword::config::TicketWebhookSettings =
+        serde_json::from_value(ticket.clone()).unwrap();
+    let mut basecamp = ticket;
+    basecamp["company_ids"] = serde_json::json!([1]);
+    let basecamp: keepword::config::BasecampSettings = serde_json::from_value(basecamp).unwrap();
+    settings["jira"] = serde_json::to_value(&jira).unwrap();
+    settings["linear"] = serde_json::to_value(&jira).unwrap();
+    settings["basecamp"] = serde_json::to_value(&basecamp).unwrap();
     let mut all = Vec::new();
     keys("", &settings, &mut all);
     assert!(all.len() > 20, "{all:?}");

@@ -1,4 +1,4 @@
-//! The client's status page (SPEC 12) over HTTP with a moved clock: the
+//! The client's status page (README, "HTTP API") over HTTP with a moved clock: the
 //! link the 201 of a new ticket conversation carries opens it; each state
 //! says the right sentence; nothing internal is on it; unknown and
 //! malformed tokens are a plain 404; robots and referrers are kept out.
@@ -430,6 +430,26 @@ async fn unknown_and_malformed_tokens_are_a_plain_404(backend: Backend) {
         assert!(!page.body.contains("Hello"), "{bad}");
         assert_eq!(page.header("x-robots-tag"), "noindex, nofollow");
         assert_eq!(page.header("referrer-policy"), "no-referrer");
+    }
+    // Issue 25 item 12: the addresses beside the page get the same 404 with
+    // the same headers, not the dashboard's.
+    for path in [
+        "/status".to_string(),
+        "/status/".into(),
+        format!("/status/{token}/"),
+        format!("/status/{token}/x"),
+    ] {
+        let page = open(&app, &format!("{}{path}", app.base)).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(
+            page.body.contains("Page not found"),
+            "{path}: {}",
+            page.body
+        );
+        assert!(!page.body.contains("Hello"), "{path}");
+        assert_eq!(page.header("x-robots-tag"), "noindex, nofollow", "{path}");
+        assert_eq!(page.header("referrer-policy"), "no-referrer", "{path}");
+        assert!(page.header("cache-control").contains("no-store"), "{path}");
     }
     let css = app
         .http

@@ -12,8 +12,8 @@ use keepword::config::{Secret, Settings};
 use serde_json::json;
 
 use crate::common::app::{
-    Backend, PASSWORD, Served, TOKEN, WALL_TOKEN, cookie_of, hidden, serve, serve_dashboard,
-    spawn_dashboard,
+    Backend, PASSWORD, Served, WALL_TOKEN, cookie_of, dashboard_settings, hidden, serve,
+    serve_dashboard, spawn_dashboard,
 };
 use crate::support::eventually_async;
 
@@ -233,33 +233,99 @@ async fn sign_in_sets_a_strict_cookie_refuses_wrong_passwords_and_limits_attempt
     app.stop().await;
 }
 
+/// Issue 25 item 2: `next` is read as a browser reads it (tabs and newlines
+/// dropped, `\` as `/`) and kept only on this origin; control characters
+/// are a 400 page before any session is made.
+#[tokio::test]
+async fn next_after_sign_in_stays_on_this_site_as_a_browser_reads_it() {
+    let app = spawn_dashboard(Backend::Sqlite, tuesday_morning()).await;
+    let http = Served::browser_like();
+    let form = app.login_form().await;
+    let sign_in = |next: &'static str| app.post_login(&form, PASSWORD, next);
+    let base = reqwest::Url::parse(&app.base).unwrap();
+    for next in [
+        "/\\evil.example",
+        "\\/evil.example",
+        "/.//evil.example",
+        "/./\\evil.example",
+        "https:evil.example",
+        "http:/\\evil.example",
+        " //evil.example",
+        "/compliance?from=2026-11-01#top",
+    ] {
+        let r = sign_in(next).await;
+        assert_eq!(r.status().as_u16(), 303, "{next:?}");
+        let to = r.headers()["location"].to_str().unwrap().to_string();
+        let resolved = base.join(&to).unwrap();
+        assert_eq!(resolved.origin(), base.origin(), "{next:?} → {to}");
+        assert!(
+            to.starts_with('/') && !to.starts_with("//"),
+            "{next:?} → {to}"
+        );
+    }
+    let r = sign_in("/compliance?from=2026-11-01#top").await;
+    assert_eq!(r.headers()["location"], "/compliance?from=2026-11-01#top");
+    for next in [
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\nSet-Cookie: a=b",
+        "/\u{7f}x",
+    ] {
+        let r = sign_in(next).await;
+        assert_eq!(r.status().as_u16(), 400, "{next:?}");
+        assert!(cookie_of(&r, "keepword_session").is_none(), "{next:?}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("control characters"), "{body}");
+    }
+    // The link itself, signed out and signed in.
+    let session = app.sign_in().await;
+    for cookie in ["", session.as_str()] {
+        let r = http
+            .get(format!("{}/login?next=/%09/evil.example", app.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "cookie `{cookie}`");
+        assert!(r.headers().get("location").is_none());
+    }
+    let r = http
+        .get(format!("{}/login?next=/\\evil.example", app.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/");
+    app.stop().await;
+}
+
+/// Issue 25 item 1: an app whose password is empty (settings built without
+/// the config's checks) signs nobody in, an empty form field included.
+#[tokio::test]
+async fn an_empty_password_signs_nobody_in() {
+    let db = crate::common::app::FreshDatabase::new(Backend::Sqlite);
+    let settings = Settings {
+        dashboard_password: Secret::new(""),
+        ..dashboard_settings(db.url())
+    };
+    let app = serve(settings, tuesday_morning()).await;
+    let form = app.login_form().await;
+    let r = app.post_login(&form, "", "/").await;
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(cookie_of(&r, "keepword_session").is_none());
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn cookies_are_secure_when_the_public_url_is_https() {
     let db = crate::common::app::FreshDatabase::new(Backend::Sqlite);
     let settings = Settings {
-        database_url: db.url().to_string(),
-        contract: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml"),
-        api_tokens: vec![Secret::new(TOKEN)],
-        dashboard_password: Secret::new(PASSWORD),
         public_url: "https://support.example.com".into(),
-        ..Default::default()
+        ..dashboard_settings(db.url())
     };
     let app = serve(settings, tuesday_morning()).await;
-    let http = Served::browser_like();
-    let form = http
-        .get(format!("{}/login", app.base))
-        .send()
-        .await
-        .unwrap();
-    let c = cookie_of(&form, "keepword_login").unwrap();
-    let csrf = hidden(&form.text().await.unwrap(), "csrf").unwrap();
-    let r = http
-        .post(format!("{}/login", app.base))
-        .header("cookie", c)
-        .form(&[("password", PASSWORD), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let form = app.login_form().await;
+    let r = app.post_login(&form, PASSWORD, "/").await;
     let set: Vec<String> = r
         .headers()
         .get_all("set-cookie")
@@ -441,6 +507,260 @@ async fn queue_order_filters_and_pages_postgres() {
     queue_order_filters_and_pages(Backend::Postgres).await;
 }
 
+/// Issue 25 items 8 and 9: dates outside the calendar's years and pages
+/// beyond any queue are a 400 naming the parameter (they panicked, or gave
+/// a 503 on PostgreSQL); a page past the end is empty.
+async fn far_dates_and_pages_are_refused_naming_the_parameter(url: String) {
+    let app = serve_dashboard(&url, tuesday_morning()).await;
+    let cookie = app.sign_in().await;
+    event(&app, "a", "jane@acme.com", "Question about the invoice").await;
+    for (path, named) in [
+        ("/compliance?to=-262143-01-01", "`to` must be a date"),
+        ("/compliance.csv?to=-262143-01-01", "`to` must be a date"),
+        (
+            "/compliance/conversations?to=-262143-01-01",
+            "`to` must be a date",
+        ),
+        ("/compliance?from=-262143-01-01", "`from` must be a date"),
+        ("/compliance?to=%2B262142-12-31", "`to` must be a date"),
+        ("/compliance?to=10000-01-01", "`to` must be a date"),
+        (
+            "/compliance.csv?from=9999-12-01&to=9999-12-31",
+            "`to` must be a date",
+        ),
+        ("/compliance?from=1899-12-31", "`from` must be a date"),
+    ] {
+        let (status, body) = app.page(&cookie, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains(named), "{path}: {body}");
+    }
+    for path in [
+        "/compliance?from=2199-01-01&to=2199-12-30",
+        "/compliance.csv?from=1900-01-02&to=1900-02-01",
+    ] {
+        assert_eq!(app.page(&cookie, path).await.0, 200, "{path}");
+    }
+    let (status, list) = app
+        .page(
+            &cookie,
+            "/compliance/conversations?from=2026-11-01&to=2026-12-02",
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        list.contains("Question about the invoice</a> · acme · open"),
+        "{list}"
+    );
+    for path in [
+        "/?page=9223372036854775807".to_string(),
+        "/?page=1000001".into(),
+        "/?page=0".into(),
+        "/dashboard/queue?page=9223372036854775807".into(),
+        format!("/wall?token={WALL_TOKEN}&page=9223372036854775807"),
+        format!("/wall/queue?token={WALL_TOKEN}&page=4611686018427387904"),
+    ] {
+        let (status, body) = app.page(&cookie, &path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            body.contains("page must be between 1 and"),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = app.page(&cookie, "/?page=1000000").await;
+    assert_eq!(status, 200);
+    assert!(ids_in(&body).is_empty(), "past the end: an empty page");
+    let (_, body) = app.page(&cookie, "/?page=1").await;
+    assert_eq!(ids_in(&body).len(), 1);
+    app.stop().await;
+}
+
+crate::both_backends!(async far_dates_and_pages_are_refused_naming_the_parameter);
+
+/// Issue 25 items 7 and 11: `HEAD` answers as `GET` without the body on
+/// every page (it was a 404, `/healthz` included; the live stream ends at
+/// once); raw rejected mail is never cached.
+#[tokio::test]
+async fn head_answers_as_get_without_a_body_and_raw_mail_is_not_cached() {
+    let app = spawn_dashboard(Backend::Sqlite, tuesday_morning()).await;
+    let cookie = app.sign_in().await;
+    let raw = b"From: someone@acme.com\r\n\r\nraw client mail".to_vec();
+    let now = app.clock.now();
+    let stored = raw.clone();
+    let id = app
+        .state
+        .store
+        .with(move |c| {
+            keepword::store::reject_input(c, "email", "parse", "unreadable", &stored, now)?;
+            Ok(keepword::store::rejected_inputs(c, 10)?[0].id)
+        })
+        .unwrap();
+    let r = Served::browser_like()
+        .get(format!("{}/rejected/{id}/raw", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), raw);
+
+    let http = Served::browser_like();
+    for path in [
+        "/healthz".to_string(),
+        "/readyz".into(),
+        "/metrics".into(),
+        "/contract".into(),
+        "/contract.md".into(),
+        "/api/v1/openapi.json".into(),
+        "/static/dashboard.css".into(),
+        "/status/no-such-token".into(),
+        "/".into(),
+        "/compliance".into(),
+        format!("/rejected/{id}/raw"),
+        format!("/wall?token={WALL_TOKEN}"),
+        "/dashboard/stream".into(),
+    ] {
+        let url = format!("{}{path}", app.base);
+        let get = http
+            .get(&url)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        let head = tokio::time::timeout(Duration::from_secs(5), async {
+            let r = http
+                .head(&url)
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            let (status, headers) = (r.status(), r.headers().clone());
+            (status, headers, r.bytes().await.unwrap())
+        })
+        .await
+        .unwrap_or_else(|_| panic!("HEAD {path} did not end"));
+        assert_eq!(head.0, get.status(), "{path}");
+        assert_eq!(
+            head.1.get("content-type"),
+            get.headers().get("content-type"),
+            "{path}"
+        );
+        assert!(head.2.is_empty(), "{path}");
+    }
+    // Signed out, a page still redirects to the sign-in.
+    let r = http.head(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    app.stop().await;
+}
+
+/// The timeline's links to the whole text of its messages.
+fn whole_text_links(html: &str, id: i64) -> Vec<String> {
+    let href = format!("href=\"/conversations/{id}/messages/");
+    html.match_indices(&href)
+        .map(|(i, _)| {
+            let rest = &html[i + "href=\"".len()..];
+            rest[..rest.find('"').unwrap()].to_string()
+        })
+        .collect()
+}
+
+/// Issue 25 item 4: the timeline bounds what it renders — a long body is
+/// cut with a link to its whole text, a long thread is paged — so five
+/// bodies of 1 MiB make a page of a few kilobytes, not 5 MiB.
+async fn the_timeline_cuts_long_bodies_and_pages_long_threads(url: String) {
+    let app = serve_dashboard(&url, tuesday_morning()).await;
+    let cookie = app.sign_in().await;
+    // Multi-byte text: the cut counts characters.
+    let long = "ä".repeat((1 << 20) / 2 - 64);
+    let mut id = 0;
+    for i in 0..5 {
+        let (status, answer) = app
+            .post(
+                "/api/v1/events",
+                &json!({
+                    "id": format!("big-{i}"), "channel": "tickets", "thread": "t-big",
+                    "from": "jane@acme.com", "direction": "inbound",
+                    "subject": "Logs attached", "body": format!("{i}:{long}"),
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "{answer}");
+        id = answer["conversation_id"].as_i64().unwrap();
+    }
+    let (status, page) = app.page(&cookie, &format!("/conversations/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(page.len() < 200_000, "a page of {} bytes", page.len());
+    let links = whole_text_links(&page, id);
+    assert_eq!(links.len(), 5, "each long body links to its whole text");
+    let (status, whole) = app.page(&cookie, &links[4]).await;
+    assert_eq!(status, 200);
+    assert_eq!(whole, format!("4:{long}"));
+    let r = Served::browser_like()
+        .get(format!("{}{}", app.base, links[4]))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    // Signed out: no text.
+    let r = Served::browser_like()
+        .get(format!("{}{}", app.base, links[4]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    // Another conversation's message is not reachable through this one.
+    let other = event(&app, "other", "eve@initech.example", "Other").await;
+    let (status, _) = app
+        .page(
+            &cookie,
+            &links[4].replace(&format!("/{id}/"), &format!("/{other}/")),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // A long thread: 150 short replies more, read a page at a time.
+    for i in 0..150 {
+        let (status, answer) = app
+            .post(
+                "/api/v1/events",
+                &json!({
+                    "id": format!("more-{i}"), "channel": "tickets", "thread": "t-big",
+                    "from": "jane@acme.com", "direction": "inbound",
+                    "subject": "Logs attached", "body": format!("reply number {i}"),
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let (_, first) = app.page(&cookie, &format!("/conversations/{id}")).await;
+    let entries = |html: &str| html.matches("<li class=\"item ").count();
+    assert!(entries(&first) <= 100, "{}", entries(&first));
+    assert!(first.contains("reply number 0") && !first.contains("reply number 149"));
+    assert!(first.contains("page 1 of 2"), "the pager");
+    let (_, second) = app
+        .page(&cookie, &format!("/conversations/{id}?page=2"))
+        .await;
+    assert!(second.contains("reply number 149"));
+    assert!(entries(&first) + entries(&second) >= 155);
+    let (status, past) = app
+        .page(&cookie, &format!("/conversations/{id}?page=3"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(entries(&past), 0, "past the end: an empty page");
+    let (status, _) = app
+        .page(
+            &cookie,
+            &format!("/conversations/{id}?page=9223372036854775807"),
+        )
+        .await;
+    assert_eq!(status, 400);
+    app.stop().await;
+}
+
+crate::both_backends!(async the_timeline_cuts_long_bodies_and_pages_long_threads);
+
 #[tokio::test]
 async fn actions_need_the_csrf_token_and_are_recorded_on_the_timeline() {
     let app = spawn_dashboard(Backend::Sqlite, tuesday_morning()).await;
@@ -569,6 +889,59 @@ async fn the_stream_carries_each_commit(url: String) {
 }
 
 crate::both_backends!(async the_stream_carries_each_commit);
+
+/// Whether the stream ends (the server closes it) within `wait`.
+async fn ends_within(
+    mut body: impl futures::Stream<Item = reqwest::Result<actix_web::web::Bytes>> + Unpin,
+    wait: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(_))) => continue,
+            Ok(None) | Ok(Some(Err(_))) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Issue 25 item 5: a signed-in user's live stream ends with the session:
+/// at once on signing out, within a tick once it expired.
+async fn the_stream_ends_when_the_session_ends(url: String) {
+    let clock = tuesday_morning();
+    let app = serve_dashboard(&url, clock.clone()).await;
+    let cookie = app.sign_in().await;
+    let body = open_stream(&app, &cookie).await;
+    let (_, page) = app.page(&cookie, "/").await;
+    let csrf = hidden(&page, "csrf").unwrap();
+    let r = Served::browser_like()
+        .post(format!("{}/logout", app.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert!(
+        ends_within(body, Duration::from_secs(3)).await,
+        "signed out: the stream ends"
+    );
+
+    let cookie = app.sign_in().await;
+    let body = open_stream(&app, &cookie).await;
+    clock.advance(chrono::Duration::hours(13));
+    assert!(
+        ends_within(
+            body,
+            keepword::web::dashboard::STREAM_TICK * 2 + Duration::from_secs(2)
+        )
+        .await,
+        "expired: the stream ends"
+    );
+    app.stop().await;
+}
+
+crate::both_backends!(async the_stream_ends_when_the_session_ends);
 
 #[tokio::test]
 async fn a_commit_in_one_process_reaches_streams_of_another_on_postgres() {

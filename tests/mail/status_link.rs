@@ -1,4 +1,4 @@
-//! The status link of a real acknowledgement (SPEC 12): a mail comes in,
+//! The status link of a real acknowledgement (README, "HTTP API"): a mail comes in,
 //! the acknowledgement arrives at a real SMTP server greeting the sender by
 //! name, and the link in it opens the conversation's status page. The
 //! team's stored copy of the acknowledgement does not hold the token.

@@ -360,3 +360,138 @@ fn due_agrees_with_the_python_walker_in_odd_zones() {
         wrong.join("\n")
     );
 }
+
+/// Targets given as `env:VAR` and `file:PATH` resolve when the contract
+/// loads; a missing variable or file is an error naming the contact and the
+/// key (and never the value); a literal webhook URL still works, with a
+/// warning that it is a secret written into the contract.
+#[test]
+fn check_resolves_target_references_and_names_missing_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("opsgenie");
+    std::fs::write(&key_file, "og-key-from-file\n").unwrap();
+    let base = std::fs::read_to_string(repo("tests/fixtures/contracts/fast.toml")).unwrap();
+    let write = |name: &str, contacts: &str| {
+        let text = base.replace(
+            "oncall = { email = \"oncall@example.com\", webhook = \"WEBHOOK_URL\" }",
+            contacts,
+        );
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let check = |path: &Path, env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keepword"));
+        cmd.args(["contract", "check", path.to_str().unwrap()])
+            .env_remove("KEEPWORD_CONFIG")
+            .env_remove("KW_TEST_PD_KEY")
+            .env_remove("KW_TEST_TEAMS_URL")
+            .env_remove("KW_TEST_EMAIL");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let referenced = write(
+        "referenced.toml",
+        &format!(
+            "oncall = {{ pagerduty = \"env:KW_TEST_PD_KEY\", opsgenie = \"file:{}\", teams = \"env:KW_TEST_TEAMS_URL\", email = \"env:KW_TEST_EMAIL\" }}",
+            key_file.display()
+        ),
+    );
+    let out = check(
+        &referenced,
+        &[
+            ("KW_TEST_PD_KEY", "pd-secret-key"),
+            ("KW_TEST_TEAMS_URL", "https://teams.example/workflows/x"),
+            ("KW_TEST_EMAIL", "Oncall@Example.com"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Unset variable, missing file: each named with its contact and key.
+    let missing = write(
+        "missing.toml",
+        &format!(
+            "oncall = {{ pagerduty = \"env:KW_TEST_PD_KEY\", opsgenie = \"file:{}/nope\" }}",
+            dir.path().display()
+        ),
+    );
+    let out = check(&missing, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "error: contact \"oncall\": pagerduty = \"env:KW_TEST_PD_KEY\": environment variable KW_TEST_PD_KEY is not set"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: contact \"oncall\": opsgenie = \"file:")
+            && err.contains("/nope\": cannot read file"),
+        "{err}"
+    );
+
+    // Reading the contract does not need the secrets; the page names the
+    // route, not the reference.
+    let out = Command::new(env!("CARGO_BIN_EXE_keepword"))
+        .args(["contract", "render", missing.to_str().unwrap()])
+        .env_remove("KEEPWORD_CONFIG")
+        .env_remove("KW_TEST_PD_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = text(&out.stdout);
+    assert!(
+        page.contains("alerted through PagerDuty and Opsgenie"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("KW_TEST_PD_KEY") && !page.contains("nope"),
+        "{page}"
+    );
+
+    // A variable that resolves to something that is not a URL: named, the
+    // value not quoted.
+    let out = check(
+        &referenced,
+        &[
+            ("KW_TEST_PD_KEY", "pd-secret-key"),
+            ("KW_TEST_TEAMS_URL", "not-a-url-secret"),
+            ("KW_TEST_EMAIL", "nobody"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "contact \"oncall\": teams (from env:KW_TEST_TEAMS_URL) is not an http(s) URL"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("not-a-url-secret"), "{err}");
+    assert!(
+        err.contains("contact \"oncall\": email (from env:KW_TEST_EMAIL) is not an email address"),
+        "{err}"
+    );
+
+    // A literal webhook URL keeps working, with a warning.
+    let literal = write(
+        "literal.toml",
+        "oncall = { webhook = \"https://chat.example.com/hooks/abc\" }",
+    );
+    let out = check(&literal, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "warning: contact \"oncall\": webhook is written into the contract, and it is a secret"
+        ),
+        "{err}"
+    );
+}

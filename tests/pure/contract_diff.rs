@@ -1,4 +1,4 @@
-//! `contract::diff` (SPEC 13): each kind of change, in the client's words,
+//! `contract::diff` (README, "The contract"): each kind of change, in the client's words,
 //! from the shipped contract and an edited copy of it; and `keepword
 //! contract diff` printing it.
 

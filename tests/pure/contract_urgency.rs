@@ -1,4 +1,4 @@
-//! The keys of SPEC 14 (urgency and focus) are checked like every key: each
+//! The keys of urgency and focus (README) are checked like every key: each
 //! mistake is one `FILE:LINE:COL` diagnostic with a hint, and equivalent
 //! spellings keep the contract version.
 

@@ -789,7 +789,7 @@ fn channels_and_contacts() {
         &source,
         45,
         10,
-        "contact \"oncall\" has neither email nor webhook",
+        "contact \"oncall\" has no alert target",
         None,
     );
     let source = with(
@@ -800,7 +800,7 @@ fn channels_and_contacts() {
         &source,
         46,
         48,
-        "webhook \"chat.example.com/hook\" is not an http(s) URL",
+        "contact \"lead\": webhook is not an http(s) URL",
         None,
     );
 }
@@ -884,4 +884,74 @@ fn zero_windows_are_refused() {
     // needs the real calendar (to parse "0m" at all)
     let source = with("first_response = \"4h\"", "first_response = \"0m\"");
     expect(&source, 40, 18, "window \"0m\" is zero", Some("\"30m\""));
+}
+
+#[test]
+fn ticket_projects_are_checked_like_domains() {
+    let keys = "domains = [\"acme.com\"]";
+    // A misspelt key suggests the right one.
+    expect(
+        &with(keys, &format!("{keys}\njira_project = [\"SUP\"]")),
+        52,
+        1,
+        "in client \"acme\"",
+        Some("did you mean \"jira_projects\"?"),
+    );
+    expect(
+        &with(keys, &format!("{keys}\nlinear_team = [\"CS\"]")),
+        52,
+        1,
+        "in client \"acme\"",
+        Some("did you mean \"linear_teams\"?"),
+    );
+    // Values: a key of letters and digits, a positive project id.
+    expect(
+        &with(keys, &format!("{keys}\njira_projects = [\"SUP-1\"]")),
+        52,
+        18,
+        "Jira project key \"SUP-1\" is not a key",
+        Some("such as \"SUP\""),
+    );
+    expect(
+        &with(keys, &format!("{keys}\nbasecamp_projects = [0, \"x\"]")),
+        52,
+        22,
+        "each entry of basecamp_projects must be a project id",
+        Some("/buckets/"),
+    );
+    // One project, one client; the same word may be a Jira and a Linear key.
+    let second = "\n[[clients]]\nid = \"globex\"\nname = \"Globex\"\njira_projects = [\"sup\"]\n";
+    let both = with(
+        keys,
+        &format!("{keys}\njira_projects = [\"SUP\"]\nlinear_teams = [\"SUP\"]{second}"),
+    );
+    expect(
+        &both,
+        57,
+        18,
+        "Jira project key \"sup\" is already claimed by client \"acme\" (line 52)",
+        Some("a project or team belongs to one client"),
+    );
+    assert_eq!(
+        diagnostics(&both).len(),
+        1,
+        "{}",
+        listing(&diagnostics(&both))
+    );
+
+    let fine = with(
+        keys,
+        &format!(
+            "{keys}\njira_projects = [\"sup\"]\nlinear_teams = [\"CS\"]\nbasecamp_projects = [2957043, \"42\"]"
+        ),
+    );
+    let contract = parse(&fine, "c.toml").unwrap_or_else(|d| panic!("{d}"));
+    let acme = contract.client("acme").unwrap();
+    assert_eq!(acme.jira_projects, ["SUP"]);
+    assert_eq!(acme.linear_teams, ["CS"]);
+    assert_eq!(acme.basecamp_projects, [2957043, 42]);
+    // Declaring them changes the contract's version; not declaring them
+    // leaves every existing contract's version as it was.
+    let base = parse(BASE, "c.toml").unwrap();
+    assert_ne!(base.version(), contract.version());
 }

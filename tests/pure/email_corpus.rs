@@ -60,7 +60,7 @@ fn every_corpus_file_parses_without_panic() {
     );
 }
 
-/// flufl.bounce's bounces our SPEC 5 rules do not recognise: free-form NDRs
+/// flufl.bounce's bounces our automatic-mail rules (README, "Email") do not recognise: free-form NDRs
 /// from ordinary-looking senders with no report part, no null sender and no
 /// auto header. Recognising them needs body heuristics we chose not to add.
 const KNOWN_BOUNCE_MISSES: &[&str] = &[

@@ -83,6 +83,30 @@ fn github_seeds() -> &'static [Vec<u8>] {
     })
 }
 
+/// Source line + body, as the `tickets` target reads its input: every
+/// published Jira, Linear and Basecamp payload under tests/fixtures.
+fn ticket_seeds() -> &'static [Vec<u8>] {
+    static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    SEEDS.get_or_init(|| {
+        let mut seeds = Vec::new();
+        for source in checks::TICKET_SOURCES {
+            let mut paths = Vec::new();
+            files(&Path::new("tests/fixtures").join(source), &mut paths);
+            paths.sort();
+            for p in paths
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            {
+                let mut seed = format!("{source}\n").into_bytes();
+                seed.extend(std::fs::read(p).unwrap());
+                seeds.push(seed);
+            }
+        }
+        assert!(seeds.len() >= 10, "ticket fixtures went missing");
+        seeds
+    })
+}
+
 fn config_seeds() -> &'static [Vec<u8>] {
     static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     SEEDS.get_or_init(|| {
@@ -262,6 +286,9 @@ fn seeds_keep_every_invariant_unmutated() {
     for seed in github_seeds() {
         checks::github(seed);
     }
+    for seed in ticket_seeds() {
+        checks::tickets(seed);
+    }
     let scratch = tempfile::NamedTempFile::new().unwrap();
     for seed in config_seeds() {
         checks::config(seed, scratch.path());
@@ -310,6 +337,11 @@ fn mutated_generic_events_parse_or_list_every_problem() {
 #[test]
 fn mutated_github_deliveries_parse_or_are_rejected() {
     run(github_seeds(), checks::github);
+}
+
+#[test]
+fn mutated_ticket_deliveries_parse_or_are_rejected() {
+    run(ticket_seeds(), checks::tickets);
 }
 
 #[test]

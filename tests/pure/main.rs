@@ -20,5 +20,6 @@ mod contract_validation;
 mod contract_version;
 mod email_corpus;
 mod fuzz_corpus;
+mod shipped_example;
 mod sla_props;
 mod sla_scenario;

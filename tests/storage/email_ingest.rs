@@ -707,3 +707,167 @@ fn threads_and_parity(url: &str) {
 }
 
 crate::both_backends!(threads_and_parity);
+
+fn conversations(s: &Service) -> Vec<keepword::service::ConversationSummary> {
+    s.list_conversations(&store::ConversationFilter {
+        limit: 10,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// The database refuses one mail of a batch (a trigger): the batch is
+/// stored again mail by mail, the refused one is kept raw with the
+/// database's words, the rest is stored and acknowledged, and the folder's
+/// checkpoint moves past all of them — one bad mail never blocks a mailbox.
+fn refused_mail_is_kept_raw_alone(url: &str) {
+    let s = common::shipped_service(url);
+    crate::event_batches::refuse_messages_from(&s, "refused@acme.com");
+    let now: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().unwrap();
+    let senders = [
+        "ann@acme.com",
+        "bo@acme.com",
+        "refused@acme.com",
+        "cy@acme.com",
+    ];
+    let raws: Vec<Vec<u8>> = senders
+        .iter()
+        .enumerate()
+        .map(|(i, from)| {
+            mail(
+                from,
+                "support@example.com",
+                &format!("Question {i}"),
+                &format!("<q{i}@acme.com>"),
+                "",
+                now,
+            )
+        })
+        .collect();
+    let refused_raw = raws[2].clone();
+    let r = s
+        .ingest_mail_batch(
+            &mailbox(),
+            "INBOX",
+            FolderKind::Inbox,
+            3,
+            batch(40, raws),
+            now,
+        )
+        .unwrap();
+    assert_eq!((r.stored, r.rejected, r.duplicates), (3, 1, 0), "{r:?}");
+    assert_eq!(r.acknowledged, 3, "{r:?}");
+    let rejected = s.store().with(|c| store::rejected_inputs(c, 10)).unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].raw, refused_raw);
+    assert!(
+        rejected[0].detail.contains("refused by the test"),
+        "{}",
+        rejected[0].detail
+    );
+    assert_eq!(store::checkpoint_of(&s, "INBOX"), Some((3, 43)));
+    let list = conversations(&s);
+    assert_eq!(list.len(), 3, "the refused mail opened nothing");
+    crate::event_batches::a_full_evaluation_changes_nothing(&s, now, 3);
+}
+
+crate::both_backends!(refused_mail_is_kept_raw_alone);
+
+/// A batch threads over an index it reads once, in memory: a reply without
+/// headers finds the conversation an earlier mail of the same batch moved
+/// back into the subject window (its last mail was 20 days old), and one the
+/// batch itself opened, exactly as if each mail had come alone.
+fn header_less_replies_thread_within_their_batch(url: &str) {
+    let s = common::shipped_service(url);
+    let mb = mailbox();
+    let now: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().unwrap();
+    let old = now - Duration::days(20);
+    let opening = mail(
+        "jane@acme.com",
+        "support@example.com",
+        "Footer text",
+        "<old@acme.com>",
+        "",
+        old,
+    );
+    s.ingest_mail_batch(
+        &mb,
+        "INBOX",
+        FolderKind::Inbox,
+        5,
+        batch(1, vec![opening]),
+        old,
+    )
+    .unwrap();
+    let by_header = mail(
+        "jane@acme.com",
+        "support@example.com",
+        "Re: Footer text",
+        "<a@acme.com>",
+        "In-Reply-To: <old@acme.com>\r\n",
+        now,
+    );
+    let by_subject = mail(
+        "jane@acme.com",
+        "support@example.com",
+        "Re: Footer text",
+        "<b@acme.com>",
+        "",
+        now + Duration::minutes(1),
+    );
+    let fresh = mail(
+        "bob@acme.com",
+        "support@example.com",
+        "Invoice address",
+        "<c@acme.com>",
+        "",
+        now,
+    );
+    let fresh_reply = mail(
+        "bob@acme.com",
+        "support@example.com",
+        "Re: Invoice address",
+        "<d@acme.com>",
+        "",
+        now + Duration::minutes(2),
+    );
+    let r = s
+        .ingest_mail_batch(
+            &mb,
+            "INBOX",
+            FolderKind::Inbox,
+            5,
+            batch(2, vec![by_header, by_subject, fresh, fresh_reply]),
+            now + Duration::minutes(3),
+        )
+        .unwrap();
+    assert_eq!(r.stored, 4);
+    let list = conversations(&s);
+    assert_eq!(list.len(), 2, "{list:?}");
+    let mut senders: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            let d = s.conversation_detail(c.id).unwrap();
+            d.messages
+                .iter()
+                .filter(|m| m.direction == "inbound")
+                .map(|m| m.from.clone())
+                .collect()
+        })
+        .collect();
+    senders.sort();
+    assert_eq!(
+        senders,
+        vec![
+            vec!["bob@acme.com".to_string(), "bob@acme.com".to_string()],
+            vec![
+                "jane@acme.com".to_string(),
+                "jane@acme.com".to_string(),
+                "jane@acme.com".to_string()
+            ],
+        ]
+    );
+    crate::event_batches::a_full_evaluation_changes_nothing(&s, now + Duration::minutes(3), 2);
+}
+
+crate::both_backends!(header_less_replies_thread_within_their_batch);

@@ -212,16 +212,41 @@ async fn postgres_burst_is_stored_once_each() {
     burst_is_stored_once_each(&db.url).await;
 }
 
+/// Makes the database itself refuse every message from `sender`: a
+/// trigger, as a constraint or a full disk would, that the service cannot
+/// tell from any other refusal.
+pub(crate) fn refuse_messages_from(s: &Service, sender: &str) {
+    let statements = match s.store().backend() {
+        keepword::store::Backend::Sqlite => vec![format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON messages \
+             WHEN NEW.sender = '{sender}' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )],
+        keepword::store::Backend::Postgres => vec![
+            format!(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN \
+                   IF NEW.sender = '{sender}' THEN \
+                     RAISE EXCEPTION 'refused by the test'; END IF; \
+                   RETURN NEW; END $$ LANGUAGE plpgsql"
+            ),
+            "CREATE TRIGGER refuse BEFORE INSERT ON messages \
+               FOR EACH ROW EXECUTE FUNCTION refuse()"
+                .to_string(),
+        ],
+    };
+    for sql in statements {
+        s.store()
+            .with(|c| Ok(diesel::sql_query(&sql).execute(c)?))
+            .unwrap();
+    }
+}
+
 /// A trigger makes the database itself refuse one event's message: the
 /// batch it was in is stored again event by event, so only that one fails,
 /// and the conversation it would have opened is rolled back with it.
-async fn refused_event_fails_alone(url: &str, trigger: &[&str]) {
-    let s = common::shipped_service(url);
-    for sql in trigger {
-        s.store()
-            .with(|c| Ok(diesel::sql_query(*sql).execute(c)?))
-            .unwrap();
-    }
+async fn refused_event_fails_alone(url: String) {
+    let s = common::shipped_service(&url);
+    refuse_messages_from(&s, "refused@initech.example");
     let mut events: Vec<IncomingEvent> = (0..60)
         .map(|i| {
             event(
@@ -272,34 +297,7 @@ async fn refused_event_fails_alone(url: &str, trigger: &[&str]) {
     assert!(r.conversation_created && !r.duplicate);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_refused_event_fails_alone() {
-    let (_dir, url) = common::fresh_sqlite();
-    refused_event_fails_alone(
-        &url,
-        &["CREATE TRIGGER refuse BEFORE INSERT ON messages \
-           WHEN NEW.sender = 'refused@initech.example' \
-           BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_refused_event_fails_alone() {
-    let db = common::FreshPostgres::new();
-    refused_event_fails_alone(
-        &db.url,
-        &[
-            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN \
-               IF NEW.sender = 'refused@initech.example' THEN \
-                 RAISE EXCEPTION 'refused by the test'; END IF; \
-               RETURN NEW; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER refuse BEFORE INSERT ON messages \
-               FOR EACH ROW EXECUTE FUNCTION refuse()",
-        ],
-    )
-    .await;
-}
+crate::both_backends!(async refused_event_fails_alone);
 
 /// Stopping the writers at shutdown: every event either was stored and
 /// answered, or was refused as "shutting down" — none is answered and lost,

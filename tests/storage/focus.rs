@@ -1,4 +1,4 @@
-//! Urgency and focus (SPEC 14) through the real service, store and outbox
+//! Urgency and focus (README) through the real service, store and outbox
 //! worker on both backends, with a clock the test moves: notifications
 //! wait for the contact's working hours (across a weekend and a DST change),
 //! true urgencies go out at 03:00, the night's warnings arrive as one digest

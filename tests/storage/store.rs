@@ -5,7 +5,7 @@ use keepword::contract::Timer;
 use keepword::sla::{Direction, TicketStatus, TimerStatus};
 use keepword::store::{
     self, Checkpoint, FiredStep, Inserted, NewConversation, NewMessage, NewOutbox, Store,
-    StoreError, TimerState,
+    StoreError, TimerUpdate,
 };
 
 /// What an instant reads back as: truncated to microseconds.
@@ -134,7 +134,7 @@ fn exercise(store: &Store) {
 
             // Timers: replaced in place; the scheduler reads the earliest running due.
             let due = now + Duration::minutes(30);
-            let mut t = TimerState {
+            let mut t = TimerUpdate {
                 conversation_id: id,
                 kind: Timer::FirstResponse,
                 seq: 0,
@@ -501,7 +501,7 @@ fn timers_in_batches(url: &str) {
             store::record_contract_version(c, "v1", "shipped", "src1", now)?;
             store::upsert_client(c, "acme", "ACME Corp", now)?;
             let (conv, _) = store::open_conversation(c, &conversation("batch", now))?;
-            let timer = |seq: u32, status, stopped: Option<DateTime<Utc>>| TimerState {
+            let timer = |seq: u32, status, stopped: Option<DateTime<Utc>>| TimerUpdate {
                 conversation_id: conv.id,
                 kind: Timer::NextResponse,
                 seq,
@@ -510,7 +510,7 @@ fn timers_in_batches(url: &str) {
                 due_at: Some(now + Duration::hours(1)),
                 stopped_at: stopped,
             };
-            let first: Vec<TimerState> = (0..3)
+            let first: Vec<TimerUpdate> = (0..3)
                 .map(|s| timer(s, TimerStatus::Met, Some(now + Duration::minutes(10))))
                 .collect();
             store::save_timers(c, &first)?;

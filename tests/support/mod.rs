@@ -173,9 +173,12 @@ impl Drop for SmtpServer {
 }
 
 /// An HTTP receiver for webhooks on 127.0.0.1:0. Answers 500 to the first
-/// `fail_first` requests, then 200, and records every body it was sent.
+/// `fail_first` requests, then 200 (or the status given to
+/// [`HookReceiver::answering`]), and records every body it was sent.
 pub struct HookReceiver {
     pub url: String,
+    /// `http://127.0.0.1:PORT`, for services whose paths the sender builds.
+    pub base: String,
     state: Arc<HookState>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -211,6 +214,34 @@ struct HookState {
     flight: Flight,
     /// Counts in flight across several receivers too.
     group: Option<Arc<Flight>>,
+    /// The success answer; empty: `200 OK`.
+    ok_status: &'static str,
+    recorded: Mutex<Vec<HookRequest>>,
+}
+
+/// One request as it arrived, whatever the answer.
+#[derive(Debug, Clone)]
+pub struct HookRequest {
+    /// Path and query.
+    pub target: String,
+    /// Names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Exactly as received.
+    pub body: String,
+    /// The status code answered.
+    pub status: u16,
+}
+
+impl HookRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
 }
 
 impl HookReceiver {
@@ -234,9 +265,21 @@ impl HookReceiver {
         .await
     }
 
+    /// A receiver answering `ok_status` (e.g. `202 Accepted`, as PagerDuty,
+    /// Opsgenie and Teams do) after `fail_first` answers of 500.
+    pub async fn answering(ok_status: &'static str, fail_first: usize) -> HookReceiver {
+        Self::with_state(HookState {
+            fail_first,
+            ok_status,
+            ..HookState::default()
+        })
+        .await
+    }
+
     async fn with_state(state: HookState) -> HookReceiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("{base}/hook");
         let state = Arc::new(state);
         let s = state.clone();
         let task = tokio::spawn(async move {
@@ -247,7 +290,17 @@ impl HookReceiver {
                 tokio::spawn(serve(sock, s.clone()));
             }
         });
-        HookReceiver { url, state, task }
+        HookReceiver {
+            url,
+            base,
+            state,
+            task,
+        }
+    }
+
+    /// Every request received so far, in order of arrival.
+    pub fn recorded(&self) -> Vec<HookRequest> {
+        self.state.recorded.lock().unwrap().clone()
     }
 
     /// Requests received, whatever the answer.
@@ -314,8 +367,30 @@ async fn serve(mut sock: TcpStream, state: Arc<HookState>) {
     } else {
         let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         state.accepted.lock().unwrap().push(value);
-        ("200 OK", "ok")
+        let ok = if state.ok_status.is_empty() {
+            "200 OK"
+        } else {
+            state.ok_status
+        };
+        (ok, "ok")
     };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.lines();
+    let target = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    state.recorded.lock().unwrap().push(HookRequest {
+        target,
+        headers,
+        body: String::from_utf8_lossy(body).into_owned(),
+        status: status[..3].parse().unwrap_or_default(),
+    });
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
         reply.len()

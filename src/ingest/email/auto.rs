@@ -1,4 +1,4 @@
-//! Automatic-mail detection (SPEC 5). Automatic mail is stored but starts no
+//! Automatic-mail detection (README, "Email"). Automatic mail is stored but starts no
 //! SLA clock and never gets an acknowledgement, so a miss here means mail
 //! loops with auto-responders and false breaches.
 //!

@@ -1,4 +1,4 @@
-//! Subject normalisation for threading by subject (SPEC 5).
+//! Subject normalisation for threading by subject (README, "Email").
 //!
 //! The rule, applied repeatedly from the start of the subject until nothing
 //! more comes off:

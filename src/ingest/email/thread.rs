@@ -1,4 +1,4 @@
-//! The threading rule (SPEC 5) and an in-memory [`ThreadIndex`].
+//! The threading rule (README, "Email") and an in-memory [`ThreadIndex`].
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -50,7 +50,7 @@ pub trait ThreadIndex {
     ) -> Option<Self::Conversation>;
 }
 
-/// SPEC 5 threading, tightened by issue 9: In-Reply-To, then References
+/// The threading rule: In-Reply-To, then References
 /// (newest first); then, only for a mail that looks like a reply (a reply or
 /// forward prefix, or a quoted-reply body), the normalised subject within 14
 /// days of `at` among the conversations the same sender opened, then those

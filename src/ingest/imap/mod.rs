@@ -22,7 +22,7 @@
 //! (NOTIFY, RFC 5465, would watch both on one connection, but few servers
 //! offer it and async-imap does not speak it.)
 //!
-//! Leasing (SPEC 9: one poller per mailbox across processes sharing one
+//! Leasing (docs/ARCHITECTURE.md: one poller per mailbox across processes sharing one
 //! PostgreSQL) is the service's job: it holds the mailbox lease (a session
 //! advisory lock) for as long as it runs the poller. Even
 //! without a lease two pollers would store nothing twice (checkpoint and

@@ -29,6 +29,14 @@ pub(super) fn lookup<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
         .filter(|value| !value.is_null())
 }
 
+/// RFC 3339, or Jira's spelling of it with an offset without a colon.
+pub(super) fn parse_offset_instant(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|at| at.to_utc())
+}
+
 pub(super) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -171,18 +179,53 @@ impl Problems {
         required: bool,
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
+        self.instant_as(root, path, required, now, false)
+    }
+
+    /// An instant as Jira writes it (`2019-01-07T16:55:51.184-0330`, an
+    /// offset without a colon) or as RFC 3339.
+    pub(super) fn offset_instant(
+        &mut self,
+        root: &Value,
+        path: &str,
+        required: bool,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        self.instant_as(root, path, required, now, true)
+    }
+
+    fn instant_as(
+        &mut self,
+        root: &Value,
+        path: &str,
+        required: bool,
+        now: DateTime<Utc>,
+        colonless_offset: bool,
+    ) -> Option<DateTime<Utc>> {
         let s = self.string(root, path, required)?;
-        let Ok(at) = DateTime::parse_from_rfc3339(s) else {
-            self.push(
-                path,
-                format!(
-                    "must be an RFC 3339 date-time such as \"2025-03-01T09:30:00Z\" (got {})",
-                    quote(s)
-                ),
-            );
+        let parsed = if colonless_offset {
+            parse_offset_instant(s)
+        } else {
+            DateTime::parse_from_rfc3339(s).ok().map(|at| at.to_utc())
+        };
+        let Some(at) = parsed else {
+            let example = if colonless_offset {
+                "a date-time such as \"2025-03-01T09:30:00.000+0000\""
+            } else {
+                "an RFC 3339 date-time such as \"2025-03-01T09:30:00Z\""
+            };
+            self.push(path, format!("must be {example} (got {})", quote(s)));
             return None;
         };
-        let at = at.to_utc();
+        self.instant_in_range(path, at, now)
+    }
+
+    pub(super) fn instant_in_range(
+        &mut self,
+        path: &str,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         let (earliest, last) = instant_range();
         if at < earliest || at > last {
             self.push(

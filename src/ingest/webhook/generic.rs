@@ -20,7 +20,7 @@ pub(super) const GENERIC_FIELDS: [&str; 12] = [
     "awaiting_client",
 ];
 
-/// Parses the body of `POST /api/v1/events` (SPEC 5).
+/// Parses the body of `POST /api/v1/events` (README, "HTTP API").
 ///
 /// Required: `id`, `channel`, `thread`, and `direction` or `status` (or
 /// both: a reply that also sets the ticket pending). Optional: `from`,

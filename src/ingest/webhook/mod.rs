@@ -1,14 +1,17 @@
-//! Ticket webhooks → [`IncomingEvent`] (SPEC 5, "Tickets").
+//! Ticket webhooks → [`IncomingEvent`] (README, "HTTP API").
 //!
-//! Two sources, one result:
+//! Five sources, one result:
 //! - [`parse_generic`]: the body of `POST /api/v1/events`.
 //! - [`parse_github`]: a GitHub `issues` / `issue_comment` delivery, after
 //!   [`verify_github_signature`] has accepted its `X-Hub-Signature-256`.
+//! - [`parse_jira`], [`parse_linear`], [`parse_basecamp`]: ticket systems,
+//!   each after its own check ([`verify_jira_signature`], [`verify_linear`],
+//!   [`verify_basecamp_secret`]); their mapping is in their modules' docs.
 //!
 //! A bad body is never half-read: either every field is good and the caller
 //! gets an [`IncomingEvent`], or it gets [`EventError::Invalid`] listing
 //! *every* bad field by its JSON name (a dotted path for GitHub's nested
-//! payloads), so one round trip tells the sender all it got wrong (SPEC 10).
+//! payloads), so one round trip tells the sender all it got wrong (README, "HTTP API").
 //! A body that is not a JSON object at all is [`EventError::Malformed`].
 //!
 //! # GitHub mapping
@@ -97,7 +100,7 @@ pub struct IncomingEvent {
     pub priority: Option<String>,
     pub status: Option<TicketStatus>,
     /// An outbound message that asks the client something (pauses
-    /// `resolution`, SPEC 4). Only ever true with direction outbound.
+    /// `resolution`, README, "The contract"). Only ever true with direction outbound.
     pub awaiting_client: bool,
     pub at: DateTime<Utc>,
 }
@@ -142,14 +145,28 @@ pub enum GithubOutcome {
     },
 }
 
+mod basecamp;
 mod fields;
 mod generic;
 mod github;
+mod jira;
+mod linear;
 mod signature;
 #[cfg(test)]
 mod tests;
+mod ticket;
 
 use fields::*;
 pub use generic::parse_generic;
 pub use github::parse_github;
 pub use signature::{SignatureError, github_signature, signature_digest, verify_github_signature};
+
+pub use basecamp::{basecamp_event_label, parse_basecamp, verify_basecamp_secret};
+pub use jira::{JIRA_SIGNATURE_HEADER, jira_event_label, parse_jira, verify_jira_signature};
+pub use linear::{
+    LINEAR_SIGNATURE_HEADER, LINEAR_TIMESTAMP_WINDOW_MS, linear_event_label, parse_linear,
+    verify_linear,
+};
+pub use ticket::{
+    TicketOutcome, WebhookAuthError, hmac_header_digest, hmac_sha256_hex, verify_hmac_header,
+};

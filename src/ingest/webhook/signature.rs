@@ -38,11 +38,17 @@ pub fn verify_github_signature(
 /// HTTP edge can refuse a missing or malformed header before reading one.
 pub fn signature_digest(header: Option<&str>) -> Result<Vec<u8>, SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
-    let hex_digits = header
+    header
         .strip_prefix("sha256=")
-        .filter(|h| h.len() == 64)
-        .ok_or(SignatureError::Malformed)?;
-    hex::decode(hex_digits).map_err(|_| SignatureError::Malformed)
+        .and_then(sha256_hex)
+        .ok_or(SignatureError::Malformed)
+}
+
+/// 64 hex digits as the 32 bytes of a SHA-256 digest.
+pub(super) fn sha256_hex(digits: &str) -> Option<Vec<u8>> {
+    (digits.len() == 64)
+        .then(|| hex::decode(digits).ok())
+        .flatten()
 }
 
 /// The `X-Hub-Signature-256` value GitHub would send for `body`: for tests

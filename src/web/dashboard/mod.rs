@@ -1,4 +1,4 @@
-//! The team dashboard (SPEC 11): server-rendered pages from templates
+//! The team dashboard (README, "The team dashboard"): server-rendered pages from templates
 //! embedded in the binary, one small script for live updates and keys.
 //! Handlers check the session, call one read model or use case of the
 //! service off the async workers, and render.
@@ -14,6 +14,7 @@ mod stream;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use actix_web::http::StatusCode;
@@ -30,6 +31,7 @@ use crate::sla::TicketStatus;
 use crate::store::{QueueFilter, SessionRow};
 
 pub use session::{LoginLimiter, constant_time_eq};
+pub use stream::TICK as STREAM_TICK;
 
 /// The policy of every dashboard page: nothing inline, nothing from
 /// elsewhere, never framed.
@@ -48,6 +50,9 @@ pub struct Dashboard {
     /// `Secure` cookies: `public_url` is https.
     secure: bool,
     asset_version: String,
+    /// Hashes of sessions signed out in this process: their live streams
+    /// end at once.
+    pub sessions_ended: tokio::sync::broadcast::Sender<String>,
     /// Clients above the urgent-share limit, for the queue's banner:
     /// computed at most once a minute (the full report is `/urgency`).
     inflated: std::sync::Mutex<Option<(Instant, Inflated)>>,
@@ -108,6 +113,7 @@ impl Dashboard {
             wall_tokens,
             secure: public_url.starts_with("https://"),
             asset_version: hex::encode(&digest[..6]),
+            sessions_ended: tokio::sync::broadcast::channel(64).0,
             inflated: std::sync::Mutex::new(None),
             connections: None,
         }
@@ -150,6 +156,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/wall", web::get().to(wall))
         .route("/wall/queue", web::get().to(wall_fragment))
         .route("/conversations/{id}", web::get().to(conversation))
+        .route(
+            "/conversations/{id}/messages/{message}",
+            web::get().to(message_text),
+        )
         .route("/conversations/{id}/{action}", web::post().to(act))
         .route("/compliance", web::get().to(compliance))
         .route("/compliance.csv", web::get().to(compliance_csv))
@@ -283,14 +293,38 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// Where to go after login: a local path only (an open redirect would let a
-/// link send a signed-in user anywhere).
-fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next
-    } else {
-        "/"
+/// Where to go after login: a path on this site as a browser reads it (an
+/// open redirect would let a link send a signed-in user anywhere). Browsers
+/// follow the URL standard, which drops tabs and newlines and reads `\` as
+/// `/` (`/\t/evil.example` is `//evil.example`), so `next` is resolved the
+/// same way and kept only when it stays on this origin; anything else goes
+/// to the queue. `None`: it holds control characters, which no link of
+/// ours does (and which cannot go into a `Location` header).
+fn safe_next(next: &str) -> Option<String> {
+    static BASE: LazyLock<url::Url> =
+        LazyLock::new(|| url::Url::parse("http://keepword.invalid/").expect("a valid URL"));
+    if next.chars().any(char::is_control) {
+        return None;
     }
+    let local = match BASE.join(next) {
+        Ok(u) if u.origin() == BASE.origin() => u[url::Position::BeforePath..].to_string(),
+        _ => return Some("/".into()),
+    };
+    // A path that starts with `//` would itself read as another host.
+    if local.starts_with('/') && !local.starts_with("//") {
+        Some(local)
+    } else {
+        Some("/".into())
+    }
+}
+
+fn bad_next(state: &AppState) -> HttpResponse {
+    error_page(
+        state,
+        StatusCode::BAD_REQUEST,
+        "Bad sign-in link",
+        "The `next` parameter of this link holds control characters; no page has such an address.",
+    )
 }
 
 fn peer(req: &HttpRequest) -> IpAddr {
@@ -313,6 +347,9 @@ async fn login_form(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
     let next = web::Query::<NextQuery>::from_query(req.query_string())
         .map(|q| q.into_inner().next)
         .unwrap_or_default();
+    let Some(target) = safe_next(&next) else {
+        return bad_next(&state);
+    };
     if let Ok(Ok(Some(_))) = {
         let (store, cookie, now) = (
             state.store.clone(),
@@ -322,10 +359,10 @@ async fn login_form(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         web::block(move || session::current(&store, cookie, now)).await
     } {
         return HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, safe_next(&next).to_string()))
+            .insert_header((header::LOCATION, target))
             .finish();
     }
-    login_page(&state, StatusCode::OK, &next, None)
+    login_page(&state, StatusCode::OK, &target, None)
 }
 
 fn login_page(
@@ -339,7 +376,7 @@ fn login_page(
         state,
         status,
         "login.html",
-        context! { login_csrf => token.clone(), next => safe_next(next), error, signed_in => false },
+        context! { login_csrf => token.clone(), next => safe_next(next).unwrap_or_else(|| "/".into()), error, signed_in => false },
     );
     let _ = res.add_cookie(&session::login_cookie(&token, state.dashboard.secure));
     res
@@ -355,22 +392,75 @@ struct LoginForm {
     next: String,
 }
 
-async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&body) else {
-        return login_page(
-            &state,
-            StatusCode::BAD_REQUEST,
-            "/",
-            Some("The form could not be read."),
+/// The most a dashboard form may hold: a password, a token and a `next`
+/// address fit many times over.
+pub const FORM_LIMIT: usize = 16 << 10;
+
+/// A dashboard form, at most [`FORM_LIMIT`] bytes. Handlers read it only
+/// after checking what they can without it (the session, the sign-in
+/// limit), so a stranger's body is never waited for.
+async fn read_form<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, HttpResponse> {
+    // A browser says when a form comes from another site: refused before
+    // its body, as the token in it would be.
+    if req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return Err(refused_csrf(state));
+    }
+    let too_large = || {
+        let mut res = error_page(
+            state,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Form too large",
+            &format!("A form here holds at most {} KiB.", FORM_LIMIT >> 10),
         );
+        // The rest of the body is not read: the connection cannot be reused.
+        res.head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+        res
     };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > FORM_LIMIT as u64) {
+        return Err(too_large());
+    }
+    let unreadable = || {
+        error_page(
+            state,
+            StatusCode::BAD_REQUEST,
+            "Bad form",
+            "The form could not be read.",
+        )
+    };
+    match payload.to_bytes_limited(FORM_LIMIT).await {
+        Err(_) => Err(too_large()),
+        Ok(Err(_)) => Err(unreadable()),
+        Ok(Ok(body)) => serde_urlencoded::from_bytes(&body).map_err(|_| unreadable()),
+    }
+}
+
+async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    // What needs no body first: the sign-in limit and the form's cookie.
     let addr = peer(&req);
     if let Some(wait) = state.dashboard.limiter.blocked(addr, Instant::now()) {
         let minutes = wait.as_secs().div_ceil(60).max(1);
         let mut res = login_page(
             &state,
             StatusCode::TOO_MANY_REQUESTS,
-            &form.next,
+            "/",
             Some(&format!(
                 "Too many failed sign-ins from your address. Try again in {minutes} minute{}.",
                 if minutes == 1 { "" } else { "s" }
@@ -383,22 +473,36 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -
         );
         return res;
     }
+    let expired = |next: &str| {
+        login_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            next,
+            Some("The sign-in form expired. Please enter the password again."),
+        )
+    };
     let cookie_token = req
         .cookie(session::LOGIN_COOKIE)
         .map(|c| c.value().to_string())
         .unwrap_or_default();
-    if cookie_token.is_empty()
-        || !session::constant_time_eq(cookie_token.as_bytes(), form.csrf.as_bytes())
-    {
-        return login_page(
-            &state,
-            StatusCode::FORBIDDEN,
-            &form.next,
-            Some("The sign-in form expired. Please enter the password again."),
-        );
+    if cookie_token.is_empty() {
+        return expired("/");
+    }
+    let form: LoginForm = match read_form(&state, &req, payload).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    // A session must not be made for a redirect that cannot be sent.
+    let Some(target) = safe_next(&form.next) else {
+        return bad_next(&state);
+    };
+    if !session::constant_time_eq(cookie_token.as_bytes(), form.csrf.as_bytes()) {
+        return expired(&form.next);
     }
     let expected = state.dashboard.password.expose().as_bytes();
-    if !session::constant_time_eq(expected, form.password.as_bytes()) {
+    // Settings refuse an empty password; an app built some other way must
+    // still not let an empty field in.
+    if expected.is_empty() || !session::constant_time_eq(expected, form.password.as_bytes()) {
         state.dashboard.limiter.failed(addr, Instant::now());
         tracing::info!(client = %addr, "dashboard: failed sign-in");
         return login_page(
@@ -413,7 +517,7 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -
     match web::block(move || session::create(&store, now)).await {
         Ok(Ok((id, _))) => {
             let mut res = HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, safe_next(&form.next).to_string()))
+                .insert_header((header::LOCATION, target))
                 .finish();
             let _ = res.add_cookie(&session::cookie(
                 &id,
@@ -446,19 +550,27 @@ fn refused_csrf(state: &AppState) -> HttpResponse {
     )
 }
 
-async fn logout(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
     let s = match require(&state, &req).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let form: CsrfForm = serde_urlencoded::from_bytes(&body).unwrap_or(CsrfForm {
-        csrf: String::new(),
-    });
+    let form: CsrfForm = match read_form(&state, &req, payload).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     if !csrf_ok(&s, &form.csrf) {
         return refused_csrf(&state);
     }
     let store = state.store.clone();
-    let _ = web::block(move || store.with(|c| crate::store::delete_session(c, &s.id_hash))).await;
+    let id_hash = s.id_hash.clone();
+    let _ = web::block(move || store.with(|c| crate::store::delete_session(c, &id_hash))).await;
+    // No stream listening is not an error.
+    let _ = state.dashboard.sessions_ended.send(s.id_hash);
     let mut res = HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/login"))
         .finish();
@@ -469,6 +581,10 @@ async fn logout(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
     ));
     res
 }
+
+/// The highest `page` asked for: far past any queue (100,000 open
+/// conversations are 2,000 pages), far below where an offset overflows.
+const MAX_PAGE: i64 = 1_000_000;
 
 #[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
@@ -508,8 +624,10 @@ impl QueueQuery {
                 "status must be one of open, pending, solved (got `{s}`)"
             ));
         }
-        if self.page.is_some_and(|p| p < 1) {
-            return Err("page must be 1 or more".into());
+        if let Some(p) = self.page
+            && !(1..=MAX_PAGE).contains(&p)
+        {
+            return Err(format!("page must be between 1 and {MAX_PAGE} (got {p})"));
         }
         Ok(f)
     }
@@ -683,7 +801,7 @@ async fn urgency(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         Ok(r) => r,
         Err(e) => return service_error(&state, e),
     };
-    // Times in the contract's zone (SPEC 11).
+    // Times in the contract's zone (README, "The team dashboard").
     let tz = state.contract.current().contract.info().timezone;
     let pct = |x: f64| format!("{:.0}%", x * 100.0);
     let above: Vec<Value> =
@@ -799,6 +917,8 @@ fn path_id(req: &HttpRequest) -> Option<i64> {
 struct FragmentQuery {
     #[serde(default)]
     fragment: Option<String>,
+    #[serde(default)]
+    page: Option<i64>,
 }
 
 async fn conversation(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
@@ -809,11 +929,29 @@ async fn conversation(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
     let Some(id) = path_id(&req) else {
         return not_found(&state);
     };
-    let fragment = web::Query::<FragmentQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner().fragment.is_some())
-        .unwrap_or(false);
+    let q = match web::Query::<FragmentQuery>::from_query(req.query_string()) {
+        Ok(q) => q.into_inner(),
+        Err(e) => {
+            return error_page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "Bad address",
+                &e.to_string(),
+            );
+        }
+    };
+    let p = q.page.unwrap_or(1);
+    if !(1..=MAX_PAGE).contains(&p) {
+        return error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "Bad address",
+            &format!("page must be between 1 and {MAX_PAGE} (got {p})"),
+        );
+    }
+    let fragment = q.fragment.is_some();
     let (service, now) = (state.service.clone(), state.service.now());
-    let t = match blocking(move || service.timeline(id, now)).await {
+    let t = match blocking(move || service.timeline(id, p, now)).await {
         Ok(t) => t,
         Err(e) => return service_error(&state, e),
     };
@@ -828,12 +966,36 @@ async fn conversation(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
         name,
         context! {
             t, signed_in => true, csrf => s.csrf, nav => "queue",
-            live => context! { url => format!("/conversations/{id}?fragment=1"), stream => "/dashboard/stream", ids => id.to_string() },
+            live => context! { url => format!("/conversations/{id}?fragment=1&page={p}"), stream => "/dashboard/stream", ids => id.to_string() },
         },
     )
 }
 
-async fn act(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+/// The whole text of one message, which the timeline shows only the start
+/// of when it is long: text from mail, never rendered as a page.
+async fn message_text(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(r) = require(&state, &req).await {
+        return r;
+    }
+    let message = req
+        .match_info()
+        .get("message")
+        .and_then(|v| v.parse::<i64>().ok());
+    let (Some(id), Some(message)) = (path_id(&req), message) else {
+        return not_found(&state);
+    };
+    let service = state.service.clone();
+    match blocking(move || service.message_body(id, message)).await {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+            .body(body),
+        Err(e) => service_error(&state, e),
+    }
+}
+
+async fn act(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
     let s = match require(&state, &req).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -847,9 +1009,10 @@ async fn act(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> 
         Some("wait") => TicketStatus::Pending,
         _ => return not_found(&state),
     };
-    let form: CsrfForm = serde_urlencoded::from_bytes(&body).unwrap_or(CsrfForm {
-        csrf: String::new(),
-    });
+    let form: CsrfForm = match read_form(&state, &req, payload).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     if !csrf_ok(&s, &form.csrf) {
         return refused_csrf(&state);
     }
@@ -874,15 +1037,24 @@ struct PeriodQuery {
     outcome: Option<String>,
 }
 
-/// `[from, to)` as UTC instants; by default the last 30 days.
+/// `[from, to)` as UTC instants; by default the last 30 days. Dates lie in
+/// the calendar's years: nothing was recorded outside them, and far ones
+/// overflow date arithmetic or the database's own date range.
 fn period(q: &PeriodQuery, now: DateTime<Utc>) -> Result<(NaiveDate, NaiveDate), String> {
+    let (lo, hi) = crate::ingest::webhook::instant_range();
+    let (lo, hi) = (lo.date_naive(), hi.date_naive());
     let parse = |name: &str, v: &Option<String>| -> Result<Option<NaiveDate>, String> {
         match v.as_deref().filter(|s| !s.is_empty()) {
             None => Ok(None),
-            Some(s) => s
-                .parse::<NaiveDate>()
-                .map(Some)
-                .map_err(|_| format!("`{name}` must be a date like 2026-12-01 (got `{s}`)")),
+            Some(s) => match s.parse::<NaiveDate>() {
+                Ok(d) if (lo..=hi).contains(&d) => Ok(Some(d)),
+                Ok(_) => Err(format!(
+                    "`{name}` must be a date from {lo} to {hi} (got `{s}`)"
+                )),
+                Err(_) => Err(format!(
+                    "`{name}` must be a date like 2026-12-01 (got `{s}`)"
+                )),
+            },
         }
     };
     let to = parse("to", &q.to)?.unwrap_or(now.date_naive() + TimeDelta::days(1));
@@ -958,10 +1130,11 @@ async fn compliance(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
     )
 }
 
-/// A CSV field: quoted when needed, and a leading `=`, `+`, `-` or `@`
-/// defused (a spreadsheet would run it as a formula).
+/// A CSV field: quoted when needed, and a leading `=`, `+`, `-`, `@`, tab
+/// or carriage return defused (a spreadsheet would run it as a formula; it
+/// skips a leading tab or CR and reads the `=` behind it).
 fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_string()
@@ -1033,17 +1206,11 @@ async fn compliance_list(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
     ids.dedup();
     ids.truncate(1000);
     let service = state.service.clone();
-    let listed = blocking(move || {
-        let mut out = Vec::new();
-        for id in ids {
-            let t = service.conversation_detail(id)?;
-            out.push(context! { id, subject => t.summary.subject, client => t.summary.client, status => t.summary.status });
-        }
-        Ok(out)
-    })
-    .await;
-    let listed = match listed {
-        Ok(l) => l,
+    let listed: Vec<Value> = match blocking(move || service.conversation_headlines(&ids)).await {
+        Ok(l) => l
+            .into_iter()
+            .map(|(id, subject, client, status)| context! { id, subject, client, status })
+            .collect(),
         Err(e) => return service_error(&state, e),
     };
     let heading = format!(
@@ -1082,7 +1249,7 @@ async fn rejected(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         Err(e) => return service_error(&state, e),
     };
     let now = state.service.now();
-    // Times in the contract's zone (SPEC 11).
+    // Times in the contract's zone (README, "The team dashboard").
     let tz = state.contract.current().contract.info().timezone;
     let view: Vec<Value> = items
         .into_iter()
@@ -1113,6 +1280,7 @@ async fn rejected_raw(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
         // Bytes from outside: a download, never rendered by the browser.
         Ok(raw) => HttpResponse::Ok()
             .content_type("application/octet-stream")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"rejected-{id}.eml\""),
@@ -1134,4 +1302,25 @@ async fn js() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
         .body(JS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_that_a_spreadsheet_would_run_are_defused() {
+        for (field, expect) in [
+            ("=1+1", "'=1+1"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1+1", "'\t=1+1"),
+            ("\r=1+1", "\"'\r=1+1\""),
+            ("ACME, Inc.", "\"ACME, Inc.\""),
+            ("plain", "plain"),
+        ] {
+            assert_eq!(csv_field(field), expect, "{field:?}");
+        }
+    }
 }

@@ -83,6 +83,13 @@ pub fn current(
     store.with(|c| store::live_session(c, &h, now))
 }
 
+/// Whether the session with this hash is still live.
+pub fn live(store: &Store, id_hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    store
+        .with(|c| store::live_session(c, id_hash, now))
+        .map(|s| s.is_some())
+}
+
 pub fn cookie(value: &str, secure: bool, max_age: chrono::Duration) -> Cookie<'static> {
     Cookie::build(COOKIE, value.to_string())
         .path("/")

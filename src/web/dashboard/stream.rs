@@ -1,7 +1,9 @@
 //! `GET /dashboard/stream`: Server-Sent Events. After each commit the ids
 //! of the conversations it touched (`change`); every few seconds a `tick`,
 //! so the page can say when it last heard from the server and notice a
-//! dead connection. Ends when the server shuts down.
+//! dead connection. Ends when the server shuts down, and a signed-in
+//! user's stream when the session ends: at once on a sign-out in this
+//! process or at its expiry, within a tick on a sign-out in another.
 
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{AppState, require};
 use crate::service::ChangeSet;
+use crate::store::SessionRow;
 
 /// How often an idle stream says it is alive.
 pub const TICK: Duration = Duration::from_secs(5);
@@ -21,6 +24,69 @@ struct Sse {
     tick: tokio::time::Interval,
     stop: tokio_util::sync::CancellationToken,
     hello: bool,
+    /// The session the stream lives by; `None` for a wallboard.
+    session: Option<Session>,
+}
+
+struct Session {
+    state: web::Data<AppState>,
+    id_hash: String,
+    expires: tokio::time::Instant,
+    ended: tokio::sync::broadcast::Receiver<String>,
+}
+
+impl Session {
+    fn new(state: &web::Data<AppState>, row: SessionRow) -> Session {
+        let left = (row.expires_at - state.service.now())
+            .to_std()
+            .unwrap_or_default();
+        Session {
+            state: state.clone(),
+            ended: state.dashboard.sessions_ended.subscribe(),
+            expires: tokio::time::Instant::now() + left,
+            id_hash: row.id_hash,
+        }
+    }
+
+    /// Resolves when this session is signed out here or expires.
+    async fn ended(&mut self) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(self.expires) => return,
+                got = self.ended.recv() => match got {
+                    Ok(h) if h == self.id_hash => return,
+                    Ok(_) => {}
+                    // Which sessions ended is lost: the next tick asks the
+                    // database.
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => std::future::pending::<()>().await,
+                },
+            }
+        }
+    }
+
+    /// Still signed in, as the database says (a sign-out in another
+    /// process, or the clock moved past the expiry).
+    async fn live(&self) -> bool {
+        let (store, now, h) = (
+            self.state.store.clone(),
+            self.state.service.now(),
+            self.id_hash.clone(),
+        );
+        // A database that does not answer keeps the stream: the page's
+        // reloads check the session anyway.
+        !matches!(
+            web::block(move || super::session::live(&store, &h, now)).await,
+            Ok(Ok(false))
+        )
+    }
+}
+
+async fn session_ended(session: &mut Option<Session>) {
+    match session {
+        Some(s) => s.ended().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn event(name: &str, data: &str) -> web::Bytes {
@@ -33,11 +99,14 @@ fn change(ids: &[i64]) -> web::Bytes {
 
 pub async fn stream(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     // A wallboard streams with its token; everyone else needs a session.
-    if super::wall_allowed(&state, &req).is_err()
-        && let Err(r) = require(&state, &req).await
-    {
-        return r;
-    }
+    let session = if super::wall_allowed(&state, &req).is_ok() {
+        None
+    } else {
+        match require(&state, &req).await {
+            Ok(row) => Some(Session::new(&state, row)),
+            Err(r) => return r,
+        }
+    };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.reset();
@@ -46,6 +115,7 @@ pub async fn stream(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         tick,
         stop: state.stopping.clone(),
         hello: true,
+        session,
     };
     let body = stream::unfold(s, |mut s| async move {
         if s.hello {
@@ -56,6 +126,7 @@ pub async fn stream(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         }
         tokio::select! {
             _ = s.stop.cancelled() => None,
+            _ = session_ended(&mut s.session) => None,
             got = s.rx.recv() => match got {
                 Ok(ids) => Some((Ok(change(&ids)), s)),
                 // Missed some: tell the page to look at everything.
@@ -63,6 +134,11 @@ pub async fn stream(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
                 Err(RecvError::Closed) => None,
             },
             _ = s.tick.tick() => {
+                if let Some(session) = &s.session
+                    && !session.live().await
+                {
+                    return None;
+                }
                 let at = chrono::Utc::now().to_rfc3339();
                 Some((Ok(event("tick", &format!("{{\"at\":\"{at}\"}}"))), s))
             }

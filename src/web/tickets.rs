@@ -1,0 +1,262 @@
+//! `/webhooks/jira`, `/webhooks/linear` and `/webhooks/basecamp/{secret}`:
+//! thin front ends on the one intake. Each checks its source's credential
+//! (before reading the body where a header or the URL allows it, and always
+//! before parsing), lets `ingest` map the payload, and hands the event to
+//! [`crate::service::Service::submit_event`] through [`api::record`].
+
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::AppState;
+use super::api::{self, ApiError};
+use crate::config::TicketWebhookSettings;
+use crate::contract::Contract;
+use crate::ingest::webhook::{self as ingest, EventError, TicketOutcome, WebhookAuthError};
+
+/// Path of the Basecamp webhook; its last segment is the secret.
+const BASECAMP_PREFIX: &str = "/webhooks/basecamp/";
+
+/// A webhook source: its name (in metric labels and messages) and the
+/// bounded label of the events it ignores.
+#[derive(Clone, Copy)]
+pub(super) struct Source {
+    pub name: &'static str,
+    pub label: fn(&str) -> &'static str,
+}
+
+pub(super) const GITHUB: Source = Source {
+    name: "github",
+    label: super::github_event_label,
+};
+const JIRA: Source = Source {
+    name: "jira",
+    label: ingest::jira_event_label,
+};
+const LINEAR: Source = Source {
+    name: "linear",
+    label: ingest::linear_event_label,
+};
+const BASECAMP: Source = Source {
+    name: "basecamp",
+    label: ingest::basecamp_event_label,
+};
+
+pub(super) async fn jira(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let name = ingest::JIRA_SIGNATURE_HEADER;
+    let cfg = state.auth.jira.as_ref();
+    let verify = ingest::verify_jira_signature;
+    let (cfg, body) = signed(&state, JIRA, cfg, &req, payload, name, verify).await?;
+    let now = state.service.now();
+    let webhook_id = header(&req, "X-Atlassian-Webhook-Identifier");
+    let parse = |channel: &str, contract: &Contract| {
+        ingest::parse_jira(&body, webhook_id, channel, contract, now)
+    };
+    deliver(&state, JIRA, cfg.channel.as_deref(), &body, now, parse).await
+}
+
+pub(super) async fn linear(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.service.now();
+    let name = ingest::LINEAR_SIGNATURE_HEADER;
+    let cfg = state.auth.linear.as_ref();
+    let verify = |secret: &[u8], body: &[u8], signature: Option<&str>| {
+        ingest::verify_linear(secret, body, signature, now)
+    };
+    let (cfg, body) = signed(&state, LINEAR, cfg, &req, payload, name, verify).await?;
+    let parse =
+        |channel: &str, contract: &Contract| ingest::parse_linear(&body, channel, contract, now);
+    deliver(&state, LINEAR, cfg.channel.as_deref(), &body, now, parse).await
+}
+
+/// The settings of a source that signs its bodies, and the body, once the
+/// signature in header `name` holds.
+async fn signed<'s>(
+    state: &AppState,
+    source: Source,
+    cfg: Option<&'s TicketWebhookSettings>,
+    req: &HttpRequest,
+    payload: web::Payload,
+    name: &str,
+    verify: impl FnOnce(&[u8], &[u8], Option<&str>) -> Result<(), WebhookAuthError>,
+) -> Result<(&'s TicketWebhookSettings, web::Bytes), ApiError> {
+    let cfg = cfg.ok_or_else(|| not_configured(source))?;
+    let body = api::read_body(req, payload).await?;
+    let secret = cfg.webhook_secret.expose().as_bytes();
+    refuse(state, source, verify(secret, &body, header(req, name)))?;
+    Ok((cfg, body))
+}
+
+pub(super) async fn basecamp(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let cfg = state
+        .auth
+        .basecamp
+        .as_ref()
+        .ok_or_else(|| not_configured(BASECAMP))?;
+    // Checked by `before_body` too; again here so the handler stands alone.
+    basecamp_secret(&state, req.path())?;
+    let body = api::read_body(&req, payload).await?;
+    let now = state.service.now();
+    let companies = &cfg.company_ids;
+    let parse = |channel: &str, contract: &Contract| {
+        ingest::parse_basecamp(&body, channel, companies, contract, now)
+    };
+    deliver(&state, BASECAMP, cfg.channel.as_deref(), &body, now, parse).await
+}
+
+/// Refusals the HTTP edge can make before a byte of the body is read: a
+/// source that is not configured, a signature header of the wrong shape, a
+/// wrong Basecamp URL secret. `None` for any other request.
+pub(super) fn before_body(
+    state: &AppState,
+    req: &actix_web::dev::ServiceRequest,
+) -> Option<ApiError> {
+    if req.method() != Method::POST {
+        return None;
+    }
+    let path = req.path();
+    let shape = |name: &'static str, prefix: &'static str| {
+        let value = req.headers().get(name).and_then(|v| v.to_str().ok());
+        ingest::hmac_header_digest(name, prefix, value).err()
+    };
+    let (source, refused) = if path == "/webhooks/jira" {
+        match &state.auth.jira {
+            None => return Some(not_configured(JIRA)),
+            Some(_) => (JIRA, shape(ingest::JIRA_SIGNATURE_HEADER, "sha256=")),
+        }
+    } else if path == "/webhooks/linear" {
+        match &state.auth.linear {
+            None => return Some(not_configured(LINEAR)),
+            Some(_) => (LINEAR, shape(ingest::LINEAR_SIGNATURE_HEADER, "")),
+        }
+    } else if path.starts_with(BASECAMP_PREFIX) {
+        return basecamp_secret(state, path).err();
+    } else {
+        return None;
+    };
+    refused.map(|e| rejected_credential(state, source, e))
+}
+
+fn basecamp_secret(state: &AppState, path: &str) -> Result<(), ApiError> {
+    let cfg = state
+        .auth
+        .basecamp
+        .as_ref()
+        .ok_or_else(|| not_configured(BASECAMP))?;
+    let presented = path.strip_prefix(BASECAMP_PREFIX).unwrap_or_default();
+    ingest::verify_basecamp_secret(cfg.webhook_secret.expose().as_bytes(), presented)
+        .map_err(|e| rejected_credential(state, BASECAMP, e))
+}
+
+fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A source without its section: Jira and Linear refuse every signature
+/// (401, as GitHub's does without a secret); Basecamp's URL names nothing.
+fn not_configured(source: Source) -> ApiError {
+    match source.name {
+        "basecamp" => ApiError::NotFound(BASECAMP_UNKNOWN.to_owned()),
+        name => ApiError::BadSignature(format!(
+            "no webhook secret is configured for {name}: set [{name}] webhook_secret"
+        )),
+    }
+}
+
+/// The one answer to a Basecamp URL that is not the webhook's, configured
+/// or not: it must not tell a guesser which part was wrong.
+const BASECAMP_UNKNOWN: &str = "no Basecamp webhook at this URL";
+
+/// Counts a refused credential. A wrong Basecamp URL is a 404, as for a path
+/// that does not exist: the URL is the secret, and a different answer would
+/// confirm a guess of the prefix.
+fn rejected_credential(state: &AppState, source: Source, e: WebhookAuthError) -> ApiError {
+    state
+        .metrics
+        .ingest_rejected
+        .with_label_values(&[source.name, "signature"])
+        .inc();
+    match e {
+        WebhookAuthError::WrongSecret => ApiError::NotFound(BASECAMP_UNKNOWN.to_owned()),
+        other => ApiError::BadSignature(other.to_string()),
+    }
+}
+
+fn refuse(
+    state: &AppState,
+    source: Source,
+    checked: Result<(), WebhookAuthError>,
+) -> Result<(), ApiError> {
+    checked.map_err(|e| rejected_credential(state, source, e))
+}
+
+/// Counts input refused as unreadable under `source`; the reason label.
+pub(super) fn count_unreadable(state: &AppState, source: &str, e: &EventError) -> &'static str {
+    let reason = match e {
+        EventError::Malformed(_) => "malformed",
+        EventError::Invalid(_) => "invalid",
+    };
+    state
+        .metrics
+        .ingest_rejected
+        .with_label_values(&[source, reason])
+        .inc();
+    reason
+}
+
+/// What every ticket source does once its credential holds: a payload it
+/// cannot read is kept raw in rejected input (the sender will not send it
+/// again) and answered with every bad field; a delivery of no use is 202
+/// and counted under a bounded label; an event goes to the intake.
+pub(super) async fn deliver(
+    state: &AppState,
+    source: Source,
+    channel: Option<&str>,
+    body: &[u8],
+    now: DateTime<Utc>,
+    parse: impl FnOnce(&str, &Contract) -> Result<TicketOutcome, EventError>,
+) -> Result<HttpResponse, ApiError> {
+    let channel = state.ticket_channel(channel);
+    let parsed = parse(&channel, &state.contract.current().contract);
+    match parsed {
+        Err(e) => {
+            let reason = count_unreadable(state, source.name, &e);
+            let (store, raw) = (state.store.clone(), body.to_vec());
+            let detail = format!("{}: {e}", source.name);
+            api::blocking(move || {
+                store
+                    .with(|c| crate::store::reject_input(c, &channel, reason, &detail, &raw, now))
+                    .map_err(Into::into)
+            })
+            .await?;
+            Err(e.into())
+        }
+        Ok(TicketOutcome::Ignored {
+            event,
+            action,
+            reason,
+        }) => {
+            state
+                .metrics
+                .webhook_ignored
+                .with_label_values(&[source.name, (source.label)(&event)])
+                .inc();
+            Ok(HttpResponse::Accepted().json(json!({
+                "ignored": true, "event": event, "action": action, "reason": reason,
+            })))
+        }
+        Ok(TicketOutcome::Event(event)) => api::record(state, event, body, now).await,
+    }
+}
