@@ -203,6 +203,9 @@ fn mailbox(port: u16) -> MailboxSettings {
         sent: None,
         team_addresses: vec!["@example.com".into()],
         ca_file: None,
+        auth: Default::default(),
+        oauth: None,
+        sasl: None,
     }
 }
 

@@ -16,7 +16,9 @@ use crate::ingest::imap::{ImapMetrics, MailboxPoller};
 use crate::metrics::Metrics;
 use crate::notify::ack::AckTemplates;
 use crate::notify::{self, OutboxWorker};
+use crate::oauth::{OAuthMetrics, TokenSource};
 use crate::scheduler;
+use crate::service::connections::Connections;
 use crate::service::{
     Changes, ContractHandle, EmailSink, LoadedContract, MailboxContext, Service, ServiceParts,
     record_version,
@@ -34,6 +36,8 @@ pub struct Application {
     worker: OutboxWorker,
     imap_metrics: ImapMetrics,
     mailboxes: Vec<(MailboxSettings, MailboxContext)>,
+    tokens: TokenSource,
+    connections: Arc<Connections>,
 }
 
 impl Application {
@@ -45,6 +49,10 @@ impl Application {
 
     /// [`Application::build`] reading time from `clock` (tests move it).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
+        // Before the database: a missing key is a config mistake, found
+        // before anything is opened.
+        let grants = crate::oauth::store::GrantStore::for_settings(&settings)
+            .context("opening the store of OAuth grants (`secret_key_file`)")?;
         let loaded = LoadedContract::load(settings.contract_path()).map_err(|e| {
             anyhow::anyhow!(
                 "contract {} is invalid:\n{e}",
@@ -76,8 +84,19 @@ impl Application {
                 );
             }
         }
-        let worker = OutboxWorker::from_settings(store.clone(), &settings)
-            .context("setting up the outbox worker")?
+        let tokens = TokenSource::with_grants(&settings.oauth, OAuthMetrics::new(), grants)
+            .context("setting up the OAuth credentials")?;
+        for c in tokens.metrics().collectors() {
+            metrics.register(c);
+        }
+        let connections = Arc::new(Connections::new(&settings, tokens.clone()));
+        let mut senders =
+            notify::Senders::from_settings(&settings).context("setting up the outbox worker")?;
+        senders.smtp = Some(
+            notify::SmtpSender::with_tokens(&settings.smtp, Some(tokens.clone()))
+                .context("setting up the outbox worker")?,
+        );
+        let worker = OutboxWorker::new(store.clone(), senders, notify::WorkerConfig::default())
             .with_clock(clock.clone());
         for c in worker.collectors() {
             metrics.register(c);
@@ -118,11 +137,14 @@ impl Application {
                 basecamp: settings.basecamp.clone(),
                 metrics_token: settings.metrics_token.clone(),
             }),
-            dashboard: Arc::new(Dashboard::new(
-                settings.dashboard_password.clone(),
-                settings.wall_tokens.clone(),
-                &settings.public_url,
-            )),
+            dashboard: Arc::new(
+                Dashboard::new(
+                    settings.dashboard_password.clone(),
+                    settings.wall_tokens.clone(),
+                    &settings.public_url,
+                )
+                .with_connections(connections.clone()),
+            ),
             stopping: CancellationToken::new(),
         };
         let imap_metrics = ImapMetrics::new();
@@ -155,6 +177,8 @@ impl Application {
             worker,
             imap_metrics,
             mailboxes,
+            tokens,
+            connections,
         })
     }
 
@@ -197,6 +221,8 @@ impl Application {
                     settings,
                     context,
                     self.imap_metrics.clone(),
+                    self.tokens.clone(),
+                    self.connections.clone(),
                     shutdown.clone(),
                 ))
             })
@@ -289,6 +315,8 @@ async fn poll_mailbox(
     settings: MailboxSettings,
     context: MailboxContext,
     metrics: ImapMetrics,
+    tokens: TokenSource,
+    connections: Arc<Connections>,
     shutdown: CancellationToken,
 ) {
     let name = settings.name.clone();
@@ -312,6 +340,8 @@ async fn poll_mailbox(
         mailbox: context,
     });
     MailboxPoller::new(settings, sink, metrics)
+        .with_tokens(tokens)
+        .with_health(connections)
         .run(shutdown)
         .await;
     drop(lease);

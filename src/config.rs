@@ -188,6 +188,15 @@ pub struct Settings {
     /// Base URL of the Opsgenie (or Jira Service Management Ops) alert API.
     pub opsgenie_url: String,
     pub webhooks: WebhookSettings,
+    /// OAuth 2.0 credentials by name, for mailboxes and SMTP with
+    /// `auth = "oauth2"` (see `crate::oauth::settings`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub oauth: std::collections::BTreeMap<String, crate::oauth::OAuthSettings>,
+    /// The key (32 random bytes) that encrypts stored OAuth grants. Unset:
+    /// `data/secret.key`, created (mode 0600) on first need; back it up
+    /// with the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// `[webhooks]`: how generic webhook deliveries are signed.
@@ -285,6 +294,13 @@ pub struct SmtpSettings {
         deserialize_with = "empty_path_is_none"
     )]
     pub ca_file: Option<PathBuf>,
+    /// `password` (default) or `oauth2`: XOAUTH2 with a token of `oauth`,
+    /// `username` (or the `from` address) as the user.
+    #[serde(default)]
+    pub auth: crate::oauth::AuthMethod,
+    /// The `[oauth.NAME]` credential, with `auth = "oauth2"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -321,6 +337,15 @@ pub struct MailboxSettings {
         deserialize_with = "empty_path_is_none"
     )]
     pub ca_file: Option<PathBuf>,
+    /// `password` (default) or `oauth2` (a token of `oauth`, over `sasl`).
+    #[serde(default)]
+    pub auth: crate::oauth::AuthMethod,
+    /// The `[oauth.NAME]` credential, with `auth = "oauth2"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<String>,
+    /// `xoauth2` (default) or `oauthbearer`, with `auth = "oauth2"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<crate::oauth::Sasl>,
 }
 
 fn default_mail_channel() -> String {
@@ -368,11 +393,15 @@ impl Default for Settings {
                 password_file: None,
                 from: "Northwind Support <support@example.com>".into(),
                 ca_file: None,
+                auth: Default::default(),
+                oauth: None,
             },
             mailboxes: Vec::new(),
             pagerduty_url: "https://events.pagerduty.com/v2/enqueue".into(),
             opsgenie_url: "https://api.opsgenie.com".into(),
             webhooks: WebhookSettings::default(),
+            oauth: Default::default(),
+            secret_key_file: None,
         }
     }
 }
@@ -545,6 +574,7 @@ impl Settings {
                 mb.password = read(&format!("mailboxes[{i}].password_file"), p)?;
             }
         }
+        crate::oauth::settings::read_secret_files(&mut self.oauth).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -630,6 +660,7 @@ impl Settings {
                 problems.push(format!("`mailboxes[{i}].host` is empty"));
             }
         }
+        problems.extend(crate::oauth::settings::problems(self));
         if problems.is_empty() {
             Ok(())
         } else {
@@ -814,7 +845,10 @@ fn is_secret_key(dotted: &str) -> bool {
     matches!(
         first,
         "api_tokens" | "dashboard_password" | "wall_tokens" | "metrics_token"
-    ) || matches!(last, "password" | "webhook_secret" | "signing_secret")
+    ) || matches!(
+        last,
+        "password" | "webhook_secret" | "signing_secret" | "client_secret"
+    )
 }
 
 fn describe_figment_error(e: figment::Error, sources: &Sources) -> String {

@@ -41,6 +41,7 @@ pub mod contract;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;
+pub mod oauth;
 pub mod scheduler;
 pub mod service;
 pub mod sla;

@@ -73,6 +73,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
+    /// OAuth 2.0 credentials for IMAP and SMTP.
+    Oauth {
+        #[command(subcommand)]
+        command: OauthCommand,
+    },
     /// Exit 0 when the service at URL answers /healthz (for container health checks).
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
@@ -124,6 +129,26 @@ enum Format {
     Html,
 }
 
+#[derive(Subcommand)]
+enum OauthCommand {
+    /// Take a token, log in to IMAP, select the inbox and sent folder, and
+    /// authenticate to SMTP without sending: each step passed or failed,
+    /// with the provider's answer and the fix. Exits 1 when a step failed.
+    Check {
+        /// The credential: the NAME of an [oauth.NAME] table.
+        name: String,
+        /// Only this mailbox (its `name`); default: every mailbox using NAME.
+        #[arg(long)]
+        mailbox: Option<String>,
+        /// Check SMTP (it is checked anyway when no --mailbox is given and
+        /// [smtp] uses NAME).
+        #[arg(long)]
+        smtp: bool,
+        #[arg(long, env = "KEEPWORD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -134,6 +159,15 @@ fn main() -> ExitCode {
         } => migrate(config, database_url),
         Command::Contract { command } => return contract(command),
         Command::Healthcheck { url } => healthcheck(&url),
+        Command::Oauth {
+            command:
+                OauthCommand::Check {
+                    name,
+                    mailbox,
+                    smtp,
+                    config,
+                },
+        } => return oauth_check(config, &name, mailbox.as_deref(), smtp),
         Command::Backtest {
             contract,
             baseline,
@@ -148,6 +182,34 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("keepword: error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn oauth_check(config: Option<PathBuf>, name: &str, mailbox: Option<&str>, smtp: bool) -> ExitCode {
+    let run = || -> anyhow::Result<Vec<keepword::oauth::check::Step>> {
+        let settings = Settings::load(config.as_deref())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime
+            .block_on(keepword::oauth::check::run(&settings, name, mailbox, smtp))
+            .map_err(|e| anyhow::anyhow!(e))
+    };
+    match run() {
+        Ok(steps) => {
+            for step in &steps {
+                println!("{step}");
+            }
+            if steps.iter().all(|s| s.passed) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("keepword: error: {e:#}");
+            ExitCode::from(2)
         }
     }
 }

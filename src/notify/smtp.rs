@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::NotifyError;
 use crate::config::{SmtpSettings, Tls};
+use crate::oauth::{AuthMethod, TokenSource};
 
 /// How long one SMTP conversation (connect, each command) may hang before
 /// the attempt counts as failed. Well under the worker's lease.
@@ -26,6 +27,12 @@ pub struct SmtpSender {
     from: Mailbox,
     /// The name the server's certificate is checked against, for errors.
     host: String,
+    /// `auth = "oauth2"`: lettre fixes credentials when a transport is
+    /// built, so each new token gets its own transport.
+    oauth: Option<std::sync::Arc<crate::oauth::smtp::OAuthTransport>>,
+    /// `auth = "oauth2"` built without a token source ([`SmtpSender::new`]):
+    /// sends fail, saying so, rather than go out unauthenticated.
+    needs_tokens: bool,
 }
 
 impl std::fmt::Debug for SmtpSender {
@@ -41,30 +48,31 @@ impl SmtpSender {
     /// Builds the transport from `[smtp]`. Connects lazily: a server that is
     /// down at start only delays delivery, it does not stop the service.
     pub fn new(settings: &SmtpSettings) -> Result<SmtpSender, NotifyError> {
+        Self::with_tokens(settings, None)
+    }
+
+    /// Like [`SmtpSender::new`]; `tokens` serves `auth = "oauth2"`.
+    pub fn with_tokens(
+        settings: &SmtpSettings,
+        tokens: Option<TokenSource>,
+    ) -> Result<SmtpSender, NotifyError> {
         let from: Mailbox = settings
             .from
             .parse()
             .map_err(|e| NotifyError::Invalid(format!("smtp.from `{}`: {e}", settings.from)))?;
-        let host = settings.host.as_str();
-        // `builder_dangerous` only means "no TLS yet": the `tls(..)` below
-        // is what `relay`/`starttls_relay` would set, plus the extra CA.
-        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host);
-        let builder = match settings.tls {
-            Tls::None => builder,
-            Tls::Starttls => builder.tls(SmtpTls::Required(tls_parameters(settings)?)),
-            Tls::Tls => builder.tls(SmtpTls::Wrapper(tls_parameters(settings)?)),
+        let oauth = match (settings.auth, tokens) {
+            (AuthMethod::Password, _) => None,
+            (AuthMethod::Oauth2, Some(tokens)) => Some(std::sync::Arc::new(
+                crate::oauth::smtp::OAuthTransport::new(settings, &from, tokens),
+            )),
+            (AuthMethod::Oauth2, None) => None,
         };
-        let mut builder = builder.port(settings.port).timeout(Some(SMTP_TIMEOUT));
-        if !settings.username.is_empty() {
-            builder = builder.credentials(Credentials::new(
-                settings.username.clone(),
-                settings.password.expose().to_string(),
-            ));
-        }
         Ok(SmtpSender {
-            transport: builder.build(),
+            needs_tokens: settings.auth == AuthMethod::Oauth2 && oauth.is_none(),
+            transport: transport(settings, None)?,
             from,
             host: settings.host.clone(),
+            oauth,
         })
     }
 
@@ -75,20 +83,63 @@ impl SmtpSender {
 
     /// Sends one email; `Ok` means the server accepted it (250 to DATA).
     pub async fn send(&self, email: EmailParts<'_>) -> Result<(), NotifyError> {
+        if self.needs_tokens {
+            return Err(NotifyError::Invalid(
+                "smtp.auth is `oauth2` but this sender has no OAuth token source".into(),
+            ));
+        }
         let message = build_message(&self.from, email)?;
-        self.transport.send(message).await.map(|_| ()).map_err(|e| {
-            // lettre's Display names the stage (connection, response) and
-            // the server's reply; the credentials never appear in it.
-            if e.is_permanent() {
-                NotifyError::Rejected(format!("the SMTP server: {e}"))
-            } else if let Some(why) = crate::tls::describe_error(&e, &self.host, "smtp.ca_file") {
-                // Transient on purpose: fixing `ca_file` or the server's
-                // certificate lets the retries through without a replay.
-                NotifyError::Smtp(format!("TLS with {}: {why}", self.host))
-            } else {
-                NotifyError::Smtp(e.to_string())
-            }
-        })
+        let sent = match &self.oauth {
+            None => self.transport.send(message).await.map(|_| ()),
+            Some(oauth) => oauth.send(message).await?,
+        };
+        sent.map_err(|e| self.describe(e))
+    }
+
+    fn describe(&self, e: lettre::transport::smtp::Error) -> NotifyError {
+        // lettre's Display names the stage (connection, response) and
+        // the server's reply; the credentials never appear in it.
+        if e.is_permanent() {
+            NotifyError::Rejected(format!("the SMTP server: {e}"))
+        } else if let Some(why) = crate::tls::describe_error(&e, &self.host, "smtp.ca_file") {
+            // Transient on purpose: fixing `ca_file` or the server's
+            // certificate lets the retries through without a replay.
+            NotifyError::Smtp(format!("TLS with {}: {why}", self.host))
+        } else {
+            NotifyError::Smtp(e.to_string())
+        }
+    }
+}
+
+/// A transport for `[smtp]`; `oauth` replaces the password login with
+/// XOAUTH2 for (user, access token).
+pub(crate) fn transport(
+    settings: &SmtpSettings,
+    oauth: Option<(String, String)>,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifyError> {
+    {
+        let host = settings.host.as_str();
+        // `builder_dangerous` only means "no TLS yet": the `tls(..)` below
+        // is what `relay`/`starttls_relay` would set, plus the extra CA.
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host);
+        let builder = match settings.tls {
+            Tls::None => builder,
+            Tls::Starttls => builder.tls(SmtpTls::Required(tls_parameters(settings)?)),
+            Tls::Tls => builder.tls(SmtpTls::Wrapper(tls_parameters(settings)?)),
+        };
+        let mut builder = builder.port(settings.port).timeout(Some(SMTP_TIMEOUT));
+        if let Some((user, token)) = oauth {
+            // lettre offers PLAIN and LOGIN unless told otherwise.
+            builder = builder
+                .credentials(Credentials::new(user, token))
+                .authentication(vec![Mechanism::Xoauth2]);
+        } else if !settings.username.is_empty() {
+            builder = builder.credentials(Credentials::new(
+                settings.username.clone(),
+                settings.password.expose().to_string(),
+            ));
+        }
+        Ok(builder.build())
     }
 }
 

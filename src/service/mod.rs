@@ -13,6 +13,7 @@
 //! `spawn_blocking`. Metrics are counted after the commit, from what the
 //! transaction did, so a rolled-back attempt counts nothing.
 
+pub mod connections;
 mod contract;
 mod dashboard;
 mod due;

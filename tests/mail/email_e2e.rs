@@ -22,7 +22,7 @@ const USER: &str = "support@test.local";
 const PASS: &str = "supportpw";
 const TOKEN: &str = "test-token";
 
-fn mailbox(port: u16) -> MailboxSettings {
+pub(crate) fn mailbox(port: u16) -> MailboxSettings {
     MailboxSettings {
         name: "support".into(),
         channel: "email".into(),
@@ -36,6 +36,9 @@ fn mailbox(port: u16) -> MailboxSettings {
         sent: Some("Sent".into()),
         team_addresses: vec!["@example.com".into()],
         ca_file: None,
+        auth: Default::default(),
+        oauth: None,
+        sasl: None,
     }
 }
 

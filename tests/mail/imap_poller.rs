@@ -146,6 +146,9 @@ fn settings(port: u16, password: &str, sent: Option<&str>) -> MailboxSettings {
         sent: sent.map(String::from),
         team_addresses: vec!["@test.local".into()],
         ca_file: None,
+        auth: Default::default(),
+        oauth: None,
+        sasl: None,
     }
 }
 
@@ -158,6 +161,7 @@ fn fast() -> PollerTiming {
         backoff_min: Duration::from_millis(100),
         backoff_max: Duration::from_millis(400),
         batch_size: 500,
+        ..PollerTiming::default()
     }
 }
 

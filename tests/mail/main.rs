@@ -10,5 +10,6 @@ mod support;
 
 mod email_e2e;
 mod imap_poller;
+mod oauth;
 mod status_link;
 mod tls;

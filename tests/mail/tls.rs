@@ -125,6 +125,9 @@ fn mailbox(host: &str, port: u16, tls: Tls, ca_file: Option<PathBuf>) -> Mailbox
         sent: None,
         team_addresses: vec!["@test.local".into()],
         ca_file,
+        auth: Default::default(),
+        oauth: None,
+        sasl: None,
     }
 }
 
@@ -253,7 +256,7 @@ async fn imap_refuses_an_unknown_ca_and_a_certificate_for_another_host() {
 
 // ---------------------------------------------------------------------- SMTP
 
-fn smtp(host: &str, port: u16, tls: Tls, ca_file: Option<PathBuf>) -> SmtpSettings {
+pub(crate) fn smtp(host: &str, port: u16, tls: Tls, ca_file: Option<PathBuf>) -> SmtpSettings {
     SmtpSettings {
         host: host.into(),
         port,
@@ -263,6 +266,8 @@ fn smtp(host: &str, port: u16, tls: Tls, ca_file: Option<PathBuf>) -> SmtpSettin
         password_file: None,
         from: "Northwind Support <support@example.com>".into(),
         ca_file,
+        auth: Default::default(),
+        oauth: None,
     }
 }
 

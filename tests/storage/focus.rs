@@ -39,6 +39,8 @@ fn worker(s: &Service, smtp: &SmtpServer) -> OutboxWorker {
         password_file: None,
         from: "Northwind Support <support@example.com>".into(),
         ca_file: None,
+        auth: Default::default(),
+        oauth: None,
     };
     let senders = Senders {
         smtp: Some(SmtpSender::new(&settings).unwrap()),

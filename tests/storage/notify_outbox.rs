@@ -28,6 +28,8 @@ fn smtp_settings(port: u16) -> SmtpSettings {
         password_file: None,
         from: "Northwind Support <support@example.com>".into(),
         ca_file: None,
+        auth: Default::default(),
+        oauth: None,
     }
 }
 

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 pub struct Dovecot {
     /// The plain IMAP port (offers STARTTLS when started with TLS).
     pub port: u16,
+    /// The submission (SMTP) port, when started with [`Dovecot::start_oauth`].
+    pub submission_port: Option<u16>,
     /// The implicit-TLS (imaps) port, when started with [`Dovecot::start_tls`].
     pub imaps_port: Option<u16>,
     dir: tempfile::TempDir,
@@ -45,17 +47,30 @@ fn require_dovecot() {
 impl Dovecot {
     /// Starts a server whose users log in with the given (name, password).
     pub fn start(users: &[(&str, &str)]) -> Dovecot {
-        Self::start_with(users, None)
+        Self::start_with(users, None, None)
+    }
+
+    /// Like [`Dovecot::start`], and IMAP and submission (SMTP) also take
+    /// `XOAUTH2` and `OAUTHBEARER` with JWTs of `oauth`'s issuer, validated
+    /// locally against its public key (passdb oauth2). Submission relays
+    /// what it accepts to 127.0.0.1:`relay_port`. The users keep their
+    /// passwords (PLAIN/LOGIN) for the harness.
+    pub fn start_oauth(users: &[(&str, &str)], oauth: &OAuthIssuer, relay_port: u16) -> Dovecot {
+        Self::start_with(users, None, Some((oauth, relay_port)))
     }
 
     /// Like [`Dovecot::start`], with TLS on: STARTTLS on the plain port and
     /// an implicit-TLS listener on `imaps_port`, both presenting `tls`.
     /// Plaintext login stays allowed, so the harness can append without TLS.
     pub fn start_tls(users: &[(&str, &str)], tls: ServerTls<'_>) -> Dovecot {
-        Self::start_with(users, Some(tls))
+        Self::start_with(users, Some(tls), None)
     }
 
-    fn start_with(users: &[(&str, &str)], tls: Option<ServerTls<'_>>) -> Dovecot {
+    fn start_with(
+        users: &[(&str, &str)],
+        tls: Option<ServerTls<'_>>,
+        oauth: Option<(&OAuthIssuer, u16)>,
+    ) -> Dovecot {
         require_dovecot();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
@@ -109,15 +124,28 @@ impl Dovecot {
             INSTANCES.fetch_add(1, Ordering::SeqCst)
         );
         let r = root.display();
+        let (protocols, mechanisms, oauth_conf, submission_port) = match oauth {
+            None => ("imap", "plain login", String::new(), None),
+            Some((issuer, relay_port)) => {
+                let submission_port = super::free_port();
+                (
+                    "imap submission",
+                    "plain login xoauth2 oauthbearer",
+                    oauth_config(&root, issuer, relay_port, submission_port),
+                    Some(submission_port),
+                )
+            }
+        };
         let conf = format!(
             "instance_name = {instance}
 base_dir = {r}/base
 state_dir = {r}/state
 listen = 127.0.0.1
-protocols = imap
+protocols = {protocols}
 {ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
+{oauth_conf}
 mail_uid = dovecot
 mail_gid = dovecot
 first_valid_uid = 1
@@ -137,6 +165,7 @@ service imap-login {{
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN {r}/passwd
+  mechanisms = plain login
 }}
 userdb {{
   driver = static
@@ -158,6 +187,7 @@ userdb {{
             .unwrap();
         let server = Dovecot {
             port,
+            submission_port,
             imaps_port,
             dir,
         };
@@ -169,7 +199,10 @@ userdb {{
             );
         }
         let deadline = Instant::now() + Duration::from_secs(15);
-        for p in std::iter::once(port).chain(imaps_port) {
+        for p in std::iter::once(port)
+            .chain(imaps_port)
+            .chain(submission_port)
+        {
             while TcpStream::connect(("127.0.0.1", p)).is_err() {
                 assert!(
                     Instant::now() < deadline,
@@ -280,6 +313,70 @@ impl Drop for Dovecot {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// What Dovecot needs of an OAuth issuer to validate its JWTs locally.
+pub struct OAuthIssuer {
+    /// The `iss` claim, exactly.
+    pub issuer: String,
+    pub kid: String,
+    /// The RS256 public key, PEM.
+    pub public_pem: String,
+}
+
+/// passdb oauth2 in local validation mode, and the submission service.
+fn oauth_config(root: &Path, issuer: &OAuthIssuer, relay_port: u16, port: u16) -> String {
+    // The key dict looks keys up by algorithm and kid; `%`, `.` and `/`
+    // in the kid are escaped.
+    let kid = issuer
+        .kid
+        .replace('%', "%25")
+        .replace('.', "%2e")
+        .replace('/', "%2f");
+    let keys = root.join("keys/default/RS256");
+    std::fs::create_dir_all(&keys).unwrap();
+    for dir in ["keys", "keys/default", "keys/default/RS256"] {
+        std::fs::set_permissions(root.join(dir), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(keys.join(kid), &issuer.public_pem).unwrap();
+    let r = root.display();
+    std::fs::write(
+        root.join("oauth2.conf"),
+        format!(
+            "introspection_mode = local
+             local_validation_key_dict = fs:posix:prefix={r}/keys/
+             username_attribute = email
+             issuers = {}
+",
+            issuer.issuer
+        ),
+    )
+    .unwrap();
+    // No auth penalty (a delay of 2 s doubling per refused login from one
+    // address): the tests refuse tokens on purpose, all from 127.0.0.1.
+    // Mode 0 on anvil's penalty socket is Dovecot's documented way out.
+    format!(
+        "hostname = test.local
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+submission_relay_host = 127.0.0.1
+submission_relay_port = {relay_port}
+submission_relay_trusted = yes
+service submission-login {{
+  inet_listener submission {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {r}/oauth2.conf
+}}"
+    )
 }
 
 fn quote(s: &str) -> String {

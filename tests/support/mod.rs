@@ -433,3 +433,4 @@ where
 }
 
 pub mod dovecot;
+pub mod oauth_server;

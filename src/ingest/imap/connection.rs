@@ -2,6 +2,8 @@
 //! login, and every command bounded in time ([`timed`]).
 
 use crate::config::{MailboxSettings, Tls};
+use crate::oauth::sasl::OAuthAuthenticator;
+use crate::oauth::{AuthMethod, OAuthError};
 use async_imap::types::Capability;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use super::*;
 impl MailboxPoller {
     pub(super) async fn connect(&mut self) -> Result<(), ImapError> {
         let started = Instant::now();
+        self.session_until = None;
         let s = &self.settings;
         let limit = self.timing.command_timeout;
         let too_slow = |what| ImapError::Timeout {
@@ -59,18 +62,27 @@ impl MailboxPoller {
                 async_imap::Client::new(Conn::Tls(Box::new(tls)))
             }
         };
-        let s = &self.settings;
-        let login = tokio::time::timeout(limit, client.login(&s.username, s.password.expose()))
-            .await
-            .map_err(|_| too_slow("LOGIN"))?;
-        let mut session = login.map_err(|(e, _)| ImapError::Login {
-            username: s.username.clone(),
-            reason: e.to_string(),
-        })?;
+        let mut session = match self.settings.auth {
+            AuthMethod::Password => {
+                let s = &self.settings;
+                let login =
+                    tokio::time::timeout(limit, client.login(&s.username, s.password.expose()))
+                        .await
+                        .map_err(|_| too_slow("LOGIN"))?;
+                login.map_err(|(e, _)| ImapError::Login {
+                    username: s.username.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+            AuthMethod::Oauth2 => self.authenticate(client).await?,
+        };
         let caps = timed(limit, "CAPABILITY", session.capabilities()).await?;
         self.idle_supported = caps.has(&Capability::Atom("IDLE".into()));
         self.session = Some(session);
         self.selected = None;
+        if let Some(h) = &self.health {
+            h.connected(&self.settings.name);
+        }
         tracing::info!(
             mailbox = %self.settings.name,
             idle = self.idle_supported,
@@ -78,6 +90,66 @@ impl MailboxPoller {
             "IMAP connected"
         );
         Ok(())
+    }
+
+    /// `AUTHENTICATE` with an access token; a refused token is dropped and
+    /// a fresh one tried once, on the same connection.
+    async fn authenticate(
+        &mut self,
+        mut client: async_imap::Client<Conn>,
+    ) -> Result<Session, ImapError> {
+        let limit = self.timing.command_timeout;
+        let s = &self.settings;
+        let credential = s.oauth.clone().unwrap_or_default();
+        let tokens = self
+            .tokens
+            .clone()
+            .ok_or_else(|| ImapError::OAuth(OAuthError::Unknown(credential.clone())))?;
+        let mechanism = s.sasl.unwrap_or_default();
+        let user = s.username.clone();
+        let mut attempt = 0;
+        loop {
+            let token = tokens.token(&credential, &user).await?;
+            let authenticator =
+                OAuthAuthenticator::new(mechanism, &user, token.secret.expose(), &s.host, s.port);
+            let refusal = authenticator.refusal();
+            let answer = tokio::time::timeout(
+                limit,
+                client.authenticate(mechanism.as_str(), authenticator),
+            )
+            .await
+            .map_err(|_| ImapError::Timeout {
+                what: "AUTHENTICATE",
+                secs: limit.as_secs(),
+            })?;
+            match answer {
+                Ok(session) => {
+                    self.session_until = Some(token.expires_at);
+                    return Ok(session);
+                }
+                Err((e, back)) => {
+                    let refused = matches!(e, async_imap::error::Error::No(_));
+                    let said = refusal.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    let reason = match said {
+                        Some(json) => format!("{e} (server said {json})"),
+                        None => e.to_string(),
+                    };
+                    if refused {
+                        tokens.refused(&credential, &user, &token).await;
+                    }
+                    if refused && attempt == 0 {
+                        tracing::warn!(mailbox = %s.name, mechanism = mechanism.as_str(), reason = %reason, "IMAP refused the OAuth token; taking a fresh one");
+                        attempt += 1;
+                        client = back;
+                        continue;
+                    }
+                    return Err(ImapError::Login {
+                        username: user,
+                        reason,
+                    });
+                }
+            }
+        }
     }
 
     async fn greeting<T>(&self, client: &mut async_imap::Client<T>) -> Result<(), ImapError>

@@ -65,6 +65,34 @@ pub enum ImapError {
     NoUidValidity { folder: String },
     #[error("the mail sink failed: {0}")]
     Sink(String),
+    #[error("no OAuth token: {0}")]
+    OAuth(#[from] crate::oauth::OAuthError),
+}
+
+impl ImapError {
+    /// The provider answered `invalid_grant`: retrying soon cannot help.
+    pub fn needs_sign_in(&self) -> bool {
+        matches!(self, ImapError::OAuth(e) if e.is_invalid_grant())
+    }
+
+    /// What to do about it, where that is known; `grant` is the mailbox's
+    /// OAuth grant, if it logs in with one.
+    pub fn fix(&self, grant: Option<crate::oauth::Grant>) -> Option<String> {
+        match self {
+            ImapError::OAuth(e) => e.fix().map(String::from),
+            ImapError::Login { reason, .. } => {
+                crate::oauth::login_fix(reason, grant).map(String::from)
+            }
+            ImapError::Connect { .. } => {
+                Some("check `host` and `port`, and that this machine may reach the server".into())
+            }
+            ImapError::Tls { .. } => Some(
+                "check `tls` (993 is implicit TLS, 143 STARTTLS) and `ca_file` for a private CA"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// What one [`MailboxPoller::poll_once`] did, folder by folder.
@@ -104,6 +132,8 @@ pub struct ImapMetrics {
     /// 1 while a connection waits in IDLE on the folder: ops (and tests)
     /// see whether new mail is pushed or only polled.
     pub idling: IntGaugeVec,
+    /// 1 while the mailbox's last connection attempt or poll succeeded.
+    pub up: IntGaugeVec,
 }
 
 impl ImapMetrics {
@@ -132,10 +162,19 @@ impl ImapMetrics {
             &["mailbox", "folder"],
         )
         .expect("valid metric");
+        let up = IntGaugeVec::new(
+            Opts::new(
+                "imap_up",
+                "1 while the last connection attempt or poll of the mailbox succeeded.",
+            ),
+            &["mailbox"],
+        )
+        .expect("valid metric");
         ImapMetrics {
             last_success,
             errors,
             idling,
+            up,
         }
     }
 
@@ -144,6 +183,7 @@ impl ImapMetrics {
             Box::new(self.last_success.clone()),
             Box::new(self.errors.clone()),
             Box::new(self.idling.clone()),
+            Box::new(self.up.clone()),
         ]
     }
 }
@@ -171,6 +211,9 @@ pub struct PollerTiming {
     pub backoff_max: Duration,
     /// Messages per `UID FETCH` and per sink transaction.
     pub batch_size: usize,
+    /// The wait between tries once the provider answered `invalid_grant`:
+    /// only a person can fix it, and hammering the provider would not.
+    pub needs_sign_in_retry: Duration,
 }
 
 impl Default for PollerTiming {
@@ -182,6 +225,7 @@ impl Default for PollerTiming {
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             batch_size: 500,
+            needs_sign_in_retry: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -270,7 +314,8 @@ mod tests {
             [
                 "imap_last_success_timestamp_seconds",
                 "imap_errors_total",
-                "imap_idle"
+                "imap_idle",
+                "imap_up"
             ]
         );
     }

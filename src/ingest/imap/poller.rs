@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connection::timed;
 use super::*;
+use crate::service::connections::Connections;
 
 /// Polls one mailbox. See the module doc.
 pub struct MailboxPoller {
@@ -27,6 +28,15 @@ pub struct MailboxPoller {
     /// first.
     pub(super) folders: Vec<(String, FolderKind)>,
     pub(super) freshness: Arc<Freshness>,
+    /// Access tokens, for `auth = "oauth2"`.
+    pub(super) tokens: Option<crate::oauth::TokenSource>,
+    /// When the token the session logged in with runs out: providers end
+    /// such sessions then, so the poller reconnects with a fresh one first.
+    pub(super) session_until: Option<std::time::SystemTime>,
+    /// What the Connections page shows of this mailbox.
+    pub(super) health: Option<Arc<crate::service::connections::Connections>>,
+    /// The mailbox's OAuth grant, for the fix a refused login suggests.
+    pub(super) grant: Option<crate::oauth::Grant>,
 }
 
 impl MailboxPoller {
@@ -45,7 +55,45 @@ impl MailboxPoller {
             session: None,
             idle_supported: false,
             selected: None,
+            tokens: None,
+            session_until: None,
+            health: None,
+            grant: None,
         }
+    }
+
+    /// Connects and logs in, reading nothing (`keepword oauth check`).
+    pub async fn log_in(&mut self) -> Result<(), ImapError> {
+        self.session = None;
+        self.connect().await
+    }
+
+    /// SELECTs `folder` on the logged-in session: its message count.
+    pub async fn select_only(&mut self, folder: &str) -> Result<u32, ImapError> {
+        if self.session.is_none() {
+            self.connect().await?;
+        }
+        let limit = self.timing.command_timeout;
+        let selected = timed(limit, "SELECT", self.session().select(folder)).await?;
+        self.selected = Some(folder.to_string());
+        Ok(selected.exists)
+    }
+
+    /// Reports connections, reads and failures to the Connections page.
+    pub fn with_health(mut self, health: Arc<crate::service::connections::Connections>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    /// The token source for a mailbox with `auth = "oauth2"`.
+    pub fn with_tokens(mut self, tokens: crate::oauth::TokenSource) -> Self {
+        self.grant = self
+            .settings
+            .oauth
+            .as_deref()
+            .and_then(|c| tokens.grant_of(c));
+        self.tokens = Some(tokens);
+        self
     }
 
     pub fn with_timing(mut self, timing: PollerTiming) -> Self {
@@ -63,6 +111,13 @@ impl MailboxPoller {
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_secs_f64();
+                self.metrics
+                    .up
+                    .with_label_values(&[self.settings.name.as_str()])
+                    .set(1);
+                if let Some(h) = &self.health {
+                    h.read(&self.settings.name, chrono::Utc::now());
+                }
                 if let Some(all_read) = self.freshness.record(&self.folders, now) {
                     self.metrics
                         .last_success
@@ -106,6 +161,10 @@ impl MailboxPoller {
                 selected: None,
                 folders: vec![folder],
                 freshness: self.freshness.clone(),
+                tokens: self.tokens.clone(),
+                session_until: None,
+                health: self.health.clone(),
+                grant: self.grant,
             })
             .collect();
         let mut all = vec![self];
@@ -136,13 +195,27 @@ impl MailboxPoller {
                 }
                 Err(e) => Err(e),
             };
-            if outcome.is_err() {
-                tracing::info!(mailbox = %mailbox, folder = %folder, retry_in_ms = backoff.as_millis() as u64, "IMAP reconnect scheduled");
+            if let Err(e) = outcome {
+                let wait = if e.needs_sign_in() {
+                    self.timing.needs_sign_in_retry
+                } else {
+                    backoff
+                };
+                tracing::info!(mailbox = %mailbox, folder = %folder, retry_in_ms = wait.as_millis() as u64, "IMAP reconnect scheduled");
+                let signed_in = async {
+                    match (&self.tokens, e.needs_sign_in()) {
+                        (Some(t), true) => t.signed_in().await,
+                        _ => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = signed_in => {}
                 }
-                backoff = (backoff * 2).min(self.timing.backoff_max);
+                if !e.needs_sign_in() {
+                    backoff = (backoff * 2).min(self.timing.backoff_max);
+                }
             }
         }
         if let Some(mut session) = self.session.take() {
@@ -160,10 +233,29 @@ impl MailboxPoller {
             .errors
             .with_label_values(&[self.settings.name.as_str()])
             .inc();
+        self.metrics
+            .up
+            .with_label_values(&[self.settings.name.as_str()])
+            .set(0);
+        if let Some(h) = &self.health {
+            h.failed(
+                &self.settings.name,
+                chrono::Utc::now(),
+                e.to_string(),
+                e.fix(self.grant),
+            );
+        }
         tracing::warn!(mailbox = %self.settings.name, folder = %self.folders[0].0, error = %e, "IMAP error");
     }
 
     async fn poll_all(&mut self) -> Result<PollReport, ImapError> {
+        if self.session.is_some() && self.token_ran_out() {
+            tracing::info!(mailbox = %self.settings.name, "the login's OAuth token ran out: reconnecting with a fresh one");
+            if let Some(mut session) = self.session.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), session.logout()).await;
+            }
+            self.selected = None;
+        }
         if self.session.is_none() {
             self.connect().await?;
         }
@@ -308,8 +400,9 @@ impl MailboxPoller {
     /// Waits until the first folder may have new mail: IDLE when offered,
     /// else a poll interval of sleep.
     async fn wait_for_mail(&mut self) -> Result<(), ImapError> {
+        let token_left = self.token_left();
         if !self.idle_supported || self.session.is_none() {
-            tokio::time::sleep(self.timing.poll_interval).await;
+            tokio::time::sleep(self.timing.poll_interval.min(token_left)).await;
             return Ok(());
         }
         let watched = self.folders[0].0.clone();
@@ -330,14 +423,24 @@ impl MailboxPoller {
             .idling
             .with_label_values(&[self.settings.name.as_str(), watched.as_str()]);
         idling.set(1);
+        if let Some(h) = &self.health {
+            h.idle(&self.settings.name, true);
+        }
         // Back to 0 however the wait ends, errors included.
-        struct Idle(prometheus::IntGauge);
-        impl Drop for Idle {
+        struct Idle<'a>(prometheus::IntGauge, Option<(&'a Connections, &'a str)>);
+        impl Drop for Idle<'_> {
             fn drop(&mut self) {
                 self.0.set(0);
+                if let Some((h, mailbox)) = self.1 {
+                    h.idle(mailbox, false);
+                }
             }
         }
-        let _idle = Idle(idling);
+        let health = self.health.clone();
+        let _idle = Idle(
+            idling,
+            health.as_deref().map(|h| (h, self.settings.name.as_str())),
+        );
         let mut arrived = false;
         while let Ok(r) = announced.try_recv() {
             arrived |= matches!(
@@ -354,7 +457,8 @@ impl MailboxPoller {
                 self.timing.idle_timeout.min(self.timing.poll_interval)
             } else {
                 self.timing.idle_timeout
-            };
+            }
+            .min(token_left);
             let (fut, _stop) = handle.wait_with_timeout(wait);
             // The inner timeout restarts on every keepalive; this one bounds
             // the whole wait should the stream stall mid-response.
@@ -377,6 +481,21 @@ impl MailboxPoller {
             "IMAP IDLE ended"
         );
         Ok(())
+    }
+
+    /// How long the session's OAuth token has left (a password login: no
+    /// limit).
+    fn token_left(&self) -> Duration {
+        match self.session_until {
+            Some(until) => until
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default(),
+            None => Duration::MAX,
+        }
+    }
+
+    fn token_ran_out(&self) -> bool {
+        self.session_until.is_some() && self.token_left().is_zero()
     }
 
     async fn timed_select(&mut self, folder: &str) -> Result<(), ImapError> {

@@ -8,6 +8,7 @@
 // request, so its size on the stack does not matter.
 #![allow(clippy::result_large_err)]
 
+mod connections;
 mod session;
 mod stream;
 
@@ -55,6 +56,8 @@ pub struct Dashboard {
     /// Clients above the urgent-share limit, for the queue's banner:
     /// computed at most once a minute (the full report is `/urgency`).
     inflated: std::sync::Mutex<Option<(Instant, Inflated)>>,
+    /// Mailbox health for the Connections page and the sign-in banner.
+    pub connections: Option<std::sync::Arc<crate::service::connections::Connections>>,
 }
 
 /// `(client name, share)` of each client above the urgent-share limit.
@@ -91,6 +94,10 @@ impl Dashboard {
             ("list.html", include_str!("../templates/list.html")),
             ("rejected.html", include_str!("../templates/rejected.html")),
             ("urgency.html", include_str!("../templates/urgency.html")),
+            (
+                "connections.html",
+                include_str!("../templates/connections.html"),
+            ),
         ] {
             env.add_template(name, source)
                 .expect("the built-in dashboard templates compile");
@@ -108,11 +115,25 @@ impl Dashboard {
             asset_version: hex::encode(&digest[..6]),
             sessions_ended: tokio::sync::broadcast::channel(64).0,
             inflated: std::sync::Mutex::new(None),
+            connections: None,
         }
     }
 
+    pub fn with_connections(
+        mut self,
+        connections: std::sync::Arc<crate::service::connections::Connections>,
+    ) -> Dashboard {
+        self.connections = Some(connections);
+        self
+    }
+
     fn render(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
-        let base = context! { asset_version => self.asset_version.clone() };
+        let needs_sign_in = self
+            .connections
+            .as_ref()
+            .map(|c| c.needing_sign_in())
+            .unwrap_or_default();
+        let base = context! { asset_version => self.asset_version.clone(), needs_sign_in };
         self.env
             .get_template(name)?
             .render(context! { ..ctx, ..base })
@@ -145,6 +166,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/compliance/conversations", web::get().to(compliance_list))
         .route("/rejected", web::get().to(rejected))
         .route("/urgency", web::get().to(urgency))
+        .route("/connections", web::get().to(connections::connections))
+        .route("/connections/sign-in", web::post().to(connections::sign_in))
+        .route("/oauth/callback", web::get().to(connections::callback))
         .route("/rejected/{id}/raw", web::get().to(rejected_raw))
         .route("/static/dashboard.css", web::get().to(css))
         .route("/static/dashboard.js", web::get().to(js));

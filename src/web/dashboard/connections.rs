@@ -1,0 +1,147 @@
+//! The Connections page (`GET /connections`): every mailbox and SMTP,
+//! connected or not, IDLE or polling, the last read, the last error in
+//! words with its fix, and how long the OAuth token is good for; and the
+//! delegated sign-in (authorization code with PKCE): `POST
+//! /connections/sign-in` sends the browser to the provider, `GET
+//! /oauth/callback` finishes in the same dashboard session.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use minijinja::{Value, context};
+use serde::Deserialize;
+
+use super::{csrf_ok, error_page, page, refused_csrf, require};
+use crate::service::connections::SignInError;
+use crate::service::local_words;
+use crate::web::AppState;
+
+pub(super) async fn connections(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let s = match require(&state, &req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = state.service.now();
+    let tz = state.contract.current().contract.info().timezone;
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| local_words(t, now, tz));
+    let grant = |g: &Option<crate::oauth::GrantStatus>| {
+        g.as_ref().map(|g| {
+            context! {
+                valid_until => when(g.valid_until),
+                needs_sign_in => g.needs_sign_in,
+                last_error => g.last_error.clone(),
+            }
+        })
+    };
+    let (mailboxes, smtp) = match &state.dashboard.connections {
+        Some(c) => {
+            let (m, s) = c.snapshot();
+            (m, Some(s))
+        }
+        None => (Vec::new(), None),
+    };
+    let mailboxes: Vec<Value> = mailboxes
+        .iter()
+        .map(|m| {
+            context! {
+                name => m.name.clone(), server => m.server.clone(), username => m.username.clone(),
+                login => m.login.clone(), connected => m.connected, idle => m.idle,
+                last_read => when(m.last_read), last_error => m.last_error.clone(),
+                last_error_at => when(m.last_error_at), fix => m.fix.clone(),
+                grant => grant(&m.grant), delegated => m.delegated,
+            }
+        })
+        .collect();
+    let smtp = smtp.map(|s| {
+        context! {
+            server => s.server.clone(), username => s.username.clone(), login => s.login.clone(),
+            grant => grant(&s.grant), delegated => s.delegated,
+        }
+    });
+    page(
+        &state,
+        StatusCode::OK,
+        "connections.html",
+        context! { mailboxes, smtp, signed_in => true, csrf => s.csrf, nav => "connections" },
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct SignInForm {
+    #[serde(default)]
+    csrf: String,
+    /// A mailbox's name, or `smtp`.
+    target: String,
+}
+
+pub(super) async fn sign_in(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<SignInForm>,
+) -> HttpResponse {
+    let s = match require(&state, &req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&s, &form.csrf) {
+        return refused_csrf(&state);
+    }
+    let Some(c) = &state.dashboard.connections else {
+        return super::not_found(&state);
+    };
+    match c.start_sign_in(&s.id_hash, &form.target) {
+        Ok(url) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, url))
+            .finish(),
+        Err(e) => error_page(&state, StatusCode::BAD_REQUEST, "Cannot sign in", &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct Callback {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+pub(super) async fn callback(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<Callback>,
+) -> HttpResponse {
+    let s = match require(&state, &req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(c) = &state.dashboard.connections else {
+        return super::not_found(&state);
+    };
+    let refused = |why: String| error_page(&state, StatusCode::BAD_REQUEST, "Sign-in failed", &why);
+    if let Some(error) = &q.error {
+        return refused(format!(
+            "The provider answered {error}{}. Try again from the Connections page.",
+            q.error_description
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        ));
+    }
+    let Some(code) = &q.code else {
+        return refused("The provider sent no code.".into());
+    };
+    match c.finish_sign_in(&s.id_hash, &q.state, code).await {
+        Ok(_) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/connections"))
+            .finish(),
+        Err(SignInError::State) => refused(
+            "This sign-in was not started from this dashboard session, was already used or \
+             took longer than 15 minutes. Start it again from the Connections page."
+                .into(),
+        ),
+        Err(SignInError::Refused(why)) => refused(why),
+    }
+}
