@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use keepword::config::{MailboxSettings, Secret, Tls};
-use keepword::ingest::imap::{ImapMetrics, MailboxPoller, PollerTiming};
+use keepword::imap::{ImapMetrics, MailboxPoller, PollerTiming};
 use keepword::metrics::Metrics;
 use keepword::service::{ContractHandle, LoadedContract};
 use keepword::service::{EmailSink, MailboxContext, Service};

@@ -11,8 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{MailboxSettings, Settings};
-use crate::contract::{ChannelKind, Contract};
-use crate::ingest::imap::{ImapMetrics, MailboxPoller};
+use crate::imap::{self, ImapMetrics};
 use crate::metrics::Metrics;
 use crate::notify::ack::AckTemplates;
 use crate::notify::{self, OutboxWorker};
@@ -20,8 +19,7 @@ use crate::oauth::{OAuthMetrics, TokenSource};
 use crate::scheduler;
 use crate::service::connections::Connections;
 use crate::service::{
-    Changes, ContractHandle, EmailSink, LoadedContract, MailboxContext, Service, ServiceParts,
-    record_version,
+    Changes, ContractHandle, LoadedContract, MailboxContext, Service, ServiceParts, record_version,
 };
 use crate::store::{self, Store};
 use crate::web::dashboard::Dashboard;
@@ -151,7 +149,7 @@ impl Application {
         for c in imap_metrics.collectors() {
             state.metrics.register(c);
         }
-        let mailboxes = mailbox_contexts(&settings, &state.contract.current().contract)?;
+        let mailboxes = imap::mailbox_contexts(&settings, &state.contract.current().contract)?;
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -216,7 +214,7 @@ impl Application {
             .mailboxes
             .into_iter()
             .map(|(settings, context)| {
-                tokio::spawn(poll_mailbox(
+                tokio::spawn(imap::poll_mailbox(
                     self.state.service.clone(),
                     settings,
                     context,
@@ -265,84 +263,4 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
-}
-
-/// What each configured mailbox feeds; a mailbox naming a channel the
-/// contract lacks (or one that is not `email`) stops the start.
-fn mailbox_contexts(
-    settings: &Settings,
-    contract: &Contract,
-) -> anyhow::Result<Vec<(MailboxSettings, MailboxContext)>> {
-    let mut out = Vec::new();
-    for mb in &settings.mailboxes {
-        let channel = contract.channel(&mb.channel).ok_or_else(|| {
-            anyhow::anyhow!(
-                "mailboxes `{}`: channel `{}` is not in the contract",
-                mb.name,
-                mb.channel
-            )
-        })?;
-        if channel.kind != ChannelKind::Email {
-            anyhow::bail!(
-                "mailboxes `{}`: channel `{}` is a {} channel, not email",
-                mb.name,
-                mb.channel,
-                channel.kind.as_str()
-            );
-        }
-        let mut own = vec![notify::address_of(&settings.smtp.from)];
-        own.extend(channel.address.clone());
-        if mb.username.contains('@') {
-            own.push(mb.username.clone());
-        }
-        out.push((
-            mb.clone(),
-            MailboxContext {
-                name: mb.name.clone(),
-                channel: mb.channel.clone(),
-                team: mb.team_addresses.clone(),
-                own,
-            },
-        ));
-    }
-    Ok(out)
-}
-
-/// Polls one mailbox while this process holds its lease (one poller per
-/// mailbox across processes sharing a PostgreSQL).
-async fn poll_mailbox(
-    service: Service,
-    settings: MailboxSettings,
-    context: MailboxContext,
-    metrics: ImapMetrics,
-    tokens: TokenSource,
-    connections: Arc<Connections>,
-    shutdown: CancellationToken,
-) {
-    let name = settings.name.clone();
-    let lease = loop {
-        let store = service.store().clone();
-        let n = name.clone();
-        match tokio::task::spawn_blocking(move || store.try_lease_mailbox(&n)).await {
-            Ok(Ok(Some(lease))) => break lease,
-            Ok(Ok(None)) => tracing::debug!(mailbox = %name, "another process polls this mailbox"),
-            Ok(Err(e)) => tracing::warn!(mailbox = %name, error = %e, "cannot lease mailbox"),
-            Err(e) => tracing::warn!(mailbox = %name, error = %e, "cannot lease mailbox"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
-        }
-    };
-    tracing::info!(mailbox = %name, "polling mailbox");
-    let sink = Arc::new(EmailSink {
-        service,
-        mailbox: context,
-    });
-    MailboxPoller::new(settings, sink, metrics)
-        .with_tokens(tokens)
-        .with_health(connections)
-        .run(shutdown)
-        .await;
-    drop(lease);
 }

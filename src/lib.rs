@@ -19,7 +19,8 @@
 //! Adapters, depending inward:
 //! - [`store`]: diesel over SQLite or PostgreSQL, one file per aggregate;
 //!   enums and UTC instants at its boundary, backend differences inside.
-//! - [`ingest::imap`]: the IMAP poller (connection, poller loop).
+//! - [`imap`]: the IMAP poller (connection, poller loop, the mailbox lease),
+//!   feeding the service's mail port.
 //! - [`notify`]: the transactional outbox worker — SMTP and webhooks — and the
 //!   acknowledgement templates.
 //! - [`scheduler`]: sleeps until the earliest due, or until woken or the clock
@@ -38,6 +39,7 @@ pub mod calendar;
 pub mod clock;
 pub mod config;
 pub mod contract;
+pub mod imap;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;

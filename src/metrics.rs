@@ -2,7 +2,7 @@
 //! the global one), so tests can run several apps in one process. Two
 //! adapters define their own and register them here: the outbox worker's
 //! (`notify::worker`: `outbox_pending`, `notifications_total`) and the IMAP
-//! poller's (`ingest::imap`: `imap_*`); `tests/http/dashboards.rs` checks that
+//! poller's (`imap`: `imap_*`); `tests/http/dashboards.rs` checks that
 //! every name the dashboards use is registered.
 
 use prometheus::{

@@ -6,14 +6,12 @@
 //!
 //! - [`email`]: raw MIME → [`email::ParsedEmail`], automatic-mail rules,
 //!   subject normalisation and the threading rule (pure).
-//! - [`imap`]: the IMAP poller (the one adapter here that does IO): batches
-//!   from the inbox and sent folder handed to a [`imap::MailSink`].
 //!
-//! `webhook` and `email` are pure: no IO and no clock; callers pass `now` in,
-//! so the rest of the program only ever sees typed values.
+//! Both are pure: no IO and no clock; callers pass `now` in, so the rest of
+//! the program only ever sees typed values. The IMAP poller that fetches mail
+//! is an adapter of its own ([`crate::imap`]).
 
 pub mod email;
-pub mod imap;
 pub mod webhook;
 
 pub use webhook::{

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{AuthMethod, OAuthError, OAuthMetrics, TokenSource};
 use crate::config::Settings;
-use crate::ingest::imap::{FolderKind, ImapMetrics, MailboxPoller};
+use crate::imap::{FolderKind, ImapMetrics, MailboxPoller};
 use crate::service::{FetchedMail, FolderCheckpoint, MailSink};
 
 /// One step and how it went.

@@ -5,7 +5,7 @@
 //!
 //! Tokens live in memory only. A login refused because of the token drops
 //! it, takes a fresh one and retries once (the callers do that:
-//! `ingest::imap` and `notify::smtp`).
+//! `imap` and `notify::smtp`).
 
 pub mod check;
 pub mod jwt;

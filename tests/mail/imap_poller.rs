@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keepword::config::{MailboxSettings, Secret, Tls};
-use keepword::ingest::imap::{
+use keepword::imap::{
     FetchedMail, FolderCheckpoint, FolderKind, ImapError, ImapMetrics, MailSink, MailboxPoller,
     PollerTiming,
 };

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use keepword::clock::Clock;
 use keepword::config::{MailboxSettings, Secret, Settings, SmtpSettings, Tls};
-use keepword::ingest::imap::{
+use keepword::imap::{
     FetchedMail, FolderCheckpoint, FolderKind, ImapError, ImapMetrics, MailSink, MailboxPoller,
     PollerTiming,
 };

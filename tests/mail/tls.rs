@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keepword::config::{MailboxSettings, Secret, SmtpSettings, Tls};
-use keepword::ingest::imap::{
+use keepword::imap::{
     FetchedMail, FolderCheckpoint, FolderKind, ImapError, ImapMetrics, MailSink, MailboxPoller,
     PollerTiming,
 };

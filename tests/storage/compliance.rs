@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use keepword::backtest::{self, Source};
-use keepword::ingest::imap::{FetchedMail, FolderKind};
+use keepword::imap::{FetchedMail, FolderKind};
 use keepword::service::MailboxContext;
 
 use crate::common;

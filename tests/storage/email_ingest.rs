@@ -5,7 +5,7 @@
 use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
-use keepword::ingest::imap::{FetchedMail, FolderKind};
+use keepword::imap::{FetchedMail, FolderKind};
 use keepword::notify::OutboxMessage;
 use keepword::service::{MailboxContext, Service};
 

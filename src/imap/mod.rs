@@ -264,9 +264,11 @@ impl Freshness {
 }
 
 mod connection;
+mod mailboxes;
 mod poller;
 
 use connection::Conn;
+pub use mailboxes::{mailbox_contexts, poll_mailbox};
 pub use poller::MailboxPoller;
 
 #[cfg(test)]
