@@ -82,11 +82,13 @@ pub async fn poll_mailbox(
         }
     };
     tracing::info!(mailbox = %name, "polling mailbox");
+    let clock = service.clock().clone();
     let sink = Arc::new(EmailSink {
         service,
         mailbox: context,
     });
     MailboxPoller::new(settings, sink, metrics)
+        .with_clock(clock)
         .with_tokens(tokens)
         .with_health(connections)
         .run(shutdown)

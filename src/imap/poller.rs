@@ -37,6 +37,8 @@ pub struct MailboxPoller {
     pub(super) health: Option<Arc<crate::service::connections::Connections>>,
     /// The mailbox's OAuth grant, for the fix a refused login suggests.
     pub(super) grant: Option<crate::oauth::Grant>,
+    /// When a read succeeded or failed, as the service tells time.
+    pub(super) clock: crate::clock::Clock,
 }
 
 impl MailboxPoller {
@@ -59,7 +61,14 @@ impl MailboxPoller {
             session_until: None,
             health: None,
             grant: None,
+            clock: crate::clock::Clock::system(),
         }
+    }
+
+    /// Tells the time of reads and failures by `clock` (the service's).
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Connects and logs in, reading nothing (`keepword oauth check`).
@@ -107,16 +116,14 @@ impl MailboxPoller {
     pub async fn poll_once(&mut self) -> Result<PollReport, ImapError> {
         match self.poll_all().await {
             Ok(report) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs_f64();
+                let read_at = self.clock.now();
+                let now = read_at.timestamp_micros() as f64 / 1e6;
                 self.metrics
                     .up
                     .with_label_values(&[self.settings.name.as_str()])
                     .set(1);
                 if let Some(h) = &self.health {
-                    h.read(&self.settings.name, chrono::Utc::now());
+                    h.read(&self.settings.name, read_at);
                 }
                 if let Some(all_read) = self.freshness.record(&self.folders, now) {
                     self.metrics
@@ -165,6 +172,7 @@ impl MailboxPoller {
                 session_until: None,
                 health: self.health.clone(),
                 grant: self.grant,
+                clock: self.clock.clone(),
             })
             .collect();
         let mut all = vec![self];
@@ -240,7 +248,7 @@ impl MailboxPoller {
         if let Some(h) = &self.health {
             h.failed(
                 &self.settings.name,
-                chrono::Utc::now(),
+                self.clock.now(),
                 e.to_string(),
                 e.fix(self.grant),
             );

@@ -23,6 +23,7 @@ struct Sse {
     rx: tokio::sync::broadcast::Receiver<ChangeSet>,
     tick: tokio::time::Interval,
     stop: tokio_util::sync::CancellationToken,
+    clock: crate::clock::Clock,
     hello: bool,
     /// The session the stream lives by; `None` for a wallboard.
     session: Option<Session>,
@@ -114,13 +115,14 @@ pub async fn stream(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         rx: state.service.changes().subscribe(),
         tick,
         stop: state.stopping.clone(),
+        clock: state.service.clock().clone(),
         hello: true,
         session,
     };
     let body = stream::unfold(s, |mut s| async move {
         if s.hello {
             s.hello = false;
-            let at = chrono::Utc::now().to_rfc3339();
+            let at = s.clock.now().to_rfc3339();
             let hello = format!("retry: 2000\nevent: hello\ndata: {{\"at\":\"{at}\"}}\n\n");
             return Some((Ok::<_, actix_web::Error>(web::Bytes::from(hello)), s));
         }
@@ -139,7 +141,7 @@ pub async fn stream(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
                 {
                     return None;
                 }
-                let at = chrono::Utc::now().to_rfc3339();
+                let at = s.clock.now().to_rfc3339();
                 Some((Ok(event("tick", &format!("{{\"at\":\"{at}\"}}"))), s))
             }
         }
