@@ -249,6 +249,7 @@ async fn pages_have_no_serious_accessibility_violations() {
         ("compliance", "/compliance".to_string()),
         ("rejected", "/rejected".to_string()),
         ("urgency", "/urgency".to_string()),
+        ("connections", "/connections".to_string()),
         ("wall", format!("/wall?token={WALL_TOKEN}")),
     ] {
         b.goto(&format!("{}{path}", app.base)).await;
