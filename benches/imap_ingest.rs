@@ -18,6 +18,12 @@
 //!       smtp_server.py; KEEPWORD_PYTHON) with `keepword serve` in IDLE, one
 //!       message at a time from distinct senders; baseline: an async-imap
 //!       IDLE client's wake-up after the same APPEND, without keepword.
+//!   cargo bench --bench imap_ingest -- latency-auth N ROUNDS TOKEN_TTL_S KEEPWORD_BIN WORKDIR
+//!       the same APPEND → acknowledgement with IMAP and SMTP logging in by
+//!       password and by OAuth 2.0 XOAUTH2 (npm oauth2-mock-server tokens
+//!       living TOKEN_TTL_S seconds), alternating ROUNDS times, through one
+//!       Dovecot and its submission service: the baseline is the password
+//!       login on the same path in the same run.
 //!
 //! Every result is one line starting with `RESULT `. No assertions on time.
 
@@ -543,35 +549,13 @@ async fn latency(n: usize, base_n: usize, bin: &Path, work: &Path, db: &str) {
         summary("append_itself", &mut append_ms, "");
     }
 
-    // The SMTP server (aiosmtpd) writing one JSON file per message.
-    let smtp_dir = work.join("smtp");
-    std::fs::create_dir_all(&smtp_dir).unwrap();
-    let mut smtp = Command::new(support::python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py"))
-        .arg("0")
-        .arg(&smtp_dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(smtp.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let smtp_port: u16 = line.trim().parse().expect("smtp server port");
-
+    let (mut smtp, smtp_port, smtp_dir) = start_smtp(work);
     let http_port = support::free_port();
     let conf = work.join("keepword.toml");
     std::fs::write(
         &conf,
         format!(
-            r#"bind = "127.0.0.1:{http_port}"
-database_url = "{db}"
-contract = "{contract}"
-templates = "{templates}"
-public_url = "http://127.0.0.1:{http_port}"
-api_tokens = ["bench-token"]
+            r#"{head}
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port}
@@ -588,18 +572,70 @@ password = "{PASS}"
 inbox = "INBOX"
 team_addresses = ["@example.com"]
 "#,
-            contract = contract_path().display(),
-            templates = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("config/templates")
-                .display(),
+            head = serve_head(http_port, db),
             imap = dovecot.port,
         ),
     )
     .unwrap();
-    let log = std::fs::File::create(work.join("serve.log")).unwrap();
-    let mut serve = Command::new(bin)
+    let mut serve = start_serve(bin, &conf, &work.join("serve.log"), http_port).await;
+    let (mut ack_ms, missing) = append_acks(n, dovecot.port, &smtp_dir, "lat").await;
+    let rss = peak_rss_mib(serve.id());
+    let _ = Command::new("kill").arg(serve.id().to_string()).status();
+    let _ = serve.wait();
+    let _ = smtp.kill();
+    let _ = smtp.wait();
+    summary(
+        "append_to_ack",
+        &mut ack_ms,
+        &format!("missing={missing} serve_peak_rss_mib={rss:.1} "),
+    );
+}
+
+/// The config keys every `keepword serve` of these benches shares.
+fn serve_head(http_port: u16, db: &str) -> String {
+    format!(
+        r#"bind = "127.0.0.1:{http_port}"
+database_url = "{db}"
+contract = "{contract}"
+templates = "{templates}"
+public_url = "http://127.0.0.1:{http_port}"
+api_tokens = ["bench-token"]"#,
+        contract = contract_path().display(),
+        templates = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/templates")
+            .display(),
+    )
+}
+
+/// The SMTP server (aiosmtpd) writing one JSON file per message into
+/// `work/smtp`: the process, its port and that folder.
+fn start_smtp(work: &Path) -> (std::process::Child, u16, PathBuf) {
+    let smtp_dir = work.join("smtp");
+    std::fs::create_dir_all(&smtp_dir).unwrap();
+    let mut smtp = Command::new(support::python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py"))
+        .arg("0")
+        .arg(&smtp_dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(smtp.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port: u16 = line.trim().parse().expect("smtp server port");
+    (smtp, port, smtp_dir)
+}
+
+/// `keepword serve --config CONF`, once it listens and its poller had time
+/// to read the mailbox and enter IDLE.
+async fn start_serve(bin: &Path, conf: &Path, log: &Path, http_port: u16) -> std::process::Child {
+    let log = std::fs::File::create(log).unwrap();
+    let serve = Command::new(bin)
         .args(["serve", "--config"])
-        .arg(&conf)
+        .arg(conf)
         .env(
             "KEEPWORD_LOG",
             std::env::var("KEEPWORD_LOG").unwrap_or("warn".into()),
@@ -608,28 +644,32 @@ team_addresses = ["@example.com"]
         .stderr(log)
         .spawn()
         .unwrap();
-    // Ready: /healthz answers and the warm-up mail was read (its sender is
-    // ours, so no ack); then give the poller time to enter IDLE.
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
         assert!(Instant::now() < deadline, "keepword serve did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    serve
+}
 
+/// APPENDs `n` questions from distinct senders, one at a time, each timed
+/// until its acknowledgement reaches the SMTP server's folder; and how many
+/// never came within 20 s.
+async fn append_acks(n: usize, imap_port: u16, smtp_dir: &Path, tag: &str) -> (Vec<f64>, usize) {
     let mut ack_ms = Vec::new();
     let mut missing = 0;
     for i in 0..n {
-        let before = json_files(&smtp_dir);
+        let before = json_files(smtp_dir);
         let raw = one_mail(
-            &format!("Client {i} <client{i}@acme.com>"),
-            &format!("<lat.{i}@acme.com>"),
+            &format!("Client {i} <client{i}.{tag}@acme.com>"),
+            &format!("<{tag}.{i}@acme.com>"),
         );
         let t0 = Instant::now();
-        raw_append(dovecot.port, &raw);
+        raw_append(imap_port, &raw);
         let limit = t0 + Duration::from_secs(20);
         loop {
-            if json_files(&smtp_dir) > before {
+            if json_files(smtp_dir) > before {
                 ack_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
                 break;
             }
@@ -642,28 +682,116 @@ team_addresses = ["@example.com"]
         // Let the poller go back into IDLE before the next APPEND.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", serve.id()))
+    (ack_ms, missing)
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
         .find(|l| l.starts_with("VmHWM"))
-        .map(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .unwrap_or("0")
-                .parse::<f64>()
-                .unwrap_or(0.0)
-                / 1024.0
-        })
-        .unwrap_or(0.0);
-    let _ = Command::new("kill").arg(serve.id().to_string()).status();
-    let _ = serve.wait();
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// APPEND → acknowledgement with the mailbox and SMTP logging in by
+/// password, then by OAuth 2.0 (`XOAUTH2` on both, client-credentials
+/// tokens from npm oauth2-mock-server), alternating for `rounds` rounds of
+/// `n` mails: one Dovecot (passdb oauth2 beside the passwords) whose
+/// submission service relays to the aiosmtpd server, so the two differ in
+/// the login only. Tokens live `ttl` seconds, so several are renewed during
+/// each OAuth round: a renewal on a message's path would show in its tail.
+async fn latency_auth(n: usize, rounds: usize, ttl: u64, bin: &Path, work: &Path) {
+    std::fs::create_dir_all(work).unwrap();
+    let (mut smtp, smtp_port, smtp_dir) = start_smtp(work);
+    let mut oauth = support::oauth_server::OAuthServer::start();
+    oauth.command(serde_json::json!({"email": USER, "ttl": ttl}));
+    let dovecot = Dovecot::start_oauth(&[(USER, PASS)], &oauth.issuer, smtp_port);
+    dovecot.append(
+        USER,
+        PASS,
+        "INBOX",
+        &one_mail("warm@example.com", "<warm@example.com>"),
+    );
+    let submission = dovecot.submission_port.unwrap();
+    let mut all: std::collections::BTreeMap<&str, (Vec<f64>, usize, f64)> = Default::default();
+    for round in 0..rounds {
+        for login in ["password", "oauth2"] {
+            let http_port = support::free_port();
+            let dir = work.join(format!("{login}-{round}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let db = format!("sqlite://{}/keepword.db", dir.display());
+            let auth = if login == "password" {
+                format!("password = \"{PASS}\"")
+            } else {
+                "auth = \"oauth2\"\noauth = \"bench\"".to_string()
+            };
+            let conf = dir.join("keepword.toml");
+            std::fs::write(
+                &conf,
+                format!(
+                    r#"{head}
+[smtp]
+host = "127.0.0.1"
+port = {submission}
+tls = "none"
+username = "{USER}"
+from = "Northwind Support <{USER}>"
+{auth}
+[[mailboxes]]
+name = "support"
+channel = "email"
+host = "127.0.0.1"
+port = {imap}
+tls = "none"
+username = "{USER}"
+inbox = "INBOX"
+team_addresses = ["@test.local"]
+{auth}
+[oauth.bench]
+provider = "generic"
+grant = "client_credentials"
+client_id = "keepword"
+client_secret = "bench-secret"
+token_url = "{token_url}"
+scope = "mail"
+"#,
+                    head = serve_head(http_port, &db),
+                    imap = dovecot.port,
+                    token_url = oauth.token_url(),
+                ),
+            )
+            .unwrap();
+            let tokens_before = oauth.token_requests().len();
+            let mut serve = start_serve(bin, &conf, &dir.join("serve.log"), http_port).await;
+            let (ms, missing) =
+                append_acks(n, dovecot.port, &smtp_dir, &format!("{login}{round}")).await;
+            let rss = peak_rss_mib(serve.id());
+            let _ = Command::new("kill").arg(serve.id().to_string()).status();
+            let _ = serve.wait();
+            let tokens = oauth.token_requests().len() - tokens_before;
+            println!(
+                "RESULT auth_round login={login} round={round} n={} missing={missing} token_requests={tokens} serve_peak_rss_mib={rss:.1}",
+                ms.len()
+            );
+            let entry = all.entry(login).or_default();
+            entry.0.extend(ms);
+            entry.1 += missing;
+            entry.2 = entry.2.max(rss);
+        }
+    }
+    for (login, (mut ms, missing, rss)) in all {
+        summary(
+            &format!("append_to_ack_{login}"),
+            &mut ms,
+            &format!(
+                "via=submission missing={missing} token_ttl_s={ttl} serve_peak_rss_mib={rss:.1} "
+            ),
+        );
+    }
     let _ = smtp.kill();
     let _ = smtp.wait();
-    summary(
-        "append_to_ack",
-        &mut ack_ms,
-        &format!("missing={missing} serve_peak_rss_mib={rss:.1} "),
-    );
 }
 
 /// One APPEND over a fresh connection (login, APPEND, logout): what a
@@ -721,6 +849,13 @@ fn main() {
             Path::new(&args[2]),
             args.get(3).map(|s| mailshape::Shape::parse(s)),
         ),
+        Some("latency-auth") => rt.block_on(latency_auth(
+            args[1].parse().unwrap(),
+            args[2].parse().unwrap(),
+            args[3].parse().unwrap(),
+            Path::new(&args[4]),
+            Path::new(&args[5]),
+        )),
         Some("latency") => rt.block_on(latency(
             args[1].parse().unwrap(),
             args[2].parse().unwrap(),
@@ -730,7 +865,8 @@ fn main() {
         )),
         _ => eprintln!(
             "usage: imap_ingest ingest N [SQLITE_FILE|-] [POSTGRES_URL|-] [real|flat] | mbox N FILE [real|flat] | \
-             latency N BASELINE_N KEEPWORD_BIN WORKDIR DATABASE_URL"
+             latency N BASELINE_N KEEPWORD_BIN WORKDIR DATABASE_URL | \
+             latency-auth N ROUNDS TOKEN_TTL_S KEEPWORD_BIN WORKDIR"
         ),
     }
 }

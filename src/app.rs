@@ -150,6 +150,26 @@ impl Application {
             state.metrics.register(c);
         }
         let mailboxes = imap::mailbox_contexts(&settings, &state.contract.current().contract)?;
+        if let Some(ops) = &settings.ops_contact {
+            let current = state.contract.current();
+            if current.contract.contact(ops).is_none() {
+                let known: Vec<&str> = current
+                    .contract
+                    .contacts()
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect();
+                anyhow::bail!(
+                    "config key `ops_contact`: `{ops}` is not a contact of the contract \
+                     (its [contacts]: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
+        }
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -225,6 +245,16 @@ impl Application {
                 ))
             })
             .collect();
+        let renewal = {
+            let (tokens, stop) = (self.tokens.clone(), shutdown.clone());
+            tokio::spawn(async move { tokens.keep_fresh(stop).await })
+        };
+        let health = tokio::spawn(watch_health(
+            self.state.service.clone(),
+            self.connections.clone(),
+            self.settings.ops_contact.clone(),
+            shutdown.clone(),
+        ));
         if let Some(mut reload) = reload {
             let service = self.state.service.clone();
             let path = self.settings.contract.clone();
@@ -254,6 +284,8 @@ impl Application {
         for p in pollers {
             p.await?;
         }
+        health.await?;
+        renewal.await?;
         // Events accepted for clients that went away are stored before the
         // process ends, and no writer is inside the database driver at exit.
         let service = self.state.service.clone();
@@ -262,5 +294,51 @@ impl Application {
         tokio::task::spawn_blocking(move || changes.stop()).await?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How often the health watch looks at the Connections snapshot.
+const HEALTH_TICK: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Tells the `ops_contact` when a mailbox needs a person to sign in again
+/// or has not been read for ten minutes, and when it recovers (see
+/// `service::health`). Without an `ops_contact` it only logs.
+async fn watch_health(
+    service: crate::service::Service,
+    connections: Arc<Connections>,
+    ops_contact: Option<String>,
+    shutdown: CancellationToken,
+) {
+    let mut watch = crate::service::health::HealthWatch::new(service.now());
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(HEALTH_TICK) => {}
+            _ = service.clock().moved() => {}
+        }
+        let (mailboxes, smtp) = connections.snapshot();
+        let events = watch.observe(&mailboxes, &smtp, service.now());
+        if events.is_empty() {
+            continue;
+        }
+        let Some(contact) = ops_contact.clone() else {
+            for e in &events {
+                tracing::warn!(problem = ?e.problem, about = %e.about, recovered = e.recovered,
+                    "mail health changed (no ops_contact to tell)");
+            }
+            continue;
+        };
+        let (svc, told) = (service.clone(), events.clone());
+        let failed = match tokio::task::spawn_blocking(move || svc.tell_ops(&contact, &told)).await
+        {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(e) = failed {
+            // Told on the next look instead.
+            tracing::error!(error = %e, "cannot enqueue health notices");
+            watch.forget(&events);
+        }
     }
 }

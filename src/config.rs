@@ -197,6 +197,12 @@ pub struct Settings {
     /// with the database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key_file: Option<PathBuf>,
+    /// The contract contact that hears of keepword's own health: a mailbox
+    /// whose grant the provider refused, a mailbox unread for ten minutes,
+    /// and their recovery. Unset: those show on the Connections page,
+    /// in the log and in metrics only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_contact: Option<String>,
 }
 
 /// `[webhooks]`: how generic webhook deliveries are signed.
@@ -402,6 +408,7 @@ impl Default for Settings {
             webhooks: WebhookSettings::default(),
             oauth: Default::default(),
             secret_key_file: None,
+            ops_contact: None,
         }
     }
 }

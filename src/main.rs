@@ -131,6 +131,20 @@ enum Format {
 
 #[derive(Subcommand)]
 enum OauthCommand {
+    /// Sign a person in with the device flow: prints a URL and a code to
+    /// enter there (on any device), waits until they have signed in, and
+    /// stores the grant encrypted, as the Connections page's Sign in does.
+    /// A running service picks it up within seconds.
+    Login {
+        /// The credential: the NAME of an [oauth.NAME] table with grant
+        /// `delegated`.
+        name: String,
+        /// The mailbox the person signs in as (its `username`).
+        #[arg(long)]
+        account: String,
+        #[arg(long, env = "KEEPWORD_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Take a token, log in to IMAP, select the inbox and sent folder, and
     /// authenticate to SMTP without sending: each step passed or failed,
     /// with the provider's answer and the fix. Exits 1 when a step failed.
@@ -161,6 +175,14 @@ fn main() -> ExitCode {
         Command::Healthcheck { url } => healthcheck(&url),
         Command::Oauth {
             command:
+                OauthCommand::Login {
+                    name,
+                    account,
+                    config,
+                },
+        } => oauth_login(config, &name, &account),
+        Command::Oauth {
+            command:
                 OauthCommand::Check {
                     name,
                     mailbox,
@@ -184,6 +206,51 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn oauth_login(config: Option<PathBuf>, name: &str, account: &str) -> anyhow::Result<()> {
+    let settings = Settings::load(config.as_deref())?;
+    if !settings.oauth.contains_key(name) {
+        bail!(
+            "no [oauth.{name}] credential in the config (configured: {})",
+            settings
+                .oauth
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let tokens = keepword::oauth::check::token_source(&settings).map_err(|e| anyhow::anyhow!(e))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let token = runtime
+        .block_on(tokens.device_sign_in(name, account, |code| {
+            println!("To sign {account} in to keepword, open");
+            println!("    {}", code.verification_uri);
+            println!("and enter the code");
+            println!("    {}", code.user_code);
+            if let Some(complete) = &code.verification_uri_complete {
+                println!("(or open {complete})");
+            }
+            println!(
+                "as {account}. Waiting up to {} minutes…",
+                code.expires_in.div_ceil(60)
+            );
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        }))
+        .map_err(|e| match e.fix() {
+            Some(fix) => anyhow::anyhow!("{e}\n  fix: {fix}"),
+            None => anyhow::anyhow!(e),
+        })?;
+    let until: chrono::DateTime<chrono::Utc> = token.expires_at.into();
+    println!(
+        "Signed in: {account} under [oauth.{name}]; the grant is stored encrypted and a running \
+         keepword uses it within seconds (this token is valid until {}).",
+        until.format("%Y-%m-%d %H:%M UTC")
+    );
+    Ok(())
 }
 
 fn oauth_check(config: Option<PathBuf>, name: &str, mailbox: Option<&str>, smtp: bool) -> ExitCode {

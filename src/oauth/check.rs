@@ -10,6 +10,15 @@ use crate::config::Settings;
 use crate::imap::{FolderKind, ImapMetrics, MailboxPoller};
 use crate::service::{FetchedMail, FolderCheckpoint, MailSink};
 
+/// The credentials of `settings` with the store of delegated grants the
+/// service uses, so a command run beside it sees the same sign-ins.
+pub fn token_source(settings: &Settings) -> Result<TokenSource, String> {
+    let grants = super::store::GrantStore::for_settings(settings)
+        .map_err(|e| format!("the store of OAuth grants (`secret_key_file`): {e}"))?;
+    TokenSource::with_grants(&settings.oauth, OAuthMetrics::new(), grants)
+        .map_err(|e| e.to_string())
+}
+
 /// One step and how it went.
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -127,8 +136,7 @@ pub async fn run(
             "nothing uses [oauth.{name}]: no mailbox and not [smtp]"
         ));
     }
-    let tokens =
-        TokenSource::new(&settings.oauth, OAuthMetrics::new()).map_err(|e| e.to_string())?;
+    let tokens = token_source(settings)?;
     let grant = tokens.grant_of(name);
     let mut steps = Vec::new();
     for m in mailboxes {

@@ -16,7 +16,7 @@ pub mod store;
 pub mod token;
 
 pub use settings::{AuthMethod, Grant, OAuthSettings, Provider, Sasl};
-pub use token::{AccessToken, GrantStatus, OAuthMetrics, TokenSource};
+pub use token::{AccessToken, DeviceCode, GrantStatus, OAuthMetrics, TokenSource};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OAuthError {
@@ -133,6 +133,10 @@ fn token_error_fix(error: &str, description: &str) -> &'static str {
              client id for domain-wide delegation with the scope https://mail.google.com/"
         }
         "invalid_scope" => "the provider does not accept `scope`: leave it unset for the default",
+        "access_denied" => {
+            "the person declined, or the app needs an admin's consent first; sign in again"
+        }
+        "expired_token" => "run `keepword oauth login` again and sign in within the time it shows",
         _ => "see the provider's answer above",
     }
 }

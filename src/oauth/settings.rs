@@ -139,6 +139,22 @@ impl OAuthSettings {
         }
     }
 
+    /// The device authorization endpoint (`keepword oauth login`, RFC 8628):
+    /// `device_url`, else Microsoft's. Google has none for mail: its device
+    /// flow refuses the Gmail scope.
+    pub fn device_url(&self) -> Option<String> {
+        if let Some(url) = &self.device_url {
+            return Some(url.clone());
+        }
+        match self.provider {
+            Provider::Microsoft => self
+                .tenant
+                .as_ref()
+                .map(|t| format!("https://login.microsoftonline.com/{t}/oauth2/v2.0/devicecode")),
+            Provider::Google | Provider::Generic => None,
+        }
+    }
+
     /// The scope sent with every token request, refreshes included (the
     /// Microsoft v2 endpoint serves several resources and needs it each time).
     pub fn scope(&self) -> Option<String> {
@@ -203,12 +219,20 @@ pub fn problems(settings: &Settings) -> Vec<String> {
                 key("token_url")
             ));
         }
-        if o.device_url.is_some() {
-            problems.push(format!(
-                "{}: the device flow (`keepword oauth login`) is not supported by this version; \
-                 people sign in on the dashboard's Connections page",
-                key("device_url")
-            ));
+        if let Some(url) = &o.device_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                problems.push(format!(
+                    "{} must be an http(s) URL (got `{url}`)",
+                    key("device_url")
+                ));
+            }
+            if o.grant != Grant::Delegated {
+                problems.push(format!(
+                    "{}: the device flow signs a person in; it needs grant `delegated` (got `{}`)",
+                    key("device_url"),
+                    o.grant.as_str()
+                ));
+            }
         }
         match o.grant {
             Grant::ClientCredentials => {
@@ -242,10 +266,13 @@ pub fn problems(settings: &Settings) -> Vec<String> {
                 }
             }
             Grant::Delegated => {
-                if o.authorize_url().is_none() {
+                // A person signs in on the Connections page (authorize_url)
+                // or with `keepword oauth login` (device_url): one will do.
+                if o.authorize_url().is_none() && o.device_url().is_none() {
                     problems.push(format!(
-                        "{} is missing (provider `generic` has no default)",
-                        key("authorize_url")
+                        "{} (or {}) is missing (provider `generic` has no default)",
+                        key("authorize_url"),
+                        key("device_url")
                     ));
                 }
             }
@@ -343,7 +370,7 @@ mod tests {
             "[oauth.m365]\nprovider = \"microsoft\"\ngrant = \"client_credentials\"\n\
              client_id = \"id\"\n\
              [oauth.later]\nprovider = \"microsoft\"\ngrant = \"delegated\"\ntenant = \"t\"\n\
-             client_id = \"id\"\ndevice_url = \"https://x.test/device\"\n\
+             client_id = \"id\"\ndevice_url = \"ftp://x.test/device\"\n\
              [[mailboxes]]\nname = \"support\"\nhost = \"imap.test\"\nusername = \"u@x\"\n\
              auth = \"oauth2\"\noauth = \"m356\"\n\
              [smtp]\nauth = \"oauth2\"\n",
@@ -352,7 +379,7 @@ mod tests {
         for needle in [
             "`oauth.m365.tenant`",
             "`oauth.m365.client_secret`",
-            "`oauth.later.device_url`: the device flow",
+            "`oauth.later.device_url` must be an http(s) URL",
             "`mailboxes[0].oauth` names `m356`",
             "`smtp.oauth` is required",
         ] {

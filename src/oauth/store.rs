@@ -181,6 +181,27 @@ impl GrantStore {
         Ok(())
     }
 
+    /// When a grant was last stored (any credential and account); `None`
+    /// when none is. Cheap: a few `stat`s.
+    pub fn last_change(&self) -> Option<std::time::SystemTime> {
+        let mut newest = None;
+        for folder in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            for file in std::fs::read_dir(folder.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let is_grant = file.path().extension().is_some_and(|e| e == "grant");
+                if let Ok(modified) = file.metadata().and_then(|m| m.modified())
+                    && is_grant
+                {
+                    newest = newest.max(Some(modified));
+                }
+            }
+        }
+        newest
+    }
+
     /// The stored refresh token; `None` when nobody signed in yet.
     pub fn get(&self, credential: &str, account: &str) -> Result<Option<String>, StoreError> {
         let path = self.path(credential, account);

@@ -110,6 +110,42 @@ impl Default for OAuthMetrics {
 
 type Key = (String, String);
 
+/// One credential and account's token. The held token is read without
+/// waiting; `refresh` is held across a token request, so concurrent callers
+/// wait for the one request, and a renewal in the background never makes a
+/// caller that finds a fresh token wait.
+#[derive(Default)]
+struct Slot {
+    held: Mutex<Option<AccessToken>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn current(&self) -> Option<AccessToken> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn fresh(&self, now: SystemTime) -> Option<AccessToken> {
+        self.current().filter(|t| t.fresh_at(now))
+    }
+
+    fn set(&self, token: Option<AccessToken>) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = token;
+    }
+}
+
+/// How long before a held token would go stale [`TokenSource::keep_fresh`]
+/// renews it (a quarter of its fresh life for short tokens).
+const RENEW_AHEAD: Duration = Duration::from_secs(60);
+
+/// After a failed renewal in the background, the next try; callers that
+/// need a token meanwhile ask themselves once it goes stale.
+const RENEW_RETRY: Duration = Duration::from_secs(30);
+
+/// How often a poller waiting for a sign-in looks for a grant stored by
+/// another process.
+pub const GRANT_STORE_CHECK: Duration = Duration::from_secs(5);
+
 /// Every configured credential's tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct TokenSource {
@@ -119,9 +155,8 @@ pub struct TokenSource {
 struct Inner {
     credentials: BTreeMap<String, Credential>,
     http: reqwest::Client,
-    /// One slot per credential and account; its lock is held across the
-    /// token request, so concurrent callers wait for the one request.
-    slots: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<Option<AccessToken>>>>>,
+    /// One slot per credential and account.
+    slots: Mutex<HashMap<Key, Arc<Slot>>>,
     status: Mutex<HashMap<Key, GrantStatus>>,
     metrics: OAuthMetrics,
     /// Refresh tokens of delegated grants; `None` when no credential is
@@ -148,6 +183,56 @@ struct TokenAnswer {
     /// Delegated grants: a new refresh token when the provider rotates it.
     #[serde(default)]
     refresh_token: Option<String>,
+}
+
+/// What a device authorization endpoint answers (RFC 8628 section 3.2).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeviceCode {
+    pub device_code: String,
+    /// What the person types.
+    pub user_code: String,
+    /// Where the person types it; Google's older endpoints say
+    /// `verification_url`.
+    #[serde(alias = "verification_url")]
+    pub verification_uri: String,
+    /// The same page with the code filled in, where the provider offers it.
+    #[serde(default)]
+    pub verification_uri_complete: Option<String>,
+    /// Seconds the code stays valid.
+    pub expires_in: u64,
+    /// Seconds between polls; five unless the provider says otherwise.
+    #[serde(default = "default_interval")]
+    pub interval: u64,
+}
+
+fn default_interval() -> u64 {
+    5
+}
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+fn device_refusal(credential: &str, error: &str) -> OAuthError {
+    OAuthError::Refused {
+        credential: credential.to_string(),
+        status: 400,
+        error: error.to_string(),
+        description: if error == "access_denied" {
+            "the sign-in was declined".into()
+        } else {
+            "nobody signed in before the code expired: run the command again".into()
+        },
+    }
+}
+
+fn no_refresh_token(credential: &str) -> OAuthError {
+    OAuthError::Refused {
+        credential: credential.to_string(),
+        status: 200,
+        error: "no refresh token".into(),
+        description: "the provider issued no refresh token: the scope needs offline_access \
+                      (Microsoft), or access_type=offline (Google)"
+            .into(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -228,15 +313,77 @@ impl TokenSource {
     /// request.
     pub async fn token(&self, credential: &str, account: &str) -> Result<AccessToken, OAuthError> {
         let slot = self.slot(credential, account);
-        let mut held = slot.lock().await;
-        if let Some(t) = held.as_ref()
-            && t.fresh_at(SystemTime::now())
-        {
-            return Ok(t.clone());
+        if let Some(t) = slot.fresh(SystemTime::now()) {
+            return Ok(t);
         }
-        *held = None;
+        let _refreshing = slot.refresh.lock().await;
+        // Another caller may have taken one while this one waited.
+        if let Some(t) = slot.fresh(SystemTime::now()) {
+            return Ok(t);
+        }
+        slot.set(None);
         let got = self.request(credential, account).await;
-        self.record(credential, account, &mut held, got)
+        self.record(credential, account, &slot, got)
+    }
+
+    /// The held token while it is fresh; never asks the provider.
+    pub fn held_fresh(&self, credential: &str, account: &str) -> Option<AccessToken> {
+        self.slot(credential, account).fresh(SystemTime::now())
+    }
+
+    /// Renews every held token shortly before it would go stale, so no
+    /// login or send waits for a token request: the IMAP login after a
+    /// dropped connection and the SMTP send of an acknowledgement find a
+    /// fresh one. A token nobody asked for is never requested; one that
+    /// failed is left to its callers.
+    pub async fn keep_fresh(&self, shutdown: tokio_util::sync::CancellationToken) {
+        let mut retry_at: HashMap<Key, SystemTime> = HashMap::new();
+        loop {
+            let now = SystemTime::now();
+            let slots: Vec<(Key, Arc<Slot>)> = self
+                .inner
+                .slots
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let mut next = now + Duration::from_secs(60);
+            for (key, slot) in slots {
+                let Some(t) = slot.current() else { continue };
+                let fresh_life = t.renew_at().duration_since(t.issued_at).unwrap_or_default();
+                let due = (t.renew_at() - RENEW_AHEAD.min(fresh_life / 4))
+                    .max(retry_at.get(&key).copied().unwrap_or(now));
+                if due > now {
+                    next = next.min(due);
+                    continue;
+                }
+                let _refreshing = slot.refresh.lock().await;
+                let still = slot
+                    .current()
+                    .is_some_and(|c| c.secret.expose() == t.secret.expose());
+                if !still {
+                    continue;
+                }
+                let got = self.request(&key.0, &key.1).await;
+                match self.record(&key.0, &key.1, &slot, got) {
+                    Ok(_) => {
+                        retry_at.remove(&key);
+                    }
+                    Err(e) => {
+                        tracing::warn!(credential = %key.0, account = %key.1, error = %e,
+                            "renewing an OAuth token ahead of time failed; the held one stays until it goes stale");
+                        retry_at.insert(key, SystemTime::now() + RENEW_RETRY);
+                    }
+                }
+                next = SystemTime::now();
+            }
+            let wait = next.duration_since(SystemTime::now()).unwrap_or_default();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
     }
 
     /// Notes a token request's outcome: the held token, the grant's state
@@ -245,7 +392,7 @@ impl TokenSource {
         &self,
         credential: &str,
         account: &str,
-        held: &mut Option<AccessToken>,
+        slot: &Slot,
         got: Result<AccessToken, OAuthError>,
     ) -> Result<AccessToken, OAuthError> {
         let key = (credential.to_string(), account.to_string());
@@ -264,7 +411,7 @@ impl TokenSource {
                     needs_sign_in: false,
                     last_error: None,
                 };
-                *held = Some(t.clone());
+                slot.set(Some(t.clone()));
             }
             Err(e) => {
                 if e.is_invalid_grant() {
@@ -282,7 +429,7 @@ impl TokenSource {
     /// meanwhile by another connection stays.
     pub async fn refused(&self, credential: &str, account: &str, token: &AccessToken) {
         let slot = self.slot(credential, account);
-        let mut held = slot.lock().await;
+        let mut held = slot.held.lock().unwrap_or_else(|e| e.into_inner());
         if held
             .as_ref()
             .is_some_and(|t| t.secret.expose() == token.secret.expose())
@@ -307,11 +454,7 @@ impl TokenSource {
             .unwrap_or_default()
     }
 
-    fn slot(
-        &self,
-        credential: &str,
-        account: &str,
-    ) -> Arc<tokio::sync::Mutex<Option<AccessToken>>> {
+    fn slot(&self, credential: &str, account: &str) -> Arc<Slot> {
         let mut slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots
             .entry((credential.to_string(), account.to_string()))
@@ -326,9 +469,27 @@ impl TokenSource {
             .ok_or_else(|| OAuthError::Unknown(credential.to_string()))
     }
 
-    /// Resolves when someone signs in (any credential and account).
+    /// Resolves when someone signs in (any credential and account): here,
+    /// or in another process sharing the grant store (`keepword oauth
+    /// login` beside a running service), noticed within
+    /// [`GRANT_STORE_CHECK`].
     pub async fn signed_in(&self) {
-        self.inner.signed_in.notified().await
+        let elsewhere = async {
+            let Some(grants) = &self.inner.grants else {
+                return std::future::pending().await;
+            };
+            let since = grants.last_change();
+            loop {
+                tokio::time::sleep(GRANT_STORE_CHECK).await;
+                if grants.last_change() > since {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = self.inner.signed_in.notified() => {}
+            _ = elsewhere => {}
+        }
     }
 
     /// The provider's sign-in page for `account` (authorization code grant
@@ -395,18 +556,131 @@ impl TokenSource {
         ];
         self.client_auth(c, &mut form);
         let slot = self.slot(credential, account);
-        let mut held = slot.lock().await;
-        let got = self.post(credential, account, c, form).await.and_then(|(t, refresh)| {
-            let refresh = refresh.ok_or_else(|| OAuthError::Refused {
-                credential: credential.to_string(),
-                status: 200,
-                error: "no refresh token".into(),
-                description: "the provider issued no refresh token: the scope needs offline_access (Microsoft), or access_type=offline (Google)".into(),
+        let _refreshing = slot.refresh.lock().await;
+        let got = self.post(credential, account, c, form).await;
+        self.signed_in_with(credential, account, &slot, got)
+    }
+
+    /// Signs `account` in with the device authorization grant (RFC 8628):
+    /// asks for a code, hands it to `show` (the person opens the URL on any
+    /// device and types the code), then polls the token endpoint at the
+    /// interval the provider asks for until the person has signed in,
+    /// declined, or the code expired. The refresh token is stored as a
+    /// sign-in on the Connections page stores it.
+    pub async fn device_sign_in(
+        &self,
+        credential: &str,
+        account: &str,
+        show: impl FnOnce(&DeviceCode),
+    ) -> Result<AccessToken, OAuthError> {
+        let c = self.credential(credential)?;
+        let refuse = |reason: String| OAuthError::Config {
+            credential: credential.to_string(),
+            reason,
+        };
+        if c.settings.grant != Grant::Delegated {
+            return Err(refuse(format!(
+                "signing in is for grant `delegated`; this credential uses `{}` and needs no sign-in",
+                c.settings.grant.as_str()
+            )));
+        }
+        let device_url = c.settings.device_url().ok_or_else(|| {
+            refuse(match c.settings.provider {
+                super::Provider::Google => "Google's device flow refuses the Gmail scope: sign in \
+                    on the dashboard's Connections page instead"
+                    .into(),
+                _ => "no device_url: set it to the provider's device authorization endpoint, or \
+                      sign in on the dashboard's Connections page"
+                    .into(),
+            })
+        })?;
+        let mut form: Vec<(&str, String)> = Vec::new();
+        self.client_auth(c, &mut form);
+        let answer = self
+            .inner
+            .http
+            .post(&device_url)
+            .header("Accept", "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| OAuthError::Unreachable {
+                url: device_url.clone(),
+                reason: e.to_string(),
             })?;
+        let status = answer.status();
+        let body = answer.text().await.unwrap_or_default();
+        let code: DeviceCode = if status.is_success() {
+            serde_json::from_str(&body).map_err(|e| OAuthError::Refused {
+                credential: credential.to_string(),
+                status: status.as_u16(),
+                error: "unexpected answer".into(),
+                description: format!("not a device authorization response: {e}"),
+            })?
+        } else {
+            let e = serde_json::from_str::<ErrorAnswer>(&body).ok();
+            return Err(OAuthError::Refused {
+                credential: credential.to_string(),
+                status: status.as_u16(),
+                error: e
+                    .as_ref()
+                    .map_or("unexpected answer".into(), |e| e.error.clone()),
+                description: e
+                    .and_then(|e| e.error_description)
+                    .unwrap_or_else(|| body.chars().take(300).collect()),
+            });
+        };
+        show(&code);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(code.expires_in);
+        let mut interval = Duration::from_secs(code.interval.max(1));
+        loop {
+            tokio::time::sleep(interval).await;
+            if tokio::time::Instant::now() >= deadline {
+                return Err(device_refusal(credential, "expired_token"));
+            }
+            let mut form: Vec<(&str, String)> = vec![
+                ("grant_type", DEVICE_GRANT.into()),
+                ("device_code", code.device_code.clone()),
+            ];
+            self.client_auth(c, &mut form);
+            let slot = self.slot(credential, account);
+            let _refreshing = slot.refresh.lock().await;
+            let got = match self.post(credential, account, c, form).await {
+                Err(OAuthError::Refused { error, .. }) if error == "authorization_pending" => {
+                    continue;
+                }
+                Err(OAuthError::Refused { error, .. }) if error == "slow_down" => {
+                    // RFC 8628 section 3.5: every slow_down adds five seconds.
+                    interval += Duration::from_secs(5);
+                    continue;
+                }
+                Err(OAuthError::Refused { error, .. })
+                    if error == "access_denied" || error == "expired_token" =>
+                {
+                    return Err(device_refusal(credential, &error));
+                }
+                other => other,
+            };
+            return self.signed_in_with(credential, account, &slot, got);
+        }
+    }
+
+    /// A sign-in's token answer: the refresh token stored (before the
+    /// access token is used), the token held, pollers waiting for a
+    /// sign-in woken.
+    fn signed_in_with(
+        &self,
+        credential: &str,
+        account: &str,
+        slot: &Slot,
+        got: Result<(AccessToken, Option<String>), OAuthError>,
+    ) -> Result<AccessToken, OAuthError> {
+        let got = got.and_then(|(t, refresh)| {
+            let refresh = refresh.ok_or_else(|| no_refresh_token(credential))?;
             self.store_grant(credential, account, &refresh)?;
             Ok(t)
         });
-        let got = self.record(credential, account, &mut held, got);
+        let got = self.record(credential, account, slot, got);
         if got.is_ok() {
             self.inner.signed_in.notify_waiters();
         }

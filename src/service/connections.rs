@@ -43,6 +43,17 @@ pub struct SmtpHealth {
     pub delegated: bool,
 }
 
+/// An account that needs a person to sign in again.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SignInNeeded {
+    /// What `POST /connections/sign-in` takes: a mailbox's name, or `smtp`.
+    pub target: String,
+    pub account: String,
+    /// A person can sign in (grant `delegated`); otherwise an admin must
+    /// restore the app's consent.
+    pub delegated: bool,
+}
+
 /// A sign-in under way: what the callback needs, bound to the dashboard
 /// session that started it.
 struct PendingSignIn {
@@ -276,17 +287,28 @@ impl Connections {
         (mailboxes, smtp)
     }
 
-    /// Accounts whose grant the provider refused (`invalid_grant`): the
-    /// banner on every dashboard page names them.
-    pub fn needing_sign_in(&self) -> Vec<String> {
+    /// Accounts whose grant the provider refused (`invalid_grant`), or
+    /// that nobody signed in yet: the banner on every dashboard page names
+    /// them, with a Sign in button where a person can sign in (`delegated`).
+    pub fn needing_sign_in(&self) -> Vec<SignInNeeded> {
         let (mailboxes, smtp) = self.snapshot();
-        let mut out: Vec<String> = mailboxes
+        let mut out: Vec<SignInNeeded> = mailboxes
             .into_iter()
             .filter(|m| m.grant.as_ref().is_some_and(|g| g.needs_sign_in))
-            .map(|m| m.username)
+            .map(|m| SignInNeeded {
+                target: m.name,
+                account: m.username,
+                delegated: m.delegated,
+            })
             .collect();
-        if smtp.grant.as_ref().is_some_and(|g| g.needs_sign_in) && !out.contains(&smtp.username) {
-            out.push(smtp.username);
+        if smtp.grant.as_ref().is_some_and(|g| g.needs_sign_in)
+            && !out.iter().any(|n| n.account == smtp.username)
+        {
+            out.push(SignInNeeded {
+                target: "smtp".into(),
+                account: smtp.username,
+                delegated: smtp.delegated,
+            });
         }
         out
     }

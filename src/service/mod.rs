@@ -20,6 +20,7 @@ mod due;
 mod email;
 mod events;
 mod focus;
+pub mod health;
 mod intake;
 mod live;
 mod mailbox;

@@ -741,31 +741,11 @@ async fn a_person_signs_in_with_pkce_and_the_rotating_grant_is_kept_encrypted() 
         .expect("no key, no start")
         .to_string();
     assert!(e.contains("secret_key_file"), "{e}");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key)
-            .unwrap();
-        std::io::Write::write_all(&mut f, &[7u8; 32]).unwrap();
-    }
+    write_key(&key, 7);
 
     // Short-lived tokens, so the grant is refreshed (and rotated) soon.
     s.oauth.command(json!({"ttl": 4}));
-    let served = common::app::serve(settings, Clock::system()).await;
-    let cookie = served.sign_in().await;
-    assert!(
-        eventually_async(Duration::from_secs(10), || async {
-            served
-                .page(&cookie, "/connections")
-                .await
-                .1
-                .contains("nobody has signed in yet")
-        })
-        .await
-    );
+    let (served, cookie) = serve_waiting_for_sign_in(settings).await;
     let (_, html) = served.page(&cookie, "/connections").await;
     assert!(html.contains("Sign in as support@test.local"), "{html}");
     assert!(html.contains("Needs sign-in"), "{html}");
@@ -878,6 +858,36 @@ async fn a_person_signs_in_with_pkce_and_the_rotating_grant_is_kept_encrypted() 
     served.stop().await;
 }
 
+/// A grant key file as an admin makes one: 32 bytes, mode 0600.
+fn write_key(path: &std::path::Path, byte: u8) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[byte; 32]).unwrap();
+}
+
+/// The app, signed in to its dashboard, once its Connections page says the
+/// delegated mailbox waits for someone to sign in.
+async fn serve_waiting_for_sign_in(settings: Settings) -> (common::app::Served, String) {
+    let served = common::app::serve(settings, Clock::system()).await;
+    let cookie = served.sign_in().await;
+    assert!(
+        eventually_async(Duration::from_secs(10), || async {
+            served
+                .page(&cookie, "/connections")
+                .await
+                .1
+                .contains("nobody has signed in yet")
+        })
+        .await
+    );
+    (served, cookie)
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -889,4 +899,290 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// `keepword oauth login` as a person runs it: the device flow against
+/// npm `oidc-provider` (RFC 8628, its own sign-in pages), while the service
+/// waits for a sign-in; the grant stored by the command is picked up by the
+/// running service (another process) within seconds, and refreshed by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_from_the_command_line_with_the_device_flow() {
+    let smtp = SmtpServer::start();
+    let mut oauth = OAuthServer::start_device();
+    let dovecot = Dovecot::start_oauth(&[(USER, PASS)], &oauth.issuer, smtp.port);
+    let (dir, url) = common::fresh_sqlite();
+    let key = dir.path().join("secret.key");
+    let config = dir.path().join("keepword.toml");
+    let device_url = format!("http://127.0.0.1:{}/device/auth", oauth.port);
+    let token_url = format!("http://127.0.0.1:{}/token", oauth.port);
+    std::fs::write(
+        &config,
+        format!(
+            r#"database_url = "{url}"
+secret_key_file = "{key}"
+[smtp]
+host = "127.0.0.1"
+port = {submission}
+tls = "none"
+username = "{USER}"
+from = "Northwind Support <{USER}>"
+auth = "oauth2"
+oauth = "dev"
+
+[[mailboxes]]
+name = "{MAILBOX}"
+host = "127.0.0.1"
+port = {imap}
+tls = "none"
+username = "{USER}"
+auth = "oauth2"
+oauth = "dev"
+
+[oauth.dev]
+provider = "generic"
+grant = "delegated"
+client_id = "keepword-device"
+token_url = "{token_url}"
+device_url = "{device_url}"
+scope = "openid offline_access mail"
+"#,
+            key = key.display(),
+            submission = dovecot.submission_port.unwrap(),
+            imap = dovecot.port,
+        ),
+    )
+    .unwrap();
+    write_key(&key, 9);
+
+    // The service starts before anyone signed in: the mailbox waits.
+    let mut settings = Settings::load(Some(&config)).unwrap();
+    settings.contract =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml");
+    settings.api_tokens = vec![Secret::new(common::app::TOKEN)];
+    settings.dashboard_password = Secret::new(common::app::PASSWORD);
+    let (served, cookie) = serve_waiting_for_sign_in(settings).await;
+
+    // A person declines: the command says so and stores nothing.
+    let mut declined = login_command(&config);
+    let code = user_code(&mut declined);
+    oauth.command(json!({"deny": code}));
+    let out = declined.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("access_denied"), "{stderr}");
+    assert!(stderr.contains("the sign-in was declined"), "{stderr}");
+
+    // Signs in: the command shows where and which code, waits, stores.
+    let mut login = login_command(&config);
+    let code = user_code(&mut login);
+    let ack = oauth.command(json!({"approve": code, "login": USER}));
+    assert_eq!(ack["page"], "Sign-in Success", "{ack}");
+    let out = login.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("Signed in: {USER} under [oauth.dev]")),
+        "{stdout}"
+    );
+    let device_grants = oauth
+        .events()
+        .iter()
+        .filter(|e| {
+            e["event"] == "token"
+                && e["grant_type"] == "urn:ietf:params:oauth:grant-type:device_code"
+        })
+        .count();
+    assert_eq!(device_grants, 1);
+
+    // The running service notices the grant the command stored (within
+    // seconds, though another process stored it), refreshes it and logs in;
+    // then it reads new mail and acknowledges over SMTP with it.
+    let logged_in = eventually(Duration::from_secs(15), || {
+        dovecot.log().contains("method=XOAUTH2")
+    })
+    .await;
+    assert!(
+        logged_in,
+        "the service did not log in after the device sign-in:\n{}",
+        dovecot.log()
+    );
+    dovecot.append(USER, PASS, "INBOX", &mail("device-1@acme.com"));
+    let acked = eventually(Duration::from_secs(30), || !smtp.received().is_empty()).await;
+    if !acked {
+        let (_, html) = served.page(&cookie, "/conversations/1").await;
+        panic!(
+            "no acknowledgement after the device sign-in:\n{}\n{html}\n{:?}",
+            dovecot.log(),
+            oauth.events()
+        );
+    }
+    let refreshed = oauth
+        .events()
+        .iter()
+        .any(|e| e["event"] == "token" && e["grant_type"] == "refresh_token");
+    assert!(refreshed, "the service did not refresh the stored grant");
+    let (_, html) = served.page(&cookie, "/connections").await;
+    assert!(!html.contains("Needs sign-in"), "{html}");
+    served.stop().await;
+}
+
+/// `keepword oauth login dev --account USER`, running; its output piped.
+fn login_command(config: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_keepword"))
+        .args(["oauth", "login", "dev", "--account", USER, "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads the command's instructions up to the code it shows; the rest of
+/// its output stays in the pipe for `wait_with_output`.
+fn user_code(child: &mut std::process::Child) -> String {
+    use std::io::Read;
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if let Some(rest) = text.split("and enter the code\n").nth(1)
+            && let Some(line) = rest.lines().next()
+            && rest.contains('\n')
+        {
+            assert!(text.contains("/device"), "{text}");
+            return line.trim().to_string();
+        }
+        assert!(Instant::now() < deadline, "no code shown: {text}");
+        match stdout.read(&mut byte) {
+            Ok(1) => seen.push(byte[0]),
+            _ => panic!("the command ended before showing a code: {text}"),
+        }
+    }
+}
+
+/// The `ops_contact` hears of keepword's own mail health through the
+/// outbox: at once when the provider refuses the grant, and when the
+/// mailbox has gone ten minutes unread; once each, however often the
+/// watch looks. Its mail goes out through an SMTP server that does not
+/// share the refused grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ops_contact_hears_of_a_refused_grant_and_an_unread_mailbox_once() {
+    let mut s = servers();
+    s.oauth.command(json!({"fail": "invalid_grant"}));
+    let (_dir, url) = common::fresh_sqlite();
+    let mut settings = app_settings(&s, url);
+    settings.smtp = SmtpSettings {
+        from: "keepword <keepword@test.local>".into(),
+        ..crate::tls::smtp("127.0.0.1", s.smtp.port, Tls::None, None)
+    };
+
+    // A contact the contract lacks stops the start, naming the key.
+    settings.ops_contact = Some("nobody".into());
+    let e = keepword::app::Application::build(settings.clone())
+        .await
+        .err()
+        .expect("an unknown ops_contact is refused")
+        .to_string();
+    assert!(e.contains("config key `ops_contact`: `nobody`"), "{e}");
+    assert!(e.contains("oncall"), "{e}");
+
+    settings.ops_contact = Some("oncall".into());
+    let clock = Clock::manual(chrono::Utc::now());
+    let served = common::app::serve(settings, clock.clone()).await;
+    let notices = |subject: &str| {
+        s.smtp
+            .received()
+            .into_iter()
+            .filter(|m| {
+                m.rcpt_tos == ["oncall@example.com"]
+                    && m.header("Subject").is_some_and(|h| h.contains(subject))
+            })
+            .count()
+    };
+    let refused = "Mail for support@test.local is not being read";
+    // The watch looks when the clock moves (and every 15 s).
+    let told = eventually_async(Duration::from_secs(20), || async {
+        clock.advance(chrono::Duration::seconds(1));
+        notices(refused) == 1
+    })
+    .await;
+    assert!(
+        told,
+        "no notice of the refused grant: {:?}",
+        s.smtp.received()
+    );
+    let mail = s
+        .smtp
+        .received()
+        .into_iter()
+        .find(|m| m.header("Subject").is_some_and(|h| h.contains(refused)))
+        .unwrap();
+    assert!(mail.data.contains("invalid_grant"), "{}", mail.data);
+    assert!(mail.data.contains("/connections"), "{}", mail.data);
+
+    let unread = "Mailbox support has not been read for 10 minutes";
+    clock.advance(chrono::Duration::minutes(11));
+    let told = eventually_async(Duration::from_secs(20), || async {
+        clock.advance(chrono::Duration::seconds(1));
+        notices(unread) == 1
+    })
+    .await;
+    assert!(
+        told,
+        "no notice of the unread mailbox: {:?}",
+        s.smtp.received()
+    );
+    // More looks, the same episodes: nothing more.
+    for _ in 0..5 {
+        clock.advance(chrono::Duration::seconds(30));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(notices(refused), 1);
+    assert_eq!(notices(unread), 1);
+    served.stop().await;
+}
+
+/// The service renews tokens in the background ahead of time, so a login
+/// or a send finds a fresh one and never waits for the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_renewed_before_anyone_has_to_wait_for_one() {
+    let mut oauth = OAuthServer::start();
+    oauth.command(json!({"email": USER, "ttl": 4}));
+    let creds = credentials(&oauth);
+    let tokens = tokens(&creds);
+    let first = tokens.token(CREDENTIAL, USER).await.unwrap();
+    let stop = CancellationToken::new();
+    let renewal = {
+        let (t, s) = (tokens.clone(), stop.clone());
+        tokio::spawn(async move { t.keep_fresh(s).await })
+    };
+    // A 4 s token is fresh for 2 s; for 6 s one is always held fresh.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(6) {
+        assert!(
+            tokens.held_fresh(CREDENTIAL, USER).is_some(),
+            "no fresh token held after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let requests = oauth.token_requests().len();
+    assert!(
+        (3..=8).contains(&requests),
+        "{requests} token requests in 6 s"
+    );
+    let now = tokens.token(CREDENTIAL, USER).await.unwrap();
+    assert_ne!(now.secret.expose(), first.secret.expose());
+    stop.cancel();
+    renewal.await.unwrap();
 }

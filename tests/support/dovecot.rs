@@ -320,7 +320,9 @@ pub struct OAuthIssuer {
     /// The `iss` claim, exactly.
     pub issuer: String,
     pub kid: String,
-    /// The RS256 public key, PEM.
+    /// The signing algorithm: `RS256`, or `ES256` (shorter tokens).
+    pub alg: String,
+    /// The public key, PEM.
     pub public_pem: String,
 }
 
@@ -333,9 +335,10 @@ fn oauth_config(root: &Path, issuer: &OAuthIssuer, relay_port: u16, port: u16) -
         .replace('%', "%25")
         .replace('.', "%2e")
         .replace('/', "%2f");
-    let keys = root.join("keys/default/RS256");
+    let alg_dir = format!("keys/default/{}", issuer.alg);
+    let keys = root.join(&alg_dir);
     std::fs::create_dir_all(&keys).unwrap();
-    for dir in ["keys", "keys/default", "keys/default/RS256"] {
+    for dir in ["keys", "keys/default", alg_dir.as_str()] {
         std::fs::set_permissions(root.join(dir), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     std::fs::write(keys.join(kid), &issuer.public_pem).unwrap();

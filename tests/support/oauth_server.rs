@@ -24,15 +24,28 @@ pub struct OAuthServer {
 }
 
 impl OAuthServer {
+    /// oauth2-mock-server (server.mjs).
     pub fn start() -> OAuthServer {
+        Self::start_script("server.mjs", "oauth2-mock-server")
+    }
+
+    /// oidc-provider with the device authorization grant (device.mjs): its
+    /// client is `keepword-device`, public, scope `openid offline_access
+    /// mail`; [`OAuthServer::command`] `{"approve": CODE, "login": ADDRESS}`
+    /// plays the person signing in.
+    pub fn start_device() -> OAuthServer {
+        Self::start_script("device.mjs", "oidc-provider")
+    }
+
+    fn start_script(script: &str, package: &str) -> OAuthServer {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oauth_server");
         assert!(
-            dir.join("node_modules/oauth2-mock-server").exists(),
-            "oauth2-mock-server is not installed: run ./scripts/test (it runs \
+            dir.join("node_modules").join(package).exists(),
+            "{package} is not installed: run ./scripts/test (it runs \
              `npm ci --prefix tests/oauth_server`)"
         );
         let mut child = Command::new("node")
-            .arg(dir.join("server.mjs"))
+            .arg(dir.join(script))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -64,6 +77,7 @@ impl OAuthServer {
             issuer: OAuthIssuer {
                 issuer: hello["issuer"].as_str().unwrap().to_string(),
                 kid: hello["kid"].as_str().unwrap().to_string(),
+                alg: hello["alg"].as_str().unwrap_or("RS256").to_string(),
                 public_pem: hello["pem"].as_str().unwrap().to_string(),
             },
             lines,
@@ -75,8 +89,9 @@ impl OAuthServer {
         format!("http://127.0.0.1:{}/token", self.port)
     }
 
-    /// Sends a command (see server.mjs) and waits until it is applied.
-    pub fn command(&mut self, mut cmd: Value) {
+    /// Sends a command (see server.mjs, device.mjs) and waits until it is
+    /// applied; its acknowledgement.
+    pub fn command(&mut self, mut cmd: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
         cmd["id"] = json!(id);
@@ -85,7 +100,7 @@ impl OAuthServer {
         stdin.flush().unwrap();
         let (lock, cv) = &*self.lines;
         let guard = lock.lock().unwrap();
-        let (_guard, timeout) = cv
+        let (guard, timeout) = cv
             .wait_timeout_while(guard, Duration::from_secs(10), |lines| {
                 !lines
                     .iter()
@@ -96,6 +111,14 @@ impl OAuthServer {
             !timeout.timed_out(),
             "the OAuth test server did not apply {cmd}"
         );
+        let ack = lines_ack(&guard, id);
+        assert!(ack["error"].is_null(), "{cmd} failed: {}", ack["error"]);
+        ack
+    }
+
+    /// Every line the server printed: token answers, errors, acks.
+    pub fn events(&self) -> Vec<Value> {
+        self.lines.0.lock().unwrap().clone()
     }
 
     /// Every token request answered so far: what the client sent.
@@ -109,6 +132,14 @@ impl OAuthServer {
             .map(|l| l["body"].clone())
             .collect()
     }
+}
+
+fn lines_ack(lines: &[Value], id: u64) -> Value {
+    lines
+        .iter()
+        .find(|l| l["event"] == "ack" && l["id"] == json!(id))
+        .cloned()
+        .unwrap_or_default()
 }
 
 impl Drop for OAuthServer {
