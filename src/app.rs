@@ -141,7 +141,15 @@ impl Application {
                     settings.wall_tokens.clone(),
                     &settings.public_url,
                 )
-                .with_connections(connections.clone()),
+                .with_connections(connections.clone())
+                .with_sign_in_pages(
+                    &settings
+                        .oauth
+                        .values()
+                        .filter(|o| o.grant == crate::oauth::Grant::Delegated)
+                        .filter_map(|o| o.authorize_url())
+                        .collect::<Vec<_>>(),
+                ),
             ),
             stopping: CancellationToken::new(),
         };

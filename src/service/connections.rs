@@ -242,10 +242,17 @@ impl Connections {
         self.update(mailbox, |m| m.connected = true);
     }
 
+    /// A successful read: the error before it is over, and no longer shown
+    /// beside "Connected" as if it were current.
     pub fn read(&self, mailbox: &str, at: DateTime<Utc>) {
         self.update(mailbox, |m| {
             m.connected = true;
             m.last_read = Some(at);
+            if m.last_error_at.is_some_and(|e| e <= at) {
+                m.last_error = None;
+                m.last_error_at = None;
+                m.fix = None;
+            }
         });
     }
 

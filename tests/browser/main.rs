@@ -7,5 +7,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+#[allow(unused_imports)]
+#[path = "../support/mod.rs"]
+mod support;
+
 mod browser;
 mod dashboard;
+mod sign_in;

@@ -61,6 +61,14 @@ pub struct Served {
 /// says) with time from `clock`, and serves it until `token` is cancelled.
 pub async fn serve(mut settings: Settings, clock: Clock) -> Served {
     settings.bind = "127.0.0.1:0".parse().unwrap();
+    serve_as_configured(settings, clock).await
+}
+
+/// [`serve`] on the address `settings.bind` names: for flows whose
+/// redirects need `public_url` right before the app starts (an OAuth
+/// sign-in in a browser comes back to it).
+#[allow(dead_code)]
+pub async fn serve_as_configured(settings: Settings, clock: Clock) -> Served {
     let bearer = settings
         .api_tokens
         .first()

@@ -955,12 +955,15 @@ scope = "openid offline_access mail"
     write_key(&key, 9);
 
     // The service starts before anyone signed in: the mailbox waits.
-    let mut settings = Settings::load(Some(&config)).unwrap();
-    settings.contract =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml");
-    settings.api_tokens = vec![Secret::new(common::app::TOKEN)];
-    settings.dashboard_password = Secret::new(common::app::PASSWORD);
-    let (served, cookie) = serve_waiting_for_sign_in(settings).await;
+    let settings = || {
+        let mut settings = Settings::load(Some(&config)).unwrap();
+        settings.contract =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml");
+        settings.api_tokens = vec![Secret::new(common::app::TOKEN)];
+        settings.dashboard_password = Secret::new(common::app::PASSWORD);
+        settings
+    };
+    let (served, cookie) = serve_waiting_for_sign_in(settings()).await;
 
     // A person declines: the command says so and stores nothing.
     let mut declined = login_command(&config);
@@ -1031,6 +1034,37 @@ scope = "openid offline_access mail"
     assert!(refreshed, "the service did not refresh the stored grant");
     let (_, html) = served.page(&cookie, "/connections").await;
     assert!(!html.contains("Needs sign-in"), "{html}");
+    served.stop().await;
+
+    // After a restart the stored grant logs in without anyone signing in:
+    // the provider rotates refresh tokens and refuses a used one, so this
+    // works only if each rotated token was stored before it was used.
+    let logins = |log: String| log.matches("method=XOAUTH2").count();
+    let before = logins(dovecot.log());
+    let refreshes = |events: Vec<serde_json::Value>| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "token" && e["grant_type"] == "refresh_token")
+            .count()
+    };
+    let refreshed_before = refreshes(oauth.events());
+    let served = common::app::serve(settings(), Clock::system()).await;
+    let again = eventually(Duration::from_secs(15), || logins(dovecot.log()) > before).await;
+    assert!(
+        again,
+        "no login after the restart:\n{}\n{:?}",
+        dovecot.log(),
+        oauth.events()
+    );
+    assert!(refreshes(oauth.events()) > refreshed_before);
+    assert!(
+        !oauth
+            .events()
+            .iter()
+            .any(|e| e["event"] == "token_error" && e["grant_type"] == "refresh_token"),
+        "a refresh was refused: {:?}",
+        oauth.events()
+    );
     served.stop().await;
 }
 

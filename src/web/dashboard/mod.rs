@@ -34,7 +34,10 @@ pub use session::{LoginLimiter, constant_time_eq};
 pub use stream::TICK as STREAM_TICK;
 
 /// The policy of every dashboard page: nothing inline, nothing from
-/// elsewhere, never framed.
+/// elsewhere, never framed. Forms post to the dashboard only, and to the
+/// sign-in pages of the OAuth providers (see [`Dashboard::with_sign_in_pages`]):
+/// browsers apply `form-action` to the redirect after a post too, and the
+/// Sign in button's answer is a redirect to the provider.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -58,6 +61,8 @@ pub struct Dashboard {
     inflated: std::sync::Mutex<Option<(Instant, Inflated)>>,
     /// Mailbox health for the Connections page and the sign-in banner.
     pub connections: Option<std::sync::Arc<crate::service::connections::Connections>>,
+    /// [`CSP`], with the providers' sign-in pages as form targets.
+    csp: String,
 }
 
 /// `(client name, share)` of each client above the urgent-share limit.
@@ -116,6 +121,7 @@ impl Dashboard {
             sessions_ended: tokio::sync::broadcast::channel(64).0,
             inflated: std::sync::Mutex::new(None),
             connections: None,
+            csp: CSP.to_string(),
         }
     }
 
@@ -124,6 +130,26 @@ impl Dashboard {
         connections: std::sync::Arc<crate::service::connections::Connections>,
     ) -> Dashboard {
         self.connections = Some(connections);
+        self
+    }
+
+    /// Lets the Sign in buttons' posts end at these sign-in pages: each
+    /// URL's origin is added to `form-action`.
+    pub fn with_sign_in_pages(mut self, urls: &[String]) -> Dashboard {
+        let mut origins: Vec<String> = urls
+            .iter()
+            .filter_map(|u| reqwest::Url::parse(u).ok())
+            .map(|u| u.origin().ascii_serialization())
+            .filter(|o| o != "null")
+            .collect();
+        origins.sort();
+        origins.dedup();
+        if !origins.is_empty() {
+            self.csp = CSP.replace(
+                "form-action 'self'",
+                &format!("form-action 'self' {}", origins.join(" ")),
+            );
+        }
         self
     }
 
@@ -179,7 +205,10 @@ fn page(state: &AppState, status: StatusCode, name: &str, ctx: Value) -> HttpRes
     match state.dashboard.render(name, ctx) {
         Ok(html) => HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
-            .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+            .insert_header((
+                header::CONTENT_SECURITY_POLICY,
+                state.dashboard.csp.as_str(),
+            ))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .body(html),
         Err(e) => {
@@ -989,7 +1018,10 @@ async fn message_text(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
         Ok(body) => HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+            .insert_header((
+                header::CONTENT_SECURITY_POLICY,
+                state.dashboard.csp.as_str(),
+            ))
             .body(body),
         Err(e) => service_error(&state, e),
     }
