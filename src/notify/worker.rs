@@ -159,6 +159,9 @@ pub struct StepReport {
 struct WorkerMetrics {
     pending: IntGauge,
     notifications: IntCounterVec,
+    /// Outcomes not recorded because the lease had ended and another
+    /// claimer may hold the row.
+    lease_lost: prometheus::IntCounter,
 }
 
 impl WorkerMetrics {
@@ -175,6 +178,11 @@ impl WorkerMetrics {
                     "Notification delivery attempts by kind (email, webhook) and result (sent, failed).",
                 ),
                 &["kind", "result"],
+            )
+            .expect("valid metric"),
+            lease_lost: prometheus::IntCounter::new(
+                "outbox_lease_lost_total",
+                "Delivery outcomes not recorded because this process's lease on the row had ended (it stalled or was cut off past the lease); the row is sent again by its next claimer, with the same identity.",
             )
             .expect("valid metric"),
         }
@@ -267,6 +275,7 @@ impl OutboxWorker {
         vec![
             Box::new(self.metrics.pending.clone()),
             Box::new(self.metrics.notifications.clone()),
+            Box::new(self.metrics.lease_lost.clone()),
         ]
     }
 
@@ -292,7 +301,12 @@ impl OutboxWorker {
         // send_timeout`, inside the lease.
         let start_by = tokio::time::Instant::from_std(started) + self.config.send_timeout;
         let (outcomes, received) = mpsc::unbounded_channel();
-        let recorder = tokio::spawn(record(self.store.clone(), received, lease_until));
+        let recorder = tokio::spawn(record(
+            self.store.clone(),
+            received,
+            lease_until,
+            self.metrics.lease_lost.clone(),
+        ));
         let mut tasks = tokio::task::JoinSet::new();
         for row in rows {
             let message = serde_json::from_str::<OutboxMessage>(&row.payload);
@@ -422,6 +436,7 @@ async fn record(
     store: Store,
     mut received: mpsc::UnboundedReceiver<Outcome>,
     lease_until: DateTime<Utc>,
+    lease_lost: prometheus::IntCounter,
 ) {
     let mut batch = Vec::new();
     while received.recv_many(&mut batch, RECORD_BATCH).await > 0 {
@@ -431,7 +446,15 @@ async fn record(
         for attempt in 1..=3u64 {
             let o = outcomes.clone();
             match write(&store, move |c| write_outcomes(c, &o, lease_until)).await {
-                Ok(()) => break,
+                Ok(0) => break,
+                Ok(lost) => {
+                    lease_lost.inc_by(lost as u64);
+                    tracing::warn!(
+                        rows = lost,
+                        "outcomes not recorded: the lease on them had ended; their next claimer sends them again"
+                    );
+                    break;
+                }
                 Err(e) if attempt < 3 => {
                     tracing::warn!(rows = outcomes.len(), error = %e, "cannot record sent notifications; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
@@ -456,11 +479,14 @@ async fn record(
     }
 }
 
+/// Returns how many outcomes were not recorded because the lease on their
+/// row had ended.
 fn write_outcomes(
     c: &mut AnyConnection,
     outcomes: &[Outcome],
     lease_until: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
+    let mut lost = 0;
     let mut sent = Vec::new();
     let mut sent_by = None;
     let mut released = Vec::new();
@@ -477,7 +503,11 @@ fn write_outcomes(
                 id,
                 retry_at,
                 error,
-            } => outbox::mark_failed(c, *id, *retry_at, error)?,
+            } => {
+                if !outbox::mark_failed(c, *id, lease_until, *retry_at, error)? {
+                    lost += 1;
+                }
+            }
             Outcome::Released { id, at } => {
                 released.push(*id);
                 released_at = released_at.max(Some(*at));
@@ -485,12 +515,12 @@ fn write_outcomes(
         }
     }
     if let Some(at) = sent_by {
-        outbox::mark_delivered_many(c, &sent, at)?;
+        lost += sent.len() - outbox::mark_delivered_many(c, &sent, lease_until, at)?;
     }
     if let Some(at) = released_at {
         outbox::release_unsent(c, &released, lease_until, at)?;
     }
-    Ok(())
+    Ok(lost)
 }
 
 /// One claimed row on its way out; owns what its task needs.

@@ -120,19 +120,20 @@ fn claim_sqlite(
     lease!(c, rows, lease_until)
 }
 
-/// Records a delivered row. Clears `last_error` so the row reads as a clean
-/// success; `sent_at IS NULL` keeps the first delivery time if a row was
-/// (in the crash window) delivered twice.
-pub fn mark_delivered(conn: &mut AnyConnection, id: i64, now: DateTime<Utc>) -> Result<()> {
-    mark_delivered_many(conn, &[id], now).map(|_| ())
-}
-
-/// [`mark_delivered`] for many rows at once, all delivered by `now`: one
-/// UPDATE instead of a round trip per row (a burst of dues is delivered in
-/// parallel and recorded in batches). Returns how many rows it marked.
+/// Records delivered rows, all delivered by `now`, in one UPDATE per chunk
+/// (a burst of dues is delivered in parallel and recorded in batches).
+/// Clears `last_error` so a row reads as a clean success.
+///
+/// The lease is a fence: only rows still under this claimer's lease
+/// (`available_at = lease_until`) are marked. A claimer that stalled past
+/// its lease, whose rows another claimed meanwhile, records nothing; the
+/// row stays the new claimer's, which sends it again with the same
+/// identity (at least once). Returns how many rows it marked; the rest
+/// were lost with the lease.
 pub fn mark_delivered_many(
     conn: &mut AnyConnection,
     ids: &[i64],
+    lease_until: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<usize> {
     let mut marked = 0;
@@ -141,7 +142,8 @@ pub fn mark_delivered_many(
         marked += diesel::update(
             outbox::table
                 .filter(outbox::id.eq_any(chunk))
-                .filter(outbox::sent_at.is_null()),
+                .filter(outbox::sent_at.is_null())
+                .filter(outbox::available_at.eq(to_db(lease_until))),
         )
         .set((
             outbox::sent_at.eq(Some(to_db(now))),
@@ -184,24 +186,28 @@ pub fn release_unsent(
 /// Ids per statement in the batch writes.
 const ID_CHUNK: usize = 500;
 
-/// Records a failed attempt: the row is due again at `retry_at`.
+/// Records a failed attempt: the row is due again at `retry_at`. Fenced by
+/// the lease like [`mark_delivered_many`]: a claimer that lost its lease
+/// cannot move another claimer's row. Returns whether it was recorded.
 pub fn mark_failed(
     conn: &mut AnyConnection,
     id: i64,
+    lease_until: DateTime<Utc>,
     retry_at: DateTime<Utc>,
     error: &str,
-) -> Result<()> {
-    diesel::update(
+) -> Result<bool> {
+    let n = diesel::update(
         outbox::table
             .filter(outbox::id.eq(id))
-            .filter(outbox::sent_at.is_null()),
+            .filter(outbox::sent_at.is_null())
+            .filter(outbox::available_at.eq(to_db(lease_until))),
     )
     .set((
         outbox::available_at.eq(to_db(retry_at)),
         outbox::last_error.eq(Some(error)),
     ))
     .execute(conn)?;
-    Ok(())
+    Ok(n == 1)
 }
 
 /// The backlog at `now`: unsent rows, apart from those held for a contact's

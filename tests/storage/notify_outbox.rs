@@ -475,6 +475,101 @@ async fn a_dead_workers_lease_runs_out(url: &str) {
     assert_eq!(rows(&store)[0].attempts, 2);
 }
 
+/// The lease is a fence: a claimer that stalled past its lease (SIGSTOP, a
+/// partition) and whose row was claimed again meanwhile cannot record a
+/// delivery or a failure for it afterwards; the new claimer's records
+/// stand. A worker that lost its lease counts it.
+async fn a_stalled_claimers_late_outcome_is_fenced_off(url: &str) {
+    let hook = HookReceiver::start(0).await;
+    let store = Store::open(url).unwrap();
+    let cfg = config();
+    let lease = cfg.lease;
+    let now = t0();
+    let body = serde_json::json!({"text": "fenced"});
+    enqueue(
+        &store,
+        new_webhook(&hook.url, body.clone(), "fence:1", now).unwrap(),
+    );
+    let stalled_lease = now + lease;
+    let stalled = store
+        .with(|c| outbox::claim_due(c, now, stalled_lease, 10))
+        .unwrap();
+    assert_eq!(stalled.len(), 1);
+    let id = stalled[0].id;
+
+    // The lease ends; another claimer takes the row.
+    let later = now + lease + Duration::from_secs(1);
+    let fresh_lease = later + lease;
+    let fresh = store
+        .with(|c| outbox::claim_due(c, later, fresh_lease, 10))
+        .unwrap();
+    assert_eq!(fresh.len(), 1);
+
+    // The stalled claimer wakes up and reports: nothing is recorded.
+    let marked = store
+        .with(|c| outbox::mark_delivered_many(c, &[id], stalled_lease, later))
+        .unwrap();
+    assert_eq!(marked, 0, "a delivery recorded under a lost lease");
+    let failed = store
+        .with(|c| outbox::mark_failed(c, id, stalled_lease, later + lease * 10, "late"))
+        .unwrap();
+    assert!(!failed, "a failure recorded under a lost lease");
+    let row = &rows(&store)[0];
+    assert!(row.sent_at.is_none());
+    assert_eq!(row.last_error, None);
+    assert_eq!(
+        row.available_at,
+        store::from_db(store::to_db(fresh_lease)),
+        "the new claimer's lease was moved"
+    );
+    // The claimer holding the lease records as usual.
+    let marked = store
+        .with(|c| outbox::mark_delivered_many(c, &[id], fresh_lease, later))
+        .unwrap();
+    assert_eq!(marked, 1);
+
+    // A worker whose claim was taken over while it sent counts the loss:
+    // its send outlasts the lease because the test moves the claim away
+    // before the worker records.
+    let slow_hook = HookReceiver::slow(Duration::from_millis(800), None).await;
+    enqueue(
+        &store,
+        new_webhook(&slow_hook.url, body.clone(), "fence:2", now).unwrap(),
+    );
+    let registry = Registry::new();
+    let w = worker(store.clone(), support::free_port(), config());
+    for c in w.collectors() {
+        registry.register(c).unwrap();
+    }
+    let step = {
+        let w = &w;
+        async move { w.step(later).await.unwrap() }
+    };
+    let takeover = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store
+            .with(|c| outbox::claim_due(c, later + lease * 2, later + lease * 3, 10))
+            .unwrap()
+    };
+    let (r, taken) = tokio::join!(step, takeover);
+    assert_eq!(taken.len(), 1, "the takeover claimed the row in flight");
+    assert_eq!(r.claimed, 1);
+    let text = {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    assert!(text.contains("outbox_lease_lost_total 1"), "{text}");
+    assert!(
+        rows(&store)
+            .iter()
+            .all(|r| r.dedupe_key != "fence:2" || r.sent_at.is_none()),
+        "the row was recorded as sent by the worker that lost its lease"
+    );
+}
+
 /// A row that can never be sent (unreadable payload, no SMTP configured)
 /// says why and waits the longest back-off instead of hammering.
 async fn permanent_failures_wait_the_longest_back_off(url: &str) {
@@ -772,6 +867,7 @@ crate::both_backends!(
     two_workers_deliver_each_row_once,
     run_wakes_on_notify_and_stops,
     a_dead_workers_lease_runs_out,
+    a_stalled_claimers_late_outcome_is_fenced_off,
     permanent_failures_wait_the_longest_back_off,
     a_burst_is_delivered_once_by_racing_workers,
     concurrency_is_bounded_per_receiver,
