@@ -570,6 +570,60 @@ async fn a_stalled_claimers_late_outcome_is_fenced_off(url: &str) {
     );
 }
 
+/// No transaction is held open across a network send: with PostgreSQL
+/// ending every session that sits idle inside a transaction for 300 ms,
+/// sends that take a second each are delivered and recorded, and the
+/// store's sessions were not cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_transaction_is_held_open_across_a_send() {
+    let db = crate::common::FreshPostgres::new();
+    let name = db.url.rsplit('/').next().unwrap().to_string();
+    {
+        use diesel::{Connection, RunQueryDsl};
+        let mut c = diesel::PgConnection::establish(&db.url).unwrap();
+        diesel::sql_query(format!(
+            "ALTER DATABASE \"{name}\" SET idle_in_transaction_session_timeout = '300ms'"
+        ))
+        .execute(&mut c)
+        .unwrap();
+        // The guard is on: a transaction left idle for 600 ms is ended.
+        let mut c = diesel::PgConnection::establish(&db.url).unwrap();
+        let held = c.transaction::<_, diesel::result::Error, _>(|c| {
+            diesel::sql_query("SELECT 1").execute(c)?;
+            std::thread::sleep(Duration::from_millis(600));
+            diesel::sql_query("SELECT 1").execute(c)
+        });
+        assert!(
+            held.is_err(),
+            "idle_in_transaction_session_timeout is not in force"
+        );
+    }
+    let store = Store::open(&db.url).unwrap();
+    let slow = HookReceiver::slow(Duration::from_secs(1), None).await;
+    let now = t0();
+    for i in 0..3 {
+        enqueue(
+            &store,
+            new_webhook(
+                &slow.url,
+                serde_json::json!({"n": i}),
+                format!("slow:{i}"),
+                now,
+            )
+            .unwrap(),
+        );
+    }
+    let w = worker(store.clone(), support::free_port(), config());
+    let r = w.step(now).await.unwrap();
+    assert_eq!((r.claimed, r.sent, r.failed), (3, 3, 0));
+    assert_eq!(slow.requests(), 3);
+    assert!(
+        rows(&store).iter().all(|r| r.sent_at.is_some()),
+        "a delivery was not recorded: {:?}",
+        rows(&store)
+    );
+}
+
 /// A row that can never be sent (unreadable payload, no SMTP configured)
 /// says why and waits the longest back-off instead of hammering.
 async fn permanent_failures_wait_the_longest_back_off(url: &str) {
