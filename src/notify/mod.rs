@@ -142,11 +142,26 @@ pub enum NotifyError {
     NoSmtp,
     #[error("{what} timed out after {secs} s")]
     Timeout { what: &'static str, secs: u64 },
+    /// The request went out and no answer came (a timeout after it was
+    /// sent, the connection lost before the reply): the receiver may have
+    /// it. Retried with the same identity.
+    #[error("outcome unknown: {0}")]
+    Uncertain(String),
     #[error("background task failed: {0}")]
     Task(String),
 }
 
 impl NotifyError {
+    /// The receiver may have the notification although the attempt failed:
+    /// the next attempt may deliver it a second time (with the same
+    /// identity: Message-ID, `webhook-id`, `dedup_key`).
+    pub fn is_uncertain(&self) -> bool {
+        matches!(
+            self,
+            NotifyError::Uncertain(_) | NotifyError::Timeout { .. }
+        )
+    }
+
     /// Retrying cannot help: the payload or the address is wrong, or the
     /// receiver refused for good. Such rows are retried at the longest
     /// back-off only, so an operator can still fix and replay them.

@@ -105,6 +105,10 @@ impl SmtpSender {
             // Transient on purpose: fixing `ca_file` or the server's
             // certificate lets the retries through without a replay.
             NotifyError::Smtp(format!("TLS with {}: {why}", self.host))
+        } else if e.is_timeout() {
+            // Possibly the RFC 1047 window: the message was sent and the
+            // server's final reply never came.
+            NotifyError::Uncertain(format!("smtp: {e}"))
         } else {
             NotifyError::Smtp(e.to_string())
         }

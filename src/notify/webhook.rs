@@ -163,7 +163,18 @@ impl WebhookSender {
             .send()
             .await
             // without_url: Slack-style URLs carry their secret in the path.
-            .map_err(|e| NotifyError::Webhook(e.without_url().to_string()))?;
+            .map_err(|e| {
+                // Not connected: certainly not delivered. Anything later
+                // (a timeout, a connection lost before the answer): the
+                // receiver may have it.
+                let connected = !(e.is_connect() || e.is_builder());
+                let text = e.without_url().to_string();
+                if connected {
+                    NotifyError::Uncertain(format!("webhook: {text}"))
+                } else {
+                    NotifyError::Webhook(text)
+                }
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

@@ -162,6 +162,8 @@ struct WorkerMetrics {
     /// Outcomes not recorded because the lease had ended and another
     /// claimer may hold the row.
     lease_lost: prometheus::IntCounter,
+    /// Attempts whose outcome is unknown: the receiver may have it.
+    uncertain: IntCounterVec,
 }
 
 impl WorkerMetrics {
@@ -178,6 +180,14 @@ impl WorkerMetrics {
                     "Notification delivery attempts by kind (email, webhook) and result (sent, failed).",
                 ),
                 &["kind", "result"],
+            )
+            .expect("valid metric"),
+            uncertain: IntCounterVec::new(
+                Opts::new(
+                    "notifications_uncertain_total",
+                    "Delivery attempts whose outcome is unknown (a timeout after the request was sent, the connection lost before the answer): the receiver may have the notification, and the retry carries the same identity (Message-ID, webhook-id, dedup_key).",
+                ),
+                &["kind"],
             )
             .expect("valid metric"),
             lease_lost: prometheus::IntCounter::new(
@@ -276,6 +286,7 @@ impl OutboxWorker {
             Box::new(self.metrics.pending.clone()),
             Box::new(self.metrics.notifications.clone()),
             Box::new(self.metrics.lease_lost.clone()),
+            Box::new(self.metrics.uncertain.clone()),
         ]
     }
 
@@ -599,6 +610,12 @@ impl Delivery {
                     .notifications
                     .with_label_values(&[row.kind.as_str(), "failed"])
                     .inc();
+                if error.is_uncertain() {
+                    self.metrics
+                        .uncertain
+                        .with_label_values(&[row.kind.as_str()])
+                        .inc();
+                }
                 let wait = if error.is_permanent() {
                     self.config.max_backoff
                 } else {

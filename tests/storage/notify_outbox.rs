@@ -536,11 +536,7 @@ async fn a_stalled_claimers_late_outcome_is_fenced_off(url: &str) {
         &store,
         new_webhook(&slow_hook.url, body.clone(), "fence:2", now).unwrap(),
     );
-    let registry = Registry::new();
     let w = worker(store.clone(), support::free_port(), config());
-    for c in w.collectors() {
-        registry.register(c).unwrap();
-    }
     let step = {
         let w = &w;
         async move { w.step(later).await.unwrap() }
@@ -554,14 +550,11 @@ async fn a_stalled_claimers_late_outcome_is_fenced_off(url: &str) {
     let (r, taken) = tokio::join!(step, takeover);
     assert_eq!(taken.len(), 1, "the takeover claimed the row in flight");
     assert_eq!(r.claimed, 1);
-    let text = {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&registry.gather(), &mut out)
-            .unwrap();
-        String::from_utf8(out).unwrap()
-    };
-    assert!(text.contains("outbox_lease_lost_total 1"), "{text}");
+    let text = exported(&w);
+    assert!(
+        text.contains("keepword_outbox_lease_lost_total 1"),
+        "{text}"
+    );
     assert!(
         rows(&store)
             .iter()
@@ -621,6 +614,56 @@ async fn no_transaction_is_held_open_across_a_send() {
         rows(&store).iter().all(|r| r.sent_at.is_some()),
         "a delivery was not recorded: {:?}",
         rows(&store)
+    );
+}
+
+/// An attempt whose outcome is unknown — the receiver took the request and
+/// did not answer within the send timeout — is counted as uncertain and
+/// retried with the same identity, so the receiver can tell the second
+/// delivery is the first one again.
+async fn an_unanswered_attempt_is_uncertain_and_retried_with_the_same_identity(url: &str) {
+    let hook = HookReceiver::slow_first(1, Duration::from_secs(3)).await;
+    let store = Store::open(url).unwrap();
+    let cfg = WorkerConfig {
+        send_timeout: Duration::from_secs(1),
+        ..config()
+    };
+    let w = worker(store.clone(), support::free_port(), cfg.clone());
+    let now = t0();
+    enqueue(
+        &store,
+        new_webhook(
+            &hook.url,
+            serde_json::json!({"text": "maybe"}),
+            "maybe:1",
+            now,
+        )
+        .unwrap(),
+    );
+    let r = w.step(now).await.unwrap();
+    assert_eq!((r.claimed, r.failed), (1, 1));
+    let r = w.step(now + cfg.max_backoff).await.unwrap();
+    assert_eq!(r.sent, 1);
+    // The first request finishes at the receiver after the sender gave up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hook.recorded().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            hook.recorded()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids: Vec<_> = hook
+        .recorded()
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_string())
+        .collect();
+    assert_eq!(ids[0], ids[1], "a retry with another identity");
+    let text = exported(&w);
+    assert!(
+        text.contains("keepword_notifications_uncertain_total{kind=\"webhook\"} 1"),
+        "{text}"
     );
 }
 
@@ -922,6 +965,7 @@ crate::both_backends!(
     run_wakes_on_notify_and_stops,
     a_dead_workers_lease_runs_out,
     a_stalled_claimers_late_outcome_is_fenced_off,
+    an_unanswered_attempt_is_uncertain_and_retried_with_the_same_identity,
     permanent_failures_wait_the_longest_back_off,
     a_burst_is_delivered_once_by_racing_workers,
     concurrency_is_bounded_per_receiver,

@@ -209,6 +209,10 @@ struct HookState {
     fail_first: usize,
     /// How long each request is held before its answer.
     delay: Duration,
+    /// Only the first this many requests are held (0: every one).
+    slow_first: usize,
+    /// Requests that arrived, counted before any delay.
+    arrived: AtomicUsize,
     requests: AtomicUsize,
     accepted: Mutex<Vec<serde_json::Value>>,
     flight: Flight,
@@ -260,6 +264,18 @@ impl HookReceiver {
         Self::with_state(HookState {
             delay,
             group,
+            ..HookState::default()
+        })
+        .await
+    }
+
+    /// A receiver that holds only its first `n` requests for `delay`, then
+    /// answers at once: a sender that gave up on the first attempt retries
+    /// into a fast receiver.
+    pub async fn slow_first(n: usize, delay: Duration) -> HookReceiver {
+        Self::with_state(HookState {
+            delay,
+            slow_first: n,
             ..HookState::default()
         })
         .await
@@ -357,7 +373,8 @@ async fn serve(mut sock: TcpStream, state: Arc<HookState>) {
     if let Some(g) = &state.group {
         g.enter();
     }
-    if !state.delay.is_zero() {
+    let arrival = state.arrived.fetch_add(1, Ordering::SeqCst);
+    if !state.delay.is_zero() && (state.slow_first == 0 || arrival < state.slow_first) {
         tokio::time::sleep(state.delay).await;
     }
     let body = &buf[head_end..head_end + length];
