@@ -847,3 +847,31 @@ fn sqlite_checkpoints_beside_the_writer() {
     }
     drop(store);
 }
+
+#[derive(diesel::QueryableByName, Debug)]
+struct Synchronous {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    synchronous: i32,
+}
+
+/// An accepted input is durable before it is acknowledged: every SQLite
+/// connection of the store, the writer's included, commits with
+/// `synchronous = FULL` (2), which survives a power cut, not only a killed
+/// process, in WAL mode.
+#[test]
+fn sqlite_commits_reach_the_disk_before_they_return() {
+    use diesel::RunQueryDsl;
+    let (_dir, url) = crate::common::fresh_sqlite();
+    let store = Store::open(&url).unwrap();
+    for _ in 0..3 {
+        let got = store
+            .with(|c| match c {
+                keepword::store::AnyConnection::Sqlite(c) => {
+                    Ok(diesel::sql_query("PRAGMA synchronous").get_result::<Synchronous>(c)?)
+                }
+                _ => unreachable!("a SQLite store"),
+            })
+            .unwrap();
+        assert_eq!(got.synchronous, 2, "PRAGMA synchronous is not FULL");
+    }
+}
