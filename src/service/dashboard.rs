@@ -658,33 +658,25 @@ impl Service {
             let timers = store::timers_of_many(conn, &ids)?;
             Ok::<_, ServiceError>((convs, timers))
         })?;
+        let mut calendars = Calendars::default();
+        Ok(self.tally(&convs, &timers, &mut calendars))
+    }
+
+    /// The compliance figures of `convs`: per request type, client and
+    /// timer, from their stored timers. The one rule of kept and broken
+    /// promises: the compliance report, the client's page, its monthly
+    /// report and the team's weekly digest all count with it.
+    pub(crate) fn tally(
+        &self,
+        convs: &[ConversationRow],
+        timers: &HashMap<i64, Vec<TimerRow>>,
+        calendars: &mut Calendars,
+    ) -> Vec<ComplianceRow> {
         let current = self.inner.contract.current();
-        let mut policies: HashMap<(String, String, String), Option<Calendar>> = HashMap::new();
         let mut rows: BTreeMap<(String, String, &'static str), (ComplianceRow, Vec<i64>)> =
             BTreeMap::new();
-        for c in &convs {
-            let key = (
-                c.contract_version.clone(),
-                c.request_type.clone(),
-                c.client_id.clone(),
-            );
-            if !policies.contains_key(&key) {
-                let cal = self
-                    .store()
-                    .with(|conn| {
-                        self.contract_version(conn, &c.contract_version)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))
-                    })
-                    .ok()
-                    .and_then(|contract| {
-                        let client =
-                            (c.client_id != UNKNOWN_CLIENT).then_some(c.client_id.as_str());
-                        Policy::from_contract(&contract, &c.request_type, client)
-                            .map(|p| p.calendar().clone())
-                    });
-                policies.insert(key.clone(), cal);
-            }
-            let cal = policies.get(&key).cloned().flatten();
+        for c in convs {
+            let cal = calendars.of(self, c);
             let empty = Vec::new();
             let ts: &Vec<TimerRow> = timers.get(&c.id).unwrap_or(&empty);
             let mut seen_kinds: Vec<Timer> = Vec::new();
@@ -708,33 +700,21 @@ impl Service {
                     row.ids.entry("all").or_default().push(c.id);
                     seen_kinds.push(t.kind);
                 }
-                let outcome = match t.status {
-                    TimerStatus::Met => {
-                        row.met += 1;
-                        "met"
-                    }
-                    TimerStatus::Missed => {
-                        row.missed += 1;
-                        "missed"
-                    }
-                    TimerStatus::Breached => {
-                        row.breached += 1;
-                        "breached"
-                    }
-                    _ => continue,
+                let Some(outcome) = outcome(t.status) else {
+                    continue;
                 };
+                match outcome {
+                    "met" => row.met += 1,
+                    "missed" => row.missed += 1,
+                    _ => row.breached += 1,
+                }
                 row.ids.entry(outcome).or_default().push(c.id);
-                if t.kind != Timer::Resolution
-                    && outcome != "breached"
-                    && let (Some(cal), Some(stop)) = (&cal, t.stopped_at)
-                    && let Ok(d) = cal.between(t.started_at, stop)
-                {
-                    times.push(d.num_seconds());
+                if let Some(d) = response_time(t, cal.as_ref()) {
+                    times.push(d);
                 }
             }
         }
-        Ok(rows
-            .into_values()
+        rows.into_values()
             .map(|(mut row, mut times)| {
                 times.sort_unstable();
                 row.p50 = percentile(&times, 50.0);
@@ -746,7 +726,61 @@ impl Service {
                 }
                 row
             })
-            .collect())
+            .collect()
+    }
+}
+
+/// A settled or overdue timer's outcome as the compliance report names it:
+/// `met` (kept), `missed` (kept late) or `breached` (overdue, still open).
+pub(crate) fn outcome(status: TimerStatus) -> Option<&'static str> {
+    match status {
+        TimerStatus::Met => Some("met"),
+        TimerStatus::Missed => Some("missed"),
+        TimerStatus::Breached => Some("breached"),
+        _ => None,
+    }
+}
+
+/// The business time a reply took (`% met`'s companion, p50/p90): replies
+/// only — not resolutions — and only once given.
+pub(crate) fn response_time(t: &TimerRow, cal: Option<&Calendar>) -> Option<i64> {
+    if t.kind == Timer::Resolution || !matches!(t.status, TimerStatus::Met | TimerStatus::Missed) {
+        return None;
+    }
+    let (cal, stop) = (cal?, t.stopped_at?);
+    cal.between(t.started_at, stop)
+        .ok()
+        .map(|d| d.num_seconds())
+}
+
+/// The calendar each conversation's timers count on, by (contract version,
+/// request type, client), looked up once per key.
+#[derive(Default)]
+pub(crate) struct Calendars(HashMap<(String, String, String), Option<Calendar>>);
+
+impl Calendars {
+    pub(crate) fn of(&mut self, service: &Service, c: &ConversationRow) -> Option<Calendar> {
+        let key = (
+            c.contract_version.clone(),
+            c.request_type.clone(),
+            c.client_id.clone(),
+        );
+        self.0
+            .entry(key)
+            .or_insert_with(|| {
+                let contract = service
+                    .store()
+                    .with(|conn| {
+                        service
+                            .contract_version(conn, &c.contract_version)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))
+                    })
+                    .ok()?;
+                let client = (c.client_id != UNKNOWN_CLIENT).then_some(c.client_id.as_str());
+                Policy::from_contract(&contract, &c.request_type, client)
+                    .map(|p| p.calendar().clone())
+            })
+            .clone()
     }
 }
 

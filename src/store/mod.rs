@@ -19,6 +19,7 @@ mod mailboxes;
 mod messages;
 pub mod outbox;
 mod queue;
+mod record;
 mod rejected;
 pub mod schema;
 mod status;
@@ -67,6 +68,10 @@ pub use outbox::{
 pub use queue::{
     QueueFilter, QueuePage, SessionRow, create_session, delete_session, live_session,
     opened_between, queue_page,
+};
+pub use record::{
+    Reply, add_client_link, client_by_link_hash, client_open, client_opened_between, due_between,
+    longest_paused, outbox_has_key, replace_client_link, replies_of_many,
 };
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
 pub use status::{conversation_by_status_hash, insert_status_link, insert_status_links};

@@ -8,4 +8,5 @@
 mod common;
 
 mod browser;
+mod client_page;
 mod dashboard;
