@@ -512,11 +512,18 @@ impl Service {
             ) else {
                 continue;
             };
+            // The window alone: the hours are under "Our promises to you".
+            let promise = contract
+                .request_type(&c.request_type)
+                .zip(contract.window(&c.request_type, Some(client_id), Timer::FirstResponse))
+                .map_or(page.promise, |(t, w)| {
+                    window_words(&contract, t, Timer::FirstResponse, w, false)
+                });
             out.push(OpenRequest {
                 id: c.id,
                 subject: page.subject,
                 request_type: page.request_type,
-                promise: page.promise,
+                promise,
                 // Overdue now, not merely late once.
                 late: c.health == crate::sla::Health::Breached,
                 headline: page.headline,

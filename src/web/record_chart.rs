@@ -18,7 +18,7 @@ const HALF: i64 = 56;
 const TOP: i64 = 18;
 /// The median panel below the bars.
 const MEDIAN: i64 = 70;
-const GAP: i64 = 34;
+const GAP: i64 = 46;
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -129,8 +129,8 @@ pub fn svg(t: &TypeRecord, id: &str) -> String {
             "<line class=\"chart-window\" x1=\"{LEFT}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\"/>\
              <text class=\"chart-label\" x=\"{}\" y=\"{}\" text-anchor=\"end\">promise {}</text>",
             WIDTH - RIGHT,
-            LEFT - 4,
-            y + 4,
+            WIDTH - RIGHT,
+            y - 5,
             escape(&span_words(chrono::TimeDelta::seconds(window)))
         );
     }
@@ -147,7 +147,7 @@ pub fn svg(t: &TypeRecord, id: &str) -> String {
         }
     }
     // Week labels: as many as fit.
-    let every = (weeks / 8).max(1) as usize;
+    let every = ((weeks + 6) / 7).max(1) as usize;
     for (i, w) in t.weeks.iter().enumerate().filter(|(i, _)| i % every == 0) {
         let x = LEFT + step * i as i64 + step / 2;
         let _ = write!(
