@@ -154,7 +154,9 @@ impl Service {
         let current = self.inner.contract.current();
         let contract = current.contract.clone();
         let mut enqueued = false;
-        if let Some(due) = first_business_day(&contract, now)
+        let reporting = contract.clients().iter().any(|c| !c.report_to.is_empty());
+        if reporting
+            && let Some(due) = first_business_day(&contract, now)
             && now >= due
         {
             let zone = contract

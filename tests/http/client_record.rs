@@ -507,6 +507,17 @@ async fn reports_go_out_once_across_a_restart_and_a_second_process(url: String) 
     let got = subjects(&smtp);
     assert_eq!(got.len(), 4, "{got:?}");
     assert!(got.values().all(|n| *n == 1), "each once: {got:?}");
+    // Globex and Initech have no `report_to`: no report.
+    assert!(
+        smtp.received().iter().all(|m| m
+            .header("Subject")
+            .is_none_or(|s| !s.contains("our record") || s.starts_with("ACME Corp"))),
+        "{:?}",
+        smtp.received()
+            .iter()
+            .map(|m| m.header("Subject"))
+            .collect::<Vec<_>>()
+    );
     let mail = reports(&smtp);
     let november = mail
         .iter()

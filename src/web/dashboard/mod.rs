@@ -1083,6 +1083,14 @@ fn period_of(
         .map_err(|e| error_page(state, StatusCode::BAD_REQUEST, "Bad period", &e.to_string()))?;
     let (from, to) = period(&q, state.service.now())
         .map_err(|e| error_page(state, StatusCode::BAD_REQUEST, "Bad period", &e))?;
+    if let Some(by) = q.by.as_deref().filter(|b| !b.is_empty() && *b != "author") {
+        return Err(error_page(
+            state,
+            StatusCode::BAD_REQUEST,
+            "Bad grouping",
+            &format!("`by` must be `author` (got `{by}`)"),
+        ));
+    }
     Ok((q, from, to))
 }
 
