@@ -666,9 +666,9 @@ impl Service {
     /// timer, from their stored timers. The one rule of kept and broken
     /// promises: the compliance report, the client's page, its monthly
     /// report and the team's weekly digest all count with it.
-    pub(crate) fn tally(
+    pub(crate) fn tally<C: Tallied>(
         &self,
-        convs: &[ConversationRow],
+        convs: &[C],
         timers: &HashMap<i64, Vec<TimerRow>>,
         calendars: &mut Calendars,
     ) -> Vec<ComplianceRow> {
@@ -678,17 +678,21 @@ impl Service {
         for c in convs {
             let cal = calendars.of(self, c);
             let empty = Vec::new();
-            let ts: &Vec<TimerRow> = timers.get(&c.id).unwrap_or(&empty);
+            let ts: &Vec<TimerRow> = timers.get(&c.id()).unwrap_or(&empty);
             let mut seen_kinds: Vec<Timer> = Vec::new();
             for t in ts {
                 let (row, times) = rows
-                    .entry((c.request_type.clone(), c.client_id.clone(), t.kind.as_str()))
+                    .entry((
+                        c.request_type().to_string(),
+                        c.client_id().to_string(),
+                        t.kind.as_str(),
+                    ))
                     .or_insert_with(|| {
                         (
                             ComplianceRow {
-                                request_type: c.request_type.clone(),
-                                client_id: c.client_id.clone(),
-                                client: current.contract.client_name(&c.client_id),
+                                request_type: c.request_type().to_string(),
+                                client_id: c.client_id().to_string(),
+                                client: current.contract.client_name(c.client_id()),
                                 timer: t.kind.words().into(),
                                 ..ComplianceRow::default()
                             },
@@ -697,7 +701,7 @@ impl Service {
                     });
                 if !seen_kinds.contains(&t.kind) {
                     row.conversations += 1;
-                    row.ids.entry("all").or_default().push(c.id);
+                    row.ids.entry("all").or_default().push(c.id());
                     seen_kinds.push(t.kind);
                 }
                 let Some(outcome) = outcome(t.status) else {
@@ -708,7 +712,7 @@ impl Service {
                     "missed" => row.missed += 1,
                     _ => row.breached += 1,
                 }
-                row.ids.entry(outcome).or_default().push(c.id);
+                row.ids.entry(outcome).or_default().push(c.id());
                 if let Some(d) = response_time(t, cal.as_ref()) {
                     times.push(d);
                 }
@@ -753,34 +757,72 @@ pub(crate) fn response_time(t: &TimerRow, cal: Option<&Calendar>) -> Option<i64>
         .map(|d| d.num_seconds())
 }
 
+/// What the tally reads of a conversation: a whole row (the compliance
+/// report) or the record's narrow one (a client's page reads thousands).
+pub(crate) trait Tallied {
+    fn id(&self) -> i64;
+    fn request_type(&self) -> &str;
+    fn client_id(&self) -> &str;
+    fn contract_version(&self) -> &str;
+}
+
+/// Both rows carry the same four fields under the same names.
+macro_rules! tallied {
+    ($($row:ty),+) => {$(
+        impl Tallied for $row {
+            fn id(&self) -> i64 {
+                self.id
+            }
+            fn request_type(&self) -> &str {
+                &self.request_type
+            }
+            fn client_id(&self) -> &str {
+                &self.client_id
+            }
+            fn contract_version(&self) -> &str {
+                &self.contract_version
+            }
+        }
+    )+};
+}
+tallied!(ConversationRow, store::RecordRow);
+
 /// The calendar each conversation's timers count on, by (contract version,
 /// request type, client), looked up once per key.
 #[derive(Default)]
 pub(crate) struct Calendars(HashMap<(String, String, String), Option<Calendar>>);
 
 impl Calendars {
-    pub(crate) fn of(&mut self, service: &Service, c: &ConversationRow) -> Option<Calendar> {
-        let key = (
-            c.contract_version.clone(),
-            c.request_type.clone(),
-            c.client_id.clone(),
-        );
-        self.0
-            .entry(key)
-            .or_insert_with(|| {
-                let contract = service
-                    .store()
-                    .with(|conn| {
-                        service
-                            .contract_version(conn, &c.contract_version)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))
-                    })
-                    .ok()?;
-                let client = (c.client_id != UNKNOWN_CLIENT).then_some(c.client_id.as_str());
-                Policy::from_contract(&contract, &c.request_type, client)
-                    .map(|p| p.calendar().clone())
+    pub(crate) fn of(&mut self, service: &Service, c: &impl Tallied) -> Option<Calendar> {
+        let (version, type_id, client_id) = (c.contract_version(), c.request_type(), c.client_id());
+        if let Some(cal) = self.0.get(&(
+            version.to_string(),
+            type_id.to_string(),
+            client_id.to_string(),
+        )) {
+            return cal.clone();
+        }
+        let cal = service
+            .store()
+            .with(|conn| {
+                service
+                    .contract_version(conn, version)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
             })
-            .clone()
+            .ok()
+            .and_then(|contract| {
+                let client = (client_id != UNKNOWN_CLIENT).then_some(client_id);
+                Policy::from_contract(&contract, type_id, client).map(|p| p.calendar().clone())
+            });
+        self.0.insert(
+            (
+                version.to_string(),
+                type_id.to_string(),
+                client_id.to_string(),
+            ),
+            cal.clone(),
+        );
+        cal
     }
 }
 

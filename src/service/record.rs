@@ -256,7 +256,7 @@ impl Service {
         client_id: &str,
         from: NaiveDate,
         to: NaiveDate,
-        convs: &[ConversationRow],
+        convs: &[store::RecordRow],
         timers: &HashMap<i64, Vec<TimerRow>>,
         versions: &[super::VersionChanges],
         now: DateTime<Utc>,
@@ -288,7 +288,7 @@ impl Service {
         let mut broken_promises = Vec::new();
         let mut first_times: HashMap<String, Vec<Vec<i64>>> = HashMap::new();
         for type_id in &order {
-            let of_type: Vec<&ConversationRow> = convs
+            let of_type: Vec<&store::RecordRow> = convs
                 .iter()
                 .filter(|c| &c.request_type == type_id)
                 .collect();
@@ -338,7 +338,7 @@ impl Service {
                 .entry(type_id.clone())
                 .or_insert_with(|| vec![Vec::new(); weeks as usize]);
             for c in &of_type {
-                let cal = calendars.of(self, c);
+                let cal = calendars.of(self, *c);
                 for t in timers.get(&c.id).into_iter().flatten() {
                     let Some(result) = outcome(t.status) else {
                         continue;

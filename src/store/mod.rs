@@ -70,8 +70,8 @@ pub use queue::{
     opened_between, queue_page,
 };
 pub use record::{
-    Reply, add_client_link, client_by_link_hash, client_open, client_opened_between, due_between,
-    longest_paused, outbox_has_key, replace_client_link, replies_of_many,
+    RecordRow, Reply, add_client_link, client_by_link_hash, client_open, client_opened_between,
+    due_between, longest_paused, outbox_has_key, replace_client_link, replies_of_many,
 };
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
 pub use status::{conversation_by_status_hash, insert_status_link, insert_status_links};

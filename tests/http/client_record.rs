@@ -462,6 +462,27 @@ fn reports(smtp: &SmtpServer) -> Vec<support::Received> {
         .collect()
 }
 
+/// Waits until every report and digest in the outbox is recorded as sent:
+/// the test moves the clock by days, and a row whose send is not recorded
+/// yet would see its lease run out at once and go again (a real clock
+/// does not jump a week in a millisecond).
+async fn settled(app: &Served) {
+    let store = app.state.service.store().clone();
+    let done = eventually(Duration::from_secs(10), || {
+        store
+            .with(keepword::store::outbox::all)
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r.dedupe_key.starts_with("client-report:")
+                    || r.dedupe_key.starts_with("weekly-digest:")
+            })
+            .all(|r| r.sent_at.is_some())
+    })
+    .await;
+    assert!(done, "reports not recorded as sent");
+}
+
 async fn reports_go_out_once_across_a_restart_and_a_second_process(url: String) {
     let smtp = SmtpServer::start();
     let dir = tempfile::tempdir().unwrap();
@@ -476,19 +497,23 @@ async fn reports_go_out_once_across_a_restart_and_a_second_process(url: String) 
         "October's report at start: {:?}",
         subjects(&smtp)
     );
-    // The history moves the clock past 09:00: the week's digest.
-    history(&first).await;
+    settled(&first).await;
+    // Monday 09:00: the week's digest.
+    clock.set(monday_nine());
     assert!(
         eventually(Duration::from_secs(10), || reports(&smtp).len() == 2).await,
         "{:?}",
         subjects(&smtp)
     );
+    settled(&first).await;
+    history(&first).await;
     // A restart, and a second process beside it.
     first.stop().await;
     let again = serve(settings(&url, contract.clone(), smtp.port), clock.clone()).await;
     let second = serve(settings(&url, contract.clone(), smtp.port), clock.clone()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(reports(&smtp).len(), 2, "{:?}", subjects(&smtp));
+    settled(&again).await;
     // Tuesday 1 December, 09:00 in Berlin: December's first business day.
     clock.set(Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 1).unwrap());
     assert!(
@@ -496,6 +521,7 @@ async fn reports_go_out_once_across_a_restart_and_a_second_process(url: String) 
         "{:?}",
         subjects(&smtp)
     );
+    settled(&again).await;
     // Monday 7 December, 09:00: the next digest.
     clock.set(Utc.with_ymd_and_hms(2026, 12, 7, 8, 0, 1).unwrap());
     assert!(
