@@ -396,8 +396,11 @@ impl ManageConnection for Manager {
                 // past 64 KiB SQLite spilled that journal to a temporary
                 // file — created, written and deleted per statement: 13% of
                 // the writer's time storing mail with attachments.
+                // busy_timeout first: `journal_mode` takes a lock too, and
+                // while another process writes it failed at once ("database is
+                // locked": a second `serve` starting beside a busy one).
                 c.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
                      PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;",
                 )
