@@ -11,6 +11,13 @@
 //!       posts one event and times, from the POST's answer (the commit), until
 //!       the last stream has the change. Baseline: the same with one stream.
 //!
+//!   cargo bench --bench dashboard -- client N DATABASE_URL
+//!       seeds N conversations of one client (ACME) opened over the last 80
+//!       days — 10% open, first responses kept or broken, resolutions — with
+//!       their timers, by SQL; issues the client's link and times sequential
+//!       GETs of its page (`/clients/{token}`, 90 and 365 days) against GET
+//!       /healthz and a status page of the same database in the same run.
+//!
 //! DATABASE_URL is `sqlite://FILE` (created) or a PostgreSQL database that
 //! exists and is empty. Every result is one line starting with `RESULT `.
 
@@ -345,6 +352,140 @@ async fn fanout(streams: usize, rounds: usize, url: &str) {
     let _ = task.await;
 }
 
+/// N conversations of ACME over the last 80 days, with their timers.
+fn seed_client(url: &str, n: usize) {
+    let store = Store::open(url).expect("database");
+    let loaded = LoadedContract::load(&contract_path()).unwrap();
+    record_version(&store, &loaded, chrono::Utc::now()).expect("contract version");
+    let version = loaded.version.clone();
+    let started = Instant::now();
+    store
+        .with(|c| {
+            let sql = match c {
+                AnyConnection::Postgresql(_) => format!(
+                    "INSERT INTO clients (id, name, created_at) VALUES ('acme','ACME Corp', now()) ON CONFLICT DO NOTHING;
+                     INSERT INTO conversations (channel, thread_key, client_id, subject, request_type, classification,
+                         contract_version, status, opened_at, updated_at, health, next_check_at, next_due_at, next_timer)
+                       SELECT 'email', 'seed-' || i, 'acme', 'Question about invoice ' || i,
+                              (ARRAY['question','bug','urgent'])[1 + i % 3], 'question: default', '{version}',
+                              CASE WHEN i % 10 = 0 THEN 'open' ELSE 'solved' END,
+                              (now() at time zone 'utc') - ((i * 7919) % 6912000) * interval '1 second',
+                              now() at time zone 'utc', 'on_track', NULL,
+                              CASE WHEN i % 10 = 0 THEN (now() at time zone 'utc') + (i % 86400) * interval '1 second' END,
+                              CASE WHEN i % 10 = 0 THEN 'resolution' ELSE '' END
+                       FROM generate_series(1, {n}) i;
+                     INSERT INTO timers (conversation_id, kind, seq, status, started_at, due_at, stopped_at)
+                       SELECT id, 'first_response', 0, CASE WHEN id % 7 = 0 THEN 'missed' ELSE 'met' END,
+                              opened_at, opened_at + interval '2 hours',
+                              opened_at + CASE WHEN id % 7 = 0 THEN interval '3 hours' ELSE interval '40 minutes' END
+                       FROM conversations WHERE client_id = 'acme';
+                     INSERT INTO timers (conversation_id, kind, seq, status, started_at, due_at, stopped_at)
+                       SELECT id, 'resolution', 0, CASE WHEN status = 'open' THEN 'running' ELSE 'met' END,
+                              opened_at, opened_at + interval '3 days',
+                              CASE WHEN status = 'open' THEN NULL ELSE opened_at + interval '1 day' END
+                       FROM conversations WHERE client_id = 'acme';
+                     ANALYZE;"
+                ),
+                AnyConnection::Sqlite(_) => format!(
+                    "INSERT OR IGNORE INTO clients (id, name, created_at) VALUES ('acme','ACME Corp', datetime('now'));
+                     WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n})
+                     INSERT INTO conversations (channel, thread_key, client_id, subject, request_type, classification,
+                         contract_version, status, opened_at, updated_at, health, next_check_at, next_due_at, next_timer)
+                       SELECT 'email', 'seed-' || i, 'acme', 'Question about invoice ' || i,
+                              CASE i % 3 WHEN 0 THEN 'question' WHEN 1 THEN 'bug' ELSE 'urgent' END,
+                              'question: default', '{version}',
+                              CASE WHEN i % 10 = 0 THEN 'open' ELSE 'solved' END,
+                              datetime('now', '-' || ((i * 7919) % 6912000) || ' seconds'),
+                              datetime('now'), 'on_track', NULL,
+                              CASE WHEN i % 10 = 0 THEN datetime('now', (i % 86400) || ' seconds') END,
+                              CASE WHEN i % 10 = 0 THEN 'resolution' ELSE '' END
+                       FROM s;
+                     INSERT INTO timers (conversation_id, kind, seq, status, started_at, due_at, stopped_at)
+                       SELECT id, 'first_response', 0, CASE WHEN id % 7 = 0 THEN 'missed' ELSE 'met' END,
+                              opened_at, datetime(opened_at, '+2 hours'),
+                              datetime(opened_at, CASE WHEN id % 7 = 0 THEN '+3 hours' ELSE '+40 minutes' END)
+                       FROM conversations WHERE client_id = 'acme';
+                     INSERT INTO timers (conversation_id, kind, seq, status, started_at, due_at, stopped_at)
+                       SELECT id, 'resolution', 0, CASE WHEN status = 'open' THEN 'running' ELSE 'met' END,
+                              opened_at, datetime(opened_at, '+3 days'),
+                              CASE WHEN status = 'open' THEN NULL ELSE datetime(opened_at, '+1 day') END
+                       FROM conversations WHERE client_id = 'acme';
+                     ANALYZE;"
+                ),
+            };
+            match c {
+                AnyConnection::Postgresql(pg) => pg.batch_execute(&sql),
+                AnyConnection::Sqlite(lite) => lite.batch_execute(&sql),
+            }
+            .map_err(keepword::store::StoreError::Query)
+        })
+        .expect("seeding");
+    println!(
+        "RESULT seeded {n} conversations of one client (with timers) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+async fn client(n: usize, url: &str) {
+    seed_client(url, n);
+    let (base, token, task, state) = serve(url).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let contract = state.contract.current().contract.clone();
+    let link = keepword::service::new_client_link(
+        state.service.store(),
+        &contract,
+        &base,
+        "acme",
+        chrono::Utc::now(),
+    )
+    .expect("a client link");
+    // A status page of the same database, for a second baseline.
+    let (status, answer) = {
+        let r = http
+            .post(format!("{base}/api/v1/events"))
+            .bearer_auth(TOKEN)
+            .json(
+                &serde_json::json!({"id": "b1", "channel": "tickets", "thread": "bench-1",
+                "direction": "inbound", "from": "jane@acme.com", "subject": "Bench", "body": "x"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<serde_json::Value>().await.unwrap())
+    };
+    assert!(status.is_success(), "{answer}");
+    let status_page = answer["status_url"].as_str().unwrap().to_string();
+    let status_path = &status_page[status_page.find("/status/").unwrap()..];
+    let rounds = 100;
+    summary(
+        "GET /healthz (baseline)",
+        time_gets(&http, &format!("{base}/healthz"), "", rounds).await,
+    );
+    summary(
+        "GET /status/{token} (baseline: one request's page)",
+        time_gets(&http, &format!("{base}{status_path}"), "", rounds).await,
+    );
+    let body = http.get(&link).send().await.unwrap().text().await.unwrap();
+    println!(
+        "RESULT client page bytes: {}; broken promises listed: {}",
+        body.len(),
+        body.matches("was due").count()
+    );
+    summary(
+        &format!("GET /clients/{{token}} (90 days, {n} conversations)"),
+        time_gets(&http, &link, "", rounds).await,
+    );
+    summary(
+        &format!("GET /clients/{{token}}?days=365 ({n} conversations)"),
+        time_gets(&http, &format!("{link}?days=365"), "", rounds).await,
+    );
+    token.cancel();
+    let _ = task.await;
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -361,6 +502,7 @@ fn main() {
         .as_slice()
     {
         ["queue", n, url] => rt.block_on(queue(n.parse().unwrap(), url)),
+        ["client", n, url] => rt.block_on(client(n.parse().unwrap(), url)),
         ["fanout", s, r, url] => rt.block_on(fanout(s.parse().unwrap(), r.parse().unwrap(), url)),
         [] => println!(
             "usage: see the module documentation (cargo bench --bench dashboard -- queue N URL | fanout S R URL)"

@@ -73,6 +73,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
+    /// The client's own page (its record, pulled by link).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
     /// OAuth 2.0 credentials for IMAP and SMTP.
     Oauth {
         #[command(subcommand)]
@@ -114,6 +119,18 @@ enum ContractCommand {
     /// What changed from OLD to NEW, in the client's words ("no difference"
     /// when the versions agree). Exit 0 either way; 1 when a file is invalid.
     Diff { old: PathBuf, new: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Print a new link to the client's page ({public_url}/clients/{token});
+    /// every older link of the client stops working.
+    Link {
+        /// The client's id in the contract.
+        id: String,
+        #[arg(long, env = "KEEPWORD_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -172,6 +189,9 @@ fn main() -> ExitCode {
             database_url,
         } => migrate(config, database_url),
         Command::Contract { command } => return contract(command),
+        Command::Client {
+            command: ClientCommand::Link { id, config },
+        } => client_link(config, &id),
         Command::Healthcheck { url } => healthcheck(&url),
         Command::Oauth {
             command:
@@ -367,6 +387,24 @@ fn migrate(config: Option<PathBuf>, database_url: Option<String>) -> anyhow::Res
         store::redact_url(&url),
         s.backend()
     );
+    Ok(())
+}
+
+fn client_link(config: Option<PathBuf>, id: &str) -> anyhow::Result<()> {
+    let settings = Settings::load(config.as_deref())?;
+    // Reading the contract to know its clients; no alert is sent from here.
+    let loaded = LoadedContract::load_unresolved(&settings.contract)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", settings.contract.display()))?;
+    let store = Store::open(&settings.database_url)?;
+    let link = keepword::service::new_client_link(
+        &store,
+        &loaded.contract,
+        &settings.public_url,
+        id,
+        keepword::clock::Clock::system().now(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{link}");
     Ok(())
 }
 

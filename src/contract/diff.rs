@@ -49,9 +49,21 @@ pub struct Change {
 }
 
 impl Change {
-    /// Whether the public changes page shows it.
+    /// Whether the public changes page shows it: not internal changes, and
+    /// not a client's own agreement (the public pages name no client; each
+    /// client reads its own on its page).
     pub fn is_public(&self) -> bool {
-        self.kind != ChangeKind::Internal
+        !matches!(self.kind, ChangeKind::Internal | ChangeKind::ClientOverride)
+    }
+
+    /// A change of the agreement of the client named `name`, in its words
+    /// without its name ("Questions: first response 2 business hours → 1
+    /// business hour"); `None` for any other change.
+    pub fn of_client(&self, name: &str) -> Option<String> {
+        (self.kind == ChangeKind::ClientOverride)
+            .then(|| self.text.strip_prefix(&format!("{name}: ")))
+            .flatten()
+            .map(str::to_string)
     }
 }
 
@@ -417,6 +429,12 @@ fn overrides(old: &Contract, new: &Contract, push: &mut impl FnMut(ChangeKind, S
 }
 
 fn internal(old: &Contract, new: &Contract, push: &mut impl FnMut(ChangeKind, String)) {
+    if old.info().weekly_digest != new.info().weekly_digest {
+        push(
+            ChangeKind::Internal,
+            "the team's weekly digest changed".into(),
+        );
+    }
     for c in new.contacts() {
         match old.contact(&c.id) {
             None => push(ChangeKind::Internal, format!("new contact: {}", c.id)),
@@ -439,6 +457,10 @@ fn internal(old: &Contract, new: &Contract, push: &mut impl FnMut(ChangeKind, St
             Some(o) if o.domains != c.domains || o.addresses != c.addresses => push(
                 ChangeKind::Internal,
                 format!("{}: addresses and domains changed", c.name),
+            ),
+            Some(o) if o.report_to != c.report_to => push(
+                ChangeKind::Internal,
+                format!("{}: monthly report recipients changed", c.name),
             ),
             Some(o)
                 if o.jira_projects != c.jira_projects

@@ -175,6 +175,19 @@ pub struct ContractInfo {
     /// `urgent_share_limit`: the share of a client's new conversations over
     /// the trailing 30 days that may be urgent before it is flagged (README, "Urgency and focus").
     pub urgent_share_limit: Option<ShareLimit>,
+    /// `weekly_digest`: the team's own week, mailed to contacts (README,
+    /// "The client's record").
+    pub weekly_digest: Option<WeeklyDigest>,
+}
+
+/// `[contract] weekly_digest = { to = ["lead"], day = "mon", at = "09:00" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeeklyDigest {
+    /// Contact ids; all declared, each with an email address.
+    pub to: Vec<String>,
+    pub day: chrono::Weekday,
+    /// Local time in the contract's zone.
+    pub at: chrono::NaiveTime,
 }
 
 /// A share written as a percentage (`"15%"`, `"12.5%"`), kept in basis
@@ -571,6 +584,9 @@ pub struct Client {
     pub linear_teams: Vec<String>,
     /// Basecamp project (bucket) ids whose recordings are this client's.
     pub basecamp_projects: Vec<u64>,
+    /// `report_to`: who gets the monthly report of the client's record
+    /// (lower-cased addresses; empty: no report).
+    pub report_to: Vec<String>,
 }
 
 /// A valid contract. Built only by [`parse`].

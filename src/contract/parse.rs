@@ -26,7 +26,7 @@ use super::hours::{DAY_KEYS, parse_day};
 use super::{
     CalendarDef, Channel, ChannelKind, Client, Contact, Contract, ContractInfo, EscalationStep,
     EscalationTrigger, MatchRules, Percent, RequestType, ResolveSecret, SecretRef, ShareLimit,
-    Target, TargetKind, UNKNOWN_CLIENT, UnknownSenders, WindowOverride,
+    Target, TargetKind, UNKNOWN_CLIENT, UnknownSenders, WeeklyDigest, WindowOverride,
 };
 use crate::calendar::{BusinessDuration, Calendar, OpenInterval, Week};
 
@@ -42,7 +42,7 @@ const TOP_KEYS: [&str; 6] = [
     "contacts",
     "clients",
 ];
-const CONTRACT_KEYS: [&str; 7] = [
+const CONTRACT_KEYS: [&str; 8] = [
     "name",
     "effective",
     "timezone",
@@ -50,6 +50,7 @@ const CONTRACT_KEYS: [&str; 7] = [
     "unknown_senders",
     "decision",
     "urgent_share_limit",
+    "weekly_digest",
 ];
 const CALENDAR_KEYS: [&str; 10] = [
     "timezone", "always", "holidays", "mon", "tue", "wed", "thu", "fri", "sat", "sun",
@@ -82,7 +83,7 @@ const REQUEST_TYPE_KEYS: [&str; 14] = [
 ];
 const MATCH_KEYS: [&str; 4] = ["keywords", "priorities", "recipients", "clients"];
 const ESCALATION_KEYS: [&str; 4] = ["at", "after_due", "notify", "page"];
-const CLIENT_KEYS: [&str; 8] = [
+const CLIENT_KEYS: [&str; 9] = [
     "id",
     "name",
     "domains",
@@ -91,6 +92,7 @@ const CLIENT_KEYS: [&str; 8] = [
     "jira_projects",
     "linear_teams",
     "basecamp_projects",
+    "report_to",
 ];
 const OVERRIDE_KEYS: [&str; 3] = ["first_response", "next_response", "resolution"];
 
@@ -121,6 +123,7 @@ pub(super) fn parse(
         sink,
         refs: Vec::new(),
         digest_times: Vec::new(),
+        digest_recipients: Vec::new(),
         secrets,
     };
     let contract = walker.document(root.get_ref());
@@ -184,6 +187,9 @@ struct Walker<'s> {
     /// (contact, calendar, time, span) of each digest time, checked against
     /// the calendar's hours once every calendar is built.
     digest_times: Vec<(String, String, chrono::NaiveTime, Span)>,
+    /// Contacts named by `weekly_digest`, checked for an email address once
+    /// contacts are read.
+    digest_recipients: Vec<(String, Span)>,
     /// Resolves `env:` and `file:` targets; `None` leaves them unresolved.
     secrets: Option<&'s dyn ResolveSecret>,
 }
@@ -268,6 +274,9 @@ impl Walker<'_> {
         self.resolve_references(&declared);
         if let Some(calendars) = &calendars {
             self.check_digest_times(calendars);
+        }
+        if let Some(contacts) = &contacts {
+            self.check_digest_recipients(contacts);
         }
 
         let info = info?;
@@ -623,7 +632,12 @@ impl Walker<'_> {
             Some(v) => Some(self.share_limit(v)?),
             None => None,
         };
+        let weekly_digest = match table.get("weekly_digest") {
+            Some(v) => Some(self.weekly_digest(v)?),
+            None => None,
+        };
         Some(ContractInfo {
+            weekly_digest,
             name: name?,
             effective: effective?,
             timezone: timezone?,
@@ -1501,6 +1515,19 @@ impl Walker<'_> {
         let jira_projects = self.ticket_keys(table, "jira_projects", owner, claimed, &mut ok);
         let linear_teams = self.ticket_keys(table, "linear_teams", owner, claimed, &mut ok);
         let basecamp_projects = self.basecamp_projects(table, owner, claimed, &mut ok);
+        let mut report_to = Vec::new();
+        if let Some(v) = table.get("report_to") {
+            for (text, item_span) in self.strings("report_to", v).unwrap_or_else(|| {
+                ok = false;
+                Vec::new()
+            }) {
+                match self.email("report_to", item_span, &text) {
+                    Some(a) if !report_to.contains(&a) => report_to.push(a),
+                    Some(_) => {}
+                    None => ok = false,
+                }
+            }
+        }
         if !ok {
             return None;
         }
@@ -1513,6 +1540,7 @@ impl Walker<'_> {
             jira_projects,
             linear_teams,
             basecamp_projects,
+            report_to,
         })
     }
 
@@ -1776,6 +1804,88 @@ impl Walker<'_> {
                 None
             }
             Some(bp) => ShareLimit::from_basis_points(bp as u16),
+        }
+    }
+
+    /// `weekly_digest = { to = ["lead"], day = "mon", at = "09:00" }`: every
+    /// contact is declared (checked in the second pass) and has an email
+    /// address (checked once contacts are read).
+    fn weekly_digest(&mut self, value: &Value<'_>) -> Option<WeeklyDigest> {
+        const HINT: &str =
+            "write weekly_digest = { to = [\"lead\"], day = \"mon\", at = \"09:00\" }";
+        let place = "weekly_digest";
+        let table = self.table(place, value)?;
+        self.check_keys(table, &["to", "day", "at"], Some(place));
+        let span = value.span();
+        let to = self
+            .required(table, &span, "to", place)
+            .and_then(|v| self.strings("to", v));
+        if let Some(to) = &to
+            && to.is_empty()
+        {
+            self.sink
+                .error_hint(span.clone(), "weekly_digest has no recipient", HINT);
+            return None;
+        }
+        let day = self.required(table, &span, "day", place).and_then(|v| {
+            let text = self.string("day", v)?;
+            let day = match text.trim().to_lowercase().as_str() {
+                "mon" => Some(chrono::Weekday::Mon),
+                "tue" => Some(chrono::Weekday::Tue),
+                "wed" => Some(chrono::Weekday::Wed),
+                "thu" => Some(chrono::Weekday::Thu),
+                "fri" => Some(chrono::Weekday::Fri),
+                "sat" => Some(chrono::Weekday::Sat),
+                "sun" => Some(chrono::Weekday::Sun),
+                _ => None,
+            };
+            if day.is_none() {
+                self.sink.error_hint(
+                    v.span(),
+                    format!("weekly_digest day \"{text}\" is not a weekday"),
+                    "write one of \"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"",
+                );
+            }
+            day
+        });
+        let at = self.required(table, &span, "at", place).and_then(|v| {
+            let text = self.string("at", v)?;
+            let time = (text.len() == 5)
+                .then(|| chrono::NaiveTime::parse_from_str(text, "%H:%M").ok())
+                .flatten();
+            if time.is_none() {
+                self.sink.error_hint(
+                    v.span(),
+                    format!("weekly_digest at \"{text}\" is not HH:MM"),
+                    "write a local time in the contract's zone, e.g. at = \"09:00\"",
+                );
+            }
+            time
+        });
+        let to = to?;
+        for (name, span) in &to {
+            self.reference(Kind::Contact, name, span.clone());
+            self.digest_recipients.push((name.clone(), span.clone()));
+        }
+        Some(WeeklyDigest {
+            to: to.into_iter().map(|(n, _)| n).collect(),
+            day: day?,
+            at: at?,
+        })
+    }
+
+    /// A weekly digest goes by email: each of its contacts needs an address.
+    fn check_digest_recipients(&mut self, contacts: &[Contact]) {
+        for (name, span) in std::mem::take(&mut self.digest_recipients) {
+            if let Some(c) = contacts.iter().find(|c| c.id == name)
+                && c.email.is_none()
+            {
+                self.sink.error_hint(
+                    span,
+                    format!("weekly_digest goes by email, and contact \"{name}\" has no email"),
+                    format!("add email = \"...\" to contact \"{name}\", or name another contact"),
+                );
+            }
         }
     }
 

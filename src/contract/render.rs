@@ -11,10 +11,7 @@ use std::fmt::Write as _;
 use chrono::NaiveDate;
 
 use super::hours::describe_week;
-use super::{
-    CalendarDef, Channel, ChannelKind, Contract, EscalationTrigger, RequestType, Timer,
-    WindowOverride,
-};
+use super::{CalendarDef, Channel, ChannelKind, Contract, EscalationTrigger, RequestType, Timer};
 use crate::calendar::BusinessDuration;
 
 /// The contract as Markdown (CommonMark).
@@ -196,24 +193,9 @@ fn document(contract: &Contract) -> Doc {
         ));
     }
 
-    let with_overrides: Vec<_> = contract
-        .clients
-        .iter()
-        .filter(|c| !c.overrides.is_empty())
-        .collect();
-    if !with_overrides.is_empty() {
-        blocks.push(Block::Heading(2, vec![text("Client-specific agreements")]));
-        for client in with_overrides {
-            blocks.push(Block::Heading(3, vec![text(&client.name)]));
-            let mut items = Vec::new();
-            for (type_id, windows) in &client.overrides {
-                if let Some(request_type) = contract.request_type(type_id) {
-                    items.push(override_line(contract, request_type, windows));
-                }
-            }
-            blocks.push(Block::List(items));
-        }
-    }
+    // No client is named here: the page is public, and who our clients
+    // are (and what each was promised) is theirs. A client reads its own
+    // agreement on its own page (README, "The client's record").
 
     blocks.push(Block::Para(vec![
         text("Contract version "),
@@ -376,40 +358,6 @@ pub fn channel_words(c: &Channel) -> String {
         (_, Some(a), None) => format!("{} ({a})", c.id),
         _ => c.id.clone(),
     }
-}
-
-fn override_line(
-    contract: &Contract,
-    request_type: &RequestType,
-    windows: &WindowOverride,
-) -> Line {
-    let always = contract
-        .calendar(&request_type.calendar)
-        .is_none_or(|c| c.always);
-    let mut parts = Vec::new();
-    for timer in Timer::ALL {
-        let Some(window) = windows.get(timer) else {
-            continue;
-        };
-        let what = match timer {
-            Timer::FirstResponse => "first reply",
-            Timer::NextResponse => "each further reply",
-            Timer::Resolution => "resolution",
-            Timer::PeriodicUpdate => "updates",
-        };
-        let instead = request_type
-            .window(timer)
-            .map(|w| format!(" instead of {}", duration_words(w, always)))
-            .unwrap_or_default();
-        parts.push(format!(
-            "{what} within {}{instead}",
-            duration_words(window, always)
-        ));
-    }
-    vec![
-        strong(format!("{}: ", request_type.name)),
-        text(format!("{}.", capitalise(&parts.join("; ")))),
-    ]
 }
 
 /// A calendar's hours in words: "Mon–Thu 09:00–17:00, … (time zone

@@ -47,6 +47,15 @@ struct Info<'a> {
     // them keep their version.
     #[serde(skip_serializing_if = "Option::is_none")]
     urgent_share_limit_bp: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weekly_digest: Option<Weekly<'a>>,
+}
+
+#[derive(Serialize)]
+struct Weekly<'a> {
+    to: BTreeSet<&'a str>,
+    day: u32,
+    at: String,
 }
 
 #[derive(Serialize)]
@@ -142,6 +151,8 @@ struct Org<'a> {
     linear_teams: BTreeSet<&'a str>,
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     basecamp_projects: BTreeSet<u64>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    report_to: BTreeSet<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -179,6 +190,11 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
             unknown_senders: info.unknown_senders.as_str(),
             decision: info.decision.as_deref(),
             urgent_share_limit_bp: info.urgent_share_limit.map(|l| l.basis_points()),
+            weekly_digest: info.weekly_digest.as_ref().map(|w| Weekly {
+                to: set(&w.to),
+                day: w.day.num_days_from_monday(),
+                at: w.at.format("%H:%M").to_string(),
+            }),
         },
         calendars: contract
             .calendars
@@ -282,6 +298,7 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
                     jira_projects: set(&c.jira_projects),
                     linear_teams: set(&c.linear_teams),
                     basecamp_projects: c.basecamp_projects.iter().copied().collect(),
+                    report_to: set(&c.report_to),
                     overrides: c
                         .overrides
                         .iter()

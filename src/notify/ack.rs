@@ -19,7 +19,7 @@ const SUBJECT: &str = "acknowledgement.subject.txt";
 const TEXT: &str = "acknowledgement.txt";
 const HTML: &str = "acknowledgement.html";
 
-const BUILT_IN: [(&str, &str); 3] = [
+const BUILT_IN: [(&str, &str); 9] = [
     (
         SUBJECT,
         include_str!("../../config/templates/acknowledgement.subject.txt"),
@@ -31,6 +31,30 @@ const BUILT_IN: [(&str, &str); 3] = [
     (
         HTML,
         include_str!("../../config/templates/acknowledgement.html"),
+    ),
+    (
+        "client-report.subject.txt",
+        include_str!("../../config/templates/client-report.subject.txt"),
+    ),
+    (
+        "client-report.txt",
+        include_str!("../../config/templates/client-report.txt"),
+    ),
+    (
+        "client-report.html",
+        include_str!("../../config/templates/client-report.html"),
+    ),
+    (
+        "weekly-digest.subject.txt",
+        include_str!("../../config/templates/weekly-digest.subject.txt"),
+    ),
+    (
+        "weekly-digest.txt",
+        include_str!("../../config/templates/weekly-digest.txt"),
+    ),
+    (
+        "weekly-digest.html",
+        include_str!("../../config/templates/weekly-digest.html"),
     ),
 ];
 
@@ -133,6 +157,30 @@ impl AckTemplates {
     }
 
     pub fn render(&self, cx: &AckContext) -> Result<RenderedAck, TemplateError> {
+        self.render_parts([SUBJECT, TEXT, HTML], cx)
+    }
+
+    /// Another mail of `config/templates/`: `{base}.subject.txt`,
+    /// `{base}.txt` and `{base}.html` (the client's monthly report
+    /// `client-report`, the team's weekly digest `weekly-digest`).
+    pub fn render_named(
+        &self,
+        base: &str,
+        cx: &impl Serialize,
+    ) -> Result<RenderedAck, TemplateError> {
+        let names = [
+            format!("{base}.subject.txt"),
+            format!("{base}.txt"),
+            format!("{base}.html"),
+        ];
+        self.render_parts([&names[0], &names[1], &names[2]].map(String::as_str), cx)
+    }
+
+    fn render_parts(
+        &self,
+        [subject, text, html]: [&str; 3],
+        cx: &impl Serialize,
+    ) -> Result<RenderedAck, TemplateError> {
         let render = |name: &str| {
             self.env
                 .get_template(name)
@@ -144,12 +192,12 @@ impl AckTemplates {
         };
         Ok(RenderedAck {
             // A subject is one line, whatever the template left around it.
-            subject: render(SUBJECT)?
+            subject: render(subject)?
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" "),
-            text: render(TEXT)?,
-            html: render(HTML)?,
+            text: render(text)?,
+            html: render(html)?,
         })
     }
 }

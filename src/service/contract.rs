@@ -217,6 +217,10 @@ pub struct VersionChanges {
     pub first: bool,
     /// The version in force now.
     pub in_force: bool,
+    /// Changes of clients' own agreements: not on the public page, each
+    /// shown on its client's page only.
+    #[serde(skip)]
+    pub agreements: Vec<crate::contract::Change>,
 }
 
 impl Service {
@@ -253,14 +257,18 @@ impl Service {
         let in_force = self.inner.contract.current().version.clone();
         let mut list = Vec::with_capacity(versions.len());
         for (i, (_, c)) in versions.iter().enumerate() {
-            let changes = match i.checked_sub(1).map(|p| &versions[p].1) {
-                Some(previous) => crate::contract::diff(previous, c)
-                    .into_iter()
-                    .filter(crate::contract::Change::is_public)
-                    .map(|change| change.text)
-                    .collect(),
+            let all = match i.checked_sub(1).map(|p| &versions[p].1) {
+                Some(previous) => crate::contract::diff(previous, c),
                 None => Vec::new(),
             };
+            let (public, agreements): (Vec<_>, Vec<_>) = all
+                .into_iter()
+                .partition(crate::contract::Change::is_public);
+            let agreements = agreements
+                .into_iter()
+                .filter(|c| c.kind == crate::contract::ChangeKind::ClientOverride)
+                .collect();
+            let changes = public.into_iter().map(|change| change.text).collect();
             list.push(VersionChanges {
                 version: c.version().to_string(),
                 version_short: c.version_short().to_string(),
@@ -271,6 +279,7 @@ impl Service {
                 changes,
                 first: i == 0,
                 in_force: c.version() == in_force,
+                agreements,
             });
         }
         list.reverse();

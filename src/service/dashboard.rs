@@ -658,45 +658,41 @@ impl Service {
             let timers = store::timers_of_many(conn, &ids)?;
             Ok::<_, ServiceError>((convs, timers))
         })?;
+        let mut calendars = Calendars::default();
+        Ok(self.tally(&convs, &timers, &mut calendars))
+    }
+
+    /// The compliance figures of `convs`: per request type, client and
+    /// timer, from their stored timers. The one rule of kept and broken
+    /// promises: the compliance report, the client's page, its monthly
+    /// report and the team's weekly digest all count with it.
+    pub(crate) fn tally<C: Tallied>(
+        &self,
+        convs: &[C],
+        timers: &HashMap<i64, Vec<TimerRow>>,
+        calendars: &mut Calendars,
+    ) -> Vec<ComplianceRow> {
         let current = self.inner.contract.current();
-        let mut policies: HashMap<(String, String, String), Option<Calendar>> = HashMap::new();
         let mut rows: BTreeMap<(String, String, &'static str), (ComplianceRow, Vec<i64>)> =
             BTreeMap::new();
-        for c in &convs {
-            let key = (
-                c.contract_version.clone(),
-                c.request_type.clone(),
-                c.client_id.clone(),
-            );
-            if !policies.contains_key(&key) {
-                let cal = self
-                    .store()
-                    .with(|conn| {
-                        self.contract_version(conn, &c.contract_version)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))
-                    })
-                    .ok()
-                    .and_then(|contract| {
-                        let client =
-                            (c.client_id != UNKNOWN_CLIENT).then_some(c.client_id.as_str());
-                        Policy::from_contract(&contract, &c.request_type, client)
-                            .map(|p| p.calendar().clone())
-                    });
-                policies.insert(key.clone(), cal);
-            }
-            let cal = policies.get(&key).cloned().flatten();
+        for c in convs {
+            let cal = calendars.of(self, c);
             let empty = Vec::new();
-            let ts: &Vec<TimerRow> = timers.get(&c.id).unwrap_or(&empty);
+            let ts: &Vec<TimerRow> = timers.get(&c.id()).unwrap_or(&empty);
             let mut seen_kinds: Vec<Timer> = Vec::new();
             for t in ts {
                 let (row, times) = rows
-                    .entry((c.request_type.clone(), c.client_id.clone(), t.kind.as_str()))
+                    .entry((
+                        c.request_type().to_string(),
+                        c.client_id().to_string(),
+                        t.kind.as_str(),
+                    ))
                     .or_insert_with(|| {
                         (
                             ComplianceRow {
-                                request_type: c.request_type.clone(),
-                                client_id: c.client_id.clone(),
-                                client: current.contract.client_name(&c.client_id),
+                                request_type: c.request_type().to_string(),
+                                client_id: c.client_id().to_string(),
+                                client: current.contract.client_name(c.client_id()),
                                 timer: t.kind.words().into(),
                                 ..ComplianceRow::default()
                             },
@@ -705,36 +701,24 @@ impl Service {
                     });
                 if !seen_kinds.contains(&t.kind) {
                     row.conversations += 1;
-                    row.ids.entry("all").or_default().push(c.id);
+                    row.ids.entry("all").or_default().push(c.id());
                     seen_kinds.push(t.kind);
                 }
-                let outcome = match t.status {
-                    TimerStatus::Met => {
-                        row.met += 1;
-                        "met"
-                    }
-                    TimerStatus::Missed => {
-                        row.missed += 1;
-                        "missed"
-                    }
-                    TimerStatus::Breached => {
-                        row.breached += 1;
-                        "breached"
-                    }
-                    _ => continue,
+                let Some(outcome) = outcome(t.status) else {
+                    continue;
                 };
-                row.ids.entry(outcome).or_default().push(c.id);
-                if t.kind != Timer::Resolution
-                    && outcome != "breached"
-                    && let (Some(cal), Some(stop)) = (&cal, t.stopped_at)
-                    && let Ok(d) = cal.between(t.started_at, stop)
-                {
-                    times.push(d.num_seconds());
+                match outcome {
+                    "met" => row.met += 1,
+                    "missed" => row.missed += 1,
+                    _ => row.breached += 1,
+                }
+                row.ids.entry(outcome).or_default().push(c.id());
+                if let Some(d) = response_time(t, cal.as_ref()) {
+                    times.push(d);
                 }
             }
         }
-        Ok(rows
-            .into_values()
+        rows.into_values()
             .map(|(mut row, mut times)| {
                 times.sort_unstable();
                 row.p50 = percentile(&times, 50.0);
@@ -746,7 +730,99 @@ impl Service {
                 }
                 row
             })
-            .collect())
+            .collect()
+    }
+}
+
+/// A settled or overdue timer's outcome as the compliance report names it:
+/// `met` (kept), `missed` (kept late) or `breached` (overdue, still open).
+pub(crate) fn outcome(status: TimerStatus) -> Option<&'static str> {
+    match status {
+        TimerStatus::Met => Some("met"),
+        TimerStatus::Missed => Some("missed"),
+        TimerStatus::Breached => Some("breached"),
+        _ => None,
+    }
+}
+
+/// The business time a reply took (`% met`'s companion, p50/p90): replies
+/// only — not resolutions — and only once given.
+pub(crate) fn response_time(t: &TimerRow, cal: Option<&Calendar>) -> Option<i64> {
+    if t.kind == Timer::Resolution || !matches!(t.status, TimerStatus::Met | TimerStatus::Missed) {
+        return None;
+    }
+    let (cal, stop) = (cal?, t.stopped_at?);
+    cal.between(t.started_at, stop)
+        .ok()
+        .map(|d| d.num_seconds())
+}
+
+/// What the tally reads of a conversation: a whole row (the compliance
+/// report) or the record's narrow one (a client's page reads thousands).
+pub(crate) trait Tallied {
+    fn id(&self) -> i64;
+    fn request_type(&self) -> &str;
+    fn client_id(&self) -> &str;
+    fn contract_version(&self) -> &str;
+}
+
+/// Both rows carry the same four fields under the same names.
+macro_rules! tallied {
+    ($($row:ty),+) => {$(
+        impl Tallied for $row {
+            fn id(&self) -> i64 {
+                self.id
+            }
+            fn request_type(&self) -> &str {
+                &self.request_type
+            }
+            fn client_id(&self) -> &str {
+                &self.client_id
+            }
+            fn contract_version(&self) -> &str {
+                &self.contract_version
+            }
+        }
+    )+};
+}
+tallied!(ConversationRow, store::RecordRow);
+
+/// The calendar each conversation's timers count on, by (contract version,
+/// request type, client), looked up once per key.
+#[derive(Default)]
+pub(crate) struct Calendars(HashMap<(String, String, String), Option<Calendar>>);
+
+impl Calendars {
+    pub(crate) fn of(&mut self, service: &Service, c: &impl Tallied) -> Option<Calendar> {
+        let (version, type_id, client_id) = (c.contract_version(), c.request_type(), c.client_id());
+        if let Some(cal) = self.0.get(&(
+            version.to_string(),
+            type_id.to_string(),
+            client_id.to_string(),
+        )) {
+            return cal.clone();
+        }
+        let cal = service
+            .store()
+            .with(|conn| {
+                service
+                    .contract_version(conn, version)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .ok()
+            .and_then(|contract| {
+                let client = (client_id != UNKNOWN_CLIENT).then_some(client_id);
+                Policy::from_contract(&contract, type_id, client).map(|p| p.calendar().clone())
+            });
+        self.0.insert(
+            (
+                version.to_string(),
+                type_id.to_string(),
+                client_id.to_string(),
+            ),
+            cal.clone(),
+        );
+        cal
     }
 }
 

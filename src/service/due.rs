@@ -44,6 +44,19 @@ impl Service {
                 (a, b) => a.or(b),
             })
         })?;
+        // The client's monthly report and the team's weekly digest, once
+        // every deadline due by now is recorded (here or by another
+        // process), so they count what is late. A failure here must not
+        // hold up the deadlines: it is logged and asked again next step.
+        if next_check.is_none_or(|t| t > now)
+            && let Err(e) = self.reports_due(now)
+        {
+            tracing::error!(error = %e, "reports could not be prepared; retrying");
+        }
+        let next_check = match (next_check, self.next_report(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         Ok(DueReport {
             conversations: count,
             fired,

@@ -25,7 +25,9 @@ mod intake;
 mod live;
 mod mailbox;
 mod notifications;
+mod record;
 mod refresh;
+mod reports;
 mod status;
 mod views;
 
@@ -64,7 +66,12 @@ pub use focus::{
 };
 pub use live::{ChangeSet, Changes};
 pub use mailbox::{FetchedMail, FolderCheckpoint, MailSink};
+pub use record::{
+    BrokenPromise, ClientPage, ClientRecord, DEFAULT_RECORD_DAYS, KindRecord, OpenRequest,
+    RECORD_DAYS, TypeRecord, WeekRecord, client_url, new_client_link, record_period,
+};
 use refresh::Effects;
+pub use reports::AuthorRow;
 pub use status::{
     StatusKind, StatusPage, UrgentView, describe as describe_status, status_url, token_hash,
 };
@@ -168,6 +175,9 @@ struct Inner {
     event_writers: Mutex<events::EventWriters>,
     /// Clients whose rows this process saw committed, with their names.
     known_clients: Mutex<HashMap<String, String>>,
+    /// Dedupe keys of reports and digests known to be in the outbox, so a
+    /// scheduler step does not ask the database again.
+    reports_sent: Mutex<std::collections::HashSet<String>>,
 }
 
 /// What a [`Service`] is built from, each dependency explicit.
@@ -236,6 +246,7 @@ impl Service {
                 changes,
                 event_writers: Mutex::new(events::EventWriters::NotStarted),
                 known_clients: Mutex::new(HashMap::new()),
+                reports_sent: Mutex::new(Default::default()),
             }),
         }
     }

@@ -19,6 +19,7 @@ mod mailboxes;
 mod messages;
 pub mod outbox;
 mod queue;
+mod record;
 mod rejected;
 pub mod schema;
 mod status;
@@ -67,6 +68,10 @@ pub use outbox::{
 pub use queue::{
     QueueFilter, QueuePage, SessionRow, create_session, delete_session, live_session,
     opened_between, queue_page,
+};
+pub use record::{
+    RecordRow, Reply, add_client_link, client_by_link_hash, client_open, client_opened_between,
+    due_between, longest_paused, outbox_has_key, replace_client_link, replies_of_many,
 };
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
 pub use status::{conversation_by_status_hash, insert_status_link, insert_status_links};
@@ -391,6 +396,9 @@ impl ManageConnection for Manager {
                 // past 64 KiB SQLite spilled that journal to a temporary
                 // file — created, written and deleted per statement: 13% of
                 // the writer's time storing mail with attachments.
+                // busy_timeout first: `journal_mode` takes a lock too, and
+                // while another process writes it failed at once ("database is
+                // locked": a second `serve` starting beside a busy one).
                 // synchronous FULL: each commit reaches the disk before it
                 // returns. NORMAL in WAL mode survives a killed process but
                 // can lose the last commits to a power cut or a kernel
@@ -398,7 +406,7 @@ impl ManageConnection for Manager {
                 // its IMAP checkpoint. Writers commit in batches, so this
                 // is one fsync per batch (BENCHMARKS.md: its cost).
                 c.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; \
                      PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;",
                 )

@@ -179,3 +179,11 @@ diesel::table! {
 
 diesel::joinable!(message_bodies -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(message_bodies, messages);
+
+diesel::table! {
+    client_links (token_hash) {
+        token_hash -> Text,
+        client_id -> Text,
+        created_at -> Timestamp,
+    }
+}

@@ -4,8 +4,10 @@
 
 pub mod api;
 pub mod changes;
+pub mod client;
 pub mod dashboard;
 pub mod openapi;
+mod record_chart;
 pub mod status;
 mod tickets;
 
@@ -96,6 +98,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(contract_page)
         .service(contract_markdown)
         .configure(status::routes)
+        .configure(client::routes)
         .configure(changes::routes);
 }
 

@@ -35,7 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/status.css", web::get().to(stylesheet));
 }
 
-fn private(mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
+pub(super) fn private(mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
     builder
         .insert_header(("X-Robots-Tag", "noindex, nofollow"))
         .insert_header(("Referrer-Policy", "no-referrer"))
@@ -50,7 +50,7 @@ async fn not_found() -> HttpResponse {
     not_found_page()
 }
 
-fn not_found_page() -> HttpResponse {
+pub(super) fn not_found_page() -> HttpResponse {
     let body = TEMPLATES
         .get_template(NOT_FOUND)
         .and_then(|t| t.render(context! {}))
@@ -81,6 +81,11 @@ async fn status_page(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
             return private(HttpResponse::ServiceUnavailable()).finish();
         }
     };
+    render_status(&page)
+}
+
+/// A status page's answer (also the client page's view of one request).
+pub(super) fn render_status(page: &crate::service::StatusPage) -> HttpResponse {
     match TEMPLATES
         .get_template(PAGE)
         .and_then(|t| t.render(context! { page }))

@@ -12,5 +12,6 @@ mod common;
 mod support;
 
 mod browser;
+mod client_page;
 mod dashboard;
 mod sign_in;

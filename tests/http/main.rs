@@ -11,6 +11,7 @@ mod support;
 
 mod alert_targets;
 mod api;
+mod client_record;
 mod contract_changes;
 mod dashboards;
 mod focus;

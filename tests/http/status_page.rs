@@ -32,13 +32,7 @@ struct Page {
 impl Page {
     /// The body with the entities minijinja's escaping writes decoded.
     fn decoded(&self) -> String {
-        self.body
-            .replace("&#x2f;", "/")
-            .replace("&#x27;", "'")
-            .replace("&quot;", "\"")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&")
+        decode(&self.body)
     }
     fn header(&self, name: &str) -> &str {
         self.headers
@@ -49,21 +43,36 @@ impl Page {
     /// The page's text with tags removed and white space collapsed, so a
     /// sentence split across elements still reads as one.
     fn text(&self) -> String {
-        let mut out = String::new();
-        let mut in_tag = false;
-        for c in self.decoded().chars() {
-            match c {
-                '<' => in_tag = true,
-                '>' => {
-                    in_tag = false;
-                    out.push(' ');
-                }
-                c if !in_tag => out.push(c),
-                _ => {}
-            }
-        }
-        out.split_whitespace().collect::<Vec<_>>().join(" ")
+        text_of(&self.body)
     }
+}
+
+/// `html` with the entities minijinja's escaping writes decoded.
+pub(crate) fn decode(html: &str) -> String {
+    html.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The text of `html`, tags removed and white space collapsed.
+pub(crate) fn text_of(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in decode(html).chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 async fn open(app: &TestApp, url: &str) -> Page {

@@ -14,6 +14,7 @@ mod calendar_props;
 mod cli;
 mod contract_diff;
 mod contract_queries;
+mod contract_record;
 mod contract_render;
 mod contract_urgency;
 mod contract_validation;

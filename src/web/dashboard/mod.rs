@@ -190,6 +190,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/compliance", web::get().to(compliance))
         .route("/compliance.csv", web::get().to(compliance_csv))
         .route("/compliance/conversations", web::get().to(compliance_list))
+        .route("/record/{client}", web::get().to(client_record))
         .route("/rejected", web::get().to(rejected))
         .route("/urgency", web::get().to(urgency))
         .route("/connections", web::get().to(connections::connections))
@@ -1067,6 +1068,8 @@ struct PeriodQuery {
     client: Option<String>,
     timer: Option<String>,
     outcome: Option<String>,
+    /// `author`: group by who wrote the replies.
+    by: Option<String>,
 }
 
 /// `[from, to)` as UTC instants; by default the last 30 days. Dates lie in
@@ -1101,15 +1104,33 @@ fn at_midnight(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
-async fn compliance_rows(
+/// The query and its period, or the 400 page naming what is wrong.
+#[allow(clippy::result_large_err)]
+fn period_of(
     state: &AppState,
     req: &HttpRequest,
-) -> Result<(PeriodQuery, NaiveDate, NaiveDate, Vec<ComplianceRow>), HttpResponse> {
+) -> Result<(PeriodQuery, NaiveDate, NaiveDate), HttpResponse> {
     let q = web::Query::<PeriodQuery>::from_query(req.query_string())
         .map(|q| q.into_inner())
         .map_err(|e| error_page(state, StatusCode::BAD_REQUEST, "Bad period", &e.to_string()))?;
     let (from, to) = period(&q, state.service.now())
         .map_err(|e| error_page(state, StatusCode::BAD_REQUEST, "Bad period", &e))?;
+    if let Some(by) = q.by.as_deref().filter(|b| !b.is_empty() && *b != "author") {
+        return Err(error_page(
+            state,
+            StatusCode::BAD_REQUEST,
+            "Bad grouping",
+            &format!("`by` must be `author` (got `{by}`)"),
+        ));
+    }
+    Ok((q, from, to))
+}
+
+async fn compliance_rows(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<(PeriodQuery, NaiveDate, NaiveDate, Vec<ComplianceRow>), HttpResponse> {
+    let (q, from, to) = period_of(state, req)?;
     let service = state.service.clone();
     let rows = blocking(move || service.compliance(at_midnight(from), at_midnight(to)))
         .await
@@ -1123,11 +1144,76 @@ fn business(secs: Option<i64>) -> String {
     })
 }
 
+/// `?by=author`: the compliance report grouped by who wrote the replies.
+fn by_author(req: &HttpRequest) -> bool {
+    web::Query::<PeriodQuery>::from_query(req.query_string())
+        .is_ok_and(|q| q.by.as_deref() == Some("author"))
+}
+
+async fn author_rows(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<(NaiveDate, NaiveDate, Vec<crate::service::AuthorRow>), HttpResponse> {
+    let (_, from, to) = period_of(state, req)?;
+    let service = state.service.clone();
+    let rows = blocking(move || service.compliance_by_author(at_midnight(from), at_midnight(to)))
+        .await
+        .map_err(|e| service_error(state, e))?;
+    Ok((from, to, rows))
+}
+
+/// The client's page as the client sees it, for the signed-in team.
+async fn client_record(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(r) = require(&state, &req).await {
+        return r;
+    }
+    let client = req
+        .match_info()
+        .get("client")
+        .unwrap_or_default()
+        .to_string();
+    if state.contract.current().contract.client(&client).is_none() {
+        return error_page(
+            &state,
+            StatusCode::NOT_FOUND,
+            "No such client",
+            &format!("The contract declares no client `{client}`."),
+        );
+    }
+    let days = crate::web::client::days(&req);
+    let service = state.service.clone();
+    match blocking(move || service.client_page_of(&client, days)).await {
+        Ok(page) => crate::web::client::team_view(&page),
+        Err(e) => service_error(&state, e),
+    }
+}
+
 async fn compliance(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let s = match require(&state, &req).await {
         Ok(s) => s,
         Err(r) => return r,
     };
+    if by_author(&req) {
+        let (from, to, rows) = match author_rows(&state, &req).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let view: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                context! {
+                    author => r.author.clone(), replies => r.replies,
+                    first_responses => r.first_responses, p50 => business(r.p50),
+                }
+            })
+            .collect();
+        return page(
+            &state,
+            StatusCode::OK,
+            "compliance.html",
+            context! { by_author => true, authors => view, from => from.to_string(), to => to.to_string(), signed_in => true, csrf => s.csrf, nav => "compliance" },
+        );
+    }
     let (_, from, to, rows) = match compliance_rows(&state, &req).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -1182,6 +1268,24 @@ async fn compliance_csv(state: web::Data<AppState>, req: HttpRequest) -> HttpRes
     if let Err(r) = require(&state, &req).await {
         return r;
     }
+    if by_author(&req) {
+        let (from, to, rows) = match author_rows(&state, &req).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let mut out =
+            String::from("author,replies,first_responses,p50_first_response_business_seconds\r\n");
+        for r in &rows {
+            out.push_str(&format!(
+                "{},{},{},{}\r\n",
+                csv_field(&r.author),
+                r.replies,
+                r.first_responses,
+                r.p50.map_or(String::new(), |v| v.to_string()),
+            ));
+        }
+        return csv_response(&format!("compliance-by-author-{from}-{to}.csv"), out);
+    }
     let (_, from, to, rows) = match compliance_rows(&state, &req).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -1206,14 +1310,18 @@ async fn compliance_csv(state: web::Data<AppState>, req: HttpRequest) -> HttpRes
             opt(r.p90),
         ));
     }
+    csv_response(&format!("compliance-{from}-{to}.csv"), out)
+}
+
+fn csv_response(file: &str, body: String) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"compliance-{from}-{to}.csv\""),
+            format!("attachment; filename=\"{file}\""),
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(out)
+        .body(body)
 }
 
 async fn compliance_list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
