@@ -233,6 +233,8 @@ pub enum ChannelKind {
     Ticket,
     /// Not ingested (phone, pager…); named so clients are told to use it.
     Manual,
+    /// Slack channels shared with clients, through the Events API.
+    Slack,
 }
 
 impl ChannelKind {
@@ -241,6 +243,7 @@ impl ChannelKind {
             ChannelKind::Email => "email",
             ChannelKind::Ticket => "ticket",
             ChannelKind::Manual => "manual",
+            ChannelKind::Slack => "slack",
         }
     }
 }
@@ -571,6 +574,11 @@ pub struct Client {
     pub linear_teams: Vec<String>,
     /// Basecamp project (bucket) ids whose recordings are this client's.
     pub basecamp_projects: Vec<u64>,
+    /// Slack channel ids (upper-cased) shared with this client.
+    pub slack_channels: Vec<String>,
+    /// Slack workspace (team) ids (upper-cased) whose members are this
+    /// client, for a message in a channel no client claims.
+    pub slack_teams: Vec<String>,
 }
 
 /// A valid contract. Built only by [`parse`].

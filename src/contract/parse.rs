@@ -82,7 +82,7 @@ const REQUEST_TYPE_KEYS: [&str; 14] = [
 ];
 const MATCH_KEYS: [&str; 4] = ["keywords", "priorities", "recipients", "clients"];
 const ESCALATION_KEYS: [&str; 4] = ["at", "after_due", "notify", "page"];
-const CLIENT_KEYS: [&str; 8] = [
+const CLIENT_KEYS: [&str; 10] = [
     "id",
     "name",
     "domains",
@@ -91,6 +91,8 @@ const CLIENT_KEYS: [&str; 8] = [
     "jira_projects",
     "linear_teams",
     "basecamp_projects",
+    "slack_channels",
+    "slack_teams",
 ];
 const OVERRIDE_KEYS: [&str; 3] = ["first_response", "next_response", "resolution"];
 
@@ -770,10 +772,11 @@ impl Walker<'_> {
             "email" => ChannelKind::Email,
             "ticket" => ChannelKind::Ticket,
             "manual" => ChannelKind::Manual,
+            "slack" => ChannelKind::Slack,
             other => {
-                let hint = match closest(other, ["email", "ticket", "manual"]) {
+                let hint = match closest(other, ["email", "ticket", "manual", "slack"]) {
                     Some(s) => format!("did you mean \"{s}\"?"),
-                    None => "kind is \"email\" (a mailbox we read), \"ticket\" (webhook events) or \"manual\" (a phone, pager or chat we do not read: say how to reach it in description)".to_string(),
+                    None => "kind is \"email\" (a mailbox we read), \"ticket\" (webhook events), \"slack\" (Slack channels shared with clients) or \"manual\" (a phone, pager or chat we do not read: say how to reach it in description)".to_string(),
                 };
                 self.sink.error_hint(
                     kind_value.span(),
@@ -1501,6 +1504,8 @@ impl Walker<'_> {
         let jira_projects = self.ticket_keys(table, "jira_projects", owner, claimed, &mut ok);
         let linear_teams = self.ticket_keys(table, "linear_teams", owner, claimed, &mut ok);
         let basecamp_projects = self.basecamp_projects(table, owner, claimed, &mut ok);
+        let slack_channels = self.slack_ids(table, "slack_channels", owner, claimed, &mut ok);
+        let slack_teams = self.slack_ids(table, "slack_teams", owner, claimed, &mut ok);
         if !ok {
             return None;
         }
@@ -1513,7 +1518,68 @@ impl Walker<'_> {
             jira_projects,
             linear_teams,
             basecamp_projects,
+            slack_channels,
+            slack_teams,
         })
+    }
+
+    /// `slack_channels` or `slack_teams`: Slack ids such as "C0ACME123" or
+    /// "T0ACME" (a channel starts with C or G, a workspace with T or E),
+    /// upper-cased, each claimed by one client.
+    fn slack_ids(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        owner: &str,
+        claimed: &mut HashMap<String, (String, Span)>,
+        ok: &mut bool,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(v) = table.get(key) else {
+            return out;
+        };
+        let (noun, first, example) = if key == "slack_channels" {
+            ("Slack channel id", ['C', 'G'], "\"C0ACME123\"")
+        } else {
+            ("Slack workspace id", ['T', 'E'], "\"T0ACME\"")
+        };
+        for (text, item_span) in self.strings(key, v).unwrap_or_else(|| {
+            *ok = false;
+            Vec::new()
+        }) {
+            let upper = text.trim().to_uppercase();
+            let valid = (2..=30).contains(&upper.len())
+                && upper.starts_with(first)
+                && upper.chars().all(|c| c.is_ascii_alphanumeric());
+            if !valid {
+                let hint = if key == "slack_channels" && upper.starts_with('#') {
+                    format!(
+                        "write the channel's id, not its name: in Slack, open the channel's details; the id is at the bottom (such as {example})"
+                    )
+                } else {
+                    format!(
+                        "write the id Slack shows, such as {example} (starts with {} or {}, letters and digits)",
+                        first[0], first[1]
+                    )
+                };
+                self.sink
+                    .error_hint(item_span, format!("{noun} \"{text}\" is not an id"), hint);
+                *ok = false;
+                continue;
+            }
+            *ok &= self.claim(
+                claimed,
+                &format!("{key}:{upper}"),
+                &text,
+                noun,
+                owner,
+                item_span,
+            );
+            if !out.contains(&upper) {
+                out.push(upper);
+            }
+        }
+        out
     }
 
     /// `jira_projects` or `linear_teams`: keys such as "SUP" (letters, digits,

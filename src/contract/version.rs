@@ -142,6 +142,10 @@ struct Org<'a> {
     linear_teams: BTreeSet<&'a str>,
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     basecamp_projects: BTreeSet<u64>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    slack_channels: BTreeSet<&'a str>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    slack_teams: BTreeSet<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -206,6 +210,7 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
                         ChannelKind::Email => "email",
                         ChannelKind::Ticket => "ticket",
                         ChannelKind::Manual => "manual",
+                        ChannelKind::Slack => "slack",
                     },
                     address: c.address.as_deref(),
                     description: c.description.as_deref(),
@@ -282,6 +287,8 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
                     jira_projects: set(&c.jira_projects),
                     linear_teams: set(&c.linear_teams),
                     basecamp_projects: c.basecamp_projects.iter().copied().collect(),
+                    slack_channels: set(&c.slack_channels),
+                    slack_teams: set(&c.slack_teams),
                     overrides: c
                         .overrides
                         .iter()

@@ -25,6 +25,7 @@ mod live;
 mod mailbox;
 mod notifications;
 mod refresh;
+mod slack;
 mod status;
 mod views;
 
@@ -64,6 +65,7 @@ pub use focus::{
 pub use live::{ChangeSet, Changes};
 pub use mailbox::{FetchedMail, FolderCheckpoint, MailSink};
 use refresh::Effects;
+pub use slack::SlackFailure;
 pub use status::{
     StatusKind, StatusPage, UrgentView, describe as describe_status, status_url, token_hash,
 };

@@ -45,6 +45,8 @@ pub struct Auth {
     pub jira: Option<crate::config::TicketWebhookSettings>,
     pub linear: Option<crate::config::TicketWebhookSettings>,
     pub basecamp: Option<crate::config::BasecampSettings>,
+    /// `[slack]`; `None`: `/webhooks/slack` refuses every request (401).
+    pub slack: Option<crate::config::SlackSettings>,
     /// The bearer token `/metrics` asks for; empty: none.
     pub metrics_token: Secret,
 }
@@ -67,6 +69,22 @@ pub struct AppState {
 impl AppState {
     pub fn github_channel(&self) -> String {
         self.ticket_channel(self.auth.github_channel.as_deref())
+    }
+
+    /// The channel Slack feeds: the configured one, else the contract's
+    /// first `slack` channel.
+    pub fn slack_channel(&self, configured: Option<&str>) -> String {
+        if let Some(c) = configured {
+            return c.to_owned();
+        }
+        let current = self.contract.current();
+        current
+            .contract
+            .channels()
+            .iter()
+            .find(|c| c.kind == ChannelKind::Slack)
+            .map(|c| c.id.clone())
+            .unwrap_or_else(|| "slack".into())
     }
 
     /// The channel a ticket webhook feeds: the configured one, else the
