@@ -132,6 +132,31 @@ impl From<diesel::result::Error> for RecordError {
     }
 }
 
+/// Stores acknowledgements built in a batch: the outbox rows and, at the
+/// same places, the team's copies. An existing dedupe key means that
+/// conversation was acknowledged already: not again, and no second copy.
+/// The copies are their conversations' latest messages (the rows were
+/// refreshed before the acknowledgements could name the first-response
+/// due). Returns how many were stored.
+fn store_acknowledgements(
+    conn: &mut AnyConnection,
+    outbox: &[store::NewOutbox],
+    copies: Vec<NewMessage>,
+    now: DateTime<Utc>,
+) -> Result<usize, ServiceError> {
+    let enqueued = store::enqueue_many(conn, outbox)?;
+    let copies: Vec<NewMessage> = copies
+        .into_iter()
+        .zip(&enqueued)
+        .filter(|(_, enqueued)| **enqueued)
+        .map(|(copy, _)| copy)
+        .collect();
+    store::insert_messages(conn, &copies)?;
+    let acked: Vec<i64> = copies.iter().filter_map(|c| c.conversation_id).collect();
+    store::advance_last_message(conn, &acked, now)?;
+    Ok(copies.len())
+}
+
 fn invalid(field: &str, problem: impl Into<String>) -> ServiceError {
     ServiceError::Invalid(vec![FieldError {
         field: field.into(),

@@ -127,18 +127,7 @@ impl Service {
         if acks.outbox.is_empty() {
             return Ok(0);
         }
-        let enqueued = store::enqueue_many(conn, &acks.outbox)?;
-        let copies: Vec<NewMessage> = acks
-            .copies
-            .into_iter()
-            .zip(&enqueued)
-            .filter(|(_, e)| **e)
-            .map(|(c, _)| c)
-            .collect();
-        store::insert_messages(conn, &copies)?;
-        let acked: Vec<i64> = copies.iter().filter_map(|c| c.conversation_id).collect();
-        store::advance_last_message(conn, &acked, now)?;
-        Ok(copies.len())
+        super::store_acknowledgements(conn, &acks.outbox, acks.copies, now)
     }
 
     /// Slack replies that failed and wait (newest first, at most `limit`):

@@ -74,22 +74,16 @@ impl AppState {
     /// The channel Slack feeds: the configured one, else the contract's
     /// first `slack` channel.
     pub fn slack_channel(&self, configured: Option<&str>) -> String {
-        if let Some(c) = configured {
-            return c.to_owned();
-        }
-        let current = self.contract.current();
-        current
-            .contract
-            .channels()
-            .iter()
-            .find(|c| c.kind == ChannelKind::Slack)
-            .map(|c| c.id.clone())
-            .unwrap_or_else(|| "slack".into())
+        self.channel_of(configured, ChannelKind::Slack, "slack")
     }
 
     /// The channel a ticket webhook feeds: the configured one, else the
     /// contract's first ticket channel.
     pub fn ticket_channel(&self, configured: Option<&str>) -> String {
+        self.channel_of(configured, ChannelKind::Ticket, "tickets")
+    }
+
+    fn channel_of(&self, configured: Option<&str>, kind: ChannelKind, fallback: &str) -> String {
         if let Some(c) = configured {
             return c.to_owned();
         }
@@ -98,9 +92,9 @@ impl AppState {
             .contract
             .channels()
             .iter()
-            .find(|c| c.kind == ChannelKind::Ticket)
+            .find(|c| c.kind == kind)
             .map(|c| c.id.clone())
-            .unwrap_or_else(|| "tickets".into())
+            .unwrap_or_else(|| fallback.into())
     }
 }
 

@@ -8,9 +8,7 @@
 //! answers in the thread and the first response is met. Signatures are
 //! computed here and cross-checked with the `slack-sdk` package's verifier.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::common;
+use crate::ingest_tickets::{post_raw, timer};
 use crate::support;
 
 const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
@@ -270,16 +269,7 @@ impl App {
     }
 
     async fn raw(&self, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) {
-        let mut r = self
-            .http
-            .post(format!("{}/webhooks/slack", self.base))
-            .header("Content-Type", "application/json")
-            .body(body.to_vec());
-        for (name, value) in headers {
-            r = r.header(*name, value);
-        }
-        let r = r.send().await.unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or_default())
+        post_raw(&self.served, "/webhooks/slack", headers, body).await
     }
 
     async fn send(&self, body: &Value) -> (u16, Value) {
@@ -292,18 +282,6 @@ impl App {
         assert_eq!(status, 200, "{conv}");
         conv
     }
-}
-
-fn timer(conv: &Value, name: &str) -> String {
-    conv["timers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rfind(|t| t["timer"] == name)
-        .unwrap_or_else(|| panic!("no {name} timer: {conv:#}"))["status"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// Slack's `ts` for an instant `seconds_ago` before now.
@@ -400,26 +378,16 @@ fn published_payloads_map_as_published() {
 
 /// slack-sdk's `SignatureVerifier` on the same requests keepword checks.
 fn sdk_verdicts(cases: &[(String, String, String)]) -> Vec<(bool, String)> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/verify_slack.py");
     let cases: Vec<Value> = cases
         .iter()
         .map(|(t, s, b)| json!({"timestamp": t, "signature": s, "body": b}))
         .collect();
     let input = json!({"secret": SIGNING_SECRET, "cases": cases}).to_string();
-    let mut child = Command::new(support::python())
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::run_with_input(
+        support::python().as_os_str(),
+        "tests/support/verify_slack.py",
+        input.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "verify_slack.py (slack-sdk, from tests/support/requirements.txt): {}",

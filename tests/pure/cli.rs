@@ -510,15 +510,18 @@ fn check_wants_slack_settings_for_a_slack_channel() {
             1,
         );
     std::fs::write(&contract, source).unwrap();
+    let check = |config: &Path| {
+        keepword(&[
+            "contract",
+            "check",
+            contract.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ])
+    };
     let without = dir.path().join("without.toml");
     std::fs::write(&without, "log_format = \"text\"\n").unwrap();
-    let out = keepword(&[
-        "contract",
-        "check",
-        contract.to_str().unwrap(),
-        "--config",
-        without.to_str().unwrap(),
-    ]);
+    let out = check(&without);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let err = text(&out.stderr);
     assert!(
@@ -533,13 +536,7 @@ fn check_wants_slack_settings_for_a_slack_channel() {
         "[slack]\nsigning_secret = \"abc\"\nbot_token = \"xoxb-1\"\nteam_ids = [\"T0AGENCY\"]\n",
     )
     .unwrap();
-    let out = keepword(&[
-        "contract",
-        "check",
-        contract.to_str().unwrap(),
-        "--config",
-        with.to_str().unwrap(),
-    ]);
+    let out = check(&with);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // [slack] naming a channel the contract does not have is an error too.
@@ -548,13 +545,7 @@ fn check_wants_slack_settings_for_a_slack_channel() {
         "[slack]\nsigning_secret = \"abc\"\nbot_token = \"xoxb-1\"\nteam_ids = [\"T0AGENCY\"]\nchannel = \"chat\"\n",
     )
     .unwrap();
-    let out = keepword(&[
-        "contract",
-        "check",
-        contract.to_str().unwrap(),
-        "--config",
-        with.to_str().unwrap(),
-    ]);
+    let out = check(&with);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("channel = \"chat\""),
