@@ -20,7 +20,8 @@ use keepword::ingest::email::{
 };
 use keepword::ingest::webhook::{
     EventError, GithubOutcome, IncomingEvent, MAX_BODY_BYTES, MAX_FUTURE_SECS, MAX_ID_CHARS,
-    MAX_SUBJECT_CHARS, parse_basecamp, parse_generic, parse_github, parse_jira, parse_linear,
+    MAX_SUBJECT_CHARS, SlackTeam, parse_basecamp, parse_generic, parse_github, parse_jira,
+    parse_linear, parse_slack, slack_challenge, slack_text,
 };
 use keepword::sla::Direction;
 
@@ -345,6 +346,52 @@ pub fn tickets(input: &[u8]) {
                 e.client
                     .as_ref()
                     .is_none_or(|c| shipped.client(c).is_some()),
+                "{e:?}"
+            );
+            accepted_event(&e);
+        }
+        Ok(GithubOutcome::Ignored { reason, .. }) => assert!(!reason.is_empty()),
+        Err(EventError::Invalid(problems)) => assert!(!problems.is_empty()),
+        Err(EventError::Malformed(why)) => assert!(!why.is_empty()),
+    }
+}
+
+/// A Slack Events API request (signature already accepted): a message
+/// event becomes one event keyed by its `event_id`, in a thread `CHANNEL:ts`,
+/// with a direction; a team's or bot's message names no client; the
+/// readable text never grows Slack's markup back.
+pub fn slack(body: &[u8]) {
+    static SHIPPED: std::sync::OnceLock<Contract> = std::sync::OnceLock::new();
+    let shipped = SHIPPED.get_or_init(|| {
+        contract::parse(include_str!("../config/contract.toml"), "contract.toml")
+            .expect("the shipped contract is valid")
+    });
+    let _ = slack_challenge(body);
+    let text = slack_text(&String::from_utf8_lossy(body));
+    assert!(text.len() <= 2 * body.len() + 16, "text grew without bound");
+    let team = ["T06NRA6HM3P".to_owned()];
+    match parse_slack(body, "slack", SlackTeam { team_ids: &team }, shipped, now()) {
+        Ok(GithubOutcome::Event(e)) => {
+            assert!(!e.idempotency_key.trim().is_empty(), "{e:?}");
+            assert!(e.idempotency_key.chars().count() <= MAX_ID_CHARS, "{e:?}");
+            assert_eq!(e.channel, "slack");
+            let (channel, ts) = e.thread.split_once(':').expect("CHANNEL:ts");
+            assert!(!channel.is_empty() && !ts.is_empty(), "{e:?}");
+            assert!(e.thread.chars().count() <= 500 && !e.thread.contains('\0'));
+            assert!(e.body.len() <= MAX_BODY_BYTES, "{e:?}");
+            assert!(e.subject.chars().count() <= MAX_SUBJECT_CHARS, "{e:?}");
+            assert!(!e.subject.contains('\n'), "{e:?}");
+            let direction = e.direction.expect("a message has a direction");
+            if direction != Direction::Inbound {
+                assert_eq!(
+                    e.client, None,
+                    "only a client's message names a client: {e:?}"
+                );
+            }
+            assert!(
+                e.client
+                    .as_ref()
+                    .is_none_or(|c| c == UNKNOWN_CLIENT || shipped.client(c).is_some()),
                 "{e:?}"
             );
             accepted_event(&e);

@@ -133,6 +133,7 @@ impl Application {
                 jira: settings.jira.clone(),
                 linear: settings.linear.clone(),
                 basecamp: settings.basecamp.clone(),
+                slack: settings.slack.clone(),
                 metrics_token: settings.metrics_token.clone(),
             }),
             dashboard: Arc::new(

@@ -181,6 +181,10 @@ pub struct Settings {
     /// answers 404.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basecamp: Option<BasecampSettings>,
+    /// `[slack]`: Slack's Events API and the acknowledgements posted in
+    /// threads. Absent: `/webhooks/slack` answers 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackSettings>,
     pub smtp: SmtpSettings,
     pub mailboxes: Vec<MailboxSettings>,
     /// PagerDuty Events API v2 endpoint contacts' `pagerduty` keys post to.
@@ -261,6 +265,56 @@ pub struct TicketWebhookSettings {
     pub channel: Option<String>,
 }
 
+impl SlackSettings {
+    /// What is wrong with the section, each naming its key.
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.signing_secret.is_empty() {
+            out.push(
+                "`slack.signing_secret` is empty: set it (or `signing_secret_file`) to the app's \
+                 Signing Secret, or remove [slack]"
+                    .to_string(),
+            );
+        }
+        let token = self.bot_token.expose();
+        if token.is_empty() {
+            out.push(
+                "`slack.bot_token` is empty: set it (or `bot_token_file`) to the app's Bot User \
+                 OAuth Token (xoxb-…), or remove [slack]"
+                    .to_string(),
+            );
+        } else if !token.starts_with("xoxb-") {
+            out.push(
+                "`slack.bot_token` must be a bot token (it starts with xoxb-): a user token \
+                 would post as a person"
+                    .to_string(),
+            );
+        }
+        if self.team_ids.is_empty() {
+            out.push(
+                "`slack.team_ids` is empty: list your workspace ids (T…), or every message \
+                 would be the client's"
+                    .to_string(),
+            );
+        }
+        for id in &self.team_ids {
+            let ok = id.starts_with(['T', 'E']) && id.chars().all(|c| c.is_ascii_alphanumeric());
+            if !ok {
+                out.push(format!(
+                    "`slack.team_ids`: `{id}` is not a workspace id (T… or E…, letters and digits)"
+                ));
+            }
+        }
+        if !(self.api_url.starts_with("http://") || self.api_url.starts_with("https://")) {
+            out.push(format!(
+                "`slack.api_url` must be an http:// or https:// URL (got `{}`)",
+                self.api_url
+            ));
+        }
+        out
+    }
+}
+
 /// `[basecamp]`: Basecamp signs nothing, so the secret is the last segment
 /// of the webhook's URL.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -276,6 +330,40 @@ pub struct BasecampSettings {
     pub company_ids: Vec<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+}
+
+/// `[slack]`: the app's signing secret (Events API requests), its bot
+/// token (`chat.postMessage`), and which workspaces are the team's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackSettings {
+    /// The app's Signing Secret (Basic Information → App Credentials).
+    #[serde(default)]
+    pub signing_secret: Secret,
+    /// Read the signing secret from this file instead (wins over `signing_secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret_file: Option<PathBuf>,
+    /// The bot token (`xoxb-…`) acknowledgements are posted with.
+    #[serde(default)]
+    pub bot_token: Secret,
+    /// Read the bot token from this file instead (wins over `bot_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_token_file: Option<PathBuf>,
+    /// The team's workspace ids (`T…`): their members' messages are the
+    /// team's answers; everyone else in a client's channel is the client.
+    #[serde(default)]
+    pub team_ids: Vec<String>,
+    /// Slack's Web API base URL (tests point it at loopback).
+    #[serde(default = "default_slack_api_url")]
+    pub api_url: String,
+    /// The contract channel Slack feeds (default: the contract's first
+    /// `slack` channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+fn default_slack_api_url() -> String {
+    "https://slack.com/api".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -390,6 +478,7 @@ impl Default for Settings {
             jira: None,
             linear: None,
             basecamp: None,
+            slack: None,
             smtp: SmtpSettings {
                 host: "127.0.0.1".into(),
                 port: 25,
@@ -564,6 +653,14 @@ impl Settings {
         {
             b.webhook_secret = read("basecamp.webhook_secret_file", p)?;
         }
+        if let Some(s) = &mut self.slack {
+            if let Some(p) = &s.signing_secret_file {
+                s.signing_secret = read("slack.signing_secret_file", p)?;
+            }
+            if let Some(p) = &s.bot_token_file {
+                s.bot_token = read("slack.bot_token_file", p)?;
+            }
+        }
         if let Some(p) = &self.smtp.password_file {
             self.smtp.password = read("smtp.password_file", p)?;
         }
@@ -652,6 +749,9 @@ impl Settings {
                     "`{section}.webhook_secret` needs at least 16 characters (or remove [{section}])"
                 ));
             }
+        }
+        if let Some(s) = &self.slack {
+            problems.extend(s.problems());
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, mb) in self.mailboxes.iter().enumerate() {
@@ -829,6 +929,9 @@ fn is_text_key(defaults: &Dict, dotted: &str) -> bool {
         "linear.channel",
         "basecamp.webhook_secret_file",
         "basecamp.channel",
+        "slack.signing_secret_file",
+        "slack.bot_token_file",
+        "slack.channel",
         "smtp.password_file",
         "webhooks.signing_secret_file",
     ];
@@ -854,7 +957,7 @@ fn is_secret_key(dotted: &str) -> bool {
         "api_tokens" | "dashboard_password" | "wall_tokens" | "metrics_token"
     ) || matches!(
         last,
-        "password" | "webhook_secret" | "signing_secret" | "client_secret"
+        "password" | "webhook_secret" | "signing_secret" | "client_secret" | "bot_token"
     )
 }
 
@@ -1341,6 +1444,53 @@ mod tests {
         let e = Settings::load_from(Some(Path::new("/nonexistent/k.toml")), &[]).unwrap_err();
         assert!(matches!(e, ConfigError::Missing(_)));
     }
+    #[test]
+    fn slack_is_off_until_configured_and_its_secrets_come_from_files() {
+        let s = Settings::load_from(None, &[]).unwrap();
+        assert!(s.slack.is_none());
+        let signing = file("slack-signing-from-file\n");
+        let token = file("xoxb-from-file\n");
+        let f = file(&format!(
+            "[slack]\nsigning_secret_file = \"{}\"\nbot_token_file = \"{}\"\nteam_ids = [\"T0AGENCY\"]\n",
+            signing.path().display(),
+            token.path().display()
+        ));
+        let s = Settings::load_from(Some(f.path()), &[]).unwrap();
+        let slack = s.slack.unwrap();
+        assert_eq!(slack.signing_secret.expose(), "slack-signing-from-file");
+        assert_eq!(slack.bot_token.expose(), "xoxb-from-file");
+        assert_eq!(slack.api_url, "https://slack.com/api");
+        assert_eq!(slack.channel, None);
+        assert!(!format!("{slack:?}").contains("xoxb-from-file"), "redacted");
+
+        let f = file(
+            "[slack]\nsigning_secret = \"s3cret-value\"\nbot_token = \"xoxp-user-token-value\"\nteam_ids = [\"#agency\"]\napi_url = \"slack.com\"\n",
+        );
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "slack.bot_token",
+            "xoxb-",
+            "slack.team_ids",
+            "slack.api_url",
+        ] {
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        assert!(
+            !e.contains("xoxp-user-token-value") && !e.contains("s3cret-value"),
+            "{e}"
+        );
+        let f = file("[slack]\nsigning_secret = \"x\"\n");
+        let e = Settings::load_from(Some(f.path()), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("slack.bot_token") && e.contains("slack.team_ids"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn ticket_sources_are_off_until_configured_and_need_real_secrets() {
         let s = Settings::load_from(None, &[]).unwrap();

@@ -93,7 +93,13 @@ enum Command {
 #[derive(Subcommand)]
 enum ContractCommand {
     /// Validate: exit 0 if valid, else 1 with `FILE:LINE:COL: error: …` on stderr.
-    Check { file: PathBuf },
+    /// A contract with a `slack` channel is checked against the service
+    /// config too (`--config`, else the default one): it needs `[slack]`.
+    Check {
+        file: PathBuf,
+        #[arg(long, env = "KEEPWORD_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// The client-readable document.
     Render {
         file: PathBuf,
@@ -434,7 +440,7 @@ fn load_or_report(file: &std::path::Path, resolve: bool) -> Option<LoadedContrac
 
 fn contract(command: ContractCommand) -> ExitCode {
     let file = match &command {
-        ContractCommand::Check { file }
+        ContractCommand::Check { file, .. }
         | ContractCommand::Render { file, .. }
         | ContractCommand::Due { file, .. } => file.clone(),
         ContractCommand::Diff { old, new } => {
@@ -457,9 +463,14 @@ fn contract(command: ContractCommand) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let result = match command {
-        ContractCommand::Check { file } => {
+        ContractCommand::Check { file, config } => {
             for warning in loaded.warnings() {
                 eprintln!("{warning}");
+            }
+            if let Err(why) = check_slack_config(&loaded.contract, config.as_deref()) {
+                eprintln!("{}: error: {why}", file.display());
+                eprintln!("{}: 1 error found", file.display());
+                return ExitCode::FAILURE;
             }
             println!(
                 "{}: ok (version {})",
@@ -492,6 +503,52 @@ fn contract(command: ContractCommand) -> ExitCode {
             eprintln!("keepword: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A `slack` channel is fed by `[slack]` in the service config: without it
+/// Slack's requests are refused and nothing is acknowledged. Only read when
+/// the contract has one (or a config is named).
+fn check_slack_config(
+    contract: &keepword::contract::Contract,
+    config: Option<&std::path::Path>,
+) -> Result<(), String> {
+    use keepword::contract::ChannelKind;
+    let slack: Vec<&str> = contract
+        .channels()
+        .iter()
+        .filter(|c| c.kind == ChannelKind::Slack)
+        .map(|c| c.id.as_str())
+        .collect();
+    if slack.is_empty() && config.is_none() {
+        return Ok(());
+    }
+    let settings = Settings::load(config).map_err(|e| format!("the service config: {e}"))?;
+    let shown = config
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "config/keepword.toml".into());
+    match (&settings.slack, slack.first()) {
+        (None, Some(channel)) => Err(format!(
+            "channel \"{channel}\" is kind = \"slack\", but the config ({shown}) has no [slack] \
+             section: add [slack] with signing_secret, bot_token and team_ids (README, \"Slack\")"
+        )),
+        (Some(s), _) => match s.channel.as_deref() {
+            Some(c) if !slack.contains(&c) => Err(format!(
+                "[slack] channel = \"{c}\" in {shown}, but the contract has no slack channel \"{c}\" \
+                 (its slack channels: {})",
+                if slack.is_empty() {
+                    "none".to_string()
+                } else {
+                    slack.join(", ")
+                }
+            )),
+            None if slack.is_empty() => Err(format!(
+                "{shown} has [slack], but the contract has no channel with kind = \"slack\": add \
+                 [channels.slack] kind = \"slack\""
+            )),
+            _ => Ok(()),
+        },
+        (None, None) => Ok(()),
     }
 }
 

@@ -472,6 +472,12 @@ fn internal(old: &Contract, new: &Contract, push: &mut impl FnMut(ChangeKind, St
                     format!("{}: ticket projects and teams changed", c.name),
                 )
             }
+            Some(o) if o.slack_channels != c.slack_channels || o.slack_teams != c.slack_teams => {
+                push(
+                    ChangeKind::Internal,
+                    format!("{}: Slack channels and workspaces changed", c.name),
+                )
+            }
             Some(_) => {}
         }
     }

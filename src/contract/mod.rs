@@ -246,6 +246,8 @@ pub enum ChannelKind {
     Ticket,
     /// Not ingested (phone, pager…); named so clients are told to use it.
     Manual,
+    /// Slack channels shared with clients, through the Events API.
+    Slack,
 }
 
 impl ChannelKind {
@@ -254,6 +256,7 @@ impl ChannelKind {
             ChannelKind::Email => "email",
             ChannelKind::Ticket => "ticket",
             ChannelKind::Manual => "manual",
+            ChannelKind::Slack => "slack",
         }
     }
 }
@@ -587,6 +590,11 @@ pub struct Client {
     /// `report_to`: who gets the monthly report of the client's record
     /// (lower-cased addresses; empty: no report).
     pub report_to: Vec<String>,
+    /// Slack channel ids (upper-cased) shared with this client.
+    pub slack_channels: Vec<String>,
+    /// Slack workspace (team) ids (upper-cased) whose members are this
+    /// client, for a message in a channel no client claims.
+    pub slack_teams: Vec<String>,
 }
 
 /// A valid contract. Built only by [`parse`].

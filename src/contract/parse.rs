@@ -83,7 +83,7 @@ const REQUEST_TYPE_KEYS: [&str; 14] = [
 ];
 const MATCH_KEYS: [&str; 4] = ["keywords", "priorities", "recipients", "clients"];
 const ESCALATION_KEYS: [&str; 4] = ["at", "after_due", "notify", "page"];
-const CLIENT_KEYS: [&str; 9] = [
+const CLIENT_KEYS: [&str; 11] = [
     "id",
     "name",
     "domains",
@@ -93,6 +93,8 @@ const CLIENT_KEYS: [&str; 9] = [
     "linear_teams",
     "basecamp_projects",
     "report_to",
+    "slack_channels",
+    "slack_teams",
 ];
 const OVERRIDE_KEYS: [&str; 3] = ["first_response", "next_response", "resolution"];
 
@@ -784,10 +786,11 @@ impl Walker<'_> {
             "email" => ChannelKind::Email,
             "ticket" => ChannelKind::Ticket,
             "manual" => ChannelKind::Manual,
+            "slack" => ChannelKind::Slack,
             other => {
-                let hint = match closest(other, ["email", "ticket", "manual"]) {
+                let hint = match closest(other, ["email", "ticket", "manual", "slack"]) {
                     Some(s) => format!("did you mean \"{s}\"?"),
-                    None => "kind is \"email\" (a mailbox we read), \"ticket\" (webhook events) or \"manual\" (a phone, pager or chat we do not read: say how to reach it in description)".to_string(),
+                    None => "kind is \"email\" (a mailbox we read), \"ticket\" (webhook events), \"slack\" (Slack channels shared with clients) or \"manual\" (a phone, pager or chat we do not read: say how to reach it in description)".to_string(),
                 };
                 self.sink.error_hint(
                     kind_value.span(),
@@ -1528,6 +1531,8 @@ impl Walker<'_> {
                 }
             }
         }
+        let slack_channels = self.slack_ids(table, "slack_channels", owner, claimed, &mut ok);
+        let slack_teams = self.slack_ids(table, "slack_teams", owner, claimed, &mut ok);
         if !ok {
             return None;
         }
@@ -1541,6 +1546,46 @@ impl Walker<'_> {
             linear_teams,
             basecamp_projects,
             report_to,
+            slack_channels,
+            slack_teams,
+        })
+    }
+
+    /// `slack_channels` or `slack_teams`: Slack ids such as "C0ACME123" or
+    /// "T0ACME" (a channel starts with C or G, a workspace with T or E),
+    /// upper-cased, each claimed by one client.
+    fn slack_ids(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        owner: &str,
+        claimed: &mut HashMap<String, (String, Span)>,
+        ok: &mut bool,
+    ) -> Vec<String> {
+        let (noun, first, example) = if key == "slack_channels" {
+            ("Slack channel id", ['C', 'G'], "\"C0ACME123\"")
+        } else {
+            ("Slack workspace id", ['T', 'E'], "\"T0ACME\"")
+        };
+        self.claimed_keys(table, key, owner, claimed, ok, noun, |text| {
+            let upper = text.trim().to_uppercase();
+            let valid = (2..=30).contains(&upper.len())
+                && upper.starts_with(first)
+                && upper.chars().all(|c| c.is_ascii_alphanumeric());
+            if valid {
+                return Ok(upper);
+            }
+            let hint = if key == "slack_channels" && upper.starts_with('#') {
+                format!(
+                    "write the channel's id, not its name: in Slack, open the channel's details; the id is at the bottom (such as {example})"
+                )
+            } else {
+                format!(
+                    "write the id Slack shows, such as {example} (starts with {} or {}, letters and digits)",
+                    first[0], first[1]
+                )
+            };
+            Err((format!("{noun} \"{text}\" is not an id"), hint))
         })
     }
 
@@ -1554,43 +1599,68 @@ impl Walker<'_> {
         claimed: &mut HashMap<String, (String, Span)>,
         ok: &mut bool,
     ) -> Vec<String> {
-        let mut out = Vec::new();
-        let Some(v) = table.get(key) else {
-            return out;
-        };
         let noun = if key == "jira_projects" {
             "Jira project key"
         } else {
             "Linear team key"
         };
-        for (text, item_span) in self.strings(key, v).unwrap_or_else(|| {
-            *ok = false;
-            Vec::new()
-        }) {
+        self.claimed_keys(table, key, owner, claimed, ok, noun, |text| {
             let upper = text.to_uppercase();
             let valid = upper.len() <= 50
                 && upper.starts_with(|c: char| c.is_ascii_alphabetic())
                 && upper.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
-                self.sink.error_hint(
-                    item_span,
+            if valid {
+                Ok(upper)
+            } else {
+                Err((
                     format!("{noun} \"{text}\" is not a key"),
-                    "write the key as the product shows it, such as \"SUP\" (letters, digits and _, at most 50)",
-                );
-                *ok = false;
-                continue;
+                    "write the key as the product shows it, such as \"SUP\" (letters, digits and _, at most 50)".into(),
+                ))
             }
-            // Namespaced: the same word may be a Jira and a Linear key.
+        })
+    }
+
+    /// A client's list of product keys under `key`: each checked by `check`
+    /// (the key as stored, or the error and its hint), each claimed by one
+    /// client. Claims are namespaced by `key`: the same word may be a Jira
+    /// and a Linear key.
+    #[allow(clippy::too_many_arguments)]
+    fn claimed_keys(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        owner: &str,
+        claimed: &mut HashMap<String, (String, Span)>,
+        ok: &mut bool,
+        noun: &str,
+        check: impl Fn(&str) -> Result<String, (String, String)>,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(v) = table.get(key) else {
+            return out;
+        };
+        for (text, item_span) in self.strings(key, v).unwrap_or_else(|| {
+            *ok = false;
+            Vec::new()
+        }) {
+            let stored = match check(&text) {
+                Ok(s) => s,
+                Err((message, hint)) => {
+                    self.sink.error_hint(item_span, message, hint);
+                    *ok = false;
+                    continue;
+                }
+            };
             *ok &= self.claim(
                 claimed,
-                &format!("{key}:{upper}"),
+                &format!("{key}:{stored}"),
                 &text,
                 noun,
                 owner,
                 item_span,
             );
-            if !out.contains(&upper) {
-                out.push(upper);
+            if !out.contains(&stored) {
+                out.push(stored);
             }
         }
         out

@@ -267,6 +267,18 @@ fn channel_phrase(contract: &Contract, request_type: &RequestType) -> Line {
                     line.push(strong(address.clone()));
                 }
             }
+            ChannelKind::Slack => {
+                line.push(text("on Slack, in "));
+                line.push(strong(
+                    channel
+                        .description
+                        .clone()
+                        .unwrap_or_else(|| SLACK_WORDS.to_string()),
+                ));
+                if let Some(address) = &channel.address {
+                    line.push(text(format!(" ({address})")));
+                }
+            }
             ChannelKind::Manual => {
                 line.push(text(format!("by {} ", channel.id)));
                 let details: Vec<&str> =
@@ -278,7 +290,7 @@ fn channel_phrase(contract: &Contract, request_type: &RequestType) -> Line {
             }
         }
         if let Some(description) = &channel.description
-            && channel.kind != ChannelKind::Manual
+            && !matches!(channel.kind, ChannelKind::Manual | ChannelKind::Slack)
         {
             line.push(text(format!(" ({description})")));
         }
@@ -346,10 +358,15 @@ pub fn promise(contract: &Contract, type_id: &str, client_id: Option<&str>) -> S
     }
 }
 
+/// A Slack channel without a description, as a client reads it.
+const SLACK_WORDS: &str = "the Slack channel we share with you";
+
 /// How a client reaches a channel, in words ("email to support@…",
 /// "our ticket system", "pager (+49 30 1234567 (24/7))").
 pub fn channel_words(c: &Channel) -> String {
     match (c.kind, &c.address, &c.description) {
+        (ChannelKind::Slack, _, Some(d)) => format!("Slack, in {d}"),
+        (ChannelKind::Slack, _, None) => format!("Slack, in {SLACK_WORDS}"),
         (ChannelKind::Email, Some(a), _) => format!("email to {a}"),
         (ChannelKind::Ticket, Some(a), Some(d)) => format!("our ticket system ({a}, {d})"),
         (ChannelKind::Ticket, Some(a), None) => format!("our ticket system ({a})"),

@@ -153,6 +153,10 @@ struct Org<'a> {
     basecamp_projects: BTreeSet<u64>,
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     report_to: BTreeSet<&'a str>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    slack_channels: BTreeSet<&'a str>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    slack_teams: BTreeSet<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -222,6 +226,7 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
                         ChannelKind::Email => "email",
                         ChannelKind::Ticket => "ticket",
                         ChannelKind::Manual => "manual",
+                        ChannelKind::Slack => "slack",
                     },
                     address: c.address.as_deref(),
                     description: c.description.as_deref(),
@@ -299,6 +304,8 @@ pub(crate) fn canonical_json(contract: &Contract) -> String {
                     linear_teams: set(&c.linear_teams),
                     basecamp_projects: c.basecamp_projects.iter().copied().collect(),
                     report_to: set(&c.report_to),
+                    slack_channels: set(&c.slack_channels),
+                    slack_teams: set(&c.slack_teams),
                     overrides: c
                         .overrides
                         .iter()

@@ -4,7 +4,10 @@
 //!
 //! The text comes from editable templates (minijinja) in
 //! `config/templates/`: `acknowledgement.subject.txt`, `acknowledgement.txt`,
-//! `acknowledgement.html` (auto-escaped). A missing file falls back to the
+//! `acknowledgement.html` (auto-escaped), and `ack.slack.txt` for a reply
+//! in a Slack thread (Slack's mrkdwn; every value has `&`, `<` and `>`
+//! escaped as Slack asks, so a subject cannot mention `@channel` or forge a
+//! link). A missing file falls back to the
 //! built-in copy of the shipped one, so a deployment can override just one.
 
 use std::path::Path;
@@ -18,8 +21,9 @@ use crate::contract::{Contract, channel_words, promise};
 const SUBJECT: &str = "acknowledgement.subject.txt";
 const TEXT: &str = "acknowledgement.txt";
 const HTML: &str = "acknowledgement.html";
+const SLACK: &str = "ack.slack.txt";
 
-const BUILT_IN: [(&str, &str); 9] = [
+const BUILT_IN: [(&str, &str); 10] = [
     (
         SUBJECT,
         include_str!("../../config/templates/acknowledgement.subject.txt"),
@@ -56,6 +60,7 @@ const BUILT_IN: [(&str, &str); 9] = [
         "weekly-digest.html",
         include_str!("../../config/templates/weekly-digest.html"),
     ),
+    (SLACK, include_str!("../../config/templates/ack.slack.txt")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +204,42 @@ impl AckTemplates {
             text: render(text)?,
             html: render(html)?,
         })
+    }
+
+    /// The acknowledgement as a Slack message (mrkdwn), every value escaped
+    /// for Slack; the template's own `<url|label>` links stay links.
+    pub fn render_slack(&self, cx: &AckContext) -> Result<String, TemplateError> {
+        let mut values = serde_json::to_value(cx).map_err(|e| TemplateError::Invalid {
+            name: SLACK.into(),
+            reason: e.to_string(),
+        })?;
+        escape_for_slack(&mut values);
+        let text = self
+            .env
+            .get_template(SLACK)
+            .and_then(|t| t.render(&values))
+            .map_err(|e| TemplateError::Invalid {
+                name: SLACK.into(),
+                reason: e.to_string(),
+            })?;
+        Ok(text.trim_end().to_string())
+    }
+}
+
+/// Slack reads `&`, `<` and `>` as its control characters in message text;
+/// these three, and only these, are escaped.
+pub fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn escape_for_slack(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => *s = slack_escape(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(escape_for_slack),
+        serde_json::Value::Object(map) => map.values_mut().for_each(escape_for_slack),
+        _ => {}
     }
 }
 
@@ -386,6 +427,48 @@ mod tests {
         assert!(r.html.contains("&lt;Team&gt;"), "escaped in HTML");
         assert!(r.text.contains("<Team>"), "verbatim in text");
         assert!(r.text.contains("around the clock"), "{}", r.text);
+    }
+
+    #[test]
+    fn the_slack_acknowledgement_names_slack_and_escapes_values() {
+        let text = "[channels.slack]\nkind = \"slack\"\ndescription = \"our shared channel\"\n";
+        let source = include_str!("../../config/contract.toml")
+            .replace("[channels.email]", &format!("{text}\n[channels.email]"));
+        let c = crate::contract::parse(&source, "contract.toml").unwrap();
+        let due = DateTime::parse_from_rfc3339("2026-11-30T11:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut cx = ack_context(
+            &c,
+            "question",
+            Some("acme"),
+            "slack",
+            "<!channel> help & more",
+            due,
+            "https://support.example.com/contract?a=1&b=2",
+            "North <wind>",
+        );
+        cx.status_url = Some("https://s.example/status/abc".into());
+        let t = AckTemplates::load(None).unwrap();
+        let r = t.render_slack(&cx).unwrap();
+        assert!(r.contains("*Questions and change requests*"), "{r}");
+        assert!(r.contains("Monday 30 November 2026, 12:00 CET"), "{r}");
+        assert!(
+            r.contains("<https://s.example/status/abc|your request's status page>"),
+            "{r}"
+        );
+        assert!(r.contains("a=1&amp;b=2"), "{r}");
+        assert!(r.contains("North &lt;wind&gt;"), "{r}");
+        assert!(!r.contains("<!channel>"), "{r}");
+        assert!(
+            r.contains("next time"),
+            "Slack is not a channel of questions in the shipped contract: {r}"
+        );
+        let slack = c.channel("slack").unwrap();
+        assert_eq!(
+            crate::contract::channel_words(slack),
+            "Slack, in our shared channel"
+        );
     }
 
     #[test]

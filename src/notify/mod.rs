@@ -15,9 +15,11 @@
 //!
 //! - [`smtp`]: email over SMTP (lettre, rustls).
 //! - [`webhook`]: JSON POSTs (reqwest, rustls), Slack-compatible bodies.
+//! - [`slack`]: replies in Slack threads (`chat.postMessage`, bot token).
 //! - [`worker`]: claim → send → record, as one testable step and a loop.
 
 pub mod ack;
+pub mod slack;
 pub mod smtp;
 pub mod webhook;
 pub mod worker;
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{NewOutbox, StoreError};
 
+pub use slack::SlackSender;
 pub use smtp::SmtpSender;
 pub use webhook::{Endpoints, WebhookSender};
 pub use worker::{OutboxWorker, Senders, StepReport, WorkerConfig, backoff};
@@ -41,6 +44,8 @@ pub const KIND_TEAMS: &str = "teams";
 pub const KIND_PAGERDUTY: &str = "pagerduty";
 /// `outbox.kind` of an Opsgenie request.
 pub const KIND_OPSGENIE: &str = "opsgenie";
+/// `outbox.kind` of a reply in a Slack thread (`chat.postMessage`).
+pub const KIND_SLACK: &str = "slack";
 
 /// What an outbox row delivers; serialized as JSON into `outbox.payload`.
 /// Everything the sender needs is in here, fixed at enqueue time, so a retry
@@ -84,6 +89,14 @@ pub enum OutboxMessage {
         close: bool,
         body: serde_json::Value,
     },
+    /// A reply in a Slack thread. The bot token is not in here: the sender
+    /// holds it, so the database never does.
+    Slack {
+        channel: String,
+        thread_ts: String,
+        /// Slack mrkdwn, escaped.
+        text: String,
+    },
 }
 
 impl OutboxMessage {
@@ -94,6 +107,7 @@ impl OutboxMessage {
             OutboxMessage::Teams { .. } => KIND_TEAMS,
             OutboxMessage::PagerDuty { .. } => KIND_PAGERDUTY,
             OutboxMessage::Opsgenie { .. } => KIND_OPSGENIE,
+            OutboxMessage::Slack { .. } => KIND_SLACK,
         }
     }
 }
@@ -140,6 +154,13 @@ pub enum NotifyError {
     Rejected(String),
     #[error("no SMTP sender is configured")]
     NoSmtp,
+    /// `[slack]` is not configured: nothing to post with.
+    #[error("no Slack bot token is configured: add [slack] to the config")]
+    NoSlack,
+    /// The receiver asked to be called again later (Slack's `ratelimited`
+    /// with `Retry-After`): retried then, not on the back-off schedule.
+    #[error("{message} (retry after {secs} s)")]
+    RetryAfter { message: String, secs: u64 },
     #[error("{what} timed out after {secs} s")]
     Timeout { what: &'static str, secs: u64 },
     /// The request went out and no answer came (a timeout after it was
@@ -171,6 +192,7 @@ impl NotifyError {
             NotifyError::Invalid(_)
                 | NotifyError::Payload { .. }
                 | NotifyError::NoSmtp
+                | NotifyError::NoSlack
                 | NotifyError::Rejected(_)
         )
     }
@@ -271,6 +293,22 @@ pub fn new_teams(
         url,
         body,
     })
+}
+
+/// Builds a reply in the Slack thread `thread_ts` of `channel`.
+pub fn new_slack(
+    channel: &str,
+    thread_ts: &str,
+    text: String,
+    dedupe_key: impl Into<String>,
+    now: DateTime<Utc>,
+) -> NewOutbox {
+    let message = OutboxMessage::Slack {
+        channel: channel.to_string(),
+        thread_ts: thread_ts.to_string(),
+        text,
+    };
+    row(&message, format!("slack:{channel}"), dedupe_key.into(), now)
 }
 
 /// Builds a PagerDuty row (`event` holds the routing key).

@@ -79,6 +79,8 @@ impl Default for WorkerConfig {
 pub struct Senders {
     pub smtp: Option<SmtpSender>,
     pub webhook: WebhookSender,
+    /// `None` without `[slack]`: Slack rows wait and say why.
+    pub slack: Option<super::SlackSender>,
 }
 
 impl Senders {
@@ -94,6 +96,11 @@ impl Senders {
         Ok(Senders {
             smtp: Some(SmtpSender::new(&settings.smtp)?),
             webhook: WebhookSender::new()?.with_endpoints(endpoints),
+            slack: settings
+                .slack
+                .as_ref()
+                .map(super::SlackSender::new)
+                .transpose()?,
         })
     }
 
@@ -136,6 +143,14 @@ impl Senders {
                 close,
                 body,
             } => self.webhook.send_opsgenie(key, alias, *close, body).await,
+            OutboxMessage::Slack {
+                channel,
+                thread_ts,
+                text,
+            } => {
+                let slack = self.slack.as_ref().ok_or(NotifyError::NoSlack)?;
+                slack.post(channel, thread_ts, text).await
+            }
         }
     }
 }
@@ -231,6 +246,7 @@ fn receiver_of(message: &OutboxMessage) -> String {
         OutboxMessage::Email { .. } => "smtp".into(),
         OutboxMessage::PagerDuty { .. } => "pagerduty".into(),
         OutboxMessage::Opsgenie { .. } => "opsgenie".into(),
+        OutboxMessage::Slack { .. } => "slack".into(),
         OutboxMessage::Webhook { url, .. } | OutboxMessage::Teams { url, .. } => {
             match reqwest::Url::parse(url) {
                 Ok(u) => format!(
@@ -616,7 +632,10 @@ impl Delivery {
                         .with_label_values(&[row.kind.as_str()])
                         .inc();
                 }
-                let wait = if error.is_permanent() {
+                let wait = if let NotifyError::RetryAfter { secs, .. } = &error {
+                    // The receiver said when: sooner would be refused again.
+                    Duration::from_secs(*secs)
+                } else if error.is_permanent() {
                     self.config.max_backoff
                 } else {
                     backoff(
@@ -713,6 +732,7 @@ mod tests {
         let senders = Senders {
             smtp: None,
             webhook: WebhookSender::new().unwrap(),
+            slack: None,
         };
         let w = OutboxWorker::new(store, senders, WorkerConfig::default());
         let now: DateTime<Utc> = "2026-11-24T10:00:00Z".parse().unwrap();

@@ -623,25 +623,10 @@ impl Service {
                 Ack::Failed => out.report.ack_failed += 1,
             }
         }
-        // An existing dedupe key means this conversation was acknowledged
-        // already: not again, and no second copy.
-        let enqueued = store::enqueue_many(conn, &acks.outbox)?;
-        let copies: Vec<NewMessage> = acks
-            .copies
-            .into_iter()
-            .zip(&enqueued)
-            .filter(|(_, enqueued)| **enqueued)
-            .map(|(copy, _)| copy)
-            .collect();
-        let refused = enqueued.len() - copies.len();
+        let stored = super::store_acknowledgements(conn, &acks.outbox, acks.copies, now)?;
+        let refused = acks.outbox.len() - stored;
         out.report.acknowledged -= refused;
         out.report.suppressed += refused;
-        store::insert_messages(conn, &copies)?;
-        // The copies are the conversations' latest mail: their rows were
-        // refreshed before the acknowledgements could be built (they name
-        // the first-response due).
-        let acked: Vec<i64> = copies.iter().filter_map(|c| c.conversation_id).collect();
-        store::advance_last_message(conn, &acked, now)?;
         Ok(out)
     }
 

@@ -98,6 +98,9 @@ struct Written {
     effects: Effects,
     /// Clients whose rows the batch made sure of.
     ensured: Vec<String>,
+    /// Slack acknowledgements enqueued, and those whose template failed.
+    acknowledged: usize,
+    ack_failed: usize,
 }
 
 impl Written {
@@ -105,6 +108,8 @@ impl Written {
         self.outcomes.extend(o.outcomes);
         self.effects.merge(o.effects);
         self.ensured.extend(o.ensured);
+        self.acknowledged += o.acknowledged;
+        self.ack_failed += o.ack_failed;
     }
 }
 
@@ -297,6 +302,9 @@ impl Service {
                 ));
             }
             (None, Some(h)) if contract.client(h).is_some() => Some(h.clone()),
+            // The Slack front end decided already (a client, `unknown`, or
+            // none: the team's and bots' messages open nothing).
+            _ if super::slack::is_slack(contract, &ev.channel) => None,
             _ => contract.client_id_for_email(&ev.from).map(str::to_string),
         };
         Ok(Checked {
@@ -349,6 +357,16 @@ impl Service {
         };
         self.clients_committed(contract, written.ensured);
         let m = &self.inner.metrics;
+        if written.acknowledged > 0 {
+            m.acknowledgements
+                .with_label_values(&["sent"])
+                .inc_by(written.acknowledged as u64);
+        }
+        if written.ack_failed > 0 {
+            m.acknowledgements
+                .with_label_values(&["failed"])
+                .inc_by(written.ack_failed as u64);
+        }
         let results = written
             .outcomes
             .into_iter()
@@ -414,6 +432,8 @@ impl Service {
             intake.know(row);
         }
         let mut opening_at: HashMap<(&str, &str), usize> = HashMap::new();
+        // Per opening slot, the event of the batch that opened it.
+        let mut opened_by: Vec<usize> = Vec::new();
         let mut in_batch = std::collections::HashSet::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         // Per event added to the intake: its place in `outcomes`, its target.
@@ -437,6 +457,7 @@ impl Service {
                     let (new, mismatch) = classified(contract, &opening_of(c, client_id), c.now);
                     let slot = intake.open(new, mismatch);
                     opening_at.insert(thread, slot);
+                    opened_by.push(outcomes.len());
                     Target::Opening(slot)
                 } else {
                     Target::Untracked
@@ -470,13 +491,36 @@ impl Service {
             };
         }
         let mut effects = Effects::default();
-        for (_, e) in committed.effects {
+        let mut first_due: HashMap<i64, Option<DateTime<Utc>>> = HashMap::new();
+        for (id, e) in committed.effects {
+            first_due.insert(id, e.first_response_due);
             effects.merge(e);
         }
+        // A client's new Slack conversation is acknowledged in its thread,
+        // in this transaction: once, whatever retries follow.
+        let mut acks = super::slack::SlackAcks::default();
+        for (slot, o) in committed.opened.iter().enumerate() {
+            let c = &batch[opened_by[slot]];
+            if o.created && super::slack::is_slack(contract, &c.ev.channel) {
+                let opening = super::slack::SlackOpening {
+                    conversation: &o.row,
+                    direction: c.ev.direction,
+                    at: c.ev.at,
+                    first_response_due: first_due.get(&o.row.id).copied().flatten(),
+                    status_token: o.status_token.as_deref(),
+                };
+                self.slack_ack(contract, opening, now, &mut acks);
+            }
+        }
+        let ack_failed = acks.failed;
+        let acknowledged = self.store_slack_acks(conn, acks, now)?;
+        effects.notified |= acknowledged > 0;
         Ok(Written {
             outcomes,
             effects,
             ensured: committed.ensured,
+            acknowledged,
+            ack_failed,
         })
     }
 

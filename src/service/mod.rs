@@ -28,6 +28,7 @@ mod notifications;
 mod record;
 mod refresh;
 mod reports;
+mod slack;
 mod status;
 mod views;
 
@@ -72,6 +73,7 @@ pub use record::{
 };
 use refresh::Effects;
 pub use reports::AuthorRow;
+pub use slack::SlackFailure;
 pub use status::{
     StatusKind, StatusPage, UrgentView, describe as describe_status, status_url, token_hash,
 };
@@ -136,6 +138,31 @@ impl From<diesel::result::Error> for RecordError {
     fn from(e: diesel::result::Error) -> Self {
         RecordError::Service(e.into())
     }
+}
+
+/// Stores acknowledgements built in a batch: the outbox rows and, at the
+/// same places, the team's copies. An existing dedupe key means that
+/// conversation was acknowledged already: not again, and no second copy.
+/// The copies are their conversations' latest messages (the rows were
+/// refreshed before the acknowledgements could name the first-response
+/// due). Returns how many were stored.
+fn store_acknowledgements(
+    conn: &mut AnyConnection,
+    outbox: &[store::NewOutbox],
+    copies: Vec<NewMessage>,
+    now: DateTime<Utc>,
+) -> Result<usize, ServiceError> {
+    let enqueued = store::enqueue_many(conn, outbox)?;
+    let copies: Vec<NewMessage> = copies
+        .into_iter()
+        .zip(&enqueued)
+        .filter(|(_, enqueued)| **enqueued)
+        .map(|(copy, _)| copy)
+        .collect();
+    store::insert_messages(conn, &copies)?;
+    let acked: Vec<i64> = copies.iter().filter_map(|c| c.conversation_id).collect();
+    store::advance_last_message(conn, &acked, now)?;
+    Ok(copies.len())
 }
 
 fn invalid(field: &str, problem: impl Into<String>) -> ServiceError {

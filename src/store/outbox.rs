@@ -247,6 +247,22 @@ pub fn get(conn: &mut AnyConnection, id: i64) -> Result<Option<OutboxRow>> {
         .map(OutboxRow::from))
 }
 
+/// Unsent rows of `kind` whose last attempt failed, newest first: what a
+/// page shows of deliveries that wait.
+pub fn failing(conn: &mut AnyConnection, kind: &str, limit: i64) -> Result<Vec<OutboxRow>> {
+    Ok(outbox::table
+        .filter(outbox::kind.eq(kind))
+        .filter(outbox::sent_at.is_null())
+        .filter(outbox::last_error.is_not_null())
+        .order(outbox::id.desc())
+        .limit(limit)
+        .select(Record::as_select())
+        .load::<Record>(conn)?
+        .into_iter()
+        .map(OutboxRow::from)
+        .collect())
+}
+
 /// Every row, oldest first (tests and diagnostics on small tables).
 pub fn all(conn: &mut AnyConnection) -> Result<Vec<OutboxRow>> {
     Ok(outbox::table

@@ -78,6 +78,10 @@ pub fn register(cfg: &mut web::ServiceConfig) -> Vec<RouteEntry> {
         "/webhooks/basecamp/{secret}",
         vec![on(Method::POST, super::tickets::basecamp)],
     );
+    api.resource(
+        "/webhooks/slack",
+        vec![on(Method::POST, super::tickets::slack)],
+    );
     api.cfg.default_service(web::route().to(unknown_path));
     api.routes
 }

@@ -47,6 +47,8 @@ pub struct Auth {
     pub jira: Option<crate::config::TicketWebhookSettings>,
     pub linear: Option<crate::config::TicketWebhookSettings>,
     pub basecamp: Option<crate::config::BasecampSettings>,
+    /// `[slack]`; `None`: `/webhooks/slack` refuses every request (401).
+    pub slack: Option<crate::config::SlackSettings>,
     /// The bearer token `/metrics` asks for; empty: none.
     pub metrics_token: Secret,
 }
@@ -71,9 +73,19 @@ impl AppState {
         self.ticket_channel(self.auth.github_channel.as_deref())
     }
 
+    /// The channel Slack feeds: the configured one, else the contract's
+    /// first `slack` channel.
+    pub fn slack_channel(&self, configured: Option<&str>) -> String {
+        self.channel_of(configured, ChannelKind::Slack, "slack")
+    }
+
     /// The channel a ticket webhook feeds: the configured one, else the
     /// contract's first ticket channel.
     pub fn ticket_channel(&self, configured: Option<&str>) -> String {
+        self.channel_of(configured, ChannelKind::Ticket, "tickets")
+    }
+
+    fn channel_of(&self, configured: Option<&str>, kind: ChannelKind, fallback: &str) -> String {
         if let Some(c) = configured {
             return c.to_owned();
         }
@@ -82,9 +94,9 @@ impl AppState {
             .contract
             .channels()
             .iter()
-            .find(|c| c.kind == ChannelKind::Ticket)
+            .find(|c| c.kind == kind)
             .map(|c| c.id.clone())
-            .unwrap_or_else(|| "tickets".into())
+            .unwrap_or_else(|| fallback.into())
     }
 }
 

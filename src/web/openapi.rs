@@ -319,6 +319,22 @@ fn build(channels: &[String], clients: Option<Vec<Value>>, year: &str) -> Value 
             true,
         )
     };
+    let responses_slack = with_common(
+        json!({
+            "200": {"description": "Recorded or a duplicate (after the commit), ignored and counted, or the `url_verification` challenge.",
+                    "content": {"application/json": {"schema": {"oneOf": [
+                        {"$ref": "#/components/schemas/Recorded"},
+                        {"$ref": "#/components/schemas/Ignored"},
+                        {"type": "object", "required": ["challenge"],
+                         "properties": {"challenge": {"type": "string"}}}
+                    ]}}}},
+            "400": error_response("The body is not a JSON object (kept in rejected input)."),
+            "401": error_response("`X-Slack-Signature` is missing or does not match, `X-Slack-Request-Timestamp` is more than 5 minutes away, or `[slack]` is not configured."),
+            "422": {"$ref": "#/components/responses/Invalid"}
+        }),
+        false,
+        true,
+    );
     let ticket_body = |what: &str| {
         json!({"required": true, "content": {"application/json": {"schema": {
             "type": "object", "description": what
@@ -494,6 +510,31 @@ fn build(channels: &[String], clients: Option<Vec<Value>>, year: &str) -> Value 
                 ],
                 "requestBody": ticket_body("A Basecamp webhook payload."),
                 "responses": responses_ticket("Not used: a wrong secret is a 404.")
+            }},
+            "/webhooks/slack": {"post": {
+                "operationId": "slackEvents",
+                "summary": "Slack Events API: messages in shared channels, url_verification",
+                "description": "Authenticated by `X-Slack-Signature` (`v0=` and the hex HMAC-SHA256 of \
+                                `v0:{timestamp}:{body}` with `[slack] signing_secret`), checked before the body \
+                                is parsed, and `X-Slack-Request-Timestamp` within 5 minutes. Every accepted \
+                                request is answered 200 after the commit (Slack retries anything else): a \
+                                stored message, a duplicate (Slack's retries carry the same `event_id`), an \
+                                ignored event, or the `challenge` of `url_verification`. Without `[slack]` \
+                                every request is refused (401).",
+                "security": [],
+                "parameters": [
+                    {"name": "X-Slack-Signature", "in": "header", "required": true,
+                     "description": "`v0=` and the hex HMAC-SHA256 of `v0:{timestamp}:{body}`.",
+                     "schema": {"type": "string"}},
+                    {"name": "X-Slack-Request-Timestamp", "in": "header", "required": true,
+                     "description": "Seconds since 1970; at most 5 minutes from the server's clock.",
+                     "schema": {"type": "string"}},
+                    {"name": "X-Slack-Retry-Num", "in": "header", "required": false,
+                     "description": "Slack's retry count: the delivery is a duplicate.",
+                     "schema": {"type": "string"}}
+                ],
+                "requestBody": ticket_body("A Slack Events API request."),
+                "responses": responses_slack
             }}
         },
         "components": {

@@ -1,4 +1,5 @@
-//! `/webhooks/jira`, `/webhooks/linear` and `/webhooks/basecamp/{secret}`:
+//! `/webhooks/jira`, `/webhooks/linear`, `/webhooks/basecamp/{secret}` and
+//! `/webhooks/slack`:
 //! thin front ends on the one intake. Each checks its source's credential
 //! (before reading the body where a header or the URL allows it, and always
 //! before parsing), lets `ingest` map the payload, and hands the event to
@@ -42,6 +43,52 @@ const BASECAMP: Source = Source {
     name: "basecamp",
     label: ingest::basecamp_event_label,
 };
+const SLACK: Source = Source {
+    name: "slack",
+    label: ingest::slack_event_label,
+};
+
+/// `POST /webhooks/slack`: the signature and the timestamp's age before
+/// anything is parsed, then `url_verification`'s challenge, or the message
+/// through the one intake. Slack retries anything but a timely 2xx, so
+/// every accepted request is answered 200 once stored (or ignored).
+pub(super) async fn slack(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let cfg = state
+        .auth
+        .slack
+        .as_ref()
+        .ok_or_else(|| not_configured(SLACK))?;
+    let body = api::read_body(&req, payload).await?;
+    let now = state.service.now();
+    let checked = ingest::verify_slack(
+        cfg.signing_secret.expose().as_bytes(),
+        &body,
+        header(&req, ingest::SLACK_SIGNATURE_HEADER),
+        header(&req, ingest::SLACK_TIMESTAMP_HEADER),
+        now,
+    );
+    refuse(&state, SLACK, checked)?;
+    if let Some(challenge) = ingest::slack_challenge(&body) {
+        return Ok(HttpResponse::Ok().json(json!({ "challenge": challenge })));
+    }
+    if let Some(retry) = header(&req, ingest::SLACK_RETRY_HEADER) {
+        tracing::debug!(retry, "Slack redelivers an event");
+    }
+    let channel = state.slack_channel(cfg.channel.as_deref());
+    let team = ingest::SlackTeam {
+        team_ids: &cfg.team_ids,
+    };
+    let parse = |channel: &str, contract: &Contract| {
+        ingest::parse_slack(&body, channel, team, contract, now)
+    };
+    let mut answer = deliver(&state, SLACK, Some(&channel), &body, now, parse).await?;
+    *answer.status_mut() = actix_web::http::StatusCode::OK;
+    Ok(answer)
+}
 
 pub(super) async fn jira(
     state: web::Data<AppState>,
@@ -141,6 +188,17 @@ pub(super) fn before_body(
             None => return Some(not_configured(LINEAR)),
             Some(_) => (LINEAR, shape(ingest::LINEAR_SIGNATURE_HEADER, "")),
         }
+    } else if path == "/webhooks/slack" {
+        match &state.auth.slack {
+            None => return Some(not_configured(SLACK)),
+            Some(_) => {
+                let value = req
+                    .headers()
+                    .get(ingest::SLACK_SIGNATURE_HEADER)
+                    .and_then(|v| v.to_str().ok());
+                (SLACK, ingest::slack_signature_digest(value).err())
+            }
+        }
     } else if path.starts_with(BASECAMP_PREFIX) {
         return basecamp_secret(state, path).err();
     } else {
@@ -169,6 +227,9 @@ fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
 fn not_configured(source: Source) -> ApiError {
     match source.name {
         "basecamp" => ApiError::NotFound(BASECAMP_UNKNOWN.to_owned()),
+        "slack" => ApiError::BadSignature(
+            "no Slack signing secret is configured: set [slack] signing_secret".to_owned(),
+        ),
         name => ApiError::BadSignature(format!(
             "no webhook secret is configured for {name}: set [{name}] webhook_secret"
         )),

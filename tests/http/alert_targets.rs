@@ -121,26 +121,16 @@ fn parse_card(message: &str) -> Result<Value, String> {
 
 /// The Standard Webhooks reference library's verdict on a delivery.
 fn verify_webhook(secret: &str, headers: &[(String, String)], body: &str) -> Result<(), String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/verify_webhook.py");
     let headers: serde_json::Map<String, Value> = headers
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
     let input = json!({"secret": secret, "headers": headers, "body": body}).to_string();
-    let mut child = Command::new(support::python())
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::run_with_input(
+        support::python().as_os_str(),
+        "tests/support/verify_webhook.py",
+        input.as_bytes(),
+    );
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -109,16 +109,7 @@ impl App {
     }
 
     async fn send(&self, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, Value) {
-        let mut r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .body(body.to_vec());
-        for (name, value) in headers {
-            r = r.header(*name, value);
-        }
-        let r = r.send().await.unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or_default())
+        post_raw(&self.served, path, headers, body).await
     }
 
     async fn jira(&self, body: &Value) -> (u16, Value) {
@@ -161,7 +152,27 @@ fn sign(secret: &str, body: &[u8]) -> String {
     hmac_sha256_hex(secret.as_bytes(), body)
 }
 
-fn timer(conv: &Value, name: &str) -> String {
+/// POSTs `body` as JSON with `headers` (a webhook's signature): (status,
+/// JSON answer or null).
+pub(crate) async fn post_raw(
+    app: &common::app::Served,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, Value) {
+    let mut r = app
+        .http
+        .post(format!("{}{path}", app.base))
+        .header("Content-Type", "application/json")
+        .body(body.to_vec());
+    for (name, value) in headers {
+        r = r.header(*name, value);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
+pub(crate) fn timer(conv: &Value, name: &str) -> String {
     conv["timers"]
         .as_array()
         .unwrap()

@@ -16,6 +16,7 @@ mod contract_changes;
 mod dashboards;
 mod focus;
 mod ingest_github;
+mod ingest_slack;
 mod ingest_tickets;
 mod openapi;
 mod processes;

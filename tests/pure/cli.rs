@@ -495,3 +495,61 @@ fn check_resolves_target_references_and_names_missing_ones() {
         "{err}"
     );
 }
+
+/// A contract with a `slack` channel needs `[slack]` in the service config:
+/// `contract check` says so, naming both, and passes once it is there.
+#[test]
+fn check_wants_slack_settings_for_a_slack_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let contract = dir.path().join("contract.toml");
+    let source = std::fs::read_to_string(repo("config/contract.toml"))
+        .unwrap()
+        .replacen(
+            "[channels.email]",
+            "[channels.slack]\nkind = \"slack\"\ndescription = \"our shared channel\"\n\n[channels.email]",
+            1,
+        );
+    std::fs::write(&contract, source).unwrap();
+    let check = |config: &Path| {
+        keepword(&[
+            "contract",
+            "check",
+            contract.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ])
+    };
+    let without = dir.path().join("without.toml");
+    std::fs::write(&without, "log_format = \"text\"\n").unwrap();
+    let out = check(&without);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("channel \"slack\" is kind = \"slack\"") && err.contains("no [slack]"),
+        "{err}"
+    );
+    assert!(err.contains(&without.display().to_string()), "{err}");
+
+    let with = dir.path().join("with.toml");
+    std::fs::write(
+        &with,
+        "[slack]\nsigning_secret = \"abc\"\nbot_token = \"xoxb-1\"\nteam_ids = [\"T0AGENCY\"]\n",
+    )
+    .unwrap();
+    let out = check(&with);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // [slack] naming a channel the contract does not have is an error too.
+    std::fs::write(
+        &with,
+        "[slack]\nsigning_secret = \"abc\"\nbot_token = \"xoxb-1\"\nteam_ids = [\"T0AGENCY\"]\nchannel = \"chat\"\n",
+    )
+    .unwrap();
+    let out = check(&with);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("channel = \"chat\""),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -955,3 +955,80 @@ fn ticket_projects_are_checked_like_domains() {
     let base = parse(BASE, "c.toml").unwrap();
     assert_ne!(base.version(), contract.version());
 }
+
+#[test]
+fn slack_channels_and_workspaces_are_checked_like_projects() {
+    let keys = "domains = [\"acme.com\"]";
+    expect(
+        &with(keys, &format!("{keys}\nslack_channel = [\"C0ACME123\"]")),
+        52,
+        1,
+        "in client \"acme\"",
+        Some("did you mean \"slack_channels\"?"),
+    );
+    expect(
+        &with(keys, &format!("{keys}\nslack_team = [\"T0ACME\"]")),
+        52,
+        1,
+        "in client \"acme\"",
+        Some("did you mean \"slack_teams\"?"),
+    );
+    // A channel's name is not its id; a workspace id starts with T or E.
+    expect(
+        &with(
+            keys,
+            &format!("{keys}\nslack_channels = [\"#acme-support\"]"),
+        ),
+        52,
+        19,
+        "Slack channel id \"#acme-support\" is not an id",
+        Some("not its name"),
+    );
+    expect(
+        &with(keys, &format!("{keys}\nslack_teams = [\"C0ACME123\"]")),
+        52,
+        16,
+        "Slack workspace id \"C0ACME123\" is not an id",
+        Some("\"T0ACME\""),
+    );
+    // One channel, one client.
+    let second =
+        "\n[[clients]]\nid = \"globex\"\nname = \"Globex\"\nslack_channels = [\"c0acme123\"]\n";
+    let both = with(
+        keys,
+        &format!("{keys}\nslack_channels = [\"C0ACME123\"]{second}"),
+    );
+    expect(
+        &both,
+        56,
+        19,
+        "Slack channel id \"c0acme123\" is already claimed by client \"acme\" (line 52)",
+        Some("belongs to one client"),
+    );
+    // A kind misspelt suggests slack.
+    let misspelt = with(
+        "[channels.email]",
+        "[channels.chat]\nkind = \"slak\"\n\n[channels.email]",
+    );
+    assert!(
+        diagnostics(&misspelt)
+            .iter()
+            .any(|d| d.message.contains("unknown channel kind \"slak\"")
+                && d.hint.as_deref() == Some("did you mean \"slack\"?")),
+        "{}",
+        listing(&diagnostics(&misspelt))
+    );
+
+    let fine = with(
+        keys,
+        &format!(
+            "{keys}\nslack_channels = [\"c0acme123\", \"G0PRIVATE\"]\nslack_teams = [\"T0ACME\"]"
+        ),
+    );
+    let contract = parse(&fine, "c.toml").unwrap_or_else(|d| panic!("{d}"));
+    let acme = contract.client("acme").unwrap();
+    assert_eq!(acme.slack_channels, ["C0ACME123", "G0PRIVATE"]);
+    assert_eq!(acme.slack_teams, ["T0ACME"]);
+    let base = parse(BASE, "c.toml").unwrap();
+    assert_ne!(base.version(), contract.version());
+}

@@ -107,6 +107,24 @@ fn ticket_seeds() -> &'static [Vec<u8>] {
     })
 }
 
+/// Every published Slack request under tests/fixtures/slack (the README
+/// is not one).
+fn slack_seeds() -> &'static [Vec<u8>] {
+    static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    SEEDS.get_or_init(|| {
+        let mut paths = Vec::new();
+        files(Path::new("tests/fixtures/slack"), &mut paths);
+        paths.sort();
+        let seeds: Vec<Vec<u8>> = paths
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        assert!(seeds.len() >= 7, "Slack fixtures went missing");
+        seeds
+    })
+}
+
 fn config_seeds() -> &'static [Vec<u8>] {
     static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     SEEDS.get_or_init(|| {
@@ -289,6 +307,9 @@ fn seeds_keep_every_invariant_unmutated() {
     for seed in ticket_seeds() {
         checks::tickets(seed);
     }
+    for seed in slack_seeds() {
+        checks::slack(seed);
+    }
     let scratch = tempfile::NamedTempFile::new().unwrap();
     for seed in config_seeds() {
         checks::config(seed, scratch.path());
@@ -342,6 +363,11 @@ fn mutated_github_deliveries_parse_or_are_rejected() {
 #[test]
 fn mutated_ticket_deliveries_parse_or_are_rejected() {
     run(ticket_seeds(), checks::tickets);
+}
+
+#[test]
+fn mutated_slack_requests_parse_or_are_rejected() {
+    run(slack_seeds(), checks::slack);
 }
 
 #[test]

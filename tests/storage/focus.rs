@@ -45,6 +45,7 @@ fn worker(s: &Service, smtp: &SmtpServer) -> OutboxWorker {
     let senders = Senders {
         smtp: Some(SmtpSender::new(&settings).unwrap()),
         webhook: WebhookSender::with_timeout(Duration::from_secs(5)).unwrap(),
+        slack: None,
     };
     let config = WorkerConfig {
         send_timeout: Duration::from_secs(10),

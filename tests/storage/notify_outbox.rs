@@ -44,6 +44,7 @@ fn worker(store: Store, smtp_port: u16, config: WorkerConfig) -> OutboxWorker {
     let senders = Senders {
         smtp: Some(SmtpSender::new(&smtp_settings(smtp_port)).unwrap()),
         webhook: WebhookSender::with_timeout(Duration::from_secs(5)).unwrap(),
+        slack: None,
     };
     OutboxWorker::new(store, senders, config)
 }
@@ -674,6 +675,7 @@ async fn permanent_failures_wait_the_longest_back_off(url: &str) {
     let senders = Senders {
         smtp: None,
         webhook: WebhookSender::new().unwrap(),
+        slack: None,
     };
     let cfg = config();
     let max = cfg.max_backoff;
@@ -907,6 +909,7 @@ async fn a_row_waiting_too_long_for_its_receiver_is_given_back(url: &str) {
         Senders {
             smtp: None,
             webhook: WebhookSender::with_timeout(Duration::from_secs(5)).unwrap(),
+            slack: None,
         },
         cfg,
     );

@@ -422,6 +422,26 @@ async fn serve(mut sock: TcpStream, state: Arc<HookState>) {
     let _ = sock.shutdown().await;
 }
 
+/// Runs `program script` (a path under the repository) with `input` on
+/// stdin and waits for it: its whole output.
+pub fn run_with_input(
+    program: &std::ffi::OsStr,
+    script: &str,
+    input: &[u8],
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program:?} {script}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Polls `f` until it is true or `timeout` passes.
 pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;

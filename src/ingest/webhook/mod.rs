@@ -7,6 +7,8 @@
 //! - [`parse_jira`], [`parse_linear`], [`parse_basecamp`]: ticket systems,
 //!   each after its own check ([`verify_jira_signature`], [`verify_linear`],
 //!   [`verify_basecamp_secret`]); their mapping is in their modules' docs.
+//! - [`parse_slack`]: a Slack Events API `message`, after [`verify_slack`]
+//!   (README, "Slack"); a front end like the ticket systems.
 //!
 //! A bad body is never half-read: either every field is good and the caller
 //! gets an [`IncomingEvent`], or it gets [`EventError::Invalid`] listing
@@ -152,6 +154,7 @@ mod github;
 mod jira;
 mod linear;
 mod signature;
+mod slack;
 #[cfg(test)]
 mod tests;
 mod ticket;
@@ -166,6 +169,11 @@ pub use jira::{JIRA_SIGNATURE_HEADER, jira_event_label, parse_jira, verify_jira_
 pub use linear::{
     LINEAR_SIGNATURE_HEADER, LINEAR_TIMESTAMP_WINDOW_MS, linear_event_label, parse_linear,
     verify_linear,
+};
+pub use slack::{
+    SLACK_RETRY_HEADER, SLACK_SIGNATURE_HEADER, SLACK_TIMESTAMP_HEADER,
+    SLACK_TIMESTAMP_WINDOW_SECS, SlackTeam, parse_slack, slack_challenge, slack_event_label,
+    slack_instant, slack_signature, slack_signature_digest, slack_text, verify_slack,
 };
 pub use ticket::{
     TicketOutcome, WebhookAuthError, hmac_header_digest, hmac_sha256_hex, verify_hmac_header,

@@ -33,6 +33,10 @@ pub enum WebhookAuthError {
         "webhookTimestamp is {0} ms away from the server's clock; a delivery more than 60 s old may be a replay"
     )]
     Stale(i64),
+    #[error(
+        "X-Slack-Request-Timestamp is {0} s away from the server's clock; a request more than 5 minutes old may be a replay"
+    )]
+    SlackStale(i64),
     #[error("webhookTimestamp is missing or not milliseconds since 1970")]
     NoTimestamp,
     #[error("the webhook URL's secret is wrong")]

@@ -1,4 +1,5 @@
-//! The Connections page (`GET /connections`): every mailbox and SMTP,
+//! The Connections page (`GET /connections`): every mailbox and SMTP, Slack
+//! (its workspaces and the replies in threads that wait, with why),
 //! connected or not, IDLE or polling, the last read, the last error in
 //! words with its fix, and how long the OAuth token is good for; and the
 //! delegated sign-in (authorization code with PKCE): `POST
@@ -57,11 +58,39 @@ pub(super) async fn connections(state: web::Data<AppState>, req: HttpRequest) ->
             grant => grant(&s.grant), delegated => s.delegated,
         }
     });
+    let slack = match &state.auth.slack {
+        Some(cfg) => {
+            let service = state.service.clone();
+            let failures = match super::blocking(move || service.slack_failures(20)).await {
+                Ok(f) => f,
+                Err(e) => return super::service_error(&state, e),
+            };
+            let failures: Vec<Value> = failures
+                .iter()
+                .map(|f| {
+                    context! {
+                        conversation_id => f.conversation_id, target => f.target.clone(),
+                        attempts => f.attempts, error => f.error.clone(),
+                        permanent => f.permanent, next_attempt => when(Some(f.next_attempt)),
+                    }
+                })
+                .collect();
+            let api = reqwest::Url::parse(&cfg.api_url)
+                .map(|u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or_default()))
+                .unwrap_or_default();
+            Some(context! {
+                team_ids => cfg.team_ids.clone(),
+                channel => state.slack_channel(cfg.channel.as_deref()),
+                api, failures,
+            })
+        }
+        None => None,
+    };
     page(
         &state,
         StatusCode::OK,
         "connections.html",
-        context! { mailboxes, smtp, signed_in => true, csrf => s.csrf, nav => "connections" },
+        context! { mailboxes, smtp, slack, signed_in => true, csrf => s.csrf, nav => "connections" },
     )
 }
 
