@@ -18,6 +18,7 @@ mod contract;
 mod dashboard;
 mod due;
 mod email;
+pub mod erasure;
 mod events;
 mod focus;
 mod intake;
@@ -25,6 +26,7 @@ mod live;
 mod mailbox;
 mod notifications;
 mod refresh;
+mod retention;
 mod status;
 mod views;
 
@@ -64,6 +66,7 @@ pub use focus::{
 pub use live::{ChangeSet, Changes};
 pub use mailbox::{FetchedMail, FolderCheckpoint, MailSink};
 use refresh::Effects;
+pub use retention::{RETENTION_BATCH, RetentionReport};
 pub use status::{
     StatusKind, StatusPage, UrgentView, describe as describe_status, status_url, token_hash,
 };

@@ -174,8 +174,26 @@ diesel::table! {
         message_id -> BigInt,
         body -> Text,
         raw -> Nullable<Binary>,
+        removed -> Nullable<Text>,
     }
 }
 
 diesel::joinable!(message_bodies -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(message_bodies, messages);
+
+diesel::table! {
+    retention_progress (what) {
+        what -> Text,
+        last_id -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    erasures (id) {
+        id -> BigInt,
+        erased_at -> Timestamp,
+        kind -> Text,
+        counts -> Text,
+    }
+}

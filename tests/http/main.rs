@@ -18,6 +18,7 @@ mod ingest_github;
 mod ingest_tickets;
 mod openapi;
 mod processes;
+mod retention;
 mod security;
 mod serve;
 mod status_page;
