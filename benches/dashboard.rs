@@ -18,6 +18,17 @@
 //!       GETs of its page (`/clients/{token}`, 90 and 365 days) against GET
 //!       /healthz and a status page of the same database in the same run.
 //!
+//!   cargo bench --bench dashboard -- history N EMPTY_URL FULL_URL
+//!       a year of a busy agency, bulk-loaded by SQL into FULL_URL: N
+//!       conversations opened over the last 365 days (most solved, 4% open
+//!       or pending), 1 to 9 messages each with bodies (5 on average),
+//!       timers met, missed and running, repeated subjects, two channels,
+//!       plus one 1,000-message thread with a status link. EMPTY_URL gets
+//!       only that thread. Then, on each in turn, the real app in-process
+//!       and sequential GETs: /healthz (baseline), the queue (first page,
+//!       filtered, deep), the long thread's timeline, compliance for a
+//!       month and for the year, /metrics, the status page, the API list;
+//!       and 300 new-thread events POSTed one at a time.
 //! DATABASE_URL is `sqlite://FILE` (created) or a PostgreSQL database that
 //! exists and is empty. Every result is one line starting with `RESULT `.
 
@@ -178,8 +189,21 @@ async fn sign_in(http: &reqwest::Client, base: &str) -> String {
         .to_string()
 }
 
+/// A client that does not follow redirects, and its session cookie.
+async fn signed_in(base: &str) -> (reqwest::Client, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie = sign_in(&http, base).await;
+    (http, cookie)
+}
+
 async fn time_gets(http: &reqwest::Client, url: &str, cookie: &str, n: usize) -> Vec<f64> {
-    for _ in 0..20 {
+    // Slow pages (a year's compliance at 2 million) are measured a few
+    // times: one warm-up for them.
+    let warm = if n <= 10 { 1 } else { 20 };
+    for _ in 0..warm {
         http.get(url)
             .header("cookie", cookie)
             .send()
@@ -203,11 +227,7 @@ async fn time_gets(http: &reqwest::Client, url: &str, cookie: &str, n: usize) ->
 async fn queue(n: usize, url: &str) {
     seed(url, n);
     let (base, token, task, _) = serve(url).await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let cookie = sign_in(&http, &base).await;
+    let (http, cookie) = signed_in(&base).await;
     let rounds = 200;
     summary(
         "GET /healthz (baseline)",
@@ -426,6 +446,161 @@ fn seed_client(url: &str, n: usize) {
     );
 }
 
+/// The status token of the long thread (its SHA-256 is what is stored).
+const LONG_TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// `n` conversations of a year, and the long thread (see the module doc).
+fn seed_history(url: &str, n: usize) {
+    let store = Store::open(url).expect("database");
+    let loaded = LoadedContract::load(&contract_path()).unwrap();
+    record_version(&store, &loaded, chrono::Utc::now()).expect("contract version");
+    let v = loaded.version.clone();
+    let hash = keepword::service::token_hash(LONG_TOKEN);
+    let started = Instant::now();
+    let pg = matches!(store.backend(), keepword::store::Backend::Postgres);
+    // What differs per backend: the row source, instants, and arrays.
+    let (series, now, ago, pick_client, pick_type, pick_subject) = if pg {
+        (
+            format!("generate_series(1, {n}) i"),
+            "(now() AT TIME ZONE 'utc')".to_string(),
+            format!("(now() AT TIME ZONE 'utc') - (31536000.0 * i / {n}) * interval '1 second'"),
+            "(ARRAY['acme','globex','initech'])[1 + i % 3]",
+            "(ARRAY['question','bug','urgent'])[1 + (i / 7) % 3]",
+            "(ARRAY['Invoice question','Cannot log in to the portal','Export is broken','Checkout is down','Question about the footer'])[1 + (i / 3) % 5]",
+        )
+    } else {
+        (
+            format!(
+                "(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s WHERE i <= {n})"
+            ),
+            "datetime('now')".to_string(),
+            format!("datetime('now', '-' || (31536000 * i / {n}) || ' seconds')"),
+            "CASE i % 3 WHEN 0 THEN 'acme' WHEN 1 THEN 'globex' ELSE 'initech' END",
+            "CASE (i / 7) % 3 WHEN 0 THEN 'question' WHEN 1 THEN 'bug' ELSE 'urgent' END",
+            "CASE (i / 3) % 5 WHEN 0 THEN 'Invoice question' WHEN 1 THEN 'Cannot log in to the portal' WHEN 2 THEN 'Export is broken' WHEN 3 THEN 'Checkout is down' ELSE 'Question about the footer' END",
+        )
+    };
+    let plus = |t: &str, secs: &str| {
+        if pg {
+            format!("{t} + ({secs}) * interval '1 second'")
+        } else {
+            format!("datetime({t}, '+' || ({secs}) || ' seconds')")
+        }
+    };
+    let insert_or_ignore = if pg { "INSERT" } else { "INSERT OR IGNORE" };
+    let on_conflict = if pg { "ON CONFLICT DO NOTHING" } else { "" };
+    let from_series = if pg {
+        format!("FROM {series}")
+    } else {
+        format!("FROM {series} AS s")
+    };
+    let open_due = plus(&now, "i % 86400");
+    let sql = format!(
+        "{insert_or_ignore} INTO clients (id, name, created_at) VALUES ('acme','ACME Corp', {now}), ('globex','Globex Logistics', {now}), ('initech','Initech', {now}) {on_conflict};
+         INSERT INTO conversations (channel, thread_key, client_id, subject, request_type, classification,
+             contract_version, status, opened_at, updated_at, solved_at, health, next_check_at, subject_key,
+             opener, last_message_at, next_due_at, next_timer)
+           SELECT CASE WHEN i % 10 < 7 THEN 'email' ELSE 'tickets' END, 'h-' || i, {pick_client},
+                  {pick_subject} || ' #' || (i % 977), {pick_type}, 'question: default', '{v}',
+                  CASE WHEN i % 25 = 0 THEN 'open' WHEN i % 25 = 1 THEN 'pending' ELSE 'solved' END,
+                  {ago}, {ago}, CASE WHEN i % 25 > 1 THEN {ago} END,
+                  CASE WHEN i % 25 > 1 THEN 'on_track' WHEN i % 2 = 0 THEN 'breached' ELSE 'at_risk' END,
+                  CASE WHEN i % 25 <= 1 THEN {open_due} END,
+                  lower({pick_subject}), 'person' || (i % 5000) || '@acme.com', {ago},
+                  CASE WHEN i % 25 <= 1 THEN {open_due} END,
+                  CASE WHEN i % 25 <= 1 THEN 'first_response' ELSE '' END
+           {from_series};
+         INSERT INTO conversations (channel, thread_key, client_id, subject, request_type, classification,
+             contract_version, status, opened_at, updated_at, health, next_check_at, subject_key, opener,
+             last_message_at, next_due_at, next_timer)
+           VALUES ('email', 'long-thread', 'acme', 'The long thread', 'question', 'question: default', '{v}',
+                   'open', {now}, {now}, 'on_track', NULL, 'the long thread', 'long@acme.com', {now}, NULL, '');
+         INSERT INTO status_links (token_hash, conversation_id, created_at)
+           SELECT '{hash}', id, {now} FROM conversations WHERE thread_key = 'long-thread';
+         ANALYZE;"
+    );
+    // Each conversation 1 to 9 messages (5 on average), the long thread
+    // 1,000; then a body per message and a first-response timer per
+    // conversation: met, missed (one in seven) or running.
+    let (at, j_rows) = if pg {
+        (
+            "c.opened_at + j * interval '20 minutes'",
+            "generate_series(0, CASE WHEN c.thread_key = 'long-thread' THEN 999 ELSE c.id % 9 END) j",
+        )
+    } else {
+        (
+            "datetime(c.opened_at, '+' || (j * 1200) || ' seconds')",
+            // An indexed table of numbers: a range of it per conversation,
+            // not a scan of a thousand rows each.
+            "nums",
+        )
+    };
+    let within = if pg {
+        "TRUE"
+    } else {
+        "j <= CASE WHEN c.thread_key = 'long-thread' THEN 999 ELSE c.id % 9 END"
+    };
+    let (four_hours, late, early) = if pg {
+        (
+            "opened_at + interval '4 hours'",
+            "opened_at + interval '6 hours'",
+            "opened_at + interval '1 hour'",
+        )
+    } else {
+        (
+            "datetime(opened_at, '+4 hours')",
+            "datetime(opened_at, '+6 hours')",
+            "datetime(opened_at, '+1 hours')",
+        )
+    };
+    let details = if pg {
+        "repeat(' and the details of it', 8)"
+    } else {
+        "replace(hex(zeroblob(8)), '00', ' and the details of it')"
+    };
+    let falsy = if pg { "false" } else { "0" };
+    let nums = if pg {
+        ""
+    } else {
+        "CREATE TEMP TABLE nums (j INTEGER PRIMARY KEY);
+         INSERT INTO nums WITH RECURSIVE s(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM s WHERE j < 999) SELECT j FROM s;"
+    };
+    let msg_sql = format!(
+        "{nums}
+         INSERT INTO messages (conversation_id, channel, external_id, direction, sender, recipients, subject,
+             message_id, refs, sent_at, received_at, awaiting_client)
+           SELECT c.id, c.channel, c.thread_key || '-' || j, CASE WHEN j % 2 = 0 THEN 'inbound' ELSE 'outbound' END,
+                  CASE WHEN j % 2 = 0 THEN c.opener ELSE 'lead@example.com' END, '', c.subject,
+                  '<' || c.thread_key || '.' || j || '@acme.com>', '', {at}, {at}, {falsy}
+           FROM conversations c CROSS JOIN {j_rows} WHERE {within};
+         INSERT INTO message_bodies (message_id, body)
+           SELECT id, 'Hello, about ' || subject || {details} FROM messages;
+         INSERT INTO timers (conversation_id, kind, seq, status, started_at, due_at, stopped_at)
+           SELECT id, 'first_response', 0,
+                  CASE WHEN status <> 'solved' THEN 'running' WHEN id % 7 = 0 THEN 'missed' ELSE 'met' END,
+                  opened_at, {four_hours},
+                  CASE WHEN status = 'solved' THEN CASE WHEN id % 7 = 0 THEN {late} ELSE {early} END END
+           FROM conversations;
+         ANALYZE;"
+    );
+    store
+        .with(|c| {
+            for sql in [&sql, &msg_sql] {
+                match c {
+                    AnyConnection::Postgresql(pg) => pg.batch_execute(sql),
+                    AnyConnection::Sqlite(lite) => lite.batch_execute(sql),
+                }
+                .map_err(keepword::store::StoreError::Query)?;
+            }
+            Ok(())
+        })
+        .expect("seeding the history");
+    println!(
+        "RESULT history seeded n={n} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 async fn client(n: usize, url: &str) {
     seed_client(url, n);
     let (base, token, task, state) = serve(url).await;
@@ -486,6 +661,124 @@ async fn client(n: usize, url: &str) {
     let _ = task.await;
 }
 
+async fn history(n: usize, empty: &str, full: &str) {
+    seed_history(empty, 0);
+    seed_history(full, n);
+    for (label, url) in [("empty", empty), ("history", full)] {
+        measure_history(label, url).await;
+    }
+}
+
+/// The reading paths and the events API of a database seeded by
+/// [`seed_history`], each timed (see the module doc).
+async fn measure_history(label: &str, url: &str) {
+    {
+        let (base, token, task, state) = serve(url).await;
+        let (http, cookie) = signed_in(&base).await;
+        let long = state
+            .store
+            .with(|c| {
+                use diesel::prelude::*;
+                use keepword::store::schema::conversations::dsl as k;
+                Ok(k::conversations
+                    .filter(k::thread_key.eq("long-thread"))
+                    .select(k::id)
+                    .first::<i64>(c)?)
+            })
+            .unwrap();
+        let today = chrono::Utc::now().date_naive();
+        let month = format!(
+            "from={}&to={}",
+            today - chrono::Days::new(30),
+            today + chrono::Days::new(1)
+        );
+        let year = format!(
+            "from={}&to={}",
+            today - chrono::Days::new(365),
+            today + chrono::Days::new(1)
+        );
+        let rounds = 50;
+        for (name, path, r) in [
+            ("GET /healthz (baseline)", "/healthz".to_string(), rounds),
+            ("GET / (queue, first page)", "/".to_string(), rounds),
+            (
+                "GET /?client=acme&health=breached",
+                "/?client=acme&health=breached".to_string(),
+                rounds,
+            ),
+            (
+                "GET /?page=200 (deep page)",
+                "/?page=200".to_string(),
+                rounds,
+            ),
+            (
+                "GET /conversations/LONG (1,000 messages)",
+                format!("/conversations/{long}"),
+                rounds,
+            ),
+            (
+                "GET /compliance (a month)",
+                format!("/compliance?{month}"),
+                10,
+            ),
+            (
+                "GET /compliance (the year)",
+                format!("/compliance?{year}"),
+                5,
+            ),
+            ("GET /metrics", "/metrics".to_string(), rounds),
+            ("GET /status/TOKEN", format!("/status/{LONG_TOKEN}"), rounds),
+        ] {
+            summary(
+                &format!("{label} {name}"),
+                time_gets(&http, &format!("{base}{path}"), &cookie, r).await,
+            );
+        }
+        // The API with its bearer token (the cookie is ignored there).
+        let mut ms = Vec::new();
+        for i in 0..rounds + 20 {
+            let t = Instant::now();
+            let r = http
+                .get(format!("{base}/api/v1/conversations"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.bytes().await.unwrap();
+            if i >= 20 {
+                ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        summary(&format!("{label} GET /api/v1/conversations"), ms);
+        let mut ms = Vec::new();
+        let t0 = Instant::now();
+        for i in 0..300 {
+            let t = Instant::now();
+            let r = http
+                .post(format!("{base}/api/v1/events"))
+                .bearer_auth(TOKEN)
+                .json(&serde_json::json!({
+                    "id": format!("{label}-ev-{i}"), "channel": "tickets", "thread": format!("{label}-T-{i}"),
+                    "direction": "inbound", "from": "jane@acme.com", "subject": format!("New question {i}"),
+                    "body": "Hello.", "at": chrono::Utc::now().to_rfc3339(),
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 201);
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        println!(
+            "RESULT {label} POST /api/v1/events, one at a time: {:.0} events/s",
+            300.0 / t0.elapsed().as_secs_f64()
+        );
+        summary(&format!("{label} POST /api/v1/events"), ms);
+        token.cancel();
+        let _ = task.await;
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -503,6 +796,9 @@ fn main() {
     {
         ["queue", n, url] => rt.block_on(queue(n.parse().unwrap(), url)),
         ["client", n, url] => rt.block_on(client(n.parse().unwrap(), url)),
+        ["history", n, empty, full] => rt.block_on(history(n.parse().unwrap(), empty, full)),
+        // A database seeded before (re-measured without seeding again).
+        ["history-measure", label, url] => rt.block_on(measure_history(label, url)),
         ["fanout", s, r, url] => rt.block_on(fanout(s.parse().unwrap(), r.parse().unwrap(), url)),
         [] => println!(
             "usage: see the module documentation (cargo bench --bench dashboard -- queue N URL | fanout S R URL)"

@@ -215,6 +215,19 @@ fn mailbox(port: u16) -> MailboxSettings {
     }
 }
 
+/// The support mailbox's sink into `svc`.
+fn sink(svc: &Service) -> Arc<EmailSink> {
+    Arc::new(EmailSink {
+        service: svc.clone(),
+        mailbox: MailboxContext {
+            name: "support".into(),
+            channel: "email".into(),
+            team: vec!["@example.com".into()],
+            own: vec!["support@example.com".into()],
+        },
+    })
+}
+
 fn service(url: &str) -> Service {
     let store = Store::open(url).unwrap();
     let loaded = LoadedContract::load(contract_path().as_path()).unwrap();
@@ -340,14 +353,19 @@ async fn ingest(
     );
     // Warm-up: the first read pulls the mail files into the page cache.
     raw_fetch(dovecot.port).await;
+    // SQLite twice: raw mail as it came (how it was stored before issue
+    // 30), then compressed (how it is stored now); the same mail, the same
+    // Dovecot, one after the other.
     let mut targets = Vec::new();
     if let Some(f) = sqlite {
-        targets.push(("sqlite", format!("sqlite://{f}")));
+        targets.push(("sqlite", format!("sqlite://{f}.plain"), false));
+        targets.push(("sqlite", format!("sqlite://{f}"), true));
     }
     if let Some(u) = pg {
-        targets.push(("postgres", u));
+        targets.push(("postgres", u, true));
     }
-    for (backend, url) in targets {
+    for (backend, url, pack) in targets {
+        store::set_raw_compression(pack);
         let mut raws = Vec::new();
         for _ in 0..3 {
             let (got, b, secs) = raw_fetch(dovecot.port).await;
@@ -368,15 +386,8 @@ async fn ingest(
         })
         .await
         .unwrap();
-        let sink = Arc::new(EmailSink {
-            service: svc.clone(),
-            mailbox: MailboxContext {
-                name: "support".into(),
-                channel: "email".into(),
-                team: vec!["@example.com".into()],
-                own: vec!["support@example.com".into()],
-            },
-        });
+        let for_storage = svc.clone();
+        let sink = sink(&svc);
         let mut poller = MailboxPoller::new(mailbox(dovecot.port), sink, ImapMetrics::new())
             .with_timing(PollerTiming::default());
         let cpu0 = cpu_secs();
@@ -421,12 +432,231 @@ async fn ingest(
         })
         .await
         .unwrap();
+        let on_disk = tokio::task::spawn_blocking({
+            let svc = for_storage;
+            move || storage(&svc)
+        })
+        .await
+        .unwrap();
         println!(
-            "RESULT ingest backend={backend} shape={} n={fetched} batches={} secs={secs:.3} msgs_per_s={rate:.0} \
+            "RESULT storage backend={backend} raw_compression={} mail_bytes={bytes} \
+             mail_bytes_per_message={} {on_disk}",
+            if backend == "sqlite" && !pack {
+                "off"
+            } else {
+                "on"
+            },
+            bytes / n.max(1),
+        );
+        println!(
+            "RESULT ingest backend={backend} raw_compression={} shape={} n={fetched} batches={} secs={secs:.3} msgs_per_s={rate:.0} \
              raw_median_msgs_per_s={raw_median:.0} ratio={:.2} bench_cpu_s={cpu:.1} rows: {counts} loadavg={}",
+            if backend == "sqlite" && !pack {
+                "off"
+            } else {
+                "on"
+            },
             shape.map_or("uniform", |s| s.name()),
             report.folders.iter().map(|f| f.batches).sum::<usize>(),
             rate / raw_median,
+            loadavg()
+        );
+    }
+}
+
+/// Bytes on disk after an ingest: the whole database (SQLite: its pages in
+/// use after the log is checkpointed in; PostgreSQL: every table with its
+/// indexes and TOAST), per message, and what `message_bodies` holds of it.
+fn storage(svc: &Service) -> String {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    svc.store()
+        .with(|c| {
+            fn q(c: &mut store::AnyConnection, sql: &str) -> i64 {
+                match c {
+                    store::AnyConnection::Sqlite(c) => diesel::sql_query(sql).get_result::<N>(c),
+                    store::AnyConnection::Postgresql(c) => diesel::sql_query(sql).get_result::<N>(c),
+                }
+                .map(|r| r.n)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+            let messages = q(c, "SELECT COUNT(*) AS n FROM messages");
+            let (db, bodies_table) = match &mut *c {
+                store::AnyConnection::Sqlite(s) => {
+                    use diesel::connection::SimpleConnection;
+                    s.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+                    (
+                        q(c, "SELECT (page_count - freelist_count) * page_size AS n \
+                           FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()"),
+                        None,
+                    )
+                }
+                store::AnyConnection::Postgresql(_) => (
+                    q(c, "SELECT SUM(pg_total_relation_size(c.oid))::bigint AS n FROM pg_class c \
+                       JOIN pg_namespace s ON s.oid = c.relnamespace \
+                       WHERE c.relkind = 'r' AND s.nspname = current_schema()"),
+                    Some(q(c, "SELECT pg_total_relation_size('message_bodies') AS n")),
+                ),
+            };
+            let (body_text, raw_stored) = match &mut *c {
+                store::AnyConnection::Sqlite(_) => (
+                    q(c, "SELECT COALESCE(SUM(LENGTH(CAST(body AS BLOB))), 0) AS n FROM message_bodies"),
+                    q(c, "SELECT COALESCE(SUM(LENGTH(raw)), 0) AS n FROM message_bodies"),
+                ),
+                // pg_column_size: as stored, after TOAST's compression.
+                store::AnyConnection::Postgresql(_) => (
+                    q(c, "SELECT COALESCE(SUM(pg_column_size(body)), 0)::bigint AS n FROM message_bodies"),
+                    q(c, "SELECT COALESCE(SUM(pg_column_size(raw)), 0)::bigint AS n FROM message_bodies"),
+                ),
+            };
+            Ok::<_, store::StoreError>(format!(
+                "messages={messages} db_bytes={db} db_bytes_per_message={} body_text_bytes={body_text} \
+                 raw_stored_bytes={raw_stored}{}",
+                db / messages.max(1),
+                bodies_table.map_or(String::new(), |b| format!(" message_bodies_bytes={b}")),
+            ))
+        })
+        .unwrap()
+}
+
+// ------------------------------------------------------------------ retention
+
+/// `old` messages with bodies and raw mail (3 KB + 5 KB) received 400 days
+/// ago, bulk-inserted by SQL: the backlog a first retention run empties.
+fn seed_old(svc: &Service, old: usize) {
+    use diesel::connection::SimpleConnection;
+    svc.store()
+        .with(|c| {
+            match c {
+                store::AnyConnection::Postgresql(c) => c.batch_execute(&format!(
+                    "INSERT INTO messages (channel, external_id, direction, sender, recipients, subject, \
+                       refs, sent_at, received_at, awaiting_client) \
+                     SELECT 'email', 'old-' || i, 'inbound', 'old' || (i % 500) || '@acme.com', '', \
+                       'Old question ' || i, '', (now() AT TIME ZONE 'utc') - interval '400 days', \
+                       (now() AT TIME ZONE 'utc') - interval '400 days', false \
+                     FROM generate_series(1, {old}) i; \
+                     INSERT INTO message_bodies (message_id, body, raw) \
+                     SELECT id, repeat('old body text ' || id || ' ', 200), \
+                       convert_to(repeat('Received: old mail line ' || id || E'\\r\\n', 200), 'UTF8') \
+                     FROM messages WHERE external_id LIKE 'old-%'; ANALYZE;"
+                )),
+                store::AnyConnection::Sqlite(c) => c.batch_execute(&format!(
+                    "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {old}) \
+                     INSERT INTO messages (channel, external_id, direction, sender, recipients, subject, \
+                       refs, sent_at, received_at, awaiting_client) \
+                     SELECT 'email', 'old-' || i, 'inbound', 'old' || (i % 500) || '@acme.com', '', \
+                       'Old question ' || i, '', datetime('now', '-400 days'), datetime('now', '-400 days'), 0 \
+                     FROM s; \
+                     INSERT INTO message_bodies (message_id, body, raw) \
+                     SELECT id, replace(hex(zeroblob(200)), '00', 'old body text ' || id || ' '), \
+                       CAST(replace(hex(zeroblob(200)), '00', 'Received: old mail line ' || id || char(13, 10)) AS BLOB) \
+                     FROM messages WHERE external_id LIKE 'old-%'; ANALYZE;"
+                )),
+            }?;
+            Ok::<_, store::StoreError>(())
+        })
+        .unwrap();
+}
+
+/// Ingest and a dashboard page while the retention job empties a backlog
+/// of `old` messages, against the same without it before and after: `n`
+/// new mails per phase through the real poller and sink; meanwhile one
+/// reader loads the queue's first page over and over.
+async fn retention(old: usize, n: usize, url: &str) {
+    let dovecot = Dovecot::start(&[(USER, PASS)]);
+    let backend = if url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let svc = tokio::task::spawn_blocking({
+        let url = url.to_string();
+        move || service(&url)
+    })
+    .await
+    .unwrap();
+    let t = Instant::now();
+    tokio::task::spawn_blocking({
+        let svc = svc.clone();
+        move || seed_old(&svc, old)
+    })
+    .await
+    .unwrap();
+    println!(
+        "RESULT retention_seed backend={backend} old_messages={old} secs={:.1}",
+        t.elapsed().as_secs_f64()
+    );
+    let days = keepword::config::Days::new(365).unwrap();
+    for (phase, with_retention) in [("idle", false), ("retention", true), ("idle_after", false)] {
+        let mails = corpus(n, Utc::now() - chrono::Duration::seconds(n as i64), phase);
+        dovecot.append_many(USER, PASS, "INBOX", &mails);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = std::thread::spawn({
+            let (svc, stop) = (svc.clone(), stop.clone());
+            move || {
+                let mut ms = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = Instant::now();
+                    svc.queue(&Default::default(), 1, Utc::now()).unwrap();
+                    ms.push(t.elapsed().as_secs_f64() * 1e3);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                ms
+            }
+        });
+        let job = with_retention.then(|| {
+            std::thread::spawn({
+                let svc = svc.clone();
+                move || {
+                    // The job's own loop (service::apply_retention), batch
+                    // by batch, to time each batch's transaction.
+                    let (mut batches, mut removed, mut longest) = (0, 0, 0.0f64);
+                    let t = Instant::now();
+                    loop {
+                        let b = Instant::now();
+                        let r = svc
+                            .retention_batch(days, Utc::now(), keepword::service::RETENTION_BATCH)
+                            .unwrap();
+                        longest = longest.max(b.elapsed().as_secs_f64() * 1e3);
+                        batches += 1;
+                        removed += r.bodies;
+                        if r.done {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    (batches, removed, longest, t.elapsed().as_secs_f64())
+                }
+            })
+        });
+        let sink = sink(&svc);
+        let mut poller = MailboxPoller::new(mailbox(dovecot.port), sink, ImapMetrics::new())
+            .with_timing(PollerTiming::default());
+        let t = Instant::now();
+        let report = poller.poll_once().await.expect("poll_once");
+        let secs = t.elapsed().as_secs_f64();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut ms = reader.join().unwrap();
+        ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let q = |p: f64| ms[((p / 100.0) * (ms.len() - 1) as f64).round() as usize];
+        let job = job.map(|j| j.join().unwrap());
+        println!(
+            "RESULT retention_phase backend={backend} phase={phase} n={} ingest_secs={secs:.2} msgs_per_s={:.0} \
+             queue_page_reads={} queue_p50_ms={:.1} queue_p99_ms={:.1} queue_max_ms={:.1}{} loadavg={}",
+            report.fetched(),
+            report.fetched() as f64 / secs,
+            ms.len(),
+            q(50.0),
+            q(99.0),
+            q(100.0),
+            job.map_or(String::new(), |(batches, removed, longest, total)| format!(
+                " retention_removed={removed} retention_batches={batches} \
+                 retention_longest_batch_ms={longest:.1} retention_run_secs={total:.1}"
+            )),
             loadavg()
         );
     }
@@ -843,6 +1073,12 @@ fn main() {
             let pg = args.get(3).filter(|v| !v.is_empty() && *v != "-").cloned();
             let shape = args.get(4).map(|s| mailshape::Shape::parse(s));
             rt.block_on(ingest(n, sqlite, pg, shape));
+        }
+        Some("retention") => {
+            let old = args.get(1).map_or(100_000, |v| v.parse().unwrap());
+            let n = args.get(2).map_or(3_000, |v| v.parse().unwrap());
+            let url = args.get(3).cloned().expect("retention OLD N URL");
+            rt.block_on(retention(old, n, &url));
         }
         Some("mbox") => mbox(
             args[1].parse().unwrap(),

@@ -235,6 +235,13 @@ impl Application {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
         let scheduler = tokio::spawn(scheduler::run(self.state.service.clone(), shutdown.clone()));
+        let retention = self.settings.retention.bodies.map(|days| {
+            tokio::spawn(crate::retention::run(
+                self.state.service.clone(),
+                days,
+                shutdown.clone(),
+            ))
+        });
         let outbox = tokio::spawn(
             self.worker
                 .run(shutdown.clone(), self.state.service.outbox_wake()),
@@ -289,6 +296,9 @@ impl Application {
         server.await??;
         // Both finish the item in hand before returning.
         scheduler.await?;
+        if let Some(r) = retention {
+            r.await?;
+        }
         outbox.await?;
         for p in pollers {
             p.await?;

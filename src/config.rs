@@ -207,6 +207,66 @@ pub struct Settings {
     /// in the log and in metrics only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops_contact: Option<String>,
+    /// `[retention]`: how long personal data in mail is kept.
+    #[serde(default)]
+    pub retention: RetentionSettings,
+}
+
+/// `[retention]` (README, "Retention").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Message bodies, raw mail and rejected input older than this
+    /// (`"365d"`) are removed by a daily job; the SLA record stays.
+    /// Absent: kept for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bodies: Option<Days>,
+}
+
+/// A whole number of days, written `"365d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Days(u32);
+
+impl Days {
+    /// The longest retention that makes sense: a century.
+    const MAX: u32 = 36_500;
+
+    pub fn new(days: u32) -> Option<Days> {
+        (1..=Self::MAX).contains(&days).then_some(Days(days))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl std::str::FromStr for Days {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Days, String> {
+        s.trim()
+            .strip_suffix('d')
+            .and_then(|n| n.parse::<u32>().ok())
+            .and_then(Days::new)
+            .ok_or_else(|| {
+                format!(
+                    "`{s}` is not a number of days: write it like \"365d\" (1 to {} days)",
+                    Self::MAX
+                )
+            })
+    }
+}
+
+impl Serialize for Days {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}d", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Days {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Days, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// `[webhooks]`: how generic webhook deliveries are signed.
@@ -498,6 +558,7 @@ impl Default for Settings {
             oauth: Default::default(),
             secret_key_file: None,
             ops_contact: None,
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -1437,6 +1498,23 @@ mod tests {
         let f = file(&format!("[smtp]\nca_file = \"{}\"\n", pem.path().display()));
         let s = Settings::load_from(Some(f.path()), &[]).unwrap();
         assert_eq!(s.smtp.ca_file.as_deref(), Some(pem.path()));
+    }
+
+    #[test]
+    fn retention_is_optional_and_a_bad_period_is_named() {
+        assert_eq!(Settings::default().retention.bodies, None);
+        let f = file("[retention]\nbodies = \"365d\"\n");
+        let s = Settings::load_from(Some(f.path()), &[]).unwrap();
+        assert_eq!(s.retention.bodies.map(Days::get), Some(365));
+        let s = Settings::load_from(None, &env(&[("KEEPWORD_RETENTION__BODIES", "30d")])).unwrap();
+        assert_eq!(s.retention.bodies.map(Days::get), Some(30));
+        for bad in ["\"1y\"", "\"0d\"", "\"365\"", "365"] {
+            let f = file(&format!("[retention]\nbodies = {bad}\n"));
+            let e = Settings::load_from(Some(f.path()), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("retention.bodies"), "{bad}: {e}");
+        }
     }
 
     #[test]

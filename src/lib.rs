@@ -25,6 +25,7 @@
 //!   acknowledgement templates.
 //! - [`scheduler`]: sleeps until the earliest due, or until woken or the clock
 //!   moves; runs one due-work step.
+//! - [`retention`]: the daily job removing bodies past `[retention] bodies`.
 //! - [`web`]: actix-web — API, webhooks, OpenAPI, health, metrics, contract
 //!   page; one error mapping.
 //! - [`tls`]: TLS roots (public plus a private CA file) for IMAP and SMTP.
@@ -44,6 +45,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod notify;
 pub mod oauth;
+pub mod retention;
 pub mod scheduler;
 pub mod service;
 pub mod sla;

@@ -83,6 +83,23 @@ enum Command {
         #[command(subcommand)]
         command: OauthCommand,
     },
+    /// Erase a person (by address) or a client: bodies, raw mail, addresses
+    /// and names go from every table; the anonymous SLA facts stay. Prints
+    /// what it removed per table; `--dry-run` first to see it.
+    Erase {
+        /// The person's email address.
+        #[arg(long, conflicts_with = "client", required_unless_present = "client")]
+        address: Option<String>,
+        /// A client id of the contract: all its conversations and everyone
+        /// who wrote them.
+        #[arg(long)]
+        client: Option<String>,
+        /// Count what would go, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, env = "KEEPWORD_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Exit 0 when the service at URL answers /healthz (for container health checks).
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
@@ -199,6 +216,12 @@ fn main() -> ExitCode {
             command: ClientCommand::Link { id, config },
         } => client_link(config, &id),
         Command::Healthcheck { url } => healthcheck(&url),
+        Command::Erase {
+            address,
+            client,
+            dry_run,
+            config,
+        } => erase(config, address, client, dry_run),
         Command::Oauth {
             command:
                 OauthCommand::Login {
@@ -411,6 +434,56 @@ fn client_link(config: Option<PathBuf>, id: &str) -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{link}");
+    Ok(())
+}
+
+fn erase(
+    config: Option<PathBuf>,
+    address: Option<String>,
+    client: Option<String>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    use keepword::service::erasure::{self, ErasureRequest};
+    let settings = Settings::load(config.as_deref())?;
+    let request = match (address, client) {
+        (Some(a), _) => ErasureRequest::Address(a),
+        (None, Some(c)) => ErasureRequest::Client(c),
+        (None, None) => bail!("give --address ADDRESS or --client ID"),
+    };
+    let store = Store::open(&settings.database_url)?;
+    let report = erasure::erase(&store, &request, Utc::now(), dry_run)?;
+    let grants = match &request {
+        ErasureRequest::Address(a) => {
+            keepword::oauth::store::remove_account_grants(&settings, a.trim(), dry_run)?
+        }
+        ErasureRequest::Client(_) => 0,
+    };
+    let verb = if dry_run { "would remove" } else { "removed" };
+    println!(
+        "{} {verb}: {} address(es), {} conversation(s) emptied of their bodies",
+        if dry_run { "dry run:" } else { "erasure:" },
+        report.addresses,
+        report.conversations
+    );
+    for (table, n) in &report.counts {
+        println!("  {table:<32} {n:>8} row(s)");
+    }
+    if grants > 0 {
+        println!("  {:<32} {grants:>8} file(s)", "oauth grants");
+    }
+    if report.counts.is_empty() && grants == 0 {
+        println!("  nothing: no table holds it");
+    }
+    if report.in_contracts > 0 {
+        println!(
+            "note: {} stored contract version(s) name it; edit the contract file (its stored \
+             versions are the record of what was agreed and are not rewritten)",
+            report.in_contracts
+        );
+    }
+    if !dry_run {
+        println!("recorded in `erasures` (when and how many; not whom)");
+    }
     Ok(())
 }
 

@@ -31,6 +31,7 @@ pub struct Metrics {
     pub channel_mismatches: IntCounterVec,
     pub acknowledgements: IntCounterVec,
     pub ingest_rejected: IntCounterVec,
+    pub retention_deleted: IntCounterVec,
     pub webhook_ignored: IntCounterVec,
     pub scheduler_lateness: prometheus::Histogram,
     pub event_batch_size: prometheus::Histogram,
@@ -135,6 +136,12 @@ impl Metrics {
             "Input refused or kept raw because it could not be processed.",
             &["channel", "reason"],
         );
+        let retention_deleted = counter(
+            "retention_deleted_total",
+            "Rows the retention job emptied or deleted: message bodies (with their raw mail) \
+             and rejected input older than `[retention] bodies`.",
+            &["kind"],
+        );
         let webhook_ignored = counter(
             "webhook_events_ignored_total",
             "Webhook deliveries acknowledged but not tracked (other events or actions).",
@@ -209,6 +216,7 @@ impl Metrics {
             Box::new(channel_mismatches.clone()),
             Box::new(acknowledgements.clone()),
             Box::new(ingest_rejected.clone()),
+            Box::new(retention_deleted.clone()),
             Box::new(webhook_ignored.clone()),
             Box::new(scheduler_lateness.clone()),
             Box::new(event_batch_size.clone()),
@@ -235,6 +243,7 @@ impl Metrics {
             channel_mismatches,
             acknowledgements,
             ingest_rejected,
+            retention_deleted,
             webhook_ignored,
             scheduler_lateness,
             event_batch_size,

@@ -109,13 +109,7 @@ impl GrantStore {
         {
             return Ok(None);
         }
-        let dir = match crate::store::DatabaseUrl::parse(&settings.database_url) {
-            Ok(crate::store::DatabaseUrl::Sqlite(path)) => Path::new(&path)
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("data")),
-            _ => PathBuf::from("data"),
-        };
+        let dir = base_dir(settings);
         match &settings.secret_key_file {
             Some(key) => GrantStore::open(&dir, key, false).map(Some),
             None => GrantStore::open(&dir, Path::new(DEFAULT_KEY_FILE), true).map(Some),
@@ -235,6 +229,56 @@ impl GrantStore {
             .map_err(|_| wrong())?;
         String::from_utf8(plain).map(Some).map_err(|_| wrong())
     }
+}
+
+/// Where grants live: beside an SQLite database, else in `data/`.
+fn base_dir(settings: &crate::config::Settings) -> PathBuf {
+    match crate::store::DatabaseUrl::parse(&settings.database_url) {
+        Ok(crate::store::DatabaseUrl::Sqlite(path)) => Path::new(&path)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("data")),
+        _ => PathBuf::from("data"),
+    }
+}
+
+/// Deletes the grants stored for `account` (an erased person's delegated
+/// sign-in), under every credential; with `dry_run` only counts them.
+/// Needs no key: the file names say whose a grant is.
+pub fn remove_account_grants(
+    settings: &crate::config::Settings,
+    account: &str,
+    dry_run: bool,
+) -> Result<usize, StoreError> {
+    let dir = base_dir(settings).join("oauth-grants");
+    let io = |path: &Path, e: std::io::Error| StoreError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let credentials = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io(&dir, e)),
+    };
+    let mut names = vec![format!("{}.grant", hex::encode(account))];
+    let lower = account.to_lowercase();
+    if lower != account {
+        names.push(format!("{}.grant", hex::encode(lower)));
+    }
+    let mut removed = 0;
+    for credential in credentials {
+        let credential = credential.map_err(|e| io(&dir, e))?.path();
+        for name in &names {
+            let file = credential.join(name);
+            if file.is_file() {
+                if !dry_run {
+                    std::fs::remove_file(&file).map_err(|e| io(&file, e))?;
+                }
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

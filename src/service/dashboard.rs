@@ -532,8 +532,19 @@ impl Service {
             .collect();
         for item in &mut items {
             if let Some(p) = item.message_id.and_then(|m| previews.get(&m)) {
-                item.text = p.text.clone();
-                item.cut_from = (p.chars > i64::from(BODY_PREVIEW_CHARS)).then_some(p.chars);
+                match p.removed {
+                    Some(store::BodyRemoved::Retention { days }) => {
+                        item.text = format!("body removed after {days} days");
+                    }
+                    Some(store::BodyRemoved::Erasure) => {
+                        item.text = "body erased on request".into();
+                    }
+                    None => {
+                        item.text = p.text.clone();
+                        item.cut_from =
+                            (p.chars > i64::from(BODY_PREVIEW_CHARS)).then_some(p.chars);
+                    }
+                }
             }
         }
 

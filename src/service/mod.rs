@@ -18,6 +18,7 @@ mod contract;
 mod dashboard;
 mod due;
 mod email;
+pub mod erasure;
 mod events;
 mod focus;
 pub mod health;
@@ -29,6 +30,7 @@ mod record;
 mod refresh;
 mod reports;
 mod slack;
+mod retention;
 mod status;
 mod views;
 
@@ -74,6 +76,7 @@ pub use record::{
 use refresh::Effects;
 pub use reports::AuthorRow;
 pub use slack::SlackFailure;
+pub use retention::{RETENTION_BATCH, RetentionReport};
 pub use status::{
     StatusKind, StatusPage, UrgentView, describe as describe_status, status_url, token_hash,
 };

@@ -195,6 +195,45 @@ fn body_form(id: i64, m: &NewMessage) -> Option<BodyForm<'_>> {
     })
 }
 
+/// Raw mail is kept compressed on SQLite, as PostgreSQL keeps it (TOAST
+/// with lz4, migration `lz4_mail`): SQLite compresses nothing, and raw mail
+/// — headers, quoted text, base64 — was the larger half of a SQLite
+/// database (BENCHMARKS.md, "Storage"). A compressed value starts with
+/// this marker, which no mail starts with (a NUL byte first); a value
+/// without it is stored as it came (rows from before, or a value lz4
+/// would not make smaller).
+const PACKED: &[u8; 8] = b"\0kwlz4\x01\0";
+
+/// Whether new raw mail is compressed on SQLite: on, except for the
+/// storage benchmark's "before" run in the same process.
+static PACK_RAW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns the compression of new raw mail on SQLite on or off, for the
+/// whole process (the storage benchmark measures both in one run).
+pub fn set_raw_compression(on: bool) {
+    PACK_RAW.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn pack_raw(raw: &[u8]) -> Vec<u8> {
+    let packed = lz4_flex::compress_prepend_size(raw);
+    if packed.len() + PACKED.len() >= raw.len() {
+        return raw.to_vec();
+    }
+    let mut out = Vec::with_capacity(PACKED.len() + packed.len());
+    out.extend_from_slice(PACKED);
+    out.extend_from_slice(&packed);
+    out
+}
+
+/// Raw mail as it came, from a stored value either way.
+pub(crate) fn unpack_raw(stored: Vec<u8>) -> Result<Vec<u8>> {
+    match stored.strip_prefix(PACKED.as_slice()) {
+        Some(packed) => lz4_flex::decompress_size_prepended(packed)
+            .map_err(|e| StoreError::Corrupt(format!("message_bodies.raw: {e}"))),
+        None => Ok(stored),
+    }
+}
+
 fn insert_bodies(conn: &mut AnyConnection, bodies: &[BodyForm<'_>]) -> Result<()> {
     if bodies.is_empty() {
         return Ok(());
@@ -203,11 +242,18 @@ fn insert_bodies(conn: &mut AnyConnection, bodies: &[BodyForm<'_>]) -> Result<()
         // One statement per row: SQLite runs them in-process, and a row of
         // a 300 KB attachment is its own overflow chain either way.
         AnyConnection::Sqlite(c) => {
+            let pack = PACK_RAW.load(std::sync::atomic::Ordering::Relaxed);
             for b in bodies {
+                let packed = b.raw.filter(|_| pack).map(pack_raw);
+                let row = BodyForm {
+                    message_id: b.message_id,
+                    body: b.body.clone(),
+                    raw: packed.as_deref().or(b.raw),
+                };
                 // Loaded, not executed: see `Cached`.
                 let _: i64 = super::Cached(
                     diesel::insert_into(message_bodies::table)
-                        .values(b)
+                        .values(&row)
                         .returning(message_bodies::message_id),
                 )
                 .get_result(c)?;
@@ -533,6 +579,36 @@ pub struct BodyPreview {
     pub message_id: i64,
     pub text: String,
     pub chars: i64,
+    /// The body is gone, and why.
+    pub removed: Option<BodyRemoved>,
+}
+
+/// Why a message's body and raw bytes were removed (its SLA record stays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRemoved {
+    /// By the retention job, under `[retention] bodies` of this many days.
+    Retention { days: u32 },
+    /// By `keepword erase`.
+    Erasure,
+}
+
+impl BodyRemoved {
+    pub fn as_stored(self) -> String {
+        match self {
+            BodyRemoved::Retention { days } => format!("retention:{days}"),
+            BodyRemoved::Erasure => "erasure".into(),
+        }
+    }
+
+    fn from_stored(s: &str) -> Result<BodyRemoved> {
+        if s == "erasure" {
+            return Ok(BodyRemoved::Erasure);
+        }
+        s.strip_prefix("retention:")
+            .and_then(|d| d.parse().ok())
+            .map(|days| BodyRemoved::Retention { days })
+            .ok_or_else(|| StoreError::Corrupt(format!("message_bodies.removed: `{s}`")))
+    }
 }
 
 /// The first `max_chars` characters of the bodies of `ids`, cut in the
@@ -542,21 +618,28 @@ pub fn body_previews(
     ids: &[i64],
     max_chars: i32,
 ) -> Result<Vec<BodyPreview>> {
-    Ok(message_bodies::table
+    message_bodies::table
         .filter(message_bodies::message_id.eq_any(ids))
         .select((
             message_bodies::message_id,
             substr(message_bodies::body, 1, max_chars),
             length(message_bodies::body),
+            message_bodies::removed,
         ))
-        .load::<(i64, String, i32)>(conn)?
+        .load::<(i64, String, i32, Option<String>)>(conn)?
         .into_iter()
-        .map(|(message_id, text, chars)| BodyPreview {
-            message_id,
-            text,
-            chars: chars.into(),
+        .map(|(message_id, text, chars, removed)| {
+            Ok(BodyPreview {
+                message_id,
+                text,
+                chars: chars.into(),
+                removed: removed
+                    .as_deref()
+                    .map(BodyRemoved::from_stored)
+                    .transpose()?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The whole body of message `id` of `conversation`.
@@ -586,6 +669,26 @@ pub fn messages_of(conn: &mut AnyConnection, conversation: i64) -> Result<Vec<Me
         ))
         .load::<(Record, Option<String>, Option<Vec<u8>>)>(conn)?
         .into_iter()
-        .map(|(r, body, raw)| MessageRow::from_parts(r, body, raw))
+        .map(|(r, body, raw)| MessageRow::from_parts(r, body, raw.map(unpack_raw).transpose()?))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_mail_reads_back_as_it_came_packed_or_not() {
+        let mail = b"From: a@b.test\r\nSubject: hello\r\n\r\n".repeat(50);
+        let packed = pack_raw(&mail);
+        assert!(packed.starts_with(PACKED) && packed.len() < mail.len() / 4);
+        assert_eq!(unpack_raw(packed).unwrap(), mail);
+        // Too short to gain: kept as it came, and read as it is.
+        let tiny = b"x".to_vec();
+        assert_eq!(pack_raw(&tiny), tiny);
+        assert_eq!(unpack_raw(tiny.clone()).unwrap(), tiny);
+        let mut broken = PACKED.to_vec();
+        broken.extend_from_slice(b"\xff\xff");
+        assert!(unpack_raw(broken).is_err());
+    }
 }

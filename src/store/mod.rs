@@ -13,6 +13,7 @@
 mod clients;
 mod contracts;
 mod conversations;
+pub mod erasure;
 mod escalations;
 mod live;
 mod mailboxes;
@@ -21,6 +22,7 @@ pub mod outbox;
 mod queue;
 mod record;
 mod rejected;
+mod retention;
 pub mod schema;
 mod status;
 mod timers;
@@ -57,10 +59,11 @@ pub use escalations::{
 pub use live::{CHANNEL as CHANGES_CHANNEL, Heard, Relay};
 pub use mailboxes::{Checkpoint, checkpoint, save_checkpoint};
 pub use messages::{
-    BodyPreview, EventRow, Inserted, MessageRow, NewMessage, acknowledged_any_since,
+    BodyPreview, BodyRemoved, EventRow, Inserted, MessageRow, NewMessage, acknowledged_any_since,
     acknowledged_since, body_previews, conversation_of_message_id, conversations_of_message_ids,
     events_of, events_of_many, insert_message, insert_messages, message_body,
     message_by_external_id, message_heads_of, messages_by_external_ids, messages_of,
+    set_raw_compression,
 };
 pub use outbox::{
     NewOutbox, OutboxRow, Routing, enqueue, enqueue_many, enqueue_routed, outbox_pending,
@@ -74,6 +77,7 @@ pub use record::{
     due_between, longest_paused, outbox_has_key, replace_client_link, replies_of_many,
 };
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
+pub use retention::{RetentionBatch, remove_old_bodies, remove_old_rejected};
 pub use status::{conversation_by_status_hash, insert_status_link, insert_status_links};
 pub use timers::{TimerRow, TimerUpdate, save_timer, save_timers, timers_of, timers_of_many};
 
@@ -682,6 +686,25 @@ impl Store {
         &self,
         f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.transaction_on(false, f)
+    }
+
+    /// [`Self::transaction`] for an erasure: on SQLite with `secure_delete`,
+    /// so that what it deletes or overwrites is zeroed in the pages it
+    /// writes, never left in free space; follow it with
+    /// [`Self::scrub_files`].
+    pub fn erasing_transaction<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.transaction_on(true, f)
+    }
+
+    fn transaction_on<T, E: From<StoreError>>(
+        &self,
+        secure_delete: bool,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
         type Tm = <AnyConnection as Connection>::TransactionManager;
         let db = |e: diesel::result::Error| E::from(StoreError::Query(e));
         // Taken before the connection, so queued writers hold no connection
@@ -692,20 +715,72 @@ impl Store {
         let any: &mut AnyConnection = &mut conn;
         match any {
             AnyConnection::Sqlite(c) => {
+                if secure_delete {
+                    c.batch_execute("PRAGMA secure_delete = ON;").map_err(db)?;
+                }
                 AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").map_err(db)?
             }
             AnyConnection::Postgresql(_) => Tm::begin_transaction(any).map_err(db)?,
         }
-        match f(any) {
-            Ok(value) => {
-                Tm::commit_transaction(any).map_err(db)?;
-                Ok(value)
-            }
+        let out = match f(any) {
+            Ok(value) => Tm::commit_transaction(any).map_err(db).map(|()| value),
             Err(e) => {
                 Tm::rollback_transaction(any).map_err(db)?;
                 Err(e)
             }
+        };
+        if let (true, AnyConnection::Sqlite(c)) = (secure_delete, any) {
+            c.batch_execute("PRAGMA secure_delete = OFF;").map_err(db)?;
         }
+        out
+    }
+
+    /// After an erasure committed: what it removed leaves the files. SQLite:
+    /// the database is rebuilt (`VACUUM`: free pages and the unused space
+    /// of pages, where older versions of rows linger, are not copied) and
+    /// the write-ahead log is copied in and truncated to nothing.
+    /// PostgreSQL: the touched tables are vacuumed, so no dead version of
+    /// a changed row is left in them (or their TOAST tables).
+    pub fn scrub_files(
+        &self,
+        tables: &std::collections::BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let _writer = (self.backend == Backend::Sqlite)
+            .then(|| self.sqlite_writer.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut conn = self.conn()?;
+        match &mut *conn {
+            AnyConnection::Sqlite(c) => {
+                c.batch_execute("VACUUM;")?;
+                #[derive(QueryableByName)]
+                struct Checkpoint {
+                    #[diesel(sql_type = diesel::sql_types::Integer)]
+                    busy: i32,
+                }
+                // A reader of the old log makes the checkpoint give up
+                // (busy = 1) rather than wait: try again for a while.
+                for attempt in 0.. {
+                    let r: Checkpoint =
+                        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result(c)?;
+                    if r.busy == 0 {
+                        break;
+                    }
+                    if attempt == 100 {
+                        return Err(StoreError::Pool(
+                            "the write-ahead log could not be truncated: a reader stayed open \
+                             for 10 s; run `keepword erase` again"
+                                .into(),
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            AnyConnection::Postgresql(c) => {
+                for t in tables {
+                    c.batch_execute(&format!("VACUUM \"{}\";", t.replace('"', "\"\"")))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs the reads of `f` against one snapshot of the database, so a page

@@ -174,6 +174,7 @@ diesel::table! {
         message_id -> BigInt,
         body -> Text,
         raw -> Nullable<Binary>,
+        removed -> Nullable<Text>,
     }
 }
 
@@ -185,5 +186,22 @@ diesel::table! {
         token_hash -> Text,
         client_id -> Text,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    retention_progress (what) {
+        what -> Text,
+        last_id -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    erasures (id) {
+        id -> BigInt,
+        erased_at -> Timestamp,
+        kind -> Text,
+        counts -> Text,
     }
 }

@@ -20,6 +20,7 @@ mod ingest_slack;
 mod ingest_tickets;
 mod openapi;
 mod processes;
+mod retention;
 mod security;
 mod serve;
 mod status_page;

@@ -293,6 +293,7 @@ fn the_shipped_config_names_and_documents_every_setting() {
     settings["jira"] = serde_json::to_value(&jira).unwrap();
     settings["linear"] = serde_json::to_value(&jira).unwrap();
     settings["basecamp"] = serde_json::to_value(&basecamp).unwrap();
+    settings["retention"] = serde_json::json!({"bodies": "365d"});
     let mut all = Vec::new();
     keys("", &settings, &mut all);
     assert!(all.len() > 20, "{all:?}");

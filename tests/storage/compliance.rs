@@ -20,7 +20,7 @@ fn mail(from: &str, to: &str, subject: &str, id: &str, date: DateTime<Utc>, extr
 
 /// 45 requests from three clients over two weeks, of three types, answered
 /// after delays from 10 minutes to two days, some never.
-fn history() -> Vec<(DateTime<Utc>, String)> {
+pub(crate) fn history() -> Vec<(DateTime<Utc>, String)> {
     let clients = ["jane@acme.com", "eve@initech.example", "ops@globex.example"];
     let subjects = [
         "Question about the footer",

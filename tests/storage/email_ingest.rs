@@ -9,7 +9,8 @@ use keepword::imap::{FetchedMail, FolderKind};
 use keepword::notify::OutboxMessage;
 use keepword::service::{MailboxContext, Service};
 
-fn mailbox() -> MailboxContext {
+/// The support mailbox of these tests (the team is `@example.com`).
+pub(crate) fn mailbox() -> MailboxContext {
     MailboxContext {
         name: "support".into(),
         channel: "email".into(),

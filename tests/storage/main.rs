@@ -10,8 +10,10 @@ mod support;
 
 mod compliance;
 mod email_ingest;
+mod erasure;
 mod event_batches;
 mod focus;
 mod notify_outbox;
+mod retention;
 mod scenario;
 mod store;

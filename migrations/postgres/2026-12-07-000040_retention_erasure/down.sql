@@ -1,0 +1,3 @@
+DROP TABLE erasures;
+DROP TABLE retention_progress;
+ALTER TABLE message_bodies DROP COLUMN removed;
