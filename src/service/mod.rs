@@ -29,8 +29,8 @@ mod notifications;
 mod record;
 mod refresh;
 mod reports;
-mod slack;
 mod retention;
+mod slack;
 mod status;
 mod views;
 
@@ -75,8 +75,8 @@ pub use record::{
 };
 use refresh::Effects;
 pub use reports::AuthorRow;
-pub use slack::SlackFailure;
 pub use retention::{RETENTION_BATCH, RetentionReport};
+pub use slack::SlackFailure;
 pub use status::{
     StatusKind, StatusPage, UrgentView, describe as describe_status, status_url, token_hash,
 };
