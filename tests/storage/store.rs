@@ -786,6 +786,19 @@ fn postgres_mail_is_compressed_with_lz4() {
     assert_eq!(stored[0].body, "A long body. ".repeat(2_000));
 }
 
+/// `len` bytes that do not compress (xorshift64*), the same for a `seed`.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
+        .collect()
+}
+
 /// A SQLite file's log is copied into the database by a thread of the
 /// store's own, not by the commit that happens to take it past SQLite's
 /// threshold (that stalled the one writer): the pooled connections do not
@@ -823,7 +836,8 @@ fn sqlite_checkpoints_beside_the_writer() {
                         message(
                             Some(conv.id),
                             &format!("m{round}-{i}"),
-                            Some(vec![b'x'; 32 * 1024]),
+                            // Incompressible: raw mail is stored lz4-compressed.
+                            Some(noise(32 * 1024, (round * 32 + i) as u64)),
                             now,
                         )
                     })
