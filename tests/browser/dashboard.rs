@@ -30,7 +30,16 @@ async fn event(app: &TestApp, id: &str, from: &str, subject: &str, priority: Opt
 async fn sign_in(b: &Browser, app: &TestApp, password: &str) {
     b.goto(&format!("{}/login", app.base)).await;
     b.fill("#password", password).await;
+    // The click returns before the answer has replaced the page: wait for
+    // the next document, or a goto right after could race the form's post.
+    b.eval("window.__before_sign_in = true; return true").await;
     b.click("form.login button[type=submit]").await;
+    b.wait_for(
+        "return window.__before_sign_in === undefined && document.readyState === 'complete'",
+        Duration::from_secs(10),
+        "the sign-in's answer",
+    )
+    .await;
 }
 
 #[tokio::test]
