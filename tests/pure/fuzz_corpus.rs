@@ -370,6 +370,16 @@ fn mutated_slack_requests_parse_or_are_rejected() {
     run(slack_seeds(), checks::slack);
 }
 
+/// What the fuzzer found first: a body of invalid UTF-8, which the check
+/// measured against its bytes rather than the text they decode to.
+#[test]
+fn a_slack_body_of_invalid_utf8_passes_the_checks() {
+    let mut body = b"{\n  \"token\": \"Jhj5dZrVaK7ZwHHjR".to_vec();
+    body.extend([0xFF; 400]);
+    body.extend_from_slice(b"yZWjbDl\",\n  \"challenge\": \"3eZbrw1aBm2rZgRNFdxV25\"\n}\n");
+    checks::slack(&body);
+}
+
 #[test]
 fn mutated_settings_files_load_or_are_rejected() {
     let scratch = tempfile::NamedTempFile::new().unwrap();
