@@ -114,17 +114,22 @@ fn seed(url: &str, n: usize) {
                      ANALYZE;"
                 ),
             };
-            match c {
-                AnyConnection::Postgresql(pg) => pg.batch_execute(&sql),
-                AnyConnection::Sqlite(lite) => lite.batch_execute(&sql),
-            }
-            .map_err(keepword::store::StoreError::Query)
+            batch(c, &sql)
         })
         .expect("seeding");
     println!(
         "RESULT seeded {n} open conversations in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Runs several `;`-separated statements (the seeding SQL) on either backend.
+fn batch(c: &mut AnyConnection, sql: &str) -> Result<(), keepword::store::StoreError> {
+    match c {
+        AnyConnection::Postgresql(pg) => pg.batch_execute(sql),
+        AnyConnection::Sqlite(lite) => lite.batch_execute(sql),
+    }
+    .map_err(keepword::store::StoreError::Query)
 }
 
 async fn serve(
@@ -433,11 +438,7 @@ fn seed_client(url: &str, n: usize) {
                      ANALYZE;"
                 ),
             };
-            match c {
-                AnyConnection::Postgresql(pg) => pg.batch_execute(&sql),
-                AnyConnection::Sqlite(lite) => lite.batch_execute(&sql),
-            }
-            .map_err(keepword::store::StoreError::Query)
+            batch(c, &sql)
         })
         .expect("seeding");
     println!(
@@ -586,11 +587,7 @@ fn seed_history(url: &str, n: usize) {
     store
         .with(|c| {
             for sql in [&sql, &msg_sql] {
-                match c {
-                    AnyConnection::Postgresql(pg) => pg.batch_execute(sql),
-                    AnyConnection::Sqlite(lite) => lite.batch_execute(sql),
-                }
-                .map_err(keepword::store::StoreError::Query)?;
+                batch(c, sql)?;
             }
             Ok(())
         })

@@ -46,6 +46,23 @@ fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 }
 
 impl Metrics {
+    /// Acknowledgements a committed batch sent, suppressed and could not
+    /// build: every channel's intake counts them the same way, after its
+    /// commit (a rolled-back batch counts nothing).
+    pub fn count_acknowledgements(&self, sent: usize, suppressed: usize, failed: usize) {
+        for (result, n) in [
+            ("sent", sent),
+            ("suppressed", suppressed),
+            ("failed", failed),
+        ] {
+            if n > 0 {
+                self.acknowledgements
+                    .with_label_values(&[result])
+                    .inc_by(n as u64);
+            }
+        }
+    }
+
     pub fn new() -> Metrics {
         let registry = Registry::new_custom(Some(PREFIX.into()), None).expect("valid prefix");
         let mut names = Vec::new();

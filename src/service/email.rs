@@ -398,19 +398,7 @@ impl Service {
                 .with_label_values(&[&t, &mb.channel])
                 .inc();
         }
-        m.acknowledgements
-            .with_label_values(&["sent"])
-            .inc_by(report.acknowledged as u64);
-        m.acknowledgements
-            .with_label_values(&["suppressed"])
-            .inc_by(report.suppressed as u64);
-        // Counted after the commit, like every metric here: a rolled-back
-        // batch counts nothing.
-        if report.ack_failed > 0 {
-            m.acknowledgements
-                .with_label_values(&["failed"])
-                .inc_by(report.ack_failed as u64);
-        }
+        m.count_acknowledgements(report.acknowledged, report.suppressed, report.ack_failed);
         let acked = report.acknowledged > 0;
         self.apply(effects);
         if acked {

@@ -357,16 +357,7 @@ impl Service {
         };
         self.clients_committed(contract, written.ensured);
         let m = &self.inner.metrics;
-        if written.acknowledged > 0 {
-            m.acknowledgements
-                .with_label_values(&["sent"])
-                .inc_by(written.acknowledged as u64);
-        }
-        if written.ack_failed > 0 {
-            m.acknowledgements
-                .with_label_values(&["failed"])
-                .inc_by(written.ack_failed as u64);
-        }
+        m.count_acknowledgements(written.acknowledged, 0, written.ack_failed);
         let results = written
             .outcomes
             .into_iter()
