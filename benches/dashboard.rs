@@ -673,7 +673,8 @@ async fn measure_history(label: &str, url: &str) {
         let (base, token, task, state) = serve(url).await;
         let (http, cookie) = signed_in(&base).await;
         let long = state
-            .store
+            .service
+            .store()
             .with(|c| {
                 use diesel::prelude::*;
                 use keepword::store::schema::conversations::dsl as k;

@@ -122,7 +122,10 @@ impl Application {
             changes: Changes::for_store(&store),
         });
         let state = AppState {
-            store,
+            sessions: crate::service::sessions::Sessions::new(
+                store.clone(),
+                service.clock().clone(),
+            ),
             metrics,
             contract,
             service,

@@ -30,6 +30,7 @@ mod record;
 mod refresh;
 mod reports;
 mod retention;
+pub mod sessions;
 mod slack;
 mod status;
 mod views;
@@ -53,6 +54,8 @@ use crate::store::{
     StoreError, TimerUpdate,
 };
 
+/// The filters of the queue and the API's list, as the web passes them.
+pub use crate::store::{ConversationFilter, QueueFilter};
 pub use contract::{
     ContractErrors, ContractHandle, LoadedContract, Reload, VersionChanges, record_version,
 };

@@ -341,6 +341,21 @@ impl Service {
             .collect())
     }
 
+    /// Keeps input that could not be processed, raw, with why: the sender
+    /// will not send it again, and nothing is lost.
+    pub fn keep_rejected(
+        &self,
+        channel: &str,
+        reason: &str,
+        detail: &str,
+        raw: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        Ok(self
+            .store()
+            .with(|c| store::reject_input(c, channel, reason, detail, raw, now))?)
+    }
+
     /// The exact bytes of one rejected input.
     pub fn rejected_raw(&self, id: i64) -> Result<Vec<u8>, ServiceError> {
         self.store()

@@ -507,7 +507,7 @@ async fn alerts_reach_pagerduty_opsgenie_teams_and_signed_webhooks(backend: comm
     assert!(!html.contains("50%#1"), "{html}");
 
     // ---- No secret in the stored contract version or on the contract page.
-    let store = app.state.store.clone();
+    let store = app.state.service.store().clone();
     let versions =
         tokio::task::spawn_blocking(move || store.with(keepword::store::contract_versions_list))
             .await

@@ -479,7 +479,8 @@ async fn unknown_and_malformed_tokens_are_a_plain_404(backend: Backend) {
     let hash = keepword::service::token_hash(&token);
     let stored: Vec<String> = app
         .state
-        .store
+        .service
+        .store()
         .with(|c| {
             use diesel::prelude::*;
             use keepword::store::schema::status_links::dsl::*;

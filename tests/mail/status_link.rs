@@ -121,7 +121,7 @@ async fn the_link_in_the_acknowledgement_opens_the_page(backend: Backend) {
         "the token is not stored"
     );
     // Nor is it kept in the delivered outbox row.
-    let store = app.state.store.clone();
+    let store = app.state.service.store().clone();
     let payloads = move || {
         use diesel::prelude::*;
         use keepword::store::schema::outbox::dsl::*;
