@@ -12,7 +12,7 @@ use crate::contract::{ChannelKind, Contract};
 use crate::notify;
 use crate::oauth::TokenSource;
 use crate::service::connections::Connections;
-use crate::service::{EmailSink, MailboxContext, Service};
+use crate::service::{EmailSink, Intake, MailboxContext};
 
 /// What each configured mailbox feeds; a mailbox naming a channel the
 /// contract lacks (or one that is not `email`) stops the start.
@@ -58,7 +58,7 @@ pub fn mailbox_contexts(
 /// Polls one mailbox while this process holds its lease (one poller per
 /// mailbox across processes sharing a PostgreSQL).
 pub async fn poll_mailbox(
-    service: Service,
+    service: Intake,
     settings: MailboxSettings,
     context: MailboxContext,
     metrics: ImapMetrics,
@@ -68,7 +68,7 @@ pub async fn poll_mailbox(
 ) {
     let name = settings.name.clone();
     let lease = loop {
-        let store = service.store().clone();
+        let store = service.core().store().clone();
         let n = name.clone();
         match tokio::task::spawn_blocking(move || store.try_lease_mailbox(&n)).await {
             Ok(Ok(Some(lease))) => break lease,
@@ -82,7 +82,7 @@ pub async fn poll_mailbox(
         }
     };
     tracing::info!(mailbox = %name, "polling mailbox");
-    let clock = service.clock().clone();
+    let clock = service.core().clock().clone();
     let sink = Arc::new(EmailSink {
         service,
         mailbox: context,

@@ -24,17 +24,9 @@ pub const TIMELINE_PAGE: usize = 100;
 /// what a request holds in memory) whatever the mail.
 pub const BODY_PREVIEW_CHARS: i32 = 4_000;
 
-/// "2 h 10 m", "3 d 4 h" (business days of 24 h are not a thing: this is
-/// business *time*, so hours run on).
+/// A span of business time in words ([`crate::calendar::business_words`]).
 pub fn span_words(d: TimeDelta) -> String {
-    let s = d.num_seconds().max(0);
-    let (h, m) = (s / 3600, s % 3600 / 60);
-    match (h, m) {
-        (0, 0) if s > 0 => "under 1 m".into(),
-        (0, m) => format!("{m} m"),
-        (h, 0) => format!("{h} h"),
-        (h, m) => format!("{h} h {m:02} m"),
-    }
+    crate::calendar::business_words(d.num_seconds())
 }
 
 /// "Tue 10:00" within the coming or past week, else "Tue 3 Dec 2026 10:00", in
@@ -207,14 +199,14 @@ type Resolved = Option<Arc<(Policy, Arc<Contract>)>>;
 /// Policies by (contract version, request type, client), built once per
 /// page: a page of 50 rows shares a handful.
 struct Policies<'s> {
-    service: &'s Service,
+    core: &'s Core,
     cache: HashMap<(String, String, String), Resolved>,
 }
 
 impl<'s> Policies<'s> {
-    fn new(service: &'s Service) -> Self {
+    fn new(core: &'s Core) -> Self {
         Policies {
-            service,
+            core,
             cache: HashMap::new(),
         }
     }
@@ -232,7 +224,7 @@ impl<'s> Policies<'s> {
         if let Some(p) = self.cache.get(&key) {
             return Ok(p.clone());
         }
-        let contract = self.service.contract_version(conn, &c.contract_version)?;
+        let contract = self.core.contract_version(conn, &c.contract_version)?;
         let client = (c.client_id != UNKNOWN_CLIENT).then_some(c.client_id.as_str());
         let p = Policy::from_contract(&contract, &c.request_type, client)
             .map(|p| Arc::new((p, contract)));
@@ -256,7 +248,7 @@ fn paused_words(c: &ConversationRow, now: DateTime<Utc>, tz: Tz) -> String {
     }
 }
 
-impl Service {
+impl Reads {
     /// One page of the queue (README, "The team dashboard"), most urgent first: a fixed few
     /// queries whatever the page or the number of conversations.
     pub fn queue(
@@ -266,13 +258,13 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<QueueView, ServiceError> {
         let page = page.max(1);
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         let zone = current.contract.info().timezone;
         self.store()
             .snapshot(|conn| -> Result<QueueView, StoreError> {
                 let offset = (page - 1).saturating_mul(QUEUE_PAGE);
                 let p = store::queue_page(conn, filter, offset, QUEUE_PAGE)?;
-                let mut policies = Policies::new(self);
+                let mut policies = Policies::new(&self.core);
                 let mut rows = Vec::with_capacity(p.rows.len());
                 for c in p.rows {
                     let pol = policies
@@ -318,13 +310,13 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Timeline, ServiceError> {
         // Bodies are left out here: only the page's are read, cut short.
-        let read = self.inner.store.snapshot(|conn| {
+        let read = self.store().snapshot(|conn| {
             let Some(c) = store::conversation(conn, id)? else {
                 return Err(ServiceError::NotFound(format!("conversation {id}")));
             };
             let messages = store::message_heads_of(conn, id)?;
             let fired = store::fired_steps_of(conn, id)?;
-            let contract = self.contract_version(conn, &c.contract_version)?;
+            let contract = self.core.contract_version(conn, &c.contract_version)?;
             let (steps, pause) = self.steps_and_pause(conn, &c, now)?;
             Ok((c, messages, fired, contract, steps, pause))
         })?;
@@ -524,8 +516,7 @@ impl Service {
             items.into_iter().skip(skip).take(TIMELINE_PAGE).collect();
         let shown: Vec<i64> = items.iter().filter_map(|i| i.message_id).collect();
         let previews: std::collections::HashMap<i64, store::BodyPreview> = self
-            .inner
-            .store
+            .store()
             .with(|conn| store::body_previews(conn, &shown, BODY_PREVIEW_CHARS))?
             .into_iter()
             .map(|p| (p.message_id, p))
@@ -607,14 +598,15 @@ impl Service {
 
     /// The whole body of message `message` of conversation `id`.
     pub fn message_body(&self, id: i64, message: i64) -> Result<String, ServiceError> {
-        self.inner
-            .store
+        self.store()
             .with(|conn| store::message_body(conn, id, message))?
             .ok_or_else(|| {
                 ServiceError::NotFound(format!("message {message} of conversation {id}"))
             })
     }
+}
 
+impl Deadlines {
     /// Sets a conversation's status (the API's solve; the dashboard's solve,
     /// reopen, mark waiting on client): recorded as a status event, so the timeline shows
     /// it and the engine derives the timers from it like any other event.
@@ -625,7 +617,7 @@ impl Service {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
-        let effects = self.inner.store.transaction(|conn| {
+        let effects = self.store().transaction(|conn| {
             let conv = store::conversation(conn, id)?
                 .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))?;
             store::insert_message(
@@ -651,10 +643,12 @@ impl Service {
             )?;
             self.refresh(conn, &conv, now)
         })?;
-        self.apply(effects);
+        self.after.apply(effects);
         Ok(())
     }
+}
 
+impl Reads {
     /// Compliance over conversations opened in `[from, to)`: per request
     /// type, client and timer. `% met` is met / (met + missed) — the
     /// backtest's rule, so the same mail gives the same figure in both.
@@ -663,7 +657,7 @@ impl Service {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ComplianceRow>, ServiceError> {
-        let (convs, timers) = self.inner.store.snapshot(|conn| {
+        let (convs, timers) = self.store().snapshot(|conn| {
             let convs = store::opened_between(conn, from, to)?;
             let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
             let timers = store::timers_of_many(conn, &ids)?;
@@ -683,11 +677,11 @@ impl Service {
         timers: &HashMap<i64, Vec<TimerRow>>,
         calendars: &mut Calendars,
     ) -> Vec<ComplianceRow> {
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         let mut rows: BTreeMap<(String, String, &'static str), (ComplianceRow, Vec<i64>)> =
             BTreeMap::new();
         for c in convs {
-            let cal = calendars.of(self, c);
+            let cal = calendars.of(&self.core, c);
             let empty = Vec::new();
             let ts: &Vec<TimerRow> = timers.get(&c.id()).unwrap_or(&empty);
             let mut seen_kinds: Vec<Timer> = Vec::new();
@@ -804,7 +798,7 @@ tallied!(ConversationRow, store::RecordRow);
 pub(crate) struct Calendars(HashMap<(String, String, String), Option<Calendar>>);
 
 impl Calendars {
-    pub(crate) fn of(&mut self, service: &Service, c: &impl Tallied) -> Option<Calendar> {
+    pub(crate) fn of(&mut self, core: &Core, c: &impl Tallied) -> Option<Calendar> {
         let (version, type_id, client_id) = (c.contract_version(), c.request_type(), c.client_id());
         if let Some(cal) = self.0.get(&(
             version.to_string(),
@@ -813,11 +807,10 @@ impl Calendars {
         )) {
             return cal.clone();
         }
-        let cal = service
+        let cal = core
             .store()
             .with(|conn| {
-                service
-                    .contract_version(conn, version)
+                core.contract_version(conn, version)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))
             })
             .ok()

@@ -106,7 +106,7 @@ struct Line {
     answered: bool,
 }
 
-impl Service {
+impl Deadlines {
     /// Turns every warning whose digest time has come into its contact's
     /// digest; inside the caller's transaction.
     pub(super) fn assemble_digests(
@@ -167,7 +167,7 @@ impl Service {
                         html: None,
                         headers: vec![("Auto-Submitted".into(), "auto-generated".into())],
                     },
-                    &self.inner.message_id_domain,
+                    self.core.message_id_domain(),
                     format!("{key}:email"),
                     now,
                 ) {
@@ -249,6 +249,7 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Line, ServiceError> {
         let calendar = self
+            .core
             .contract_version(conn, &item.contract_version)
             .ok()
             .and_then(|c| c.calendar_for(&item.request_type).cloned());
@@ -271,7 +272,7 @@ impl Service {
     }
 
     fn digest_text(&self, contact: &str, slot: DateTime<Utc>, lines: &[Line]) -> (String, String) {
-        let zone = self.inner.contract.current().contract.info().timezone;
+        let zone = self.contract().current().contract.info().timezone;
         let local = |t: DateTime<Utc>| {
             t.with_timezone(&zone)
                 .format("%a %d %b %Y %H:%M %Z")
@@ -310,7 +311,7 @@ impl Service {
     }
 }
 
-/// "1h 30m left", "12m 0s past due", "answered since".
+/// "1 h 30 m left", "12 m past due", "answered since".
 fn left_words(left: Option<i64>) -> String {
     match left {
         Some(s) if s > 0 => format!("{} business time left", late_words(s)),
@@ -383,13 +384,13 @@ pub struct UrgencyReport {
     pub above_limit: Vec<InflatedClient>,
 }
 
-impl Service {
+impl Reads {
     /// Each client's urgent share over the trailing 30 days at `now`: one
     /// grouped query, each group's urgency read from the contract version
     /// its conversations opened under.
     pub fn urgent_shares(&self, now: DateTime<Utc>) -> Result<Vec<UrgentShare>, ServiceError> {
         let since = now - chrono::Duration::days(URGENT_SHARE_DAYS);
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         let contract = current.contract.clone();
         self.store().with(|conn| {
             let groups = store::opened_since_by_type(conn, since)?;
@@ -405,6 +406,7 @@ impl Service {
                     Some(u) => *u,
                     None => {
                         let u = self
+                            .core
                             .contract_version(conn, &version)
                             .ok()
                             .and_then(|c| c.request_type(&request_type).map(|t| t.urgent))
@@ -445,7 +447,7 @@ impl Service {
     /// (at scrape time, like `keepword_conversations_open`).
     pub fn refresh_urgent_share_gauge(&self, now: DateTime<Utc>) -> Result<(), ServiceError> {
         let shares = self.urgent_shares(now)?;
-        let m = &self.inner.metrics;
+        let m = self.metrics();
         m.urgent_share.reset();
         for s in shares {
             m.urgent_share.with_label_values(&[&s.client]).set(s.share);
@@ -460,12 +462,7 @@ impl Service {
     }
 
     fn urgent_share_limit(&self) -> Option<ShareLimit> {
-        self.inner
-            .contract
-            .current()
-            .contract
-            .info()
-            .urgent_share_limit
+        self.contract().current().contract.info().urgent_share_limit
     }
 
     /// Clients whose urgent share is above the contract's
@@ -487,6 +484,7 @@ impl Service {
                     let mut out = Vec::new();
                     for c in rows {
                         let urgent = self
+                            .core
                             .contract_version(conn, &c.contract_version)
                             .ok()
                             .and_then(|k| k.request_type(&c.request_type).map(|t| t.urgent))

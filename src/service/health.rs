@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use super::Service;
+use super::Deadlines;
 use super::connections::{MailboxHealth, SmtpHealth};
 use super::notifications::{slack_escape, target_value, teams_escape, teams_message};
 use crate::contract::Contact;
@@ -195,7 +195,7 @@ impl HealthWatch {
     }
 }
 
-impl Service {
+impl Deadlines {
     /// Enqueues a notice of each event to `contact`'s targets: email,
     /// webhook and Teams in words, PagerDuty and Opsgenie as an incident
     /// opened and closed. Returns the new outbox rows.
@@ -203,7 +203,7 @@ impl Service {
         if events.is_empty() {
             return Ok(0);
         }
-        let loaded = self.inner.contract.current();
+        let loaded = self.contract().current();
         let Some(contact) = loaded.contract.contact(contact) else {
             tracing::warn!(
                 ops_contact = contact,
@@ -212,12 +212,12 @@ impl Service {
             return Ok(0);
         };
         let now = self.now();
-        let link = format!("{}/connections", self.inner.public_url);
+        let link = format!("{}/connections", self.core.public_url());
         let rows: Vec<NewOutbox> = events
             .iter()
-            .flat_map(|e| ops_rows(contact, e, &link, &self.inner.message_id_domain, now))
+            .flat_map(|e| ops_rows(contact, e, &link, self.core.message_id_domain(), now))
             .collect();
-        let added = self.inner.store.transaction(|conn| {
+        let added = self.store().transaction(|conn| {
             let mut added = 0;
             for row in &rows {
                 let routing = store::Routing {
@@ -232,7 +232,7 @@ impl Service {
             Ok::<_, StoreError>(added)
         })?;
         if added > 0 {
-            self.inner.outbox_wake.notify_one();
+            self.after.outbox_wake.notify_one();
         }
         for e in events {
             tracing::warn!(

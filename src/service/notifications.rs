@@ -51,21 +51,9 @@ pub(super) fn step_phrase(step: ActionStep) -> String {
     }
 }
 
-/// "1h 5m", "42s": how late, for people.
+/// How late (or how long left), in the words pages use.
 pub(super) fn late_words(secs: i64) -> String {
-    let secs = secs.max(0);
-    let (d, h, m, s) = (
-        secs / 86_400,
-        secs % 86_400 / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-    );
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
+    crate::calendar::business_words(secs)
 }
 
 /// Slack mrkdwn (and the many receivers that copy it): `&`, `<` and `>` are
@@ -612,10 +600,10 @@ mod tests {
 
     #[test]
     fn lateness_reads_naturally() {
-        assert_eq!(late_words(42), "42s");
-        assert_eq!(late_words(65), "1m 5s");
-        assert_eq!(late_words(3_900), "1h 5m");
-        assert_eq!(late_words(90_000), "1d 1h");
+        // The pages' words: business hours run on past a day.
+        assert_eq!(late_words(42), "under 1 m");
+        assert_eq!(late_words(3_900), "1 h 05 m");
+        assert_eq!(late_words(90_000), "25 h");
     }
 
     #[test]

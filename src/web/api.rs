@@ -177,9 +177,9 @@ pub(super) async fn record(
     body: &[u8],
     now: chrono::DateTime<Utc>,
 ) -> Result<HttpResponse, WebError> {
-    let service = state.service.clone();
+    let intake = state.intake.clone();
     let raw = body.to_vec();
-    let r = service.submit_event(event, Some(raw), now).await?;
+    let r = intake.submit_event(event, Some(raw), now).await?;
     let status = if r.duplicate {
         StatusCode::OK
     } else {
@@ -205,7 +205,7 @@ async fn post_event(
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
     let body = read_body(&req, payload).await?;
-    let now = state.service.now();
+    let now = state.reads.now();
     let event = match ingest::parse_generic(&body, now) {
         Ok(e) => e,
         Err(e) => {
@@ -251,7 +251,7 @@ async fn github(
     };
     let event_name = header("x-github-event")?;
     let delivery = header("x-github-delivery")?;
-    let now = state.service.now();
+    let now = state.reads.now();
     let parse = |channel: &str, _: &crate::contract::Contract| {
         ingest::parse_github(&event_name, &delivery, &body, channel, now)
     };
@@ -336,8 +336,8 @@ async fn list_conversations(
         before_id: q.before,
         limit,
     };
-    let service = state.service.clone();
-    let list = blocking(move || service.list_conversations(&filter)).await?;
+    let reads = state.reads.clone();
+    let list = blocking(move || reads.list_conversations(&filter)).await?;
     Ok(HttpResponse::Ok().json(json!({ "conversations": list })))
 }
 
@@ -347,8 +347,8 @@ async fn get_conversation(
     req: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
     let id = path_id(&req, "conversation")?;
-    let service = state.service.clone();
-    let detail = blocking(move || service.conversation_detail(id)).await?;
+    let reads = state.reads.clone();
+    let detail = blocking(move || reads.conversation_detail(id)).await?;
     Ok(HttpResponse::Ok().json(detail))
 }
 
@@ -358,10 +358,10 @@ async fn solve(
     req: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
     let id = path_id(&req, "conversation")?;
-    let service = state.service.clone();
+    let (deadlines, reads) = (state.deadlines.clone(), state.reads.clone());
     let detail = blocking(move || {
-        service.solve(id, service.now())?;
-        service.conversation_detail(id)
+        deadlines.solve(id, deadlines.now())?;
+        reads.conversation_detail(id)
     })
     .await?;
     Ok(HttpResponse::Ok().json(detail))
@@ -383,8 +383,8 @@ async fn list_rejected(
 ) -> Result<HttpResponse, WebError> {
     let q: RejectedQuery = query(&req)?;
     let limit = page_limit(q.limit).map_err(|e| WebError::Invalid(vec![e]))?;
-    let service = state.service.clone();
-    let items = blocking(move || service.rejected_inputs(limit)).await?;
+    let reads = state.reads.clone();
+    let items = blocking(move || reads.rejected_inputs(limit)).await?;
     Ok(HttpResponse::Ok().json(json!({ "rejected": items })))
 }
 
@@ -394,8 +394,8 @@ async fn rejected_raw(
     req: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
     let id = path_id(&req, "rejected input")?;
-    let service = state.service.clone();
-    let raw = blocking(move || service.rejected_raw(id)).await?;
+    let reads = state.reads.clone();
+    let raw = blocking(move || reads.rejected_raw(id)).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .body(raw))
@@ -405,8 +405,8 @@ async fn rejected_raw(
 /// trailing 30 days, and the clients above `urgent_share_limit` with the
 /// requests (and their classification rules) that put them there.
 async fn urgency(_: ApiCaller, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
-    let service = state.service.clone();
-    let report = blocking(move || service.urgent_inflation(service.now())).await?;
+    let reads = state.reads.clone();
+    let report = blocking(move || reads.urgent_inflation(reads.now())).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 

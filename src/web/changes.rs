@@ -29,8 +29,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn versions(state: &AppState) -> Result<Vec<VersionChanges>, WebError> {
-    let service = state.service.clone();
-    blocking(move || service.contract_changes()).await
+    let reads = state.reads.clone();
+    blocking(move || reads.contract_changes()).await
 }
 
 async fn changes_html(state: web::Data<AppState>) -> Result<HttpResponse, Page> {

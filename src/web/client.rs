@@ -58,8 +58,8 @@ async fn client_page(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
         .unwrap_or_default()
         .to_string();
     let days = days(&req);
-    let service = state.service.clone();
-    let page = blocking(move || service.client_page(&token, days))
+    let reads = state.reads.clone();
+    let page = blocking(move || reads.client_page(&token, days))
         .await?
         .ok_or_else(|| WebError::not_found("client page"))?;
     // Links on the page stay under the client's own address.
@@ -148,8 +148,8 @@ async fn request_page(
         .get("id")
         .and_then(|i| i.parse::<i64>().ok())
         .ok_or_else(|| WebError::not_found("request"))?;
-    let service = state.service.clone();
-    let page = blocking(move || service.client_request_page(&token, id))
+    let reads = state.reads.clone();
+    let page = blocking(move || reads.client_request_page(&token, id))
         .await?
         .ok_or_else(|| WebError::not_found("request"))?;
     Ok(render_status(&page))

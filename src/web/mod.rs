@@ -37,7 +37,7 @@ use crate::config::Secret;
 use crate::contract::ChannelKind;
 use crate::metrics::Metrics;
 use crate::service::sessions::Sessions;
-use crate::service::{ContractHandle, Service};
+use crate::service::{Changes, ContractHandle, Deadlines, Intake, Reads};
 
 /// Credentials the HTTP edge checks.
 pub struct Auth {
@@ -61,7 +61,14 @@ pub struct Auth {
 pub struct AppState {
     pub metrics: Metrics,
     pub contract: ContractHandle,
-    pub service: Service,
+    /// Arrivals from every channel.
+    pub intake: Intake,
+    /// The team's status changes (solve, reopen, wait).
+    pub deadlines: Deadlines,
+    /// Every page's and the API's reading.
+    pub reads: Reads,
+    /// Committed changes, for the live stream.
+    pub changes: Changes,
     /// The dashboard's sessions.
     pub sessions: Sessions,
     pub auth: std::sync::Arc<Auth>,
@@ -380,8 +387,8 @@ async fn healthz() -> impl Responder {
 /// message carries host, port and database name, and `/readyz` is public).
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let service = state.service.clone();
-    let check = web::block(move || service.ready(READY_CHECK_TIMEOUT));
+    let reads = state.reads.clone();
+    let check = web::block(move || reads.ready(READY_CHECK_TIMEOUT));
     // The outer bound covers a query that hangs on a connection it got.
     let failure =
         match tokio::time::timeout(READY_CHECK_TIMEOUT + Duration::from_millis(100), check).await {
@@ -404,12 +411,12 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 async fn metrics(_: auth::Scraper, state: web::Data<AppState>) -> HttpResponse {
     // The open-conversation gauge is a count in the database: read it at
     // scrape time rather than keeping a second copy in memory.
-    let service = state.service.clone();
-    if let Err(e) = web::block(move || service.refresh_open_gauge()).await {
+    let reads = state.reads.clone();
+    if let Err(e) = web::block(move || reads.refresh_open_gauge()).await {
         tracing::warn!(error = %e, "cannot refresh keepword_conversations_open");
     }
-    let service = state.service.clone();
-    if let Err(e) = web::block(move || service.refresh_urgent_share_gauge(service.now())).await {
+    let reads = state.reads.clone();
+    if let Err(e) = web::block(move || reads.refresh_urgent_share_gauge(reads.now())).await {
         tracing::warn!(error = %e, "cannot refresh keepword_urgent_share");
     }
     HttpResponse::Ok()

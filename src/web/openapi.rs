@@ -69,7 +69,7 @@ pub fn document(state: &AppState, audience: Audience) -> Value {
         clients.push(Value::Null);
         clients
     });
-    let year = state.service.now().format("%Y").to_string();
+    let year = state.reads.now().format("%Y").to_string();
     build(&channels, clients, &year)
 }
 

@@ -67,8 +67,8 @@ async fn status_page(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
         .get("token")
         .unwrap_or_default()
         .to_string();
-    let service = state.service.clone();
-    let page = blocking(move || service.status_page(&token))
+    let reads = state.reads.clone();
+    let page = blocking(move || reads.status_page(&token))
         .await?
         .ok_or_else(|| WebError::not_found("status page"))?;
     Ok(render_status(&page))

@@ -3,7 +3,7 @@
 //! thin front ends on the one intake. Each checks its source's credential
 //! (before reading the body where a header or the URL allows it, and always
 //! before parsing), lets `ingest` map the payload, and hands the event to
-//! [`crate::service::Service::submit_event`] through [`api::record`].
+//! [`crate::service::Intake::submit_event`] through [`api::record`].
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -64,7 +64,7 @@ pub(super) async fn slack(
         .as_ref()
         .ok_or_else(|| not_configured(SLACK))?;
     let body = api::read_body(&req, payload).await?;
-    let now = state.service.now();
+    let now = state.reads.now();
     let checked = ingest::verify_slack(
         cfg.signing_secret.expose().as_bytes(),
         &body,
@@ -100,7 +100,7 @@ pub(super) async fn jira(
     let cfg = state.auth.jira.as_ref();
     let verify = ingest::verify_jira_signature;
     let (cfg, body) = signed(&state, JIRA, cfg, &req, payload, name, verify).await?;
-    let now = state.service.now();
+    let now = state.reads.now();
     let webhook_id = header(&req, "X-Atlassian-Webhook-Identifier");
     let parse = |channel: &str, contract: &Contract| {
         ingest::parse_jira(&body, webhook_id, channel, contract, now)
@@ -113,7 +113,7 @@ pub(super) async fn linear(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
-    let now = state.service.now();
+    let now = state.reads.now();
     let name = ingest::LINEAR_SIGNATURE_HEADER;
     let cfg = state.auth.linear.as_ref();
     let verify = |secret: &[u8], body: &[u8], signature: Option<&str>| {
@@ -156,7 +156,7 @@ pub(super) async fn basecamp(
     // Checked by `before_body` too; again here so the handler stands alone.
     basecamp_secret(&state, req.path())?;
     let body = api::read_body(&req, payload).await?;
-    let now = state.service.now();
+    let now = state.reads.now();
     let companies = &cfg.company_ids;
     let parse = |channel: &str, contract: &Contract| {
         ingest::parse_basecamp(&body, channel, companies, contract, now)
@@ -295,9 +295,9 @@ pub(super) async fn deliver(
     match parsed {
         Err(e) => {
             let reason = count_unreadable(state, source.name, &e);
-            let (service, raw) = (state.service.clone(), body.to_vec());
+            let (intake, raw) = (state.intake.clone(), body.to_vec());
             let detail = format!("{}: {e}", source.name);
-            blocking(move || service.keep_rejected(&channel, reason, &detail, &raw, now)).await?;
+            blocking(move || intake.keep_rejected(&channel, reason, &detail, &raw, now)).await?;
             Err(e.into())
         }
         Ok(TicketOutcome::Ignored {

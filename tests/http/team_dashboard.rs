@@ -598,8 +598,8 @@ async fn head_answers_as_get_without_a_body_and_raw_mail_is_not_cached() {
     let now = app.clock.now();
     let stored = raw.clone();
     let id = app
-        .state
         .service
+        .core
         .store()
         .with(move |c| {
             keepword::store::reject_input(c, "email", "parse", "unreadable", &stored, now)?;

@@ -71,7 +71,7 @@ fn period_of(
     req: &HttpRequest,
 ) -> Result<(PeriodQuery, NaiveDate, NaiveDate), Page> {
     let q: PeriodQuery = query(req, "Bad period")?;
-    let (from, to) = period(&q, state.service.now()).map_err(|message| {
+    let (from, to) = period(&q, state.reads.now()).map_err(|message| {
         Page(WebError::BadRequest {
             heading: "Bad period",
             message,
@@ -91,8 +91,8 @@ async fn compliance_rows(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<ComplianceRow>, Page> {
-    let service = state.service.clone();
-    Ok(blocking(move || service.compliance(at_midnight(from), at_midnight(to))).await?)
+    let reads = state.reads.clone();
+    Ok(blocking(move || reads.compliance(at_midnight(from), at_midnight(to))).await?)
 }
 
 async fn author_rows(
@@ -100,8 +100,8 @@ async fn author_rows(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<crate::service::AuthorRow>, Page> {
-    let service = state.service.clone();
-    Ok(blocking(move || service.compliance_by_author(at_midnight(from), at_midnight(to))).await?)
+    let reads = state.reads.clone();
+    Ok(blocking(move || reads.compliance_by_author(at_midnight(from), at_midnight(to))).await?)
 }
 
 fn business(secs: Option<i64>) -> String {
@@ -127,8 +127,8 @@ pub(super) async fn client_record(
         ))));
     }
     let days = crate::web::client::days(&req);
-    let service = state.service.clone();
-    let page = blocking(move || service.client_page_of(&client, days)).await?;
+    let reads = state.reads.clone();
+    let page = blocking(move || reads.client_page_of(&client, days)).await?;
     Ok(crate::web::client::team_view(&page))
 }
 
@@ -283,8 +283,8 @@ pub(super) async fn conversations(
     ids.sort_unstable();
     ids.dedup();
     ids.truncate(1000);
-    let service = state.service.clone();
-    let listed: Vec<Value> = blocking(move || service.conversation_headlines(&ids))
+    let reads = state.reads.clone();
+    let listed: Vec<Value> = blocking(move || reads.conversation_headlines(&ids))
         .await?
         .into_iter()
         .map(|(id, subject, client, status)| context! { id, subject, client, status })

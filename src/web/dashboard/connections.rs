@@ -26,7 +26,7 @@ pub(super) async fn connections(
     signed_in: SignedIn,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Page> {
-    let now = state.service.now();
+    let now = state.reads.now();
     let tz = state.contract.current().contract.info().timezone;
     let when = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| local_words(t, now, tz));
     let grant = |g: &Option<crate::oauth::GrantStatus>| {
@@ -65,8 +65,8 @@ pub(super) async fn connections(
     });
     let slack = match &state.auth.slack {
         Some(cfg) => {
-            let service = state.service.clone();
-            let failures = blocking(move || service.slack_failures(20)).await?;
+            let reads = state.reads.clone();
+            let failures = blocking(move || reads.slack_failures(20)).await?;
             let failures: Vec<Value> = failures
                 .iter()
                 .map(|f| {

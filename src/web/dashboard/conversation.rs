@@ -34,8 +34,8 @@ pub(super) async fn conversation(
             message: format!("page must be between 1 and {MAX_PAGE} (got {p})"),
         }));
     }
-    let (service, now) = (state.service.clone(), state.service.now());
-    let t = blocking(move || service.timeline(id, p, now)).await?;
+    let (reads, now) = (state.reads.clone(), state.reads.now());
+    let t = blocking(move || reads.timeline(id, p, now)).await?;
     let name = if q.fragment.is_some() {
         "conversation_body.html"
     } else {
@@ -65,8 +65,8 @@ pub(super) async fn message_text(
         .get("message")
         .and_then(|v| v.parse::<i64>().ok())
         .ok_or_else(|| Page(WebError::not_found("")))?;
-    let service = state.service.clone();
-    let body = blocking(move || service.message_body(id, message)).await?;
+    let reads = state.reads.clone();
+    let body = blocking(move || reads.message_body(id, message)).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -91,8 +91,8 @@ pub(super) async fn act(
         _ => return Err(Page(WebError::not_found(""))),
     };
     super::csrf_form(&signed_in, &req, payload).await?;
-    let (service, now) = (state.service.clone(), state.service.now());
-    blocking(move || service.set_status(id, status, "dashboard", now)).await?;
+    let (deadlines, now) = (state.deadlines.clone(), state.reads.now());
+    blocking(move || deadlines.set_status(id, status, "dashboard", now)).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, format!("/conversations/{id}")))
         .finish())

@@ -109,9 +109,9 @@ fn parse_queue_query(req: &HttpRequest) -> Result<QueueQuery, Page> {
 
 async fn load_queue(state: &AppState, q: &QueueQuery) -> Result<QueueView, Page> {
     let filter = q.filter().map_err(bad_filter)?;
-    let (service, p) = (state.service.clone(), q.page.unwrap_or(1));
-    let now = state.service.now();
-    Ok(blocking(move || service.queue(&filter, p, now)).await?)
+    let (reads, p) = (state.reads.clone(), q.page.unwrap_or(1));
+    let now = state.reads.now();
+    Ok(blocking(move || reads.queue(&filter, p, now)).await?)
 }
 
 fn queue_context(state: &AppState, q: &QueueQuery, view: &QueueView, base: &str) -> Value {
@@ -193,8 +193,8 @@ async fn inflated_clients(state: &AppState) -> Inflated {
             return list.clone();
         }
     }
-    let (service, now) = (state.service.clone(), state.service.now());
-    let list = match blocking(move || service.urgent_inflation(now)).await {
+    let (reads, now) = (state.reads.clone(), state.reads.now());
+    let list = match blocking(move || reads.urgent_inflation(now)).await {
         Ok(r) => r
             .above_limit
             .iter()

@@ -14,9 +14,9 @@ pub(super) async fn rejected(
     signed_in: SignedIn,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Page> {
-    let service = state.service.clone();
-    let items = blocking(move || service.rejected_inputs(500)).await?;
-    let now = state.service.now();
+    let reads = state.reads.clone();
+    let items = blocking(move || reads.rejected_inputs(500)).await?;
+    let now = state.reads.now();
     // Times in the contract's zone (README, "The team dashboard").
     let tz = state.contract.current().contract.info().timezone;
     let view: Vec<Value> = items
@@ -42,8 +42,8 @@ pub(super) async fn raw(
     req: HttpRequest,
 ) -> Result<HttpResponse, Page> {
     let id = path_id(&req)?;
-    let service = state.service.clone();
-    let raw = blocking(move || service.rejected_raw(id)).await?;
+    let reads = state.reads.clone();
+    let raw = blocking(move || reads.rejected_raw(id)).await?;
     // Bytes from outside: a download, never rendered by the browser.
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")

@@ -39,7 +39,7 @@ struct Session {
 
 impl Session {
     fn new(state: &web::Data<AppState>, row: SessionRow) -> Session {
-        let left = (row.expires_at - state.service.now())
+        let left = (row.expires_at - state.reads.now())
             .to_std()
             .unwrap_or_default();
         Session {
@@ -102,10 +102,10 @@ pub async fn stream(viewer: Viewer, state: web::Data<AppState>) -> Result<HttpRe
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.reset();
     let s = Sse {
-        rx: state.service.changes().subscribe(),
+        rx: state.changes.subscribe(),
         tick,
         stop: state.stopping.clone(),
-        clock: state.service.clock().clone(),
+        clock: state.reads.core().clock().clone(),
         hello: true,
         session,
     };

@@ -14,8 +14,8 @@ pub(super) async fn urgency(
     signed_in: SignedIn,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Page> {
-    let (service, now) = (state.service.clone(), state.service.now());
-    let r = blocking(move || service.urgent_inflation(now)).await?;
+    let (reads, now) = (state.reads.clone(), state.reads.now());
+    let r = blocking(move || reads.urgent_inflation(now)).await?;
     // Times in the contract's zone (README, "The team dashboard").
     let tz = state.contract.current().contract.info().timezone;
     let pct = |x: f64| format!("{:.0}%", x * 100.0);
