@@ -13,9 +13,9 @@ use crate::clock::Clock;
 use crate::config::{MailboxSettings, Settings};
 use crate::imap::{self, ImapMetrics};
 use crate::metrics::Metrics;
-use crate::notify::ack::AckTemplates;
 use crate::notify::{self, OutboxWorker};
 use crate::oauth::{OAuthMetrics, TokenSource};
+use crate::outbox::templates::AckTemplates;
 use crate::scheduler;
 use crate::service::connections::Connections;
 use crate::service::{

@@ -21,8 +21,9 @@
 //!   enums and UTC instants at its boundary, backend differences inside.
 //! - [`imap`]: the IMAP poller (connection, poller loop, the mailbox lease),
 //!   feeding the service's mail port.
-//! - [`notify`]: the transactional outbox worker — SMTP and webhooks — and the
-//!   acknowledgement templates.
+//! - [`notify`]: the transactional outbox's worker and senders — SMTP,
+//!   webhooks, Teams, PagerDuty, Opsgenie, Slack — delivering what use cases
+//!   queued in the message model of [`outbox`] (rows and templates).
 //! - [`scheduler`]: sleeps until the earliest due, or until woken or the clock
 //!   moves; runs one due-work step.
 //! - [`retention`]: the daily job removing bodies past `[retention] bodies`.
@@ -45,6 +46,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod notify;
 pub mod oauth;
+pub mod outbox;
 pub mod retention;
 pub mod scheduler;
 pub mod service;

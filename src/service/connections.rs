@@ -127,7 +127,7 @@ impl Connections {
             .then(|| s.oauth.clone())
             .flatten();
         let username = if s.auth == AuthMethod::Oauth2 && s.username.is_empty() {
-            crate::notify::address_of(&s.from)
+            crate::outbox::address_of(&s.from)
         } else {
             s.username.clone()
         };

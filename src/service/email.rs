@@ -14,7 +14,7 @@ use super::{Effects, Intake, Opening, ServiceError};
 use crate::contract::{Contract, UNKNOWN_CLIENT};
 use crate::ingest::email::FolderKind;
 use crate::ingest::email::{self, MemoryThreadIndex, ParsedEmail, Route, Team, is_team_address};
-use crate::notify::{self, EmailDraft};
+use crate::outbox::{self, EmailDraft};
 use crate::sla::Direction;
 use crate::store::{self, AnyConnection, Checkpoint, ConversationRow, NewMessage, StoreError};
 
@@ -657,7 +657,7 @@ impl Intake {
         };
         let contract_url = self.core.contract_url(contract);
         let client = (conv.client_id != UNKNOWN_CLIENT).then_some(conv.client_id.as_str());
-        let mut cx = notify::ack::ack_context(
+        let mut cx = outbox::templates::ack_context(
             contract,
             &conv.request_type,
             client,
@@ -672,7 +672,7 @@ impl Intake {
         if let Some(name) = mail
             .from
             .as_ref()
-            .and_then(|a| notify::ack::greeting_name(a.name.as_deref()))
+            .and_then(|a| outbox::templates::greeting_name(a.name.as_deref()))
         {
             cx.greeting_name = Some(name);
         }
@@ -694,7 +694,7 @@ impl Intake {
             headers.push(("In-Reply-To".into(), id.clone()));
             headers.push(("References".into(), refs.join(" ")));
         }
-        let (row, message_id) = match notify::new_email_with_id(
+        let (row, message_id) = match outbox::new_email_with_id(
             EmailDraft {
                 to: vec![from.to_string()],
                 subject: rendered.subject.clone(),

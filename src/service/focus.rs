@@ -17,7 +17,7 @@ use serde_json::json;
 use super::notifications::{late_words, slack_escape, teams_escape, teams_message};
 use super::*;
 use crate::contract::{ShareLimit, Urgency};
-use crate::notify::{self, EmailDraft};
+use crate::outbox::EmailDraft;
 use crate::sla::DueAction;
 use crate::store::{NewOutbox, OutboxRow, Routing, outbox};
 
@@ -159,7 +159,7 @@ impl Deadlines {
                 .unwrap_or_default();
             let (subject, text) = self.digest_text(&contact, slot, &lines);
             if let Some(to) = email {
-                match notify::new_email(
+                match crate::outbox::new_email(
                     EmailDraft {
                         to: vec![to],
                         subject: subject.clone(),
@@ -200,7 +200,7 @@ impl Deadlines {
                         "answered": l.answered,
                     })).collect::<Vec<_>>(),
                 });
-                match notify::new_webhook(&url, body, format!("{key}:webhook"), now) {
+                match crate::outbox::new_webhook(&url, body, format!("{key}:webhook"), now) {
                     Ok(row) => {
                         store::enqueue_routed(conn, &row, &routing)?;
                     }
@@ -220,7 +220,7 @@ impl Deadlines {
                         "text": format!("{} [Open]({})", teams_escape(&short_text(l)), l.item.link),
                     })
                 }));
-                match notify::new_teams(
+                match crate::outbox::new_teams(
                     &url,
                     teams_message(body, Vec::new()),
                     format!("{key}:teams"),

@@ -54,7 +54,7 @@ use crate::clock::Clock;
 use crate::contract::{Contract, Timer, UNKNOWN_CLIENT};
 use crate::ingest::{FieldError, IncomingEvent};
 use crate::metrics::Metrics;
-use crate::notify::ack::AckTemplates;
+use crate::outbox::templates::AckTemplates;
 use crate::sla::{
     self, ActionKind, ClassifyInput, Direction, Event, EventKind, Policy, TicketStatus, TimerStatus,
 };
@@ -278,7 +278,7 @@ impl Core {
 
 /// What happens after a commit, from what the transaction did: metrics,
 /// the outbox's and the scheduler's wake-ups, live changes. The one
-/// consumer of [`refresh::Effects`]; a rolled-back attempt reaches none of
+/// consumer of a transaction's effects; a rolled-back attempt reaches none of
 /// it.
 #[derive(Clone)]
 pub struct AfterCommit {

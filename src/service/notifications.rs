@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::contract::{Contact, Contract, Delivery, Timer, Urgency};
-use crate::notify::{self, EmailDraft};
+use crate::outbox::{self, EmailDraft};
 use crate::sla::{ActionKind, ActionStep, ConversationState, DueAction};
 use crate::store::{self, AnyConnection, ConversationRow, StoreError};
 
@@ -393,7 +393,7 @@ pub(super) fn enqueue_alerts(
         }
         let mut rows = Vec::new();
         if let Some(email) = target_value(contact, contact.email.as_ref()) {
-            rows.push(notify::new_email(
+            rows.push(outbox::new_email(
                 EmailDraft {
                     to: vec![email],
                     subject: alert.subject.clone(),
@@ -416,7 +416,7 @@ pub(super) fn enqueue_alerts(
             ));
         }
         if let Some(url) = target_value(contact, contact.webhook.as_ref()) {
-            rows.push(notify::new_webhook(
+            rows.push(outbox::new_webhook(
                 &url,
                 alert.webhook_body(delivery.not_before()),
                 format!("{key}:webhook"),
@@ -424,7 +424,7 @@ pub(super) fn enqueue_alerts(
             ));
         }
         if let Some(url) = target_value(contact, contact.teams.as_ref()) {
-            rows.push(notify::new_teams(
+            rows.push(outbox::new_teams(
                 &url,
                 alert.teams_body(),
                 format!("{key}:teams"),
@@ -432,14 +432,14 @@ pub(super) fn enqueue_alerts(
             ));
         }
         if let Some(routing_key) = target_value(contact, contact.pagerduty.as_ref()) {
-            rows.push(Ok(notify::new_pagerduty(
+            rows.push(Ok(outbox::new_pagerduty(
                 alert.pagerduty_trigger(&routing_key),
                 format!("{key}:pagerduty"),
                 cx.now,
             )));
         }
         if let Some(api_key) = target_value(contact, contact.opsgenie.as_ref()) {
-            rows.push(Ok(notify::new_opsgenie(
+            rows.push(Ok(outbox::new_opsgenie(
                 &api_key,
                 &incident_key(conv.id, action.timer, action.seq),
                 false,
@@ -564,11 +564,11 @@ pub(super) fn enqueue_resolves(
                 "event_action": "resolve",
                 "dedup_key": incident,
             });
-            let row = notify::new_pagerduty(event, format!("{key}:pagerduty"), now);
+            let row = outbox::new_pagerduty(event, format!("{key}:pagerduty"), now);
             rows += usize::from(store::enqueue_routed(
                 conn,
                 &row,
-                &routing(notify::KIND_PAGERDUTY),
+                &routing(outbox::KIND_PAGERDUTY),
             )?);
         }
         if let Some(api_key) = target_value(contact, contact.opsgenie.as_ref()) {
@@ -576,7 +576,7 @@ pub(super) fn enqueue_resolves(
                 "source": "keepword",
                 "note": format!("The {} timer of conversation #{} stopped.", timer.words(), conv.id),
             });
-            let row = notify::new_opsgenie(
+            let row = outbox::new_opsgenie(
                 &api_key,
                 &incident,
                 true,
@@ -587,7 +587,7 @@ pub(super) fn enqueue_resolves(
             rows += usize::from(store::enqueue_routed(
                 conn,
                 &row,
-                &routing(notify::KIND_OPSGENIE),
+                &routing(outbox::KIND_OPSGENIE),
             )?);
         }
     }

@@ -20,7 +20,7 @@ use super::*;
 use crate::backtest::percentile;
 use crate::calendar::local_instant;
 use crate::contract::Contract;
-use crate::notify::{self, EmailDraft};
+use crate::outbox::{self, EmailDraft};
 
 /// Open conversations a digest names by name in each of its lists.
 const DIGEST_LISTED: i64 = 20;
@@ -255,7 +255,7 @@ impl Deadlines {
             .templates()
             .render_named(template, cx)
             .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
-        notify::new_email(
+        outbox::new_email(
             EmailDraft {
                 to,
                 subject: mail.subject,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{Intake, Reads, ServiceError};
 use crate::contract::{ChannelKind, Contract, UNKNOWN_CLIENT};
-use crate::notify;
+use crate::outbox;
 use crate::sla::Direction;
 use crate::store::{self, AnyConnection, ConversationRow, NewMessage, NewOutbox};
 
@@ -63,7 +63,7 @@ impl Intake {
             return;
         };
         let client = (conv.client_id != UNKNOWN_CLIENT).then_some(conv.client_id.as_str());
-        let mut cx = notify::ack::ack_context(
+        let mut cx = outbox::templates::ack_context(
             contract,
             &conv.request_type,
             client,
@@ -83,7 +83,7 @@ impl Intake {
                 return;
             }
         };
-        acks.outbox.push(notify::new_slack(
+        acks.outbox.push(outbox::new_slack(
             channel,
             thread_ts,
             text.clone(),
@@ -137,7 +137,7 @@ impl Reads {
     pub fn slack_failures(&self, limit: i64) -> Result<Vec<SlackFailure>, ServiceError> {
         let rows = self
             .store()
-            .with(|c| store::outbox::failing(c, notify::KIND_SLACK, limit))?;
+            .with(|c| store::outbox::failing(c, outbox::KIND_SLACK, limit))?;
         Ok(rows
             .into_iter()
             .map(|r| SlackFailure {
@@ -156,7 +156,7 @@ impl Reads {
                 f.permanent = f
                     .error
                     .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .any(|code| notify::slack::fix_for(code).is_some());
+                    .any(|code| crate::notify::slack::fix_for(code).is_some());
                 f
             })
             .collect())

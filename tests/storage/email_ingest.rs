@@ -6,7 +6,7 @@ use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use keepword::imap::{FetchedMail, FolderKind};
-use keepword::notify::OutboxMessage;
+use keepword::outbox::OutboxMessage;
 use keepword::service::{MailboxContext, Service};
 
 /// The support mailbox of these tests (the team is `@example.com`).

@@ -11,9 +11,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use keepword::config::{Secret, SmtpSettings, Tls};
 use keepword::notify::{
-    EmailDraft, OutboxMessage, OutboxWorker, Senders, SmtpSender, StepReport, WebhookSender,
-    WorkerConfig, new_email, new_webhook,
+    OutboxWorker, Senders, SmtpSender, StepReport, WebhookSender, WorkerConfig,
 };
+use keepword::outbox::{EmailDraft, OutboxMessage, new_email, new_webhook};
 use keepword::store::{self, OutboxRow, Store, outbox};
 use prometheus::{Encoder, Registry, TextEncoder};
 use support::{HookReceiver, SmtpServer};

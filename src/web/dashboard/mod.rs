@@ -1,14 +1,13 @@
 //! The team dashboard (README, "The team dashboard"): server-rendered pages
 //! from templates embedded in the binary, one small script for live updates
-//! and keys. A handler takes the credential it needs ([`SignedIn`] or
-//! [`Wallboard`]) as an argument, calls one read model or use case of the
+//! and keys. A handler takes the credential it needs ([`crate::web::auth::SignedIn`] or
+//! [`crate::web::auth::Wallboard`]) as an argument, calls one read model or use case of the
 //! service off the async workers, and renders; whatever goes wrong is a
-//! [`Page`] of the one error type.
+//! [`crate::web::error::Page`] of the one error type.
 //!
-//! One file per page: [`login`], [`queue`] (and the wallboard),
-//! [`conversation`], [`compliance`] (and the team's view of a client's
-//! record), [`rejected`], [`urgency`], [`connections`], and the live
-//! [`stream`].
+//! One file per page: `login`, `queue` (and the wallboard),
+//! `conversation`, `compliance` (and the team's view of a client's
+//! record), `rejected`, `urgency`, `connections`, and the live `stream`.
 
 mod compliance;
 mod connections;
