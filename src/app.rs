@@ -117,8 +117,8 @@ impl Application {
             store: store.clone(),
             contract: contract.clone(),
             metrics: metrics.clone(),
-            public_url: settings.public_url.clone(),
-            message_id_domain: notify::message_id_domain(&settings.smtp.from),
+            public_url: settings.public_url.to_string(),
+            message_id_domain: settings.smtp.from.domain(),
             templates,
             clock,
             changes: Changes::for_store(&store),
@@ -148,7 +148,7 @@ impl Application {
                 Dashboard::new(
                     settings.dashboard_password.clone(),
                     settings.wall_tokens.clone(),
-                    &settings.public_url,
+                    settings.public_url.as_str(),
                 )
                 .with_connections(connections.clone())
                 .with_sign_in_pages(

@@ -15,12 +15,14 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::value::Dict;
 use serde::{Deserialize, Deserializer, Serialize};
 
+mod addresses;
 mod problems;
 mod secret;
 mod sections;
 #[cfg(test)]
 mod tests;
 
+pub use addresses::{FromAddress, PublicUrl};
 use problems::{Sources, describe_figment_error, describe_one, is_text_key, repair};
 pub use secret::Secret;
 pub use sections::*;
@@ -92,7 +94,7 @@ pub struct Settings {
     /// Path of the contract TOML file.
     pub contract: PathBuf,
     /// Base URL used in links in emails and alerts.
-    pub public_url: String,
+    pub public_url: PublicUrl,
     /// Bearer tokens accepted by `/api/v1/*`. From env: comma-separated.
     #[serde(deserialize_with = "list_or_csv")]
     pub api_tokens: Vec<Secret>,
@@ -170,7 +172,9 @@ impl Default for Settings {
             bind: "127.0.0.1:8080".parse().expect("valid literal"),
             database_url: "sqlite://data/keepword.db".into(),
             contract: "config/contract.toml".into(),
-            public_url: "http://127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080"
+                .parse()
+                .expect("the default public_url parses"),
             api_tokens: vec![Secret::new(PLACEHOLDER_SECRET)],
             dashboard_password: Secret::new(PLACEHOLDER_SECRET),
             dashboard_password_file: None,
@@ -195,7 +199,9 @@ impl Default for Settings {
                 username: String::new(),
                 password: Secret::default(),
                 password_file: None,
-                from: "Northwind Support <support@example.com>".into(),
+                from: "Northwind Support <support@example.com>"
+                    .parse()
+                    .expect("the default smtp.from parses"),
                 ca_file: None,
                 auth: Default::default(),
                 oauth: None,
@@ -399,12 +405,6 @@ impl Settings {
             problems.push(format!(
                 "`database_url` must start with sqlite:// or postgres:// (got `{}`)",
                 crate::store::redact_url(&self.database_url)
-            ));
-        }
-        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
-            problems.push(format!(
-                "`public_url` must be an http:// or https:// URL (got `{}`)",
-                self.public_url
             ));
         }
         if self.wall_tokens.iter().any(|t| t.expose().len() < 16) {

@@ -232,7 +232,7 @@ pub struct SmtpSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
     /// `From:` of acknowledgements and alerts.
-    pub from: String,
+    pub from: super::FromAddress,
     /// Extra CA certificates (PEM) trusted for the SMTP server besides the
     /// public web roots, for a server whose certificate a private CA signed.
     /// Empty or absent: public roots only. Checked at load: the file must

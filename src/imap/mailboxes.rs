@@ -9,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 use super::{ImapMetrics, MailboxPoller};
 use crate::config::{MailboxSettings, Settings};
 use crate::contract::{ChannelKind, Contract};
-use crate::notify;
 use crate::oauth::TokenSource;
 use crate::service::connections::Connections;
 use crate::service::{EmailSink, Intake, MailboxContext};
@@ -37,7 +36,7 @@ pub fn mailbox_contexts(
                 channel.kind.as_str()
             );
         }
-        let mut own = vec![notify::address_of(&settings.smtp.from)];
+        let mut own = vec![settings.smtp.from.address()];
         own.extend(channel.address.clone());
         if mb.username.contains('@') {
             own.push(mb.username.clone());

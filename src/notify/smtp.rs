@@ -56,10 +56,7 @@ impl SmtpSender {
         settings: &SmtpSettings,
         tokens: Option<TokenSource>,
     ) -> Result<SmtpSender, NotifyError> {
-        let from: Mailbox = settings
-            .from
-            .parse()
-            .map_err(|e| NotifyError::Invalid(format!("smtp.from `{}`: {e}", settings.from)))?;
+        let from: Mailbox = settings.from.mailbox().clone();
         let oauth = match (settings.auth, tokens) {
             (AuthMethod::Password, _) => None,
             (AuthMethod::Oauth2, Some(tokens)) => Some(std::sync::Arc::new(

@@ -22,6 +22,7 @@ use super::auth::ApiCaller;
 use super::error::{WebError, blocking};
 use crate::ingest::{self, FieldError, IncomingEvent, MAX_BODY_BYTES};
 use crate::service::ConversationFilter;
+use crate::sla::{Health, TicketStatus};
 
 /// Request bodies above this are refused with 413. It is above the 1 MiB
 /// limit of the `body` field so that the field's own check (a 422 naming
@@ -309,18 +310,8 @@ async fn list_conversations(
             });
         }
     }
-    let mut check = |field: &str, value: &Option<String>, allowed: &[&str]| {
-        if let Some(v) = value
-            && !allowed.contains(&v.as_str())
-        {
-            problems.push(FieldError {
-                field: field.into(),
-                problem: format!("must be one of {} (got `{v}`)", allowed.join(", ")),
-            });
-        }
-    };
-    check("health", &q.health, &["on_track", "at_risk", "breached"]);
-    check("status", &q.status, &["open", "pending", "solved"]);
+    let health = named::<Health>("health", &q.health, &mut problems);
+    let status = named::<TicketStatus>("status", &q.status, &mut problems);
     let limit = page_limit(q.limit).unwrap_or_else(|e| {
         problems.push(e);
         0
@@ -329,16 +320,33 @@ async fn list_conversations(
         return Err(WebError::Invalid(problems));
     }
     let filter = ConversationFilter {
-        health: q.health,
+        health,
         client: q.client,
         request_type: q.request_type,
-        status: q.status,
+        status,
         before_id: q.before,
         limit,
     };
     let reads = state.reads.clone();
     let list = blocking(move || reads.list_conversations(&filter)).await?;
     Ok(HttpResponse::Ok().json(json!({ "conversations": list })))
+}
+
+/// A query parameter as its type, or a problem naming the values there are.
+fn named<T: std::str::FromStr<Err = crate::sla::ParseError>>(
+    field: &str,
+    value: &Option<String>,
+    problems: &mut Vec<FieldError>,
+) -> Option<T> {
+    let v = value.as_deref()?;
+    v.parse()
+        .map_err(|e: crate::sla::ParseError| {
+            problems.push(FieldError {
+                field: field.into(),
+                problem: format!("must be one of {} (got `{v}`)", e.expected),
+            })
+        })
+        .ok()
 }
 
 async fn get_conversation(

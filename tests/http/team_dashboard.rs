@@ -331,7 +331,7 @@ async fn an_empty_password_signs_nobody_in() {
 async fn cookies_are_secure_when_the_public_url_is_https() {
     let db = crate::common::app::FreshDatabase::new(Backend::Sqlite);
     let settings = Settings {
-        public_url: "https://support.example.com".into(),
+        public_url: "https://support.example.com".parse().unwrap(),
         ..dashboard_settings(db.url())
     };
     let app = serve(settings, tuesday_morning()).await;

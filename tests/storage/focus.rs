@@ -37,7 +37,7 @@ fn worker(s: &Service, smtp: &SmtpServer) -> OutboxWorker {
         username: String::new(),
         password: Secret::default(),
         password_file: None,
-        from: "Northwind Support <support@example.com>".into(),
+        from: "Northwind Support <support@example.com>".parse().unwrap(),
         ca_file: None,
         auth: Default::default(),
         oauth: None,

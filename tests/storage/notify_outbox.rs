@@ -26,7 +26,7 @@ fn smtp_settings(port: u16) -> SmtpSettings {
         username: String::new(),
         password: Secret::default(),
         password_file: None,
-        from: "Northwind Support <support@example.com>".into(),
+        from: "Northwind Support <support@example.com>".parse().unwrap(),
         ca_file: None,
         auth: Default::default(),
         oauth: None,

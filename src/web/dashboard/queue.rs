@@ -44,24 +44,10 @@ impl QueueQuery {
         let f = QueueFilter {
             client: nonempty(&self.client),
             request_type: nonempty(&self.request_type),
-            health: nonempty(&self.health),
+            health: parse_named(&self.health)?,
             channel: nonempty(&self.channel),
-            status: nonempty(&self.status),
+            status: parse_named(&self.status)?,
         };
-        if let Some(h) = &f.health
-            && !["on_track", "at_risk", "breached"].contains(&h.as_str())
-        {
-            return Err(format!(
-                "health must be one of on_track, at_risk, breached (got `{h}`)"
-            ));
-        }
-        if let Some(s) = &f.status
-            && !["open", "pending", "solved"].contains(&s.as_str())
-        {
-            return Err(format!(
-                "status must be one of open, pending, solved (got `{s}`)"
-            ));
-        }
         if let Some(p) = self.page
             && !(1..=MAX_PAGE).contains(&p)
         {
@@ -88,6 +74,19 @@ impl QueueQuery {
             }
         }
         parts.into_iter().map(|p| p + "&").collect()
+    }
+}
+
+/// A filter's value as its type; empty is no filter, anything else unknown
+/// is an error naming the values there are.
+fn parse_named<T: std::str::FromStr<Err = crate::sla::ParseError>>(
+    v: &Option<String>,
+) -> Result<Option<T>, String> {
+    match v.as_deref().filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|e: crate::sla::ParseError| {
+            format!("{} must be one of {} (got `{s}`)", e.what, e.expected)
+        }),
     }
 }
 
