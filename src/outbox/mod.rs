@@ -34,18 +34,72 @@ pub fn check_header(name: &str, value: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// `outbox.kind` of an email row.
-pub const KIND_EMAIL: &str = "email";
-/// `outbox.kind` of a webhook row.
-pub const KIND_WEBHOOK: &str = "webhook";
-/// `outbox.kind` of a Microsoft Teams row.
-pub const KIND_TEAMS: &str = "teams";
-/// `outbox.kind` of a PagerDuty event.
-pub const KIND_PAGERDUTY: &str = "pagerduty";
-/// `outbox.kind` of an Opsgenie request.
-pub const KIND_OPSGENIE: &str = "opsgenie";
-/// `outbox.kind` of a reply in a Slack thread (`chat.postMessage`).
-pub const KIND_SLACK: &str = "slack";
+/// What an outbox row is, as `outbox.kind` stores it and the
+/// notification metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Email,
+    Webhook,
+    /// A Microsoft Teams message.
+    Teams,
+    /// A PagerDuty event.
+    PagerDuty,
+    /// An Opsgenie request.
+    Opsgenie,
+    /// A reply in a Slack thread (`chat.postMessage`).
+    Slack,
+    /// A warning waiting for its digest: never sent alone.
+    Digest,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::Email,
+        Kind::Webhook,
+        Kind::Teams,
+        Kind::PagerDuty,
+        Kind::Opsgenie,
+        Kind::Slack,
+        Kind::Digest,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::Webhook => "webhook",
+            Kind::Teams => "teams",
+            Kind::PagerDuty => "pagerduty",
+            Kind::Opsgenie => "opsgenie",
+            Kind::Slack => "slack",
+            Kind::Digest => "digest",
+        }
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = Invalid;
+
+    fn from_str(s: &str) -> Result<Kind, Invalid> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| Invalid(format!("unknown outbox kind `{s}`")))
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `outbox.kind` of each row, as stored (the names are the database's).
+pub const KIND_EMAIL: &str = Kind::Email.as_str();
+pub const KIND_WEBHOOK: &str = Kind::Webhook.as_str();
+pub const KIND_TEAMS: &str = Kind::Teams.as_str();
+pub const KIND_PAGERDUTY: &str = Kind::PagerDuty.as_str();
+pub const KIND_OPSGENIE: &str = Kind::Opsgenie.as_str();
+pub const KIND_SLACK: &str = Kind::Slack.as_str();
 
 /// What an outbox row delivers; serialized as JSON into `outbox.payload`.
 /// Everything the sender needs is in here, fixed at enqueue time, so a retry
@@ -100,14 +154,14 @@ pub enum OutboxMessage {
 }
 
 impl OutboxMessage {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
-            OutboxMessage::Email { .. } => KIND_EMAIL,
-            OutboxMessage::Webhook { .. } => KIND_WEBHOOK,
-            OutboxMessage::Teams { .. } => KIND_TEAMS,
-            OutboxMessage::PagerDuty { .. } => KIND_PAGERDUTY,
-            OutboxMessage::Opsgenie { .. } => KIND_OPSGENIE,
-            OutboxMessage::Slack { .. } => KIND_SLACK,
+            OutboxMessage::Email { .. } => Kind::Email,
+            OutboxMessage::Webhook { .. } => Kind::Webhook,
+            OutboxMessage::Teams { .. } => Kind::Teams,
+            OutboxMessage::PagerDuty { .. } => Kind::PagerDuty,
+            OutboxMessage::Opsgenie { .. } => Kind::Opsgenie,
+            OutboxMessage::Slack { .. } => Kind::Slack,
         }
     }
 }
@@ -309,7 +363,7 @@ fn row(
     now: DateTime<Utc>,
 ) -> NewOutbox {
     NewOutbox {
-        kind: message.kind().into(),
+        kind: message.kind().as_str().into(),
         target,
         payload: serde_json::to_string(message).expect("an OutboxMessage always serializes"),
         dedupe_key,
@@ -399,6 +453,14 @@ mod tests {
         assert_eq!(row.kind, "webhook");
         assert_eq!(row.target, "https://hooks.slack.test");
         assert!(new_webhook("ftp://x", serde_json::json!({}), "k", now()).is_err());
+    }
+
+    #[test]
+    fn kinds_read_back_as_stored() {
+        for k in Kind::ALL {
+            assert_eq!(k.as_str().parse::<Kind>(), Ok(k));
+        }
+        assert!("fax".parse::<Kind>().is_err());
     }
 
     #[test]

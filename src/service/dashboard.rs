@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::*;
 use crate::backtest::percentile;
 use crate::calendar::{Calendar, explain::Skip};
+use crate::sla::Health;
 use crate::store::{QueueFilter, TimerRow};
 
 /// Rows per queue page.
@@ -40,11 +41,11 @@ pub fn local_words(t: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
     }
 }
 
-pub fn health_words(h: &str) -> (&'static str, &'static str) {
+pub fn health_words(h: Health) -> (&'static str, &'static str) {
     match h {
-        "breached" => ("breached", "✖"),
-        "at_risk" => ("at risk", "▲"),
-        _ => ("on track", "●"),
+        Health::Breached => ("breached", "✖"),
+        Health::AtRisk => ("at risk", "▲"),
+        Health::OnTrack => ("on track", "●"),
     }
 }
 
@@ -272,17 +273,14 @@ impl Reads {
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     rows.push(queue_row(&c, pol.as_deref(), &current.contract, now));
                 }
-                let count = |h: &str| p.by_health.iter().find(|(k, _)| k == h).map_or(0, |x| x.1);
-                let counts = ["breached", "at_risk", "on_track"]
+                let count =
+                    |h: Health| p.by_health.iter().find(|(k, _)| *k == h).map_or(0, |x| x.1);
+                let counts = [Health::Breached, Health::AtRisk, Health::OnTrack]
                     .into_iter()
                     .map(|h| {
                         let (word, icon) = health_words(h);
                         HealthCount {
-                            health: match h {
-                                "breached" => "breached",
-                                "at_risk" => "at_risk",
-                                _ => "on_track",
-                            },
+                            health: h.as_str(),
                             word,
                             icon,
                             count: count(h),
@@ -569,7 +567,7 @@ impl Reads {
             }
             pause.push('.');
         }
-        let (health_word, health_icon) = health_words(c.health.as_str());
+        let (health_word, health_icon) = health_words(c.health);
         Ok(Timeline {
             id: c.id,
             client: contract.client_name(&c.client_id),
@@ -1014,7 +1012,7 @@ fn queue_row(
         }
         due = format!("due {}", local_words(at, now, tz));
     }
-    let (health_word, health_icon) = health_words(c.health.as_str());
+    let (health_word, health_icon) = health_words(c.health);
     QueueRow {
         id: c.id,
         client_id: c.client_id.clone(),

@@ -22,7 +22,7 @@ use crate::sla::DueAction;
 use crate::store::{NewOutbox, OutboxRow, Routing, outbox};
 
 /// `outbox.kind` of a warning waiting for its digest (never sent alone).
-pub const KIND_DIGEST: &str = "digest";
+pub const KIND_DIGEST: &str = crate::outbox::Kind::Digest.as_str();
 
 /// The trailing window of the urgent share.
 pub const URGENT_SHARE_DAYS: i64 = 30;

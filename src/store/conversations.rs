@@ -551,8 +551,7 @@ pub fn update_conversation_states(
     for chunk in all.chunks(1_000) {
         // Planned on every run, not cached: a generic plan cannot know the
         // array's length, and one made while the table was small joins it by
-        // scanning every conversation (measured: a third of the database's
-        // time under load).
+        // scanning every conversation (BENCHMARKS.md, section a).
         diesel::sql_query(
             "UPDATE conversations AS c SET status = v.status, health = v.health, \
                next_check_at = v.next_check_at, solved_at = v.solved_at, \

@@ -269,8 +269,8 @@ pub(crate) fn planned_each_time() -> diesel::expression::SqlLiteral<diesel::sql_
 /// A PostgreSQL statement kept in diesel's prepared-statement cache (keyed
 /// by its SQL text) although diesel would not cache it: diesel never caches
 /// multi-row inserts, `ON CONFLICT … DO UPDATE`, `UPDATE`s or raw SQL, so
-/// PostgreSQL parsed, analysed and planned each of them on every batch —
-/// measured under `POST /api/v1/events`, 40% of the database's CPU. Only for
+/// PostgreSQL parsed, analysed and planned each of them on every batch
+/// (the events benchmark's profile, BENCHMARKS.md section a). Only for
 /// statements whose plan cannot depend on the values bound (plain inserts,
 /// upserts by a unique key; not the `UPDATE … FROM unnest(…)`, whose generic
 /// plan scans the table), and whose text takes few shapes: callers wrap a

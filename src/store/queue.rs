@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use super::conversations::Record;
 use super::schema::*;
-use super::{AnyConnection, ConversationRow, StoreError, from_db, text, to_db};
+use super::{AnyConnection, ConversationRow, StoreError, from_db, parse_stored, text, to_db};
 use crate::sla::{Health, TicketStatus};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -30,7 +30,7 @@ pub struct QueuePage {
     /// Conversations matching the filter (health filter included).
     pub total: i64,
     /// Per health, with every filter but `health` applied.
-    pub by_health: Vec<(String, i64)>,
+    pub by_health: Vec<(Health, i64)>,
 }
 
 macro_rules! filtered {
@@ -93,6 +93,10 @@ pub fn queue_page(
             .map_or(0, |(_, n)| *n),
         None => by_health.iter().map(|(_, n)| n).sum(),
     };
+    let by_health = by_health
+        .into_iter()
+        .map(|(h, n)| Ok((parse_stored("conversations.health", &h)?, n)))
+        .collect::<Result<Vec<(Health, i64)>>>()?;
     let rows: Vec<Record> = if f.status == Some(TicketStatus::Solved) {
         filtered!(
             conversations::table
