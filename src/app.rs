@@ -350,7 +350,7 @@ async fn watch_health(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(HEALTH_TICK) => {}
-            _ = service.core().clock().moved() => {}
+            _ = service.clock().moved() => {}
         }
         let (mailboxes, smtp) = connections.snapshot();
         let events = watch.observe(&mailboxes, &smtp, service.now());

@@ -31,7 +31,8 @@
 //!   page; one error mapping.
 //! - [`tls`]: TLS roots (public plus a private CA file) for IMAP and SMTP.
 //!
-//! Around them: [`clock`] (the only reader of the system clock), [`config`]
+//! Around them: [`clock`] (the only reader of the system clock, but for an
+//! OAuth token's expiry, which is the provider's wall time), [`config`]
 //! (settings from defaults, file and `KEEPWORD_*` env), [`metrics`] (one
 //! registry the app owns) and [`app`] (wiring; only `main` uses it).
 

@@ -55,8 +55,8 @@ pub async fn run(service: Deadlines, days: Days, shutdown: CancellationToken) {
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = service.core().clock().moved() => {}
-            _ = tokio::time::sleep(service.core().clock().until(next).min(MAX_SLEEP)) => {}
+            _ = service.clock().moved() => {}
+            _ = tokio::time::sleep(service.clock().until(next).min(MAX_SLEEP)) => {}
         }
     }
     tracing::info!("retention job stopped");

@@ -22,9 +22,10 @@ pub struct Plan {
 }
 
 struct PlanInner {
-    /// µs since the epoch; `i64::MAX` while there is nothing to wait for,
-    /// `i64::MIN` while a step runs (its outcome unknown: every commit
-    /// with a check wakes it again).
+    /// µs since the epoch. `i64::MAX` while there is nothing to wait for,
+    /// and while a step runs (its outcome is unknown): then every commit
+    /// with a check wakes it again, so one that lands during the step is
+    /// not slept through.
     next: AtomicI64,
     wake: Notify,
 }
@@ -33,7 +34,7 @@ impl Plan {
     pub fn new() -> Plan {
         Plan {
             inner: Arc::new(PlanInner {
-                next: AtomicI64::new(i64::MIN),
+                next: AtomicI64::new(i64::MAX),
                 wake: Notify::new(),
             }),
         }
@@ -58,7 +59,7 @@ impl Plan {
 
     /// A step is running.
     fn stepping(&self) {
-        self.inner.next.store(i64::MIN, Ordering::SeqCst);
+        self.inner.next.store(i64::MAX, Ordering::SeqCst);
     }
 
     async fn woken(&self) {
@@ -77,8 +78,8 @@ impl Default for Plan {
 const MAX_IDLE: Duration = Duration::from_secs(2);
 
 pub async fn run(service: Deadlines, plan: Plan, shutdown: CancellationToken) {
-    let parallel = service.core().store().burst_steps();
-    let clock = service.core().clock().clone();
+    let parallel = service.burst_steps();
+    let clock = service.clock().clone();
     let mut burst = false;
     loop {
         // While a step runs its outcome is unknown: every commit wakes us
@@ -166,5 +167,51 @@ async fn run_steps(
     match error {
         Some(e) => Err(e),
         None => Ok(all),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOON: Duration = Duration::from_millis(200);
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_commit_during_a_step_or_before_the_first_wakes_the_scheduler() {
+        let plan = Plan::new();
+        plan.wake_if_earlier(Some(at("2026-12-07T10:00:00Z")));
+        tokio::time::timeout(SOON, plan.woken())
+            .await
+            .expect("before the first step, any check wakes it");
+        plan.stepping();
+        plan.wake_if_earlier(Some(at("2030-01-01T00:00:00Z")));
+        tokio::time::timeout(SOON, plan.woken())
+            .await
+            .expect("during a step, any check wakes it");
+    }
+
+    #[tokio::test]
+    async fn only_an_earlier_check_wakes_a_sleeping_scheduler() {
+        let plan = Plan::new();
+        plan.looking_at(Some(at("2026-12-07T10:00:00Z")));
+        plan.wake_if_earlier(Some(at("2026-12-07T11:00:00Z")));
+        plan.wake_if_earlier(None);
+        assert!(
+            tokio::time::timeout(SOON, plan.woken()).await.is_err(),
+            "a later check lets it sleep"
+        );
+        plan.wake_if_earlier(Some(at("2026-12-07T09:59:00Z")));
+        tokio::time::timeout(SOON, plan.woken())
+            .await
+            .expect("an earlier check wakes it");
+        plan.looking_at(None);
+        plan.wake_if_earlier(Some(at("2030-01-01T00:00:00Z")));
+        tokio::time::timeout(SOON, plan.woken())
+            .await
+            .expect("with nothing planned, any check wakes it");
     }
 }

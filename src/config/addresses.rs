@@ -76,9 +76,10 @@ impl FromAddress {
         self.0.email.to_string().to_ascii_lowercase()
     }
 
-    /// The domain of the address: keepword's Message-IDs are made in it.
+    /// The domain of the address, lower-cased: keepword's Message-IDs are
+    /// made in it.
     pub fn domain(&self) -> String {
-        self.0.email.domain().to_string()
+        self.0.email.domain().to_ascii_lowercase()
     }
 }
 
@@ -140,7 +141,7 @@ mod tests {
     fn a_from_address_is_a_mailbox() {
         let f: FromAddress = "Northwind Support <Support@Example.com>".parse().unwrap();
         assert_eq!(f.address(), "support@example.com");
-        assert_eq!(f.domain(), "Example.com");
+        assert_eq!(f.domain(), "example.com", "as Message-IDs carry it");
         assert_eq!(f.to_string(), "Northwind Support <Support@Example.com>");
         let e = "not an address".parse::<FromAddress>().unwrap_err();
         assert!(e.contains("must be a mailbox"), "{e}");

@@ -67,9 +67,9 @@ pub async fn poll_mailbox(
 ) {
     let name = settings.name.clone();
     let lease = loop {
-        let store = service.core().store().clone();
+        let intake = service.clone();
         let n = name.clone();
-        match tokio::task::spawn_blocking(move || store.try_lease_mailbox(&n)).await {
+        match tokio::task::spawn_blocking(move || intake.try_lease_mailbox(&n)).await {
             Ok(Ok(Some(lease))) => break lease,
             Ok(Ok(None)) => tracing::debug!(mailbox = %name, "another process polls this mailbox"),
             Ok(Err(e)) => tracing::warn!(mailbox = %name, error = %e, "cannot lease mailbox"),
@@ -81,7 +81,7 @@ pub async fn poll_mailbox(
         }
     };
     tracing::info!(mailbox = %name, "polling mailbox");
-    let clock = service.core().clock().clone();
+    let clock = service.clock().clone();
     let sink = Arc::new(EmailSink {
         service,
         mailbox: context,

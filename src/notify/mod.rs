@@ -27,7 +27,7 @@ use crate::store::StoreError;
 
 pub use crate::outbox::{
     EmailDraft, KIND_EMAIL, KIND_OPSGENIE, KIND_PAGERDUTY, KIND_SLACK, KIND_TEAMS, KIND_WEBHOOK,
-    OutboxMessage, address_of, message_id_domain,
+    OutboxMessage,
 };
 pub use slack::SlackSender;
 pub use smtp::SmtpSender;

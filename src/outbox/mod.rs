@@ -191,26 +191,6 @@ const RESERVED_HEADERS: &[&str] = &[
     "content-transfer-encoding",
 ];
 
-/// The bare address of a `Name <address>` or plain address, lower-cased.
-pub fn address_of(from: &str) -> String {
-    match (from.rfind('<'), from.rfind('>')) {
-        (Some(a), Some(b)) if a < b => &from[a + 1..b],
-        _ => from,
-    }
-    .trim()
-    .to_ascii_lowercase()
-}
-
-/// The domain for generated Message-IDs: the domain of the configured
-/// `From:` address (`Support <support@example.com>` → `example.com`).
-pub fn message_id_domain(from: &str) -> String {
-    address_of(from)
-        .rsplit_once('@')
-        .map(|(_, d)| d.trim().to_string())
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| "keepword.invalid".into())
-}
-
 /// Builds an email outbox row; insert it with [`crate::store::enqueue`] in
 /// the caller's transaction. The Message-ID is generated here and stored in
 /// the payload, so every retry (and the `References` of later replies) uses
@@ -461,15 +441,5 @@ mod tests {
             assert_eq!(k.as_str().parse::<Kind>(), Ok(k));
         }
         assert!("fax".parse::<Kind>().is_err());
-    }
-
-    #[test]
-    fn message_id_domain_comes_from_the_from_address() {
-        assert_eq!(
-            message_id_domain("Northwind Support <support@Example.com>"),
-            "example.com"
-        );
-        assert_eq!(message_id_domain("ops@team.test"), "team.test");
-        assert_eq!(message_id_domain("nobody"), "keepword.invalid");
     }
 }

@@ -14,8 +14,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::notifications::{late_words, slack_escape, teams_escape, teams_message};
+use super::notifications::{slack_escape, teams_escape, teams_message};
 use super::*;
+use crate::calendar::business_words;
 use crate::contract::{ShareLimit, Urgency};
 use crate::outbox::EmailDraft;
 use crate::sla::DueAction;
@@ -314,8 +315,8 @@ impl Deadlines {
 /// "1 h 30 m left", "12 m past due", "answered since".
 fn left_words(left: Option<i64>) -> String {
     match left {
-        Some(s) if s > 0 => format!("{} business time left", late_words(s)),
-        Some(s) => format!("{} past due", late_words(-s)),
+        Some(s) if s > 0 => format!("{} business time left", business_words(s)),
+        Some(s) => format!("{} past due", business_words(-s)),
         None => "no due".into(),
     }
 }

@@ -59,8 +59,8 @@ use crate::sla::{
     self, ActionKind, ClassifyInput, Direction, Event, EventKind, Policy, TicketStatus, TimerStatus,
 };
 use crate::store::{
-    self, AnyConnection, ConversationRow, EventRow, FiredStep, NewConversation, NewMessage, Store,
-    StoreError, TimerUpdate,
+    self, AnyConnection, ConversationRow, EventRow, FiredStep, MailboxLease, NewConversation,
+    NewMessage, Store, StoreError, TimerUpdate,
 };
 
 /// The filters of the queue and the API's list, as the web passes them.
@@ -315,8 +315,8 @@ impl AfterCommit {
 macro_rules! shares_core {
     ($($role:ty),*) => {$(
         impl $role {
-            pub fn core(&self) -> &Core {
-                &self.core
+            pub fn clock(&self) -> &Clock {
+                self.core.clock()
             }
             fn store(&self) -> &Store {
                 self.core.store()
@@ -335,11 +335,22 @@ impl Intake {
     fn metrics(&self) -> &Metrics {
         &self.after.metrics
     }
+
+    /// The lease on a mailbox that lets one process poll it (PostgreSQL:
+    /// held for as long as the returned lease lives).
+    pub fn try_lease_mailbox(&self, mailbox: &str) -> Result<Option<MailboxLease>, StoreError> {
+        self.store().try_lease_mailbox(mailbox)
+    }
 }
 
 impl Deadlines {
     fn metrics(&self) -> &Metrics {
         &self.after.metrics
+    }
+
+    /// How many scheduler steps may run at once in a burst of dues.
+    pub fn burst_steps(&self) -> usize {
+        self.store().burst_steps()
     }
 }
 

@@ -10,6 +10,7 @@
 //! stops. Outside text (a subject, a thread key) is escaped for each
 //! target's markup, so a client cannot ping a channel or disguise a link.
 
+use crate::calendar::business_words;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -49,11 +50,6 @@ pub(super) fn step_phrase(step: ActionStep) -> String {
         ActionStep::AfterDue { after, .. } => format!("{after} after the due"),
         ActionStep::Breach => "breach".into(),
     }
-}
-
-/// How late (or how long left), in the words pages use.
-pub(super) fn late_words(secs: i64) -> String {
-    crate::calendar::business_words(secs)
 }
 
 /// Slack mrkdwn (and the many receivers that copy it): `&`, `<` and `>` are
@@ -302,9 +298,9 @@ pub(super) fn enqueue_alerts(
     let what = step_words(action.timer, action.step);
     let overdue_secs = due.map(|d| (cx.now - d).num_seconds()).unwrap_or(0);
     let lateness = if overdue_secs > 0 {
-        format!("{} past due", late_words(overdue_secs))
+        format!("{} past due", business_words(overdue_secs))
     } else {
-        format!("{} left", late_words(-overdue_secs))
+        format!("{} left", business_words(-overdue_secs))
     };
     let link = format!("{}/conversations/{}", cx.public_url, conv.id);
     let subject = format!(
@@ -601,9 +597,9 @@ mod tests {
     #[test]
     fn lateness_reads_naturally() {
         // The pages' words: business hours run on past a day.
-        assert_eq!(late_words(42), "under 1 m");
-        assert_eq!(late_words(3_900), "1 h 05 m");
-        assert_eq!(late_words(90_000), "25 h");
+        assert_eq!(business_words(42), "under 1 m");
+        assert_eq!(business_words(3_900), "1 h 05 m");
+        assert_eq!(business_words(90_000), "25 h");
     }
 
     #[test]

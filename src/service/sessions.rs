@@ -2,7 +2,6 @@
 //! one a cookie names, end one. The cookie carries a random id; the
 //! database keeps only its hash, an expiry and the session's CSRF token.
 
-use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -36,10 +35,6 @@ pub struct Sessions {
 impl Sessions {
     pub fn new(store: Store, clock: Clock) -> Sessions {
         Sessions { store, clock }
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
     }
 
     /// A new session: (cookie value, stored row).

@@ -1,4 +1,4 @@
-//! Group commit of ticket events (`Service::submit_event`): events that
+//! Group commit of ticket events (`Intake::submit_event`): events that
 //! arrive together share one transaction, yet each is answered as if it had
 //! been alone — stored once, duplicates (before or within a batch) named as
 //! such with the original's ids, and one refused event failing only itself.

@@ -105,7 +105,7 @@ pub async fn stream(viewer: Viewer, state: web::Data<AppState>) -> Result<HttpRe
         rx: state.changes.subscribe(),
         tick,
         stop: state.stopping.clone(),
-        clock: state.reads.core().clock().clone(),
+        clock: state.reads.clock().clone(),
         hello: true,
         session,
     };
