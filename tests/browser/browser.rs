@@ -1,7 +1,8 @@
-//! A private chromedriver + headless Chromium per test, stopped (by PID)
-//! when dropped. Missing binaries fail the test loudly: the test command
+//! A private chromedriver + headless Chromium per test, stopped (by its
+//! process group) when closed or dropped — also when the test panics. Missing binaries fail the test loudly: the test command
 //! installs them.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,7 +41,11 @@ impl Browser {
         let chromedriver = binary("KEEPWORD_CHROMEDRIVER", "/usr/bin/chromedriver");
         let chromium = binary("KEEPWORD_CHROMIUM", "/usr/bin/chromium");
         let port = free_port();
+        // Its own process group, which the Chromium it starts joins: killing
+        // the group ends them all (killing chromedriver alone orphans
+        // Chromium, which then runs until the machine stops).
         let driver = Command::new(chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -192,6 +197,16 @@ impl Browser {
 
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
+        self.stop();
+    }
+
+    /// Ends chromedriver and every Chromium process of its group.
+    fn stop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -199,8 +214,7 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        self.stop();
     }
 }
 
