@@ -664,7 +664,7 @@ impl Service {
         to: DateTime<Utc>,
     ) -> Result<Vec<ComplianceRow>, ServiceError> {
         let (convs, timers) = self.inner.store.snapshot(|conn| {
-            let convs = store::opened_between(conn, from, to)?;
+            let convs = store::tallied_between(conn, None, from, to)?;
             let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
             let timers = store::timers_of_many(conn, &ids)?;
             Ok::<_, ServiceError>((convs, timers))
