@@ -20,15 +20,25 @@
 //!
 //!   cargo bench --bench dashboard -- history N EMPTY_URL FULL_URL
 //!       a year of a busy agency, bulk-loaded by SQL into FULL_URL: N
-//!       conversations opened over the last 365 days (most solved, 4% open
-//!       or pending), 1 to 9 messages each with bodies (5 on average),
-//!       timers met, missed and running, repeated subjects, two channels,
-//!       plus one 1,000-message thread with a status link. EMPTY_URL gets
-//!       only that thread. Then, on each in turn, the real app in-process
-//!       and sequential GETs: /healthz (baseline), the queue (first page,
-//!       filtered, deep), the long thread's timeline, compliance for a
-//!       month and for the year, /metrics, the status page, the API list;
-//!       and 300 new-thread events POSTed one at a time.
+//!       conversations opened over the last 365 days on three channels
+//!       (email, tickets, slack), heavy-tailed threads (1 to 8 messages, one
+//!       in a hundred 30 to 60; 5 on average) with bodies, raw mail on one
+//!       email message in five and a 32 KB attachment on one in 500,
+//!       first-response, next-response and resolution timers met, missed,
+//!       paused and running, a backlog of recent unsolved conversations,
+//!       repeated subjects, plus one 1,000-message thread with a status
+//!       link; then VACUUM ANALYZE. EMPTY_URL gets only that thread. Then,
+//!       on each in turn, the real app in-process and sequential GETs:
+//!       /healthz (baseline), the queue (first page, filtered, deep), the
+//!       long thread's timeline, compliance for a month and for the year,
+//!       /metrics, the status page, ACME's client page (90 and 365 days),
+//!       the API list; 300 new-thread events POSTed one at a time; 2,000
+//!       real-shape mails through the email intake.
+//!   cargo bench --bench dashboard -- history-seed N URL
+//!       the load alone (a big database made once, measured many times).
+//!   cargo bench --bench dashboard -- history-compare EMPTY_URL FULL_URL
+//!       the measurements of `history` on FULL_URL, seeded before, and on
+//!       EMPTY_URL, seeded now with the long thread only.
 //! DATABASE_URL is `sqlite://FILE` (created) or a PostgreSQL database that
 //! exists and is empty. Every result is one line starting with `RESULT `.
 
@@ -43,6 +53,11 @@ use keepword::config::{Secret, Settings};
 use keepword::service::{LoadedContract, record_version};
 use keepword::store::{AnyConnection, Store};
 use tokio_util::sync::CancellationToken;
+
+// Shared with benches/imap_ingest.rs, which uses the rest of it.
+#[allow(dead_code)]
+#[path = "mailshape/mod.rs"]
+mod mailshape;
 
 const PASSWORD: &str = "bench password";
 const TOKEN: &str = "bench-token";
@@ -666,6 +681,19 @@ fn seed_history(url: &str, n: usize) {
     );
 }
 
+/// A new link to ACME's page (`/clients/{token}`).
+fn acme_link(state: &keepword::web::AppState, base: &str) -> String {
+    let contract = state.contract.current().contract.clone();
+    keepword::service::new_client_link(
+        state.service.store(),
+        &contract,
+        base,
+        "acme",
+        chrono::Utc::now(),
+    )
+    .expect("a client link")
+}
+
 async fn client(n: usize, url: &str) {
     seed_client(url, n);
     let (base, token, task, state) = serve(url).await;
@@ -673,15 +701,7 @@ async fn client(n: usize, url: &str) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let contract = state.contract.current().contract.clone();
-    let link = keepword::service::new_client_link(
-        state.service.store(),
-        &contract,
-        &base,
-        "acme",
-        chrono::Utc::now(),
-    )
-    .expect("a client link");
+    let link = acme_link(&state, &base);
     // A status page of the same database, for a second baseline.
     let (status, answer) = {
         let r = http
@@ -799,6 +819,17 @@ async fn measure_history(label: &str, url: &str) {
                 time_gets(&http, &format!("{base}{path}"), &cookie, r).await,
             );
         }
+        // The client's page (issue 28) of the busiest client: 90 days (the
+        // default) and the year.
+        let link = acme_link(&state, &base);
+        summary(
+            &format!("{label} GET /clients/{{token}} (90 days)"),
+            time_gets(&http, &link, "", 20).await,
+        );
+        summary(
+            &format!("{label} GET /clients/{{token}}?days=365"),
+            time_gets(&http, &format!("{link}?days=365"), "", 5).await,
+        );
         // The API with its bearer token (the cookie is ignored there).
         let mut ms = Vec::new();
         for i in 0..rounds + 20 {
@@ -839,6 +870,54 @@ async fn measure_history(label: &str, url: &str) {
             300.0 / t0.elapsed().as_secs_f64()
         );
         summary(&format!("{label} POST /api/v1/events"), ms);
+        // Email through the product's intake (what the IMAP poller hands
+        // over, without the fetch): 2,000 mails of the real shape in batches
+        // of 100, threaded, stored and acknowledged.
+        let now = chrono::Utc::now();
+        let mail = mailshape::generate(
+            2_000,
+            mailshape::Shape::Real,
+            now,
+            chrono::Duration::minutes(50),
+            &format!("{label}-{}", now.timestamp()),
+        );
+        let mb = keepword::service::MailboxContext {
+            name: "support".into(),
+            channel: "email".into(),
+            team: vec!["@example.com".into()],
+            own: vec!["support@example.com".into()],
+        };
+        let service = state.service.clone();
+        let n = mail.mails.len();
+        let t0 = Instant::now();
+        tokio::task::spawn_blocking(move || {
+            for (k, chunk) in mail.mails.chunks(100).enumerate() {
+                let batch = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, raw)| keepword::imap::FetchedMail {
+                        uid: (k * 100 + i + 1) as u32,
+                        raw: raw.clone(),
+                    })
+                    .collect();
+                service
+                    .ingest_mail_batch(
+                        &mb,
+                        "INBOX",
+                        keepword::imap::FolderKind::Inbox,
+                        1,
+                        batch,
+                        chrono::Utc::now(),
+                    )
+                    .expect("ingest");
+            }
+        })
+        .await
+        .unwrap();
+        println!(
+            "RESULT {label} email intake, {n} real-shape mails in batches of 100: {:.0} mails/s",
+            n as f64 / t0.elapsed().as_secs_f64()
+        );
         token.cancel();
         let _ = task.await;
     }
@@ -862,6 +941,13 @@ fn main() {
         ["queue", n, url] => rt.block_on(queue(n.parse().unwrap(), url)),
         ["client", n, url] => rt.block_on(client(n.parse().unwrap(), url)),
         ["history", n, empty, full] => rt.block_on(history(n.parse().unwrap(), empty, full)),
+        // A big database seeded before against an empty one made now.
+        ["history-compare", empty, full] => rt.block_on(async {
+            seed_history(empty, 0);
+            for (label, url) in [("empty", *empty), ("history", *full)] {
+                measure_history(label, url).await;
+            }
+        }),
         // Seeding alone (a big database made once and measured many times).
         ["history-seed", n, url] => seed_history(url, n.parse().unwrap()),
         // A database seeded before (re-measured without seeding again).

@@ -253,8 +253,8 @@ fn period_loaders_read_what_the_per_id_loaders_read(url: &str) {
                 .unwrap();
         }
     }
-    // A range read (135 conversations), one of every third id (45), lists
-    // (a cut window of one client): each path was taken.
+    // A range read (all 135 conversations), lists (one client's 45, every
+    // third id; a cut window of one client): each path was taken.
     assert_eq!(sizes[0], 135, "{sizes:?}");
     assert!(
         sizes[1] == 45 && sizes[3] < 45 && sizes[2] < 135,
