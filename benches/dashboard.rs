@@ -20,15 +20,25 @@
 //!
 //!   cargo bench --bench dashboard -- history N EMPTY_URL FULL_URL
 //!       a year of a busy agency, bulk-loaded by SQL into FULL_URL: N
-//!       conversations opened over the last 365 days (most solved, 4% open
-//!       or pending), 1 to 9 messages each with bodies (5 on average),
-//!       timers met, missed and running, repeated subjects, two channels,
-//!       plus one 1,000-message thread with a status link. EMPTY_URL gets
-//!       only that thread. Then, on each in turn, the real app in-process
-//!       and sequential GETs: /healthz (baseline), the queue (first page,
-//!       filtered, deep), the long thread's timeline, compliance for a
-//!       month and for the year, /metrics, the status page, the API list;
-//!       and 300 new-thread events POSTed one at a time.
+//!       conversations opened over the last 365 days on three channels
+//!       (email, tickets, slack), heavy-tailed threads (1 to 8 messages, one
+//!       in a hundred 30 to 60; 5 on average) with bodies, raw mail on one
+//!       email message in five and a 32 KB attachment on one in 500,
+//!       first-response, next-response and resolution timers met, missed,
+//!       paused and running, a backlog of recent unsolved conversations,
+//!       repeated subjects, plus one 1,000-message thread with a status
+//!       link; then VACUUM ANALYZE. EMPTY_URL gets only that thread. Then,
+//!       on each in turn, the real app in-process and sequential GETs:
+//!       /healthz (baseline), the queue (first page, filtered, deep), the
+//!       long thread's timeline, compliance for a month and for the year,
+//!       /metrics, the status page, ACME's client page (90 and 365 days),
+//!       the API list; 300 new-thread events POSTed one at a time; 2,000
+//!       real-shape mails through the email intake.
+//!   cargo bench --bench dashboard -- history-seed N URL
+//!       the load alone (a big database made once, measured many times).
+//!   cargo bench --bench dashboard -- history-compare EMPTY_URL FULL_URL
+//!       the measurements of `history` on FULL_URL, seeded before, and on
+//!       EMPTY_URL, seeded now with the long thread only.
 //! DATABASE_URL is `sqlite://FILE` (created) or a PostgreSQL database that
 //! exists and is empty. Every result is one line starting with `RESULT `.
 
@@ -43,6 +53,11 @@ use keepword::config::{Secret, Settings};
 use keepword::service::{LoadedContract, record_version};
 use keepword::store::{AnyConnection, Store};
 use tokio_util::sync::CancellationToken;
+
+// Shared with benches/imap_ingest.rs, which uses the rest of it.
+#[allow(dead_code)]
+#[path = "mailshape/mod.rs"]
+mod mailshape;
 
 const PASSWORD: &str = "bench password";
 const TOKEN: &str = "bench-token";
@@ -139,6 +154,7 @@ async fn serve(
     CancellationToken,
     tokio::task::JoinHandle<anyhow::Result<()>>,
     keepword::web::AppState,
+    keepword::service::Service,
 ) {
     let settings = Settings {
         bind: "127.0.0.1:0".parse().unwrap(),
@@ -153,9 +169,10 @@ async fn serve(
         .expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
+    let service = app.service().clone();
     let token = app.shutdown();
     let task = tokio::spawn(app.run_until_stopped(None));
-    (base, token, task, state)
+    (base, token, task, state, service)
 }
 
 async fn sign_in(http: &reqwest::Client, base: &str) -> String {
@@ -231,7 +248,7 @@ async fn time_gets(http: &reqwest::Client, url: &str, cookie: &str, n: usize) ->
 
 async fn queue(n: usize, url: &str) {
     seed(url, n);
-    let (base, token, task, _) = serve(url).await;
+    let (base, token, task, _, _service) = serve(url).await;
     let (http, cookie) = signed_in(&base).await;
     let rounds = 200;
     summary(
@@ -276,7 +293,7 @@ async fn queue(n: usize, url: &str) {
 }
 
 async fn fanout(streams: usize, rounds: usize, url: &str) {
-    let (base, token, task, state) = serve(url).await;
+    let (base, token, task, state, _service) = serve(url).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -483,7 +500,7 @@ fn seed_history(url: &str, n: usize) {
         if pg {
             format!("{t} + ({secs}) * interval '1 second'")
         } else {
-            format!("datetime({t}, '+' || ({secs}) || ' seconds')")
+            format!("datetime({t}, ({secs}) || ' seconds')")
         }
     };
     let insert_or_ignore = if pg { "INSERT" } else { "INSERT OR IGNORE" };
@@ -493,22 +510,37 @@ fn seed_history(url: &str, n: usize) {
     } else {
         format!("FROM {series} AS s")
     };
-    let open_due = plus(&now, "i % 86400");
+    // The backlog an agency has: of the last three weeks' conversations two
+    // in five are unsolved (one open, one waiting on the client), and one in
+    // 200 older ones was never closed.
+    let recent = format!("(i * 365 < {n} * 21)");
+    let status = format!(
+        "CASE WHEN ({recent} AND i % 5 = 0) OR i % 200 = 0 THEN 'open' WHEN {recent} AND i % 5 = 1 THEN 'pending' ELSE 'solved' END"
+    );
+    // Open ones are due from a day ago (breached) to a day ahead.
+    let open_due = plus(&now, "(i % 172800) * 7919 % 172800 - 86400");
+    let day = plus(&ago, "86400");
+    let paused_since = plus(&ago, "7200");
     let sql = format!(
         "{insert_or_ignore} INTO clients (id, name, created_at) VALUES ('acme','ACME Corp', {now}), ('globex','Globex Logistics', {now}), ('initech','Initech', {now}) {on_conflict};
          INSERT INTO conversations (channel, thread_key, client_id, subject, request_type, classification,
              contract_version, status, opened_at, updated_at, solved_at, health, next_check_at, subject_key,
-             opener, last_message_at, next_due_at, next_timer)
-           SELECT CASE WHEN i % 10 < 7 THEN 'email' ELSE 'tickets' END, 'h-' || i, {pick_client},
-                  {pick_subject} || ' #' || (i % 977), {pick_type}, 'question: default', '{v}',
-                  CASE WHEN i % 25 = 0 THEN 'open' WHEN i % 25 = 1 THEN 'pending' ELSE 'solved' END,
-                  {ago}, {ago}, CASE WHEN i % 25 > 1 THEN {ago} END,
-                  CASE WHEN i % 25 > 1 THEN 'on_track' WHEN i % 2 = 0 THEN 'breached' ELSE 'at_risk' END,
-                  CASE WHEN i % 25 <= 1 THEN {open_due} END,
-                  lower({pick_subject}), 'person' || (i % 5000) || '@acme.com', {ago},
-                  CASE WHEN i % 25 <= 1 THEN {open_due} END,
-                  CASE WHEN i % 25 <= 1 THEN 'first_response' ELSE '' END
-           {from_series};
+             opener, last_message_at, next_due_at, next_timer, paused_since)
+           SELECT channel, CASE WHEN channel = 'slack' THEN 'C0' || (i % 3) || ':' || i || '.000100' ELSE 'h-' || i END,
+                  client_id, subject, request_type, 'question: default', '{v}', status, opened_at, opened_at,
+                  CASE WHEN status = 'solved' THEN day END,
+                  CASE WHEN status <> 'open' THEN 'on_track' WHEN due < {now} THEN 'breached'
+                       WHEN i % 2 = 0 THEN 'at_risk' ELSE 'on_track' END,
+                  CASE WHEN status = 'open' THEN due END, lower(subject), opener, opened_at,
+                  CASE WHEN status = 'open' THEN due END,
+                  CASE WHEN status = 'open' THEN 'first_response' ELSE '' END,
+                  CASE WHEN status = 'pending' THEN paused END
+           FROM (SELECT i, CASE WHEN (i / 5) % 10 < 7 THEN 'email' WHEN (i / 5) % 10 < 9 THEN 'tickets' ELSE 'slack' END AS channel,
+                        {pick_client} AS client_id, {pick_subject} || ' #' || (i % 977) AS subject,
+                        {pick_type} AS request_type, {status} AS status,
+                        {ago} AS opened_at, {day} AS day, {paused_since} AS paused, {open_due} AS due,
+                        'person' || (i % 5000) || '@' || {pick_client} || '.com' AS opener
+                 {from_series}) g;
          INSERT INTO conversations (channel, thread_key, client_id, subject, request_type, classification,
              contract_version, status, opened_at, updated_at, health, next_check_at, subject_key, opener,
              last_message_at, next_due_at, next_timer)
@@ -518,13 +550,18 @@ fn seed_history(url: &str, n: usize) {
            SELECT '{hash}', id, {now} FROM conversations WHERE thread_key = 'long-thread';
          ANALYZE;"
     );
-    // Each conversation 1 to 9 messages (5 on average), the long thread
-    // 1,000; then a body per message and a first-response timer per
-    // conversation: met, missed (one in seven) or running.
+    // Heavy-tailed threads: most conversations 1 to 8 messages, one in a
+    // hundred 30 to 60, the long thread 1,000 (about 5 on average). A body
+    // per message; the raw mail of one email message in five (headers and
+    // text), and an attachment (32 KB of incompressible text) on one in 500.
+    // Timers: a first response per conversation (met, missed one in seven,
+    // running or breached while open), a next response on threads of three
+    // messages or more, a resolution (met, missed one in 13, paused while
+    // waiting on the client, running while open).
     let (at, j_rows) = if pg {
         (
             "c.opened_at + j * interval '20 minutes'",
-            "generate_series(0, CASE WHEN c.thread_key = 'long-thread' THEN 999 ELSE c.id % 9 END) j",
+            "generate_series(0, CASE WHEN c.thread_key = 'long-thread' THEN 999 WHEN c.id % 100 = 0 THEN 29 + c.id % 31 ELSE c.id % 8 END) j",
         )
     } else {
         (
@@ -537,25 +574,42 @@ fn seed_history(url: &str, n: usize) {
     let within = if pg {
         "TRUE"
     } else {
-        "j <= CASE WHEN c.thread_key = 'long-thread' THEN 999 ELSE c.id % 9 END"
+        "j <= CASE WHEN c.thread_key = 'long-thread' THEN 999 WHEN c.id % 100 = 0 THEN 29 + c.id % 31 ELSE c.id % 8 END"
     };
-    let (four_hours, late, early) = if pg {
-        (
-            "opened_at + interval '4 hours'",
-            "opened_at + interval '6 hours'",
-            "opened_at + interval '1 hour'",
-        )
-    } else {
-        (
-            "datetime(opened_at, '+4 hours')",
-            "datetime(opened_at, '+6 hours')",
-            "datetime(opened_at, '+1 hours')",
-        )
+    let t = |col: &str, secs: i64| {
+        if pg {
+            format!("{col} + interval '{secs} seconds'")
+        } else {
+            format!("datetime({col}, '+{secs} seconds')")
+        }
     };
     let details = if pg {
         "repeat(' and the details of it', 8)"
     } else {
         "replace(hex(zeroblob(8)), '00', ' and the details of it')"
+    };
+    let (crlf, raw_of, attachment) = if pg {
+        (
+            "E'\\r\\n'",
+            "convert_to",
+            "(SELECT string_agg(md5(m.id::text || '.' || g), '') FROM generate_series(1, 1000) g)",
+        )
+    } else {
+        ("char(13, 10)", "", "hex(randomblob(16000))")
+    };
+    let raw_text = format!(
+        "'From: ' || m.sender || {crlf} || 'To: support@example.com' || {crlf} || 'Subject: ' || m.subject || {crlf}
+         || 'Message-ID: ' || m.message_id || {crlf} || 'MIME-Version: 1.0' || {crlf}
+         || 'Content-Type: multipart/mixed; boundary=b' || {crlf} || {crlf} || '--b' || {crlf}
+         || 'Content-Type: text/plain; charset=utf-8' || {crlf} || {crlf} || m.body || {crlf}
+         || CASE WHEN m.id % 500 = 0 THEN '--b' || {crlf} || 'Content-Type: application/pdf' || {crlf}
+              || 'Content-Transfer-Encoding: base64' || {crlf} || {crlf} || {attachment} || {crlf} ELSE '' END
+         || '--b--' || {crlf}"
+    );
+    let raw = if pg {
+        format!("{raw_of}({raw_text}, 'UTF8')")
+    } else {
+        format!("CAST({raw_text} AS BLOB)")
     };
     let falsy = if pg { "false" } else { "0" };
     let nums = if pg {
@@ -564,6 +618,22 @@ fn seed_history(url: &str, n: usize) {
         "CREATE TEMP TABLE nums (j INTEGER PRIMARY KEY);
          INSERT INTO nums WITH RECURSIVE s(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM s WHERE j < 999) SELECT j FROM s;"
     };
+    let (fr_due, fr_early, fr_late) = (
+        t("opened_at", 4 * 3600),
+        t("opened_at", 3600),
+        t("opened_at", 6 * 3600),
+    );
+    let (nr_start, nr_due, nr_early, nr_late) = (
+        t("opened_at", 2400),
+        t("opened_at", 2400 + 4 * 3600),
+        t("opened_at", 2400 + 3600),
+        t("opened_at", 2400 + 6 * 3600),
+    );
+    let (res_due, res_met, res_late) = (
+        t("opened_at", 3 * 86400),
+        t("opened_at", 86400),
+        t("opened_at", 4 * 86400),
+    );
     let msg_sql = format!(
         "{nums}
          INSERT INTO messages (conversation_id, channel, external_id, direction, sender, recipients, subject,
@@ -572,22 +642,37 @@ fn seed_history(url: &str, n: usize) {
                   CASE WHEN j % 2 = 0 THEN c.opener ELSE 'lead@example.com' END, '', c.subject,
                   '<' || c.thread_key || '.' || j || '@acme.com>', '', {at}, {at}, {falsy}
            FROM conversations c CROSS JOIN {j_rows} WHERE {within};
-         INSERT INTO message_bodies (message_id, body)
-           SELECT id, 'Hello, about ' || subject || {details} FROM messages;
+         INSERT INTO message_bodies (message_id, body, raw)
+           SELECT m.id, m.body, CASE WHEN m.channel = 'email' AND m.id % 5 = 0 THEN {raw} END
+           FROM (SELECT id, channel, sender, subject, message_id, 'Hello, about ' || subject || {details} AS body
+                 FROM messages) m;
          INSERT INTO timers (conversation_id, kind, seq, status, started_at, due_at, stopped_at)
            SELECT id, 'first_response', 0,
-                  CASE WHEN status <> 'solved' THEN 'running' WHEN id % 7 = 0 THEN 'missed' ELSE 'met' END,
-                  opened_at, {four_hours},
-                  CASE WHEN status = 'solved' THEN CASE WHEN id % 7 = 0 THEN {late} ELSE {early} END END
+                  CASE WHEN status = 'open' THEN CASE WHEN health = 'breached' THEN 'breached' ELSE 'running' END
+                       WHEN id % 7 = 0 THEN 'missed' ELSE 'met' END,
+                  opened_at, CASE WHEN status = 'open' THEN next_due_at ELSE {fr_due} END,
+                  CASE WHEN status <> 'open' THEN CASE WHEN id % 7 = 0 THEN {fr_late} ELSE {fr_early} END END
            FROM conversations;
-         ANALYZE;"
+         INSERT INTO timers (conversation_id, kind, seq, status, started_at, due_at, stopped_at)
+           SELECT id, 'next_response', 1, CASE WHEN id % 11 = 0 THEN 'missed' ELSE 'met' END,
+                  {nr_start}, {nr_due}, CASE WHEN id % 11 = 0 THEN {nr_late} ELSE {nr_early} END
+           FROM conversations WHERE status = 'solved' AND id % 8 >= 2;
+         INSERT INTO timers (conversation_id, kind, seq, status, started_at, due_at, stopped_at)
+           SELECT id, 'resolution', 0,
+                  CASE WHEN status = 'open' THEN 'running' WHEN status = 'pending' THEN 'paused'
+                       WHEN id % 13 = 0 THEN 'missed' ELSE 'met' END,
+                  opened_at, CASE WHEN status = 'pending' THEN NULL ELSE {res_due} END,
+                  CASE WHEN status = 'solved' THEN CASE WHEN id % 13 = 0 THEN {res_late} ELSE {res_met} END END
+           FROM conversations;"
     );
     store
         .with(|c| {
             for sql in [&sql, &msg_sql] {
                 batch(c, sql)?;
             }
-            Ok(())
+            // What autovacuum does after a load: the statistics, and (on
+            // PostgreSQL) the visibility map that index-only scans need.
+            batch(c, if pg { "VACUUM ANALYZE" } else { "ANALYZE" })
         })
         .expect("seeding the history");
     println!(
@@ -596,22 +681,27 @@ fn seed_history(url: &str, n: usize) {
     );
 }
 
+/// A new link to ACME's page (`/clients/{token}`).
+fn acme_link(service: &keepword::service::Service, base: &str) -> String {
+    let contract = service.core.contract().current().contract.clone();
+    keepword::service::new_client_link(
+        service.core.store(),
+        &contract,
+        base,
+        "acme",
+        chrono::Utc::now(),
+    )
+    .expect("a client link")
+}
+
 async fn client(n: usize, url: &str) {
     seed_client(url, n);
-    let (base, token, task, state) = serve(url).await;
+    let (base, token, task, _state, service) = serve(url).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let contract = state.contract.current().contract.clone();
-    let link = keepword::service::new_client_link(
-        &keepword::store::Store::open(url).expect("the database opens"),
-        &contract,
-        &base,
-        "acme",
-        chrono::Utc::now(),
-    )
-    .expect("a client link");
+    let link = acme_link(&service, &base);
     // A status page of the same database, for a second baseline.
     let (status, answer) = {
         let r = http
@@ -668,10 +758,11 @@ async fn history(n: usize, empty: &str, full: &str) {
 /// [`seed_history`], each timed (see the module doc).
 async fn measure_history(label: &str, url: &str) {
     {
-        let (base, token, task, _state) = serve(url).await;
+        let (base, token, task, _state, service) = serve(url).await;
         let (http, cookie) = signed_in(&base).await;
-        let long = keepword::store::Store::open(url)
-            .expect("the database opens")
+        let long = service
+            .core
+            .store()
             .with(|c| {
                 use diesel::prelude::*;
                 use keepword::store::schema::conversations::dsl as k;
@@ -729,6 +820,17 @@ async fn measure_history(label: &str, url: &str) {
                 time_gets(&http, &format!("{base}{path}"), &cookie, r).await,
             );
         }
+        // The client's page (issue 28) of the busiest client: 90 days (the
+        // default) and the year.
+        let link = acme_link(&service, &base);
+        summary(
+            &format!("{label} GET /clients/{{token}} (90 days)"),
+            time_gets(&http, &link, "", 20).await,
+        );
+        summary(
+            &format!("{label} GET /clients/{{token}}?days=365"),
+            time_gets(&http, &format!("{link}?days=365"), "", 5).await,
+        );
         // The API with its bearer token (the cookie is ignored there).
         let mut ms = Vec::new();
         for i in 0..rounds + 20 {
@@ -748,13 +850,15 @@ async fn measure_history(label: &str, url: &str) {
         summary(&format!("{label} GET /api/v1/conversations"), ms);
         let mut ms = Vec::new();
         let t0 = Instant::now();
+        // New ids at each run: a database measured again takes them as new.
+        let run = chrono::Utc::now().timestamp();
         for i in 0..300 {
             let t = Instant::now();
             let r = http
                 .post(format!("{base}/api/v1/events"))
                 .bearer_auth(TOKEN)
                 .json(&serde_json::json!({
-                    "id": format!("{label}-ev-{i}"), "channel": "tickets", "thread": format!("{label}-T-{i}"),
+                    "id": format!("{label}-{run}-ev-{i}"), "channel": "tickets", "thread": format!("{label}-{run}-T-{i}"),
                     "direction": "inbound", "from": "jane@acme.com", "subject": format!("New question {i}"),
                     "body": "Hello.", "at": chrono::Utc::now().to_rfc3339(),
                 }))
@@ -769,6 +873,54 @@ async fn measure_history(label: &str, url: &str) {
             300.0 / t0.elapsed().as_secs_f64()
         );
         summary(&format!("{label} POST /api/v1/events"), ms);
+        // Email through the product's intake (what the IMAP poller hands
+        // over, without the fetch): 2,000 mails of the real shape in batches
+        // of 100, threaded, stored and acknowledged.
+        let now = chrono::Utc::now();
+        let mail = mailshape::generate(
+            2_000,
+            mailshape::Shape::Real,
+            now,
+            chrono::Duration::minutes(50),
+            &format!("{label}-{}", now.timestamp()),
+        );
+        let mb = keepword::service::MailboxContext {
+            name: "support".into(),
+            channel: "email".into(),
+            team: vec!["@example.com".into()],
+            own: vec!["support@example.com".into()],
+        };
+        let service = service.intake.clone();
+        let n = mail.mails.len();
+        let t0 = Instant::now();
+        tokio::task::spawn_blocking(move || {
+            for (k, chunk) in mail.mails.chunks(100).enumerate() {
+                let batch = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, raw)| keepword::imap::FetchedMail {
+                        uid: (k * 100 + i + 1) as u32,
+                        raw: raw.clone(),
+                    })
+                    .collect();
+                service
+                    .ingest_mail_batch(
+                        &mb,
+                        "INBOX",
+                        keepword::imap::FolderKind::Inbox,
+                        1,
+                        batch,
+                        chrono::Utc::now(),
+                    )
+                    .expect("ingest");
+            }
+        })
+        .await
+        .unwrap();
+        println!(
+            "RESULT {label} email intake, {n} real-shape mails in batches of 100: {:.0} mails/s",
+            n as f64 / t0.elapsed().as_secs_f64()
+        );
         token.cancel();
         let _ = task.await;
     }
@@ -792,6 +944,15 @@ fn main() {
         ["queue", n, url] => rt.block_on(queue(n.parse().unwrap(), url)),
         ["client", n, url] => rt.block_on(client(n.parse().unwrap(), url)),
         ["history", n, empty, full] => rt.block_on(history(n.parse().unwrap(), empty, full)),
+        // A big database seeded before against an empty one made now.
+        ["history-compare", empty, full] => rt.block_on(async {
+            seed_history(empty, 0);
+            for (label, url) in [("empty", *empty), ("history", *full)] {
+                measure_history(label, url).await;
+            }
+        }),
+        // Seeding alone (a big database made once and measured many times).
+        ["history-seed", n, url] => seed_history(url, n.parse().unwrap()),
         // A database seeded before (re-measured without seeding again).
         ["history-measure", label, url] => rt.block_on(measure_history(label, url)),
         ["fanout", s, r, url] => rt.block_on(fanout(s.parse().unwrap(), r.parse().unwrap(), url)),

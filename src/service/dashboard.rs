@@ -656,7 +656,7 @@ impl Reads {
         to: DateTime<Utc>,
     ) -> Result<Vec<ComplianceRow>, ServiceError> {
         let (convs, timers) = self.store().snapshot(|conn| {
-            let convs = store::opened_between(conn, from, to)?;
+            let convs = store::tallied_between(conn, None, from, to)?;
             let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
             let timers = store::timers_of_many(conn, &ids)?;
             Ok::<_, ServiceError>((convs, timers))
@@ -669,27 +669,26 @@ impl Reads {
     /// timer, from their stored timers. The one rule of kept and broken
     /// promises: the compliance report, the client's page, its monthly
     /// report and the team's weekly digest all count with it.
-    pub(crate) fn tally<C: Tallied>(
+    pub(crate) fn tally<'c, C: Tallied>(
         &self,
-        convs: &[C],
+        convs: &'c [C],
         timers: &HashMap<i64, Vec<TimerRow>>,
         calendars: &mut Calendars,
     ) -> Vec<ComplianceRow> {
         let current = self.contract().current();
-        let mut rows: BTreeMap<(String, String, &'static str), (ComplianceRow, Vec<i64>)> =
+        // Keyed by the conversations' own strings: a year's report looks a
+        // row up for each of millions of timers, and must not allocate each.
+        let mut rows: BTreeMap<(&'c str, &'c str, &'static str), (ComplianceRow, Vec<i64>)> =
             BTreeMap::new();
+        let mut seen_kinds: Vec<Timer> = Vec::new();
         for c in convs {
             let cal = calendars.of(&self.core, c);
             let empty = Vec::new();
             let ts: &Vec<TimerRow> = timers.get(&c.id()).unwrap_or(&empty);
-            let mut seen_kinds: Vec<Timer> = Vec::new();
+            seen_kinds.clear();
             for t in ts {
                 let (row, times) = rows
-                    .entry((
-                        c.request_type().to_string(),
-                        c.client_id().to_string(),
-                        t.kind.as_str(),
-                    ))
+                    .entry((c.request_type(), c.client_id(), t.kind.as_str()))
                     .or_insert_with(|| {
                         (
                             ComplianceRow {
@@ -790,19 +789,21 @@ macro_rules! tallied {
 }
 tallied!(ConversationRow, store::RecordRow);
 
-/// The calendar each conversation's timers count on, by (contract version,
-/// request type, client), looked up once per key.
+/// The calendar each conversation's timers count on, by contract version,
+/// request type and client, looked up once per key; nested so that a hit
+/// (every conversation but the first of its kind) allocates nothing.
 #[derive(Default)]
-pub(crate) struct Calendars(HashMap<(String, String, String), Option<Calendar>>);
+pub(crate) struct Calendars(HashMap<String, HashMap<String, HashMap<String, Option<Calendar>>>>);
 
 impl Calendars {
     pub(crate) fn of(&mut self, core: &Core, c: &impl Tallied) -> Option<Calendar> {
         let (version, type_id, client_id) = (c.contract_version(), c.request_type(), c.client_id());
-        if let Some(cal) = self.0.get(&(
-            version.to_string(),
-            type_id.to_string(),
-            client_id.to_string(),
-        )) {
+        if let Some(cal) = self
+            .0
+            .get(version)
+            .and_then(|m| m.get(type_id))
+            .and_then(|m| m.get(client_id))
+        {
             return cal.clone();
         }
         let cal = core
@@ -816,14 +817,12 @@ impl Calendars {
                 let client = (client_id != UNKNOWN_CLIENT).then_some(client_id);
                 Policy::from_contract(&contract, type_id, client).map(|p| p.calendar().clone())
             });
-        self.0.insert(
-            (
-                version.to_string(),
-                type_id.to_string(),
-                client_id.to_string(),
-            ),
-            cal.clone(),
-        );
+        self.0
+            .entry(version.to_string())
+            .or_default()
+            .entry(type_id.to_string())
+            .or_default()
+            .insert(client_id.to_string(), cal.clone());
         cal
     }
 }

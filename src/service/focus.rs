@@ -462,6 +462,17 @@ impl Reads {
         Ok(())
     }
 
+    /// The clients whose urgent share is above the contract's limit at
+    /// `now`, highest first, without the requests behind it: the queue's
+    /// banner, which must not read a month of each client's conversations.
+    pub fn shares_above_limit(&self, now: DateTime<Utc>) -> Result<Vec<UrgentShare>, ServiceError> {
+        let limit = self.urgent_share_limit();
+        if limit.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(above(&self.urgent_shares(now)?, limit))
+    }
+
     fn urgent_share_limit(&self) -> Option<ShareLimit> {
         self.contract().current().contract.info().urgent_share_limit
     }
@@ -475,11 +486,8 @@ impl Reads {
         let limit = self.urgent_share_limit();
         let shares = self.urgent_shares(now)?;
         let mut above_limit = Vec::new();
-        if let Some(limit) = limit {
-            for share in shares
-                .iter()
-                .filter(|s| s.urgent > 0 && s.share > limit.fraction())
-            {
+        if limit.is_some() {
+            for share in above(&shares, limit) {
                 let requests = self.store().with(|conn| {
                     let rows = store::opened_since_of_client(conn, &share.client, since)?;
                     let mut out = Vec::new();
@@ -503,13 +511,9 @@ impl Reads {
                     }
                     Ok(Ok::<_, ServiceError>(out))
                 })??;
-                above_limit.push(InflatedClient {
-                    share: share.clone(),
-                    requests,
-                });
+                above_limit.push(InflatedClient { share, requests });
             }
         }
-        above_limit.sort_by(|a, b| b.share.share.total_cmp(&a.share.share));
         Ok(UrgencyReport {
             limit: limit.map(|l| l.to_string()),
             limit_share: limit.map(ShareLimit::fraction),
@@ -519,4 +523,18 @@ impl Reads {
             above_limit,
         })
     }
+}
+
+/// The shares above `limit`, highest first (ties in client order).
+fn above(shares: &[UrgentShare], limit: Option<ShareLimit>) -> Vec<UrgentShare> {
+    let Some(limit) = limit else {
+        return Vec::new();
+    };
+    let mut out: Vec<UrgentShare> = shares
+        .iter()
+        .filter(|s| s.urgent > 0 && s.share > limit.fraction())
+        .cloned()
+        .collect();
+    out.sort_by(|a, b| b.share.total_cmp(&a.share));
+    out
 }

@@ -101,7 +101,7 @@ impl Reads {
         to: DateTime<Utc>,
     ) -> Result<Vec<AuthorRow>, ServiceError> {
         let (convs, timers, replies) = self.store().snapshot(|conn| {
-            let convs = store::opened_between(conn, from, to)?;
+            let convs = store::tallied_between(conn, None, from, to)?;
             let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
             let timers = store::timers_of_many(conn, &ids)?;
             let replies = store::replies_of_many(conn, &ids)?;

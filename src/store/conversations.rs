@@ -694,7 +694,12 @@ pub fn list_conversations(
 /// `keepword_conversations_open` gauge).
 pub fn open_counts(conn: &mut AnyConnection) -> Result<Vec<(String, String, i64)>> {
     Ok(conversations::table
-        .filter(conversations::status.ne("solved"))
+        // A literal, as in the queue's counts: with a bound value the cached
+        // statement's generic plan cannot use the partial index and counts
+        // every conversation ever opened at each scrape.
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "conversations.status <> 'solved'",
+        ))
         .group_by((conversations::request_type, conversations::health))
         .select((
             conversations::request_type,

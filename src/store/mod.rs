@@ -75,6 +75,7 @@ pub use queue::{
 pub use record::{
     RecordRow, Reply, add_client_link, client_by_link_hash, client_open, client_opened_between,
     due_between, longest_paused, outbox_has_key, replace_client_link, replies_of_many,
+    tallied_between,
 };
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
 pub use retention::{RetentionBatch, remove_old_bodies, remove_old_rejected};

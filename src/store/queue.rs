@@ -70,7 +70,8 @@ macro_rules! filtered {
 ///
 /// Two segments rather than `ORDER BY next_due_at IS NULL, …`: that order
 /// no index serves, and sorting 100,000 rows per page view is what a queue
-/// must not do. Each segment is a range scan of `conversations_queue`.
+/// must not do. Each segment is a range scan of an index: the first of
+/// `conversations_queue`, the second of `conversations_queue_undue`.
 pub fn queue_page(
     conn: &mut AnyConnection,
     f: &QueueFilter,

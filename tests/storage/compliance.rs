@@ -66,6 +66,16 @@ pub(crate) fn history() -> Vec<(DateTime<Utc>, String)> {
     out
 }
 
+/// The shipped contract's support mailbox, the team at `@example.com`.
+fn support_mailbox() -> MailboxContext {
+    MailboxContext {
+        name: "support".into(),
+        channel: "email".into(),
+        team: vec!["@example.com".into()],
+        own: vec!["support@example.com".into()],
+    }
+}
+
 fn compliance_matches_the_backtest(url: &str) {
     let contract_path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml");
@@ -93,12 +103,7 @@ fn compliance_matches_the_backtest(url: &str) {
     .unwrap();
 
     let s = common::shipped_service(url);
-    let mb = MailboxContext {
-        name: "support".into(),
-        channel: "email".into(),
-        team: vec!["@example.com".into()],
-        own: vec!["support@example.com".into()],
-    };
+    let mb = support_mailbox();
     for (chunk_no, chunk) in history.chunks(10).enumerate() {
         let batch: Vec<FetchedMail> = chunk
             .iter()
@@ -160,3 +165,111 @@ fn compliance_matches_the_backtest_postgres() {
     let db = common::FreshPostgres::new();
     compliance_matches_the_backtest(&db.url);
 }
+
+/// The period's loaders read exactly what was read before — the narrow
+/// rows of the conversations opened in `[from, to)`, and their timers by a
+/// range of ids where there are many, one lookup per id where there are
+/// few — so every tally (the compliance report, the client's page, the
+/// digest) counts the same figures; for every client and for one, and for a
+/// window whose ends cut through the history (`from` inclusive, `to`
+/// exclusive).
+fn period_loaders_read_what_the_per_id_loaders_read(url: &str) {
+    use keepword::store;
+    let s = common::shipped_service(url);
+    // The history three times over (a range read needs 64 conversations),
+    // its mail told apart by the Message-IDs.
+    let mut batch = Vec::new();
+    for round in 0..3 {
+        for (_, m) in history() {
+            let m = m.replace("@client.example>", &format!(".{round}@client.example>"));
+            let m = m.replace("@example.com>", &format!(".{round}@example.com>"));
+            batch.push(m);
+        }
+    }
+    let until = history().last().unwrap().0;
+    let fetched: Vec<FetchedMail> = batch
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| FetchedMail {
+            uid: i as u32 + 1,
+            raw: m.into_bytes(),
+        })
+        .collect();
+    s.intake
+        .ingest_mail_batch(
+            &support_mailbox(),
+            "INBOX",
+            FolderKind::Inbox,
+            1,
+            fetched,
+            until,
+        )
+        .unwrap();
+    let start = history()[0].0;
+    let all = (
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap(),
+    );
+    // From the 10th request on, for a week: both ends fall inside the history.
+    let cut = (
+        start + Duration::minutes(9 * 397),
+        start + Duration::days(7),
+    );
+    let mut sizes = Vec::new();
+    for (from, to) in [all, cut] {
+        for client in [None, Some("acme")] {
+            s.core
+                .store()
+                .with(|conn| {
+                    let convs = store::tallied_between(conn, client, from, to)?;
+                    let before: Vec<store::RecordRow> = store::opened_between(conn, from, to)?
+                        .into_iter()
+                        .filter(|c| client.is_none_or(|id| c.client_id == id))
+                        .map(|c| store::RecordRow {
+                            id: c.id,
+                            client_id: c.client_id,
+                            subject: c.subject,
+                            request_type: c.request_type,
+                            contract_version: c.contract_version,
+                        })
+                        .collect();
+                    let mut now = convs.clone();
+                    now.sort_by_key(|c| c.id);
+                    assert_eq!(now, before, "{client:?} {from}..{to}");
+                    let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
+                    let one_by_one: std::collections::HashMap<i64, Vec<store::TimerRow>> = ids
+                        .iter()
+                        .map(|id| Ok((*id, store::timers_of(conn, *id)?)))
+                        .collect::<Result<_, store::StoreError>>()?;
+                    let one_by_one = one_by_one
+                        .into_iter()
+                        .filter(|(_, t)| !t.is_empty())
+                        .collect();
+                    assert_eq!(
+                        store::timers_of_many(conn, &ids)?,
+                        one_by_one,
+                        "{client:?} {from}..{to}"
+                    );
+                    sizes.push(ids.len());
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
+    // A range read (all 135 conversations), lists (one client's 45, every
+    // third id; a cut window of one client): each path was taken.
+    assert_eq!(sizes[0], 135, "{sizes:?}");
+    assert!(
+        sizes[1] == 45 && sizes[3] < 45 && sizes[2] < 135,
+        "{sizes:?}"
+    );
+    assert!(
+        s.reads
+            .compliance(all.0, all.1)
+            .unwrap()
+            .iter()
+            .any(|r| r.met > 0 && r.missed > 0)
+    );
+}
+
+crate::both_backends!(period_loaders_read_what_the_per_id_loaders_read);

@@ -193,16 +193,10 @@ async fn inflated_clients(state: &AppState) -> Inflated {
         }
     }
     let (reads, now) = (state.reads.clone(), state.reads.now());
-    let list = match blocking(move || reads.urgent_inflation(now)).await {
-        Ok(r) => r
-            .above_limit
+    let list = match blocking(move || reads.shares_above_limit(now)).await {
+        Ok(above) => above
             .iter()
-            .map(|c| {
-                (
-                    c.share.client_name.clone(),
-                    format!("{:.0}%", c.share.share * 100.0),
-                )
-            })
+            .map(|c| (c.client_name.clone(), format!("{:.0}%", c.share * 100.0)))
             .collect(),
         Err(e) => {
             tracing::warn!(error = %e, "dashboard: cannot compute the urgent share");
