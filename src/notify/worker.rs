@@ -49,7 +49,8 @@ pub struct WorkerConfig {
     pub send_timeout: Duration,
     /// Back-off after the first failure; doubles per attempt.
     pub base_backoff: Duration,
-    /// Longest back-off; also used at once for permanent failures.
+    /// Longest back-off; also used at once while a setting is missing (no
+    /// SMTP server, no Slack token).
     pub max_backoff: Duration,
     /// Longest sleep with nothing due. Rows enqueued by another process do
     /// not wake this one, so it looks at least this often.
@@ -160,7 +161,11 @@ impl Senders {
 pub struct StepReport {
     pub claimed: usize,
     pub sent: usize,
+    /// Failed and due again (after a back-off or the receiver's
+    /// `Retry-After`).
     pub failed: usize,
+    /// Refused for good by the receiver: parked, not retried.
+    pub refused: usize,
     /// Claimed but never attempted: the receiver stayed busy until the send
     /// could no longer finish inside the lease. Due again at once.
     pub released: usize,
@@ -192,7 +197,7 @@ impl WorkerMetrics {
             notifications: IntCounterVec::new(
                 Opts::new(
                     "notifications_total",
-                    "Notification delivery attempts by kind (email, webhook) and result (sent, failed).",
+                    "Notification delivery attempts by kind (email, webhook, …) and result (sent; failed, retried; refused for good, not retried).",
                 ),
                 &["kind", "result"],
             )
@@ -319,6 +324,9 @@ impl OutboxWorker {
             outbox::claim_due_in(c, now, lease_until, limit)
         })
         .await?;
+        // The claim is committed and nothing is sent yet: a crash or a stall
+        // here must cost only the lease, never a notification.
+        fail::fail_point!("outbox-after-claim");
         let mut report = StepReport {
             claimed: rows.len(),
             ..StepReport::default()
@@ -358,6 +366,7 @@ impl OutboxWorker {
             match done {
                 Ok(Attempt::Sent) => report.sent += 1,
                 Ok(Attempt::Failed) => report.failed += 1,
+                Ok(Attempt::Refused) => report.refused += 1,
                 Ok(Attempt::Released) => report.released += 1,
                 // A panicking send loses nothing: its lease runs out and the
                 // row is claimed again.
@@ -430,6 +439,7 @@ impl OutboxWorker {
 enum Attempt {
     Sent,
     Failed,
+    Refused,
     Released,
 }
 
@@ -443,6 +453,11 @@ enum Outcome {
     Failed {
         id: i64,
         retry_at: DateTime<Utc>,
+        error: String,
+    },
+    Refused {
+        id: i64,
+        at: DateTime<Utc>,
         error: String,
     },
     Released {
@@ -492,6 +507,7 @@ async fn record(
                         .map(|o| match o {
                             Outcome::Sent { id, .. }
                             | Outcome::Failed { id, .. }
+                            | Outcome::Refused { id, .. }
                             | Outcome::Released { id, .. } => *id,
                         })
                         .collect();
@@ -535,6 +551,11 @@ fn write_outcomes(
                     lost += 1;
                 }
             }
+            Outcome::Refused { id, at, error } => {
+                if !outbox::mark_refused(c, *id, lease_until, *at, error)? {
+                    lost += 1;
+                }
+            }
             Outcome::Released { id, at } => {
                 released.push(*id);
                 released_at = released_at.max(Some(*at));
@@ -547,6 +568,11 @@ fn write_outcomes(
     if let Some(at) = released_at {
         outbox::release_unsent(c, &released, lease_until, at)?;
     }
+    // Everything is written and nothing committed: an error or a crash here
+    // loses the whole batch's outcomes, so its rows are sent again.
+    fail::fail_point!("outbox-record-before-commit", |_| Err(StoreError::Pool(
+        "failpoint outbox-record-before-commit".into()
+    )));
     Ok(lost)
 }
 
@@ -610,6 +636,11 @@ impl Delivery {
                 reason: e.to_string(),
             }),
         };
+        if result.is_ok() {
+            // The receiver has it and nothing is recorded yet: the window in
+            // which a crash sends it twice (with the same identity).
+            fail::fail_point!("outbox-after-send");
+        }
         let at = self.now + self.started.elapsed();
         match result {
             Ok(()) => {
@@ -620,6 +651,28 @@ impl Delivery {
                 tracing::info!(outbox.id = id, kind = %row.kind, attempts = row.attempts, "notification sent");
                 let _ = self.outcomes.send(Outcome::Sent { id, at });
                 Attempt::Sent
+            }
+            Err(error) if error.is_refused() => {
+                self.metrics
+                    .notifications
+                    .with_label_values(&[row.kind.as_str(), "refused"])
+                    .inc();
+                let message = error.to_string();
+                tracing::error!(
+                    outbox.id = id,
+                    kind = %row.kind,
+                    target = %row.target,
+                    conversation.id = row.conversation_id,
+                    attempts = row.attempts,
+                    error = %message,
+                    "notification refused for good; not retried (shown on the Rejected page, where it can be sent again)"
+                );
+                let _ = self.outcomes.send(Outcome::Refused {
+                    id,
+                    at,
+                    error: message,
+                });
+                Attempt::Refused
             }
             Err(error) => {
                 self.metrics

@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 mod connections;
+mod refused;
 mod session;
 mod stream;
 
@@ -197,6 +198,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/connections/sign-in", web::post().to(connections::sign_in))
         .route("/oauth/callback", web::get().to(connections::callback))
         .route("/rejected/{id}/raw", web::get().to(rejected_raw))
+        .route(
+            "/rejected/notifications/{id}/send-again",
+            web::post().to(refused::send_again),
+        )
         .route("/static/dashboard.css", web::get().to(css))
         .route("/static/dashboard.js", web::get().to(js));
 }
@@ -1400,11 +1405,15 @@ async fn rejected(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
             }
         })
         .collect();
+    let notifications = match refused::listed(&state).await {
+        Ok(n) => n,
+        Err(e) => return service_error(&state, e),
+    };
     page(
         &state,
         StatusCode::OK,
         "rejected.html",
-        context! { items => view, signed_in => true, csrf => s.csrf, nav => "rejected" },
+        context! { items => view, notifications, signed_in => true, csrf => s.csrf, nav => "rejected" },
     )
 }
 
