@@ -1,0 +1,261 @@
+//! The built binary stopped mid-send: `kill -9` in the narrow windows the
+//! failpoints open (between claim and send, after a send before it is
+//! recorded), a commit of the outcomes that fails, and SIGTERM while a send
+//! is in flight. The notifications are enqueued straight into the database
+//! the binary serves; the recording receivers and the checker judge.
+//!
+//! With `kill -9` on PostgreSQL the rows wait for their lease (two minutes)
+//! before another run sends them; on SQLite a new run takes them at once
+//! (one process owns the file). The PostgreSQL variants are in the full
+//! matrix (scripts/faults), not the smoke subset.
+
+// The windows need the failpoints: without the feature only SIGTERM runs.
+#![cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use keepword::store::{Store, outbox};
+
+use crate::checker::{Expected, Must, check};
+use crate::common::binary::{Served, serve_binary, sigterm, wait_exit};
+use crate::rig;
+use crate::support::recorders::{Act, History, HttpRecorder};
+
+/// A lease, a send and the worker's first poll: how late a notification may
+/// be after the process that held it was killed.
+const KILL_BOUND_SQLITE: Duration = Duration::from_secs(15);
+
+fn start(dir: &Path, url: &str, hook: &str, failpoints: Option<&str>) -> Served {
+    let contract = crate::common::fast_contract(dir, hook);
+    let mut env = vec![
+        ("KEEPWORD_BIND", "127.0.0.1:0"),
+        ("KEEPWORD_DATABASE_URL", url),
+        ("KEEPWORD_CONTRACT", contract.to_str().unwrap()),
+        ("KEEPWORD_API_TOKENS", "test-token"),
+    ];
+    if let Some(f) = failpoints {
+        env.push(("FAILPOINTS", f));
+    }
+    serve_binary(dir, &env)
+}
+
+/// Every row recorded sent.
+fn all_sent(store: &Store) -> bool {
+    store
+        .with(outbox::all)
+        .unwrap()
+        .iter()
+        .all(|r| r.sent_at.is_some())
+}
+
+/// Attempts that followed one whose outcome was never recorded: each row's
+/// attempts past its first.
+fn unrecorded(store: &Store) -> u64 {
+    store
+        .with(outbox::all)
+        .unwrap()
+        .iter()
+        .map(|r| (r.attempts.max(1) - 1) as u64)
+        .sum()
+}
+
+fn enqueue(store: &Store, hook: &str, prefix: &str, n: usize) -> Vec<Expected> {
+    (0..n)
+        .map(|i| rig::webhook(store, &format!("{prefix}-{i}"), hook, Must::Deliver))
+        .collect()
+}
+
+async fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    assert!(
+        crate::support::eventually(within, &mut f).await,
+        "timed out waiting for {what}"
+    );
+}
+
+/// Reads the lines a binary wrote so far.
+fn lines(served: &Served) -> String {
+    served.stderr.try_iter().collect::<Vec<_>>().join("\n")
+}
+
+/// Killed after the receivers took the notifications and before the
+/// process recorded it: the next run sends them again, with the same
+/// identity.
+pub async fn kill_nine_after_send(url: &str, bound: Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::default();
+    let hook = HttpRecorder::start("hook", &history, |_, _| Act::ok()).await;
+    let store = Store::open(url).unwrap();
+    let expected = enqueue(&store, &hook.url, "after-send", 3);
+    let mut first = start(
+        dir.path(),
+        url,
+        &hook.url,
+        Some("outbox-after-send=sleep(20000)"),
+    );
+    wait_for("the three sends", Duration::from_secs(20), || {
+        history.all().len() == 3
+    })
+    .await;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let killed = Instant::now();
+    assert!(
+        !all_sent(&store),
+        "recorded before the kill: the window was missed"
+    );
+
+    let mut second = start(dir.path(), url, &hook.url, None);
+    wait_for(
+        "the rows recorded sent",
+        bound + Duration::from_secs(10),
+        || all_sent(&store),
+    )
+    .await;
+    let report = check(
+        "kill -9 after send, before record",
+        "failpoint outbox-after-send held 20 s, then SIGKILL; a new process started",
+        &expected,
+        &history.all(),
+        killed,
+        bound,
+        unrecorded(&store),
+    );
+    report.assert_kept();
+    assert_eq!(report.duplicated_same_identity.len(), 3, "{report:#?}");
+    sigterm(&second.child);
+    assert!(wait_exit(&mut second.child, Duration::from_secs(20)).success());
+}
+
+/// Killed between the claim's commit and the send: nothing went out, the
+/// next run sends each once.
+pub async fn kill_nine_between_claim_and_send(url: &str, bound: Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::default();
+    let hook = HttpRecorder::start("hook", &history, |_, _| Act::ok()).await;
+    let store = Store::open(url).unwrap();
+    let expected = enqueue(&store, &hook.url, "after-claim", 3);
+    let mut first = start(
+        dir.path(),
+        url,
+        &hook.url,
+        Some("outbox-after-claim=sleep(20000)"),
+    );
+    wait_for("the claim", Duration::from_secs(20), || {
+        store
+            .with(outbox::all)
+            .unwrap()
+            .iter()
+            .all(|r| r.attempts == 1)
+    })
+    .await;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let killed = Instant::now();
+    assert!(history.all().is_empty(), "sent before the kill");
+
+    let mut second = start(dir.path(), url, &hook.url, None);
+    wait_for(
+        "the rows recorded sent",
+        bound + Duration::from_secs(10),
+        || all_sent(&store),
+    )
+    .await;
+    let report = check(
+        "kill -9 between claim and send",
+        "failpoint outbox-after-claim held 20 s, then SIGKILL; a new process started",
+        &expected,
+        &history.all(),
+        killed,
+        bound,
+        0,
+    );
+    report.assert_kept();
+    assert_eq!(report.attempts, 3, "{report:#?}");
+    sigterm(&second.child);
+    assert!(wait_exit(&mut second.child, Duration::from_secs(20)).success());
+}
+
+/// The transaction that records the outcomes fails before its commit (every
+/// time, while the fault lasts): the process says so, and the rows go out
+/// again with the same identity once a run can record them.
+pub async fn outcomes_not_committed(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::default();
+    let hook = HttpRecorder::start("hook", &history, |_, _| Act::ok()).await;
+    let store = Store::open(url).unwrap();
+    let expected = enqueue(&store, &hook.url, "no-commit", 2);
+    let mut first = start(
+        dir.path(),
+        url,
+        &hook.url,
+        Some("outbox-record-before-commit=return"),
+    );
+    wait_for("the two sends", Duration::from_secs(20), || {
+        history.all().len() == 2
+    })
+    .await;
+    let mut said = String::new();
+    wait_for("the log line", Duration::from_secs(20), || {
+        said.push_str(&lines(&first));
+        said.contains("outcomes not recorded")
+    })
+    .await;
+    sigterm(&first.child);
+    assert!(wait_exit(&mut first.child, Duration::from_secs(20)).success());
+    let ended = Instant::now();
+    assert!(!all_sent(&store));
+
+    let mut second = start(dir.path(), url, &hook.url, None);
+    wait_for("the rows recorded sent", Duration::from_secs(30), || {
+        all_sent(&store)
+    })
+    .await;
+    let report = check(
+        "outcomes' commit fails",
+        "failpoint outbox-record-before-commit: every recording transaction failed; SIGTERM, a new process",
+        &expected,
+        &history.all(),
+        ended,
+        KILL_BOUND_SQLITE,
+        unrecorded(&store),
+    );
+    report.assert_kept();
+    sigterm(&second.child);
+    assert!(wait_exit(&mut second.child, Duration::from_secs(20)).success());
+}
+
+/// SIGTERM while sends are in flight (the receiver holds each answer 3 s):
+/// the process finishes them, records them, and exits cleanly; nothing is
+/// left to send twice.
+pub async fn sigterm_mid_send(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::default();
+    let hook =
+        HttpRecorder::start("hook", &history, |_, _| Act::Slow(Duration::from_secs(3))).await;
+    let store = Store::open(url).unwrap();
+    let expected = enqueue(&store, &hook.url, "sigterm", 2);
+    let mut served = start(dir.path(), url, &hook.url, None);
+    wait_for("the sends in flight", Duration::from_secs(20), || {
+        history.all().len() == 2
+    })
+    .await;
+    let stopped = Instant::now();
+    sigterm(&served.child);
+    assert!(wait_exit(&mut served.child, Duration::from_secs(30)).success());
+    assert!(
+        all_sent(&store),
+        "stopped without recording the sends in hand: {:?}",
+        store.with(outbox::all).unwrap()
+    );
+    let report = check(
+        "SIGTERM mid-send",
+        "SIGTERM while two sends waited 3 s for their answers",
+        &expected,
+        &history.all(),
+        stopped,
+        rig::BOUND,
+        0,
+    );
+    report.assert_kept();
+}
