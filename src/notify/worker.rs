@@ -184,6 +184,9 @@ struct WorkerMetrics {
     lease_lost: prometheus::IntCounter,
     /// Attempts whose outcome is unknown: the receiver may have it.
     uncertain: IntCounterVec,
+    /// Claims and recordings the database refused (unreachable, a session
+    /// ended, a lock held past the lock timeout), by stage.
+    database_errors: IntCounterVec,
 }
 
 impl WorkerMetrics {
@@ -208,6 +211,14 @@ impl WorkerMetrics {
                     "Delivery attempts whose outcome is unknown (a timeout after the request was sent, the connection lost before the answer): the receiver may have the notification, and the retry carries the same identity (Message-ID, webhook-id, dedup_key).",
                 ),
                 &["kind"],
+            )
+            .expect("valid metric"),
+            database_errors: IntCounterVec::new(
+                Opts::new(
+                    "outbox_database_errors_total",
+                    "Outbox steps the database failed, by stage: claim (nothing was sent; the step is tried again after a pause) or record (outcomes retried, then left to the lease: those rows are sent again, with the same identity).",
+                ),
+                &["stage"],
             )
             .expect("valid metric"),
             lease_lost: prometheus::IntCounter::new(
@@ -308,6 +319,7 @@ impl OutboxWorker {
             Box::new(self.metrics.notifications.clone()),
             Box::new(self.metrics.lease_lost.clone()),
             Box::new(self.metrics.uncertain.clone()),
+            Box::new(self.metrics.database_errors.clone()),
         ]
     }
 
@@ -340,7 +352,7 @@ impl OutboxWorker {
             self.store.clone(),
             received,
             lease_until,
-            self.metrics.lease_lost.clone(),
+            self.metrics.clone(),
         ));
         let mut tasks = tokio::task::JoinSet::new();
         for row in rows {
@@ -398,6 +410,10 @@ impl OutboxWorker {
             let pause = match self.step(self.clock.now()).await {
                 Ok(r) => self.pause_after(&r, self.clock.now()),
                 Err(e) => {
+                    self.metrics
+                        .database_errors
+                        .with_label_values(&["claim"])
+                        .inc();
                     tracing::error!(error = %e, "outbox step failed");
                     self.config.error_pause
                 }
@@ -478,7 +494,7 @@ async fn record(
     store: Store,
     mut received: mpsc::UnboundedReceiver<Outcome>,
     lease_until: DateTime<Utc>,
-    lease_lost: prometheus::IntCounter,
+    metrics: WorkerMetrics,
 ) {
     let mut batch = Vec::new();
     while received.recv_many(&mut batch, RECORD_BATCH).await > 0 {
@@ -490,7 +506,7 @@ async fn record(
             match write(&store, move |c| write_outcomes(c, &o, lease_until)).await {
                 Ok(0) => break,
                 Ok(lost) => {
-                    lease_lost.inc_by(lost as u64);
+                    metrics.lease_lost.inc_by(lost as u64);
                     tracing::warn!(
                         rows = lost,
                         "outcomes not recorded: the lease on them had ended; their next claimer sends them again"
@@ -498,10 +514,12 @@ async fn record(
                     break;
                 }
                 Err(e) if attempt < 3 => {
+                    metrics.database_errors.with_label_values(&["record"]).inc();
                     tracing::warn!(rows = outcomes.len(), error = %e, "cannot record sent notifications; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
                 }
                 Err(e) => {
+                    metrics.database_errors.with_label_values(&["record"]).inc();
                     let ids: Vec<i64> = outcomes
                         .iter()
                         .map(|o| match o {
@@ -529,6 +547,7 @@ fn write_outcomes(
     outcomes: &[Outcome],
     lease_until: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
+    outbox::bound_lock_waits(c)?;
     let mut lost = 0;
     let mut sent = Vec::new();
     let mut sent_by = None;

@@ -84,12 +84,33 @@ pub fn claim_due_in(
     }
 }
 
+/// How long an outbox statement waits for a lock another session holds
+/// (PostgreSQL): past it the statement fails, the worker says so in its
+/// log and metric and tries again, instead of hanging silently for as long
+/// as someone holds a lock on the table.
+pub const LOCK_TIMEOUT: &str = "5s";
+
+/// Bounds this transaction's lock waits by [`LOCK_TIMEOUT`] (PostgreSQL;
+/// SQLite's busy timeout already bounds its one lock).
+pub fn bound_lock_waits(conn: &mut AnyConnection) -> Result<()> {
+    if let AnyConnection::Postgresql(c) = conn {
+        bound_pg_lock_waits(c)?;
+    }
+    Ok(())
+}
+
+fn bound_pg_lock_waits(c: &mut PgConnection) -> Result<()> {
+    diesel::sql_query(format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")).execute(c)?;
+    Ok(())
+}
+
 fn claim_pg(
     c: &mut PgConnection,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> Result<Vec<OutboxRow>> {
+    bound_pg_lock_waits(c)?;
     let rows: Vec<Record> = outbox::table
         .filter(outbox::sent_at.is_null())
         .filter(outbox::refused_at.is_null())

@@ -93,13 +93,16 @@ pub async fn kill_nine_after_send(url: &str, bound: Duration) {
         &hook.url,
         Some("outbox-after-send=sleep(20000)"),
     );
-    wait_for("the three sends", Duration::from_secs(20), || {
-        history.all().len() == 3
+    // The failpoint stalls a runtime thread per send it holds, so with two
+    // threads not every send may get out: one in the window is the fault.
+    wait_for("a send", Duration::from_secs(20), || {
+        !history.all().is_empty()
     })
     .await;
     first.child.kill().unwrap();
     first.child.wait().unwrap();
     let killed = Instant::now();
+    let taken_before = history.all().len();
     assert!(
         !all_sent(&store),
         "recorded before the kill: the window was missed"
@@ -114,7 +117,7 @@ pub async fn kill_nine_after_send(url: &str, bound: Duration) {
     .await;
     let report = check(
         "kill -9 after send, before record",
-        "failpoint outbox-after-send held 20 s, then SIGKILL; a new process started",
+        "failpoint outbox-after-send held each delivered row 20 s, then SIGKILL; a new process started",
         &expected,
         &history.all(),
         killed,
@@ -122,7 +125,12 @@ pub async fn kill_nine_after_send(url: &str, bound: Duration) {
         unrecorded(&store),
     );
     report.assert_kept();
-    assert_eq!(report.duplicated_same_identity.len(), 3, "{report:#?}");
+    // Each one taken before the kill went again, under its identity.
+    assert_eq!(
+        report.duplicated_same_identity.len(),
+        taken_before,
+        "{report:#?}"
+    );
     sigterm(&second.child);
     assert!(wait_exit(&mut second.child, Duration::from_secs(20)).success());
 }

@@ -371,3 +371,190 @@ fn the_stated_bound_covers_the_longest_back_off() {
     let t = crate::rig::tuning();
     assert!(BOUND >= t.max_backoff + t.send_timeout + t.idle_poll);
 }
+
+// ---------------------------------------------------------------- PostgreSQL
+
+/// Terminates every session of the test database but the caller's
+/// (`pg_terminate_backend`, keepword's sessions on this test's own database
+/// only): how many it ended.
+pub fn terminate_sessions(url: &str) -> usize {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Ended {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut c = diesel::pg::PgConnection::establish(url).unwrap();
+    diesel::sql_query(
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .get_result::<Ended>(&mut c)
+    .unwrap()
+    .n as usize
+}
+
+/// keepword's PostgreSQL sessions are terminated again and again while the
+/// worker claims, sends and records: every notification still arrives, none
+/// under another identity, and the worker delivers again once it stops.
+#[tokio::test]
+async fn postgres_sessions_terminated() {
+    let db = crate::common::FreshPostgres::new();
+    let mut rig = Rig::start(&db.url, support::free_port());
+    let hook = HttpRecorder::start("hook", &rig.history, |_, _| {
+        Act::Slow(Duration::from_millis(100))
+    })
+    .await;
+    // A killer on its own thread, every 20 ms for 2 s, so sessions die
+    // mid-claim and mid-record too, not only while idle in the pool.
+    let killer = {
+        let url = db.url.clone();
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(2);
+            let mut ended = 0;
+            while Instant::now() < until {
+                ended += terminate_sessions(&url);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            ended
+        })
+    };
+    for round in 0..10 {
+        for i in 0..3 {
+            rig.webhook(&format!("pg-kill-{round}-{i}"), &hook.url, Must::Deliver);
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let ended = tokio::task::spawn_blocking(move || killer.join().unwrap())
+        .await
+        .unwrap();
+    let fault_ended = Instant::now();
+    assert!(ended > 0, "no session was terminated");
+    rig.settle(SETTLE).await;
+    // Healthy again without a restart: every transaction after the fault
+    // succeeds the first time, whichever pooled connection it gets.
+    for i in 0..30 {
+        let key = format!("pg-kill-after-{i}");
+        if let Err(e) = rig.try_webhook(&key, &hook.url) {
+            panic!("{key}: the store still fails after the fault: {e}");
+        }
+    }
+    rig.settle(SETTLE).await;
+    let mut report = rig.report(
+        "PostgreSQL sessions terminated",
+        &format!(
+            "pg_terminate_backend of keepword's sessions, every 20 ms for 2 s ({ended} ended)"
+        ),
+        fault_ended,
+    );
+    // An outcome whose recording died with its session is sent again when
+    // its lease ends: as uncertain as a crash after the send.
+    report.uncertain += rig.metric("keepword_outbox_lease_lost_total");
+    report.uncertain += unrecorded_retries(&rig);
+    report.assert_kept();
+    // While it lasted: a log line and a metric.
+    let log = rig.log.text();
+    assert!(
+        log.contains("outbox step failed") || log.contains("cannot record sent notifications"),
+        "{log}"
+    );
+    assert!(
+        rig.metrics()
+            .contains("keepword_outbox_database_errors_total"),
+        "{}",
+        rig.metrics()
+    );
+    rig.stop().await;
+}
+
+/// Attempts past the first of rows the receivers took before: each follows
+/// an attempt whose outcome keepword did not keep.
+fn unrecorded_retries(rig: &Rig) -> u64 {
+    let h = rig.history.all();
+    rig.store
+        .with(keepword::store::outbox::all)
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            h.iter()
+                .filter(|d| d.key == r.dedupe_key && d.answer.taken())
+                .count()
+                > 1
+        })
+        .count() as u64
+}
+
+/// Another session holds an exclusive lock on the outbox table for 7 s:
+/// the worker's claim gives up after the lock timeout, says so in its log
+/// and metric while the lock lasts, and delivers once it is released.
+#[tokio::test]
+async fn postgres_table_lock() {
+    use diesel::prelude::*;
+    let db = crate::common::FreshPostgres::new();
+    let mut rig = Rig::start(&db.url, support::free_port());
+    let hook = HttpRecorder::start("hook", &rig.history, |_, _| Act::ok()).await;
+    rig.webhook("pg-lock-warmup", &hook.url, Must::Deliver);
+    rig.settle(SETTLE).await;
+    // The lock is taken before the rows are written, so it holds them.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let url = db.url.clone();
+        std::thread::spawn(move || {
+            let mut c = diesel::pg::PgConnection::establish(&url).unwrap();
+            c.transaction(|c| {
+                diesel::sql_query("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE").execute(c)?;
+                locked_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_secs(7));
+                diesel::QueryResult::Ok(())
+            })
+            .unwrap();
+        })
+    };
+    tokio::task::spawn_blocking(move || locked_rx.recv().unwrap())
+        .await
+        .unwrap();
+    let locked_at = Instant::now();
+    // A writer that queued behind the lock (the service's own enqueue waits
+    // like this, up to its caller's timeout).
+    let enqueue = {
+        let store = rig.store.clone();
+        let url = hook.url.clone();
+        tokio::task::spawn_blocking(move || {
+            (0..3)
+                .map(|i| crate::rig::webhook(&store, &format!("pg-lock-{i}"), &url, Must::Deliver))
+                .collect::<Vec<_>>()
+        })
+    };
+    // While the lock lasts: the claim gives up, in the log and the metric.
+    assert!(
+        support::eventually(Duration::from_secs(20), || rig
+            .metric("keepword_outbox_database_errors_total{stage=\"claim\"}")
+            >= 1)
+        .await,
+        "nothing said while the table was locked: {}",
+        rig.log.text()
+    );
+    assert!(
+        locked_at.elapsed() < Duration::from_secs(7),
+        "the lock was released before anything was said"
+    );
+    assert!(
+        rig.log.text().contains("lock timeout"),
+        "{}",
+        rig.log.text()
+    );
+    tokio::task::spawn_blocking(move || holder.join().unwrap())
+        .await
+        .unwrap();
+    let fault_ended = Instant::now();
+    rig.expected.extend(enqueue.await.unwrap());
+    rig.wake();
+    rig.settle(SETTLE).await;
+    let report = rig.report(
+        "PostgreSQL table lock",
+        "LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE held 7 s by another session",
+        fault_ended,
+    );
+    report.assert_kept();
+    rig.stop().await;
+}

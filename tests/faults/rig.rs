@@ -75,25 +75,52 @@ impl std::io::Write for Log {
 
 /// Enqueues `row` (recorded by the receivers under `key`): what the checker
 /// expects of it.
+/// While a fault lasts the enqueue itself may fail: it is tried again, as a
+/// use case's caller would (a 503 answered, a mail left unread).
 pub fn enqueue(store: &Store, row: store::NewOutbox, key: &str, must: Must) -> Expected {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match try_enqueue(store, &row, key, must) {
+            Ok(e) => return e,
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "enqueue failed; again");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot enqueue {key}: {e}"),
+        }
+    }
+}
+
+/// One attempt at [`enqueue`].
+pub fn try_enqueue(
+    store: &Store,
+    row: &store::NewOutbox,
+    key: &str,
+    must: Must,
+) -> Result<Expected, store::StoreError> {
     let identity = match serde_json::from_str(&row.payload).unwrap() {
         OutboxMessage::Email { message_id, .. } => message_id,
         OutboxMessage::Webhook { webhook_id, .. } => webhook_id.unwrap_or_default(),
         _ => String::new(),
     };
-    assert!(store.transaction(|c| store::enqueue(c, &row)).unwrap());
-    Expected {
+    // `false`: an earlier attempt committed although its answer was lost.
+    store.transaction(|c| store::enqueue(c, row))?;
+    Ok(Expected {
         key: key.to_string(),
         identity,
         must,
-    }
+    })
+}
+
+/// A webhook row with body `{"key": key}` to `url`.
+pub fn webhook_row(key: &str, url: &str) -> store::NewOutbox {
+    let body = serde_json::json!({ "key": key, "text": format!("alert {key}") });
+    new_webhook(url, body, key, chrono::Utc::now()).unwrap()
 }
 
 /// Enqueues a webhook with body `{"key": key}` to `url`.
 pub fn webhook(store: &Store, key: &str, url: &str, must: Must) -> Expected {
-    let body = serde_json::json!({ "key": key, "text": format!("alert {key}") });
-    let row = new_webhook(url, body, key, chrono::Utc::now()).unwrap();
-    enqueue(store, row, key, must)
+    enqueue(store, webhook_row(key, url), key, must)
 }
 
 pub struct Rig {
@@ -148,6 +175,19 @@ impl Rig {
             _log_guard: guard,
             started: Instant::now(),
         }
+    }
+
+    /// Wakes the worker (after rows were enqueued around the rig).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// One attempt to enqueue a webhook: the database's answer.
+    pub fn try_webhook(&mut self, key: &str, url: &str) -> Result<(), store::StoreError> {
+        let e = try_enqueue(&self.store, &webhook_row(key, url), key, Must::Deliver)?;
+        self.expected.push(e);
+        self.wake.notify_one();
+        Ok(())
     }
 
     /// An email with subject `key` to `to`.
