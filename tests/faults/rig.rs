@@ -287,6 +287,26 @@ impl Rig {
         )
     }
 
+    /// The stored rows and the history of the notifications the report
+    /// found lost: what to read when a scenario fails.
+    pub fn explain(&self, report: &Report) -> String {
+        let rows = self.store.with(store::outbox::all).unwrap();
+        let mut out = String::new();
+        for key in &report.lost {
+            for r in rows.iter().filter(|r| &r.dedupe_key == key) {
+                out.push_str(&format!("{r:?}\n"));
+                let id = format!("outbox.id={} ", r.id);
+                for l in self.log.text().lines().filter(|l| l.contains(&id)) {
+                    out.push_str(&format!("  {l}\n"));
+                }
+            }
+            for d in self.history.all().iter().filter(|d| &d.key == key) {
+                out.push_str(&format!("  received {d:?}\n"));
+            }
+        }
+        out
+    }
+
     /// When the last attempt that was not accepted arrived: the end of a
     /// fault the receivers act out by attempt.
     pub fn last_fault(&self) -> Instant {
