@@ -84,7 +84,12 @@ impl SlackSender {
             .json(&body)
             .send()
             .await
-            .map_err(|e| NotifyError::Webhook(format!("Slack: {}", e.without_url())))?;
+            .map_err(|e| {
+                NotifyError::Webhook(format!(
+                    "Slack: {}",
+                    super::webhook::describe_request_error(e)
+                ))
+            })?;
         let status = response.status();
         let retry_after = super::retry_after_secs(
             response

@@ -169,7 +169,7 @@ impl WebhookSender {
                 // (a timeout, a connection lost before the answer): the
                 // receiver may have it.
                 let connected = !(e.is_connect() || e.is_builder());
-                let text = e.without_url().to_string();
+                let text = describe_request_error(e);
                 if connected {
                     NotifyError::Uncertain(format!("webhook: {text}"))
                 } else {
@@ -210,6 +210,24 @@ impl WebhookSender {
             Err(NotifyError::Webhook(format!("{receiver}: {message}")))
         }
     }
+}
+
+/// A request that got no answer, in words: reqwest's own message ("error
+/// sending request") and its causes ("tcp connect error: Connection refused
+/// (os error 111)"), never the URL (Slack and Teams URLs carry a secret).
+pub fn describe_request_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// `v1,` + base64 of HMAC-SHA256 over `{id}.{timestamp}.{body}` (Standard

@@ -184,6 +184,9 @@ struct WorkerMetrics {
     lease_lost: prometheus::IntCounter,
     /// Attempts whose outcome is unknown: the receiver may have it.
     uncertain: IntCounterVec,
+    /// Outcomes given up on after the recording retries: those rows go out
+    /// again when their lease ends, with the same identity.
+    unrecorded: prometheus::IntCounter,
     /// Claims and recordings the database refused (unreachable, a session
     /// ended, a lock held past the lock timeout), by stage.
     database_errors: IntCounterVec,
@@ -211,6 +214,11 @@ impl WorkerMetrics {
                     "Delivery attempts whose outcome is unknown (a timeout after the request was sent, the connection lost before the answer): the receiver may have the notification, and the retry carries the same identity (Message-ID, webhook-id, dedup_key).",
                 ),
                 &["kind"],
+            )
+            .expect("valid metric"),
+            unrecorded: prometheus::IntCounter::new(
+                "outbox_outcomes_unrecorded_total",
+                "Delivery outcomes the database would not take (after retries): their rows are sent again when the lease ends, with the same identity, so a receiver may see them twice.",
             )
             .expect("valid metric"),
             database_errors: IntCounterVec::new(
@@ -320,6 +328,7 @@ impl OutboxWorker {
             Box::new(self.metrics.lease_lost.clone()),
             Box::new(self.metrics.uncertain.clone()),
             Box::new(self.metrics.database_errors.clone()),
+            Box::new(self.metrics.unrecorded.clone()),
         ]
     }
 
@@ -520,6 +529,7 @@ async fn record(
                 }
                 Err(e) => {
                     metrics.database_errors.with_label_values(&["record"]).inc();
+                    metrics.unrecorded.inc_by(outcomes.len() as u64);
                     let ids: Vec<i64> = outcomes
                         .iter()
                         .map(|o| match o {

@@ -33,6 +33,8 @@ pub struct Expected {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Report {
     pub scenario: String,
+    /// `sqlite` or `postgres`.
+    pub backend: String,
     /// What was injected, in words.
     pub injected: String,
     pub expected: usize,
@@ -75,10 +77,10 @@ impl Report {
     }
 
     /// Panics with the whole report unless [`Report::kept`]; appends it as
-    /// one JSON line to `$KEEPWORD_FAULTS_REPORT` when that is set (what
+    /// one JSON line to `$FAULTS_JSONL` when that is set (what
     /// scripts/faults turns into its report).
     pub fn assert_kept(&self) {
-        if let Ok(path) = std::env::var("KEEPWORD_FAULTS_REPORT") {
+        if let Ok(path) = std::env::var("FAULTS_JSONL") {
             use std::io::Write;
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
@@ -88,6 +90,15 @@ impl Report {
             writeln!(f, "{}", serde_json::to_string(self).unwrap()).unwrap();
         }
         assert!(self.kept(), "the delivery promise broke: {self:#?}");
+    }
+}
+
+/// The backend a database URL names.
+pub fn backend_of(url: &str) -> &'static str {
+    if url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "sqlite"
     }
 }
 

@@ -115,7 +115,7 @@ pub async fn kill_nine_after_send(url: &str, bound: Duration) {
         || all_sent(&store),
     )
     .await;
-    let report = check(
+    let mut report = check(
         "kill -9 after send, before record",
         "failpoint outbox-after-send held each delivered row 20 s, then SIGKILL; a new process started",
         &expected,
@@ -124,6 +124,7 @@ pub async fn kill_nine_after_send(url: &str, bound: Duration) {
         bound,
         unrecorded(&store),
     );
+    report.backend = crate::checker::backend_of(url).into();
     report.assert_kept();
     // Each one taken before the kill went again, under its identity.
     assert_eq!(
@@ -169,7 +170,7 @@ pub async fn kill_nine_between_claim_and_send(url: &str, bound: Duration) {
         || all_sent(&store),
     )
     .await;
-    let report = check(
+    let mut report = check(
         "kill -9 between claim and send",
         "failpoint outbox-after-claim held 20 s, then SIGKILL; a new process started",
         &expected,
@@ -178,6 +179,7 @@ pub async fn kill_nine_between_claim_and_send(url: &str, bound: Duration) {
         bound,
         0,
     );
+    report.backend = crate::checker::backend_of(url).into();
     report.assert_kept();
     assert_eq!(report.attempts, 3, "{report:#?}");
     sigterm(&second.child);
@@ -219,7 +221,7 @@ pub async fn outcomes_not_committed(url: &str) {
         all_sent(&store)
     })
     .await;
-    let report = check(
+    let mut report = check(
         "outcomes' commit fails",
         "failpoint outbox-record-before-commit: every recording transaction failed; SIGTERM, a new process",
         &expected,
@@ -228,6 +230,7 @@ pub async fn outcomes_not_committed(url: &str) {
         KILL_BOUND_SQLITE,
         unrecorded(&store),
     );
+    report.backend = crate::checker::backend_of(url).into();
     report.assert_kept();
     sigterm(&second.child);
     assert!(wait_exit(&mut second.child, Duration::from_secs(20)).success());
@@ -256,7 +259,7 @@ pub async fn sigterm_mid_send(url: &str) {
         "stopped without recording the sends in hand: {:?}",
         store.with(outbox::all).unwrap()
     );
-    let report = check(
+    let mut report = check(
         "SIGTERM mid-send",
         "SIGTERM while two sends waited 3 s for their answers",
         &expected,
@@ -265,5 +268,6 @@ pub async fn sigterm_mid_send(url: &str) {
         rig::BOUND,
         0,
     );
+    report.backend = crate::checker::backend_of(url).into();
     report.assert_kept();
 }

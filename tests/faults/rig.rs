@@ -264,11 +264,17 @@ impl Rig {
             .map_or(0, |v| v as u64)
     }
 
-    /// Uncertain attempts, all kinds.
+    /// Attempts after which a receiver may have a notification keepword
+    /// will send again: outcomes unknown (all kinds), outcomes fenced off by
+    /// a lost lease, outcomes the database would not record.
     pub fn uncertain(&self) -> u64 {
         self.metrics()
             .lines()
-            .filter(|l| l.starts_with("keepword_notifications_uncertain_total"))
+            .filter(|l| {
+                l.starts_with("keepword_notifications_uncertain_total")
+                    || l.starts_with("keepword_outbox_lease_lost_total")
+                    || l.starts_with("keepword_outbox_outcomes_unrecorded_total")
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
     }
@@ -276,7 +282,7 @@ impl Rig {
     /// The checker's report on what the receivers recorded; the fault ended
     /// at `fault_ended` (when the receivers stopped acting it out).
     pub fn report(&self, scenario: &str, injected: &str, fault_ended: Instant) -> Report {
-        check(
+        let mut r = check(
             scenario,
             injected,
             &self.expected,
@@ -284,7 +290,12 @@ impl Rig {
             fault_ended,
             BOUND,
             self.uncertain(),
-        )
+        );
+        r.backend = match self.store.backend() {
+            keepword::store::Backend::Sqlite => "sqlite".into(),
+            keepword::store::Backend::Postgres => "postgres".into(),
+        };
+        r
     }
 
     /// The stored rows and the history of the notifications the report
