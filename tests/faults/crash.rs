@@ -271,3 +271,89 @@ pub async fn sigterm_mid_send(url: &str) {
     report.backend = crate::checker::backend_of(url).into();
     report.assert_kept();
 }
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig}");
+}
+
+/// The value of `name` in a process's `/metrics` (0 when absent).
+fn metric_of(port: u16, name: &str) -> u64 {
+    let (_, body, _) = crate::common::binary::get(port, "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Two processes on one PostgreSQL; the first is stopped (SIGSTOP) right
+/// after its sends went out, before it recorded them, and stays stopped past
+/// its lease. The second takes the rows when the lease ends and delivers
+/// them (again, with the same identity); when the first resumes, its late
+/// outcomes are fenced off and counted, not recorded over the second's.
+pub async fn stalled_past_its_lease(url: &str) {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let history = History::default();
+    let hook = HttpRecorder::start("hook", &history, |_, _| Act::ok()).await;
+    let store = Store::open(url).unwrap();
+    let expected = enqueue(&store, &hook.url, "stalled", 3);
+    let mut a = start(
+        dir_a.path(),
+        url,
+        &hook.url,
+        Some("outbox-after-send=sleep(3000)"),
+    );
+    wait_for("a send", Duration::from_secs(20), || {
+        !history.all().is_empty()
+    })
+    .await;
+    signal(&a.child, "-STOP");
+    let stopped = Instant::now();
+    let mut b = start(dir_b.path(), url, &hook.url, None);
+    wait_for(
+        "the second process to deliver after the lease",
+        Duration::from_secs(200),
+        || all_sent(&store),
+    )
+    .await;
+    let taken_over = Instant::now();
+    signal(&a.child, "-CONT");
+    let port = a.port;
+    let fenced = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let n = metric_of(port, "keepword_outbox_lease_lost_total ");
+            if n > 0 || Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        fenced > 0,
+        "the stalled process's late outcomes were not fenced"
+    );
+    let mut report = check(
+        "one of two processes stalled past its lease (SIGSTOP)",
+        "two processes on one PostgreSQL; the first SIGSTOPped after its sends, before recording, for longer than its 120 s lease",
+        &expected,
+        &history.all(),
+        stopped,
+        Duration::from_secs(150),
+        fenced,
+    );
+    report.backend = crate::checker::backend_of(url).into();
+    report.recovered_ms = (taken_over - stopped).as_millis() as u64;
+    report.assert_kept();
+    // The rows stay the second process's: sent once as far as it knows.
+    assert!(all_sent(&store));
+    for p in [&mut a, &mut b] {
+        sigterm(&p.child);
+        assert!(wait_exit(&mut p.child, Duration::from_secs(30)).success());
+    }
+}

@@ -70,3 +70,11 @@ async fn outcomes_not_committed_sqlite() {
     let (_dir, url) = common::fresh_sqlite();
     crash::outcomes_not_committed(&url).await;
 }
+
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "waits out a 2-minute lease; scripts/faults runs it"]
+async fn stalled_past_its_lease_postgres() {
+    let db = common::FreshPostgres::new();
+    crash::stalled_past_its_lease(&db.url).await;
+}

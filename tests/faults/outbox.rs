@@ -792,3 +792,118 @@ async fn sqlite_disk_full() {
 async fn sqlite_disk_full_sqlite() {
     sqlite_disk_full().await;
 }
+
+// ---------------------------------------------------------------- poison output, shown
+
+/// Poison output through the service: a client writes from an address the
+/// mail server refuses (550 at RCPT). Its acknowledgement is parked after
+/// one attempt, the conversation's timeline says so instead of "sent", and
+/// the Rejected page's list names it; a second client's acknowledgement is
+/// not held up.
+async fn refused_acknowledgement_is_shown(url: &str) {
+    use keepword::imap::{FetchedMail, FolderKind};
+    use keepword::service::MailboxContext;
+    let history = support::recorders::History::default();
+    let smtp = SmtpRecorder::start(
+        &history,
+        |rcpt| (rcpt == "nobody@acme.com").then_some("550 5.1.1 <nobody@acme.com>: no such user"),
+        |_| SmtpAct::Accept,
+    )
+    .await;
+    let service = crate::common::shipped_service(url);
+    let mut rig = Rig::start(url, smtp.port);
+    rig.history = history;
+    let mailbox = MailboxContext {
+        name: "support".into(),
+        channel: "email".into(),
+        team: vec!["@example.com".into()],
+        own: vec!["support@example.com".into()],
+    };
+    let now = chrono::Utc::now();
+    let mail = |from: &str, id: &str| FetchedMail {
+        uid: if id.starts_with("<a") { 1 } else { 2 },
+        raw: format!(
+            "From: {from}\r\nTo: support@example.com\r\nSubject: Question {id}\r\n\
+             Message-ID: {id}\r\nDate: {}\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\nHello.\r\n",
+            now.to_rfc2822()
+        )
+        .into_bytes(),
+    };
+    let r = service
+        .ingest_mail_batch(
+            &mailbox,
+            "INBOX",
+            FolderKind::Inbox,
+            7,
+            vec![
+                mail("Nobody <nobody@acme.com>", "<a1@acme.com>"),
+                mail("Jane <jane@acme.com>", "<b1@acme.com>"),
+            ],
+            now,
+        )
+        .unwrap();
+    assert_eq!(r.acknowledged, 2, "{r:?}");
+    rig.wake();
+    let rows = rig.store.with(keepword::store::outbox::all).unwrap();
+    rig.expected.push(crate::checker::Expected {
+        key: "rcpt:nobody@acme.com".into(),
+        identity: String::new(),
+        must: Must::BeRefused,
+    });
+    let jane = rows
+        .iter()
+        .find(|r| r.target.contains("jane"))
+        .expect("Jane's acknowledgement");
+    let subject = match serde_json::from_str(&jane.payload).unwrap() {
+        keepword::notify::OutboxMessage::Email {
+            subject,
+            message_id,
+            ..
+        } => {
+            rig.expected.push(crate::checker::Expected {
+                key: subject.clone(),
+                identity: message_id,
+                must: Must::Deliver,
+            });
+            subject
+        }
+        other => panic!("{other:?}"),
+    };
+    rig.settle(SETTLE).await;
+    let report = rig.report(
+        "poison output: an acknowledgement to a 550 address",
+        "a client's address refused with 550 at RCPT; another client's acknowledgement beside it",
+        rig.started,
+    );
+    report.assert_kept();
+    assert!(rig.history.all_accepted([subject.as_str()].into_iter()));
+
+    let refused = service.refused_notifications(10).unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let n = &refused[0];
+    assert_eq!((n.what, n.kind.as_str()), ("acknowledgement", "email"));
+    assert!(n.error.contains("550"), "{n:?}");
+    let conversation = n
+        .conversation_id
+        .expect("the acknowledgement's conversation");
+    let timeline = service
+        .timeline(conversation, 1, chrono::Utc::now())
+        .unwrap();
+    let ack = timeline
+        .items
+        .iter()
+        .find(|i| i.kind == "ack")
+        .expect("the acknowledgement on the timeline");
+    assert!(
+        ack.title
+            .starts_with("acknowledgement to nobody@acme.com refused: ")
+            && ack.title.contains("550")
+            && ack.title.ends_with("— not retried"),
+        "{}",
+        ack.title
+    );
+    rig.stop().await;
+}
+
+scenarios!(refused_acknowledgement_is_shown);
