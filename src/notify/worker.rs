@@ -347,7 +347,7 @@ impl OutboxWorker {
         .await?;
         // The claim is committed and nothing is sent yet: a crash or a stall
         // here must cost only the lease, never a notification.
-        fail::fail_point!("outbox-after-claim");
+        blocking_failpoint(|| fail::fail_point!("outbox-after-claim"));
         let mut report = StepReport {
             claimed: rows.len(),
             ..StepReport::default()
@@ -668,7 +668,7 @@ impl Delivery {
         if result.is_ok() {
             // The receiver has it and nothing is recorded yet: the window in
             // which a crash sends it twice (with the same identity).
-            fail::fail_point!("outbox-after-send");
+            blocking_failpoint(|| fail::fail_point!("outbox-after-send"));
         }
         let at = self.now + self.started.elapsed();
         match result {
@@ -746,6 +746,21 @@ impl Delivery {
             }
         }
     }
+}
+
+/// Runs a failpoint of the async path (feature `failpoints`; without it the
+/// closure is empty). Its `sleep` blocks the thread, so on a multi-threaded
+/// runtime it runs as blocking code: other tasks move to other threads
+/// instead of waiting behind the stall (a stalled step must not also stall
+/// the HTTP server that a test reads).
+fn blocking_failpoint(hit: impl FnOnce()) {
+    #[cfg(feature = "failpoints")]
+    if tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread
+    {
+        return tokio::task::block_in_place(hit);
+    }
+    hit()
 }
 
 /// Back-off before attempt `attempts + 1`: `base · 2^(attempts-1)`, capped at

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use keepword::store::{Store, outbox};
 
 use crate::checker::{Expected, Must, check};
-use crate::common::binary::{Served, serve_binary, sigterm, wait_exit};
+use crate::common::binary::{Served, serve_binary_as, sigterm, wait_exit};
 use crate::rig;
 use crate::support::recorders::{Act, History, HttpRecorder};
 
@@ -37,7 +37,8 @@ fn start(dir: &Path, url: &str, hook: &str, failpoints: Option<&str>) -> Served 
     if let Some(f) = failpoints {
         env.push(("FAILPOINTS", f));
     }
-    serve_binary(dir, &env)
+    // Its own process group, so that a SIGSTOP holds until the test's SIGCONT.
+    serve_binary_as(dir, &env, true)
 }
 
 /// Every row recorded sent.
@@ -161,7 +162,11 @@ pub async fn kill_nine_between_claim_and_send(url: &str, bound: Duration) {
     first.child.kill().unwrap();
     first.child.wait().unwrap();
     let killed = Instant::now();
-    assert!(history.all().is_empty(), "sent before the kill");
+    assert!(
+        history.all().is_empty(),
+        "sent before the kill; the process said:\n{}",
+        lines(&first)
+    );
 
     let mut second = start(dir.path(), url, &hook.url, None);
     wait_for(
@@ -206,11 +211,17 @@ pub async fn outcomes_not_committed(url: &str) {
     })
     .await;
     let mut said = String::new();
-    wait_for("the log line", Duration::from_secs(20), || {
+    let logged = crate::support::eventually(Duration::from_secs(20), || {
         said.push_str(&lines(&first));
+        said.push('\n');
         said.contains("outcomes not recorded")
     })
     .await;
+    assert!(
+        logged,
+        "no \"outcomes not recorded\" line; the process said:\n{said}\nrows: {:?}",
+        store.with(outbox::all).unwrap()
+    );
     sigterm(&first.child);
     assert!(wait_exit(&mut first.child, Duration::from_secs(20)).success());
     let ended = Instant::now();
@@ -336,7 +347,10 @@ pub async fn stalled_past_its_lease(url: &str) {
     .unwrap();
     assert!(
         fenced > 0,
-        "the stalled process's late outcomes were not fenced"
+        "the stalled process's late outcomes were not fenced; it said:\n{}\nthe other:\n{}\nreceived: {:?}",
+        lines(&a),
+        lines(&b),
+        history.all()
     );
     let mut report = check(
         "one of two processes stalled past its lease (SIGSTOP)",
