@@ -321,9 +321,7 @@ async fn fanout(streams: usize, rounds: usize, url: &str) {
             });
         }
         let wait = Instant::now();
-        while state.service.changes().subscribers() < count
-            && wait.elapsed() < Duration::from_secs(30)
-        {
+        while state.changes.subscribers() < count && wait.elapsed() < Duration::from_secs(30) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let mut results = Vec::new();
@@ -607,7 +605,7 @@ async fn client(n: usize, url: &str) {
         .unwrap();
     let contract = state.contract.current().contract.clone();
     let link = keepword::service::new_client_link(
-        state.service.store(),
+        &keepword::store::Store::open(url).expect("the database opens"),
         &contract,
         &base,
         "acme",
@@ -670,10 +668,10 @@ async fn history(n: usize, empty: &str, full: &str) {
 /// [`seed_history`], each timed (see the module doc).
 async fn measure_history(label: &str, url: &str) {
     {
-        let (base, token, task, state) = serve(url).await;
+        let (base, token, task, _state) = serve(url).await;
         let (http, cookie) = signed_in(&base).await;
-        let long = state
-            .store
+        let long = keepword::store::Store::open(url)
+            .expect("the database opens")
             .with(|c| {
                 use diesel::prelude::*;
                 use keepword::store::schema::conversations::dsl as k;

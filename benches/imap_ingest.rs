@@ -218,7 +218,7 @@ fn mailbox(port: u16) -> MailboxSettings {
 /// The support mailbox's sink into `svc`.
 fn sink(svc: &Service) -> Arc<EmailSink> {
     Arc::new(EmailSink {
-        service: svc.clone(),
+        service: svc.intake.clone(),
         mailbox: MailboxContext {
             name: "support".into(),
             channel: "email".into(),
@@ -398,7 +398,8 @@ async fn ingest(
         let fetched = report.fetched();
         let rate = fetched as f64 / secs;
         let counts = tokio::task::spawn_blocking(move || {
-            svc.store()
+            svc.core
+                .store()
                 .with(|c| {
                     use diesel::prelude::*;
                     #[derive(QueryableByName)]
@@ -474,7 +475,7 @@ fn storage(svc: &Service) -> String {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    svc.store()
+    svc.core.store()
         .with(|c| {
             fn q(c: &mut store::AnyConnection, sql: &str) -> i64 {
                 match c {
@@ -529,7 +530,7 @@ fn storage(svc: &Service) -> String {
 /// ago, bulk-inserted by SQL: the backlog a first retention run empties.
 fn seed_old(svc: &Service, old: usize) {
     use diesel::connection::SimpleConnection;
-    svc.store()
+    svc.core.store()
         .with(|c| {
             match c {
                 store::AnyConnection::Postgresql(c) => c.batch_execute(&format!(
@@ -601,7 +602,7 @@ async fn retention(old: usize, n: usize, url: &str) {
                 let mut ms = Vec::new();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let t = Instant::now();
-                    svc.queue(&Default::default(), 1, Utc::now()).unwrap();
+                    svc.reads.queue(&Default::default(), 1, Utc::now()).unwrap();
                     ms.push(t.elapsed().as_secs_f64() * 1e3);
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -619,6 +620,7 @@ async fn retention(old: usize, n: usize, url: &str) {
                     loop {
                         let b = Instant::now();
                         let r = svc
+                            .deadlines
                             .retention_batch(days, Utc::now(), keepword::service::RETENTION_BATCH)
                             .unwrap();
                         longest = longest.max(b.elapsed().as_secs_f64() * 1e3);

@@ -414,10 +414,18 @@ pub fn config(text: &[u8], scratch: &Path) {
     std::fs::write(scratch, text).expect("write the scratch config");
     match Settings::load_from(Some(scratch), &[]) {
         Ok(s) => {
+            let url = s.public_url.as_str();
             assert!(
-                s.public_url.starts_with("http://") || s.public_url.starts_with("https://"),
-                "accepted public_url {:?}",
-                s.public_url
+                url.starts_with("http://") || url.starts_with("https://"),
+                "accepted public_url {url:?}"
+            );
+            // Parsed once: what was accepted parses again to itself.
+            assert_eq!(
+                url.parse::<keepword::config::PublicUrl>()
+                    .as_ref()
+                    .map(|u| u.as_str()),
+                Ok(url),
+                "public_url round trip"
             );
             // `sqlite:PATH` is accepted too, so ask the store's own parser.
             assert!(

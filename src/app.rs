@@ -13,9 +13,9 @@ use crate::clock::Clock;
 use crate::config::{MailboxSettings, Settings};
 use crate::imap::{self, ImapMetrics};
 use crate::metrics::Metrics;
-use crate::notify::ack::AckTemplates;
 use crate::notify::{self, OutboxWorker};
 use crate::oauth::{OAuthMetrics, TokenSource};
+use crate::outbox::templates::AckTemplates;
 use crate::scheduler;
 use crate::service::connections::Connections;
 use crate::service::{
@@ -29,6 +29,8 @@ use crate::web::{AppState, Auth, head_as_get, headers, routes, track};
 pub struct Application {
     port: u16,
     state: AppState,
+    /// The service's roles; the web holds the ones it needs in `state`.
+    service: Service,
     server: actix_web::dev::Server,
     settings: Settings,
     worker: OutboxWorker,
@@ -115,17 +117,23 @@ impl Application {
             store: store.clone(),
             contract: contract.clone(),
             metrics: metrics.clone(),
-            public_url: settings.public_url.clone(),
-            message_id_domain: notify::message_id_domain(&settings.smtp.from),
+            public_url: settings.public_url.to_string(),
+            message_id_domain: settings.smtp.from.domain(),
             templates,
             clock,
             changes: Changes::for_store(&store),
         });
         let state = AppState {
-            store,
+            sessions: crate::service::sessions::Sessions::new(
+                store.clone(),
+                service.core.clock().clone(),
+            ),
             metrics,
             contract,
-            service,
+            intake: service.intake.clone(),
+            deadlines: service.deadlines.clone(),
+            reads: service.reads.clone(),
+            changes: service.after.changes().clone(),
             auth: Arc::new(Auth {
                 api_tokens: settings.api_tokens.clone(),
                 github_secret: settings.github.webhook_secret.clone(),
@@ -140,7 +148,7 @@ impl Application {
                 Dashboard::new(
                     settings.dashboard_password.clone(),
                     settings.wall_tokens.clone(),
-                    &settings.public_url,
+                    settings.public_url.as_str(),
                 )
                 .with_connections(connections.clone())
                 .with_sign_in_pages(
@@ -199,6 +207,7 @@ impl Application {
         Ok(Application {
             port,
             state,
+            service,
             server,
             settings,
             worker,
@@ -215,6 +224,10 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    pub fn service(&self) -> &Service {
+        &self.service
     }
 
     /// The one stop signal of this process: cancelling it (main does, on
@@ -234,24 +247,28 @@ impl Application {
         let shutdown = self.state.stopping.clone();
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
-        let scheduler = tokio::spawn(scheduler::run(self.state.service.clone(), shutdown.clone()));
+        let scheduler = tokio::spawn(scheduler::run(
+            self.service.deadlines.clone(),
+            self.service.after.plan().clone(),
+            shutdown.clone(),
+        ));
         let retention = self.settings.retention.bodies.map(|days| {
             tokio::spawn(crate::retention::run(
-                self.state.service.clone(),
+                self.service.deadlines.clone(),
                 days,
                 shutdown.clone(),
             ))
         });
         let outbox = tokio::spawn(
             self.worker
-                .run(shutdown.clone(), self.state.service.outbox_wake()),
+                .run(shutdown.clone(), self.service.after.outbox_wake()),
         );
         let pollers: Vec<_> = self
             .mailboxes
             .into_iter()
             .map(|(settings, context)| {
                 tokio::spawn(imap::poll_mailbox(
-                    self.state.service.clone(),
+                    self.service.intake.clone(),
                     settings,
                     context,
                     self.imap_metrics.clone(),
@@ -266,13 +283,13 @@ impl Application {
             tokio::spawn(async move { tokens.keep_fresh(stop).await })
         };
         let health = tokio::spawn(watch_health(
-            self.state.service.clone(),
+            self.service.deadlines.clone(),
             self.connections.clone(),
             self.settings.ops_contact.clone(),
             shutdown.clone(),
         ));
         if let Some(mut reload) = reload {
-            let service = self.state.service.clone();
+            let service = self.service.deadlines.clone();
             let path = self.settings.contract.clone();
             let token = shutdown.clone();
             tokio::spawn(async move {
@@ -307,9 +324,9 @@ impl Application {
         renewal.await?;
         // Events accepted for clients that went away are stored before the
         // process ends, and no writer is inside the database driver at exit.
-        let service = self.state.service.clone();
-        tokio::task::spawn_blocking(move || service.stop_event_writers()).await?;
-        let changes = self.state.service.changes().clone();
+        let intake = self.service.intake.clone();
+        tokio::task::spawn_blocking(move || intake.stop_event_writers()).await?;
+        let changes = self.service.after.changes().clone();
         tokio::task::spawn_blocking(move || changes.stop()).await?;
         tracing::info!("stopped");
         Ok(())
@@ -323,7 +340,7 @@ const HEALTH_TICK: std::time::Duration = std::time::Duration::from_secs(15);
 /// or has not been read for ten minutes, and when it recovers (see
 /// `service::health`). Without an `ops_contact` it only logs.
 async fn watch_health(
-    service: crate::service::Service,
+    service: crate::service::Deadlines,
     connections: Arc<Connections>,
     ops_contact: Option<String>,
     shutdown: CancellationToken,

@@ -628,19 +628,9 @@ fn email_channel(contract: &Contract) -> String {
         .unwrap_or_else(|| "email".into())
 }
 
-/// "1h 05m" — business time for people.
+/// Business time for people, as pages and alerts say it; "—" for none.
 pub fn business_words(secs: Option<i64>) -> String {
-    match secs {
-        None => "—".into(),
-        Some(s) => {
-            let (h, m) = (s / 3600, s % 3600 / 60);
-            if h > 0 {
-                format!("{h}h {m:02}m")
-            } else {
-                format!("{m}m")
-            }
-        }
-    }
+    secs.map_or("—".into(), crate::calendar::business_words)
 }
 
 fn pct(p: Option<f64>) -> String {

@@ -21,8 +21,9 @@
 //!   enums and UTC instants at its boundary, backend differences inside.
 //! - [`imap`]: the IMAP poller (connection, poller loop, the mailbox lease),
 //!   feeding the service's mail port.
-//! - [`notify`]: the transactional outbox worker — SMTP and webhooks — and the
-//!   acknowledgement templates.
+//! - [`notify`]: the transactional outbox's worker and senders — SMTP,
+//!   webhooks, Teams, PagerDuty, Opsgenie, Slack — delivering what use cases
+//!   queued in the message model of [`outbox`] (rows and templates).
 //! - [`scheduler`]: sleeps until the earliest due, or until woken or the clock
 //!   moves; runs one due-work step.
 //! - [`retention`]: the daily job removing bodies past `[retention] bodies`.
@@ -30,7 +31,8 @@
 //!   page; one error mapping.
 //! - [`tls`]: TLS roots (public plus a private CA file) for IMAP and SMTP.
 //!
-//! Around them: [`clock`] (the only reader of the system clock), [`config`]
+//! Around them: [`clock`] (the only reader of the system clock, but for an
+//! OAuth token's expiry, which is the provider's wall time), [`config`]
 //! (settings from defaults, file and `KEEPWORD_*` env), [`metrics`] (one
 //! registry the app owns) and [`app`] (wiring; only `main` uses it).
 
@@ -45,6 +47,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod notify;
 pub mod oauth;
+pub mod outbox;
 pub mod retention;
 pub mod scheduler;
 pub mod service;

@@ -432,7 +432,7 @@ fn client_link(config: Option<PathBuf>, id: &str) -> anyhow::Result<()> {
     let link = keepword::service::new_client_link(
         &store,
         &loaded.contract,
-        &settings.public_url,
+        settings.public_url.as_str(),
         id,
         keepword::clock::Clock::system().now(),
     )

@@ -1,5 +1,5 @@
 //! The daily retention job (README, "Retention"): at start and then once a
-//! day of the service's clock, [`Service::apply_retention`] removes what is
+//! day of the service's clock, [`Deadlines::apply_retention`] removes what is
 //! older than `[retention] bodies`, a small batch at a time with a pause
 //! between batches, so ingest and pages never wait behind it for long.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Days;
-use crate::service::Service;
+use crate::service::Deadlines;
 
 /// Between two runs.
 const EVERY: chrono::Duration = chrono::Duration::days(1);
@@ -17,7 +17,7 @@ const PAUSE: Duration = Duration::from_millis(20);
 /// Longest sleep without looking at the clock again.
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
 
-pub async fn run(service: Service, days: Days, shutdown: CancellationToken) {
+pub async fn run(service: Deadlines, days: Days, shutdown: CancellationToken) {
     let mut next = service.now();
     loop {
         if service.now() >= next {

@@ -57,6 +57,7 @@
 mod duration;
 pub mod explain;
 mod table;
+mod words;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -68,6 +69,7 @@ use chrono_tz::Tz;
 pub use duration::{BusinessDuration, DurationParseError};
 pub use explain::{Explanation, explain};
 use table::{FIRST_YEAR, LAST_YEAR, NANOS, YearTable, day_intervals, resolve_day_seconds};
+pub use words::business_words;
 
 /// Seconds since local midnight; `end` may be 86_400 (`24:00`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

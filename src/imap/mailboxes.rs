@@ -9,10 +9,9 @@ use tokio_util::sync::CancellationToken;
 use super::{ImapMetrics, MailboxPoller};
 use crate::config::{MailboxSettings, Settings};
 use crate::contract::{ChannelKind, Contract};
-use crate::notify;
 use crate::oauth::TokenSource;
 use crate::service::connections::Connections;
-use crate::service::{EmailSink, MailboxContext, Service};
+use crate::service::{EmailSink, Intake, MailboxContext};
 
 /// What each configured mailbox feeds; a mailbox naming a channel the
 /// contract lacks (or one that is not `email`) stops the start.
@@ -37,7 +36,7 @@ pub fn mailbox_contexts(
                 channel.kind.as_str()
             );
         }
-        let mut own = vec![notify::address_of(&settings.smtp.from)];
+        let mut own = vec![settings.smtp.from.address()];
         own.extend(channel.address.clone());
         if mb.username.contains('@') {
             own.push(mb.username.clone());
@@ -58,7 +57,7 @@ pub fn mailbox_contexts(
 /// Polls one mailbox while this process holds its lease (one poller per
 /// mailbox across processes sharing a PostgreSQL).
 pub async fn poll_mailbox(
-    service: Service,
+    service: Intake,
     settings: MailboxSettings,
     context: MailboxContext,
     metrics: ImapMetrics,
@@ -68,9 +67,9 @@ pub async fn poll_mailbox(
 ) {
     let name = settings.name.clone();
     let lease = loop {
-        let store = service.store().clone();
+        let intake = service.clone();
         let n = name.clone();
-        match tokio::task::spawn_blocking(move || store.try_lease_mailbox(&n)).await {
+        match tokio::task::spawn_blocking(move || intake.try_lease_mailbox(&n)).await {
             Ok(Ok(Some(lease))) => break lease,
             Ok(Ok(None)) => tracing::debug!(mailbox = %name, "another process polls this mailbox"),
             Ok(Err(e)) => tracing::warn!(mailbox = %name, error = %e, "cannot lease mailbox"),

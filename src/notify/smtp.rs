@@ -56,10 +56,7 @@ impl SmtpSender {
         settings: &SmtpSettings,
         tokens: Option<TokenSource>,
     ) -> Result<SmtpSender, NotifyError> {
-        let from: Mailbox = settings
-            .from
-            .parse()
-            .map_err(|e| NotifyError::Invalid(format!("smtp.from `{}`: {e}", settings.from)))?;
+        let from: Mailbox = settings.from.mailbox().clone();
         let oauth = match (settings.auth, tokens) {
             (AuthMethod::Password, _) => None,
             (AuthMethod::Oauth2, Some(tokens)) => Some(std::sync::Arc::new(
@@ -244,21 +241,9 @@ fn header_name(name: &str) -> Result<HeaderName, NotifyError> {
         .map_err(|_| NotifyError::Invalid(format!("`{name}` is not a valid header name")))
 }
 
-/// A header a caller may add: a printable-ASCII name, and a value without
-/// line breaks (which would let it inject further headers).
+/// A header a caller may add (the model's rule, checked again at send).
 pub fn check_header(name: &str, value: &str) -> Result<(), NotifyError> {
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
-        return Err(NotifyError::Invalid(format!(
-            "`{name}` is not a valid header name"
-        )));
-    }
-    header_name(name)?;
-    if value.contains(['\r', '\n']) {
-        return Err(NotifyError::Invalid(format!(
-            "header `{name}` has a line break in its value"
-        )));
-    }
-    Ok(())
+    Ok(crate::outbox::check_header(name, value)?)
 }
 
 #[cfg(test)]

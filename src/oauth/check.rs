@@ -187,11 +187,7 @@ pub async fn run(
     }
     if check_smtp {
         let s = &settings.smtp;
-        let from: lettre::message::Mailbox = s
-            .from
-            .parse()
-            .map_err(|e| format!("smtp.from `{}`: {e}", s.from))?;
-        let transport = super::smtp::OAuthTransport::new(s, &from, tokens.clone());
+        let transport = super::smtp::OAuthTransport::new(s, s.from.mailbox(), tokens.clone());
         let got = tokens.token(name, transport.user()).await;
         steps.push(token_step(transport.user(), &got));
         if got.is_ok() {

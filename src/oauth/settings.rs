@@ -1,6 +1,6 @@
 //! The `[oauth.NAME]` credentials and the `auth`/`oauth`/`sasl` keys of
 //! mailboxes and `[smtp]`: types, provider defaults, and the checks serde
-//! cannot make. Kept apart from `config.rs` so the OAuth keys live in one
+//! cannot make. Kept apart from `config/` so the OAuth keys live in one
 //! place.
 
 use std::collections::BTreeMap;

@@ -127,7 +127,7 @@ impl Connections {
             .then(|| s.oauth.clone())
             .flatten();
         let username = if s.auth == AuthMethod::Oauth2 && s.username.is_empty() {
-            crate::notify::address_of(&s.from)
+            s.from.address()
         } else {
             s.username.clone()
         };
@@ -144,10 +144,7 @@ impl Connections {
             },
             tokens,
             pending: Mutex::new(std::collections::HashMap::new()),
-            redirect_uri: format!(
-                "{}/oauth/callback",
-                settings.public_url.trim_end_matches('/')
-            ),
+            redirect_uri: format!("{}/oauth/callback", settings.public_url),
         }
     }
 

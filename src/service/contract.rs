@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 
-use super::{Service, ServiceError};
+use super::{Deadlines, Reads, ServiceError};
 use crate::contract::Contract;
 use crate::store;
 
@@ -169,12 +169,12 @@ pub fn record_version(
     Ok(())
 }
 
-impl Service {
+impl Deadlines {
     /// Re-reads the contract file. An invalid new contract is rejected,
     /// logged and counted; the previous version stays in force. Blocking.
     pub fn reload_contract(&self, path: &Path) -> Reload {
         let rejected = |reason: String| {
-            self.inner.metrics.contract_reload_failures.inc();
+            self.metrics().contract_reload_failures.inc();
             tracing::error!(errors = %reason, "contract reload rejected; previous version stays in force");
             Reload::Rejected { reason }
         };
@@ -182,19 +182,19 @@ impl Service {
             Ok(l) => l,
             Err(errors) => return rejected(errors.to_string()),
         };
-        if loaded.version == self.inner.contract.current().version {
+        if loaded.version == self.contract().current().version {
             // The same text may resolve to new secrets (a rotated key): the
             // reloaded targets take over; there is no new version to store.
-            self.inner.contract.replace(loaded);
+            self.contract().replace(loaded);
             tracing::info!("contract reloaded: unchanged");
             return Reload::Unchanged;
         }
-        if let Err(e) = record_version(&self.inner.store, &loaded, self.now()) {
+        if let Err(e) = record_version(self.store(), &loaded, self.now()) {
             return rejected(format!("cannot store the new contract version: {e}"));
         }
         let version = loaded.version.clone();
         tracing::info!(contract.version = %version, "contract reloaded");
-        self.inner.contract.replace(loaded);
+        self.contract().replace(loaded);
         Reload::Replaced { version }
     }
 }
@@ -223,7 +223,7 @@ pub struct VersionChanges {
     pub agreements: Vec<crate::contract::Change>,
 }
 
-impl Service {
+impl Reads {
     /// Every stored contract version, newest first (by effective date, then
     /// by when it was first loaded), each with its decision and what changed
     /// from the one before it. Changes clients do not see (contacts,
@@ -244,7 +244,7 @@ impl Service {
         let rows = store::contract_versions_list(conn)?;
         let mut versions = Vec::with_capacity(rows.len());
         for row in rows {
-            match self.contract_version(conn, &row.version) {
+            match self.core.contract_version(conn, &row.version) {
                 Ok(c) => versions.push((row.first_loaded_at, c)),
                 // A version the validator no longer accepts cannot be
                 // compared; the page lists the others rather than failing.
@@ -254,7 +254,7 @@ impl Service {
             }
         }
         versions.sort_by_key(|(loaded, c)| (c.info().effective, *loaded));
-        let in_force = self.inner.contract.current().version.clone();
+        let in_force = self.contract().current().version.clone();
         let mut list = Vec::with_capacity(versions.len());
         for (i, (_, c)) in versions.iter().enumerate() {
             let all = match i.checked_sub(1).map(|p| &versions[p].1) {

@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::*;
 use crate::backtest::percentile;
 use crate::calendar::{Calendar, explain::Skip};
+use crate::sla::Health;
 use crate::store::{QueueFilter, TimerRow};
 
 /// Rows per queue page.
@@ -24,17 +25,9 @@ pub const TIMELINE_PAGE: usize = 100;
 /// what a request holds in memory) whatever the mail.
 pub const BODY_PREVIEW_CHARS: i32 = 4_000;
 
-/// "2 h 10 m", "3 d 4 h" (business days of 24 h are not a thing: this is
-/// business *time*, so hours run on).
+/// A span of business time in words ([`crate::calendar::business_words`]).
 pub fn span_words(d: TimeDelta) -> String {
-    let s = d.num_seconds().max(0);
-    let (h, m) = (s / 3600, s % 3600 / 60);
-    match (h, m) {
-        (0, 0) if s > 0 => "under 1 m".into(),
-        (0, m) => format!("{m} m"),
-        (h, 0) => format!("{h} h"),
-        (h, m) => format!("{h} h {m:02} m"),
-    }
+    crate::calendar::business_words(d.num_seconds())
 }
 
 /// "Tue 10:00" within the coming or past week, else "Tue 3 Dec 2026 10:00", in
@@ -48,11 +41,11 @@ pub fn local_words(t: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
     }
 }
 
-pub fn health_words(h: &str) -> (&'static str, &'static str) {
+pub fn health_words(h: Health) -> (&'static str, &'static str) {
     match h {
-        "breached" => ("breached", "✖"),
-        "at_risk" => ("at risk", "▲"),
-        _ => ("on track", "●"),
+        Health::Breached => ("breached", "✖"),
+        Health::AtRisk => ("at risk", "▲"),
+        Health::OnTrack => ("on track", "●"),
     }
 }
 
@@ -207,14 +200,14 @@ type Resolved = Option<Arc<(Policy, Arc<Contract>)>>;
 /// Policies by (contract version, request type, client), built once per
 /// page: a page of 50 rows shares a handful.
 struct Policies<'s> {
-    service: &'s Service,
+    core: &'s Core,
     cache: HashMap<(String, String, String), Resolved>,
 }
 
 impl<'s> Policies<'s> {
-    fn new(service: &'s Service) -> Self {
+    fn new(core: &'s Core) -> Self {
         Policies {
-            service,
+            core,
             cache: HashMap::new(),
         }
     }
@@ -232,7 +225,7 @@ impl<'s> Policies<'s> {
         if let Some(p) = self.cache.get(&key) {
             return Ok(p.clone());
         }
-        let contract = self.service.contract_version(conn, &c.contract_version)?;
+        let contract = self.core.contract_version(conn, &c.contract_version)?;
         let client = (c.client_id != UNKNOWN_CLIENT).then_some(c.client_id.as_str());
         let p = Policy::from_contract(&contract, &c.request_type, client)
             .map(|p| Arc::new((p, contract)));
@@ -256,7 +249,7 @@ fn paused_words(c: &ConversationRow, now: DateTime<Utc>, tz: Tz) -> String {
     }
 }
 
-impl Service {
+impl Reads {
     /// One page of the queue (README, "The team dashboard"), most urgent first: a fixed few
     /// queries whatever the page or the number of conversations.
     pub fn queue(
@@ -266,13 +259,13 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<QueueView, ServiceError> {
         let page = page.max(1);
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         let zone = current.contract.info().timezone;
         self.store()
             .snapshot(|conn| -> Result<QueueView, StoreError> {
                 let offset = (page - 1).saturating_mul(QUEUE_PAGE);
                 let p = store::queue_page(conn, filter, offset, QUEUE_PAGE)?;
-                let mut policies = Policies::new(self);
+                let mut policies = Policies::new(&self.core);
                 let mut rows = Vec::with_capacity(p.rows.len());
                 for c in p.rows {
                     let pol = policies
@@ -280,17 +273,14 @@ impl Service {
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     rows.push(queue_row(&c, pol.as_deref(), &current.contract, now));
                 }
-                let count = |h: &str| p.by_health.iter().find(|(k, _)| k == h).map_or(0, |x| x.1);
-                let counts = ["breached", "at_risk", "on_track"]
+                let count =
+                    |h: Health| p.by_health.iter().find(|(k, _)| *k == h).map_or(0, |x| x.1);
+                let counts = [Health::Breached, Health::AtRisk, Health::OnTrack]
                     .into_iter()
                     .map(|h| {
                         let (word, icon) = health_words(h);
                         HealthCount {
-                            health: match h {
-                                "breached" => "breached",
-                                "at_risk" => "at_risk",
-                                _ => "on_track",
-                            },
+                            health: h.as_str(),
                             word,
                             icon,
                             count: count(h),
@@ -318,13 +308,13 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Timeline, ServiceError> {
         // Bodies are left out here: only the page's are read, cut short.
-        let read = self.inner.store.snapshot(|conn| {
+        let read = self.store().snapshot(|conn| {
             let Some(c) = store::conversation(conn, id)? else {
                 return Err(ServiceError::NotFound(format!("conversation {id}")));
             };
             let messages = store::message_heads_of(conn, id)?;
             let fired = store::fired_steps_of(conn, id)?;
-            let contract = self.contract_version(conn, &c.contract_version)?;
+            let contract = self.core.contract_version(conn, &c.contract_version)?;
             let (steps, pause) = self.steps_and_pause(conn, &c, now)?;
             let ack = store::outbox::by_dedupe_key(conn, &format!("ack:{id}"))?;
             Ok((c, messages, fired, contract, steps, pause, ack))
@@ -543,8 +533,7 @@ impl Service {
             items.into_iter().skip(skip).take(TIMELINE_PAGE).collect();
         let shown: Vec<i64> = items.iter().filter_map(|i| i.message_id).collect();
         let previews: std::collections::HashMap<i64, store::BodyPreview> = self
-            .inner
-            .store
+            .store()
             .with(|conn| store::body_previews(conn, &shown, BODY_PREVIEW_CHARS))?
             .into_iter()
             .map(|p| (p.message_id, p))
@@ -597,7 +586,7 @@ impl Service {
             }
             pause.push('.');
         }
-        let (health_word, health_icon) = health_words(c.health.as_str());
+        let (health_word, health_icon) = health_words(c.health);
         Ok(Timeline {
             id: c.id,
             client: contract.client_name(&c.client_id),
@@ -626,14 +615,15 @@ impl Service {
 
     /// The whole body of message `message` of conversation `id`.
     pub fn message_body(&self, id: i64, message: i64) -> Result<String, ServiceError> {
-        self.inner
-            .store
+        self.store()
             .with(|conn| store::message_body(conn, id, message))?
             .ok_or_else(|| {
                 ServiceError::NotFound(format!("message {message} of conversation {id}"))
             })
     }
+}
 
+impl Deadlines {
     /// Sets a conversation's status (the API's solve; the dashboard's solve,
     /// reopen, mark waiting on client): recorded as a status event, so the timeline shows
     /// it and the engine derives the timers from it like any other event.
@@ -644,7 +634,7 @@ impl Service {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
-        let effects = self.inner.store.transaction(|conn| {
+        let effects = self.store().transaction(|conn| {
             let conv = store::conversation(conn, id)?
                 .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))?;
             store::insert_message(
@@ -670,10 +660,12 @@ impl Service {
             )?;
             self.refresh(conn, &conv, now)
         })?;
-        self.apply(effects);
+        self.after.apply(effects);
         Ok(())
     }
+}
 
+impl Reads {
     /// Compliance over conversations opened in `[from, to)`: per request
     /// type, client and timer. `% met` is met / (met + missed) — the
     /// backtest's rule, so the same mail gives the same figure in both.
@@ -682,7 +674,7 @@ impl Service {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ComplianceRow>, ServiceError> {
-        let (convs, timers) = self.inner.store.snapshot(|conn| {
+        let (convs, timers) = self.store().snapshot(|conn| {
             let convs = store::opened_between(conn, from, to)?;
             let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
             let timers = store::timers_of_many(conn, &ids)?;
@@ -702,11 +694,11 @@ impl Service {
         timers: &HashMap<i64, Vec<TimerRow>>,
         calendars: &mut Calendars,
     ) -> Vec<ComplianceRow> {
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         let mut rows: BTreeMap<(String, String, &'static str), (ComplianceRow, Vec<i64>)> =
             BTreeMap::new();
         for c in convs {
-            let cal = calendars.of(self, c);
+            let cal = calendars.of(&self.core, c);
             let empty = Vec::new();
             let ts: &Vec<TimerRow> = timers.get(&c.id()).unwrap_or(&empty);
             let mut seen_kinds: Vec<Timer> = Vec::new();
@@ -823,7 +815,7 @@ tallied!(ConversationRow, store::RecordRow);
 pub(crate) struct Calendars(HashMap<(String, String, String), Option<Calendar>>);
 
 impl Calendars {
-    pub(crate) fn of(&mut self, service: &Service, c: &impl Tallied) -> Option<Calendar> {
+    pub(crate) fn of(&mut self, core: &Core, c: &impl Tallied) -> Option<Calendar> {
         let (version, type_id, client_id) = (c.contract_version(), c.request_type(), c.client_id());
         if let Some(cal) = self.0.get(&(
             version.to_string(),
@@ -832,11 +824,10 @@ impl Calendars {
         )) {
             return cal.clone();
         }
-        let cal = service
+        let cal = core
             .store()
             .with(|conn| {
-                service
-                    .contract_version(conn, version)
+                core.contract_version(conn, version)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))
             })
             .ok()
@@ -1040,7 +1031,7 @@ fn queue_row(
         }
         due = format!("due {}", local_words(at, now, tz));
     }
-    let (health_word, health_icon) = health_words(c.health.as_str());
+    let (health_word, health_icon) = health_words(c.health);
     QueueRow {
         id: c.id,
         client_id: c.client_id.clone(),

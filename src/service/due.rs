@@ -13,11 +13,11 @@ pub struct DueReport {
     pub next_check: Option<DateTime<Utc>>,
 }
 
-impl Service {
+impl Deadlines {
     /// One scheduler step: every conversation whose check time has come is
     /// re-evaluated at `now`; what fell due fires.
     pub fn due_work(&self, now: DateTime<Utc>) -> Result<DueReport, ServiceError> {
-        let (count, fired, effects) = self.inner.store.transaction(|conn| {
+        let (count, fired, effects) = self.store().transaction(|conn| {
             let due = store::claim_due_conversations(conn, now, DUE_BATCH)?;
             let mut all = Effects::default();
             let mut fired = 0;
@@ -35,8 +35,8 @@ impl Service {
             all.notified |= digests.digests > 0;
             Ok::<_, ServiceError>((due.len(), fired, all))
         })?;
-        self.apply(effects);
-        let next_check = self.inner.store.with(|c| {
+        self.after.apply(effects);
+        let next_check = self.store().with(|c| {
             let conversation = store::earliest_check(c)?;
             let digest = store::outbox::earliest_digest(c)?;
             Ok::<_, StoreError>(match (conversation, digest) {

@@ -10,11 +10,11 @@ use sha2::{Digest, Sha256};
 
 use super::intake::{self, ConversationBatch, Target};
 use super::mailbox::{FetchedMail, FolderCheckpoint, MailSink};
-use super::{Effects, Opening, Service, ServiceError};
+use super::{Effects, Intake, Opening, ServiceError};
 use crate::contract::{Contract, UNKNOWN_CLIENT};
 use crate::ingest::email::FolderKind;
 use crate::ingest::email::{self, MemoryThreadIndex, ParsedEmail, Route, Team, is_team_address};
-use crate::notify::{self, EmailDraft};
+use crate::outbox::{self, EmailDraft};
 use crate::sla::Direction;
 use crate::store::{self, AnyConnection, Checkpoint, ConversationRow, NewMessage, StoreError};
 
@@ -312,7 +312,7 @@ fn thread_index(
     Ok((index, rows))
 }
 
-impl Service {
+impl Intake {
     /// Stores a batch from one folder and moves its checkpoint to
     /// `(uidvalidity, highest uid)` in the same transaction.
     ///
@@ -337,7 +337,7 @@ impl Service {
         let Some(last_uid) = batch.iter().map(|m| m.uid).max() else {
             return Ok(MailBatchReport::default());
         };
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         let contract = &current.contract;
         let prepared = prepare_all(&batch, mb, kind, contract, now);
         let checkpoint = |conn: &mut AnyConnection| {
@@ -354,7 +354,7 @@ impl Service {
             .map_err(ServiceError::from)
         };
         let stored = intake::store_each_on_refusal(
-            &self.inner.store,
+            self.store(),
             &prepared,
             |conn, mails| self.store_mails(conn, mb, mails, contract, now),
             |conn, p, e| {
@@ -382,7 +382,7 @@ impl Service {
             ensured,
         } = stored;
         self.clients_committed(contract, ensured);
-        let m = &self.inner.metrics;
+        let m = self.metrics();
         for (direction, n) in directions {
             m.messages
                 .with_label_values(&[&mb.channel, direction])
@@ -400,9 +400,9 @@ impl Service {
         }
         m.count_acknowledgements(report.acknowledged, report.suppressed, report.ack_failed);
         let acked = report.acknowledged > 0;
-        self.apply(effects);
+        self.after.apply(effects);
         if acked {
-            self.inner.outbox_wake.notify_one();
+            self.after.outbox_wake.notify_one();
         }
         Ok(report)
     }
@@ -655,9 +655,9 @@ impl Service {
         let Some(due) = due else {
             return suppressed("no first-response promise");
         };
-        let contract_url = self.contract_url(contract);
+        let contract_url = self.core.contract_url(contract);
         let client = (conv.client_id != UNKNOWN_CLIENT).then_some(conv.client_id.as_str());
-        let mut cx = notify::ack::ack_context(
+        let mut cx = outbox::templates::ack_context(
             contract,
             &conv.request_type,
             client,
@@ -667,16 +667,16 @@ impl Service {
             &contract_url,
             &contract.info().name,
         );
-        let status_url = link.status_token.map(|t| self.status_url(t));
+        let status_url = link.status_token.map(|t| self.core.status_url(t));
         cx.status_url = status_url.clone();
         if let Some(name) = mail
             .from
             .as_ref()
-            .and_then(|a| notify::ack::greeting_name(a.name.as_deref()))
+            .and_then(|a| outbox::templates::greeting_name(a.name.as_deref()))
         {
             cx.greeting_name = Some(name);
         }
-        let rendered = match self.inner.templates.render(&cx) {
+        let rendered = match self.core.templates().render(&cx) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "acknowledgement template failed");
@@ -694,7 +694,7 @@ impl Service {
             headers.push(("In-Reply-To".into(), id.clone()));
             headers.push(("References".into(), refs.join(" ")));
         }
-        let (row, message_id) = match notify::new_email_with_id(
+        let (row, message_id) = match outbox::new_email_with_id(
             EmailDraft {
                 to: vec![from.to_string()],
                 subject: rendered.subject.clone(),
@@ -702,7 +702,7 @@ impl Service {
                 html: Some(rendered.html),
                 headers,
             },
-            &self.inner.message_id_domain,
+            self.core.message_id_domain(),
             format!("ack:{}", conv.id),
             now,
         ) {
@@ -725,7 +725,7 @@ impl Service {
             // The token is kept only as a hash (README, "HTTP API"): the team's copy
             // of the acknowledgement names the link without it.
             body: match &status_url {
-                Some(url) => rendered.text.replace(url, &self.status_url("…")),
+                Some(url) => rendered.text.replace(url, &self.core.status_url("…")),
                 None => rendered.text,
             },
             message_id: Some(message_id),
@@ -743,7 +743,7 @@ impl Service {
 
 /// The database side of one mailbox, for its IMAP poller.
 pub struct EmailSink {
-    pub service: Service,
+    pub service: Intake,
     pub mailbox: MailboxContext,
 }
 

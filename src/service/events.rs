@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::intake::{self, ConversationBatch, Target};
 use super::*;
 
-/// What [`Service::record_event`] did.
+/// What [`Intake::record_event`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     pub message_id: i64,
@@ -121,7 +121,7 @@ impl intake::Refusal for RecordError {
     }
 }
 
-impl Service {
+impl Intake {
     /// Stores an event once and brings its conversation up to date, in a
     /// transaction of its own.
     pub fn record_event(
@@ -205,22 +205,22 @@ impl Service {
     }
 
     fn writers(&self) -> std::sync::MutexGuard<'_, EventWriters> {
-        self.inner
-            .event_writers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.event_writers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One writer thread per shard, as many as the store says. A writer
-    /// holds the service weakly, so it also ends when the service is dropped
-    /// (its queue closes).
+    /// One writer thread per shard, as many as the store says. A writer's
+    /// intake holds no queue of its own, so it ends when the service's
+    /// queues close (at shutdown, or when the service is dropped).
     fn start_writers(&self) -> EventWriters {
-        let n = self.inner.store.event_writers();
+        let n = self.store().event_writers();
         let mut senders = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
             let (tx, mut rx) = tokio::sync::mpsc::channel::<Queued>(EVENT_QUEUE);
-            let weak = Arc::downgrade(&self.inner);
+            let writer = Intake {
+                event_writers: Arc::new(Mutex::new(EventWriters::Stopped)),
+                ..self.clone()
+            };
             let spawned = std::thread::Builder::new()
                 .name(format!("keepword-events-{i}"))
                 .spawn(move || {
@@ -232,8 +232,7 @@ impl Service {
                                 Err(_) => break,
                             }
                         }
-                        let Some(inner) = weak.upgrade() else { break };
-                        Service { inner }.write_batch(batch);
+                        writer.write_batch(batch);
                     }
                 });
             match spawned {
@@ -250,8 +249,7 @@ impl Service {
     fn write_batch(&self, batch: Vec<Queued>) {
         let (checked, replies): (Vec<Checked>, Vec<_>) =
             batch.into_iter().map(|q| (q.checked, q.reply)).unzip();
-        self.inner
-            .metrics
+        self.metrics()
             .event_batch_size
             .observe(checked.len() as f64);
         // A panic fails this batch's requests, not the writer: the next
@@ -280,7 +278,7 @@ impl Service {
         raw: Option<Vec<u8>>,
         now: DateTime<Utc>,
     ) -> Result<Checked, ServiceError> {
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         let contract = &current.contract;
         if contract.channel(&ev.channel).is_none() {
             let known: Vec<&str> = contract.channels().iter().map(|c| c.id.as_str()).collect();
@@ -323,13 +321,13 @@ impl Service {
     /// event is stored again alone, so one bad event fails only itself.
     /// Results are in order.
     fn record_checked(&self, batch: &[Checked]) -> Vec<Result<Recorded, ServiceError>> {
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         let contract = &current.contract;
         let Some(now) = batch.iter().map(|c| c.now).max() else {
             return Vec::new();
         };
         let written = intake::store_each_on_refusal(
-            &self.inner.store,
+            self.store(),
             batch,
             |conn, part| self.store_events(conn, part, contract, now),
             |_, _, refused| {
@@ -356,7 +354,7 @@ impl Service {
             }
         };
         self.clients_committed(contract, written.ensured);
-        let m = &self.inner.metrics;
+        let m = self.metrics();
         m.count_acknowledgements(written.acknowledged, 0, written.ack_failed);
         let results = written
             .outcomes
@@ -386,7 +384,7 @@ impl Service {
                 Outcome::Failed(e) => Err(e),
             })
             .collect();
-        self.apply(written.effects);
+        self.after.apply(written.effects);
         results
     }
 
@@ -476,7 +474,7 @@ impl Service {
                     status_url: opening
                         .as_ref()
                         .and_then(|o| o.status_token.as_deref())
-                        .map(|t| self.status_url(t)),
+                        .map(|t| self.core.status_url(t)),
                 },
                 mismatch: opening.and_then(|o| o.mismatch.take()),
             };
@@ -518,8 +516,7 @@ impl Service {
     /// The answer for a key seen before: the message it stored.
     fn duplicate_of(&self, c: &Checked) -> Result<Recorded, ServiceError> {
         let (message_id, conversation_id) = self
-            .inner
-            .store
+            .store()
             .with(|conn| store::message_by_external_id(conn, &c.ev.channel, &c.ev.idempotency_key))?
             .ok_or_else(|| ServiceError::NotFound("the duplicate's message".into()))?;
         Ok(Recorded {
@@ -561,12 +558,11 @@ impl Service {
     }
 
     fn known_clients(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.inner
-            .known_clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.known_clients.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
+impl Deadlines {
     /// Marks a conversation solved (the API's action).
     pub fn solve(&self, id: i64, now: DateTime<Utc>) -> Result<(), ServiceError> {
         self.set_status(id, TicketStatus::Solved, "api", now)

@@ -14,15 +14,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::notifications::{late_words, slack_escape, teams_escape, teams_message};
+use super::notifications::{slack_escape, teams_escape, teams_message};
 use super::*;
+use crate::calendar::business_words;
 use crate::contract::{ShareLimit, Urgency};
-use crate::notify::{self, EmailDraft};
+use crate::outbox::EmailDraft;
 use crate::sla::DueAction;
 use crate::store::{NewOutbox, OutboxRow, Routing, outbox};
 
 /// `outbox.kind` of a warning waiting for its digest (never sent alone).
-pub const KIND_DIGEST: &str = "digest";
+pub const KIND_DIGEST: &str = crate::outbox::Kind::Digest.as_str();
 
 /// The trailing window of the urgent share.
 pub const URGENT_SHARE_DAYS: i64 = 30;
@@ -106,7 +107,7 @@ struct Line {
     answered: bool,
 }
 
-impl Service {
+impl Deadlines {
     /// Turns every warning whose digest time has come into its contact's
     /// digest; inside the caller's transaction.
     pub(super) fn assemble_digests(
@@ -159,7 +160,7 @@ impl Service {
                 .unwrap_or_default();
             let (subject, text) = self.digest_text(&contact, slot, &lines);
             if let Some(to) = email {
-                match notify::new_email(
+                match crate::outbox::new_email(
                     EmailDraft {
                         to: vec![to],
                         subject: subject.clone(),
@@ -167,7 +168,7 @@ impl Service {
                         html: None,
                         headers: vec![("Auto-Submitted".into(), "auto-generated".into())],
                     },
-                    &self.inner.message_id_domain,
+                    self.core.message_id_domain(),
                     format!("{key}:email"),
                     now,
                 ) {
@@ -200,7 +201,7 @@ impl Service {
                         "answered": l.answered,
                     })).collect::<Vec<_>>(),
                 });
-                match notify::new_webhook(&url, body, format!("{key}:webhook"), now) {
+                match crate::outbox::new_webhook(&url, body, format!("{key}:webhook"), now) {
                     Ok(row) => {
                         store::enqueue_routed(conn, &row, &routing)?;
                     }
@@ -220,7 +221,7 @@ impl Service {
                         "text": format!("{} [Open]({})", teams_escape(&short_text(l)), l.item.link),
                     })
                 }));
-                match notify::new_teams(
+                match crate::outbox::new_teams(
                     &url,
                     teams_message(body, Vec::new()),
                     format!("{key}:teams"),
@@ -249,6 +250,7 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Line, ServiceError> {
         let calendar = self
+            .core
             .contract_version(conn, &item.contract_version)
             .ok()
             .and_then(|c| c.calendar_for(&item.request_type).cloned());
@@ -271,7 +273,7 @@ impl Service {
     }
 
     fn digest_text(&self, contact: &str, slot: DateTime<Utc>, lines: &[Line]) -> (String, String) {
-        let zone = self.inner.contract.current().contract.info().timezone;
+        let zone = self.contract().current().contract.info().timezone;
         let local = |t: DateTime<Utc>| {
             t.with_timezone(&zone)
                 .format("%a %d %b %Y %H:%M %Z")
@@ -310,11 +312,11 @@ impl Service {
     }
 }
 
-/// "1h 30m left", "12m 0s past due", "answered since".
+/// "1 h 30 m left", "12 m past due", "answered since".
 fn left_words(left: Option<i64>) -> String {
     match left {
-        Some(s) if s > 0 => format!("{} business time left", late_words(s)),
-        Some(s) => format!("{} past due", late_words(-s)),
+        Some(s) if s > 0 => format!("{} business time left", business_words(s)),
+        Some(s) => format!("{} past due", business_words(-s)),
         None => "no due".into(),
     }
 }
@@ -383,13 +385,13 @@ pub struct UrgencyReport {
     pub above_limit: Vec<InflatedClient>,
 }
 
-impl Service {
+impl Reads {
     /// Each client's urgent share over the trailing 30 days at `now`: one
     /// grouped query, each group's urgency read from the contract version
     /// its conversations opened under.
     pub fn urgent_shares(&self, now: DateTime<Utc>) -> Result<Vec<UrgentShare>, ServiceError> {
         let since = now - chrono::Duration::days(URGENT_SHARE_DAYS);
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         let contract = current.contract.clone();
         self.store().with(|conn| {
             let groups = store::opened_since_by_type(conn, since)?;
@@ -405,6 +407,7 @@ impl Service {
                     Some(u) => *u,
                     None => {
                         let u = self
+                            .core
                             .contract_version(conn, &version)
                             .ok()
                             .and_then(|c| c.request_type(&request_type).map(|t| t.urgent))
@@ -445,7 +448,7 @@ impl Service {
     /// (at scrape time, like `keepword_conversations_open`).
     pub fn refresh_urgent_share_gauge(&self, now: DateTime<Utc>) -> Result<(), ServiceError> {
         let shares = self.urgent_shares(now)?;
-        let m = &self.inner.metrics;
+        let m = self.metrics();
         m.urgent_share.reset();
         for s in shares {
             m.urgent_share.with_label_values(&[&s.client]).set(s.share);
@@ -460,12 +463,7 @@ impl Service {
     }
 
     fn urgent_share_limit(&self) -> Option<ShareLimit> {
-        self.inner
-            .contract
-            .current()
-            .contract
-            .info()
-            .urgent_share_limit
+        self.contract().current().contract.info().urgent_share_limit
     }
 
     /// Clients whose urgent share is above the contract's
@@ -487,6 +485,7 @@ impl Service {
                     let mut out = Vec::new();
                     for c in rows {
                         let urgent = self
+                            .core
                             .contract_version(conn, &c.contract_version)
                             .ok()
                             .and_then(|k| k.request_type(&c.request_type).map(|t| t.urgent))

@@ -14,11 +14,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use super::Service;
+use super::Deadlines;
 use super::connections::{MailboxHealth, SmtpHealth};
 use super::notifications::{slack_escape, target_value, teams_escape, teams_message};
 use crate::contract::Contact;
-use crate::notify::{self, EmailDraft};
+use crate::outbox::{self, EmailDraft};
 use crate::store::{self, NewOutbox, StoreError};
 
 /// How long a mailbox may go unread before its contact hears of it; the
@@ -195,7 +195,7 @@ impl HealthWatch {
     }
 }
 
-impl Service {
+impl Deadlines {
     /// Enqueues a notice of each event to `contact`'s targets: email,
     /// webhook and Teams in words, PagerDuty and Opsgenie as an incident
     /// opened and closed. Returns the new outbox rows.
@@ -203,7 +203,7 @@ impl Service {
         if events.is_empty() {
             return Ok(0);
         }
-        let loaded = self.inner.contract.current();
+        let loaded = self.contract().current();
         let Some(contact) = loaded.contract.contact(contact) else {
             tracing::warn!(
                 ops_contact = contact,
@@ -212,12 +212,12 @@ impl Service {
             return Ok(0);
         };
         let now = self.now();
-        let link = format!("{}/connections", self.inner.public_url);
+        let link = format!("{}/connections", self.core.public_url());
         let rows: Vec<NewOutbox> = events
             .iter()
-            .flat_map(|e| ops_rows(contact, e, &link, &self.inner.message_id_domain, now))
+            .flat_map(|e| ops_rows(contact, e, &link, self.core.message_id_domain(), now))
             .collect();
-        let added = self.inner.store.transaction(|conn| {
+        let added = self.store().transaction(|conn| {
             let mut added = 0;
             for row in &rows {
                 let routing = store::Routing {
@@ -232,7 +232,7 @@ impl Service {
             Ok::<_, StoreError>(added)
         })?;
         if added > 0 {
-            self.inner.outbox_wake.notify_one();
+            self.after.outbox_wake.notify_one();
         }
         for e in events {
             tracing::warn!(
@@ -274,14 +274,14 @@ fn ops_rows(
         )
     };
     let mut rows = Vec::new();
-    let mut push = |row: Result<NewOutbox, notify::NotifyError>| match row {
+    let mut push = |row: Result<NewOutbox, outbox::Invalid>| match row {
         Ok(r) => rows.push(r),
         Err(err) => {
             tracing::error!(contact = %contact.id, error = %err, "cannot build health notice")
         }
     };
     if let Some(to) = target_value(contact, contact.email.as_ref()) {
-        push(notify::new_email(
+        push(outbox::new_email(
             EmailDraft {
                 to: vec![to],
                 subject: format!("[keepword] {title}"),
@@ -295,7 +295,7 @@ fn ops_rows(
         ));
     }
     if let Some(url) = target_value(contact, contact.webhook.as_ref()) {
-        push(notify::new_webhook(
+        push(outbox::new_webhook(
             &url,
             json!({
                 "text": slack_escape(&format!("{title}\n{link}")),
@@ -318,7 +318,7 @@ fn ops_rows(
         if !e.detail.is_empty() {
             body.push(json!({"type": "TextBlock", "wrap": true, "text": teams_escape(&e.detail)}));
         }
-        push(notify::new_teams(
+        push(outbox::new_teams(
             &url,
             teams_message(
                 body,
@@ -349,10 +349,10 @@ fn ops_rows(
                 },
             })
         };
-        rows.push(notify::new_pagerduty(event, key("pagerduty"), now));
+        rows.push(outbox::new_pagerduty(event, key("pagerduty"), now));
     }
     if let Some(api_key) = target_value(contact, contact.opsgenie.as_ref()) {
-        rows.push(notify::new_opsgenie(
+        rows.push(outbox::new_opsgenie(
             &api_key,
             &episode,
             e.recovered,

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::refresh::{Effects, FirstState, Opened};
-use super::{Service, ServiceError};
+use super::{Intake, ServiceError};
 use crate::contract::Contract;
 use crate::store::{self, AnyConnection, ConversationRow, EventRow, NewConversation, NewMessage};
 
@@ -86,7 +86,7 @@ pub(super) struct Committed {
     /// Each touched conversation's refresh, in the order first touched.
     pub effects: Vec<(i64, Effects)>,
     /// Clients whose rows the batch made sure of, for
-    /// [`Service::clients_committed`] once the transaction commits.
+    /// [`Intake::clients_committed`] once the transaction commits.
     pub ensured: Vec<String>,
 }
 
@@ -128,7 +128,7 @@ impl ConversationBatch {
     /// steps) and evaluates each touched conversation once at `now`.
     pub(super) fn commit(
         self,
-        service: &Service,
+        service: &Intake,
         conn: &mut AnyConnection,
         contract: &Contract,
         now: DateTime<Utc>,
@@ -159,7 +159,9 @@ impl ConversationBatch {
                 .collect();
             events.sort_by_key(|(i, e)| (e.sent_at, *i));
             let events: Vec<EventRow> = events.into_iter().map(|(_, e)| e).collect();
-            let first = service.initial_state(conn, &o.new, &events, now)?;
+            let first = service
+                .deadlines
+                .initial_state(conn, &o.new, &events, now)?;
             firsts.push((events, first));
         }
         let new: Vec<(NewConversation, store::DerivedState)> = openings
@@ -249,7 +251,7 @@ impl ConversationBatch {
                     .ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))
             })
             .collect::<Result<Vec<&ConversationRow>, _>>()?;
-        let effects = service.refresh_many(conn, &convs, known, now)?;
+        let effects = service.deadlines.refresh_many(conn, &convs, known, now)?;
         Ok(Committed {
             messages: stored,
             opened,

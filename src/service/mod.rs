@@ -1,13 +1,22 @@
-//! Use cases: where the pure core meets storage and notification.
+//! Use cases: where the pure core meets storage and notification. The
+//! service is a few roles, each a type with its dependencies explicit and
+//! built once by [`Service::from_parts`]:
 //!
-//! - [`Service::record_event`]: a ticket event (or message) → stored once
-//!   (idempotency key), its conversation opened or updated, timers derived by
-//!   the SLA engine, due escalations fired — all in one transaction.
-//! - [`Service::due_work`]: one scheduler step — conversations whose
-//!   `next_check_at` has come are re-evaluated; breaches and escalation steps
-//!   are recorded in the same transaction as their outbox rows, so a restart
-//!   (even `kill -9`) neither repeats nor skips one.
-//! - [`Service::solve`], and the read side for the API.
+//! - [`Core`]: the store, the contract in force (and the versions
+//!   conversations opened under), the clock, links and Message-IDs.
+//! - [`Intake`]: every channel's arrivals through the one batch writer
+//!   (`ConversationBatch`): a ticket event, a mail or a Slack
+//!   message is stored once (idempotency key), its conversation opened or
+//!   updated, timers derived by the SLA engine, due escalations fired — all
+//!   in one transaction.
+//! - [`Deadlines`]: evaluation against the contract, and one scheduler step
+//!   ([`Deadlines::due_work`]) — conversations whose `next_check_at` has
+//!   come are re-evaluated; breaches and escalation steps are recorded in
+//!   the same transaction as their outbox rows, so a restart (even `kill -9`)
+//!   neither repeats nor skips one; reports, digests, the team's status
+//!   changes, retention.
+//! - [`Reads`]: the read models of the pages and the API.
+//! - [`AfterCommit`]: the one consumer of what a transaction did.
 //!
 //! Every function here is blocking (diesel); async callers use
 //! `spawn_blocking`. Metrics are counted after the commit, from what the
@@ -31,6 +40,7 @@ mod refresh;
 mod refused;
 mod reports;
 mod retention;
+pub mod sessions;
 mod slack;
 mod status;
 mod views;
@@ -45,15 +55,17 @@ use crate::clock::Clock;
 use crate::contract::{Contract, Timer, UNKNOWN_CLIENT};
 use crate::ingest::{FieldError, IncomingEvent};
 use crate::metrics::Metrics;
-use crate::notify::ack::AckTemplates;
+use crate::outbox::templates::AckTemplates;
 use crate::sla::{
     self, ActionKind, ClassifyInput, Direction, Event, EventKind, Policy, TicketStatus, TimerStatus,
 };
 use crate::store::{
-    self, AnyConnection, ConversationRow, EventRow, FiredStep, NewConversation, NewMessage, Store,
-    StoreError, TimerUpdate,
+    self, AnyConnection, ConversationRow, EventRow, FiredStep, MailboxLease, NewConversation,
+    NewMessage, Store, StoreError, TimerUpdate,
 };
 
+/// The filters of the queue and the API's list, as the web passes them.
+pub use crate::store::{ConversationFilter, QueueFilter};
 pub use contract::{
     ContractErrors, ContractHandle, LoadedContract, Reload, VersionChanges, record_version,
 };
@@ -119,7 +131,7 @@ impl From<diesel::result::Error> for ServiceError {
     }
 }
 
-/// Why [`Service::record_event`]'s transaction did not commit: a failure,
+/// Why [`Intake::record_event`]'s transaction did not commit: a failure,
 /// or a key seen before (rolled back on purpose, so a duplicate leaves no
 /// trace).
 enum RecordError {
@@ -177,39 +189,225 @@ fn invalid(field: &str, problem: impl Into<String>) -> ServiceError {
     }])
 }
 
-/// Cheap to clone: shared state behind an `Arc`.
+/// What every role shares: the store, the contract in force and the
+/// versions conversations opened under, the clock, and how links and
+/// Message-IDs are made. Cheap to clone.
 #[derive(Clone)]
-pub struct Service {
-    inner: Arc<Inner>,
+pub struct Core {
+    inner: Arc<CoreParts>,
 }
 
-struct Inner {
+struct CoreParts {
     store: Store,
     contract: ContractHandle,
     /// Parsed contracts by version: conversations keep the version they
     /// opened under, and re-parsing a stored source on every event would waste
     /// the hot path.
     versions: Mutex<HashMap<String, Arc<Contract>>>,
-    metrics: Metrics,
-    outbox_wake: Arc<Notify>,
-    scheduler_wake: Arc<Notify>,
-    /// When the scheduler will look next (µs since the epoch; `i64::MAX`
-    /// while it has nothing to wait for). A commit wakes it only when it
-    /// wrote an earlier check: waking it after every event would cost a
-    /// scheduler transaction per event for nothing.
-    scheduler_next: std::sync::atomic::AtomicI64,
     public_url: String,
     message_id_domain: String,
     templates: AckTemplates,
     clock: Clock,
+}
+
+impl Core {
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn contract(&self) -> &ContractHandle {
+        &self.inner.contract
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Base of the links in alerts and status pages, without a trailing `/`.
+    pub fn public_url(&self) -> &str {
+        &self.inner.public_url
+    }
+
+    /// The domain of the Message-IDs of what keepword sends.
+    pub fn message_id_domain(&self) -> &str {
+        &self.inner.message_id_domain
+    }
+
+    pub fn templates(&self) -> &AckTemplates {
+        &self.inner.templates
+    }
+
+    /// The contract a conversation opened under.
+    fn contract_version(
+        &self,
+        conn: &mut AnyConnection,
+        version: &str,
+    ) -> Result<Arc<Contract>, ServiceError> {
+        let current = self.inner.contract.current();
+        if current.version == version {
+            return Ok(current.contract.clone());
+        }
+        if let Some(c) = self.versions().get(version) {
+            return Ok(c.clone());
+        }
+        let row = store::contract_version(conn, version)?
+            .ok_or_else(|| ServiceError::MissingContract(version.into()))?;
+        // It validated when it was stored; it can only fail if the validator
+        // grew stricter since, and then the conversation cannot be evaluated.
+        let label = format!("contract {version}");
+        // Its targets resolve as they do now; one whose variable or file is
+        // gone is left unresolved (no alert to it) rather than making the
+        // conversation impossible to evaluate.
+        let parsed = crate::contract::parse_with(&row.source, &label, &contract::ProcessSecrets)
+            .or_else(|_| crate::contract::parse(&row.source, &label))
+            .map_err(|_| ServiceError::MissingContract(version.into()))?;
+        let parsed = Arc::new(parsed);
+        self.versions().insert(version.into(), parsed.clone());
+        Ok(parsed)
+    }
+
+    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Contract>>> {
+        self.inner
+            .versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What happens after a commit, from what the transaction did: metrics,
+/// the outbox's and the scheduler's wake-ups, live changes. The one
+/// consumer of a transaction's effects; a rolled-back attempt reaches none of
+/// it.
+#[derive(Clone)]
+pub struct AfterCommit {
+    metrics: Metrics,
+    outbox_wake: Arc<Notify>,
+    plan: crate::scheduler::Plan,
     changes: Changes,
+}
+
+impl AfterCommit {
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// What changed, after each commit (the dashboard's live stream).
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    /// Notified after a commit that enqueued notifications.
+    pub fn outbox_wake(&self) -> Arc<Notify> {
+        self.outbox_wake.clone()
+    }
+
+    /// The scheduler's plan, which a commit that moves the earliest check
+    /// earlier wakes.
+    pub fn plan(&self) -> &crate::scheduler::Plan {
+        &self.plan
+    }
+}
+
+/// Each role reads the shared core through the same few names, so a use
+/// case reads the same whichever role it belongs to.
+macro_rules! shares_core {
+    ($($role:ty),*) => {$(
+        impl $role {
+            pub fn clock(&self) -> &Clock {
+                self.core.clock()
+            }
+            fn store(&self) -> &Store {
+                self.core.store()
+            }
+            fn contract(&self) -> &ContractHandle {
+                self.core.contract()
+            }
+            pub fn now(&self) -> DateTime<Utc> {
+                self.core.now()
+            }
+        }
+    )*};
+}
+
+impl Intake {
+    fn metrics(&self) -> &Metrics {
+        &self.after.metrics
+    }
+
+    /// The lease on a mailbox that lets one process poll it (PostgreSQL:
+    /// held for as long as the returned lease lives).
+    pub fn try_lease_mailbox(&self, mailbox: &str) -> Result<Option<MailboxLease>, StoreError> {
+        self.store().try_lease_mailbox(mailbox)
+    }
+}
+
+impl Deadlines {
+    fn metrics(&self) -> &Metrics {
+        &self.after.metrics
+    }
+
+    /// How many scheduler steps may run at once in a burst of dues.
+    pub fn burst_steps(&self) -> usize {
+        self.store().burst_steps()
+    }
+}
+
+impl Reads {
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+shares_core!(Intake, Deadlines, Reads);
+
+/// Intake: every channel's arrivals (events, mail, Slack) into the one
+/// batch writer, each stored once, acknowledged, and evaluated in the same
+/// transaction.
+#[derive(Clone)]
+pub struct Intake {
+    core: Core,
+    deadlines: Deadlines,
+    after: AfterCommit,
     /// The event writers' queues, started on the first submitted event.
-    event_writers: Mutex<events::EventWriters>,
+    event_writers: Arc<Mutex<events::EventWriters>>,
     /// Clients whose rows this process saw committed, with their names.
-    known_clients: Mutex<HashMap<String, String>>,
+    known_clients: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// Deadlines: conversations evaluated against their contract, due steps
+/// and breaches fired exactly once, alerts and digests queued with them,
+/// the reports that fall due, the team's status changes, retention.
+#[derive(Clone)]
+pub struct Deadlines {
+    core: Core,
+    reads: Reads,
+    after: AfterCommit,
     /// Dedupe keys of reports and digests known to be in the outbox, so a
     /// scheduler step does not ask the database again.
-    reports_sent: Mutex<std::collections::HashSet<String>>,
+    reports_sent: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+/// Read models: the queue, timelines, compliance, the client's record and
+/// status pages, urgency, contract changes, rejected input, and the gauges
+/// computed at scrape time. They write nothing.
+#[derive(Clone)]
+pub struct Reads {
+    core: Core,
+    metrics: Metrics,
+}
+
+/// The service's roles, built once from explicit parts. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    pub core: Core,
+    pub intake: Intake,
+    pub deadlines: Deadlines,
+    pub reads: Reads,
+    pub after: AfterCommit,
 }
 
 /// What a [`Service`] is built from, each dependency explicit.
@@ -262,116 +460,46 @@ impl Service {
             clock,
             changes,
         } = parts;
-        Service {
-            inner: Arc::new(Inner {
+        let core = Core {
+            inner: Arc::new(CoreParts {
                 store,
                 contract,
                 versions: Mutex::new(HashMap::new()),
-                metrics,
-                outbox_wake: Arc::new(Notify::new()),
-                scheduler_wake: Arc::new(Notify::new()),
-                scheduler_next: std::sync::atomic::AtomicI64::new(i64::MIN),
                 public_url: public_url.trim_end_matches('/').to_string(),
                 message_id_domain,
                 templates,
                 clock,
-                changes,
-                event_writers: Mutex::new(events::EventWriters::NotStarted),
-                known_clients: Mutex::new(HashMap::new()),
-                reports_sent: Mutex::new(Default::default()),
             }),
+        };
+        let after = AfterCommit {
+            metrics: metrics.clone(),
+            outbox_wake: Arc::new(Notify::new()),
+            plan: crate::scheduler::Plan::new(),
+            changes,
+        };
+        let reads = Reads {
+            core: core.clone(),
+            metrics,
+        };
+        let deadlines = Deadlines {
+            core: core.clone(),
+            reads: reads.clone(),
+            after: after.clone(),
+            reports_sent: Default::default(),
+        };
+        let intake = Intake {
+            core: core.clone(),
+            deadlines: deadlines.clone(),
+            after: after.clone(),
+            event_writers: Arc::new(Mutex::new(events::EventWriters::NotStarted)),
+            known_clients: Default::default(),
+        };
+        Service {
+            core,
+            intake,
+            deadlines,
+            reads,
+            after,
         }
-    }
-
-    /// What changed, after each commit (the dashboard's live stream).
-    pub fn changes(&self) -> &Changes {
-        &self.inner.changes
-    }
-
-    pub fn clock(&self) -> &Clock {
-        &self.inner.clock
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        self.inner.clock.now()
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-    pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
-    }
-    pub fn contract(&self) -> &ContractHandle {
-        &self.inner.contract
-    }
-    /// Notified after a commit that enqueued notifications.
-    pub fn outbox_wake(&self) -> Arc<Notify> {
-        self.inner.outbox_wake.clone()
-    }
-    /// Notified after a commit that may have moved the earliest check.
-    pub fn scheduler_wake(&self) -> Arc<Notify> {
-        self.inner.scheduler_wake.clone()
-    }
-
-    /// The scheduler says when it will look next (`None`: nothing pending).
-    pub fn set_scheduler_next(&self, at: Option<DateTime<Utc>>) {
-        self.inner.scheduler_next.store(
-            at.map_or(i64::MAX, |t| t.timestamp_micros()),
-            std::sync::atomic::Ordering::SeqCst,
-        );
-    }
-
-    /// A scheduler step is running: wake it after any commit with a check.
-    pub fn set_scheduler_next_unknown(&self) {
-        self.inner
-            .scheduler_next
-            .store(i64::MIN, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn wake_scheduler_if_earlier(&self, next_check: Option<DateTime<Utc>>) {
-        let planned = self
-            .inner
-            .scheduler_next
-            .load(std::sync::atomic::Ordering::SeqCst);
-        if next_check.is_some_and(|t| t.timestamp_micros() < planned) {
-            self.inner.scheduler_wake.notify_one();
-        }
-    }
-
-    /// The contract a conversation opened under.
-    fn contract_version(
-        &self,
-        conn: &mut AnyConnection,
-        version: &str,
-    ) -> Result<Arc<Contract>, ServiceError> {
-        let current = self.inner.contract.current();
-        if current.version == version {
-            return Ok(current.contract.clone());
-        }
-        if let Some(c) = self.versions().get(version) {
-            return Ok(c.clone());
-        }
-        let row = store::contract_version(conn, version)?
-            .ok_or_else(|| ServiceError::MissingContract(version.into()))?;
-        // It validated when it was stored; it can only fail if the validator
-        // grew stricter since, and then the conversation cannot be evaluated.
-        let label = format!("contract {version}");
-        // Its targets resolve as they do now; one whose variable or file is
-        // gone is left unresolved (no alert to it) rather than making the
-        // conversation impossible to evaluate.
-        let parsed = crate::contract::parse_with(&row.source, &label, &contract::ProcessSecrets)
-            .or_else(|_| crate::contract::parse(&row.source, &label))
-            .map_err(|_| ServiceError::MissingContract(version.into()))?;
-        let parsed = Arc::new(parsed);
-        self.versions().insert(version.into(), parsed.clone());
-        Ok(parsed)
-    }
-
-    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Contract>>> {
-        self.inner
-            .versions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -10,11 +10,12 @@
 //! stops. Outside text (a subject, a thread key) is escaped for each
 //! target's markup, so a client cannot ping a channel or disguise a link.
 
+use crate::calendar::business_words;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::contract::{Contact, Contract, Delivery, Timer, Urgency};
-use crate::notify::{self, EmailDraft};
+use crate::outbox::{self, EmailDraft};
 use crate::sla::{ActionKind, ActionStep, ConversationState, DueAction};
 use crate::store::{self, AnyConnection, ConversationRow, StoreError};
 
@@ -48,23 +49,6 @@ pub(super) fn step_phrase(step: ActionStep) -> String {
         ActionStep::At { percent, .. } => format!("at {percent}%"),
         ActionStep::AfterDue { after, .. } => format!("{after} after the due"),
         ActionStep::Breach => "breach".into(),
-    }
-}
-
-/// "1h 5m", "42s": how late, for people.
-pub(super) fn late_words(secs: i64) -> String {
-    let secs = secs.max(0);
-    let (d, h, m, s) = (
-        secs / 86_400,
-        secs % 86_400 / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-    );
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
     }
 }
 
@@ -314,9 +298,9 @@ pub(super) fn enqueue_alerts(
     let what = step_words(action.timer, action.step);
     let overdue_secs = due.map(|d| (cx.now - d).num_seconds()).unwrap_or(0);
     let lateness = if overdue_secs > 0 {
-        format!("{} past due", late_words(overdue_secs))
+        format!("{} past due", business_words(overdue_secs))
     } else {
-        format!("{} left", late_words(-overdue_secs))
+        format!("{} left", business_words(-overdue_secs))
     };
     let link = format!("{}/conversations/{}", cx.public_url, conv.id);
     let subject = format!(
@@ -405,7 +389,7 @@ pub(super) fn enqueue_alerts(
         }
         let mut rows = Vec::new();
         if let Some(email) = target_value(contact, contact.email.as_ref()) {
-            rows.push(notify::new_email(
+            rows.push(outbox::new_email(
                 EmailDraft {
                     to: vec![email],
                     subject: alert.subject.clone(),
@@ -428,7 +412,7 @@ pub(super) fn enqueue_alerts(
             ));
         }
         if let Some(url) = target_value(contact, contact.webhook.as_ref()) {
-            rows.push(notify::new_webhook(
+            rows.push(outbox::new_webhook(
                 &url,
                 alert.webhook_body(delivery.not_before()),
                 format!("{key}:webhook"),
@@ -436,7 +420,7 @@ pub(super) fn enqueue_alerts(
             ));
         }
         if let Some(url) = target_value(contact, contact.teams.as_ref()) {
-            rows.push(notify::new_teams(
+            rows.push(outbox::new_teams(
                 &url,
                 alert.teams_body(),
                 format!("{key}:teams"),
@@ -444,14 +428,14 @@ pub(super) fn enqueue_alerts(
             ));
         }
         if let Some(routing_key) = target_value(contact, contact.pagerduty.as_ref()) {
-            rows.push(Ok(notify::new_pagerduty(
+            rows.push(Ok(outbox::new_pagerduty(
                 alert.pagerduty_trigger(&routing_key),
                 format!("{key}:pagerduty"),
                 cx.now,
             )));
         }
         if let Some(api_key) = target_value(contact, contact.opsgenie.as_ref()) {
-            rows.push(Ok(notify::new_opsgenie(
+            rows.push(Ok(outbox::new_opsgenie(
                 &api_key,
                 &incident_key(conv.id, action.timer, action.seq),
                 false,
@@ -576,11 +560,11 @@ pub(super) fn enqueue_resolves(
                 "event_action": "resolve",
                 "dedup_key": incident,
             });
-            let row = notify::new_pagerduty(event, format!("{key}:pagerduty"), now);
+            let row = outbox::new_pagerduty(event, format!("{key}:pagerduty"), now);
             rows += usize::from(store::enqueue_routed(
                 conn,
                 &row,
-                &routing(notify::KIND_PAGERDUTY),
+                &routing(outbox::KIND_PAGERDUTY),
             )?);
         }
         if let Some(api_key) = target_value(contact, contact.opsgenie.as_ref()) {
@@ -588,7 +572,7 @@ pub(super) fn enqueue_resolves(
                 "source": "keepword",
                 "note": format!("The {} timer of conversation #{} stopped.", timer.words(), conv.id),
             });
-            let row = notify::new_opsgenie(
+            let row = outbox::new_opsgenie(
                 &api_key,
                 &incident,
                 true,
@@ -599,7 +583,7 @@ pub(super) fn enqueue_resolves(
             rows += usize::from(store::enqueue_routed(
                 conn,
                 &row,
-                &routing(notify::KIND_OPSGENIE),
+                &routing(outbox::KIND_OPSGENIE),
             )?);
         }
     }
@@ -612,10 +596,10 @@ mod tests {
 
     #[test]
     fn lateness_reads_naturally() {
-        assert_eq!(late_words(42), "42s");
-        assert_eq!(late_words(65), "1m 5s");
-        assert_eq!(late_words(3_900), "1h 5m");
-        assert_eq!(late_words(90_000), "1d 1h");
+        // The pages' words: business hours run on past a day.
+        assert_eq!(business_words(42), "under 1 m");
+        assert_eq!(business_words(3_900), "1 h 05 m");
+        assert_eq!(business_words(90_000), "25 h");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! What the page may show is decided here, as for the status page: the
 //! client's own requests (subject, type, promise, state), the figures of its
-//! record counted by the compliance report's rule ([`Service::tally`]), its
+//! record counted by the compliance report's rule ([`Reads::tally`]), its
 //! broken promises, its agreement and the contract versions of the period.
 //! Team members, contacts, internal notes, escalations and other clients
 //! never enter the model, so no template edit can leak them.
@@ -215,7 +215,7 @@ fn promise_words(t: Timer) -> &'static str {
     }
 }
 
-impl Service {
+impl Reads {
     /// The client a page token opens; `None` for a malformed or unknown one
     /// (answered alike, with a plain 404).
     pub fn client_of_token(&self, token: &str) -> Result<Option<String>, ServiceError> {
@@ -227,7 +227,7 @@ impl Service {
             .store()
             .with(|conn| store::client_by_link_hash(conn, &hash))?;
         // A client the contract no longer declares has no page.
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         Ok(client.filter(|id| current.contract.client(id).is_some()))
     }
 
@@ -239,7 +239,7 @@ impl Service {
         to: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<ClientRecord, ServiceError> {
-        let (convs, timers) = self.inner.store.snapshot(|conn| {
+        let (convs, timers) = self.store().snapshot(|conn| {
             let convs =
                 store::client_opened_between(conn, client_id, midnight(from), midnight(to))?;
             let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
@@ -261,7 +261,7 @@ impl Service {
         versions: &[super::VersionChanges],
         now: DateTime<Utc>,
     ) -> ClientRecord {
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         let contract = &current.contract;
         let zone = contract.info().timezone;
         let client_name = contract.client_name(client_id);
@@ -338,7 +338,7 @@ impl Service {
                 .entry(type_id.clone())
                 .or_insert_with(|| vec![Vec::new(); weeks as usize]);
             for c in &of_type {
-                let cal = calendars.of(self, *c);
+                let cal = calendars.of(&self.core, *c);
                 for t in timers.get(&c.id).into_iter().flatten() {
                     let Some(result) = outcome(t.status) else {
                         continue;
@@ -424,7 +424,7 @@ impl Service {
             versions: versions_in(versions, &client_name, from, to),
             zone: zone.name().to_string(),
             contract_name: contract.info().name.clone(),
-            contract_url: self.contract_url(contract),
+            contract_url: self.core.contract_url(contract),
         }
     }
 
@@ -443,7 +443,7 @@ impl Service {
         let (from, to) = record_period(days, now);
         let record = self.client_record(client_id, from, to, now)?;
         let (open, open_total) = self.open_requests(client_id, now)?;
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         let contract = &current.contract;
         let promises = contract
             .request_types()
@@ -486,7 +486,7 @@ impl Service {
         client_id: &str,
         now: DateTime<Utc>,
     ) -> Result<(Vec<OpenRequest>, i64), ServiceError> {
-        let (convs, total, events) = self.inner.store.snapshot(|conn| {
+        let (convs, total, events) = self.store().snapshot(|conn| {
             let (convs, total) = store::client_open(conn, client_id, OPEN_LISTED)?;
             let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
             let events = store::events_of_many(conn, &ids)?;
@@ -495,7 +495,8 @@ impl Service {
         let mut out = Vec::with_capacity(convs.len());
         for c in convs {
             let contract = self.store().with(|conn| {
-                self.contract_version(conn, &c.contract_version)
+                self.core
+                    .contract_version(conn, &c.contract_version)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))
             })?;
             let empty = Vec::new();
@@ -553,7 +554,7 @@ impl Service {
                 if conv.client_id != client {
                     return Ok(None);
                 }
-                let contract = self.contract_version(conn, &conv.contract_version)?;
+                let contract = self.core.contract_version(conn, &conv.contract_version)?;
                 let events = store::events_of(conn, id)?;
                 Ok(describe(
                     &contract,
@@ -563,7 +564,7 @@ impl Service {
                     conv.opened_at,
                     &events,
                     conv.solved_at,
-                    &self.contract_url(&contract),
+                    &self.core.contract_url(&contract),
                     now,
                 ))
             })();

@@ -68,7 +68,7 @@ pub(super) struct Opened {
     pub(super) first: FirstState,
 }
 
-/// A new conversation's first evaluation ([`Service::initial_state`]) and
+/// A new conversation's first evaluation ([`Deadlines::initial_state`]) and
 /// what its row keeps of it.
 #[derive(Debug, Clone)]
 pub(super) struct FirstState {
@@ -120,7 +120,7 @@ impl Effects {
     }
 }
 
-impl Service {
+impl Deadlines {
     /// Re-derives a conversation's timers from its events at `now`, records
     /// and notifies what fell due and was not recorded yet, and stores the
     /// new state. Runs inside the caller's transaction.
@@ -196,7 +196,7 @@ impl Service {
         now: DateTime<Utc>,
         writes: &mut Writes,
     ) -> Result<Effects, ServiceError> {
-        let contract = self.contract_version(conn, &conv.contract_version)?;
+        let contract = self.core.contract_version(conn, &conv.contract_version)?;
         let messages = stored.events;
         let state = match stored.evaluated {
             Some(state) => state,
@@ -299,8 +299,8 @@ impl Service {
                         action,
                         late,
                         now,
-                        public_url: &self.inner.public_url,
-                        message_id_domain: &self.inner.message_id_domain,
+                        public_url: self.core.public_url(),
+                        message_id_domain: self.core.message_id_domain(),
                     },
                     contacts,
                 )?;
@@ -328,10 +328,12 @@ impl Service {
             .and_then(|t| t.due_at);
         Ok(effects)
     }
+}
 
+impl AfterCommit {
     pub(super) fn apply(&self, mut e: Effects) {
-        self.inner.changes.committed(std::mem::take(&mut e.touched));
-        let m = &self.inner.metrics;
+        self.changes.committed(std::mem::take(&mut e.touched));
+        let m = self.metrics();
         for t in e.stopped {
             if t.met {
                 m.sla_met
@@ -366,15 +368,18 @@ impl Service {
             m.notifications_deferred.with_label_values(&[reason]).inc();
         }
         if e.notified {
-            self.inner.outbox_wake.notify_one();
+            self.outbox_wake.notify_one();
         }
-        self.wake_scheduler_if_earlier(earliest(e.next_check, e.digest_at));
+        self.plan
+            .wake_if_earlier(earliest(e.next_check, e.digest_at));
     }
+}
 
+impl Reads {
     /// Refreshes the `keepword_conversations_open` gauge from the database.
     pub fn refresh_open_gauge(&self) -> Result<(), ServiceError> {
-        let counts = self.inner.store.with(store::open_counts)?;
-        let g = &self.inner.metrics.conversations_open;
+        let counts = self.store().with(store::open_counts)?;
+        let g = &self.metrics().conversations_open;
         g.reset();
         for (rtype, health, n) in counts {
             g.with_label_values(&[&rtype, &health]).set(n);
@@ -428,7 +433,7 @@ fn derived_state(
     }
 }
 
-impl Service {
+impl Deadlines {
     /// The state a conversation not stored yet will have once it holds
     /// `messages` (in the engine's order), so that its row is inserted with
     /// it rather than updated right after.
@@ -439,7 +444,7 @@ impl Service {
         messages: &[EventRow],
         now: DateTime<Utc>,
     ) -> Result<FirstState, ServiceError> {
-        let contract = self.contract_version(conn, &new.contract_version)?;
+        let contract = self.core.contract_version(conn, &new.contract_version)?;
         let evaluated = evaluate(&contract, &new.request_type, &new.client_id, messages, now)?;
         Ok(FirstState {
             row: derived_state(&evaluated, messages, now),

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Service, ServiceError};
+use super::{Deadlines, Reads, ServiceError};
 use crate::store::{self, outbox};
 
 /// One parked notification, as the Rejected page lists it.
@@ -64,7 +64,7 @@ fn what_of(dedupe_key: &str, is_step: bool) -> &'static str {
     }
 }
 
-impl Service {
+impl Reads {
     /// Refused notifications, newest first (at most `limit`).
     pub fn refused_notifications(
         &self,
@@ -76,7 +76,9 @@ impl Service {
             .filter_map(RefusedNotification::of)
             .collect())
     }
+}
 
+impl Deadlines {
     /// Sends a refused notification again: due at once, with the same
     /// payload and identity (Message-ID, `webhook-id`, `dedup_key`).
     pub fn send_again(&self, id: i64, now: DateTime<Utc>) -> Result<(), ServiceError> {
@@ -90,7 +92,7 @@ impl Service {
             outbox.id = id,
             "refused notification sent again by an operator"
         );
-        self.inner.outbox_wake.notify_one();
+        self.after.outbox_wake.notify_one();
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 //! compliance report grouped by the author of each reply.
 //!
 //! Reports are due at an instant of the contract's calendar; the scheduler
-//! asks at every step ([`Service::reports_due`]). Each goes into the outbox
+//! asks at every step ([`Deadlines::reports_due`]). Each goes into the outbox
 //! under a dedupe key of its client and month (or its week), so however
 //! many processes ask, however often they restart or are killed, one row
 //! exists per key and the outbox sends it once.
@@ -20,7 +20,7 @@ use super::*;
 use crate::backtest::percentile;
 use crate::calendar::local_instant;
 use crate::contract::Contract;
-use crate::notify::{self, EmailDraft};
+use crate::outbox::{self, EmailDraft};
 
 /// Open conversations a digest names by name in each of its lists.
 const DIGEST_LISTED: i64 = 20;
@@ -90,7 +90,7 @@ struct DigestItem {
     link: String,
 }
 
-impl Service {
+impl Reads {
     /// The compliance report grouped by the author of each reply, over the
     /// conversations opened in `[from, to)`: replies, first responses given
     /// (the reply that stopped a first-response timer), and the median
@@ -100,7 +100,7 @@ impl Service {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<AuthorRow>, ServiceError> {
-        let (convs, timers, replies) = self.inner.store.snapshot(|conn| {
+        let (convs, timers, replies) = self.store().snapshot(|conn| {
             let convs = store::opened_between(conn, from, to)?;
             let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
             let timers = store::timers_of_many(conn, &ids)?;
@@ -131,7 +131,7 @@ impl Service {
             let Some(reply) = replies.iter().rev().find(|r| r.sent_at <= stop) else {
                 continue;
             };
-            let cal = calendars.of(self, c);
+            let cal = calendars.of(&self.core, c);
             let (row, times) = rows.entry(reply.sender.clone()).or_default();
             row.first_responses += 1;
             if let Some(d) = response_time(first, cal.as_ref()) {
@@ -147,11 +147,13 @@ impl Service {
             })
             .collect())
     }
+}
 
+impl Deadlines {
     /// The monthly reports and the weekly digest whose time has come and
     /// that are not in the outbox yet; `true` when this step enqueued one.
     pub(super) fn reports_due(&self, now: DateTime<Utc>) -> Result<bool, ServiceError> {
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         let contract = current.contract.clone();
         let mut enqueued = false;
         let reporting = contract.clients().iter().any(|c| !c.report_to.is_empty());
@@ -186,7 +188,7 @@ impl Service {
             }
         }
         if enqueued {
-            self.inner.outbox_wake.notify_one();
+            self.after.outbox_wake.notify_one();
         }
         Ok(enqueued)
     }
@@ -194,7 +196,7 @@ impl Service {
     /// The next instant a report or digest falls due after `now` (for the
     /// scheduler's sleep).
     pub(super) fn next_report(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let current = self.inner.contract.current();
+        let current = self.contract().current();
         let contract = &current.contract;
         let monthly = contract
             .clients()
@@ -235,10 +237,7 @@ impl Service {
     }
 
     fn reports_sent(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.inner
-            .reports_sent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.reports_sent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The outbox row of a report mail rendered from `config/templates/`
@@ -252,11 +251,11 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<store::NewOutbox, ServiceError> {
         let mail = self
-            .inner
-            .templates
+            .core
+            .templates()
             .render_named(template, cx)
             .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
-        notify::new_email(
+        outbox::new_email(
             EmailDraft {
                 to,
                 subject: mail.subject,
@@ -264,7 +263,7 @@ impl Service {
                 html: Some(mail.html),
                 headers: vec![("Auto-Submitted".into(), "auto-generated".into())],
             },
-            &self.inner.message_id_domain,
+            self.core.message_id_domain(),
             key,
             now,
         )
@@ -285,9 +284,11 @@ impl Service {
         let last_month = (this_month - TimeDelta::days(1))
             .with_day(1)
             .unwrap_or(this_month);
-        let record = self.client_record(&client.id, last_month, this_month, now)?;
+        let record = self
+            .reads
+            .client_record(&client.id, last_month, this_month, now)?;
         let token = new_token();
-        let link = client_url(&self.inner.public_url, &token);
+        let link = client_url(self.core.public_url(), &token);
         let cx = minijinja::context! {
             client_name => client.name.clone(),
             month => last_month.format("%B %Y").to_string(),
@@ -298,7 +299,7 @@ impl Service {
         };
         let row = self.report_mail("client-report", &cx, client.report_to.clone(), key, now)?;
         let hash = token_hash(&token);
-        let enqueued = self.inner.store.transaction(|conn| {
+        let enqueued = self.store().transaction(|conn| {
             let enqueued = store::enqueue(conn, &row)?;
             if enqueued {
                 store::add_client_link(conn, &client.id, &hash, now)?;
@@ -334,7 +335,7 @@ impl Service {
         let zone = contract.info().timezone;
         let since = due - TimeDelta::days(7);
         let (week_convs, week_timers, recent, recent_timers, paused, (soon, soon_total)) =
-            self.inner.store.snapshot(|conn| {
+            self.store().snapshot(|conn| {
                 let week_convs = store::opened_between(conn, since, due)?;
                 let ids: Vec<i64> = week_convs.iter().map(|c| c.id).collect();
                 let week_timers = store::timers_of_many(conn, &ids)?;
@@ -354,7 +355,7 @@ impl Service {
                 ))
             })?;
         let mut calendars = Calendars::default();
-        let rows = self.tally(&week_convs, &week_timers, &mut calendars);
+        let rows = self.reads.tally(&week_convs, &week_timers, &mut calendars);
         let mut lines: BTreeMap<(String, String), DigestLine> = BTreeMap::new();
         for c in &week_convs {
             let line = lines
@@ -376,7 +377,7 @@ impl Service {
                 line.broken += r.missed + r.breached;
             }
         }
-        let link = |id: i64| format!("{}/conversations/{id}", self.inner.public_url);
+        let link = |id: i64| format!("{}/conversations/{id}", self.core.public_url());
         let type_name = |id: &str| {
             contract
                 .request_type(id)
@@ -470,12 +471,11 @@ impl Service {
             soon,
             soon_total,
             team => contract.info().name.clone(),
-            compliance => format!("{}/compliance", self.inner.public_url),
+            compliance => format!("{}/compliance", self.core.public_url()),
         };
         let row = self.report_mail("weekly-digest", &cx, to, key, now)?;
         let enqueued = self
-            .inner
-            .store
+            .store()
             .transaction(|conn| Ok::<_, ServiceError>(store::enqueue(conn, &row)?))?;
         if enqueued {
             tracing::info!(week, "weekly digest enqueued");

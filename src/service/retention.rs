@@ -26,7 +26,7 @@ pub struct RetentionReport {
     pub done: bool,
 }
 
-impl Service {
+impl Deadlines {
     /// One batch: at most `batch` bodies and `batch` rejected inputs older
     /// than `days` before `now`, each in its own transaction.
     pub fn retention_batch(
@@ -36,17 +36,15 @@ impl Service {
         batch: i64,
     ) -> Result<RetentionReport, ServiceError> {
         let cutoff = now - chrono::Duration::days(i64::from(days.get()));
-        let store = &self.inner.store;
+        let store = self.store();
         let bodies =
             store.transaction(|c| store::remove_old_bodies(c, cutoff, days.get(), batch, now))?;
-        self.inner
-            .metrics
+        self.metrics()
             .retention_deleted
             .with_label_values(&["message_bodies"])
             .inc_by(bodies.removed as u64);
         let rejected = store.transaction(|c| store::remove_old_rejected(c, cutoff, batch))?;
-        self.inner
-            .metrics
+        self.metrics()
             .retention_deleted
             .with_label_values(&["rejected_input"])
             .inc_by(rejected.removed as u64);

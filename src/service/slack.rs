@@ -5,9 +5,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Service, ServiceError};
+use super::{Intake, Reads, ServiceError};
 use crate::contract::{ChannelKind, Contract, UNKNOWN_CLIENT};
-use crate::notify;
+use crate::outbox;
 use crate::sla::Direction;
 use crate::store::{self, AnyConnection, ConversationRow, NewMessage, NewOutbox};
 
@@ -40,7 +40,7 @@ pub(super) fn is_slack(contract: &Contract, channel: &str) -> bool {
         .is_some_and(|c| c.kind == ChannelKind::Slack)
 }
 
-impl Service {
+impl Intake {
     /// Builds the acknowledgement of a client's new Slack conversation: a
     /// reply in its thread with the promise, the due in the contract's zone
     /// and the status link. Nothing for the team's or a bot's opening, an
@@ -63,19 +63,19 @@ impl Service {
             return;
         };
         let client = (conv.client_id != UNKNOWN_CLIENT).then_some(conv.client_id.as_str());
-        let mut cx = notify::ack::ack_context(
+        let mut cx = outbox::templates::ack_context(
             contract,
             &conv.request_type,
             client,
             &conv.channel,
             &conv.subject,
             due,
-            &self.contract_url(contract),
+            &self.core.contract_url(contract),
             &contract.info().name,
         );
-        let status_url = o.status_token.map(|t| self.status_url(t));
+        let status_url = o.status_token.map(|t| self.core.status_url(t));
         cx.status_url = status_url.clone();
-        let text = match self.inner.templates.render_slack(&cx) {
+        let text = match self.core.templates().render_slack(&cx) {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, conversation.id = conv.id, "Slack acknowledgement template failed");
@@ -83,7 +83,7 @@ impl Service {
                 return;
             }
         };
-        acks.outbox.push(notify::new_slack(
+        acks.outbox.push(outbox::new_slack(
             channel,
             thread_ts,
             text.clone(),
@@ -101,7 +101,7 @@ impl Service {
             // The token is kept only as a hash: the team's copy names the
             // link without it.
             body: match &status_url {
-                Some(url) => text.replace(url, &self.status_url("…")),
+                Some(url) => text.replace(url, &self.core.status_url("…")),
                 None => text,
             },
             message_id: None,
@@ -129,14 +129,15 @@ impl Service {
         }
         super::store_acknowledgements(conn, &acks.outbox, acks.copies, now)
     }
+}
 
+impl Reads {
     /// Slack replies that failed and wait (newest first, at most `limit`):
     /// what the Connections page shows under Slack.
     pub fn slack_failures(&self, limit: i64) -> Result<Vec<SlackFailure>, ServiceError> {
         let rows = self
-            .inner
-            .store
-            .with(|c| store::outbox::failing(c, notify::KIND_SLACK, limit))?;
+            .store()
+            .with(|c| store::outbox::failing(c, outbox::KIND_SLACK, limit))?;
         Ok(rows
             .into_iter()
             .map(|r| SlackFailure {
@@ -155,7 +156,7 @@ impl Service {
                 f.permanent = f
                     .error
                     .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .any(|code| notify::slack::fix_for(code).is_some());
+                    .any(|code| crate::notify::slack::fix_for(code).is_some());
                 f
             })
             .collect())

@@ -15,7 +15,7 @@ use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Service, ServiceError, refresh};
+use super::{Core, Reads, ServiceError, refresh};
 use crate::contract::{Contract, Timer, UNKNOWN_CLIENT, channel_words, promise, window_words};
 use crate::sla::{self, Direction, Policy, TicketStatus, TimerState, TimerStatus};
 use crate::store::{self, AnyConnection, EventRow};
@@ -327,7 +327,7 @@ pub(super) fn capitalise(s: &str) -> String {
     }
 }
 
-impl Service {
+impl Reads {
     /// The status page a token opens; `None` for a malformed or unknown
     /// token (the caller answers both with the same plain 404).
     pub fn status_page(&self, token: &str) -> Result<Option<StatusPage>, ServiceError> {
@@ -362,7 +362,7 @@ impl Service {
             let Some(conv) = store::conversation(conn, id)? else {
                 return Ok(None);
             };
-            let contract = self.contract_version(conn, &conv.contract_version)?;
+            let contract = self.core.contract_version(conn, &conv.contract_version)?;
             let events = store::events_of(conn, id)?;
             let client = (conv.client_id != UNKNOWN_CLIENT).then_some(conv.client_id.as_str());
             let page = describe(
@@ -373,13 +373,15 @@ impl Service {
                 conv.opened_at,
                 &events,
                 conv.solved_at,
-                &self.contract_url(&contract),
+                &self.core.contract_url(&contract),
                 now,
             );
             Ok(page)
         }
     }
+}
 
+impl Core {
     /// The link to the contract clients are given: the contract's own
     /// `public_url`, else this service's `/contract`.
     pub(crate) fn contract_url(&self, contract: &Contract) -> String {
@@ -387,12 +389,12 @@ impl Service {
             .info()
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("{}/contract", self.inner.public_url))
+            .unwrap_or_else(|| format!("{}/contract", self.public_url()))
     }
 
     /// `{public_url}/status/{token}` for this service.
     pub fn status_url(&self, token: &str) -> String {
-        status_url(&self.inner.public_url, token)
+        status_url(self.public_url(), token)
     }
 }
 

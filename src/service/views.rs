@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Service, ServiceError};
+use super::{Intake, Reads, ServiceError};
 use crate::sla::{Direction, TimerStatus};
 use crate::store::{self, ConversationFilter, ConversationRow, StoreError, TimerRow};
 
@@ -172,7 +172,7 @@ fn summary(c: ConversationRow, timers: Vec<TimerRow>) -> ConversationSummary {
     }
 }
 
-impl Service {
+impl Reads {
     pub fn list_conversations(
         &self,
         filter: &ConversationFilter,
@@ -284,7 +284,7 @@ impl Service {
     }
 }
 
-impl Service {
+impl Reads {
     /// The pause figures as of now: re-derived from the events, since a
     /// pause in progress grows without any event.
     fn pause_view(
@@ -292,7 +292,7 @@ impl Service {
         conn: &mut store::AnyConnection,
         c: &ConversationRow,
     ) -> Result<PauseView, ServiceError> {
-        let contract = self.contract_version(conn, &c.contract_version)?;
+        let contract = self.core.contract_version(conn, &c.contract_version)?;
         let client =
             (c.client_id != crate::contract::UNKNOWN_CLIENT).then_some(c.client_id.as_str());
         let Some(policy) = crate::sla::Policy::from_contract(&contract, &c.request_type, client)
@@ -326,7 +326,7 @@ pub struct RejectedView {
     pub raw_url: String,
 }
 
-impl Service {
+impl Reads {
     /// Rejected input, newest first.
     pub fn rejected_inputs(&self, limit: i64) -> Result<Vec<RejectedView>, ServiceError> {
         let rows = self.store().with(|c| store::rejected_inputs(c, limit))?;
@@ -344,7 +344,26 @@ impl Service {
             })
             .collect())
     }
+}
 
+impl Intake {
+    /// Keeps input that could not be processed, raw, with why: the sender
+    /// will not send it again, and nothing is lost.
+    pub fn keep_rejected(
+        &self,
+        channel: &str,
+        reason: &str,
+        detail: &str,
+        raw: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        Ok(self
+            .store()
+            .with(|c| store::reject_input(c, channel, reason, detail, raw, now))?)
+    }
+}
+
+impl Reads {
     /// The exact bytes of one rejected input.
     pub fn rejected_raw(&self, id: i64) -> Result<Vec<u8>, ServiceError> {
         self.store()

@@ -22,8 +22,7 @@ pub struct ClientRow {
 /// Looks first and writes only when something changes: an `ON CONFLICT DO
 /// UPDATE` locks the client's row until commit even when the name is the same,
 /// so on PostgreSQL every transaction opening a conversation for one client
-/// waited for the previous one (measured with `scripts/bench`: 190 new
-/// conversations/s, p50 72 ms).
+/// waited for the previous one (BENCHMARKS.md, section a, `c11c34c`).
 pub fn upsert_client(
     conn: &mut AnyConnection,
     id: &str,

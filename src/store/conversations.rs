@@ -551,8 +551,7 @@ pub fn update_conversation_states(
     for chunk in all.chunks(1_000) {
         // Planned on every run, not cached: a generic plan cannot know the
         // array's length, and one made while the table was small joins it by
-        // scanning every conversation (measured: a third of the database's
-        // time under load).
+        // scanning every conversation (BENCHMARKS.md, section a).
         diesel::sql_query(
             "UPDATE conversations AS c SET status = v.status, health = v.health, \
                next_check_at = v.next_check_at, solved_at = v.solved_at, \
@@ -655,10 +654,10 @@ pub fn claim_due_conversations(
 
 #[derive(Debug, Clone, Default)]
 pub struct ConversationFilter {
-    pub health: Option<String>,
+    pub health: Option<Health>,
     pub client: Option<String>,
     pub request_type: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<TicketStatus>,
     /// Return conversations with an id below this (paging, newest first).
     pub before_id: Option<i64>,
     pub limit: i64,
@@ -673,8 +672,8 @@ pub fn list_conversations(
         .order(conversations::id.desc())
         .limit(f.limit)
         .into_boxed();
-    if let Some(h) = &f.health {
-        q = q.filter(conversations::health.eq(h.clone()));
+    if let Some(h) = f.health {
+        q = q.filter(conversations::health.eq(h.as_str()));
     }
     if let Some(c) = &f.client {
         q = q.filter(conversations::client_id.eq(c.clone()));
@@ -682,8 +681,8 @@ pub fn list_conversations(
     if let Some(t) = &f.request_type {
         q = q.filter(conversations::request_type.eq(t.clone()));
     }
-    if let Some(s) = &f.status {
-        q = q.filter(conversations::status.eq(s.clone()));
+    if let Some(s) = f.status {
+        q = q.filter(conversations::status.eq(s.as_str()));
     }
     if let Some(b) = f.before_id {
         q = q.filter(conversations::id.lt(b));

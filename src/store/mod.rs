@@ -269,8 +269,8 @@ pub(crate) fn planned_each_time() -> diesel::expression::SqlLiteral<diesel::sql_
 /// A PostgreSQL statement kept in diesel's prepared-statement cache (keyed
 /// by its SQL text) although diesel would not cache it: diesel never caches
 /// multi-row inserts, `ON CONFLICT … DO UPDATE`, `UPDATE`s or raw SQL, so
-/// PostgreSQL parsed, analysed and planned each of them on every batch —
-/// measured under `POST /api/v1/events`, 40% of the database's CPU. Only for
+/// PostgreSQL parsed, analysed and planned each of them on every batch
+/// (the events benchmark's profile, BENCHMARKS.md section a). Only for
 /// statements whose plan cannot depend on the values bound (plain inserts,
 /// upserts by a unique key; not the `UPDATE … FROM unnest(…)`, whose generic
 /// plan scans the table), and whose text takes few shapes: callers wrap a
@@ -515,8 +515,8 @@ pub struct Store {
     url: DatabaseUrl,
     /// SQLite has one writer at a time. Without this, concurrent
     /// `BEGIN IMMEDIATE`s wait in SQLite's busy handler, which polls with
-    /// sleeps of up to 100 ms: measured with `scripts/bench`, that put the
-    /// ingest p99 in the hundreds of milliseconds. Queuing on a mutex wakes the
+    /// sleeps of up to 100 ms (BENCHMARKS.md, section a: it put the ingest
+    /// p99 far out). Queuing on a mutex wakes the
     /// next writer as soon as the previous one commits. Unused on PostgreSQL.
     sqlite_writer: Arc<Mutex<()>>,
     /// While any clone lives, the [`Checkpointer`] (SQLite files) runs.
@@ -526,8 +526,8 @@ pub struct Store {
 /// Copies a SQLite file's write-ahead log into the database, on a thread of
 /// its own. By default SQLite does it in the commit that takes the log past
 /// 1,000 pages: the one writer then copies and syncs while every other
-/// write waits (profiled under `POST /api/v1/events`: 3% of the writer's
-/// time, plus part of its page writes). A PASSIVE checkpoint takes no lock a
+/// write waits (the events benchmark's profile, BENCHMARKS.md section a).
+/// A PASSIVE checkpoint takes no lock a
 /// reader or the writer needs, so running it beside them costs them
 /// nothing; it runs every 100 ms, so the log stays as short as SQLite's own
 /// threshold keeps it under a steady load. The thread ends with the store.

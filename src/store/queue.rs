@@ -7,7 +7,8 @@ use diesel::prelude::*;
 
 use super::conversations::Record;
 use super::schema::*;
-use super::{AnyConnection, ConversationRow, StoreError, from_db, text, to_db};
+use super::{AnyConnection, ConversationRow, StoreError, from_db, parse_stored, text, to_db};
+use crate::sla::{Health, TicketStatus};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -16,10 +17,10 @@ type Result<T> = std::result::Result<T, StoreError>;
 pub struct QueueFilter {
     pub client: Option<String>,
     pub request_type: Option<String>,
-    pub health: Option<String>,
+    pub health: Option<Health>,
     pub channel: Option<String>,
-    /// `open`, `pending`, `solved`; `None`: every unsolved conversation.
-    pub status: Option<String>,
+    /// `None`: every unsolved conversation.
+    pub status: Option<TicketStatus>,
 }
 
 /// One page of the queue and what the whole filtered queue holds.
@@ -29,7 +30,7 @@ pub struct QueuePage {
     /// Conversations matching the filter (health filter included).
     pub total: i64,
     /// Per health, with every filter but `health` applied.
-    pub by_health: Vec<(String, i64)>,
+    pub by_health: Vec<(Health, i64)>,
 }
 
 macro_rules! filtered {
@@ -45,10 +46,10 @@ macro_rules! filtered {
         if let Some(v) = &f.channel {
             q = q.filter(conversations::channel.eq(text(v)));
         }
-        if $with_health && let Some(v) = &f.health {
-            q = q.filter(conversations::health.eq(text(v)));
+        if $with_health && let Some(v) = f.health {
+            q = q.filter(conversations::health.eq(v.as_str()));
         }
-        q = match f.status.as_deref() {
+        q = match f.status {
             // A literal, not a bound value: the partial indexes' condition
             // must be visible to the planner (SQLite plans once, without the
             // values, under its query-planner stability guarantee; a
@@ -56,7 +57,7 @@ macro_rules! filtered {
             None => q.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
                 "conversations.status <> 'solved'",
             )),
-            Some(s) => q.filter(conversations::status.eq(text(s))),
+            Some(s) => q.filter(conversations::status.eq(s.as_str())),
         };
         q
     }};
@@ -85,14 +86,18 @@ pub fn queue_page(
         false
     )
     .load(conn)?;
-    let total = match &f.health {
+    let total = match f.health {
         Some(h) => by_health
             .iter()
-            .find(|(k, _)| k == h)
+            .find(|(k, _)| k == h.as_str())
             .map_or(0, |(_, n)| *n),
         None => by_health.iter().map(|(_, n)| n).sum(),
     };
-    let rows: Vec<Record> = if f.status.as_deref() == Some("solved") {
+    let by_health = by_health
+        .into_iter()
+        .map(|(h, n)| Ok((parse_stored("conversations.health", &h)?, n)))
+        .collect::<Result<Vec<(Health, i64)>>>()?;
+    let rows: Vec<Record> = if f.status == Some(TicketStatus::Solved) {
         filtered!(
             conversations::table
                 .select(Record::as_select())

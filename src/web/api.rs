@@ -1,16 +1,16 @@
-//! `/api/v1/*` and `/webhooks/*`. Handlers parse, call one use case in
-//! `spawn_blocking`, and map the outcome; every error goes through
-//! [`ApiError`], which names what the caller got wrong and never leaks
-//! internals.
+//! `/api/v1/*` and `/webhooks/*`. Handlers take the caller's credential
+//! ([`ApiCaller`]) as their first argument, parse, call one use case in
+//! `spawn_blocking`, and map the outcome; every error is a [`WebError`]
+//! in its JSON rendering, which names what the caller got wrong and never
+//! leaks internals.
 //!
 //! Nothing here uses actix's extractors that answer on their own (`Path`,
 //! `Json`, `Bytes`): their errors would be actix's plain text. Path ids,
 //! query strings and bodies are read by the helpers below, and a wrong
-//! method or an unknown path is answered by [`ApiError`] too, so every API
+//! method or an unknown path is answered by [`WebError`] too, so every API
 //! error has the one JSON shape. The routes are registered through
 //! [`register`], which also lists them for the OpenAPI document's test.
 
-use actix_web::http::header::HeaderMap;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{Handler, HttpRequest, HttpResponse, Responder, ResponseError, web};
 use chrono::Utc;
@@ -18,9 +18,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::ingest::{self, EventError, FieldError, IncomingEvent, MAX_BODY_BYTES};
-use crate::service::ServiceError;
-use crate::store::ConversationFilter;
+use super::auth::ApiCaller;
+use super::error::{WebError, blocking};
+use crate::ingest::{self, FieldError, IncomingEvent, MAX_BODY_BYTES};
+use crate::service::ConversationFilter;
+use crate::sla::{Health, TicketStatus};
 
 /// Request bodies above this are refused with 413. It is above the 1 MiB
 /// limit of the `body` field so that the field's own check (a 422 naming
@@ -104,7 +106,7 @@ impl Registrar<'_> {
         }
         let resource = resource.default_service(web::route().to(move || {
             let allowed = allowed.clone();
-            async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allowed)) }
+            async move { Err::<HttpResponse, _>(WebError::MethodNotAllowed(allowed)) }
         }));
         self.cfg.service(resource);
     }
@@ -126,132 +128,11 @@ where
 async fn unknown_path(req: HttpRequest) -> HttpResponse {
     let path = req.path();
     if path.starts_with("/api/") || path.starts_with("/webhooks/") {
-        ApiError::NotFound(format!("no route {} {path}", req.method())).error_response()
-    } else if let Some(state) = req.app_data::<web::Data<AppState>>() {
-        super::dashboard::not_found(state)
+        WebError::NotFound(format!("no route {} {path}", req.method())).error_response()
     } else {
-        HttpResponse::NotFound().finish()
+        WebError::not_found("").page()
     }
 }
-
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("missing or wrong bearer token")]
-    Unauthorized,
-    #[error("{0}")]
-    BadSignature(String),
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("invalid input")]
-    Invalid(Vec<FieldError>),
-    /// The message says what was not found.
-    #[error("{0}")]
-    NotFound(String),
-    #[error("method not allowed (allowed: {})", join_methods(.0))]
-    MethodNotAllowed(Vec<Method>),
-    #[error("request body over {BODY_LIMIT} bytes")]
-    PayloadTooLarge,
-    #[error("temporarily unavailable, retry")]
-    Unavailable,
-}
-
-fn join_methods(methods: &[Method]) -> String {
-    methods
-        .iter()
-        .map(Method::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::Unauthorized | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-    fn error_response(&self) -> HttpResponse {
-        let body = match self {
-            ApiError::Invalid(fields) => json!({"error": "invalid input", "fields": fields}),
-            other => json!({"error": other.to_string()}),
-        };
-        let mut r = HttpResponse::build(self.status_code());
-        match self {
-            ApiError::Unauthorized => {
-                r.insert_header(("WWW-Authenticate", "Bearer"));
-            }
-            ApiError::MethodNotAllowed(allowed) => {
-                r.insert_header(("Allow", join_methods(allowed)));
-            }
-            _ => {}
-        }
-        r.json(body)
-    }
-}
-
-impl From<ServiceError> for ApiError {
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::Invalid(fields) => ApiError::Invalid(fields),
-            ServiceError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
-            other => {
-                // The caller cannot fix these; say so without internals.
-                tracing::error!(error = %other, "request failed");
-                ApiError::Unavailable
-            }
-        }
-    }
-}
-
-impl From<EventError> for ApiError {
-    fn from(e: EventError) -> Self {
-        match e {
-            EventError::Malformed(m) => ApiError::BadRequest(m),
-            EventError::Invalid(fields) => ApiError::Invalid(fields),
-        }
-    }
-}
-
-/// Runs a blocking use case off the async workers.
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match web::block(f).await {
-        Ok(r) => r.map_err(ApiError::from),
-        Err(e) => {
-            tracing::error!(error = %e, "blocking task failed");
-            Err(ApiError::Unavailable)
-        }
-    }
-}
-
-/// Constant-time comparison against each configured token.
-/// The bearer token of an `Authorization` header.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-}
-
-pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = bearer(headers).ok_or(ApiError::Unauthorized)?;
-    let ok = state.auth.api_tokens.iter().fold(false, |acc, t| {
-        acc | constant_time_eq(t.expose().as_bytes(), presented.as_bytes())
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
-    }
-}
-
-pub(crate) use super::dashboard::constant_time_eq;
 
 /// The request body, at most [`BODY_LIMIT`] bytes. Read by the handler
 /// (not an extractor) so that the bearer token is checked before a large
@@ -259,30 +140,30 @@ pub(crate) use super::dashboard::constant_time_eq;
 pub(super) async fn read_body(
     req: &HttpRequest,
     payload: web::Payload,
-) -> Result<web::Bytes, ApiError> {
+) -> Result<web::Bytes, WebError> {
     let declared = req
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-        return Err(ApiError::PayloadTooLarge);
+        return Err(WebError::PayloadTooLarge { limit: BODY_LIMIT });
     }
     match payload.to_bytes_limited(BODY_LIMIT).await {
         Ok(Ok(body)) => Ok(body),
-        Ok(Err(e)) => Err(ApiError::BadRequest(format!(
+        Ok(Err(e)) => Err(WebError::bad_request(format!(
             "cannot read the request body: {e}"
         ))),
-        Err(_) => Err(ApiError::PayloadTooLarge),
+        Err(_) => Err(WebError::PayloadTooLarge { limit: BODY_LIMIT }),
     }
 }
 
 /// The `{id}` path segment as an id. Ids are integers, so anything else
 /// names nothing: 404, like an id that does not exist.
-fn path_id(req: &HttpRequest, what: &str) -> Result<i64, ApiError> {
+fn path_id(req: &HttpRequest, what: &str) -> Result<i64, WebError> {
     let raw = req.match_info().get("id").unwrap_or_default();
     raw.parse().map_err(|_| {
-        ApiError::NotFound(format!(
+        WebError::NotFound(format!(
             "{what} `{}` not found: ids are integers",
             raw.chars().take(40).collect::<String>()
         ))
@@ -296,10 +177,10 @@ pub(super) async fn record(
     event: IncomingEvent,
     body: &[u8],
     now: chrono::DateTime<Utc>,
-) -> Result<HttpResponse, ApiError> {
-    let service = state.service.clone();
+) -> Result<HttpResponse, WebError> {
+    let intake = state.intake.clone();
     let raw = body.to_vec();
-    let r = service.submit_event(event, Some(raw), now).await?;
+    let r = intake.submit_event(event, Some(raw), now).await?;
     let status = if r.duplicate {
         StatusCode::OK
     } else {
@@ -319,13 +200,13 @@ pub(super) async fn record(
 /// The generic ticket event (README, "HTTP API"). 201 when new, 200 when the id was
 /// seen before; answered only after the commit.
 async fn post_event(
+    _: ApiCaller,
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    authorize(&state, req.headers())?;
+) -> Result<HttpResponse, WebError> {
     let body = read_body(&req, payload).await?;
-    let now = state.service.now();
+    let now = state.reads.now();
     let event = match ingest::parse_generic(&body, now) {
         Ok(e) => e,
         Err(e) => {
@@ -342,7 +223,7 @@ async fn github(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, WebError> {
     // The signature covers the body: read it first.
     let body = read_body(&req, payload).await?;
     let signature = req
@@ -360,18 +241,18 @@ async fn github(
             .ingest_rejected
             .with_label_values(&["github", "signature"])
             .inc();
-        ApiError::BadSignature(e.to_string())
+        WebError::BadSignature(e.to_string())
     })?;
     let header = |name: &str| {
         req.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
-            .ok_or_else(|| ApiError::BadRequest(format!("missing header {name}")))
+            .ok_or_else(|| WebError::bad_request(format!("missing header {name}")))
     };
     let event_name = header("x-github-event")?;
     let delivery = header("x-github-delivery")?;
-    let now = state.service.now();
+    let now = state.reads.now();
     let parse = |channel: &str, _: &crate::contract::Contract| {
         ingest::parse_github(&event_name, &delivery, &body, channel, now)
     };
@@ -381,10 +262,10 @@ async fn github(
 
 /// The query string as `T`; an unknown or malformed parameter is a 400
 /// naming it.
-fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, WebError> {
     web::Query::<T>::from_query(req.query_string())
         .map(web::Query::into_inner)
-        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))
+        .map_err(|e| WebError::bad_request(format!("query string: {e}")))
 }
 
 /// Page size of the list endpoints: 100 by default, at most 1,000.
@@ -413,10 +294,10 @@ struct ListQuery {
 }
 
 async fn list_conversations(
+    _: ApiCaller,
     state: web::Data<AppState>,
     req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    authorize(&state, req.headers())?;
+) -> Result<HttpResponse, WebError> {
     let q: ListQuery = query(&req)?;
     let mut problems = Vec::new();
     // A NUL can match no stored id, and PostgreSQL refuses it in a query:
@@ -429,56 +310,66 @@ async fn list_conversations(
             });
         }
     }
-    let mut check = |field: &str, value: &Option<String>, allowed: &[&str]| {
-        if let Some(v) = value
-            && !allowed.contains(&v.as_str())
-        {
-            problems.push(FieldError {
-                field: field.into(),
-                problem: format!("must be one of {} (got `{v}`)", allowed.join(", ")),
-            });
-        }
-    };
-    check("health", &q.health, &["on_track", "at_risk", "breached"]);
-    check("status", &q.status, &["open", "pending", "solved"]);
+    let health = named::<Health>("health", &q.health, &mut problems);
+    let status = named::<TicketStatus>("status", &q.status, &mut problems);
     let limit = page_limit(q.limit).unwrap_or_else(|e| {
         problems.push(e);
         0
     });
     if !problems.is_empty() {
-        return Err(ApiError::Invalid(problems));
+        return Err(WebError::Invalid(problems));
     }
     let filter = ConversationFilter {
-        health: q.health,
+        health,
         client: q.client,
         request_type: q.request_type,
-        status: q.status,
+        status,
         before_id: q.before,
         limit,
     };
-    let service = state.service.clone();
-    let list = blocking(move || service.list_conversations(&filter)).await?;
+    let reads = state.reads.clone();
+    let list = blocking(move || reads.list_conversations(&filter)).await?;
     Ok(HttpResponse::Ok().json(json!({ "conversations": list })))
 }
 
+/// A query parameter as its type, or a problem naming the values there are.
+fn named<T: std::str::FromStr<Err = crate::sla::ParseError>>(
+    field: &str,
+    value: &Option<String>,
+    problems: &mut Vec<FieldError>,
+) -> Option<T> {
+    let v = value.as_deref()?;
+    v.parse()
+        .map_err(|e: crate::sla::ParseError| {
+            problems.push(FieldError {
+                field: field.into(),
+                problem: format!("must be one of {} (got `{v}`)", e.expected),
+            })
+        })
+        .ok()
+}
+
 async fn get_conversation(
+    _: ApiCaller,
     state: web::Data<AppState>,
     req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    authorize(&state, req.headers())?;
+) -> Result<HttpResponse, WebError> {
     let id = path_id(&req, "conversation")?;
-    let service = state.service.clone();
-    let detail = blocking(move || service.conversation_detail(id)).await?;
+    let reads = state.reads.clone();
+    let detail = blocking(move || reads.conversation_detail(id)).await?;
     Ok(HttpResponse::Ok().json(detail))
 }
 
-async fn solve(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    authorize(&state, req.headers())?;
+async fn solve(
+    _: ApiCaller,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, WebError> {
     let id = path_id(&req, "conversation")?;
-    let service = state.service.clone();
+    let (deadlines, reads) = (state.deadlines.clone(), state.reads.clone());
     let detail = blocking(move || {
-        service.solve(id, service.now())?;
-        service.conversation_detail(id)
+        deadlines.solve(id, deadlines.now())?;
+        reads.conversation_detail(id)
     })
     .await?;
     Ok(HttpResponse::Ok().json(detail))
@@ -494,25 +385,25 @@ struct RejectedQuery {
 /// database refused), newest first: metadata and a text preview. The raw
 /// bytes are at `/api/v1/rejected/{id}/raw`.
 async fn list_rejected(
+    _: ApiCaller,
     state: web::Data<AppState>,
     req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    authorize(&state, req.headers())?;
+) -> Result<HttpResponse, WebError> {
     let q: RejectedQuery = query(&req)?;
-    let limit = page_limit(q.limit).map_err(|e| ApiError::Invalid(vec![e]))?;
-    let service = state.service.clone();
-    let items = blocking(move || service.rejected_inputs(limit)).await?;
+    let limit = page_limit(q.limit).map_err(|e| WebError::Invalid(vec![e]))?;
+    let reads = state.reads.clone();
+    let items = blocking(move || reads.rejected_inputs(limit)).await?;
     Ok(HttpResponse::Ok().json(json!({ "rejected": items })))
 }
 
 async fn rejected_raw(
+    _: ApiCaller,
     state: web::Data<AppState>,
     req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    authorize(&state, req.headers())?;
+) -> Result<HttpResponse, WebError> {
     let id = path_id(&req, "rejected input")?;
-    let service = state.service.clone();
-    let raw = blocking(move || service.rejected_raw(id)).await?;
+    let reads = state.reads.clone();
+    let raw = blocking(move || reads.rejected_raw(id)).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .body(raw))
@@ -521,16 +412,15 @@ async fn rejected_raw(
 /// Urgency inflation (README, "Urgency and focus"): every client's urgent share over the
 /// trailing 30 days, and the clients above `urgent_share_limit` with the
 /// requests (and their classification rules) that put them there.
-async fn urgency(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    authorize(&state, req.headers())?;
-    let service = state.service.clone();
-    let report = blocking(move || service.urgent_inflation(service.now())).await?;
+async fn urgency(_: ApiCaller, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+    let reads = state.reads.clone();
+    let report = blocking(move || reads.urgent_inflation(reads.now())).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::super::dashboard::constant_time_eq;
 
     #[test]
     fn token_comparison() {

@@ -10,6 +10,7 @@ use actix_web::{HttpResponse, web};
 use minijinja::{AutoEscape, Environment, context};
 
 use super::AppState;
+use super::error::{Page, WebError, blocking};
 use crate::service::VersionChanges;
 
 const PAGE: &str = "contract/changes.html";
@@ -27,52 +28,38 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/contract/changes.md", web::get().to(changes_markdown));
 }
 
-async fn versions(state: &AppState) -> Result<Vec<VersionChanges>, HttpResponse> {
-    let service = state.service.clone();
-    match web::block(move || service.contract_changes()).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "contract changes failed");
-            Err(HttpResponse::ServiceUnavailable().finish())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "contract changes task failed");
-            Err(HttpResponse::ServiceUnavailable().finish())
-        }
-    }
+async fn versions(state: &AppState) -> Result<Vec<VersionChanges>, WebError> {
+    let reads = state.reads.clone();
+    blocking(move || reads.contract_changes()).await
 }
 
-async fn changes_html(state: web::Data<AppState>) -> HttpResponse {
-    let versions = match versions(&state).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn changes_html(state: web::Data<AppState>) -> Result<HttpResponse, Page> {
+    let versions = versions(&state).await?;
     let name = state.contract.current().contract.info().name.clone();
-    match TEMPLATES
-        .get_template(PAGE)
-        .and_then(|t| t.render(context! { name, versions }))
-    {
-        Ok(body) => HttpResponse::Ok()
-            .content_type(ContentType::html())
-            .insert_header(CacheControl(vec![CacheDirective::NoCache]))
-            .body(body),
-        Err(e) => {
-            tracing::error!(error = %e, "contract changes template failed");
-            HttpResponse::InternalServerError().finish()
-        }
-    }
+    Ok(
+        match TEMPLATES
+            .get_template(PAGE)
+            .and_then(|t| t.render(context! { name, versions }))
+        {
+            Ok(body) => HttpResponse::Ok()
+                .content_type(ContentType::html())
+                .insert_header(CacheControl(vec![CacheDirective::NoCache]))
+                .body(body),
+            Err(e) => {
+                tracing::error!(error = %e, "contract changes template failed");
+                HttpResponse::InternalServerError().finish()
+            }
+        },
+    )
 }
 
-async fn changes_markdown(state: web::Data<AppState>) -> HttpResponse {
-    let versions = match versions(&state).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn changes_markdown(state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+    let versions = versions(&state).await?;
     let name = state.contract.current().contract.info().name.clone();
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/markdown; charset=utf-8")
         .insert_header(CacheControl(vec![CacheDirective::NoCache]))
-        .body(markdown(&name, &versions))
+        .body(markdown(&name, &versions)))
 }
 
 /// The changes as Markdown (CommonMark); free text from the contract is

@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use minijinja::{AutoEscape, Environment, Value, context};
 
 use super::AppState;
+use super::error::{Public, WebError, blocking};
 use super::record_chart;
 use super::status::{not_found_page, private, render_status};
 use crate::service::{ClientPage, DEFAULT_RECORD_DAYS, RECORD_DAYS};
@@ -50,30 +51,20 @@ pub(crate) fn days(req: &HttpRequest) -> i64 {
         .unwrap_or(DEFAULT_RECORD_DAYS)
 }
 
-fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
-    tracing::error!(error = %e, "client page failed");
-    private(HttpResponse::ServiceUnavailable())
-        .content_type(actix_web::http::header::ContentType::plaintext())
-        .body("Temporarily unavailable; please try again in a minute.")
-}
-
-async fn client_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+async fn client_page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Public> {
     let token = req
         .match_info()
         .get("token")
         .unwrap_or_default()
         .to_string();
     let days = days(&req);
-    let service = state.service.clone();
-    let page = match web::block(move || service.client_page(&token, days)).await {
-        Ok(Ok(Some(page))) => page,
-        Ok(Ok(None)) => return not_found_page(),
-        Ok(Err(e)) => return unavailable(e),
-        Err(e) => return unavailable(e),
-    };
+    let reads = state.reads.clone();
+    let page = blocking(move || reads.client_page(&token, days))
+        .await?
+        .ok_or_else(|| WebError::not_found("client page"))?;
     // Links on the page stay under the client's own address.
     let base = req.path().trim_end_matches('/').to_string();
-    respond(&page, &base, false)
+    Ok(respond(&page, &base, false))
 }
 
 /// The page as its client sees it, for the signed-in team (the dashboard's
@@ -143,24 +134,23 @@ pub fn render(page: &ClientPage, base: &str, team: bool) -> Result<String, minij
     })
 }
 
-async fn request_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+async fn request_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, Public> {
     let token = req
         .match_info()
         .get("token")
         .unwrap_or_default()
         .to_string();
-    let Some(id) = req
+    let id = req
         .match_info()
         .get("id")
         .and_then(|i| i.parse::<i64>().ok())
-    else {
-        return not_found_page();
-    };
-    let service = state.service.clone();
-    match web::block(move || service.client_request_page(&token, id)).await {
-        Ok(Ok(Some(page))) => render_status(&page),
-        Ok(Ok(None)) => not_found_page(),
-        Ok(Err(e)) => unavailable(e),
-        Err(e) => unavailable(e),
-    }
+        .ok_or_else(|| WebError::not_found("request"))?;
+    let reads = state.reads.clone();
+    let page = blocking(move || reads.client_request_page(&token, id))
+        .await?
+        .ok_or_else(|| WebError::not_found("request"))?;
+    Ok(render_status(&page))
 }

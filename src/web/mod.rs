@@ -1,11 +1,14 @@
 //! HTTP: health, readiness, metrics, the public contract page, and (in
-//! [`api`]) the JSON API and webhooks. Handlers are thin: they read state and
-//! hand work to the service, the store or the contract.
+//! [`api`]) the JSON API and webhooks. Handlers are thin: they take the
+//! credential they need as an argument ([`auth`]), hand work to the service
+//! or the contract, and answer; what goes wrong is the one [`error`] type.
 
 pub mod api;
+pub mod auth;
 pub mod changes;
 pub mod client;
 pub mod dashboard;
+pub mod error;
 pub mod openapi;
 mod record_chart;
 pub mod status;
@@ -33,8 +36,8 @@ use serde_json::json;
 use crate::config::Secret;
 use crate::contract::ChannelKind;
 use crate::metrics::Metrics;
-use crate::service::{ContractHandle, Service};
-use crate::store::Store;
+use crate::service::sessions::Sessions;
+use crate::service::{Changes, ContractHandle, Deadlines, Intake, Reads};
 
 /// Credentials the HTTP edge checks.
 pub struct Auth {
@@ -56,10 +59,18 @@ pub struct Auth {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
     pub metrics: Metrics,
     pub contract: ContractHandle,
-    pub service: Service,
+    /// Arrivals from every channel.
+    pub intake: Intake,
+    /// The team's status changes (solve, reopen, wait).
+    pub deadlines: Deadlines,
+    /// Every page's and the API's reading.
+    pub reads: Reads,
+    /// Committed changes, for the live stream.
+    pub changes: Changes,
+    /// The dashboard's sessions.
+    pub sessions: Sessions,
     pub auth: std::sync::Arc<Auth>,
     pub dashboard: std::sync::Arc<dashboard::Dashboard>,
     /// The process's stop signal ([`crate::app::Application::shutdown`]):
@@ -277,7 +288,7 @@ async fn guard(
         && let Some(state) = req.app_data::<web::Data<AppState>>()
     {
         let refused = if req.path().starts_with("/api/") {
-            api::authorize(state, req.headers()).err()
+            auth::ApiCaller::from_headers(state, req.headers()).err()
         } else if req.path() == "/webhooks/github" && req.method() == actix_web::http::Method::POST
         {
             // The signature needs the body; its header's shape does not.
@@ -291,7 +302,7 @@ async fn guard(
                     .ingest_rejected
                     .with_label_values(&["github", "signature"])
                     .inc();
-                api::ApiError::BadSignature(e.to_string())
+                error::WebError::BadSignature(e.to_string())
             })
         } else {
             tickets::before_body(state, &req)
@@ -376,8 +387,8 @@ async fn healthz() -> impl Responder {
 /// message carries host, port and database name, and `/readyz` is public).
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let service = state.service.clone();
-    let check = web::block(move || service.ready(READY_CHECK_TIMEOUT));
+    let reads = state.reads.clone();
+    let check = web::block(move || reads.ready(READY_CHECK_TIMEOUT));
     // The outer bound covers a query that hangs on a connection it got.
     let failure =
         match tokio::time::timeout(READY_CHECK_TIMEOUT + Duration::from_millis(100), check).await {
@@ -397,22 +408,15 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 #[get("/metrics")]
-async fn metrics(state: web::Data<AppState>, req: actix_web::HttpRequest) -> HttpResponse {
-    let token = state.auth.metrics_token.expose();
-    if !token.is_empty()
-        && !api::bearer(req.headers())
-            .is_some_and(|p| dashboard::constant_time_eq(token.as_bytes(), p.as_bytes()))
-    {
-        return api::ApiError::Unauthorized.error_response();
-    }
+async fn metrics(_: auth::Scraper, state: web::Data<AppState>) -> HttpResponse {
     // The open-conversation gauge is a count in the database: read it at
     // scrape time rather than keeping a second copy in memory.
-    let service = state.service.clone();
-    if let Err(e) = web::block(move || service.refresh_open_gauge()).await {
+    let reads = state.reads.clone();
+    if let Err(e) = web::block(move || reads.refresh_open_gauge()).await {
         tracing::warn!(error = %e, "cannot refresh keepword_conversations_open");
     }
-    let service = state.service.clone();
-    if let Err(e) = web::block(move || service.refresh_urgent_share_gauge(service.now())).await {
+    let reads = state.reads.clone();
+    if let Err(e) = web::block(move || reads.refresh_urgent_share_gauge(reads.now())).await {
         tracing::warn!(error = %e, "cannot refresh keepword_urgent_share");
     }
     HttpResponse::Ok()

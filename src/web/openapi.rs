@@ -17,11 +17,12 @@
 //! the `client` field names no ids (any string, refused with a 422 when no
 //! client has it); a token holder gets them as an enum.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::api::{self, BODY_LIMIT};
+use super::auth::ApiCaller;
 use crate::contract::UNKNOWN_CLIENT;
 use crate::ingest::{MAX_BODY_BYTES, MAX_FUTURE_SECS, MAX_ID_CHARS, MAX_SUBJECT_CHARS};
 
@@ -31,8 +32,9 @@ use crate::ingest::{MAX_BODY_BYTES, MAX_FUTURE_SECS, MAX_ID_CHARS, MAX_SUBJECT_C
 const WHITE_SPACE: &str =
     "\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 
-pub async fn serve(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let audience = if api::authorize(&state, req.headers()).is_ok() {
+/// Public, with more for a caller that shows an API token.
+pub async fn serve(caller: Option<ApiCaller>, state: web::Data<AppState>) -> HttpResponse {
+    let audience = if caller.is_some() {
         Audience::TokenHolder
     } else {
         Audience::Public
@@ -67,7 +69,7 @@ pub fn document(state: &AppState, audience: Audience) -> Value {
         clients.push(Value::Null);
         clients
     });
-    let year = state.service.now().format("%Y").to_string();
+    let year = state.reads.now().format("%Y").to_string();
     build(&channels, clients, &year)
 }
 

@@ -11,6 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use minijinja::{AutoEscape, Environment, context};
 
 use super::AppState;
+use super::error::{Public, WebError, blocking};
 
 const PAGE: &str = "status/page.html";
 const NOT_FOUND: &str = "status/not_found.html";
@@ -60,28 +61,17 @@ pub(super) fn not_found_page() -> HttpResponse {
         .body(body)
 }
 
-async fn status_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+async fn status_page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Public> {
     let token = req
         .match_info()
         .get("token")
         .unwrap_or_default()
         .to_string();
-    let service = state.service.clone();
-    let page = match web::block(move || service.status_page(&token)).await {
-        Ok(Ok(Some(page))) => page,
-        Ok(Ok(None)) => return not_found_page(),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "status page failed");
-            return private(HttpResponse::ServiceUnavailable())
-                .content_type(ContentType::plaintext())
-                .body("Temporarily unavailable; please try again in a minute.");
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "status page task failed");
-            return private(HttpResponse::ServiceUnavailable()).finish();
-        }
-    };
-    render_status(&page)
+    let reads = state.reads.clone();
+    let page = blocking(move || reads.status_page(&token))
+        .await?
+        .ok_or_else(|| WebError::not_found("status page"))?;
+    Ok(render_status(&page))
 }
 
 /// A status page's answer (also the client page's view of one request).

@@ -3,7 +3,7 @@
 //! thin front ends on the one intake. Each checks its source's credential
 //! (before reading the body where a header or the URL allows it, and always
 //! before parsing), lets `ingest` map the payload, and hands the event to
-//! [`crate::service::Service::submit_event`] through [`api::record`].
+//! [`crate::service::Intake::submit_event`] through [`api::record`].
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::AppState;
-use super::api::{self, ApiError};
+use super::api;
+use super::error::{WebError, blocking};
 use crate::config::TicketWebhookSettings;
 use crate::contract::Contract;
 use crate::ingest::webhook::{self as ingest, EventError, TicketOutcome, WebhookAuthError};
@@ -56,14 +57,14 @@ pub(super) async fn slack(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, WebError> {
     let cfg = state
         .auth
         .slack
         .as_ref()
         .ok_or_else(|| not_configured(SLACK))?;
     let body = api::read_body(&req, payload).await?;
-    let now = state.service.now();
+    let now = state.reads.now();
     let checked = ingest::verify_slack(
         cfg.signing_secret.expose().as_bytes(),
         &body,
@@ -94,12 +95,12 @@ pub(super) async fn jira(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, WebError> {
     let name = ingest::JIRA_SIGNATURE_HEADER;
     let cfg = state.auth.jira.as_ref();
     let verify = ingest::verify_jira_signature;
     let (cfg, body) = signed(&state, JIRA, cfg, &req, payload, name, verify).await?;
-    let now = state.service.now();
+    let now = state.reads.now();
     let webhook_id = header(&req, "X-Atlassian-Webhook-Identifier");
     let parse = |channel: &str, contract: &Contract| {
         ingest::parse_jira(&body, webhook_id, channel, contract, now)
@@ -111,8 +112,8 @@ pub(super) async fn linear(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let now = state.service.now();
+) -> Result<HttpResponse, WebError> {
+    let now = state.reads.now();
     let name = ingest::LINEAR_SIGNATURE_HEADER;
     let cfg = state.auth.linear.as_ref();
     let verify = |secret: &[u8], body: &[u8], signature: Option<&str>| {
@@ -134,7 +135,7 @@ async fn signed<'s>(
     payload: web::Payload,
     name: &str,
     verify: impl FnOnce(&[u8], &[u8], Option<&str>) -> Result<(), WebhookAuthError>,
-) -> Result<(&'s TicketWebhookSettings, web::Bytes), ApiError> {
+) -> Result<(&'s TicketWebhookSettings, web::Bytes), WebError> {
     let cfg = cfg.ok_or_else(|| not_configured(source))?;
     let body = api::read_body(req, payload).await?;
     let secret = cfg.webhook_secret.expose().as_bytes();
@@ -146,7 +147,7 @@ pub(super) async fn basecamp(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, WebError> {
     let cfg = state
         .auth
         .basecamp
@@ -155,7 +156,7 @@ pub(super) async fn basecamp(
     // Checked by `before_body` too; again here so the handler stands alone.
     basecamp_secret(&state, req.path())?;
     let body = api::read_body(&req, payload).await?;
-    let now = state.service.now();
+    let now = state.reads.now();
     let companies = &cfg.company_ids;
     let parse = |channel: &str, contract: &Contract| {
         ingest::parse_basecamp(&body, channel, companies, contract, now)
@@ -169,7 +170,7 @@ pub(super) async fn basecamp(
 pub(super) fn before_body(
     state: &AppState,
     req: &actix_web::dev::ServiceRequest,
-) -> Option<ApiError> {
+) -> Option<WebError> {
     if req.method() != Method::POST {
         return None;
     }
@@ -207,7 +208,7 @@ pub(super) fn before_body(
     refused.map(|e| rejected_credential(state, source, e))
 }
 
-fn basecamp_secret(state: &AppState, path: &str) -> Result<(), ApiError> {
+fn basecamp_secret(state: &AppState, path: &str) -> Result<(), WebError> {
     let cfg = state
         .auth
         .basecamp
@@ -224,13 +225,13 @@ fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
 
 /// A source without its section: Jira and Linear refuse every signature
 /// (401, as GitHub's does without a secret); Basecamp's URL names nothing.
-fn not_configured(source: Source) -> ApiError {
+fn not_configured(source: Source) -> WebError {
     match source.name {
-        "basecamp" => ApiError::NotFound(BASECAMP_UNKNOWN.to_owned()),
-        "slack" => ApiError::BadSignature(
+        "basecamp" => WebError::NotFound(BASECAMP_UNKNOWN.to_owned()),
+        "slack" => WebError::BadSignature(
             "no Slack signing secret is configured: set [slack] signing_secret".to_owned(),
         ),
-        name => ApiError::BadSignature(format!(
+        name => WebError::BadSignature(format!(
             "no webhook secret is configured for {name}: set [{name}] webhook_secret"
         )),
     }
@@ -243,15 +244,15 @@ const BASECAMP_UNKNOWN: &str = "no Basecamp webhook at this URL";
 /// Counts a refused credential. A wrong Basecamp URL is a 404, as for a path
 /// that does not exist: the URL is the secret, and a different answer would
 /// confirm a guess of the prefix.
-fn rejected_credential(state: &AppState, source: Source, e: WebhookAuthError) -> ApiError {
+fn rejected_credential(state: &AppState, source: Source, e: WebhookAuthError) -> WebError {
     state
         .metrics
         .ingest_rejected
         .with_label_values(&[source.name, "signature"])
         .inc();
     match e {
-        WebhookAuthError::WrongSecret => ApiError::NotFound(BASECAMP_UNKNOWN.to_owned()),
-        other => ApiError::BadSignature(other.to_string()),
+        WebhookAuthError::WrongSecret => WebError::NotFound(BASECAMP_UNKNOWN.to_owned()),
+        other => WebError::BadSignature(other.to_string()),
     }
 }
 
@@ -259,7 +260,7 @@ fn refuse(
     state: &AppState,
     source: Source,
     checked: Result<(), WebhookAuthError>,
-) -> Result<(), ApiError> {
+) -> Result<(), WebError> {
     checked.map_err(|e| rejected_credential(state, source, e))
 }
 
@@ -288,20 +289,15 @@ pub(super) async fn deliver(
     body: &[u8],
     now: DateTime<Utc>,
     parse: impl FnOnce(&str, &Contract) -> Result<TicketOutcome, EventError>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, WebError> {
     let channel = state.ticket_channel(channel);
     let parsed = parse(&channel, &state.contract.current().contract);
     match parsed {
         Err(e) => {
             let reason = count_unreadable(state, source.name, &e);
-            let (store, raw) = (state.store.clone(), body.to_vec());
+            let (intake, raw) = (state.intake.clone(), body.to_vec());
             let detail = format!("{}: {e}", source.name);
-            api::blocking(move || {
-                store
-                    .with(|c| crate::store::reject_input(c, &channel, reason, &detail, &raw, now))
-                    .map_err(Into::into)
-            })
-            .await?;
+            blocking(move || intake.keep_rejected(&channel, reason, &detail, &raw, now)).await?;
             Err(e.into())
         }
         Ok(TicketOutcome::Ignored {

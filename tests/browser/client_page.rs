@@ -100,7 +100,7 @@ async fn the_client_page_reads_well_at_360_and_1280_pixels() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let contract = app.state.contract.current().contract.clone();
     let link = keepword::service::new_client_link(
-        app.state.service.store(),
+        app.service.core.store(),
         &contract,
         "http://127.0.0.1",
         "acme",

@@ -30,7 +30,7 @@ async fn a_person_signs_in_from_the_banner_and_a_forged_callback_is_refused() {
     let port = free_port();
     let settings = Settings {
         bind: format!("127.0.0.1:{port}").parse().unwrap(),
-        public_url: format!("http://127.0.0.1:{port}"),
+        public_url: format!("http://127.0.0.1:{port}").parse().unwrap(),
         database_url: url,
         contract: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml"),
         api_tokens: vec![Secret::new(common::app::TOKEN)],
@@ -57,7 +57,7 @@ async fn a_person_signs_in_from_the_banner_and_a_forged_callback_is_refused() {
             host: "127.0.0.1".into(),
             port: smtp.port,
             tls: Tls::None,
-            from: "Northwind Support <support@test.local>".into(),
+            from: "Northwind Support <support@test.local>".parse().unwrap(),
             ..Settings::default().smtp
         },
         oauth: [(

@@ -53,6 +53,8 @@ pub struct Served {
     pub bearer: String,
     /// What the handlers see (contract in force, metrics, service).
     pub state: keepword::web::AppState,
+    /// Every role of the service (the web holds only some).
+    pub service: keepword::service::Service,
     pub token: CancellationToken,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -79,6 +81,7 @@ pub async fn serve_as_configured(settings: Settings, clock: Clock) -> Served {
         .expect("app builds");
     let port = app.port();
     let state = app.state().clone();
+    let service = app.service().clone();
     let token = app.shutdown();
     let task = tokio::spawn(app.run_until_stopped(None));
     Served {
@@ -87,6 +90,7 @@ pub async fn serve_as_configured(settings: Settings, clock: Clock) -> Served {
         http: reqwest::Client::new(),
         bearer,
         state,
+        service,
         token,
         task,
     }

@@ -831,6 +831,7 @@ async fn refused_acknowledgement_is_shown(url: &str) {
         .into_bytes(),
     };
     let r = service
+        .intake
         .ingest_mail_batch(
             &mailbox,
             "INBOX",
@@ -879,7 +880,7 @@ async fn refused_acknowledgement_is_shown(url: &str) {
     report.assert_kept();
     assert!(rig.history.all_accepted([subject.as_str()].into_iter()));
 
-    let refused = service.refused_notifications(10).unwrap();
+    let refused = service.reads.refused_notifications(10).unwrap();
     assert_eq!(refused.len(), 1, "{refused:?}");
     let n = &refused[0];
     assert_eq!((n.what, n.kind.as_str()), ("acknowledgement", "email"));
@@ -888,6 +889,7 @@ async fn refused_acknowledgement_is_shown(url: &str) {
         .conversation_id
         .expect("the acknowledgement's conversation");
     let timeline = service
+        .reads
         .timeline(conversation, 1, chrono::Utc::now())
         .unwrap();
     let ack = timeline

@@ -6,10 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keepword::config::{Secret, SmtpSettings, Tls};
-use keepword::notify::{
-    EmailDraft, OutboxMessage, OutboxWorker, Senders, SmtpSender, WebhookSender, WorkerConfig,
-    new_email, new_webhook,
-};
+use keepword::notify::{OutboxWorker, Senders, SmtpSender, WebhookSender, WorkerConfig};
+use keepword::outbox::{EmailDraft, OutboxMessage, new_email, new_webhook};
 use keepword::store::{self, Store};
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::sync::Notify;
@@ -46,7 +44,7 @@ pub fn smtp_settings(port: u16) -> SmtpSettings {
         username: String::new(),
         password: Secret::default(),
         password_file: None,
-        from: "Northwind Support <support@example.com>".into(),
+        from: "Northwind Support <support@example.com>".parse().unwrap(),
         ca_file: None,
         auth: Default::default(),
         oauth: None,

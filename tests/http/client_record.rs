@@ -65,7 +65,7 @@ fn settings(url: &str, contract: PathBuf, smtp_port: u16) -> Settings {
 
 /// Posts a ticket event at `at`, with the clock moved there first.
 async fn event(app: &Served, id: &str, thread: &str, at: DateTime<Utc>, fields: Value) {
-    app.state.service.clock().set(at);
+    app.service.core.clock().set(at);
     let mut body = json!({"id": id, "channel": "tickets", "thread": thread, "at": at.to_rfc3339()});
     for (k, v) in fields.as_object().unwrap() {
         body[k] = v.clone();
@@ -339,8 +339,8 @@ async fn the_page_keeps_the_record_and_nothing_internal(url: String) {
     let expected = csv_figures(&csv, "acme");
     assert!(!expected.is_empty(), "{csv}");
     let record = app
-        .state
         .service
+        .reads
         .client_record("acme", from, to, clock.now())
         .unwrap();
     let mut shown = BTreeMap::new();
@@ -467,7 +467,7 @@ fn reports(smtp: &SmtpServer) -> Vec<support::Received> {
 /// yet would see its lease run out at once and go again (a real clock
 /// does not jump a week in a millisecond).
 async fn settled(app: &Served) {
-    let store = app.state.service.store().clone();
+    let store = app.service.core.store().clone();
     let done = eventually(Duration::from_secs(10), || {
         store
             .with(keepword::store::outbox::all)

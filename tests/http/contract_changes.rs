@@ -42,8 +42,8 @@ async fn changes_are_listed_newest_first_with_their_decision(backend: Backend) {
         .replacen("head@example.com", "boss@example.com", 1);
     std::fs::write(&path, &v2).unwrap();
     clock.set(Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap());
-    let service = app.state.service.clone();
-    let reload = tokio::task::spawn_blocking(move || service.reload_contract(&path))
+    let service = app.service.clone();
+    let reload = tokio::task::spawn_blocking(move || service.deadlines.reload_contract(&path))
         .await
         .unwrap();
     assert!(

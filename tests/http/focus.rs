@@ -270,7 +270,7 @@ fn deferred_notifications_survive_a_crash(database_url: String) {
         settings(&database_url, &contract, smtp.port),
         clock_a.clone(),
     ));
-    let store = a.state.service.store().clone();
+    let store = a.service.core.store().clone();
     let held = |store: &keepword::store::Store| {
         store
             .with(keepword::store::outbox::all)

@@ -478,8 +478,9 @@ async fn unknown_and_malformed_tokens_are_a_plain_404(backend: Backend) {
     // The token is in the database only as its hash.
     let hash = keepword::service::token_hash(&token);
     let stored: Vec<String> = app
-        .state
-        .store
+        .service
+        .core
+        .store()
         .with(|c| {
             use diesel::prelude::*;
             use keepword::store::schema::status_links::dsl::*;

@@ -60,6 +60,13 @@ async fn pages_without_a_session_redirect_to_login_and_show_nothing() {
         "/dashboard/queue".into(),
         "/dashboard/stream".into(),
         "/rejected/1/raw".into(),
+        "/urgency".into(),
+        "/connections".into(),
+        "/record/acme".into(),
+        "/compliance?by=author".into(),
+        "/compliance/conversations?outcome=all".into(),
+        format!("/conversations/{id}/messages/1"),
+        "/oauth/callback?code=x&state=y".into(),
     ] {
         let r = http
             .get(format!("{}{path}", app.base))
@@ -75,7 +82,11 @@ async fn pages_without_a_session_redirect_to_login_and_show_nothing() {
         );
     }
     // State-changing requests too, and a forged cookie is no session.
-    for path in [format!("/conversations/{id}/solve"), "/logout".into()] {
+    for path in [
+        format!("/conversations/{id}/solve"),
+        "/logout".into(),
+        "/connections/sign-in".into(),
+    ] {
         let r = http
             .post(format!("{}{path}", app.base))
             .header("cookie", format!("keepword_session={}", "a".repeat(64)))
@@ -320,7 +331,7 @@ async fn an_empty_password_signs_nobody_in() {
 async fn cookies_are_secure_when_the_public_url_is_https() {
     let db = crate::common::app::FreshDatabase::new(Backend::Sqlite);
     let settings = Settings {
-        public_url: "https://support.example.com".into(),
+        public_url: "https://support.example.com".parse().unwrap(),
         ..dashboard_settings(db.url())
     };
     let app = serve(settings, tuesday_morning()).await;
@@ -587,8 +598,9 @@ async fn head_answers_as_get_without_a_body_and_raw_mail_is_not_cached() {
     let now = app.clock.now();
     let stored = raw.clone();
     let id = app
-        .state
-        .store
+        .service
+        .core
+        .store()
         .with(move |c| {
             keepword::store::reject_input(c, "email", "parse", "unreadable", &stored, now)?;
             Ok(keepword::store::rejected_inputs(c, 10)?[0].id)

@@ -92,7 +92,7 @@ fn mailbox(port: u16, sasl: Sasl) -> MailboxSettings {
 fn smtp_settings(port: u16) -> SmtpSettings {
     SmtpSettings {
         username: USER.into(),
-        from: format!("Northwind Support <{USER}>"),
+        from: format!("Northwind Support <{USER}>").parse().unwrap(),
         auth: AuthMethod::Oauth2,
         oauth: Some(CREDENTIAL.into()),
         ..crate::tls::smtp("127.0.0.1", port, Tls::None, None)
@@ -1116,7 +1116,7 @@ async fn the_ops_contact_hears_of_a_refused_grant_and_an_unread_mailbox_once() {
     let (_dir, url) = common::fresh_sqlite();
     let mut settings = app_settings(&s, url);
     settings.smtp = SmtpSettings {
-        from: "keepword <keepword@test.local>".into(),
+        from: "keepword <keepword@test.local>".parse().unwrap(),
         ..crate::tls::smtp("127.0.0.1", s.smtp.port, Tls::None, None)
     };
 

@@ -36,7 +36,7 @@ async fn the_link_in_the_acknowledgement_opens_the_page(backend: Backend) {
          Content-Type: text/plain; charset=utf-8\r\n\r\nPlease put the new photo on the about page.\r\n",
         Utc::now().with_nanosecond(0).unwrap().to_rfc2822()
     );
-    let service = app.state.service.clone();
+    let service = app.service.clone();
     let report = tokio::task::spawn_blocking(move || {
         let mailbox = MailboxContext {
             name: "support".into(),
@@ -44,8 +44,8 @@ async fn the_link_in_the_acknowledgement_opens_the_page(backend: Backend) {
             team: vec!["@example.com".into()],
             own: vec!["support@example.com".into()],
         };
-        let now = service.now();
-        service.ingest_mail_batch(
+        let now = service.core.now();
+        service.intake.ingest_mail_batch(
             &mailbox,
             "INBOX",
             FolderKind::Inbox,
@@ -121,7 +121,7 @@ async fn the_link_in_the_acknowledgement_opens_the_page(backend: Backend) {
         "the token is not stored"
     );
     // Nor is it kept in the delivered outbox row.
-    let store = app.state.store.clone();
+    let store = app.service.core.store().clone();
     let payloads = move || {
         use diesel::prelude::*;
         use keepword::store::schema::outbox::dsl::*;

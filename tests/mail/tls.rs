@@ -264,7 +264,7 @@ pub(crate) fn smtp(host: &str, port: u16, tls: Tls, ca_file: Option<PathBuf>) ->
         username: String::new(),
         password: Secret::default(),
         password_file: None,
-        from: "Northwind Support <support@example.com>".into(),
+        from: "Northwind Support <support@example.com>".parse().unwrap(),
         ca_file,
         auth: Default::default(),
         oauth: None,

@@ -336,7 +336,7 @@ fn backtest_against_a_baseline_sets_both_side_by_side() {
         .find(|f| f.starts_with("<figcaption>Questions and change requests</figcaption>"))
         .unwrap();
     assert!(
-        questions.contains("window 4h 00m") && questions.contains("window 8h 00m"),
+        questions.contains("window 4 h") && questions.contains("window 8 h"),
         "{questions}"
     );
     assert_eq!(

@@ -108,12 +108,13 @@ fn compliance_matches_the_backtest(url: &str) {
                 raw: m.clone().into_bytes(),
             })
             .collect();
-        s.ingest_mail_batch(&mb, "INBOX", FolderKind::Inbox, 1, batch, until)
+        s.intake
+            .ingest_mail_batch(&mb, "INBOX", FolderKind::Inbox, 1, batch, until)
             .unwrap();
     }
     let from = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
     let to = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
-    let rows = s.compliance(from, to).unwrap();
+    let rows = s.reads.compliance(from, to).unwrap();
 
     let ours: BTreeMap<(String, String), (Option<f64>, usize)> = rows
         .iter()

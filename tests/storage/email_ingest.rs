@@ -6,7 +6,7 @@ use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use keepword::imap::{FetchedMail, FolderKind};
-use keepword::notify::OutboxMessage;
+use keepword::outbox::OutboxMessage;
 use keepword::service::{MailboxContext, Service};
 
 /// The support mailbox of these tests (the team is `@example.com`).
@@ -49,7 +49,8 @@ fn batch(uid0: u32, raws: Vec<Vec<u8>>) -> Vec<FetchedMail> {
 type Ack = (Vec<String>, String, Vec<(String, String)>, String);
 
 fn acks(s: &Service) -> Vec<Ack> {
-    s.store()
+    s.core
+        .store()
         .with(store::outbox::all)
         .unwrap()
         .into_iter()
@@ -81,6 +82,7 @@ fn run(url: &str) {
         now,
     );
     let r = s
+        .intake
         .ingest_mail_batch(
             &mb,
             "INBOX",
@@ -111,6 +113,7 @@ fn run(url: &str) {
 
     // The same message again (a rescan): nothing new, no second ack.
     let r = s
+        .intake
         .ingest_mail_batch(&mb, "INBOX", FolderKind::Inbox, 8, batch(1, vec![m1]), now)
         .unwrap();
     assert_eq!((r.stored, r.duplicates), (0, 1));
@@ -118,6 +121,7 @@ fn run(url: &str) {
 
     let conv_id = {
         let list = s
+            .reads
             .list_conversations(&store::ConversationFilter {
                 limit: 10,
                 ..Default::default()
@@ -164,6 +168,7 @@ fn run(url: &str) {
         t,
     );
     let r = s
+        .intake
         .ingest_mail_batch(
             &mb,
             "INBOX",
@@ -174,7 +179,7 @@ fn run(url: &str) {
         )
         .unwrap();
     assert_eq!(r.stored, 4);
-    let d = s.conversation_detail(conv_id).unwrap();
+    let d = s.reads.conversation_detail(conv_id).unwrap();
     let ids: Vec<&str> = d.messages.iter().map(|m| m.from.as_str()).collect();
     assert!(
         ids.contains(&"bob@acme.com") && ids.contains(&"carol@acme.com"),
@@ -202,16 +207,17 @@ fn run(url: &str) {
         "In-Reply-To: <m1@acme.com>\r\n",
         now + Duration::minutes(30),
     );
-    s.ingest_mail_batch(
-        &mb,
-        "Sent",
-        FolderKind::Sent,
-        3,
-        batch(1, vec![reply]),
-        now + Duration::minutes(31),
-    )
-    .unwrap();
-    let d = s.conversation_detail(conv_id).unwrap();
+    s.intake
+        .ingest_mail_batch(
+            &mb,
+            "Sent",
+            FolderKind::Sent,
+            3,
+            batch(1, vec![reply]),
+            now + Duration::minutes(31),
+        )
+        .unwrap();
+    let d = s.reads.conversation_detail(conv_id).unwrap();
     let first = d
         .summary
         .timers
@@ -248,6 +254,7 @@ fn run(url: &str) {
         t,
     );
     let r = s
+        .intake
         .ingest_mail_batch(
             &mb,
             "INBOX",
@@ -270,6 +277,7 @@ fn run(url: &str) {
         t,
     );
     let r = s
+        .intake
         .ingest_mail_batch(
             &mb,
             "INBOX",
@@ -291,6 +299,7 @@ fn run(url: &str) {
         t,
     );
     let r = s
+        .intake
         .ingest_mail_batch(&mb, "INBOX", FolderKind::Inbox, 8, batch(21, vec![team]), t)
         .unwrap();
     assert_eq!((r.stored, r.acknowledged), (1, 0));
@@ -306,6 +315,7 @@ fn run(url: &str) {
         t,
     );
     let r = s
+        .intake
         .ingest_mail_batch(
             &mb,
             "INBOX",
@@ -316,7 +326,11 @@ fn run(url: &str) {
         )
         .unwrap();
     assert_eq!((r.rejected, r.stored), (1, 1));
-    let rejected = s.store().with(|c| store::rejected_inputs(c, 10)).unwrap();
+    let rejected = s
+        .core
+        .store()
+        .with(|c| store::rejected_inputs(c, 10))
+        .unwrap();
     assert_eq!(rejected[0].raw, junk);
     assert_eq!(store::checkpoint_of(&s, "INBOX"), Some((8, 31)));
 }
@@ -325,7 +339,8 @@ fn run(url: &str) {
 mod store {
     pub use keepword::store::*;
     pub fn checkpoint_of(s: &super::Service, folder: &str) -> Option<(i64, i64)> {
-        s.store()
+        s.core
+            .store()
             .with(|c| checkpoint(c, "support", folder))
             .unwrap()
             .map(|c| (c.uidvalidity, c.last_uid))
@@ -361,6 +376,7 @@ fn corpus(url: &str) {
     let mut totals = (0, 0, 0);
     for (i, chunk) in raws.chunks(50).enumerate() {
         let r = s
+            .intake
             .ingest_mail_batch(
                 &mb,
                 "INBOX",
@@ -380,6 +396,7 @@ fn corpus(url: &str) {
         "every message accounted for: {totals:?}"
     );
     let refused: Vec<String> = s
+        .core
         .store()
         .with(|c| store::rejected_inputs(c, 1000))
         .unwrap()
@@ -398,6 +415,7 @@ fn corpus(url: &str) {
     // Every automatic message is stored as `auto`, and none got an acknowledgement.
     let acked: Vec<String> = acks(&s).into_iter().flat_map(|a| a.0).collect();
     let auto_senders: Vec<String> = s
+        .core
         .store()
         .with(|c| {
             use diesel::prelude::*;
@@ -598,17 +616,19 @@ fn threads_and_parity(url: &str) {
     let s = common::service_with_contract(url, &contract);
     let now: DateTime<Utc> = "2026-12-01T09:00:00Z".parse().unwrap();
     for (i, chunk) in raws.chunks(97).enumerate() {
-        s.ingest_mail_batch(
-            &mailbox(),
-            "INBOX",
-            FolderKind::Inbox,
-            1,
-            batch(1 + (i * 97) as u32, chunk.to_vec()),
-            now,
-        )
-        .unwrap();
+        s.intake
+            .ingest_mail_batch(
+                &mailbox(),
+                "INBOX",
+                FolderKind::Inbox,
+                1,
+                batch(1 + (i * 97) as u32, chunk.to_vec()),
+                now,
+            )
+            .unwrap();
     }
     let stored: Vec<(Option<String>, String, Option<i64>)> = s
+        .core
         .store()
         .with(|c| {
             messages::table
@@ -623,6 +643,7 @@ fn threads_and_parity(url: &str) {
         })
         .unwrap();
     let convs: std::collections::HashMap<i64, (String, String)> = s
+        .core
         .store()
         .with(|c| {
             conversations::table
@@ -710,11 +731,12 @@ fn threads_and_parity(url: &str) {
 crate::both_backends!(threads_and_parity);
 
 fn conversations(s: &Service) -> Vec<keepword::service::ConversationSummary> {
-    s.list_conversations(&store::ConversationFilter {
-        limit: 10,
-        ..Default::default()
-    })
-    .unwrap()
+    s.reads
+        .list_conversations(&store::ConversationFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap()
 }
 
 /// The database refuses one mail of a batch (a trigger): the batch is
@@ -747,6 +769,7 @@ fn refused_mail_is_kept_raw_alone(url: &str) {
         .collect();
     let refused_raw = raws[2].clone();
     let r = s
+        .intake
         .ingest_mail_batch(
             &mailbox(),
             "INBOX",
@@ -758,7 +781,11 @@ fn refused_mail_is_kept_raw_alone(url: &str) {
         .unwrap();
     assert_eq!((r.stored, r.rejected, r.duplicates), (3, 1, 0), "{r:?}");
     assert_eq!(r.acknowledged, 3, "{r:?}");
-    let rejected = s.store().with(|c| store::rejected_inputs(c, 10)).unwrap();
+    let rejected = s
+        .core
+        .store()
+        .with(|c| store::rejected_inputs(c, 10))
+        .unwrap();
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].raw, refused_raw);
     assert!(
@@ -791,15 +818,16 @@ fn header_less_replies_thread_within_their_batch(url: &str) {
         "",
         old,
     );
-    s.ingest_mail_batch(
-        &mb,
-        "INBOX",
-        FolderKind::Inbox,
-        5,
-        batch(1, vec![opening]),
-        old,
-    )
-    .unwrap();
+    s.intake
+        .ingest_mail_batch(
+            &mb,
+            "INBOX",
+            FolderKind::Inbox,
+            5,
+            batch(1, vec![opening]),
+            old,
+        )
+        .unwrap();
     let by_header = mail(
         "jane@acme.com",
         "support@example.com",
@@ -833,6 +861,7 @@ fn header_less_replies_thread_within_their_batch(url: &str) {
         now + Duration::minutes(2),
     );
     let r = s
+        .intake
         .ingest_mail_batch(
             &mb,
             "INBOX",
@@ -848,7 +877,7 @@ fn header_less_replies_thread_within_their_batch(url: &str) {
     let mut senders: Vec<Vec<String>> = list
         .iter()
         .map(|c| {
-            let d = s.conversation_detail(c.id).unwrap();
+            let d = s.reads.conversation_detail(c.id).unwrap();
             d.messages
                 .iter()
                 .filter(|m| m.direction == "inbound")

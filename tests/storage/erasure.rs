@@ -65,9 +65,11 @@ fn seed(s: &Service, at: chrono::DateTime<Utc>) {
             raw: m.into_bytes(),
         })
         .collect();
-    s.ingest_mail_batch(&mailbox(), "INBOX", FolderKind::Inbox, 1, batch, at)
+    s.intake
+        .ingest_mail_batch(&mailbox(), "INBOX", FolderKind::Inbox, 1, batch, at)
         .unwrap();
-    s.store()
+    s.core
+        .store()
         .with(|c| {
             store::reject_input(
                 c,
@@ -81,7 +83,8 @@ fn seed(s: &Service, at: chrono::DateTime<Utc>) {
         .unwrap();
     // Something outside keepword's own tables must be found by the same
     // search: a table another feature might add.
-    s.store()
+    s.core
+        .store()
         .with(|c| {
             diesel::sql_query("CREATE TABLE added_later (id BIGINT, note TEXT)").execute(c)?;
             diesel::sql_query(format!(
@@ -205,7 +208,8 @@ fn keepword(cwd: &Path, url: &str, args: &[&str]) -> String {
 fn first_response_figures(s: &Service) -> Vec<(String, String, usize, usize, usize)> {
     let from = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let to = Utc.with_ymd_and_hms(2028, 1, 1, 0, 0, 0).unwrap();
-    s.compliance(from, to)
+    s.reads
+        .compliance(from, to)
         .unwrap()
         .into_iter()
         .map(|r| (r.request_type, r.timer, r.conversations, r.met, r.missed))
@@ -229,7 +233,7 @@ fn an_erased_person_is_gone_from_every_table_and_file(url: &str) {
     let (sla_before, stored) = {
         let s = common::shipped_service(url);
         seed(&s, at);
-        s.due_work(at + Duration::days(3)).unwrap();
+        s.deadlines.due_work(at + Duration::days(3)).unwrap();
         let figures = first_response_figures(&s);
         let places = places_naming(url, ANN);
         for expected in [
@@ -249,6 +253,7 @@ fn an_erased_person_is_gone_from_every_table_and_file(url: &str) {
             );
         }
         let links: i64 = s
+            .core
             .store()
             .with(|c| Ok(store::schema::status_links::table.count().get_result(c)?))
             .unwrap();
@@ -310,7 +315,11 @@ fn an_erased_person_is_gone_from_every_table_and_file(url: &str) {
         sla_before,
         "the SLA record changed"
     );
-    let recorded = s.store().with(store::erasure::erasures_recorded).unwrap();
+    let recorded = s
+        .core
+        .store()
+        .with(store::erasure::erasures_recorded)
+        .unwrap();
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].1, "address");
     assert!(recorded[0].2.get("message_bodies").is_some_and(|n| *n >= 3));
@@ -319,7 +328,10 @@ fn an_erased_person_is_gone_from_every_table_and_file(url: &str) {
         .into_iter()
         .find(|c| c.subject == "Invoice question")
         .unwrap();
-    let timeline = s.timeline(hers.id, 1, at + Duration::days(3)).unwrap();
+    let timeline = s
+        .reads
+        .timeline(hers.id, 1, at + Duration::days(3))
+        .unwrap();
     assert!(
         timeline
             .items
@@ -339,7 +351,7 @@ fn an_erased_client_keeps_its_figures_and_loses_its_people(url: &str) {
     assert!(!places_naming(url, "eve@initech.example").is_empty());
 
     let dry = erasure::erase(
-        s.store(),
+        s.core.store(),
         &ErasureRequest::Client("initech".into()),
         at,
         true,
@@ -347,7 +359,7 @@ fn an_erased_client_keeps_its_figures_and_loses_its_people(url: &str) {
     .unwrap();
     assert!(!places_naming(url, "eve@initech.example").is_empty());
     let report = erasure::erase(
-        s.store(),
+        s.core.store(),
         &ErasureRequest::Client("initech".into()),
         at,
         false,
@@ -365,7 +377,7 @@ fn an_erased_client_keeps_its_figures_and_loses_its_people(url: &str) {
     // Another client's people stay.
     assert!(!places_naming(url, ANN).is_empty());
     let unknown = erasure::erase(
-        s.store(),
+        s.core.store(),
         &ErasureRequest::Client("nobody".into()),
         at,
         true,
@@ -374,7 +386,7 @@ fn an_erased_client_keeps_its_figures_and_loses_its_people(url: &str) {
     .to_string();
     assert!(unknown.contains("no client `nobody`"), "{unknown}");
     let bad = erasure::erase(
-        s.store(),
+        s.core.store(),
         &ErasureRequest::Address("not-an-address".into()),
         at,
         true,

@@ -1,4 +1,4 @@
-//! Group commit of ticket events (`Service::submit_event`): events that
+//! Group commit of ticket events (`Intake::submit_event`): events that
 //! arrive together share one transaction, yet each is answered as if it had
 //! been alone — stored once, duplicates (before or within a batch) named as
 //! such with the original's ids, and one refused event failing only itself.
@@ -46,7 +46,7 @@ async fn submit_all(s: &Service, events: Vec<IncomingEvent>) -> Vec<Result<Recor
         .into_iter()
         .map(|e| {
             let s = s.clone();
-            tokio::spawn(async move { s.submit_event(e, None, now).await })
+            tokio::spawn(async move { s.intake.submit_event(e, None, now).await })
         })
         .collect();
     let mut out = Vec::new();
@@ -62,7 +62,8 @@ fn count(s: &Service, table: &str) -> i64 {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    s.store()
+    s.core
+        .store()
         .with(|c| {
             Ok(
                 diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
@@ -75,7 +76,7 @@ fn count(s: &Service, table: &str) -> i64 {
 
 /// The (sum, count) of the batch-size histogram.
 fn batches(s: &Service) -> (f64, u64) {
-    let h = &s.metrics().event_batch_size;
+    let h = &s.reads.metrics().event_batch_size;
     (h.get_sample_sum(), h.get_sample_count())
 }
 
@@ -83,6 +84,7 @@ async fn burst_is_stored_once_each(url: &str) {
     let s = common::shipped_service(url);
     // Stored before the burst: its repeat in the burst is a duplicate.
     let before = s
+        .intake
         .record_event(
             event("old", "t-old", Direction::Inbound, CLIENT),
             None,
@@ -180,7 +182,7 @@ async fn burst_is_stored_once_each(url: &str) {
     let answered = first["n7"].conversation_id.unwrap();
     let waiting = first["n120"].conversation_id.unwrap();
     let timer = |id: i64| {
-        let d = s.conversation_detail(id).unwrap();
+        let d = s.reads.conversation_detail(id).unwrap();
         d.summary
             .timers
             .iter()
@@ -216,7 +218,7 @@ async fn postgres_burst_is_stored_once_each() {
 /// trigger, as a constraint or a full disk would, that the service cannot
 /// tell from any other refusal.
 pub(crate) fn refuse_messages_from(s: &Service, sender: &str) {
-    let statements = match s.store().backend() {
+    let statements = match s.core.store().backend() {
         keepword::store::Backend::Sqlite => vec![format!(
             "CREATE TRIGGER refuse BEFORE INSERT ON messages \
              WHEN NEW.sender = '{sender}' \
@@ -235,7 +237,8 @@ pub(crate) fn refuse_messages_from(s: &Service, sender: &str) {
         ],
     };
     for sql in statements {
-        s.store()
+        s.core
+            .store()
             .with(|c| Ok(diesel::sql_query(&sql).execute(c)?))
             .unwrap();
     }
@@ -276,10 +279,12 @@ async fn refused_event_fails_alone(url: String) {
     assert_eq!(count(&s, "messages"), 59);
     assert_eq!(count(&s, "conversations"), 59, "t-bad opened nothing");
     // Sent again once the database takes it: stored, not a duplicate.
-    s.store()
+    s.core
+        .store()
         .with(|c| Ok(diesel::sql_query("DROP TRIGGER refuse ON messages").execute(c)?))
         .or_else(|_| {
-            s.store()
+            s.core
+                .store()
                 .with(|c| Ok(diesel::sql_query("DROP TRIGGER refuse").execute(c)?))
         })
         .unwrap();
@@ -314,7 +319,7 @@ async fn stop_stores_what_was_accepted(url: &str) {
                 Direction::Inbound,
                 CLIENT,
             );
-            tokio::spawn(async move { s.submit_event(e, None, now).await })
+            tokio::spawn(async move { s.intake.submit_event(e, None, now).await })
         })
         .collect();
     // Let some of the burst reach the writers, then stop mid-burst.
@@ -322,7 +327,7 @@ async fn stop_stores_what_was_accepted(url: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     let stopper = s.clone();
-    tokio::task::spawn_blocking(move || stopper.stop_event_writers())
+    tokio::task::spawn_blocking(move || stopper.intake.stop_event_writers())
         .await
         .unwrap();
     let mut stored = 0;
@@ -347,6 +352,7 @@ async fn stop_stores_what_was_accepted(url: &str) {
         "stored exactly the answered ones"
     );
     let after = s
+        .intake
         .submit_event(
             event("late", "t-late", Direction::Inbound, CLIENT),
             None,
@@ -394,7 +400,8 @@ fn state_snapshot(s: &Service) -> Vec<Vec<Option<String>>> {
     queries
         .iter()
         .map(|q| {
-            s.store()
+            s.core
+                .store()
                 .with(|c| Ok(diesel::sql_query(*q).load::<Row>(c)?))
                 .unwrap()
                 .into_iter()
@@ -533,7 +540,8 @@ pub(crate) fn a_full_evaluation_changes_nothing(
     conversations: usize,
 ) {
     let before = state_snapshot(s);
-    s.store()
+    s.core
+        .store()
         .with(|c| {
             use diesel::ExpressionMethods;
             use keepword::store::schema::conversations::dsl as conv;
@@ -545,7 +553,7 @@ pub(crate) fn a_full_evaluation_changes_nothing(
         .unwrap();
     let (mut looked_at, mut fired) = (0, 0);
     loop {
-        let report = s.due_work(now).unwrap();
+        let report = s.deadlines.due_work(now).unwrap();
         if report.conversations == 0 {
             break;
         }

@@ -37,7 +37,7 @@ fn worker(s: &Service, smtp: &SmtpServer) -> OutboxWorker {
         username: String::new(),
         password: Secret::default(),
         password_file: None,
-        from: "Northwind Support <support@example.com>".into(),
+        from: "Northwind Support <support@example.com>".parse().unwrap(),
         ca_file: None,
         auth: Default::default(),
         oauth: None,
@@ -51,7 +51,7 @@ fn worker(s: &Service, smtp: &SmtpServer) -> OutboxWorker {
         send_timeout: Duration::from_secs(10),
         ..WorkerConfig::default()
     };
-    OutboxWorker::new(s.store().clone(), senders, config)
+    OutboxWorker::new(s.core.store().clone(), senders, config)
 }
 
 /// A new ticket from ACME opened at `when`.
@@ -71,14 +71,15 @@ fn open(s: &Service, thread: &str, subject: &str, when: &str) -> i64 {
         awaiting_client: false,
         at: at(when),
     };
-    s.record_event(e, None, at(when))
+    s.intake
+        .record_event(e, None, at(when))
         .unwrap()
         .conversation_id
         .unwrap()
 }
 
 fn rows(s: &Service) -> Vec<OutboxRow> {
-    s.store().with(outbox::all).unwrap()
+    s.core.store().with(outbox::all).unwrap()
 }
 
 /// Rows of one contact's notifications of one step kind (`at:25%`, `breach`…).
@@ -91,7 +92,7 @@ fn of(s: &Service, contact: &str, step_suffix: &str) -> Vec<OutboxRow> {
 }
 
 fn deferred_total(s: &Service, reason: &str) -> u64 {
-    let text = s.metrics().render();
+    let text = s.reads.metrics().render();
     let prefix = format!("keepword_notifications_deferred_total{{reason=\"{reason}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -119,7 +120,7 @@ async fn a_warning_waits_for_the_next_opening_across_a_weekend_and_dst(url: Stri
     // Friday 23 October 2026, 19:00 CEST: 25% of 12 h at 22:00 CEST
     // (20:00 UTC), the due on Saturday 07:00 CEST.
     let id = open(&s, "N-1", "Nightly backup failed", "2026-10-23T17:00:00Z");
-    s.due_work(at("2026-10-23T20:00:00Z")).unwrap();
+    s.deadlines.due_work(at("2026-10-23T20:00:00Z")).unwrap();
     let monday_nine = at("2026-10-26T08:00:00Z");
     let warning = of(&s, "head", "/at:25%");
     assert_eq!(warning.len(), 1, "head has email only: {:?}", rows(&s));
@@ -134,7 +135,7 @@ async fn a_warning_waits_for_the_next_opening_across_a_weekend_and_dst(url: Stri
 
     // Saturday 07:00 CEST the breach: not a warning, so no digest, but the
     // digester's and the head's hours are closed all the same.
-    s.due_work(at("2026-10-24T05:00:00Z")).unwrap();
+    s.deadlines.due_work(at("2026-10-24T05:00:00Z")).unwrap();
     let breach: Vec<OutboxRow> = of(&s, "head", "/breach")
         .into_iter()
         .chain(of(&s, "digester", "/breach"))
@@ -144,7 +145,7 @@ async fn a_warning_waits_for_the_next_opening_across_a_weekend_and_dst(url: Stri
     assert_eq!(deferred_total(&s, "hours"), 3, "one per contact and step");
 
     // The timeline says so.
-    let d = s.conversation_detail(id).unwrap();
+    let d = s.reads.conversation_detail(id).unwrap();
     let step = d
         .escalations
         .iter()
@@ -223,12 +224,16 @@ async fn urgencies_page_at_night_and_the_rest_waits(url: String) {
     // Wednesday 02:45 CET: production down. 50% (15 min) at 03:00.
     let urgent = open(&s, "U-1", "Shop is down", "2026-12-02T01:45:00Z");
     assert_eq!(
-        s.conversation_detail(urgent).unwrap().summary.request_type,
+        s.reads
+            .conversation_detail(urgent)
+            .unwrap()
+            .summary
+            .request_type,
         "urgent"
     );
 
     // 02:00 CET: the night ticket breaches; nobody is woken for that.
-    s.due_work(at("2026-12-02T01:00:00Z")).unwrap();
+    s.deadlines.due_work(at("2026-12-02T01:00:00Z")).unwrap();
     let nine = at("2026-12-02T08:00:00Z");
     let breach = of(&s, "head", "/breach");
     assert_eq!(breach.len(), 1);
@@ -238,7 +243,7 @@ async fn urgencies_page_at_night_and_the_rest_waits(url: String) {
 
     // 03:00 CET: the urgent 50% step (to the office-hours lead: it pages),
     // and the night ticket's page = true step, 1 h after its due, to head.
-    s.due_work(at("2026-12-02T02:00:00Z")).unwrap();
+    s.deadlines.due_work(at("2026-12-02T02:00:00Z")).unwrap();
     let lead_step = of(&s, "lead", "/at:50%");
     assert_eq!(lead_step.len(), 2, "lead: email and webhook");
     assert!(lead_step.iter().all(|r| r.not_before.is_none()));
@@ -264,7 +269,7 @@ async fn urgencies_page_at_night_and_the_rest_waits(url: String) {
     assert!(to_lead.header("Subject").unwrap().contains("Shop is down"));
 
     // 03:15 CET: the urgent breach goes out at once too.
-    s.due_work(at("2026-12-02T02:15:00Z")).unwrap();
+    s.deadlines.due_work(at("2026-12-02T02:15:00Z")).unwrap();
     let urgent_breach = of(&s, "lead", "/breach");
     assert_eq!(urgent_breach.len(), 2);
     assert!(urgent_breach.iter().all(|r| r.not_before.is_none()));
@@ -311,7 +316,7 @@ async fn the_nights_warnings_arrive_as_one_digest_at_0930(url: String) {
         ("2026-12-08T00:30:00Z", 2),
         ("2026-12-08T02:00:00Z", 3),
     ] {
-        let report = s.due_work(at(now)).unwrap();
+        let report = s.deadlines.due_work(at(now)).unwrap();
         let waiting = of(&s, "digester", "/at:25%");
         assert_eq!(waiting.len(), n, "one digest item per warning at {now}");
         assert!(waiting.iter().all(|r| r.kind == "digest"
@@ -325,7 +330,7 @@ async fn the_nights_warnings_arrive_as_one_digest_at_0930(url: String) {
         assert!(smtp.received().is_empty(), "nothing at night");
     }
     assert_eq!(deferred_total(&s, "digest"), 3);
-    let d = s.conversation_detail(ids[0]).unwrap();
+    let d = s.reads.conversation_detail(ids[0]).unwrap();
     let warning = d
         .escalations
         .iter()
@@ -335,18 +340,19 @@ async fn the_nights_warnings_arrive_as_one_digest_at_0930(url: String) {
     assert_eq!(warning.notifications[0].kind, "digest");
 
     // 09:00: the first ticket breaches, in office hours: at once, alone.
-    s.due_work(at("2026-12-08T08:00:00Z")).unwrap();
+    s.deadlines.due_work(at("2026-12-08T08:00:00Z")).unwrap();
     w.step(at("2026-12-08T08:00:00Z")).await.unwrap();
     assert!(subjects(&smtp).iter().all(|x| !x.contains("Digest")));
 
     // 09:29:59 nothing; 09:30 the digest.
-    s.due_work(digest_time - chrono::Duration::seconds(1))
+    s.deadlines
+        .due_work(digest_time - chrono::Duration::seconds(1))
         .unwrap();
     w.step(digest_time - chrono::Duration::seconds(1))
         .await
         .unwrap();
     assert!(subjects(&smtp).iter().all(|x| !x.contains("Digest")));
-    s.due_work(digest_time).unwrap();
+    s.deadlines.due_work(digest_time).unwrap();
     w.step(digest_time).await.unwrap();
     let digests: Vec<_> = smtp
         .received()
@@ -362,9 +368,13 @@ async fn the_nights_warnings_arrive_as_one_digest_at_0930(url: String) {
     );
     let body = mail.data.replace("=\r\n", "").replace("\r\n", "\n");
     for (id, subject, left) in [
-        (ids[0], "Backup of shop failed", "30m 0s past due"),
-        (ids[1], "Backup of CRM failed", "1h 0m business time left"),
-        (ids[2], "Backup of wiki failed", "2h 30m business time left"),
+        (ids[0], "Backup of shop failed", "30 m past due"),
+        (ids[1], "Backup of CRM failed", "1 h business time left"),
+        (
+            ids[2],
+            "Backup of wiki failed",
+            "2 h 30 m business time left",
+        ),
     ] {
         assert!(body.contains(&format!("#{id} ACME Corp")), "{body}");
         assert!(body.contains(subject), "{body}");
@@ -396,7 +406,7 @@ async fn the_nights_warnings_arrive_as_one_digest_at_0930(url: String) {
     // Exactly once: later steps make no second digest.
     for m in [1, 5, 60] {
         let later = digest_time + chrono::Duration::minutes(m);
-        s.due_work(later).unwrap();
+        s.deadlines.due_work(later).unwrap();
         w.step(later).await.unwrap();
     }
     assert_eq!(
@@ -443,10 +453,12 @@ async fn max_pause_resumes_resolution_exactly_at_the_limit(url: String) {
         awaiting_client: true,
         at: at("2026-12-04T15:00:00Z"),
     };
-    s.record_event(ask.clone(), None, at("2026-12-04T15:00:00Z"))
+    s.intake
+        .record_event(ask.clone(), None, at("2026-12-04T15:00:00Z"))
         .unwrap();
     let resolution = |s: &Service| {
-        s.conversation_detail(id)
+        s.reads
+            .conversation_detail(id)
             .unwrap()
             .summary
             .timers
@@ -457,14 +469,17 @@ async fn max_pause_resumes_resolution_exactly_at_the_limit(url: String) {
     assert_eq!(resolution(&s).status, "paused");
     // One business day from Friday 16:00 is Monday 16:00 CET.
     let limit = at("2026-12-07T15:00:00Z");
-    let report = s.due_work(at("2026-12-05T12:00:00Z")).unwrap();
+    let report = s.deadlines.due_work(at("2026-12-05T12:00:00Z")).unwrap();
     assert_eq!(report.next_check, Some(limit), "{report:?}");
-    let report = s.due_work(limit - chrono::Duration::seconds(1)).unwrap();
+    let report = s
+        .deadlines
+        .due_work(limit - chrono::Duration::seconds(1))
+        .unwrap();
     assert_eq!(report.fired, 0);
     assert_eq!(resolution(&s).status, "paused");
-    s.due_work(limit).unwrap();
+    s.deadlines.due_work(limit).unwrap();
     assert_eq!(resolution(&s).status, "running");
-    let d = s.conversation_detail(id).unwrap();
+    let d = s.reads.conversation_detail(id).unwrap();
     assert_eq!(d.summary.status, "pending", "still waiting on the client");
     assert_eq!(d.pause.resumed_by_max_pause_at, Some(limit));
     assert_eq!(d.pause.paused_business_seconds, 8 * 3600);
@@ -476,12 +491,13 @@ async fn max_pause_resumes_resolution_exactly_at_the_limit(url: String) {
     // Asking again pauses nothing: the budget is spent.
     ask.idempotency_key = "ask-again".into();
     ask.at = at("2026-12-08T09:00:00Z");
-    s.record_event(ask, None, at("2026-12-08T09:00:00Z"))
+    s.intake
+        .record_event(ask, None, at("2026-12-08T09:00:00Z"))
         .unwrap();
     assert_eq!(resolution(&s).status, "running");
 
-    s.solve(id, at("2026-12-08T10:00:00Z")).unwrap();
-    let text = s.metrics().render();
+    s.deadlines.solve(id, at("2026-12-08T10:00:00Z")).unwrap();
+    let text = s.reads.metrics().render();
     assert!(
         text.contains("keepword_sla_paused_business_seconds_sum{request_type=\"question\"} 28800"),
         "{text}"
@@ -506,9 +522,10 @@ fn urgent_share_cost(url: &str) {
     const PER_DAY: usize = 600;
     const DAYS: i64 = 365;
     let s = common::service_with_contract(url, &FOCUS.replace("WEBHOOK_URL", "http://x.test/h"));
-    let version = s.contract().current().version.clone();
+    let version = s.core.contract().current().version.clone();
     let now = at("2026-12-10T00:00:00Z");
-    s.store()
+    s.core
+        .store()
         .with(|c| {
             for client in ["acme", "globex", "initech"] {
                 keepword::store::upsert_client(c, client, client, now)?;
@@ -535,7 +552,8 @@ fn urgent_share_cost(url: &str) {
             "INSERT INTO conversations (channel, thread_key, client_id, subject, request_type, classification, contract_version, status, channel_mismatch, opened_at, updated_at, health, subject_key, opener) VALUES {}",
             values.join(", ")
         );
-        s.store()
+        s.core
+            .store()
             .with(|c| Ok(diesel::sql_query(sql).execute(c)?))
             .unwrap();
     }
@@ -544,14 +562,14 @@ fn urgent_share_cost(url: &str) {
     let mut shares = Vec::new();
     for _ in 0..20 {
         let t = std::time::Instant::now();
-        shares = s.urgent_shares(now).unwrap();
+        shares = s.reads.urgent_shares(now).unwrap();
         times.push(t.elapsed());
     }
     times.sort();
     let acme = shares.iter().find(|x| x.client == "acme").unwrap();
     assert!(acme.conversations >= 30 * PER_DAY as i64 / 3);
     let t = std::time::Instant::now();
-    let report = s.urgent_inflation(now).unwrap();
+    let report = s.reads.urgent_inflation(now).unwrap();
     let inflation = t.elapsed();
     assert_eq!(report.above_limit.len(), 1);
     assert_eq!(report.above_limit[0].share.client, "acme");

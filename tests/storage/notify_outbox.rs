@@ -11,9 +11,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use keepword::config::{Secret, SmtpSettings, Tls};
 use keepword::notify::{
-    EmailDraft, OutboxMessage, OutboxWorker, Senders, SmtpSender, StepReport, WebhookSender,
-    WorkerConfig, new_email, new_webhook,
+    OutboxWorker, Senders, SmtpSender, StepReport, WebhookSender, WorkerConfig,
 };
+use keepword::outbox::{EmailDraft, OutboxMessage, new_email, new_webhook};
 use keepword::store::{self, OutboxRow, Store, outbox};
 use prometheus::{Encoder, Registry, TextEncoder};
 use support::{HookReceiver, SmtpServer};
@@ -26,7 +26,7 @@ fn smtp_settings(port: u16) -> SmtpSettings {
         username: String::new(),
         password: Secret::default(),
         password_file: None,
-        from: "Northwind Support <support@example.com>".into(),
+        from: "Northwind Support <support@example.com>".parse().unwrap(),
         ca_file: None,
         auth: Default::default(),
         oauth: None,
@@ -813,15 +813,15 @@ async fn retry_after_is_honoured_by_every_http_target(url: &str) {
     );
     enqueue(
         &store,
-        keepword::notify::new_teams(&busy.url, body.clone(), "teams", now).unwrap(),
+        keepword::outbox::new_teams(&busy.url, body.clone(), "teams", now).unwrap(),
     );
     enqueue(
         &store,
-        keepword::notify::new_pagerduty(body.clone(), "pd", now),
+        keepword::outbox::new_pagerduty(body.clone(), "pd", now),
     );
     enqueue(
         &store,
-        keepword::notify::new_opsgenie("k", "alias", false, body.clone(), "og", now),
+        keepword::outbox::new_opsgenie("k", "alias", false, body.clone(), "og", now),
     );
     enqueue(&store, new_webhook(&bare.url, body, "bare", now).unwrap());
     let r = w.step(now).await.unwrap();

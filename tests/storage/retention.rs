@@ -23,7 +23,8 @@ fn ingest(s: &Service, mails: &[String], first_uid: u32, now: chrono::DateTime<U
                 raw: m.clone().into_bytes(),
             })
             .collect();
-        s.ingest_mail_batch(&mailbox(), "INBOX", FolderKind::Inbox, 1, batch, now)
+        s.intake
+            .ingest_mail_batch(&mailbox(), "INBOX", FolderKind::Inbox, 1, batch, now)
             .unwrap();
     }
 }
@@ -33,7 +34,8 @@ type Body = (String, Option<Vec<u8>>);
 
 /// Every stored conversation, newest first.
 pub(crate) fn conversations(s: &Service) -> Vec<store::ConversationRow> {
-    s.store()
+    s.core
+        .store()
         .with(|c| {
             store::list_conversations(
                 c,
@@ -52,6 +54,7 @@ fn bodies(s: &Service) -> Vec<(i64, Vec<Body>)> {
         .into_iter()
         .map(|c| {
             let m = s
+                .core
                 .store()
                 .with(|conn| store::messages_of(conn, c.id))
                 .unwrap();
@@ -73,16 +76,18 @@ fn retention_keeps_the_sla_record(url: &str) {
                  Message-ID: <young@acme.com>\n\nKeep me, please.\n"
         .to_string();
     ingest(&s, &[young], 1_000, young_at);
-    s.store()
+    s.core
+        .store()
         .with(|c| store::reject_input(c, "email", "unreadable", "old", b"old raw", old_at))
         .unwrap();
-    s.store()
+    s.core
+        .store()
         .with(|c| store::reject_input(c, "email", "unreadable", "young", b"young raw", young_at))
         .unwrap();
 
     let from = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
     let to = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
-    let before = s.compliance(from, to).unwrap();
+    let before = s.reads.compliance(from, to).unwrap();
     assert!(before.iter().any(|r| r.met > 0) && before.iter().any(|r| r.missed > 0));
     let with_bodies: usize = bodies(&s)
         .iter()
@@ -102,7 +107,7 @@ fn retention_keeps_the_sla_record(url: &str) {
     let mut total = keepword::service::RetentionReport::default();
     let mut batches = 0;
     loop {
-        let r = s.retention_batch(days, now, 7).unwrap();
+        let r = s.deadlines.retention_batch(days, now, 7).unwrap();
         total.bodies += r.bodies;
         total.rejected += r.rejected;
         batches += 1;
@@ -115,7 +120,7 @@ fn retention_keeps_the_sla_record(url: &str) {
     assert_eq!(total.bodies, with_bodies);
     assert_eq!(total.rejected, 1);
 
-    let after = s.compliance(from, to).unwrap();
+    let after = s.reads.compliance(from, to).unwrap();
     assert_eq!(before, after, "compliance changed when bodies went");
     for (id, messages) in bodies(&s) {
         let old = old_conversations.contains(&id);
@@ -131,7 +136,7 @@ fn retention_keeps_the_sla_record(url: &str) {
             }
         }
     }
-    let timeline = s.timeline(old_conversations[0], 1, now).unwrap();
+    let timeline = s.reads.timeline(old_conversations[0], 1, now).unwrap();
     let texts: Vec<&str> = timeline
         .items
         .iter()
@@ -142,7 +147,11 @@ fn retention_keeps_the_sla_record(url: &str) {
         !texts.is_empty() && texts.iter().all(|t| *t == "body removed after 365 days"),
         "{texts:?}"
     );
-    let rejected = s.store().with(|c| store::rejected_inputs(c, 10)).unwrap();
+    let rejected = s
+        .core
+        .store()
+        .with(|c| store::rejected_inputs(c, 10))
+        .unwrap();
     assert_eq!(
         rejected
             .iter()
@@ -151,7 +160,8 @@ fn retention_keeps_the_sla_record(url: &str) {
         ["young"]
     );
     let counted = |kind: &str| {
-        s.metrics()
+        s.reads
+            .metrics()
             .retention_deleted
             .with_label_values(&[kind])
             .get()
@@ -162,6 +172,7 @@ fn retention_keeps_the_sla_record(url: &str) {
     // The next day's run finds nothing more; the young mail stays until
     // its own year has passed.
     let again = s
+        .deadlines
         .apply_retention(
             days,
             now + Duration::days(1),
@@ -171,6 +182,7 @@ fn retention_keeps_the_sla_record(url: &str) {
         .unwrap();
     assert_eq!((again.bodies, again.rejected, again.done), (0, 0, true));
     let later = s
+        .deadlines
         .apply_retention(
             days,
             young_at + Duration::days(366),
@@ -183,7 +195,7 @@ fn retention_keeps_the_sla_record(url: &str) {
         (2, 1),
         "the mail and its acknowledgement"
     );
-    assert_eq!(s.compliance(from, to).unwrap(), before);
+    assert_eq!(s.reads.compliance(from, to).unwrap(), before);
 }
 
 #[test]

@@ -45,7 +45,7 @@ fn timer<'a>(
 }
 
 fn pending(s: &Service) -> i64 {
-    s.store().with(store::outbox_pending).unwrap()
+    s.core.store().with(store::outbox_pending).unwrap()
 }
 
 fn scenario(url: &str) {
@@ -54,6 +54,7 @@ fn scenario(url: &str) {
     // Christmas; 24–26 are holidays, 27 is a Sunday.
     let opened = "2026-12-23T14:00:00Z";
     let r = s
+        .intake
         .record_event(
             event("m1", Some(Direction::Inbound), opened),
             None,
@@ -62,7 +63,7 @@ fn scenario(url: &str) {
         .unwrap();
     assert!(r.conversation_created);
     let id = r.conversation_id.unwrap();
-    let d = s.conversation_detail(id).unwrap();
+    let d = s.reads.conversation_detail(id).unwrap();
     assert_eq!(d.summary.client, "initech");
     assert_eq!(d.summary.request_type, "question");
     assert_eq!(d.summary.classification, "question: default");
@@ -75,41 +76,48 @@ fn scenario(url: &str) {
 
     // Over the holidays nothing is due; the scheduler's next look is the 75%
     // step on Monday 10:00 Berlin.
-    let report = s.due_work(at("2026-12-26T12:00:00Z")).unwrap();
+    let report = s.deadlines.due_work(at("2026-12-26T12:00:00Z")).unwrap();
     assert_eq!(report.fired, 0);
     assert_eq!(report.next_check, Some(at("2026-12-28T09:00:00Z")));
     assert_eq!(pending(&s), 0);
 
-    let report = s.due_work(at("2026-12-28T09:00:00Z")).unwrap();
+    let report = s.deadlines.due_work(at("2026-12-28T09:00:00Z")).unwrap();
     assert_eq!(report.fired, 1, "the 75% step");
     assert_eq!(pending(&s), 1, "lead: one email");
-    let d = s.conversation_detail(id).unwrap();
+    let d = s.reads.conversation_detail(id).unwrap();
     assert_eq!(d.summary.health, "at_risk");
     assert_eq!(d.escalations[0].step, "first_response/0/at:75%");
     assert!(!d.escalations[0].late);
 
     // Running the same step again fires nothing twice.
-    assert_eq!(s.due_work(at("2026-12-28T09:30:00Z")).unwrap().fired, 0);
+    assert_eq!(
+        s.deadlines
+            .due_work(at("2026-12-28T09:30:00Z"))
+            .unwrap()
+            .fired,
+        0
+    );
 
-    let report = s.due_work(at("2026-12-28T10:00:00Z")).unwrap();
+    let report = s.deadlines.due_work(at("2026-12-28T10:00:00Z")).unwrap();
     assert_eq!(report.fired, 1, "the breach");
     assert_eq!(
         pending(&s),
         2,
         "no 100% step in the contract: the breach alerts the lead"
     );
-    let d = s.conversation_detail(id).unwrap();
+    let d = s.reads.conversation_detail(id).unwrap();
     assert_eq!(d.summary.health, "breached");
     assert_eq!(timer(&d, "first_response", 0).status, "breached");
 
     // The team answers at 11:30 Berlin: missed.
-    s.record_event(
-        event("m2", Some(Direction::Outbound), "2026-12-28T10:30:00Z"),
-        None,
-        at("2026-12-28T10:30:00Z"),
-    )
-    .unwrap();
-    let d = s.conversation_detail(id).unwrap();
+    s.intake
+        .record_event(
+            event("m2", Some(Direction::Outbound), "2026-12-28T10:30:00Z"),
+            None,
+            at("2026-12-28T10:30:00Z"),
+        )
+        .unwrap();
+    let d = s.reads.conversation_detail(id).unwrap();
     let first = timer(&d, "first_response", 0);
     assert_eq!(first.status, "missed");
     assert_eq!(first.stopped_at, Some(at("2026-12-28T10:30:00Z")));
@@ -117,13 +125,14 @@ fn scenario(url: &str) {
 
     // The client follows up Tuesday 16:00: next_response, 8 business hours:
     // Tue 16:00–17:00, Wed 30 09:00–16:00 (the 31st is a holiday anyway).
-    s.record_event(
-        event("m3", Some(Direction::Inbound), "2026-12-29T15:00:00Z"),
-        None,
-        at("2026-12-29T15:00:00Z"),
-    )
-    .unwrap();
-    let d = s.conversation_detail(id).unwrap();
+    s.intake
+        .record_event(
+            event("m3", Some(Direction::Inbound), "2026-12-29T15:00:00Z"),
+            None,
+            at("2026-12-29T15:00:00Z"),
+        )
+        .unwrap();
+    let d = s.reads.conversation_detail(id).unwrap();
     assert_eq!(
         timer(&d, "next_response", 0).due_at,
         Some(at("2026-12-30T15:00:00Z"))
@@ -131,6 +140,7 @@ fn scenario(url: &str) {
 
     // A duplicate delivery changes nothing.
     let dup = s
+        .intake
         .record_event(
             event("m3", Some(Direction::Inbound), "2026-12-29T15:00:00Z"),
             None,
@@ -138,27 +148,31 @@ fn scenario(url: &str) {
         )
         .unwrap();
     assert!(dup.duplicate);
-    assert_eq!(s.conversation_detail(id).unwrap().messages.len(), 3);
+    assert_eq!(s.reads.conversation_detail(id).unwrap().messages.len(), 3);
 
     // Wednesday 10:00 Berlin the team asks the client something: the response
     // is met and resolution waits on the client.
     let mut question = event("m4", Some(Direction::Outbound), "2026-12-30T09:00:00Z");
     question.awaiting_client = true;
-    s.record_event(question, None, at("2026-12-30T09:00:00Z"))
+    s.intake
+        .record_event(question, None, at("2026-12-30T09:00:00Z"))
         .unwrap();
-    let d = s.conversation_detail(id).unwrap();
+    let d = s.reads.conversation_detail(id).unwrap();
     assert_eq!(timer(&d, "next_response", 0).status, "met");
     assert_eq!(timer(&d, "resolution", 0).status, "paused");
     assert_eq!(d.summary.status, "pending");
 
     // Solved from the API on Wednesday 11:00 Berlin.
-    s.solve(id, at("2026-12-30T10:00:00Z")).unwrap();
-    let d = s.conversation_detail(id).unwrap();
+    s.deadlines.solve(id, at("2026-12-30T10:00:00Z")).unwrap();
+    let d = s.reads.conversation_detail(id).unwrap();
     assert_eq!(d.summary.status, "solved");
     assert_eq!(d.summary.solved_at, Some(at("2026-12-30T10:00:00Z")));
     assert_eq!(timer(&d, "resolution", 0).status, "met");
     assert_eq!(
-        s.due_work(at("2027-01-15T00:00:00Z")).unwrap().fired,
+        s.deadlines
+            .due_work(at("2027-01-15T00:00:00Z"))
+            .unwrap()
+            .fired,
         0,
         "nothing is left to fire"
     );
@@ -166,9 +180,13 @@ fn scenario(url: &str) {
     // A status-only event (a ticket closed without a comment) is stored too.
     let mut reopen = event("m5", None, "2027-01-04T10:00:00Z");
     reopen.status = Some(TicketStatus::Open);
-    s.record_event(reopen, None, at("2027-01-04T10:00:00Z"))
+    s.intake
+        .record_event(reopen, None, at("2027-01-04T10:00:00Z"))
         .unwrap();
-    assert_eq!(s.conversation_detail(id).unwrap().summary.status, "open");
+    assert_eq!(
+        s.reads.conversation_detail(id).unwrap().summary.status,
+        "open"
+    );
 }
 
 crate::both_backends!(scenario);
@@ -184,11 +202,12 @@ fn long_past_steps_are_recorded_without_alerts() {
     old.thread = "old".into();
     old.subject = "Production is down".into();
     let id = s
+        .intake
         .record_event(old, None, now)
         .unwrap()
         .conversation_id
         .unwrap();
-    let d = s.conversation_detail(id).unwrap();
+    let d = s.reads.conversation_detail(id).unwrap();
     assert_eq!(d.summary.request_type, "urgent");
     assert!(
         d.escalations.len() >= 3,
@@ -201,7 +220,7 @@ fn long_past_steps_are_recorded_without_alerts() {
     let mut recent = event("new-1", Some(Direction::Inbound), "2026-12-01T11:40:00Z");
     recent.thread = "new".into();
     recent.subject = "Production is down".into();
-    s.record_event(recent, None, now).unwrap();
+    s.intake.record_event(recent, None, now).unwrap();
     assert!(
         pending(&s) > 0,
         "the 50% step of a twenty-minute-old outage alerts"

@@ -11,17 +11,22 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::{csrf_ok, error_page, page, refused_csrf, require};
+use super::{Page, WebError, form_expired, page};
 use crate::service::connections::SignInError;
 use crate::service::local_words;
 use crate::web::AppState;
+use crate::web::auth::SignedIn;
+use crate::web::error::blocking;
 
-pub(super) async fn connections(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let s = match require(&state, &req).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let now = state.service.now();
+fn refused(heading: &'static str, message: String) -> Page {
+    Page(WebError::BadRequest { heading, message })
+}
+
+pub(super) async fn connections(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Page> {
+    let now = state.reads.now();
     let tz = state.contract.current().contract.info().timezone;
     let when = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| local_words(t, now, tz));
     let grant = |g: &Option<crate::oauth::GrantStatus>| {
@@ -60,11 +65,8 @@ pub(super) async fn connections(state: web::Data<AppState>, req: HttpRequest) ->
     });
     let slack = match &state.auth.slack {
         Some(cfg) => {
-            let service = state.service.clone();
-            let failures = match super::blocking(move || service.slack_failures(20)).await {
-                Ok(f) => f,
-                Err(e) => return super::service_error(&state, e),
-            };
+            let reads = state.reads.clone();
+            let failures = blocking(move || reads.slack_failures(20)).await?;
             let failures: Vec<Value> = failures
                 .iter()
                 .map(|f| {
@@ -86,12 +88,12 @@ pub(super) async fn connections(state: web::Data<AppState>, req: HttpRequest) ->
         }
         None => None,
     };
-    page(
+    Ok(page(
         &state,
         StatusCode::OK,
         "connections.html",
-        context! { mailboxes, smtp, slack, signed_in => true, csrf => s.csrf, nav => "connections" },
-    )
+        context! { mailboxes, smtp, slack, signed_in => true, csrf => signed_in.0.csrf, nav => "connections" },
+    ))
 }
 
 #[derive(Deserialize)]
@@ -103,26 +105,26 @@ pub(super) struct SignInForm {
 }
 
 pub(super) async fn sign_in(
+    signed_in: SignedIn,
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<SignInForm>,
-) -> HttpResponse {
-    let s = match require(&state, &req).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&s, &form.csrf) {
-        return refused_csrf(&state);
+    payload: web::Payload,
+) -> Result<HttpResponse, Page> {
+    let form: SignInForm = super::read_form(&req, payload).await?;
+    if !signed_in.csrf_ok(&form.csrf) {
+        return Err(form_expired());
     }
-    let Some(c) = &state.dashboard.connections else {
-        return super::not_found(&state);
-    };
-    match c.start_sign_in(&s.id_hash, &form.target) {
-        Ok(url) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, url))
-            .finish(),
-        Err(e) => error_page(&state, StatusCode::BAD_REQUEST, "Cannot sign in", &e),
-    }
+    let c = state
+        .dashboard
+        .connections
+        .as_ref()
+        .ok_or_else(|| Page(WebError::not_found("")))?;
+    let url = c
+        .start_sign_in(&signed_in.0.id_hash, &form.target)
+        .map_err(|e| refused("Cannot sign in", e))?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, url))
+        .finish())
 }
 
 #[derive(Deserialize)]
@@ -138,18 +140,17 @@ pub(super) struct Callback {
 }
 
 pub(super) async fn callback(
+    signed_in: SignedIn,
     state: web::Data<AppState>,
     req: HttpRequest,
-    q: web::Query<Callback>,
-) -> HttpResponse {
-    let s = match require(&state, &req).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let Some(c) = &state.dashboard.connections else {
-        return super::not_found(&state);
-    };
-    let refused = |why: String| error_page(&state, StatusCode::BAD_REQUEST, "Sign-in failed", &why);
+) -> Result<HttpResponse, Page> {
+    let q: Callback = super::query(&req, "Sign-in failed")?;
+    let c = state
+        .dashboard
+        .connections
+        .as_ref()
+        .ok_or_else(|| Page(WebError::not_found("")))?;
+    let refused = |why: String| Err(refused("Sign-in failed", why));
     if let Some(error) = &q.error {
         return refused(format!(
             "The provider answered {error}{}. Try again from the Connections page.",
@@ -162,10 +163,10 @@ pub(super) async fn callback(
     let Some(code) = &q.code else {
         return refused("The provider sent no code.".into());
     };
-    match c.finish_sign_in(&s.id_hash, &q.state, code).await {
-        Ok(_) => HttpResponse::SeeOther()
+    match c.finish_sign_in(&signed_in.0.id_hash, &q.state, code).await {
+        Ok(_) => Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, "/connections"))
-            .finish(),
+            .finish()),
         Err(SignInError::State) => refused(
             "This sign-in was not started from this dashboard session, was already used or \
              took longer than 15 minutes. Start it again from the Connections page."

@@ -5,18 +5,16 @@
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use minijinja::{Value, context};
 
-use super::{
-    CsrfForm, blocking, csrf_ok, not_found, path_id, read_form, refused_csrf, require,
-    service_error,
-};
-use crate::service::{ServiceError, local_words};
-use crate::web::AppState;
+use super::{AppState, Page, path_id};
+use crate::service::local_words;
+use crate::web::auth::SignedIn;
+use crate::web::error::blocking;
 
 /// The page's rows: newest refusal first, times in the contract's zone.
-pub(super) async fn listed(state: &AppState) -> Result<Vec<Value>, ServiceError> {
-    let service = state.service.clone();
-    let items = blocking(move || service.refused_notifications(500)).await?;
-    let now = state.service.now();
+pub(super) async fn listed(state: &AppState) -> Result<Vec<Value>, Page> {
+    let reads = state.reads.clone();
+    let items = blocking(move || reads.refused_notifications(500)).await?;
+    let now = state.reads.now();
     let tz = state.contract.current().contract.info().timezone;
     Ok(items
         .into_iter()
@@ -32,29 +30,16 @@ pub(super) async fn listed(state: &AppState) -> Result<Vec<Value>, ServiceError>
 }
 
 pub(super) async fn send_again(
+    signed_in: SignedIn,
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
-) -> HttpResponse {
-    let s = match require(&state, &req).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let Some(id) = path_id(&req) else {
-        return not_found(&state);
-    };
-    let form: CsrfForm = match read_form(&state, &req, payload).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&s, &form.csrf) {
-        return refused_csrf(&state);
-    }
-    let (service, now) = (state.service.clone(), state.service.now());
-    match blocking(move || service.send_again(id, now)).await {
-        Ok(()) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, "/rejected"))
-            .finish(),
-        Err(e) => service_error(&state, e),
-    }
+) -> Result<HttpResponse, Page> {
+    let id = path_id(&req)?;
+    super::csrf_form(&signed_in, &req, payload).await?;
+    let (deadlines, now) = (state.deadlines.clone(), state.reads.now());
+    blocking(move || deadlines.send_again(id, now)).await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/rejected"))
+        .finish())
 }

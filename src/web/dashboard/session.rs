@@ -1,26 +1,20 @@
-//! Dashboard sessions: a random id in an `HttpOnly`, `SameSite=Strict`
-//! cookie (`Secure` behind https), stored in the database only as its hash
-//! with an expiry and the session's CSRF token; failed logins limited per
-//! client address.
+//! The dashboard session's cookie: a random id, `HttpOnly`,
+//! `SameSite=Strict` (`Secure` behind https) — the session itself is
+//! [`crate::service::sessions`]; and failed logins limited per client
+//! address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+pub use crate::service::sessions::{LIFETIME, random_token};
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
-use chrono::{DateTime, Utc};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-
-use crate::store::{self, SessionRow, Store, StoreError};
 
 pub const COOKIE: &str = "keepword_session";
 /// The login form's own CSRF cookie (double submit: there is no session yet).
 pub const LOGIN_COOKIE: &str = "keepword_login";
-/// How long a session lives; a new login after that.
-pub const LIFETIME: chrono::Duration = chrono::Duration::hours(12);
 
 /// Failed logins allowed per address within [`WINDOW`].
 pub const MAX_FAILURES: usize = 5;
@@ -29,17 +23,6 @@ pub const WINDOW: Duration = Duration::from_secs(10 * 60);
 /// without bound; the oldest are forgotten first).
 const MAX_ADDRESSES: usize = 10_000;
 
-/// 256 random bits, hex.
-pub fn random_token() -> String {
-    let mut b = [0u8; 32];
-    rand::rng().fill_bytes(&mut b);
-    hex::encode(b)
-}
-
-pub fn hash(id: &str) -> String {
-    hex::encode(Sha256::digest(id.as_bytes()))
-}
-
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -47,47 +30,9 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A new session: (cookie value, stored row).
-pub fn create(store: &Store, now: DateTime<Utc>) -> Result<(String, SessionRow), StoreError> {
-    let id = random_token();
-    let row = SessionRow {
-        id_hash: hash(&id),
-        csrf: random_token(),
-        created_at: now,
-        expires_at: now + LIFETIME,
-    };
-    store.with(|c| store::create_session(c, &row))?;
-    Ok((id, row))
-}
-
 /// The session cookie's value.
 pub fn cookie_of(req: &HttpRequest) -> Option<String> {
     req.cookie(COOKIE).map(|c| c.value().to_string())
-}
-
-/// The live session the cookie value names, if any.
-pub fn current(
-    store: &Store,
-    cookie: Option<String>,
-    now: DateTime<Utc>,
-) -> Result<Option<SessionRow>, StoreError> {
-    let Some(id) = cookie else {
-        return Ok(None);
-    };
-    let id = id.as_str();
-    // Ours are 64 hex digits: anything else names no session.
-    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok(None);
-    }
-    let h = hash(id);
-    store.with(|c| store::live_session(c, &h, now))
-}
-
-/// Whether the session with this hash is still live.
-pub fn live(store: &Store, id_hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    store
-        .with(|c| store::live_session(c, id_hash, now))
-        .map(|s| s.is_some())
 }
 
 pub fn cookie(value: &str, secure: bool, max_age: chrono::Duration) -> Cookie<'static> {
@@ -171,13 +116,5 @@ mod tests {
         assert!(l.blocked(a, t0).is_some());
         assert!(l.blocked(b, t0).is_none(), "per address");
         assert!(l.blocked(a, t0 + WINDOW).is_none());
-    }
-
-    #[test]
-    fn tokens_are_256_bits_and_distinct() {
-        let (x, y) = (random_token(), random_token());
-        assert_eq!(x.len(), 64);
-        assert_ne!(x, y);
-        assert_eq!(hash(&x).len(), 64);
     }
 }

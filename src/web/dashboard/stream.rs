@@ -8,13 +8,14 @@
 use std::time::Duration;
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use futures::stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{AppState, require};
+use super::{AppState, Page};
 use crate::service::ChangeSet;
-use crate::store::SessionRow;
+use crate::service::sessions::Session as SessionRow;
+use crate::web::auth::Viewer;
 
 /// How often an idle stream says it is alive.
 pub const TICK: Duration = Duration::from_secs(5);
@@ -38,7 +39,7 @@ struct Session {
 
 impl Session {
     fn new(state: &web::Data<AppState>, row: SessionRow) -> Session {
-        let left = (row.expires_at - state.service.now())
+        let left = (row.expires_at - state.reads.now())
             .to_std()
             .unwrap_or_default();
         Session {
@@ -69,17 +70,10 @@ impl Session {
     /// Still signed in, as the database says (a sign-out in another
     /// process, or the clock moved past the expiry).
     async fn live(&self) -> bool {
-        let (store, now, h) = (
-            self.state.store.clone(),
-            self.state.service.now(),
-            self.id_hash.clone(),
-        );
+        let (sessions, h) = (self.state.sessions.clone(), self.id_hash.clone());
         // A database that does not answer keeps the stream: the page's
         // reloads check the session anyway.
-        !matches!(
-            web::block(move || super::session::live(&store, &h, now)).await,
-            Ok(Ok(false))
-        )
+        !matches!(web::block(move || sessions.live(&h)).await, Ok(Ok(false)))
     }
 }
 
@@ -98,24 +92,20 @@ fn change(ids: &[i64]) -> web::Bytes {
     event("change", &serde_json::json!({ "ids": ids }).to_string())
 }
 
-pub async fn stream(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+pub async fn stream(viewer: Viewer, state: web::Data<AppState>) -> Result<HttpResponse, Page> {
     // A wallboard streams with its token; everyone else needs a session.
-    let session = if super::wall_allowed(&state, &req).is_ok() {
-        None
-    } else {
-        match require(&state, &req).await {
-            Ok(row) => Some(Session::new(&state, row)),
-            Err(r) => return r,
-        }
+    let session = match viewer {
+        Viewer::Wall => None,
+        Viewer::Team(row) => Some(Session::new(&state, row)),
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.reset();
     let s = Sse {
-        rx: state.service.changes().subscribe(),
+        rx: state.changes.subscribe(),
         tick,
         stop: state.stopping.clone(),
-        clock: state.service.clock().clone(),
+        clock: state.reads.clock().clone(),
         hello: true,
         session,
     };
@@ -146,9 +136,9 @@ pub async fn stream(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             }
         }
     });
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body)
+        .streaming(body))
 }
