@@ -74,6 +74,30 @@ async fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     );
 }
 
+/// A scenario's receiver (taking everything) and `n` webhooks to it in the
+/// database the binary will serve.
+struct Setup {
+    history: History,
+    hook: HttpRecorder,
+    store: Store,
+    expected: Vec<Expected>,
+}
+
+impl Setup {
+    async fn new(url: &str, prefix: &str, n: usize) -> Setup {
+        let history = History::default();
+        let hook = HttpRecorder::start("hook", &history, |_, _| Act::ok()).await;
+        let store = Store::open(url).unwrap();
+        let expected = enqueue(&store, &hook.url, prefix, n);
+        Setup {
+            history,
+            hook,
+            store,
+            expected,
+        }
+    }
+}
+
 /// Reads the lines a binary wrote so far.
 fn lines(served: &Served) -> String {
     served.stderr.try_iter().collect::<Vec<_>>().join("\n")
@@ -84,10 +108,12 @@ fn lines(served: &Served) -> String {
 /// identity.
 pub async fn kill_nine_after_send(url: &str, bound: Duration) {
     let dir = tempfile::tempdir().unwrap();
-    let history = History::default();
-    let hook = HttpRecorder::start("hook", &history, |_, _| Act::ok()).await;
-    let store = Store::open(url).unwrap();
-    let expected = enqueue(&store, &hook.url, "after-send", 3);
+    let Setup {
+        history,
+        hook,
+        store,
+        expected,
+    } = Setup::new(url, "after-send", 3).await;
     let mut first = start(
         dir.path(),
         url,
@@ -141,10 +167,12 @@ pub async fn kill_nine_after_send(url: &str, bound: Duration) {
 /// next run sends each once.
 pub async fn kill_nine_between_claim_and_send(url: &str, bound: Duration) {
     let dir = tempfile::tempdir().unwrap();
-    let history = History::default();
-    let hook = HttpRecorder::start("hook", &history, |_, _| Act::ok()).await;
-    let store = Store::open(url).unwrap();
-    let expected = enqueue(&store, &hook.url, "after-claim", 3);
+    let Setup {
+        history,
+        hook,
+        store,
+        expected,
+    } = Setup::new(url, "after-claim", 3).await;
     let mut first = start(
         dir.path(),
         url,
@@ -196,10 +224,12 @@ pub async fn kill_nine_between_claim_and_send(url: &str, bound: Duration) {
 /// again with the same identity once a run can record them.
 pub async fn outcomes_not_committed(url: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let history = History::default();
-    let hook = HttpRecorder::start("hook", &history, |_, _| Act::ok()).await;
-    let store = Store::open(url).unwrap();
-    let expected = enqueue(&store, &hook.url, "no-commit", 2);
+    let Setup {
+        history,
+        hook,
+        store,
+        expected,
+    } = Setup::new(url, "no-commit", 2).await;
     let mut first = start(
         dir.path(),
         url,
@@ -307,10 +337,12 @@ fn metric_of(port: u16, name: &str) -> u64 {
 /// outcomes are fenced off and counted, not recorded over the second's.
 pub async fn stalled_past_its_lease(url: &str) {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let history = History::default();
-    let hook = HttpRecorder::start("hook", &history, |_, _| Act::ok()).await;
-    let store = Store::open(url).unwrap();
-    let expected = enqueue(&store, &hook.url, "stalled", 3);
+    let Setup {
+        history,
+        hook,
+        store,
+        expected,
+    } = Setup::new(url, "stalled", 3).await;
     let mut a = start(
         dir_a.path(),
         url,
