@@ -204,6 +204,10 @@ enum OauthCommand {
 }
 
 fn main() -> ExitCode {
+    // Fault tests build with the `failpoints` feature and set FAILPOINTS
+    // (`outbox-after-send=sleep(5000)`); without the feature this is nothing.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config, bind } => serve(config, bind),

@@ -23,6 +23,8 @@ pub mod smtp;
 pub mod webhook;
 pub mod worker;
 
+use chrono::{DateTime, Utc};
+
 use crate::store::StoreError;
 
 pub use crate::outbox::{
@@ -80,23 +82,73 @@ impl NotifyError {
         )
     }
 
-    /// Retrying cannot help: the payload or the address is wrong, or the
-    /// receiver refused for good. Such rows are retried at the longest
-    /// back-off only, so an operator can still fix and replay them.
-    pub fn is_permanent(&self) -> bool {
+    /// Refused for good: the receiver said no (SMTP 5xx, HTTP 4xx other
+    /// than 408/429) or the payload cannot be sent. Retrying would get the
+    /// same answer, so the row is parked and shown; an operator sends it
+    /// again after fixing the cause.
+    pub fn is_refused(&self) -> bool {
         matches!(
             self,
-            NotifyError::Invalid(_)
-                | NotifyError::Payload { .. }
-                | NotifyError::NoSmtp
-                | NotifyError::NoSlack
-                | NotifyError::Rejected(_)
+            NotifyError::Invalid(_) | NotifyError::Payload { .. } | NotifyError::Rejected(_)
         )
     }
+
+    /// Waits for configuration (no SMTP server, no Slack token): retried at
+    /// the longest back-off, so adding the setting lets it through without
+    /// anyone replaying it.
+    pub fn is_permanent(&self) -> bool {
+        self.is_refused() || matches!(self, NotifyError::NoSmtp | NotifyError::NoSlack)
+    }
+}
+
+/// A `Retry-After` longer than this is capped: the row is looked at again
+/// then, and the receiver says again how long to wait.
+pub const MAX_RETRY_AFTER_SECS: u64 = 300;
+
+/// Seconds to wait from a `Retry-After` value (delta-seconds, or an
+/// HTTP-date compared with `now`), at least 1 and at most
+/// [`MAX_RETRY_AFTER_SECS`]; `None` when absent or unreadable.
+pub fn retry_after_secs(value: Option<&str>, now: DateTime<Utc>) -> Option<u64> {
+    let value = value?.trim();
+    let secs = match value.parse::<u64>() {
+        Ok(secs) => secs,
+        Err(_) => {
+            let at = DateTime::parse_from_rfc2822(value).ok()?;
+            u64::try_from((at.with_timezone(&Utc) - now).num_seconds()).unwrap_or(0)
+        }
+    };
+    Some(secs.clamp(1, MAX_RETRY_AFTER_SECS))
 }
 
 impl From<crate::outbox::Invalid> for NotifyError {
     fn from(e: crate::outbox::Invalid) -> Self {
         NotifyError::Invalid(e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now: DateTime<Utc> = "2026-11-24T10:00:00Z".parse().unwrap();
+        assert_eq!(retry_after_secs(Some("7"), now), Some(7));
+        assert_eq!(retry_after_secs(Some(" 0 "), now), Some(1));
+        assert_eq!(
+            retry_after_secs(Some("86400"), now),
+            Some(MAX_RETRY_AFTER_SECS)
+        );
+        // 2026-11-24T10:00:00Z is a Tuesday.
+        assert_eq!(
+            retry_after_secs(Some("Tue, 24 Nov 2026 10:02:00 GMT"), now),
+            Some(120)
+        );
+        assert_eq!(
+            retry_after_secs(Some("Tue, 24 Nov 2026 09:00:00 GMT"), now),
+            Some(1)
+        );
+        assert_eq!(retry_after_secs(Some("soon"), now), None);
+        assert_eq!(retry_after_secs(None, now), None);
     }
 }

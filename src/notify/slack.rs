@@ -23,9 +23,6 @@ use crate::config::{Secret, SlackSettings};
 
 /// One request may take this long, connect included. Well under the lease.
 pub const SLACK_TIMEOUT: Duration = Duration::from_secs(15);
-/// A `Retry-After` longer than this is capped: the row is looked at again
-/// then, and Slack says again how long to wait.
-const MAX_RETRY_AFTER_SECS: u64 = 300;
 
 #[derive(Clone)]
 pub struct SlackSender {
@@ -87,13 +84,20 @@ impl SlackSender {
             .json(&body)
             .send()
             .await
-            .map_err(|e| NotifyError::Webhook(format!("Slack: {}", e.without_url())))?;
+            .map_err(|e| {
+                NotifyError::Webhook(format!(
+                    "Slack: {}",
+                    super::webhook::describe_request_error(e)
+                ))
+            })?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after = super::retry_after_secs(
+            response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            crate::clock::Clock::system().now(),
+        );
         let answer: Option<Value> = response.json().await.ok();
         let ok = answer
             .as_ref()
@@ -112,7 +116,7 @@ impl SlackSender {
         {
             return Err(NotifyError::RetryAfter {
                 message: format!("Slack: ratelimited posting in {channel}"),
-                secs: retry_after.unwrap_or(30).clamp(1, MAX_RETRY_AFTER_SECS),
+                secs: retry_after.unwrap_or(30),
             });
         }
         Err(match error.as_deref() {

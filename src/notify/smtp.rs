@@ -86,9 +86,23 @@ impl SmtpSender {
             ));
         }
         let message = build_message(&self.from, email)?;
+        // The SMTP conversation runs in its own task, so a caller that gives
+        // up (the worker's send timeout) stops waiting without stopping it.
+        // lettre returns a connection to its pool when the send is dropped,
+        // whatever the conversation's state: the next mail on it would read
+        // the replies meant for this one (a 451 taken for the 250 of an
+        // earlier command: a refused mail recorded as sent). Left to finish,
+        // the send ends under lettre's own timeouts, which close a
+        // connection that failed instead of pooling it.
         let sent = match &self.oauth {
-            None => self.transport.send(message).await.map(|_| ()),
-            Some(oauth) => oauth.send(message).await?,
+            None => {
+                let transport = self.transport.clone();
+                finish_detached(async move { transport.send(message).await.map(|_| ()) }).await?
+            }
+            Some(oauth) => {
+                let oauth = oauth.clone();
+                finish_detached(async move { oauth.send(message).await }).await??
+            }
         };
         sent.map_err(|e| self.describe(e))
     }
@@ -110,6 +124,16 @@ impl SmtpSender {
             NotifyError::Smtp(e.to_string())
         }
     }
+}
+
+/// Runs `send` to its end in a task of its own; the result if the caller
+/// still waits for it.
+async fn finish_detached<T: Send + 'static>(
+    send: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, NotifyError> {
+    tokio::spawn(send)
+        .await
+        .map_err(|e| NotifyError::Task(format!("smtp send: {e}")))
 }
 
 /// A transport for `[smtp]`; `oauth` replaces the password login with

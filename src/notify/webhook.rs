@@ -1,8 +1,9 @@
 //! Alerts over HTTP(S) (reqwest, rustls): generic JSON webhooks (Standard
 //! Webhooks headers), Microsoft Teams Workflows, PagerDuty Events API v2 and
 //! Opsgenie. Any 2xx is delivered; 408, 429, 5xx and no answer within the
-//! timeout are retried by the worker; other 4xx are permanent (PagerDuty's
-//! 400 says the event itself is wrong).
+//! timeout are retried by the worker (a 429 or 503 with `Retry-After` when
+//! the receiver said); other 4xx are refused for good and parked, not
+//! retried (PagerDuty's 400 says the event itself is wrong).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,7 +169,7 @@ impl WebhookSender {
                 // (a timeout, a connection lost before the answer): the
                 // receiver may have it.
                 let connected = !(e.is_connect() || e.is_builder());
-                let text = e.without_url().to_string();
+                let text = describe_request_error(e);
                 if connected {
                     NotifyError::Uncertain(format!("webhook: {text}"))
                 } else {
@@ -179,9 +180,26 @@ impl WebhookSender {
         if status.is_success() {
             return Ok(());
         }
+        let retry_after = super::retry_after_secs(
+            response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Clock::system().now(),
+        );
         let text = response.text().await.unwrap_or_default();
         let excerpt: String = text.chars().take(ERROR_BODY_CHARS).collect();
         let message = format!("HTTP {status}: {}", excerpt.trim());
+        // The receiver said when it can take it: sooner would be refused
+        // again (and, for a rate limit, counted against us).
+        if let (Some(secs), reqwest::StatusCode::TOO_MANY_REQUESTS)
+        | (Some(secs), reqwest::StatusCode::SERVICE_UNAVAILABLE) = (retry_after, status)
+        {
+            return Err(NotifyError::RetryAfter {
+                message: format!("{receiver}: {message}"),
+                secs,
+            });
+        }
         // 408 and 429 say "later"; other 4xx say the request itself is wrong.
         if status.is_client_error()
             && status != reqwest::StatusCode::REQUEST_TIMEOUT
@@ -192,6 +210,24 @@ impl WebhookSender {
             Err(NotifyError::Webhook(format!("{receiver}: {message}")))
         }
     }
+}
+
+/// A request that got no answer, in words: reqwest's own message ("error
+/// sending request") and its causes ("tcp connect error: Connection refused
+/// (os error 111)"), never the URL (Slack and Teams URLs carry a secret).
+pub fn describe_request_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// `v1,` + base64 of HMAC-SHA256 over `{id}.{timestamp}.{body}` (Standard

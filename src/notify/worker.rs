@@ -49,7 +49,8 @@ pub struct WorkerConfig {
     pub send_timeout: Duration,
     /// Back-off after the first failure; doubles per attempt.
     pub base_backoff: Duration,
-    /// Longest back-off; also used at once for permanent failures.
+    /// Longest back-off; also used at once while a setting is missing (no
+    /// SMTP server, no Slack token).
     pub max_backoff: Duration,
     /// Longest sleep with nothing due. Rows enqueued by another process do
     /// not wake this one, so it looks at least this often.
@@ -160,7 +161,11 @@ impl Senders {
 pub struct StepReport {
     pub claimed: usize,
     pub sent: usize,
+    /// Failed and due again (after a back-off or the receiver's
+    /// `Retry-After`).
     pub failed: usize,
+    /// Refused for good by the receiver: parked, not retried.
+    pub refused: usize,
     /// Claimed but never attempted: the receiver stayed busy until the send
     /// could no longer finish inside the lease. Due again at once.
     pub released: usize,
@@ -179,6 +184,12 @@ struct WorkerMetrics {
     lease_lost: prometheus::IntCounter,
     /// Attempts whose outcome is unknown: the receiver may have it.
     uncertain: IntCounterVec,
+    /// Outcomes given up on after the recording retries: those rows go out
+    /// again when their lease ends, with the same identity.
+    unrecorded: prometheus::IntCounter,
+    /// Claims and recordings the database refused (unreachable, a session
+    /// ended, a lock held past the lock timeout), by stage.
+    database_errors: IntCounterVec,
 }
 
 impl WorkerMetrics {
@@ -192,7 +203,7 @@ impl WorkerMetrics {
             notifications: IntCounterVec::new(
                 Opts::new(
                     "notifications_total",
-                    "Notification delivery attempts by kind (email, webhook) and result (sent, failed).",
+                    "Notification delivery attempts by kind (email, webhook, …) and result (sent; failed, retried; refused for good, not retried).",
                 ),
                 &["kind", "result"],
             )
@@ -203,6 +214,19 @@ impl WorkerMetrics {
                     "Delivery attempts whose outcome is unknown (a timeout after the request was sent, the connection lost before the answer): the receiver may have the notification, and the retry carries the same identity (Message-ID, webhook-id, dedup_key).",
                 ),
                 &["kind"],
+            )
+            .expect("valid metric"),
+            unrecorded: prometheus::IntCounter::new(
+                "outbox_outcomes_unrecorded_total",
+                "Delivery outcomes the database would not take (after retries): their rows are sent again when the lease ends, with the same identity, so a receiver may see them twice.",
+            )
+            .expect("valid metric"),
+            database_errors: IntCounterVec::new(
+                Opts::new(
+                    "outbox_database_errors_total",
+                    "Outbox steps the database failed, by stage: claim (nothing was sent; the step is tried again after a pause) or record (outcomes retried, then left to the lease: those rows are sent again, with the same identity).",
+                ),
+                &["stage"],
             )
             .expect("valid metric"),
             lease_lost: prometheus::IntCounter::new(
@@ -303,6 +327,8 @@ impl OutboxWorker {
             Box::new(self.metrics.notifications.clone()),
             Box::new(self.metrics.lease_lost.clone()),
             Box::new(self.metrics.uncertain.clone()),
+            Box::new(self.metrics.database_errors.clone()),
+            Box::new(self.metrics.unrecorded.clone()),
         ]
     }
 
@@ -319,6 +345,9 @@ impl OutboxWorker {
             outbox::claim_due_in(c, now, lease_until, limit)
         })
         .await?;
+        // The claim is committed and nothing is sent yet: a crash or a stall
+        // here must cost only the lease, never a notification.
+        blocking_failpoint(|| fail::fail_point!("outbox-after-claim"));
         let mut report = StepReport {
             claimed: rows.len(),
             ..StepReport::default()
@@ -332,7 +361,7 @@ impl OutboxWorker {
             self.store.clone(),
             received,
             lease_until,
-            self.metrics.lease_lost.clone(),
+            self.metrics.clone(),
         ));
         let mut tasks = tokio::task::JoinSet::new();
         for row in rows {
@@ -358,6 +387,7 @@ impl OutboxWorker {
             match done {
                 Ok(Attempt::Sent) => report.sent += 1,
                 Ok(Attempt::Failed) => report.failed += 1,
+                Ok(Attempt::Refused) => report.refused += 1,
                 Ok(Attempt::Released) => report.released += 1,
                 // A panicking send loses nothing: its lease runs out and the
                 // row is claimed again.
@@ -389,6 +419,10 @@ impl OutboxWorker {
             let pause = match self.step(self.clock.now()).await {
                 Ok(r) => self.pause_after(&r, self.clock.now()),
                 Err(e) => {
+                    self.metrics
+                        .database_errors
+                        .with_label_values(&["claim"])
+                        .inc();
                     tracing::error!(error = %e, "outbox step failed");
                     self.config.error_pause
                 }
@@ -430,6 +464,7 @@ impl OutboxWorker {
 enum Attempt {
     Sent,
     Failed,
+    Refused,
     Released,
 }
 
@@ -443,6 +478,11 @@ enum Outcome {
     Failed {
         id: i64,
         retry_at: DateTime<Utc>,
+        error: String,
+    },
+    Refused {
+        id: i64,
+        at: DateTime<Utc>,
         error: String,
     },
     Released {
@@ -463,7 +503,7 @@ async fn record(
     store: Store,
     mut received: mpsc::UnboundedReceiver<Outcome>,
     lease_until: DateTime<Utc>,
-    lease_lost: prometheus::IntCounter,
+    metrics: WorkerMetrics,
 ) {
     let mut batch = Vec::new();
     while received.recv_many(&mut batch, RECORD_BATCH).await > 0 {
@@ -475,7 +515,7 @@ async fn record(
             match write(&store, move |c| write_outcomes(c, &o, lease_until)).await {
                 Ok(0) => break,
                 Ok(lost) => {
-                    lease_lost.inc_by(lost as u64);
+                    metrics.lease_lost.inc_by(lost as u64);
                     tracing::warn!(
                         rows = lost,
                         "outcomes not recorded: the lease on them had ended; their next claimer sends them again"
@@ -483,15 +523,19 @@ async fn record(
                     break;
                 }
                 Err(e) if attempt < 3 => {
+                    metrics.database_errors.with_label_values(&["record"]).inc();
                     tracing::warn!(rows = outcomes.len(), error = %e, "cannot record sent notifications; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
                 }
                 Err(e) => {
+                    metrics.database_errors.with_label_values(&["record"]).inc();
+                    metrics.unrecorded.inc_by(outcomes.len() as u64);
                     let ids: Vec<i64> = outcomes
                         .iter()
                         .map(|o| match o {
                             Outcome::Sent { id, .. }
                             | Outcome::Failed { id, .. }
+                            | Outcome::Refused { id, .. }
                             | Outcome::Released { id, .. } => *id,
                         })
                         .collect();
@@ -513,6 +557,7 @@ fn write_outcomes(
     outcomes: &[Outcome],
     lease_until: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
+    outbox::bound_lock_waits(c)?;
     let mut lost = 0;
     let mut sent = Vec::new();
     let mut sent_by = None;
@@ -535,6 +580,11 @@ fn write_outcomes(
                     lost += 1;
                 }
             }
+            Outcome::Refused { id, at, error } => {
+                if !outbox::mark_refused(c, *id, lease_until, *at, error)? {
+                    lost += 1;
+                }
+            }
             Outcome::Released { id, at } => {
                 released.push(*id);
                 released_at = released_at.max(Some(*at));
@@ -547,6 +597,11 @@ fn write_outcomes(
     if let Some(at) = released_at {
         outbox::release_unsent(c, &released, lease_until, at)?;
     }
+    // Everything is written and nothing committed: an error or a crash here
+    // loses the whole batch's outcomes, so its rows are sent again.
+    fail::fail_point!("outbox-record-before-commit", |_| Err(StoreError::Pool(
+        "failpoint outbox-record-before-commit".into()
+    )));
     Ok(lost)
 }
 
@@ -610,6 +665,11 @@ impl Delivery {
                 reason: e.to_string(),
             }),
         };
+        if result.is_ok() {
+            // The receiver has it and nothing is recorded yet: the window in
+            // which a crash sends it twice (with the same identity).
+            blocking_failpoint(|| fail::fail_point!("outbox-after-send"));
+        }
         let at = self.now + self.started.elapsed();
         match result {
             Ok(()) => {
@@ -620,6 +680,28 @@ impl Delivery {
                 tracing::info!(outbox.id = id, kind = %row.kind, attempts = row.attempts, "notification sent");
                 let _ = self.outcomes.send(Outcome::Sent { id, at });
                 Attempt::Sent
+            }
+            Err(error) if error.is_refused() => {
+                self.metrics
+                    .notifications
+                    .with_label_values(&[row.kind.as_str(), "refused"])
+                    .inc();
+                let message = error.to_string();
+                tracing::error!(
+                    outbox.id = id,
+                    kind = %row.kind,
+                    target = %row.target,
+                    conversation.id = row.conversation_id,
+                    attempts = row.attempts,
+                    error = %message,
+                    "notification refused for good; not retried (shown on the Rejected page, where it can be sent again)"
+                );
+                let _ = self.outcomes.send(Outcome::Refused {
+                    id,
+                    at,
+                    error: message,
+                });
+                Attempt::Refused
             }
             Err(error) => {
                 self.metrics
@@ -664,6 +746,21 @@ impl Delivery {
             }
         }
     }
+}
+
+/// Runs a failpoint of the async path (feature `failpoints`; without it the
+/// closure is empty). Its `sleep` blocks the thread, so on a multi-threaded
+/// runtime it runs as blocking code: other tasks move to other threads
+/// instead of waiting behind the stall (a stalled step must not also stall
+/// the HTTP server that a test reads).
+fn blocking_failpoint(hit: impl FnOnce()) {
+    #[cfg(feature = "failpoints")]
+    if tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread
+    {
+        return tokio::task::block_in_place(hit);
+    }
+    hit()
 }
 
 /// Back-off before attempt `attempts + 1`: `base · 2^(attempts-1)`, capped at

@@ -316,9 +316,15 @@ impl Reads {
             let fired = store::fired_steps_of(conn, id)?;
             let contract = self.core.contract_version(conn, &c.contract_version)?;
             let (steps, pause) = self.steps_and_pause(conn, &c, now)?;
-            Ok((c, messages, fired, contract, steps, pause))
+            let ack = store::outbox::by_dedupe_key(conn, &format!("ack:{id}"))?;
+            Ok((c, messages, fired, contract, steps, pause, ack))
         })?;
-        let (c, messages, fired, contract, steps, pause_view) = read;
+        let (c, messages, fired, contract, steps, pause_view, ack) = read;
+        // An acknowledgement the client's server refused for good: its copy
+        // is on the timeline, and must not read as sent.
+        let ack_refused = ack
+            .filter(|a| a.refused_at.is_some())
+            .map(|a| a.last_error.unwrap_or_default());
         let client = (c.client_id != UNKNOWN_CLIENT).then_some(c.client_id.as_str());
         let policy =
             Policy::from_contract(&contract, &c.request_type, client).ok_or_else(|| {
@@ -345,9 +351,16 @@ impl Reads {
         let mut items = Vec::new();
         for m in &messages {
             let (kind, title) = match (m.direction, m.external_id.starts_with("ack:")) {
-                (Some(Direction::Auto), true) => {
-                    ("ack", format!("acknowledgement sent to {}", m.recipients))
-                }
+                (Some(Direction::Auto), true) => match &ack_refused {
+                    Some(why) => (
+                        "ack",
+                        format!(
+                            "acknowledgement to {} refused: {why} — not retried",
+                            m.recipients
+                        ),
+                    ),
+                    None => ("ack", format!("acknowledgement sent to {}", m.recipients)),
+                },
                 (Some(Direction::Inbound), _) => ("inbound", format!("{} wrote", m.sender)),
                 (Some(Direction::Outbound), _) => (
                     "outbound",
@@ -459,6 +472,12 @@ impl Reads {
                         line.push_str(&format!(
                             " after {} attempts ({})",
                             n.attempts,
+                            n.last_error.as_deref().unwrap_or("")
+                        ));
+                    }
+                    if n.outcome == "refused" {
+                        line.push_str(&format!(
+                            " ({}) — not retried",
                             n.last_error.as_deref().unwrap_or("")
                         ));
                     }

@@ -37,6 +37,7 @@ mod mailbox;
 mod notifications;
 mod record;
 mod refresh;
+mod refused;
 mod reports;
 mod retention;
 pub mod sessions;
@@ -86,6 +87,7 @@ pub use record::{
     RECORD_DAYS, TypeRecord, WeekRecord, client_url, new_client_link, record_period,
 };
 use refresh::Effects;
+pub use refused::RefusedNotification;
 pub use reports::AuthorRow;
 pub use retention::{RETENTION_BATCH, RetentionReport};
 pub use slack::SlackFailure;

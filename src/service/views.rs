@@ -78,7 +78,9 @@ pub struct NotificationView {
     /// When it went out (for a digest warning: when its digest was made).
     pub sent_at: Option<DateTime<Utc>>,
     /// `sent`, `held` (for the contact's hours or digest), `failing` (the
-    /// receiver refused or did not answer; retried) or `pending`.
+    /// receiver did not answer or asked for later; retried), `refused` (the
+    /// receiver refused for good; not retried until sent again from the
+    /// Rejected page) or `pending`.
     pub outcome: &'static str,
     /// Delivery attempts so far.
     pub attempts: i32,
@@ -90,6 +92,8 @@ impl NotificationView {
     fn of(r: &store::OutboxRow, now: DateTime<Utc>) -> NotificationView {
         let outcome = if r.sent_at.is_some() {
             "sent"
+        } else if r.refused_at.is_some() {
+            "refused"
         } else if r.not_before.is_some_and(|t| t > now) {
             "held"
         } else if r.last_error.is_some() {

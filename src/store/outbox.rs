@@ -84,14 +84,36 @@ pub fn claim_due_in(
     }
 }
 
+/// How long an outbox statement waits for a lock another session holds
+/// (PostgreSQL): past it the statement fails, the worker says so in its
+/// log and metric and tries again, instead of hanging silently for as long
+/// as someone holds a lock on the table.
+pub const LOCK_TIMEOUT: &str = "5s";
+
+/// Bounds this transaction's lock waits by [`LOCK_TIMEOUT`] (PostgreSQL;
+/// SQLite's busy timeout already bounds its one lock).
+pub fn bound_lock_waits(conn: &mut AnyConnection) -> Result<()> {
+    if let AnyConnection::Postgresql(c) = conn {
+        bound_pg_lock_waits(c)?;
+    }
+    Ok(())
+}
+
+fn bound_pg_lock_waits(c: &mut PgConnection) -> Result<()> {
+    diesel::sql_query(format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")).execute(c)?;
+    Ok(())
+}
+
 fn claim_pg(
     c: &mut PgConnection,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> Result<Vec<OutboxRow>> {
+    bound_pg_lock_waits(c)?;
     let rows: Vec<Record> = outbox::table
         .filter(outbox::sent_at.is_null())
+        .filter(outbox::refused_at.is_null())
         .filter(outbox::digest_key.is_null())
         .filter(outbox::available_at.le(now))
         .order((outbox::available_at, outbox::id))
@@ -111,6 +133,7 @@ fn claim_sqlite(
 ) -> Result<Vec<OutboxRow>> {
     let rows: Vec<Record> = outbox::table
         .filter(outbox::sent_at.is_null())
+        .filter(outbox::refused_at.is_null())
         .filter(outbox::digest_key.is_null())
         .filter(outbox::available_at.le(now))
         .order((outbox::available_at, outbox::id))
@@ -210,16 +233,89 @@ pub fn mark_failed(
     Ok(n == 1)
 }
 
+/// Records a permanent refusal (SMTP 5xx, HTTP 4xx other than 408/429, a
+/// payload that cannot be sent): the row is parked, never claimed again
+/// until [`send_again`]. Fenced by the lease like [`mark_failed`]. Returns
+/// whether it was recorded.
+pub fn mark_refused(
+    conn: &mut AnyConnection,
+    id: i64,
+    lease_until: DateTime<Utc>,
+    at: DateTime<Utc>,
+    error: &str,
+) -> Result<bool> {
+    let n = diesel::update(
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .filter(outbox::sent_at.is_null())
+            .filter(outbox::available_at.eq(to_db(lease_until))),
+    )
+    .set((
+        outbox::refused_at.eq(Some(to_db(at))),
+        outbox::available_at.eq(to_db(at)),
+        outbox::last_error.eq(Some(error)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Parked (refused) rows, newest refusal first: the dashboard's list of
+/// what was refused for good.
+pub fn refused(conn: &mut AnyConnection, limit: i64) -> Result<Vec<OutboxRow>> {
+    Ok(outbox::table
+        .filter(outbox::sent_at.is_null())
+        .filter(outbox::refused_at.is_not_null())
+        .order((outbox::refused_at.desc(), outbox::id.desc()))
+        .limit(limit)
+        .select(Record::as_select())
+        .load::<Record>(conn)?
+        .into_iter()
+        .map(OutboxRow::from)
+        .collect())
+}
+
+/// An operator's replay of a refused row (after fixing the address, the
+/// receiver or the config): due again at `now`, with the same payload and
+/// identity. `false` if the row is not refused (unknown, sent, or already
+/// waiting again).
+pub fn send_again(conn: &mut AnyConnection, id: i64, now: DateTime<Utc>) -> Result<bool> {
+    let n = diesel::update(
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .filter(outbox::sent_at.is_null())
+            .filter(outbox::refused_at.is_not_null()),
+    )
+    .set((
+        outbox::refused_at.eq(None::<NaiveDateTime>),
+        outbox::available_at.eq(to_db(now)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// The row enqueued under `dedupe_key`, if any (an acknowledgement's is
+/// `ack:{conversation}`).
+pub fn by_dedupe_key(conn: &mut AnyConnection, dedupe_key: &str) -> Result<Option<OutboxRow>> {
+    Ok(outbox::table
+        .filter(outbox::dedupe_key.eq(dedupe_key))
+        .select(Record::as_select())
+        .first::<Record>(conn)
+        .optional()?
+        .map(OutboxRow::from))
+}
+
 /// The backlog at `now`: unsent rows, apart from those held for a contact's
 /// working hours or digest that may not go out yet (a night of held alerts
-/// is not a backlog), and the earliest instant an unsent row falls due
-/// (including rows leased by a claimer, which fall due when the lease ends).
+/// is not a backlog) and those refused for good, and the earliest instant
+/// an unsent row falls due (including rows leased by a claimer, which fall
+/// due when the lease ends).
 pub fn backlog(
     conn: &mut AnyConnection,
     now: DateTime<Utc>,
 ) -> Result<(i64, Option<DateTime<Utc>>)> {
     let count: i64 = outbox::table
         .filter(outbox::sent_at.is_null())
+        .filter(outbox::refused_at.is_null())
         .filter(
             outbox::not_before
                 .is_null()
@@ -231,6 +327,7 @@ pub fn backlog(
     // this worker, turns them into the digest's rows.
     let next: Option<NaiveDateTime> = outbox::table
         .filter(outbox::sent_at.is_null())
+        .filter(outbox::refused_at.is_null())
         .filter(outbox::digest_key.is_null())
         .select(diesel::dsl::min(outbox::available_at))
         .first(conn)?;
@@ -282,6 +379,7 @@ pub fn release_all(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<usize
     Ok(diesel::update(
         outbox::table
             .filter(outbox::sent_at.is_null())
+            .filter(outbox::refused_at.is_null())
             .filter(outbox::available_at.gt(to_db(now)))
             .filter(
                 outbox::not_before
@@ -314,6 +412,9 @@ pub struct OutboxRow {
     /// The escalation step key (`first_response/0/at:75%`) it notifies.
     pub step: Option<String>,
     pub contact: Option<String>,
+    /// Refused for good by the receiver: parked until an operator sends it
+    /// again.
+    pub refused_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -334,6 +435,7 @@ struct Record {
     conversation_id: Option<i64>,
     step: Option<String>,
     contact: Option<String>,
+    refused_at: Option<NaiveDateTime>,
 }
 
 impl From<Record> for OutboxRow {
@@ -354,6 +456,7 @@ impl From<Record> for OutboxRow {
             conversation_id: r.conversation_id,
             step: r.step,
             contact: r.contact,
+            refused_at: r.refused_at.map(from_db),
         }
     }
 }
@@ -451,6 +554,7 @@ pub fn enqueue_many(conn: &mut AnyConnection, new: &[NewOutbox]) -> Result<Vec<b
 pub fn outbox_pending(conn: &mut AnyConnection) -> Result<i64> {
     Ok(outbox::table
         .filter(outbox::sent_at.is_null())
+        .filter(outbox::refused_at.is_null())
         .count()
         .get_result(conn)?)
 }

@@ -107,6 +107,7 @@ diesel::table! {
         conversation_id -> Nullable<BigInt>,
         step -> Nullable<Text>,
         contact -> Nullable<Text>,
+        refused_at -> Nullable<Timestamp>,
     }
 }
 

@@ -699,7 +699,7 @@ fn focus_schemas() -> Value {
                                  "description": "The target. `digest`: a warning collected into the contact's digest."},
                         "deferred_until": {"type": ["string", "null"], "format": "date-time"},
                         "sent_at": {"type": ["string", "null"], "format": "date-time"},
-                        "outcome": {"type": "string", "enum": ["sent", "held", "failing", "pending"]},
+                        "outcome": {"type": "string", "enum": ["sent", "held", "failing", "refused", "pending"]},
                         "attempts": {"type": "integer", "minimum": 0},
                         "last_error": {"type": ["string", "null"], "description": "Why the last attempt failed."}
                     }

@@ -13,7 +13,19 @@ pub struct Served {
 }
 
 pub fn spawn_binary(cwd: &Path, env: &[(&str, &str)]) -> Child {
+    spawn_binary_as(cwd, env, false)
+}
+
+/// [`spawn_binary`]; with `own_group` the process leads a process group of
+/// its own. A test that stops it (SIGSTOP) needs that: stopped in the test's
+/// group, the kernel continues it (SIGHUP, SIGCONT) as soon as that group is
+/// orphaned, e.g. when another process of it exits.
+pub fn spawn_binary_as(cwd: &Path, env: &[(&str, &str)], own_group: bool) -> Child {
+    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keepword"));
+    if own_group {
+        cmd.process_group(0);
+    }
     cmd.arg("serve")
         .current_dir(cwd)
         .env_remove("KEEPWORD_CONFIG")
@@ -26,9 +38,14 @@ pub fn spawn_binary(cwd: &Path, env: &[(&str, &str)]) -> Child {
     cmd.spawn().expect("spawn keepword")
 }
 
-#[allow(clippy::zombie_processes)] // every caller waits for the child
 pub fn serve_binary(cwd: &Path, env: &[(&str, &str)]) -> Served {
-    let mut child = spawn_binary(cwd, env);
+    serve_binary_as(cwd, env, false)
+}
+
+/// [`serve_binary`]; `own_group` as for [`spawn_binary_as`].
+#[allow(clippy::zombie_processes)] // every caller waits for the child
+pub fn serve_binary_as(cwd: &Path, env: &[(&str, &str)], own_group: bool) -> Served {
+    let mut child = spawn_binary_as(cwd, env, own_group);
     let (tx, rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {

@@ -20,6 +20,7 @@ mod ingest_slack;
 mod ingest_tickets;
 mod openapi;
 mod processes;
+mod refused;
 mod retention;
 mod security;
 mod serve;

@@ -426,6 +426,58 @@ async fn a_failing_sent_folder_does_not_hold_up_the_inbox() {
         .unwrap();
 }
 
+/// The server is restarted while the poller waits in IDLE (every connection
+/// cut): the poller notices, counts the error, logs in again without being
+/// restarted itself, and the mail that arrived meanwhile and after is
+/// ingested once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_restarted_during_idle_is_read_again() {
+    let (server, sink) = start();
+    server.append(USER, PASSWORD, "INBOX", &mail("cut", 1));
+    let shutdown = CancellationToken::new();
+    let metrics = ImapMetrics::new();
+    let p = MailboxPoller::new(
+        settings(server.port, PASSWORD, None),
+        sink.clone(),
+        metrics.clone(),
+    )
+    .with_timing(fast());
+    let task = tokio::spawn(p.run(shutdown.clone()));
+    let idle = metrics.idling.with_label_values(&[MAILBOX, "INBOX"]);
+    assert!(
+        support::eventually(Duration::from_secs(10), || sink.stored() == 1
+            && idle.get() == 1)
+        .await,
+        "the poller never read the first mail and entered IDLE"
+    );
+    // Blocking (a few seconds): the poller's task runs on the other thread.
+    tokio::task::block_in_place(|| server.restart());
+    // Appended while the poller reconnects, and once it is back.
+    server.append(USER, PASSWORD, "INBOX", &mail("cut", 2));
+    assert!(
+        support::eventually(Duration::from_secs(20), || sink.stored() == 2).await,
+        "the mail after the restart was not read\n{}",
+        server.log()
+    );
+    assert!(metrics.errors.with_label_values(&[MAILBOX]).get() >= 1);
+    assert!(
+        support::eventually(Duration::from_secs(10), || idle.get() == 1).await,
+        "not back in IDLE"
+    );
+    server.append(USER, PASSWORD, "INBOX", &mail("cut", 3));
+    assert!(
+        support::eventually(Duration::from_secs(5), || sink.stored() == 3).await,
+        "IDLE after the restart did not wake"
+    );
+    let uids: Vec<u32> = sink.deliveries().iter().map(|d| d.uid).collect();
+    assert_eq!(uids, [1, 2, 3], "once each");
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("poller stops promptly")
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_restarted_poller_fetches_nothing_twice() {
     let (server, sink) = start();

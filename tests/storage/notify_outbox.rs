@@ -668,9 +668,11 @@ async fn an_unanswered_attempt_is_uncertain_and_retried_with_the_same_identity(u
     );
 }
 
-/// A row that can never be sent (unreadable payload, no SMTP configured)
-/// says why and waits the longest back-off instead of hammering.
-async fn permanent_failures_wait_the_longest_back_off(url: &str) {
+/// A row that cannot be sent until a setting is added (no SMTP server
+/// configured) says why and waits the longest back-off instead of
+/// hammering; a row that can never be sent (an unreadable payload) is
+/// refused for good: parked, not retried.
+async fn missing_settings_wait_and_unreadable_rows_are_parked(url: &str) {
     let store = Store::open(url).unwrap();
     let senders = Senders {
         smtp: None,
@@ -691,20 +693,159 @@ async fn permanent_failures_wait_the_longest_back_off(url: &str) {
     );
 
     let r = w.step(now).await.unwrap();
-    assert_eq!((r.claimed, r.failed), (2, 2));
+    assert_eq!((r.claimed, r.failed, r.refused), (2, 1, 1));
     for row in rows(&store) {
         let error = row.last_error.clone().unwrap();
-        let expected = if row.kind == "email" {
-            "no SMTP sender"
+        if row.kind == "email" {
+            assert!(error.contains("no SMTP sender"), "{error}");
+            assert!(row.refused_at.is_none());
+            let wait = (row.available_at - now).to_std().unwrap();
+            assert!(
+                wait >= max && wait <= max + Duration::from_secs(5),
+                "{wait:?}"
+            );
         } else {
-            "unreadable payload"
+            assert!(error.contains("unreadable payload"), "{error}");
+            assert!(row.refused_at.is_some(), "{row:?}");
+        }
+    }
+    // Only the email waits; the parked row is not pending and never claimed.
+    assert_eq!(r.pending, 1);
+    let r = w.step(now + max * 10).await.unwrap();
+    assert_eq!(r.claimed, 1, "{r:?}");
+}
+
+/// A receiver's permanent refusal (HTTP 410) parks the row: it is not
+/// retried however long the worker runs, the answer is kept, it is counted
+/// as refused and left out of the backlog; sent again by an operator, it
+/// goes out with the same identity.
+async fn a_refused_notification_is_parked_until_sent_again(url: &str) {
+    let hook = HookReceiver::refusing("410 Gone", "", 1, "").await;
+    let store = Store::open(url).unwrap();
+    let cfg = config();
+    let w = worker(store.clone(), support::free_port(), cfg.clone());
+    let now = t0();
+    enqueue(
+        &store,
+        new_webhook(
+            &hook.url,
+            serde_json::json!({"text": "gone"}),
+            "gone:1",
+            now,
+        )
+        .unwrap(),
+    );
+    let r = w.step(now).await.unwrap();
+    assert_eq!((r.claimed, r.refused, r.failed, r.pending), (1, 1, 0, 0));
+    let row = rows(&store).remove(0);
+    assert!(row.refused_at.is_some(), "{row:?}");
+    assert!(row.sent_at.is_none());
+    let error = row.last_error.clone().unwrap();
+    assert!(error.contains("410 Gone"), "{error}");
+    for later in [cfg.max_backoff, cfg.max_backoff * 100] {
+        let r = w.step(now + later).await.unwrap();
+        assert_eq!(r.claimed, 0, "a refused row was retried: {r:?}");
+    }
+    assert_eq!(hook.requests(), 1);
+    let listed = store.with(|c| outbox::refused(c, 10)).unwrap();
+    assert_eq!(listed.iter().map(|r| r.id).collect::<Vec<_>>(), [row.id]);
+    let text = exported(&w);
+    assert!(
+        text.contains(r#"keepword_notifications_total{kind="webhook",result="refused"} 1"#),
+        "{text}"
+    );
+
+    // Sent again (the receiver takes it now): same identity, recorded sent.
+    let later = now + cfg.max_backoff * 200;
+    assert!(
+        store
+            .transaction(|c| outbox::send_again(c, row.id, later))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .transaction(|c| outbox::send_again(c, row.id, later))
+            .unwrap(),
+        "only a refused row can be sent again"
+    );
+    let r = w.step(later).await.unwrap();
+    assert_eq!(r.sent, 1, "{r:?}");
+    let got = hook.recorded();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    let row = rows(&store).remove(0);
+    assert!(row.sent_at.is_some() && row.refused_at.is_none(), "{row:?}");
+    assert!(store.with(|c| outbox::refused(c, 10)).unwrap().is_empty());
+}
+
+/// A 429 or 503 with `Retry-After` is retried when the receiver said (not
+/// on the back-off schedule), for generic webhooks, Teams, PagerDuty and
+/// Opsgenie alike; a 429 without it backs off as usual.
+async fn retry_after_is_honoured_by_every_http_target(url: &str) {
+    let limited =
+        HookReceiver::refusing("429 Too Many Requests", "Retry-After: 37\r\n", 100, "").await;
+    let busy =
+        HookReceiver::refusing("503 Service Unavailable", "Retry-After: 41\r\n", 100, "").await;
+    let bare = HookReceiver::refusing("429 Too Many Requests", "", 100, "").await;
+    let store = Store::open(url).unwrap();
+    let endpoints = keepword::notify::Endpoints {
+        pagerduty_url: format!("{}/v2/enqueue", limited.base),
+        opsgenie_url: busy.base.clone(),
+        signing_key: None,
+    };
+    let senders = Senders {
+        smtp: None,
+        webhook: WebhookSender::with_timeout(Duration::from_secs(5))
+            .unwrap()
+            .with_endpoints(endpoints),
+        slack: None,
+    };
+    let cfg = WorkerConfig {
+        base_backoff: Duration::from_secs(1),
+        ..config()
+    };
+    let w = OutboxWorker::new(store.clone(), senders, cfg);
+    let now = t0();
+    let body = serde_json::json!({"text": "later"});
+    enqueue(
+        &store,
+        new_webhook(&limited.url, body.clone(), "hook", now).unwrap(),
+    );
+    enqueue(
+        &store,
+        keepword::outbox::new_teams(&busy.url, body.clone(), "teams", now).unwrap(),
+    );
+    enqueue(
+        &store,
+        keepword::outbox::new_pagerduty(body.clone(), "pd", now),
+    );
+    enqueue(
+        &store,
+        keepword::outbox::new_opsgenie("k", "alias", false, body.clone(), "og", now),
+    );
+    enqueue(&store, new_webhook(&bare.url, body, "bare", now).unwrap());
+    let r = w.step(now).await.unwrap();
+    assert_eq!((r.claimed, r.failed), (5, 5), "{r:?}");
+    for row in rows(&store) {
+        let wait = (row.available_at - now).num_milliseconds();
+        let said = match row.dedupe_key.as_str() {
+            "hook" | "pd" => 37_000,
+            "teams" | "og" => 41_000,
+            // No Retry-After: the first back-off, 0.5–1 s.
+            _ => {
+                assert!((500..=1_000 + 5_000).contains(&wait), "{row:?}");
+                continue;
+            }
         };
-        assert!(error.contains(expected), "{error}");
-        let wait = (row.available_at - now).to_std().unwrap();
+        // The wait starts when the answer came (the send's real time).
         assert!(
-            wait >= max && wait <= max + Duration::from_secs(5),
-            "{wait:?}"
+            (said..said + 5_000).contains(&wait),
+            "{}: waits {wait} ms, the receiver said {said}",
+            row.dedupe_key
         );
+        assert!(row.refused_at.is_none());
+        let error = row.last_error.clone().unwrap();
+        assert!(error.contains("retry after"), "{error}");
     }
 }
 
@@ -969,7 +1110,9 @@ crate::both_backends!(
     a_dead_workers_lease_runs_out,
     a_stalled_claimers_late_outcome_is_fenced_off,
     an_unanswered_attempt_is_uncertain_and_retried_with_the_same_identity,
-    permanent_failures_wait_the_longest_back_off,
+    missing_settings_wait_and_unreadable_rows_are_parked,
+    a_refused_notification_is_parked_until_sent_again,
+    retry_after_is_honoured_by_every_http_target,
     a_burst_is_delivered_once_by_racing_workers,
     concurrency_is_bounded_per_receiver,
     the_batch_claim_skips_held_and_digest_rows,

@@ -298,8 +298,17 @@ userdb {{
     }
 }
 
-impl Drop for Dovecot {
-    fn drop(&mut self) {
+impl Dovecot {
+    fn master_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.path().join("base/master.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Stops the master (its children with it) and waits until it is gone.
+    fn stop(&self) {
         let pid_file: &Path = &self.dir.path().join("base/master.pid");
         let Ok(pid) = std::fs::read_to_string(pid_file) else {
             return;
@@ -312,6 +321,64 @@ impl Drop for Dovecot {
         while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Stops the server, cutting every connection (an IDLE in progress), and
+    /// starts it again on the same port with the same mail.
+    pub fn restart(&self) {
+        // A stopped master leaves its imap processes serving their
+        // connections: those are ended too (by PID, each a child of this
+        // test's master), so the restart cuts what a real one cuts.
+        let children = self.master_pid().map(children_of).unwrap_or_default();
+        self.stop();
+        for pid in children {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        let startup = self.dir.path().join("startup.log");
+        let status = Command::new("dovecot")
+            .arg("-c")
+            .arg(self.conf())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&startup).unwrap())
+            .stderr(std::fs::File::create(&startup).unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "dovecot did not start again: {}",
+            std::fs::read_to_string(&startup).unwrap_or_default()
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "dovecot did not listen again");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The PIDs of the processes whose parent is `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // pid (comm) state ppid …; comm may hold spaces.
+                    let rest = &stat[stat.rfind(')')? + 2..];
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -207,6 +207,10 @@ impl Flight {
 #[derive(Default)]
 struct HookState {
     fail_first: usize,
+    /// The answer to the first `fail_first` requests; empty: `500`.
+    fail_status: &'static str,
+    /// Extra header lines (each ending `\r\n`) sent with those answers.
+    fail_headers: &'static str,
     /// How long each request is held before its answer.
     delay: Duration,
     /// Only the first this many requests are held (0: every one).
@@ -281,6 +285,25 @@ impl HookReceiver {
         .await
     }
 
+    /// A receiver answering its first `n` requests `status` (e.g. `410 Gone`,
+    /// or `429 Too Many Requests` with `headers` `Retry-After: 7\r\n`),
+    /// then `ok_status` (empty: `200 OK`).
+    pub async fn refusing(
+        status: &'static str,
+        headers: &'static str,
+        n: usize,
+        ok_status: &'static str,
+    ) -> HookReceiver {
+        Self::with_state(HookState {
+            fail_first: n,
+            fail_status: status,
+            fail_headers: headers,
+            ok_status,
+            ..HookState::default()
+        })
+        .await
+    }
+
     /// A receiver answering `ok_status` (e.g. `202 Accepted`, as PagerDuty,
     /// Opsgenie and Teams do) after `fail_first` answers of 500.
     pub async fn answering(ok_status: &'static str, fail_first: usize) -> HookReceiver {
@@ -341,14 +364,14 @@ impl Drop for HookReceiver {
     }
 }
 
-/// One request per connection (`Connection: close`): enough for a client
-/// that posts JSON with a Content-Length.
-async fn serve(mut sock: TcpStream, state: Arc<HookState>) {
+/// Reads one request (head and a Content-Length body) from `sock`: the bytes
+/// and where the head ends; `None` if the peer went away first.
+pub async fn read_request(sock: &mut TcpStream) -> Option<(Vec<u8>, usize, usize)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let (head_end, length) = loop {
         let n = match sock.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => n,
         };
         buf.extend_from_slice(&chunk[..n]);
@@ -364,11 +387,20 @@ async fn serve(mut sock: TcpStream, state: Arc<HookState>) {
     };
     while buf.len() < head_end + length {
         let n = match sock.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => n,
         };
         buf.extend_from_slice(&chunk[..n]);
     }
+    Some((buf, head_end, length))
+}
+
+/// One request per connection (`Connection: close`): enough for a client
+/// that posts JSON with a Content-Length.
+async fn serve(mut sock: TcpStream, state: Arc<HookState>) {
+    let Some((buf, head_end, length)) = read_request(&mut sock).await else {
+        return;
+    };
     state.flight.enter();
     if let Some(g) = &state.group {
         g.enter();
@@ -380,7 +412,10 @@ async fn serve(mut sock: TcpStream, state: Arc<HookState>) {
     let body = &buf[head_end..head_end + length];
     let n = state.requests.fetch_add(1, Ordering::SeqCst);
     let (status, reply) = if n < state.fail_first {
-        ("500 Internal Server Error", "try later")
+        match state.fail_status {
+            "" => ("500 Internal Server Error", "try later"),
+            refused => (refused, "refused"),
+        }
     } else {
         let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         state.accepted.lock().unwrap().push(value);
@@ -408,8 +443,13 @@ async fn serve(mut sock: TcpStream, state: Arc<HookState>) {
         body: String::from_utf8_lossy(body).into_owned(),
         status: status[..3].parse().unwrap_or_default(),
     });
+    let extra = if n < state.fail_first {
+        state.fail_headers
+    } else {
+        ""
+    };
     let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{reply}",
         reply.len()
     );
     // Out of flight before the answer: once the sender has it, it may start
@@ -471,3 +511,4 @@ where
 
 pub mod dovecot;
 pub mod oauth_server;
+pub mod recorders;

@@ -14,6 +14,7 @@ mod connections;
 mod conversation;
 mod login;
 mod queue;
+mod refused;
 mod rejected;
 pub mod session;
 mod stream;
@@ -207,6 +208,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/record/{client}", web::get().to(compliance::client_record))
         .route("/rejected", web::get().to(rejected::rejected))
         .route("/rejected/{id}/raw", web::get().to(rejected::raw))
+        .route(
+            "/rejected/notifications/{id}/send-again",
+            web::post().to(refused::send_again),
+        )
         .route("/urgency", web::get().to(urgency::urgency))
         .route("/connections", web::get().to(connections::connections))
         .route("/connections/sign-in", web::post().to(connections::sign_in))

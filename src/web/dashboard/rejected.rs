@@ -1,5 +1,6 @@
 //! `GET /rejected`: input that could not be processed, newest first, and
-//! each one's raw bytes as a download.
+//! each one's raw bytes as a download; below it the notifications refused
+//! for good ([`super::refused`]).
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -28,11 +29,12 @@ pub(super) async fn rejected(
             }
         })
         .collect();
+    let notifications = super::refused::listed(&state).await?;
     Ok(page(
         &state,
         StatusCode::OK,
         "rejected.html",
-        context! { items => view, signed_in => true, csrf => signed_in.0.csrf, nav => "rejected" },
+        context! { items => view, notifications, signed_in => true, csrf => signed_in.0.csrf, nav => "rejected" },
     ))
 }
 
