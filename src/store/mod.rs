@@ -435,8 +435,18 @@ impl ManageConnection for Manager {
             .map_err(|e| ConnectError(e.to_string()))
     }
 
-    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
-        false
+    /// A connection still inside a transaction, or whose transaction
+    /// manager broke (a rollback that failed because the session was
+    /// killed), must not go back to the pool: its next user would run
+    /// inside that transaction or get `BrokenTransactionManager`. diesel's
+    /// own r2d2 manager asks the same.
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        std::thread::panicking()
+            || match conn {
+                AnyConnection::Postgresql(c) => c.is_broken(),
+                AnyConnection::Sqlite(c) => c.is_broken(),
+            }
     }
 }
 
@@ -901,6 +911,27 @@ pub(crate) fn text(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_left_inside_a_transaction_does_not_go_back_to_the_pool() {
+        use diesel::connection::{Connection, TransactionManager};
+        type Manager = <AnyConnection as Connection>::TransactionManager;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("k.db").display());
+        let store = Store::open(&url).unwrap();
+        for _ in 0..3 {
+            let mut c = store.conn().unwrap();
+            let depth = Manager::transaction_manager_status_mut(&mut c)
+                .transaction_depth()
+                .unwrap();
+            assert_eq!(
+                depth, None,
+                "a pooled connection starts outside a transaction"
+            );
+            // Left inside it, as when a killed session's rollback fails.
+            Manager::begin_transaction(&mut c).unwrap();
+        }
+    }
 
     #[test]
     fn urls_choose_the_backend_and_hide_passwords() {
