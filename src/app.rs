@@ -148,7 +148,7 @@ impl Application {
                 Dashboard::new(
                     settings.dashboard_password.clone(),
                     settings.wall_tokens.clone(),
-                    settings.public_url.as_str(),
+                    &settings.public_url,
                 )
                 .with_connections(connections.clone())
                 .with_sign_in_pages(

@@ -34,6 +34,13 @@ pub struct ParseError {
     pub expected: &'static str,
 }
 
+impl ParseError {
+    /// "must be one of …, … or … (got `x`)": what a filter's caller is told.
+    pub fn must_be(&self) -> String {
+        format!("must be one of {} (got `{}`)", self.expected, self.value)
+    }
+}
+
 macro_rules! names {
     ($ty:ident, $what:literal, $expected:literal, $($variant:ident => $name:literal),+) => {
         impl $ty {

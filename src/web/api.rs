@@ -338,12 +338,13 @@ fn named<T: std::str::FromStr<Err = crate::sla::ParseError>>(
     value: &Option<String>,
     problems: &mut Vec<FieldError>,
 ) -> Option<T> {
-    let v = value.as_deref()?;
-    v.parse()
+    value
+        .as_deref()?
+        .parse()
         .map_err(|e: crate::sla::ParseError| {
             problems.push(FieldError {
                 field: field.into(),
-                problem: format!("must be one of {} (got `{v}`)", e.expected),
+                problem: e.must_be(),
             })
         })
         .ok()

@@ -31,7 +31,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::{Page, WebError};
-use crate::config::Secret;
+use crate::config::{PublicUrl, Secret};
 
 pub use session::{LoginLimiter, constant_time_eq};
 pub use stream::TICK as STREAM_TICK;
@@ -116,12 +116,12 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    pub fn new(password: Secret, wall_tokens: Vec<Secret>, public_url: &str) -> Dashboard {
+    pub fn new(password: Secret, wall_tokens: Vec<Secret>, public_url: &PublicUrl) -> Dashboard {
         Dashboard {
             limiter: LoginLimiter::default(),
             password,
             wall_tokens,
-            secure: public_url.starts_with("https://"),
+            secure: public_url.is_https(),
             sessions_ended: tokio::sync::broadcast::channel(64).0,
             inflated: std::sync::Mutex::new(None),
             connections: None,

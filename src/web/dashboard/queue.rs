@@ -84,9 +84,10 @@ fn parse_named<T: std::str::FromStr<Err = crate::sla::ParseError>>(
 ) -> Result<Option<T>, String> {
     match v.as_deref().filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => s.parse().map(Some).map_err(|e: crate::sla::ParseError| {
-            format!("{} must be one of {} (got `{s}`)", e.what, e.expected)
-        }),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|e: crate::sla::ParseError| format!("{} {}", e.what, e.must_be())),
     }
 }
 
