@@ -424,8 +424,9 @@ impl MailboxPoller {
         // after the SEARCH and would otherwise wait for the next wake-up.
         let announced = session.unsolicited_responses.clone();
         let limit = self.timing.command_timeout;
+        let alive = self.timing.liveness_timeout;
         let mut handle = session.idle();
-        timed(limit, "IDLE", handle.init()).await?;
+        timed(alive, "IDLE", handle.init()).await?;
         let idling = self
             .metrics
             .idling
@@ -478,7 +479,7 @@ impl MailboxPoller {
                 Err(_) => IdleResponse::Timeout,
             }
         };
-        let session = timed(limit, "DONE", handle.done()).await?;
+        let session = timed(alive, "DONE", handle.done()).await?;
         self.session = Some(session);
         self.selected = Some(watched.clone());
         tracing::debug!(

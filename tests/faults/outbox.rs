@@ -577,6 +577,89 @@ async fn postgres_table_lock() {
     rig.stop().await;
 }
 
+/// A statement timeout set on the test's own database (`ALTER DATABASE …
+/// SET statement_timeout = '1s'`, taken up by keepword's sessions as they
+/// reconnect) while another session holds the outbox table for 6 s: the
+/// worker's statements are cancelled after 1 s, before their own 5 s lock
+/// timeout; it says so in its log and metric while that lasts, and once the
+/// lock is gone and the setting lifted, everything is delivered, without a
+/// restart.
+#[tokio::test]
+async fn postgres_statement_timeout() {
+    use diesel::prelude::*;
+    let db = crate::common::FreshPostgres::new();
+    let name = db.url.rsplit('/').next().unwrap().to_string();
+    let admin = |sql: String| {
+        let mut c = diesel::pg::PgConnection::establish(&db.url).unwrap();
+        diesel::sql_query(sql).execute(&mut c).unwrap();
+    };
+    let mut rig = Rig::start(&db.url, support::free_port());
+    let hook = HttpRecorder::start("hook", &rig.history, |_, _| Act::ok()).await;
+    rig.webhook("pg-timeout-warmup", &hook.url, Must::Deliver);
+    rig.settle(SETTLE).await;
+    admin(format!(
+        "ALTER DATABASE {name} SET statement_timeout = '1s'"
+    ));
+    // The setting reaches a session when it starts: end keepword's.
+    terminate_sessions(&db.url);
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let url = db.url.clone();
+        std::thread::spawn(move || {
+            let mut c = diesel::pg::PgConnection::establish(&url).unwrap();
+            c.transaction(|c| {
+                diesel::sql_query("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE").execute(c)?;
+                locked_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_secs(6));
+                diesel::QueryResult::Ok(())
+            })
+            .unwrap();
+        })
+    };
+    tokio::task::spawn_blocking(move || locked_rx.recv().unwrap())
+        .await
+        .unwrap();
+    let enqueue = {
+        let store = rig.store.clone();
+        let url = hook.url.clone();
+        tokio::task::spawn_blocking(move || {
+            (0..3)
+                .map(|i| {
+                    crate::rig::webhook(&store, &format!("pg-timeout-{i}"), &url, Must::Deliver)
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    assert!(
+        support::eventually(Duration::from_secs(20), || rig
+            .metric("keepword_outbox_database_errors_total{stage=\"claim\"}")
+            >= 1)
+        .await,
+        "nothing said under the statement timeout: {}",
+        rig.log.text()
+    );
+    assert!(
+        rig.log.text().contains("statement timeout"),
+        "the log does not name the statement timeout: {}",
+        rig.log.text()
+    );
+    tokio::task::spawn_blocking(move || holder.join().unwrap())
+        .await
+        .unwrap();
+    admin(format!("ALTER DATABASE {name} RESET statement_timeout"));
+    let fault_ended = Instant::now();
+    rig.expected.extend(enqueue.await.unwrap());
+    rig.wake();
+    rig.settle(SETTLE).await;
+    let report = rig.report(
+        "PostgreSQL statement timeout",
+        "ALTER DATABASE SET statement_timeout = '1s' (sessions ended to take it up) while another session held LOCK TABLE outbox 6 s; then RESET",
+        fault_ended,
+    );
+    report.assert_kept();
+    rig.stop().await;
+}
+
 // ---------------------------------------------------------------- random mix
 
 /// Every fault of the receivers at once, drawn from a seeded generator
@@ -692,30 +775,42 @@ mod random_mix {
 // ---------------------------------------------------------------- disk full
 
 /// A tmpfs of its own (needs root), unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
+pub struct Tmpfs {
+    pub path: std::path::PathBuf,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
+    pub fn mount(size: &str) -> Tmpfs {
         let dir = tempfile::tempdir().unwrap();
+        let mut fs = Tmpfs::mount_at(dir.path(), size);
+        fs._dir = Some(dir);
+        fs
+    }
+
+    /// Mounts one at `path` (created if missing).
+    pub fn mount_at(path: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
         let status = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
+            .arg(path)
             .status()
             .expect("run mount");
         assert!(
             status.success(),
-            "cannot mount a tmpfs at {} (the disk-full scenario needs root)",
-            dir.path().display()
+            "cannot mount a tmpfs at {} (the disk-full scenarios need root)",
+            path.display()
         );
-        Tmpfs { dir }
+        Tmpfs {
+            path: path.to_path_buf(),
+            _dir: None,
+        }
     }
 
     /// Writes a file until the file system is full; returns its path.
-    fn fill(&self) -> std::path::PathBuf {
+    pub fn fill(&self) -> std::path::PathBuf {
         use std::io::Write;
-        let path = self.dir.path().join("filler");
+        let path = self.path.join("filler");
         let mut f = std::fs::File::create(&path).unwrap();
         let chunk = vec![0u8; 64 * 1024];
         while f.write_all(&chunk).is_ok() {}
@@ -730,7 +825,7 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
             .arg("-l")
-            .arg(self.dir.path())
+            .arg(&self.path)
             .status();
     }
 }
@@ -742,7 +837,7 @@ impl Drop for Tmpfs {
 /// without a restart.
 async fn sqlite_disk_full() {
     let fs = Tmpfs::mount("16m");
-    let url = format!("sqlite://{}/keepword.db", fs.dir.path().display());
+    let url = format!("sqlite://{}/keepword.db", fs.path.display());
     let port = support::free_port();
     let mut rig = Rig::start(&url, support::free_port());
     let down = format!("http://127.0.0.1:{port}/hook");
