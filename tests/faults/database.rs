@@ -102,15 +102,7 @@ pub fn stored_events(cluster: &PgCluster, db: &str, prefix: &str) -> Vec<String>
 /// The attempts after which a receiver may hold a notification keepword
 /// sends again, from the binary's `/metrics`.
 pub fn uncertain_of(port: u16) -> u64 {
-    let (_, body, _) = crate::common::binary::get(port, "/metrics");
-    body.lines()
-        .filter(|l| {
-            l.starts_with("keepword_notifications_uncertain_total")
-                || l.starts_with("keepword_outbox_lease_lost_total")
-                || l.starts_with("keepword_outbox_outcomes_unrecorded_total")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    rig::uncertain_in(&crate::common::binary::get(port, "/metrics").1)
 }
 
 /// The sum of every sample of `name` (all labels) in the binary's

@@ -73,6 +73,95 @@ fn stored_sqlite(db: &str, prefix: &str) -> Vec<String> {
     .collect()
 }
 
+/// Input posted before, during and after a disk fault, and what it came to.
+struct Phases {
+    before: Vec<Answer>,
+    during: Vec<Answer>,
+    after: Vec<Answer>,
+    /// When the fault ended.
+    ended: Instant,
+}
+
+/// What [`Phases::judge`] counted.
+struct Judged {
+    /// Answered 201 before and after the fault.
+    taken: usize,
+    /// Answered 201 and 503 while it lasted.
+    taken_during: usize,
+    refused: usize,
+    recovered: Duration,
+}
+
+impl Phases {
+    /// Posts for 1 s, runs `fault` and posts for `fault_for`, runs `heal`
+    /// and posts for [`DISK_BOUND`]; prefixes `PREFIX-{before,during,after}`.
+    async fn run(
+        port: u16,
+        prefix: &str,
+        fault_for: Duration,
+        fault: impl FnOnce(),
+        heal: impl FnOnce(),
+    ) -> Phases {
+        let before = post_for(port, &format!("{prefix}-before"), Duration::from_secs(1)).await;
+        fault();
+        let during = post_for(port, &format!("{prefix}-during"), fault_for).await;
+        heal();
+        let ended = Instant::now();
+        let after = post_for(port, &format!("{prefix}-after"), DISK_BOUND).await;
+        Phases {
+            before,
+            during,
+            after,
+            ended,
+        }
+    }
+
+    /// Input taken before; refused while the fault lasted (503, the
+    /// database named; anything else fails), logged with `cause` and
+    /// counted; taken again within [`DISK_BOUND`] after, the process ready;
+    /// every id answered 201 among `stored`.
+    fn judge(&self, port: u16, said: &str, cause: &str, stored: &[String]) -> Judged {
+        let (ok_before, _, other) = tally(&self.before);
+        assert!(ok_before > 0 && other.is_empty(), "{:#?}", self.before);
+        let (taken_during, refused, other) = tally(&self.during);
+        assert!(other.is_empty(), "answers other than 201/503: {other:#?}");
+        assert!(refused > 0, "nothing was refused during the fault");
+        for a in self.during.iter().filter(|a| a.status == 503) {
+            assert!(a.body.contains("database"), "{a:?}");
+        }
+        let first_ok = self
+            .after
+            .iter()
+            .find(|a| a.status == 201)
+            .unwrap_or_else(|| {
+                panic!("no input taken within {DISK_BOUND:?} after the fault; it said:\n{said}")
+            });
+        assert!(
+            said.contains("request failed") && said.contains(cause),
+            "no log line naming {cause:?}:\n{said}"
+        );
+        assert!(
+            metric_sum(port, "keepword_http_requests_total", "status=\"503\"") >= refused as u64
+        );
+        let (status, _, _) = crate::common::binary::get(port, "/readyz");
+        assert_eq!(status, 200);
+        let lost: Vec<&str> = [&self.before, &self.during, &self.after]
+            .into_iter()
+            .flatten()
+            .filter(|a| a.status == 201)
+            .map(|a| a.id.as_str())
+            .filter(|id| !stored.iter().any(|s| s == id))
+            .collect();
+        assert!(lost.is_empty(), "answered 201 and not stored: {lost:?}");
+        Judged {
+            taken: ok_before + tally(&self.after).0,
+            taken_during,
+            refused,
+            recovered: first_ok.at.saturating_duration_since(self.ended),
+        }
+    }
+}
+
 /// SQLite's fsync (and fdatasync) failing for 3 s under the built binary
 /// while clients post events.
 pub async fn sqlite_fsync_failing() {
@@ -94,70 +183,33 @@ pub async fn sqlite_fsync_failing() {
         false,
     );
     let pid = served.child.id();
-    let before = post_for(served.port, "fsync-before", Duration::from_secs(1)).await;
-    fiu_ctrl(&prefix, pid, "enable name=posix/io/sync/*");
-    let failing = post_for(served.port, "fsync-failing", Duration::from_secs(3)).await;
-    fiu_ctrl(&prefix, pid, "disable name=posix/io/sync/*");
-    let healed = Instant::now();
-    let after = post_for(served.port, "fsync-after", DISK_BOUND).await;
+    let phases = Phases::run(
+        served.port,
+        "fsync",
+        Duration::from_secs(3),
+        || fiu_ctrl(&prefix, pid, "enable name=posix/io/sync/*"),
+        || fiu_ctrl(&prefix, pid, "disable name=posix/io/sync/*"),
+    )
+    .await;
     let mut said = String::new();
     drain(&served, &mut said);
-
-    let (ok_before, _, other) = tally(&before);
-    assert!(ok_before > 0 && other.is_empty(), "{before:#?}");
-    let (ok_failing, refused, other) = tally(&failing);
-    assert!(other.is_empty(), "answers other than 201/503: {other:#?}");
+    let stored = stored_sqlite(&db, "fsync");
+    let judged = phases.judge(served.port, &said, "disk I/O error", &stored);
     assert_eq!(
-        ok_failing, 0,
+        judged.taken_during, 0,
         "answered 201 while fsync failed: a commit that was not on disk"
     );
-    assert!(refused > 0, "nothing was refused while fsync failed");
-    for a in failing.iter().filter(|a| a.status == 503) {
-        assert!(a.body.contains("database"), "{a:?}");
-    }
-    let first_ok = after.iter().find(|a| a.status == 201).unwrap_or_else(|| {
-        panic!("no input taken within {DISK_BOUND:?} once fsync worked again; it said:\n{said}")
-    });
-    let recovered = first_ok.at.saturating_duration_since(healed);
-    assert!(
-        said.contains("request failed") && said.contains("disk I/O error"),
-        "no log line naming the failing disk:\n{said}"
-    );
-    assert!(
-        metric_sum(
-            served.port,
-            "keepword_http_requests_total",
-            "status=\"503\""
-        ) >= refused as u64
-    );
-    let (status, _, _) = crate::common::binary::get(served.port, "/readyz");
-    assert_eq!(status, 200);
     sigterm(&served.child);
     assert!(wait_exit(&mut served.child, Duration::from_secs(30)).success());
-    // Everything answered 201, before and after, is in the file.
-    let stored: Vec<String> = ["fsync-before", "fsync-failing", "fsync-after"]
-        .iter()
-        .flat_map(|p| stored_sqlite(&db, p))
-        .collect();
-    let lost: Vec<&str> = before
-        .iter()
-        .chain(&after)
-        .filter(|a| a.status == 201)
-        .map(|a| a.id.as_str())
-        .filter(|id| !stored.iter().any(|s| s == id))
-        .collect();
-    assert!(lost.is_empty(), "answered 201 and not stored: {lost:?}");
     let report = crate::checker::Report {
         scenario: "SQLite fsync failing".into(),
         backend: "sqlite".into(),
         injected: format!(
-            "libfiu posix/io/sync/* (fsync, fdatasync) failing 3 s under the built binary while {} clients posted events: {} refused 503, 0 answered 201; before and after: {} answered 201, all stored",
-            4,
-            refused,
-            ok_before + tally(&after).0
+            "libfiu posix/io/sync/* (fsync, fdatasync) failing 3 s under the built binary while 4 clients posted events: {} refused 503, 0 answered 201; before and after: {} answered 201, all stored",
+            judged.refused, judged.taken
         ),
         bound_ms: DISK_BOUND.as_millis() as u64,
-        recovered_ms: recovered.as_millis() as u64,
+        recovered_ms: judged.recovered.as_millis() as u64,
         ..Default::default()
     };
     report.assert_kept();
@@ -196,62 +248,30 @@ pub async fn postgres_tablespace_full() {
         ],
         false,
     );
-    let before = post_for(served.port, "ts-before", Duration::from_secs(1)).await;
-    let filler = fs.fill();
-    let full = post_for(served.port, "ts-full", Duration::from_secs(4)).await;
-    std::fs::remove_file(&filler).unwrap();
-    let freed = Instant::now();
-    let after = post_for(served.port, "ts-after", DISK_BOUND).await;
+    let filler = std::cell::RefCell::new(None);
+    let phases = Phases::run(
+        served.port,
+        "ts",
+        Duration::from_secs(4),
+        || *filler.borrow_mut() = Some(fs.fill()),
+        || std::fs::remove_file(filler.borrow().as_ref().unwrap()).unwrap(),
+    )
+    .await;
     let mut said = String::new();
     drain(&served, &mut said);
-
-    let (ok_before, _, other) = tally(&before);
-    assert!(ok_before > 0 && other.is_empty(), "{before:#?}");
-    let (ok_full, refused, other) = tally(&full);
-    assert!(other.is_empty(), "answers other than 201/503: {other:#?}");
-    assert!(
-        refused > 0,
-        "nothing refused with the tablespace full ({ok_full} taken); the server said:\n{}",
-        cluster.log()
-    );
-    for a in full.iter().filter(|a| a.status == 503) {
-        assert!(a.body.contains("database"), "{a:?}");
-    }
-    assert!(
-        said.contains("request failed") && said.contains("No space left on device"),
-        "no log line naming the full disk:\n{said}"
-    );
-    let first_ok = after.iter().find(|a| a.status == 201).unwrap_or_else(|| {
-        panic!("no input taken within {DISK_BOUND:?} once space was freed; it said:\n{said}")
-    });
-    let recovered = first_ok.at.saturating_duration_since(freed);
-    let (status, _, _) = crate::common::binary::get(served.port, "/readyz");
-    assert_eq!(status, 200);
-    // Everything answered 201 is stored.
-    let stored: Vec<String> = ["ts-before", "ts-full", "ts-after"]
-        .iter()
-        .flat_map(|p| crate::database::stored_events(&cluster, "keepword", p))
-        .collect();
-    let lost: Vec<&str> = before
-        .iter()
-        .chain(&full)
-        .chain(&after)
-        .filter(|a| a.status == 201)
-        .map(|a| a.id.as_str())
-        .filter(|id| !stored.iter().any(|s| s == id))
-        .collect();
-    assert!(lost.is_empty(), "answered 201 and not stored: {lost:?}");
+    let stored = crate::database::stored_events(&cluster, "keepword", "ts");
+    let judged = phases.judge(served.port, &said, "No space left on device", &stored);
     sigterm(&served.child);
     assert!(wait_exit(&mut served.child, Duration::from_secs(30)).success());
     let report = crate::checker::Report {
         scenario: "PostgreSQL tablespace full".into(),
         backend: "postgres".into(),
         injected: format!(
-            "the keepword database's tablespace on a 32 MB tmpfs filled for 4 s under the built binary while 4 clients posted events: {refused} refused 503, {ok_full} answered 201 (all stored); before and after: {} answered 201, all stored",
-            ok_before + tally(&after).0
+            "the keepword database's tablespace on a 32 MB tmpfs filled for 4 s under the built binary while 4 clients posted events: {} refused 503, {} answered 201 (all stored); before and after: {} answered 201, all stored",
+            judged.refused, judged.taken_during, judged.taken
         ),
         bound_ms: DISK_BOUND.as_millis() as u64,
-        recovered_ms: recovered.as_millis() as u64,
+        recovered_ms: judged.recovered.as_millis() as u64,
         ..Default::default()
     };
     report.assert_kept();

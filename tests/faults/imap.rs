@@ -130,15 +130,7 @@ struct ImapRig {
 
 impl ImapRig {
     async fn start() -> ImapRig {
-        let log = Log::default();
-        let writer = log.clone();
-        // Current-thread runtime: the poller's task logs to this subscriber.
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
+        let (log, guard) = Log::capture();
         let dovecot = Dovecot::start(&[(USER, PASSWORD)]);
         let proxy = Proxy::start(([127, 0, 0, 1], dovecot.port).into()).await;
         let (db, _url) = crate::common::fresh_sqlite();
