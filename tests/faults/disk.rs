@@ -36,6 +36,23 @@ fn fiu_ctrl(prefix: &str, pid: u32, command: &str) {
     assert!(out.status.success(), "fiu-ctrl -c {command}: {out:?}");
 }
 
+/// The built binary over `url` (run by `wrapper`), the fast contract in
+/// `dir`: input only, its webhook goes nowhere.
+fn serve(wrapper: &[&str], dir: &std::path::Path, url: &str) -> crate::common::binary::Served {
+    let contract = crate::common::fast_contract(dir, "http://127.0.0.1:9/hook");
+    serve_binary_under(
+        wrapper,
+        dir,
+        &[
+            ("KEEPWORD_BIND", "127.0.0.1:0"),
+            ("KEEPWORD_DATABASE_URL", url),
+            ("KEEPWORD_CONTRACT", contract.to_str().unwrap()),
+            ("KEEPWORD_API_TOKENS", "test-token"),
+        ],
+        false,
+    )
+}
+
 /// What the answers of one phase came to.
 fn tally(answers: &[Answer]) -> (usize, usize, Vec<&Answer>) {
     let ok = answers.iter().filter(|a| a.status == 201).count();
@@ -169,19 +186,8 @@ pub async fn sqlite_fsync_failing() {
     need("fiu-ctrl", "fiu-utils");
     let (dir, url) = crate::common::fresh_sqlite();
     let db = url.strip_prefix("sqlite://").unwrap().to_string();
-    let contract = crate::common::fast_contract(dir.path(), "http://127.0.0.1:9/hook");
     let prefix = dir.path().join("fiu").to_string_lossy().into_owned();
-    let mut served = serve_binary_under(
-        &["fiu-run", "-x", "-f", &prefix],
-        dir.path(),
-        &[
-            ("KEEPWORD_BIND", "127.0.0.1:0"),
-            ("KEEPWORD_DATABASE_URL", &url),
-            ("KEEPWORD_CONTRACT", contract.to_str().unwrap()),
-            ("KEEPWORD_API_TOKENS", "test-token"),
-        ],
-        false,
-    );
+    let mut served = serve(&["fiu-run", "-x", "-f", &prefix], dir.path(), &url);
     let pid = served.child.id();
     let phases = Phases::run(
         served.port,
@@ -236,18 +242,7 @@ pub async fn postgres_tablespace_full() {
     cluster.psql("postgres", "CREATE DATABASE keepword TABLESPACE small");
     let url = cluster.url("keepword");
     let dir = tempfile::tempdir().unwrap();
-    let contract = crate::common::fast_contract(dir.path(), "http://127.0.0.1:9/hook");
-    let mut served = serve_binary_under(
-        &[],
-        dir.path(),
-        &[
-            ("KEEPWORD_BIND", "127.0.0.1:0"),
-            ("KEEPWORD_DATABASE_URL", &url),
-            ("KEEPWORD_CONTRACT", contract.to_str().unwrap()),
-            ("KEEPWORD_API_TOKENS", "test-token"),
-        ],
-        false,
-    );
+    let mut served = serve(&[], dir.path(), &url);
     let filler = std::cell::RefCell::new(None);
     let phases = Phases::run(
         served.port,
