@@ -221,6 +221,11 @@ pub struct PollerTiming {
     pub backoff_max: Duration,
     /// Messages per `UID FETCH` and per sink transaction.
     pub batch_size: usize,
+    /// Bytes per `UID FETCH` and per sink transaction (by the server's
+    /// RFC822.SIZE), so memory stays bounded whatever the mailbox holds:
+    /// a batch counted in messages alone would hold 500 large attachments
+    /// at once. A message larger than this is a batch of its own.
+    pub batch_bytes: u64,
     /// The wait between tries once the provider answered `invalid_grant`:
     /// only a person can fix it, and hammering the provider would not.
     pub needs_sign_in_retry: Duration,
@@ -238,6 +243,7 @@ impl Default for PollerTiming {
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             batch_size: 500,
+            batch_bytes: 32 << 20,
             needs_sign_in_retry: Duration::from_secs(15 * 60),
         }
     }
@@ -292,14 +298,28 @@ mod tests {
     #[test]
     fn batches_skip_the_newest_message_that_n_star_returns() {
         // `UID SEARCH UID 8:*` answers 7 when 7 is the newest: not new.
-        assert_eq!(batches([7], 7, 500), vec![]);
+        assert_eq!(batches([(7, 1)], 7, 500, u64::MAX), vec![]);
     }
 
     #[test]
     fn batches_split_sparse_uids_by_count() {
-        let uids = [3, 1, 9, 4, 12, 10, 4];
-        assert_eq!(batches(uids, 1, 2), vec![(3, 4), (9, 10), (12, 12)]);
-        assert_eq!(batches(uids, 0, 500), vec![(1, 12)]);
+        let uids = [3, 1, 9, 4, 12, 10, 4].map(|u| (u, 1));
+        assert_eq!(
+            batches(uids, 1, 2, u64::MAX),
+            vec![(3, 4), (9, 10), (12, 12)]
+        );
+        assert_eq!(batches(uids, 0, 500, u64::MAX), vec![(1, 12)]);
+    }
+
+    #[test]
+    fn batches_split_by_bytes_and_a_large_message_goes_alone() {
+        let sized = [(1, 10), (2, 10), (3, 100), (4, 10), (5, 10), (6, 10)];
+        assert_eq!(
+            batches(sized, 0, 500, 25),
+            vec![(1, 2), (3, 3), (4, 5), (6, 6)]
+        );
+        // Unknown sizes (0) count by number only.
+        assert_eq!(batches([(1, 0), (2, 0)], 0, 500, 25), vec![(1, 2)]);
     }
 
     #[test]

@@ -28,10 +28,12 @@ const USER: &str = "support@test.local";
 const PASSWORD: &str = "supportpw";
 const MAILBOX: &str = "support";
 
-/// Records every mail of a batch the real sink committed.
+/// Records every mail of a batch the real sink committed, and each
+/// batch's size in bytes.
 struct RecordingSink {
     inner: EmailSink,
     history: History,
+    batches: Arc<std::sync::Mutex<Vec<usize>>>,
 }
 
 fn message_id(raw: &[u8]) -> String {
@@ -57,8 +59,10 @@ impl MailSink for RecordingSink {
         batch: Vec<FetchedMail>,
     ) -> Result<(), String> {
         let ids: Vec<String> = batch.iter().map(|m| message_id(&m.raw)).collect();
+        let bytes = batch.iter().map(|m| m.raw.len()).sum();
         self.inner
             .ingest(mailbox, folder, kind, uidvalidity, batch)?;
+        self.batches.lock().unwrap().push(bytes);
         for id in ids {
             self.history.record(Delivery {
                 receiver: "store".into(),
@@ -119,6 +123,8 @@ struct ImapRig {
     dovecot: Dovecot,
     proxy: Proxy,
     history: History,
+    /// The bytes of each batch the sink committed.
+    batches: Arc<std::sync::Mutex<Vec<usize>>>,
     metrics: ImapMetrics,
     log: Log,
     expected: Vec<Expected>,
@@ -138,6 +144,7 @@ impl ImapRig {
             dovecot,
             proxy,
             history: History::default(),
+            batches: Default::default(),
             metrics: ImapMetrics::new(),
             log,
             expected: Vec::new(),
@@ -176,6 +183,7 @@ impl ImapRig {
                 },
             },
             history: self.history.clone(),
+            batches: self.batches.clone(),
         };
         let poller = MailboxPoller::new(
             settings(self.proxy.port),
@@ -347,6 +355,50 @@ pub async fn silent_drop_in_idle(timing: PollerTiming, notice_within: Duration, 
         log.contains("IMAP error") && log.contains("did not answer"),
         "the drop was not logged:\n{log}"
     );
+    rig.stop().await;
+}
+
+/// Poison input in bulk: eight 2 MB mails, with batches bounded at 5 MiB.
+/// Each FETCH and each transaction holds at most two of them (the batch's
+/// bytes, not its count of 500, bound the memory a poll takes), and every
+/// mail is read once.
+pub async fn large_mails_in_bounded_batches() {
+    const LIMIT: u64 = 5 << 20;
+    let mut rig = ImapRig::start().await;
+    let raws: Vec<Vec<u8>> = (0..8)
+        .map(|i| mail(&format!("large-{i}"), 2 << 20))
+        .collect();
+    rig.append(&raws);
+    let started = Instant::now();
+    rig.run(PollerTiming {
+        batch_bytes: LIMIT,
+        ..timing()
+    });
+    assert!(
+        support::eventually(Duration::from_secs(60), || rig.all_read()).await,
+        "not every large mail was read:\n{}",
+        rig.log.text()
+    );
+    let batches = rig.batches.lock().unwrap().clone();
+    assert!(
+        batches.iter().all(|&b| b as u64 <= LIMIT) && batches.len() >= 4,
+        "batches of {batches:?} bytes, the limit {LIMIT}"
+    );
+    let mut report = check(
+        "poison input: large mails in bounded batches",
+        &format!(
+            "eight 2 MB mails, batches bounded at 5 MiB: committed in {} batches of at most {} bytes",
+            batches.len(),
+            batches.iter().max().copied().unwrap_or(0)
+        ),
+        &rig.expected,
+        &rig.history.all(),
+        started,
+        READ_BOUND,
+        0,
+    );
+    report.backend = "sqlite".into();
+    report.assert_kept();
     rig.stop().await;
 }
 

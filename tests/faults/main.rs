@@ -189,3 +189,8 @@ async fn postgres_tablespace_full() {
 async fn postgres_stopped() {
     database::postgres_restarted(database::STOPPED).await;
 }
+
+#[tokio::test]
+async fn imap_large_mails_in_bounded_batches() {
+    imap::large_mails_in_bounded_batches().await;
+}
