@@ -119,6 +119,13 @@ impl intake::Refusal for RecordError {
             tracing::warn!(events = items, error = %e, "event batch refused; storing each alone");
         }
     }
+
+    fn unreachable(&self) -> Option<ServiceError> {
+        match self {
+            RecordError::Service(e) => e.unreachable(),
+            RecordError::Duplicate => None,
+        }
+    }
 }
 
 impl Intake {

@@ -298,6 +298,12 @@ where
         Ok(r) => return Ok(r),
         Err(e) => e,
     };
+    // No connection within the pool's wait: each item alone would wait as
+    // long again and fail the same way, so the caller hears it now.
+    if let Some(e) = refused.unreachable() {
+        tracing::warn!(items = items.len(), error = %e, "batch not stored: the database is unreachable");
+        return Err(e);
+    }
     refused.log(items.len());
     store.transaction(|conn| {
         let mut all = R::default();
@@ -318,10 +324,22 @@ where
 pub(super) trait Refusal {
     /// Says why, before the batch is stored item by item.
     fn log(&self, items: usize);
+    /// The error to answer every item with when the database could not be
+    /// reached at all (no item was the cause).
+    fn unreachable(&self) -> Option<ServiceError>;
 }
 
 impl Refusal for ServiceError {
     fn log(&self, items: usize) {
         tracing::warn!(items, error = %self, "batch refused; storing it one item at a time");
+    }
+
+    fn unreachable(&self) -> Option<ServiceError> {
+        match self {
+            ServiceError::Store(
+                e @ (store::StoreError::Pool(_) | store::StoreError::Connect { .. }),
+            ) => Some(ServiceError::Database(e.to_string())),
+            _ => None,
+        }
     }
 }

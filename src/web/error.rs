@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::ingest::{EventError, FieldError};
 use crate::service::ServiceError;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -112,7 +113,11 @@ impl WebError {
                 "Form too large",
                 format!("A form here holds at most {} KiB.", limit >> 10),
             ),
-            WebError::Unavailable | WebError::DatabaseUnavailable => (
+            WebError::Unavailable => (
+                "Temporarily unavailable",
+                "Something failed on our side; it is logged. Try again in a moment.".into(),
+            ),
+            WebError::DatabaseUnavailable => (
                 "Temporarily unavailable",
                 "The database did not answer. Try again in a moment.".into(),
             ),
@@ -203,6 +208,12 @@ impl From<ServiceError> for WebError {
         match e {
             ServiceError::Invalid(fields) => WebError::Invalid(fields),
             ServiceError::NotFound(what) => WebError::NotFound(format!("{what} not found")),
+            // A row no version wrote, or a failed migration: no retry
+            // mends those, so they are not called the database's absence.
+            e @ ServiceError::Store(StoreError::Corrupt(_) | StoreError::Migration(_)) => {
+                tracing::error!(error = %e, "request failed");
+                WebError::Unavailable
+            }
             e @ (ServiceError::Store(_) | ServiceError::Database(_)) => {
                 tracing::error!(error = %e, "request failed: the database");
                 WebError::DatabaseUnavailable
@@ -325,6 +336,19 @@ mod tests {
         let r = failed.unwrap_err().json();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body(r), r#"{"error":"the database did not answer; retry"}"#);
+    }
+
+    /// A hand-edited row is not the database's absence: a retry would not
+    /// mend it, so the answer does not send the caller to retry for it.
+    #[test]
+    fn a_corrupt_row_is_not_called_the_database_down() {
+        let e = WebError::from(ServiceError::Store(StoreError::Corrupt(
+            "status 'x' in conversations.status".into(),
+        )));
+        assert!(matches!(e, WebError::Unavailable), "{e:?}");
+        let page = body(e.page());
+        assert!(!page.contains("database"), "{page}");
+        assert!(!page.contains("conversations.status"), "{page}");
     }
 
     #[test]

@@ -12,6 +12,17 @@ pub struct Served {
     pub stderr: std::sync::mpsc::Receiver<String>,
 }
 
+/// A test that fails midway must not leave its server running (it holds a
+/// port, a database and, for the fault tests, a private cluster's clients).
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub fn spawn_binary(cwd: &Path, env: &[(&str, &str)]) -> Child {
     spawn_binary_as(cwd, env, false)
 }

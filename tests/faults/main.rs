@@ -104,6 +104,9 @@ async fn imap_silent_drop_in_idle() {
     let timing = keepword::imap::PollerTiming {
         idle_timeout: std::time::Duration::from_secs(2),
         liveness_timeout: std::time::Duration::from_secs(2),
+        // Should the drop land between two IDLEs (a starved test thread), the
+        // SEARCH or SELECT it catches must not wait production's 120 s.
+        command_timeout: std::time::Duration::from_secs(3),
         backoff_min: std::time::Duration::from_millis(100),
         backoff_max: std::time::Duration::from_millis(400),
         ..Default::default()

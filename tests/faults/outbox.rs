@@ -633,8 +633,14 @@ async fn postgres_statement_timeout() {
     let holder = lock_outbox(&db.url, Duration::from_secs(6)).await;
     let enqueue = enqueue_behind(&rig, &hook.url, "pg-timeout");
     claim_failed(&rig, "under the statement timeout").await;
+    // The first failure counted may be a session ended above: wait for the
+    // timeout's own line.
     assert!(
-        rig.log.text().contains("statement timeout"),
+        support::eventually(Duration::from_secs(10), || rig
+            .log
+            .text()
+            .contains("statement timeout"))
+        .await,
         "the log does not name the statement timeout: {}",
         rig.log.text()
     );

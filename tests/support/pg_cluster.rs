@@ -72,7 +72,17 @@ impl PgCluster {
             as_postgres(&bin.join("initdb"))
                 .arg("-D")
                 .arg(dir.path().join("data"))
-                .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
+                // A locale the machine may not have installed would fail initdb.
+                .args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                ])
                 .output(),
         );
         let cluster = PgCluster {
