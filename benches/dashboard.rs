@@ -36,6 +36,9 @@
 //!       real-shape mails through the email intake.
 //!   cargo bench --bench dashboard -- history-seed N URL
 //!       the load alone (a big database made once, measured many times).
+//!   cargo bench --bench dashboard -- history-backfill URL
+//!       a database seeded before migration 000052: opens it (migrating)
+//!       and runs the walk that measures its settled replies, each timed.
 //!   cargo bench --bench dashboard -- history-compare EMPTY_URL FULL_URL
 //!       the measurements of `history` on FULL_URL, seeded before, and on
 //!       EMPTY_URL, seeded now with the long thread only.
@@ -679,6 +682,35 @@ fn seed_history(url: &str, n: usize) {
         "RESULT history seeded n={n} in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    // The bulk load wrote the timers without their business time, as an
+    // upgraded database holds them: the product's walk measures them.
+    store
+        .with(|c| keepword::store::remeasure_all(c, chrono::Utc::now()))
+        .expect("walk reset");
+    measure_timers(store, loaded);
+}
+
+/// The product's walk over the settled replies not measured yet (all of a
+/// bulk load's, or an older database's after the migration), timed.
+fn measure_timers(store: Store, loaded: LoadedContract) {
+    let service = keepword::service::Service::new(
+        store,
+        keepword::service::ContractHandle::new(loaded),
+        keepword::metrics::Metrics::new(),
+        "http://127.0.0.1",
+        "example.com".into(),
+    );
+    let started = Instant::now();
+    let r = service
+        .deadlines
+        .measure_settled(Duration::ZERO, || false)
+        .expect("measuring the timers");
+    println!(
+        "RESULT history timers measured: {} in {:.1} s (done: {})",
+        r.measured,
+        started.elapsed().as_secs_f64(),
+        r.done
+    );
 }
 
 /// A new link to ACME's page (`/clients/{token}`).
@@ -953,6 +985,16 @@ fn main() {
         }),
         // Seeding alone (a big database made once and measured many times).
         ["history-seed", n, url] => seed_history(url, n.parse().unwrap()),
+        // A database seeded before this stop's migration: the walk alone.
+        ["history-backfill", url] => {
+            let started = Instant::now();
+            let store = Store::open(url).expect("database");
+            println!(
+                "RESULT history migrations on open: {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            measure_timers(store, LoadedContract::load(&contract_path()).unwrap());
+        }
         // A database seeded before (re-measured without seeding again).
         ["history-measure", label, url] => rt.block_on(measure_history(label, url)),
         ["fanout", s, r, url] => rt.block_on(fanout(s.parse().unwrap(), r.parse().unwrap(), url)),

@@ -34,6 +34,7 @@ pub mod health;
 mod intake;
 mod live;
 mod mailbox;
+mod measure;
 mod notifications;
 mod record;
 mod refresh;
@@ -82,6 +83,7 @@ pub use focus::{
 };
 pub use live::{ChangeSet, Changes};
 pub use mailbox::{FetchedMail, FolderCheckpoint, MailSink};
+pub use measure::{MEASURE_BATCH, MeasureReport};
 pub use record::{
     BrokenPromise, ClientPage, ClientRecord, DEFAULT_RECORD_DAYS, KindRecord, OpenRequest,
     RECORD_DAYS, TypeRecord, WeekRecord, client_url, new_client_link, record_period,

@@ -63,6 +63,9 @@ pub struct TimerUpdate {
     pub started_at: DateTime<Utc>,
     pub due_at: Option<DateTime<Utc>>,
     pub stopped_at: Option<DateTime<Utc>>,
+    /// The business time a settled reply took (`timers.business_seconds`):
+    /// what the reports' percentiles count, stored so that SQL can.
+    pub business_seconds: Option<i64>,
 }
 
 // `treat_none_as_null`: a timer that stops no longer (an earlier event
@@ -83,6 +86,7 @@ struct Form {
     started_at: NaiveDateTime,
     due_at: Option<NaiveDateTime>,
     stopped_at: Option<NaiveDateTime>,
+    business_seconds: Option<i64>,
 }
 
 fn timer_form(t: &TimerUpdate) -> Form {
@@ -94,6 +98,7 @@ fn timer_form(t: &TimerUpdate) -> Form {
         started_at: to_db(t.started_at),
         due_at: t.due_at.map(to_db),
         stopped_at: t.stopped_at.map(to_db),
+        business_seconds: t.business_seconds,
     }
 }
 
@@ -136,6 +141,7 @@ pub fn save_timers(conn: &mut AnyConnection, all: &[TimerUpdate]) -> Result<()> 
                             timers::started_at.eq(excluded(timers::started_at)),
                             timers::due_at.eq(excluded(timers::due_at)),
                             timers::stopped_at.eq(excluded(timers::stopped_at)),
+                            timers::business_seconds.eq(excluded(timers::business_seconds)),
                         ))
                         // Loaded, not executed: see `insert_bodies`.
                         .returning(timers::id),
