@@ -127,6 +127,24 @@ impl Browser {
         }
     }
 
+    /// Signs in on the dashboard at `base` with `password` and waits for
+    /// the answer's page.
+    pub async fn sign_in(&self, base: &str, password: &str) {
+        self.goto(&format!("{base}/login")).await;
+        self.fill("#password", password).await;
+        // The click returns before the answer has replaced the page: wait for
+        // the next document, or a goto right after could race the form's post.
+        self.eval("window.__before_sign_in = true; return true")
+            .await;
+        self.click("form.login button[type=submit]").await;
+        self.wait_for(
+            "return window.__before_sign_in === undefined && document.readyState === 'complete'",
+            Duration::from_secs(10),
+            "the sign-in's answer",
+        )
+        .await;
+    }
+
     pub async fn fill(&self, css: &str, value: &str) {
         let e = self.client.find(Locator::Css(css)).await.unwrap();
         e.clear().await.unwrap();

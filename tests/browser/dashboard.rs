@@ -27,21 +27,6 @@ async fn event(app: &TestApp, id: &str, from: &str, subject: &str, priority: Opt
     answer["conversation_id"].as_i64().unwrap()
 }
 
-async fn sign_in(b: &Browser, app: &TestApp, password: &str) {
-    b.goto(&format!("{}/login", app.base)).await;
-    b.fill("#password", password).await;
-    // The click returns before the answer has replaced the page: wait for
-    // the next document, or a goto right after could race the form's post.
-    b.eval("window.__before_sign_in = true; return true").await;
-    b.click("form.login button[type=submit]").await;
-    b.wait_for(
-        "return window.__before_sign_in === undefined && document.readyState === 'complete'",
-        Duration::from_secs(10),
-        "the sign-in's answer",
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn sign_in_queue_order_hostile_input_filters_live_update_and_keys() {
     let app = spawn_dashboard(Backend::Sqlite, tuesday_morning()).await;
@@ -67,7 +52,7 @@ async fn sign_in_queue_order_hostile_input_filters_live_update_and_keys() {
     // Without a session: the login page, and no data.
     b.goto(&format!("{}/", app.base)).await;
     assert!(b.url().await.contains("/login"), "{}", b.url().await);
-    sign_in(&b, &app, "not the password").await;
+    b.sign_in(&app.base, "not the password").await;
     let text = b.text().await;
     assert!(text.contains("Wrong password"), "{text}");
     for secret in ["Checkout is down", "contract renewal", "ACME"] {
@@ -77,7 +62,7 @@ async fn sign_in_queue_order_hostile_input_filters_live_update_and_keys() {
         );
     }
 
-    sign_in(&b, &app, PASSWORD).await;
+    b.sign_in(&app.base, PASSWORD).await;
     b.wait_for(
         "return !!document.querySelector('table.queue')",
         Duration::from_secs(5),
@@ -199,7 +184,7 @@ async fn timeline_explains_the_due_and_the_solve_button_solves() {
     )
     .await;
     let b = Browser::start(1280, 900).await;
-    sign_in(&b, &app, PASSWORD).await;
+    b.sign_in(&app.base, PASSWORD).await;
     b.goto(&format!("{}/conversations/{id}", app.base)).await;
     let text = b.text().await;
     assert!(text.contains("first response started"), "{text}");
@@ -251,7 +236,7 @@ async fn pages_have_no_serious_accessibility_violations() {
     let mut report = Vec::new();
     report.push(("login", b.serious_violations().await));
     b.screenshot("login").await;
-    sign_in(&b, &app, PASSWORD).await;
+    b.sign_in(&app.base, PASSWORD).await;
     for (name, path) in [
         ("queue", "/".to_string()),
         ("timeline", format!("/conversations/{id}")),
@@ -268,7 +253,7 @@ async fn pages_have_no_serious_accessibility_violations() {
     b.close().await;
     // Narrow: a phone.
     let phone = Browser::start(360, 800).await;
-    sign_in(&phone, &app, PASSWORD).await;
+    phone.sign_in(&app.base, PASSWORD).await;
     phone.goto(&format!("{}/", app.base)).await;
     report.push(("queue-narrow", phone.serious_violations().await));
     phone.screenshot("queue-narrow").await;

@@ -14,4 +14,5 @@ mod support;
 mod browser;
 mod client_page;
 mod dashboard;
+mod refused;
 mod sign_in;

@@ -313,3 +313,43 @@ pub fn hidden(html: &str, name: &str) -> Option<String> {
     let end = html[start..].find('"')?;
     Some(html[start..start + end].to_string())
 }
+
+/// A contract of one urgent request type (first response in 1 minute, on
+/// an always-open calendar) whose escalation at half-time notifies the
+/// contact `oncall` by the webhook at `hook`.
+pub fn one_alert_contract(dir: &std::path::Path, hook: &str) -> PathBuf {
+    let text = format!(
+        r#"[contract]
+name = "One alert"
+effective = "2026-01-01"
+timezone = "Europe/Berlin"
+
+[calendars.always]
+always = true
+
+[channels.tickets]
+kind = "ticket"
+
+[[request_types]]
+id = "urgent"
+name = "Urgent"
+definition = "Production is down."
+default = true
+channels = ["tickets"]
+calendar = "always"
+first_response = "1m"
+escalation = [{{ at = "50%", notify = ["oncall"] }}]
+
+[contacts]
+oncall = {{ webhook = "{hook}" }}
+
+[[clients]]
+id = "acme"
+name = "ACME Corp"
+domains = ["acme.com"]
+"#
+    );
+    let path = dir.join("contract.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}

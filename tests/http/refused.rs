@@ -6,7 +6,6 @@
 use crate::common;
 use crate::support;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,43 +14,6 @@ use keepword::config::{Secret, Settings};
 use serde_json::json;
 use support::{HookReceiver, eventually};
 
-fn contract(dir: &Path, hook: &str) -> PathBuf {
-    let text = format!(
-        r#"[contract]
-name = "Refusals test"
-effective = "2026-01-01"
-timezone = "Europe/Berlin"
-
-[calendars.always]
-always = true
-
-[channels.tickets]
-kind = "ticket"
-
-[[request_types]]
-id = "urgent"
-name = "Urgent"
-definition = "Production is down."
-default = true
-channels = ["tickets"]
-calendar = "always"
-first_response = "1m"
-escalation = [{{ at = "50%", notify = ["oncall"] }}]
-
-[contacts]
-oncall = {{ webhook = "{hook}" }}
-
-[[clients]]
-id = "acme"
-name = "ACME Corp"
-domains = ["acme.com"]
-"#
-    );
-    let path = dir.join("contract.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 async fn a_refused_alert_is_shown_and_sent_again(backend: common::app::Backend) {
     // The receiver is gone at first (410), and back after the fix.
     let hook = HookReceiver::refusing("410 Gone", "", 1, "").await;
@@ -59,7 +21,7 @@ async fn a_refused_alert_is_shown_and_sent_again(backend: common::app::Backend) 
     let db = common::app::FreshDatabase::new(backend);
     let settings = Settings {
         database_url: db.url().to_string(),
-        contract: contract(dir.path(), &hook.url),
+        contract: common::app::one_alert_contract(dir.path(), &hook.url),
         api_tokens: vec![Secret::new(common::app::TOKEN)],
         dashboard_password: Secret::new(common::app::PASSWORD),
         ..Default::default()

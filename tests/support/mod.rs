@@ -211,6 +211,8 @@ struct HookState {
     fail_status: &'static str,
     /// Extra header lines (each ending `\r\n`) sent with those answers.
     fail_headers: &'static str,
+    /// The body of those answers; empty: `try later` or `refused`.
+    fail_body: &'static str,
     /// How long each request is held before its answer.
     delay: Duration,
     /// Only the first this many requests are held (0: every one).
@@ -299,6 +301,22 @@ impl HookReceiver {
             fail_status: status,
             fail_headers: headers,
             ok_status,
+            ..HookState::default()
+        })
+        .await
+    }
+
+    /// A receiver answering its first `n` requests `status` with `body`,
+    /// then `200 OK`: a refusal whose words the sender passes on.
+    pub async fn refusing_saying(
+        status: &'static str,
+        body: &'static str,
+        n: usize,
+    ) -> HookReceiver {
+        Self::with_state(HookState {
+            fail_first: n,
+            fail_status: status,
+            fail_body: body,
             ..HookState::default()
         })
         .await
@@ -412,9 +430,11 @@ async fn serve(mut sock: TcpStream, state: Arc<HookState>) {
     let body = &buf[head_end..head_end + length];
     let n = state.requests.fetch_add(1, Ordering::SeqCst);
     let (status, reply) = if n < state.fail_first {
-        match state.fail_status {
-            "" => ("500 Internal Server Error", "try later"),
-            refused => (refused, "refused"),
+        match (state.fail_status, state.fail_body) {
+            ("", "") => ("500 Internal Server Error", "try later"),
+            ("", body) => ("500 Internal Server Error", body),
+            (refused, "") => (refused, "refused"),
+            (refused, body) => (refused, body),
         }
     } else {
         let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
