@@ -713,9 +713,7 @@ impl Reads {
             if store::business_seconds_pending(conn)? {
                 return Ok::<_, ServiceError>(None);
             }
-            let counts = store::tally_counts(conn, client, from, to)?;
-            let percentiles = store::tally_percentiles(conn, client, from, to)?;
-            Ok(Some((counts, percentiles)))
+            Ok(Some(store::tally(conn, client, from, to)?))
         })?;
         let Some((counts, percentiles)) = figures else {
             return Ok(None);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::dashboard::{Calendars, business_between};
+use super::retention::until_done;
 use super::*;
 
 /// Timers per transaction: a writer waiting behind one waits milliseconds.
@@ -66,17 +67,11 @@ impl Deadlines {
         stop: impl Fn() -> bool,
     ) -> Result<MeasureReport, ServiceError> {
         let mut total = MeasureReport::default();
-        loop {
+        total.done = until_done(pause, stop, || {
             let r = self.measure_settled_batch(MEASURE_BATCH, self.now())?;
             total.measured += r.measured;
-            if r.done {
-                total.done = true;
-                return Ok(total);
-            }
-            if stop() {
-                return Ok(total);
-            }
-            std::thread::sleep(pause);
-        }
+            Ok(r.done)
+        })?;
+        Ok(total)
     }
 }

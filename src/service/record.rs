@@ -264,12 +264,10 @@ impl Reads {
         to: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<ClientRecord, ServiceError> {
-        let figures = match self.record_counted(client_id, from, to)? {
-            Some(f) => f,
-            None => self.record_tallied(client_id, from, to)?,
-        };
-        let versions = self.contract_changes()?;
-        Ok(self.record_of(client_id, from, to, figures, &versions, now))
+        match self.client_record_counted(client_id, from, to, now)? {
+            Some(record) => Ok(record),
+            None => self.client_record_tallied(client_id, from, to, now),
+        }
     }
 
     /// [`Self::client_record`] from the rows: the reference.
@@ -281,8 +279,7 @@ impl Reads {
         now: DateTime<Utc>,
     ) -> Result<ClientRecord, ServiceError> {
         let figures = self.record_tallied(client_id, from, to)?;
-        let versions = self.contract_changes()?;
-        Ok(self.record_of(client_id, from, to, figures, &versions, now))
+        self.record_of(client_id, from, to, figures, now)
     }
 
     /// [`Self::client_record`] from SQL's counts; `None` while older timers
@@ -294,13 +291,9 @@ impl Reads {
         to: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<Option<ClientRecord>, ServiceError> {
-        let Some(figures) = self.record_counted(client_id, from, to)? else {
-            return Ok(None);
-        };
-        let versions = self.contract_changes()?;
-        Ok(Some(
-            self.record_of(client_id, from, to, figures, &versions, now),
-        ))
+        self.record_counted(client_id, from, to)?
+            .map(|figures| self.record_of(client_id, from, to, figures, now))
+            .transpose()
     }
 
     fn record_counted(
@@ -442,9 +435,9 @@ impl Reads {
         from: NaiveDate,
         to: NaiveDate,
         figures: Figures,
-        versions: &[super::VersionChanges],
         now: DateTime<Utc>,
-    ) -> ClientRecord {
+    ) -> Result<ClientRecord, ServiceError> {
+        let versions = self.contract_changes()?;
         let current = self.contract().current();
         let contract = &current.contract;
         let zone = contract.info().timezone;
@@ -562,7 +555,7 @@ impl Reads {
         let convs_len: usize = requests.iter().map(|r| r.1).sum();
         let kept = types.iter().flat_map(|t| &t.kinds).map(|k| k.kept).sum();
         let broken = types.iter().flat_map(|t| &t.kinds).map(|k| k.broken).sum();
-        ClientRecord {
+        Ok(ClientRecord {
             client_id: client_id.to_string(),
             client_name: client_name.clone(),
             days: (to - from).num_days(),
@@ -578,11 +571,11 @@ impl Reads {
             broken,
             types,
             broken_promises,
-            versions: versions_in(versions, &client_name, from, to),
+            versions: versions_in(&versions, &client_name, from, to),
             zone: zone.name().to_string(),
             contract_name: contract.info().name.clone(),
             contract_url: self.core.contract_url(contract),
-        }
+        })
     }
 
     /// The page a client's link opens; `None` for an unknown token.

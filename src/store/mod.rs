@@ -84,7 +84,7 @@ pub use status::{conversation_by_status_hash, insert_status_link, insert_status_
 pub use tally::{
     BrokenRow, TallyCell, TallyCount, TallyPercentiles, Unmeasured, WeekCount, WeekMedian,
     business_seconds_pending, client_broken, client_requests, client_week_medians, client_weeks,
-    remeasure_all, save_measured, tally_cell, tally_counts, tally_percentiles, unmeasured_replies,
+    remeasure_all, save_measured, tally, tally_cell, unmeasured_replies,
 };
 pub use timers::{TimerRow, TimerUpdate, save_timer, save_timers, timers_of, timers_of_many};
 

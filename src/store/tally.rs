@@ -147,18 +147,21 @@ macro_rules! period_query {
     }};
 }
 
-/// The counts of conversations opened in `[from, to)`, of one client or all,
-/// per request type, client and timer kind.
-pub fn tally_counts(
+/// The figures of the conversations opened in `[from, to)`, of one client
+/// or all: per request type, client and timer kind, the counts, and the p50
+/// and p90 of the stored business seconds of the replies given (met or
+/// missed; groups without a measured reply have none).
+pub fn tally(
     conn: &mut AnyConnection,
     client: Option<&str>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<TallyCount>> {
+) -> Result<(Vec<TallyCount>, Vec<TallyPercentiles>)> {
+    let join = period_join(conn, client.is_some());
     // A conversation counts once per kind however many timers of it it has
     // (next responses): the distinct count is over those kinds only, so
     // PostgreSQL sorts their few rows, not the period's every timer.
-    let sql = format!(
+    let counts = format!(
         "SELECT c.request_type AS request_type, c.client_id AS client_id, t.kind AS kind, \
            COUNT(CASE WHEN t.kind IN ('first_response', 'resolution') THEN 1 END) \
              + COUNT(DISTINCT CASE WHEN t.kind NOT IN ('first_response', 'resolution') \
@@ -166,11 +169,26 @@ pub fn tally_counts(
            COUNT(CASE WHEN t.status = 'met' THEN 1 END) AS met, \
            COUNT(CASE WHEN t.status = 'missed' THEN 1 END) AS missed, \
            COUNT(CASE WHEN t.status = 'breached' THEN 1 END) AS breached \
-         {} GROUP BY c.request_type, c.client_id, t.kind",
-        period_join(conn, client.is_some())
+         {join} GROUP BY c.request_type, c.client_id, t.kind"
     );
-    let rows = period_query!(conn, sql, from, to, client, CountRecord)?;
-    rows.into_iter()
+    // Nearest rank: ⌈n/2⌉ and ⌈9n/10⌉ in integers, which is what
+    // `percentile`'s `ceil(0.9 * n)` gives in f64 for any n below 2^53.
+    let percentiles = format!(
+        "SELECT request_type, client_id, kind, \
+           MAX(CASE WHEN rn = (n + 1) / 2 THEN s END) AS p50, \
+           MAX(CASE WHEN rn = (9 * n + 9) / 10 THEN s END) AS p90 \
+         FROM (SELECT c.request_type AS request_type, c.client_id AS client_id, t.kind AS kind, \
+                 t.business_seconds AS s, \
+                 ROW_NUMBER() OVER (PARTITION BY c.request_type, c.client_id, t.kind \
+                                    ORDER BY t.business_seconds) AS rn, \
+                 COUNT(*) OVER (PARTITION BY c.request_type, c.client_id, t.kind) AS n \
+               {join} AND t.kind <> 'resolution' AND t.status IN ('met', 'missed') \
+                 AND t.business_seconds IS NOT NULL) v \
+         WHERE rn = (n + 1) / 2 OR rn = (9 * n + 9) / 10 \
+         GROUP BY request_type, client_id, kind"
+    );
+    let counts = period_query!(conn, counts, from, to, client, CountRecord)?
+        .into_iter()
         .map(|r| {
             Ok(TallyCount {
                 kind: parse_stored("timers.kind", &r.kind)?,
@@ -182,37 +200,9 @@ pub fn tally_counts(
                 breached: r.breached,
             })
         })
-        .collect()
-}
-
-/// The p50 and p90 of the stored business seconds of the replies given
-/// (met or missed) in each group, for the conversations opened in
-/// `[from, to)`. Groups without a measured reply are absent.
-pub fn tally_percentiles(
-    conn: &mut AnyConnection,
-    client: Option<&str>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Vec<TallyPercentiles>> {
-    // Nearest rank: ⌈n/2⌉ and ⌈9n/10⌉ in integers, which is what
-    // `percentile`'s `ceil(0.9 * n)` gives in f64 for any n below 2^53.
-    let sql = format!(
-        "SELECT request_type, client_id, kind, \
-           MAX(CASE WHEN rn = (n + 1) / 2 THEN s END) AS p50, \
-           MAX(CASE WHEN rn = (9 * n + 9) / 10 THEN s END) AS p90 \
-         FROM (SELECT c.request_type AS request_type, c.client_id AS client_id, t.kind AS kind, \
-                 t.business_seconds AS s, \
-                 ROW_NUMBER() OVER (PARTITION BY c.request_type, c.client_id, t.kind \
-                                    ORDER BY t.business_seconds) AS rn, \
-                 COUNT(*) OVER (PARTITION BY c.request_type, c.client_id, t.kind) AS n \
-               {} AND t.kind <> 'resolution' AND t.status IN ('met', 'missed') \
-                 AND t.business_seconds IS NOT NULL) v \
-         WHERE rn = (n + 1) / 2 OR rn = (9 * n + 9) / 10 \
-         GROUP BY request_type, client_id, kind",
-        period_join(conn, client.is_some())
-    );
-    let rows = period_query!(conn, sql, from, to, client, PercentileRecord)?;
-    rows.into_iter()
+        .collect::<Result<_>>()?;
+    let percentiles = period_query!(conn, percentiles, from, to, client, PercentileRecord)?
+        .into_iter()
         .filter_map(|r| {
             let (p50, p90) = (r.p50?, r.p90?);
             Some(
@@ -225,7 +215,8 @@ pub fn tally_percentiles(
                 }),
             )
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((counts, percentiles))
 }
 
 /// Up to `limit` ids, lowest first, of the conversations opened in

@@ -76,6 +76,30 @@ fn support_mailbox() -> MailboxContext {
     }
 }
 
+/// `mails` through the service's email intake, ten per batch, at `until`.
+fn ingest(s: &keepword::service::Service, mails: &[(DateTime<Utc>, String)], until: DateTime<Utc>) {
+    for (chunk_no, chunk) in mails.chunks(10).enumerate() {
+        let batch: Vec<FetchedMail> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (_, m))| FetchedMail {
+                uid: (chunk_no * 10 + i + 1) as u32,
+                raw: m.clone().into_bytes(),
+            })
+            .collect();
+        s.intake
+            .ingest_mail_batch(
+                &support_mailbox(),
+                "INBOX",
+                FolderKind::Inbox,
+                1,
+                batch,
+                until,
+            )
+            .unwrap();
+    }
+}
+
 fn compliance_matches_the_backtest(url: &str) {
     let contract_path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml");
@@ -103,20 +127,7 @@ fn compliance_matches_the_backtest(url: &str) {
     .unwrap();
 
     let s = common::shipped_service(url);
-    let mb = support_mailbox();
-    for (chunk_no, chunk) in history.chunks(10).enumerate() {
-        let batch: Vec<FetchedMail> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, (_, m))| FetchedMail {
-                uid: (chunk_no * 10 + i + 1) as u32,
-                raw: m.clone().into_bytes(),
-            })
-            .collect();
-        s.intake
-            .ingest_mail_batch(&mb, "INBOX", FolderKind::Inbox, 1, batch, until)
-            .unwrap();
-    }
+    ingest(&s, &history, until);
     let from = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
     let to = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
     let rows = s.reads.compliance(from, to).unwrap();
@@ -328,26 +339,7 @@ fn counted_figures_equal_the_tally(url: &str) {
     }
     mails.sort_by_key(|(at, _)| *at);
     let until = mails.last().unwrap().0;
-    for (chunk_no, chunk) in mails.chunks(10).enumerate() {
-        let batch: Vec<FetchedMail> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, (_, m))| FetchedMail {
-                uid: (chunk_no * 10 + i + 1) as u32,
-                raw: m.clone().into_bytes(),
-            })
-            .collect();
-        s.intake
-            .ingest_mail_batch(
-                &support_mailbox(),
-                "INBOX",
-                FolderKind::Inbox,
-                1,
-                batch,
-                until,
-            )
-            .unwrap();
-    }
+    ingest(&s, &mails, until);
     let all = (
         Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
         Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap(),
