@@ -192,6 +192,17 @@ pub struct ComplianceRow {
     pub p90: Option<i64>,
 }
 
+/// One figure of the compliance report, as its link names it: a request
+/// type, client, timer (by its words, as the report names it) and outcome
+/// (`all`, `met`, `missed`, `breached`); `None` for any.
+#[derive(Debug, Clone, Copy)]
+pub struct Figure<'a> {
+    pub request_type: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub timer: Option<&'a str>,
+    pub outcome: &'a str,
+}
+
 impl ComplianceRow {
     /// `% met` from the counts: met / (met + missed).
     fn finish(&mut self) {
@@ -767,27 +778,22 @@ impl Reads {
     }
 
     /// Up to `limit` conversations (lowest ids first) behind one figure of
-    /// the report over `[from, to)`: of a request type, client, timer (by
-    /// its words, as the report names it) and outcome (`all`, `met`,
-    /// `missed`, `breached`), each `None` for any.
+    /// the report over `[from, to)`.
     pub fn compliance_cell(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        request_type: Option<&str>,
-        client_id: Option<&str>,
-        timer: Option<&str>,
-        outcome: &str,
+        figure: &Figure<'_>,
         limit: i64,
     ) -> Result<Vec<i64>, ServiceError> {
-        let status = match outcome {
+        let status = match figure.outcome {
             "all" => None,
             "met" => Some(TimerStatus::Met),
             "missed" => Some(TimerStatus::Missed),
             "breached" => Some(TimerStatus::Breached),
             _ => return Ok(Vec::new()),
         };
-        let kind = match timer {
+        let kind = match figure.timer {
             None => None,
             Some(words) => match Timer::ALL.iter().find(|k| k.words() == words) {
                 Some(k) => Some(*k),
@@ -795,8 +801,8 @@ impl Reads {
             },
         };
         let cell = store::TallyCell {
-            request_type,
-            client_id,
+            request_type: figure.request_type,
+            client_id: figure.client_id,
             kind,
             status,
         };

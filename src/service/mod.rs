@@ -71,7 +71,7 @@ pub use contract::{
     ContractErrors, ContractHandle, LoadedContract, Reload, VersionChanges, record_version,
 };
 pub use dashboard::{
-    ComplianceRow, QUEUE_PAGE, QueueRow, QueueView, Timeline, local_words, span_words,
+    ComplianceRow, Figure, QUEUE_PAGE, QueueRow, QueueView, Timeline, local_words, span_words,
 };
 pub use due::DueReport;
 pub use email::{EmailSink, MailBatchReport, MailboxContext};

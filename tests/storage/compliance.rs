@@ -460,10 +460,12 @@ fn counted_figures_equal_the_tally(url: &str) {
                 .compliance_cell(
                     all.0,
                     all.1,
-                    Some(&row.request_type),
-                    Some(&row.client_id),
-                    Some(&row.timer),
-                    outcome,
+                    &keepword::service::Figure {
+                        request_type: Some(&row.request_type),
+                        client_id: Some(&row.client_id),
+                        timer: Some(&row.timer),
+                        outcome,
+                    },
                     3,
                 )
                 .unwrap();

@@ -283,15 +283,13 @@ pub(super) async fn conversations(
         outcome.clone(),
     );
     let listed: Vec<Value> = blocking(move || {
-        let ids = reads.compliance_cell(
-            at_midnight(from),
-            at_midnight(to),
-            request_type.as_deref(),
-            client.as_deref(),
-            words.as_deref(),
-            &cell_outcome,
-            LISTED,
-        )?;
+        let figure = crate::service::Figure {
+            request_type: request_type.as_deref(),
+            client_id: client.as_deref(),
+            timer: words.as_deref(),
+            outcome: &cell_outcome,
+        };
+        let ids = reads.compliance_cell(at_midnight(from), at_midnight(to), &figure, LISTED)?;
         reads.conversation_headlines(&ids)
     })
     .await?
