@@ -101,29 +101,28 @@ fn placeholders(conn: &AnyConnection, sql: &str) -> String {
     }
 }
 
-/// The period's join: its conversations (optionally one client's) and
-/// their timers. Binds: ?1 from, ?2 to, ?3 the client when `client` is set.
-fn period_join(conn: &AnyConnection, client: bool) -> String {
-    let mut sql = String::from(
-        "FROM conversations c JOIN timers t ON t.conversation_id = c.id \
-         WHERE c.opened_at >= ?1 AND c.opened_at < ?2",
-    );
-    if client {
-        sql.push_str(" AND c.client_id = ?3");
+/// The period's conversations (optionally one client's) as `c` and those
+/// of their timers that `timers` (a condition on `t`, or `TRUE`) admits as
+/// `t`. Binds: ?1 from, ?2 to, ?3 the client when `client` is set.
+fn period_join(conn: &AnyConnection, client: bool, timers: &str) -> String {
+    let client = if client { " AND c.client_id = ?3" } else { "" };
+    match conn {
+        // Each conversation's timers by the index, in a subquery that
+        // `OFFSET 0` keeps from being flattened: joined, PostgreSQL
+        // estimates a period's share of the timers at a few percent and
+        // hashes the conversations against a scan of every timer of every
+        // year (4.5 s for a month at 2 M conversations, BENCHMARKS.md i.5).
+        AnyConnection::Postgresql(_) => format!(
+            "FROM conversations c CROSS JOIN LATERAL \
+               (SELECT * FROM timers t WHERE t.conversation_id = c.id AND {timers} OFFSET 0) t \
+             WHERE c.opened_at >= ?1 AND c.opened_at < ?2{client}"
+        ),
+        // SQLite's planner walks from the conversations to their timers.
+        AnyConnection::Sqlite(_) => format!(
+            "FROM conversations c JOIN timers t ON t.conversation_id = c.id \
+             WHERE c.opened_at >= ?1 AND c.opened_at < ?2{client} AND {timers}"
+        ),
     }
-    if matches!(conn, AnyConnection::Postgresql(_)) {
-        // Adds nothing (a period's timers belong to its conversations) but
-        // a range of the timers' index: the period's conversations were
-        // numbered as they opened, so PostgreSQL reads their timers as one
-        // range instead of every timer of every year (SQLite's planner
-        // already walks from the conversations to their timers).
-        sql.push_str(
-            " AND t.conversation_id BETWEEN \
-               (SELECT MIN(id) FROM conversations WHERE opened_at >= ?1 AND opened_at < ?2) \
-               AND (SELECT MAX(id) FROM conversations WHERE opened_at >= ?1 AND opened_at < ?2)",
-        );
-    }
-    sql
 }
 
 /// Runs `sql` with the period's binds on either backend (raw SQL is never
@@ -157,36 +156,71 @@ pub fn tally(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<(Vec<TallyCount>, Vec<TallyPercentiles>)> {
-    let join = period_join(conn, client.is_some());
-    // A conversation counts once per kind however many timers of it it has
-    // (next responses): the distinct count is over those kinds only, so
-    // PostgreSQL sorts their few rows, not the period's every timer.
-    let counts = format!(
-        "SELECT c.request_type AS request_type, c.client_id AS client_id, t.kind AS kind, \
-           COUNT(CASE WHEN t.kind IN ('first_response', 'resolution') THEN 1 END) \
-             + COUNT(DISTINCT CASE WHEN t.kind NOT IN ('first_response', 'resolution') \
-                 THEN t.conversation_id END) AS conversations, \
-           COUNT(CASE WHEN t.status = 'met' THEN 1 END) AS met, \
-           COUNT(CASE WHEN t.status = 'missed' THEN 1 END) AS missed, \
-           COUNT(CASE WHEN t.status = 'breached' THEN 1 END) AS breached \
-         {join} GROUP BY c.request_type, c.client_id, t.kind"
+    let pg = matches!(conn, AnyConnection::Postgresql(_));
+    let counts = if pg {
+        // A conversation counts once per kind however many timers of it it
+        // has (next responses): grouped per conversation first, so that the
+        // period's groups are summed without sorting its timers.
+        format!(
+            "SELECT c.request_type AS request_type, c.client_id AS client_id, k.kind AS kind, \
+               COUNT(*) AS conversations, SUM(k.met)::BIGINT AS met, \
+               SUM(k.missed)::BIGINT AS missed, SUM(k.breached)::BIGINT AS breached \
+             FROM conversations c CROSS JOIN LATERAL \
+               (SELECT t.kind AS kind, COUNT(CASE WHEN t.status = 'met' THEN 1 END) AS met, \
+                  COUNT(CASE WHEN t.status = 'missed' THEN 1 END) AS missed, \
+                  COUNT(CASE WHEN t.status = 'breached' THEN 1 END) AS breached \
+                FROM timers t WHERE t.conversation_id = c.id GROUP BY t.kind) k \
+             WHERE c.opened_at >= ?1 AND c.opened_at < ?2{} \
+             GROUP BY c.request_type, c.client_id, k.kind",
+            if client.is_some() {
+                " AND c.client_id = ?3"
+            } else {
+                ""
+            }
+        )
+    } else {
+        format!(
+            "SELECT c.request_type AS request_type, c.client_id AS client_id, t.kind AS kind, \
+               COUNT(DISTINCT t.conversation_id) AS conversations, \
+               COUNT(CASE WHEN t.status = 'met' THEN 1 END) AS met, \
+               COUNT(CASE WHEN t.status = 'missed' THEN 1 END) AS missed, \
+               COUNT(CASE WHEN t.status = 'breached' THEN 1 END) AS breached \
+             {} GROUP BY c.request_type, c.client_id, t.kind",
+            period_join(conn, client.is_some(), "TRUE")
+        )
+    };
+    let replies = period_join(
+        conn,
+        client.is_some(),
+        "t.kind <> 'resolution' AND t.status IN ('met', 'missed') \
+         AND t.business_seconds IS NOT NULL",
     );
-    // Nearest rank: ⌈n/2⌉ and ⌈9n/10⌉ in integers, which is what
-    // `percentile`'s `ceil(0.9 * n)` gives in f64 for any n below 2^53.
-    let percentiles = format!(
-        "SELECT request_type, client_id, kind, \
-           MAX(CASE WHEN rn = (n + 1) / 2 THEN s END) AS p50, \
-           MAX(CASE WHEN rn = (9 * n + 9) / 10 THEN s END) AS p90 \
-         FROM (SELECT c.request_type AS request_type, c.client_id AS client_id, t.kind AS kind, \
-                 t.business_seconds AS s, \
-                 ROW_NUMBER() OVER (PARTITION BY c.request_type, c.client_id, t.kind \
-                                    ORDER BY t.business_seconds) AS rn, \
-                 COUNT(*) OVER (PARTITION BY c.request_type, c.client_id, t.kind) AS n \
-               {join} AND t.kind <> 'resolution' AND t.status IN ('met', 'missed') \
-                 AND t.business_seconds IS NOT NULL) v \
-         WHERE rn = (n + 1) / 2 OR rn = (9 * n + 9) / 10 \
-         GROUP BY request_type, client_id, kind"
-    );
+    // Nearest rank, `percentile`'s rule: PostgreSQL's `percentile_disc`
+    // takes the value at ⌈p·n⌉ computed in float8 as Rust's f64 does;
+    // SQLite ranks in a window, ⌈n/2⌉ and ⌈9n/10⌉ in integers, which is
+    // what `ceil(0.9 * n)` gives in f64 for any n below 2^53.
+    let percentiles = if pg {
+        format!(
+            "SELECT c.request_type AS request_type, c.client_id AS client_id, t.kind AS kind, \
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY t.business_seconds) AS p50, \
+               percentile_disc(0.9) WITHIN GROUP (ORDER BY t.business_seconds) AS p90 \
+             {replies} GROUP BY c.request_type, c.client_id, t.kind"
+        )
+    } else {
+        format!(
+            "SELECT request_type, client_id, kind, \
+               MAX(CASE WHEN rn = (n + 1) / 2 THEN s END) AS p50, \
+               MAX(CASE WHEN rn = (9 * n + 9) / 10 THEN s END) AS p90 \
+             FROM (SELECT c.request_type AS request_type, c.client_id AS client_id, t.kind AS kind, \
+                     t.business_seconds AS s, \
+                     ROW_NUMBER() OVER (PARTITION BY c.request_type, c.client_id, t.kind \
+                                        ORDER BY t.business_seconds) AS rn, \
+                     COUNT(*) OVER (PARTITION BY c.request_type, c.client_id, t.kind) AS n \
+                   {replies}) v \
+             WHERE rn = (n + 1) / 2 OR rn = (9 * n + 9) / 10 \
+             GROUP BY request_type, client_id, kind"
+        )
+    };
     let counts = period_query!(conn, counts, from, to, client, CountRecord)?
         .into_iter()
         .map(|r| {
@@ -485,9 +519,9 @@ pub fn client_weeks(
         "SELECT c.request_type AS request_type, {} AS week, \
            COUNT(CASE WHEN t.status = 'met' THEN 1 END) AS kept, \
            COUNT(CASE WHEN t.status <> 'met' THEN 1 END) AS broken \
-         {} AND t.status IN ('met', 'missed', 'breached') GROUP BY 1, 2",
+         {} GROUP BY 1, 2",
         weeks_since_start(conn, settled),
-        period_join(conn, true)
+        period_join(conn, true, "t.status IN ('met', 'missed', 'breached')")
     );
     let rows = period_query!(conn, sql, from, to, Some(client), WeekRecord)?;
     Ok(rows
@@ -517,16 +551,27 @@ pub fn client_week_medians(
         AnyConnection::Postgresql(_) => format!("LEAST(GREATEST({raw}, 0), {last})"),
         AnyConnection::Sqlite(_) => format!("MIN(MAX({raw}, 0), {last})"),
     };
-    let sql = format!(
-        "SELECT request_type, week, MAX(CASE WHEN rn = (n + 1) / 2 THEN s END) AS median \
-         FROM (SELECT c.request_type AS request_type, {week} AS week, t.business_seconds AS s, \
-                 ROW_NUMBER() OVER (PARTITION BY c.request_type, {week} ORDER BY t.business_seconds) AS rn, \
-                 COUNT(*) OVER (PARTITION BY c.request_type, {week}) AS n \
-               {} AND t.kind = 'first_response' AND t.status IN ('met', 'missed') \
-                 AND t.business_seconds IS NOT NULL) v \
-         WHERE rn = (n + 1) / 2 GROUP BY request_type, week",
-        period_join(conn, true)
+    let replies = period_join(
+        conn,
+        true,
+        "t.kind = 'first_response' AND t.status IN ('met', 'missed') \
+         AND t.business_seconds IS NOT NULL",
     );
+    let sql = match conn {
+        AnyConnection::Postgresql(_) => format!(
+            "SELECT c.request_type AS request_type, {week} AS week, \
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY t.business_seconds) AS median \
+             {replies} GROUP BY 1, 2"
+        ),
+        AnyConnection::Sqlite(_) => format!(
+            "SELECT request_type, week, MAX(CASE WHEN rn = (n + 1) / 2 THEN s END) AS median \
+             FROM (SELECT c.request_type AS request_type, {week} AS week, t.business_seconds AS s, \
+                     ROW_NUMBER() OVER (PARTITION BY c.request_type, {week} ORDER BY t.business_seconds) AS rn, \
+                     COUNT(*) OVER (PARTITION BY c.request_type, {week}) AS n \
+                   {replies}) v \
+             WHERE rn = (n + 1) / 2 GROUP BY request_type, week"
+        ),
+    };
     let rows = period_query!(conn, sql, from, to, Some(client), MedianRecord)?;
     Ok(rows
         .into_iter()
@@ -562,57 +607,50 @@ pub fn client_broken(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<BrokenRow>> {
-    type Row = (
-        i64,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
+    let sql = format!(
+        "SELECT c.id AS id, c.subject AS subject, c.request_type AS request_type, \
+           c.client_id AS client_id, c.contract_version AS contract_version, t.kind AS kind, \
+           t.due_at AS due_at, t.stopped_at AS stopped_at \
+         {} ORDER BY t.due_at, c.id, t.kind, t.seq",
+        period_join(
+            conn,
+            true,
+            "t.status IN ('missed', 'breached') AND t.due_at IS NOT NULL"
+        )
     );
-    let rows: Vec<Row> = conversations::table
-        .inner_join(timers::table)
-        .filter(conversations::client_id.eq(client))
-        .filter(conversations::opened_at.ge(to_db(from)))
-        .filter(conversations::opened_at.lt(to_db(to)))
-        .filter(
-            timers::status.eq_any([TimerStatus::Missed.as_str(), TimerStatus::Breached.as_str()]),
-        )
-        .filter(timers::due_at.is_not_null())
-        .order((
-            timers::due_at.asc(),
-            conversations::id.asc(),
-            timers::kind.asc(),
-            timers::seq.asc(),
-        ))
-        .select((
-            conversations::id,
-            conversations::subject,
-            conversations::request_type,
-            conversations::client_id,
-            conversations::contract_version,
-            timers::kind,
-            timers::due_at,
-            timers::stopped_at,
-        ))
-        .load(conn)?;
-    rows.into_iter()
-        .filter_map(
-            |(id, subject, request_type, client_id, contract_version, kind, due, stopped)| {
-                let due = due?;
-                Some(parse_stored("timers.kind", &kind).map(|kind| BrokenRow {
-                    id,
-                    subject,
-                    request_type,
-                    client_id,
-                    contract_version,
-                    kind,
-                    due_at: from_db(due),
-                    stopped_at: stopped.map(from_db),
-                }))
-            },
-        )
+    period_query!(conn, sql, from, to, Some(client), BrokenRecord)?
+        .into_iter()
+        .map(|r| {
+            Ok(BrokenRow {
+                kind: parse_stored("timers.kind", &r.kind)?,
+                id: r.id,
+                subject: r.subject,
+                request_type: r.request_type,
+                client_id: r.client_id,
+                contract_version: r.contract_version,
+                due_at: from_db(r.due_at),
+                stopped_at: r.stopped_at.map(from_db),
+            })
+        })
         .collect()
+}
+
+#[derive(QueryableByName)]
+struct BrokenRecord {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    subject: String,
+    #[diesel(sql_type = Text)]
+    request_type: String,
+    #[diesel(sql_type = Text)]
+    client_id: String,
+    #[diesel(sql_type = Text)]
+    contract_version: String,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Timestamp)]
+    due_at: NaiveDateTime,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    stopped_at: Option<NaiveDateTime>,
 }
