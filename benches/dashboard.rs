@@ -660,7 +660,7 @@ fn seed_history(url: &str, n: usize) {
                   CASE WHEN status <> 'open' THEN CASE WHEN id % 7 = 0 THEN {fr_late} ELSE {fr_early} END END
            FROM conversations;
          INSERT INTO timers (conversation_id, kind, seq, status, started_at, due_at, stopped_at)
-           SELECT id, 'next_response', 1, CASE WHEN id % 11 = 0 THEN 'missed' ELSE 'met' END,
+           SELECT id, 'next_response', 0, CASE WHEN id % 11 = 0 THEN 'missed' ELSE 'met' END,
                   {nr_start}, {nr_due}, CASE WHEN id % 11 = 0 THEN {nr_late} ELSE {nr_early} END
            FROM conversations WHERE status = 'solved' AND id % 8 >= 2;
          INSERT INTO timers (conversation_id, kind, seq, status, started_at, due_at, stopped_at)

@@ -101,28 +101,27 @@ fn placeholders(conn: &AnyConnection, sql: &str) -> String {
     }
 }
 
-/// The period's conversations (optionally one client's) as `c` and those
-/// of their timers that `timers` (a condition on `t`, or `TRUE`) admits as
-/// `t`. Binds: ?1 from, ?2 to, ?3 the client when `client` is set.
-fn period_join(conn: &AnyConnection, client: bool, timers: &str) -> String {
+/// The period's conversations (optionally one client's) as `c` joined to
+/// those of their timers that `timers` (a condition on `t`, or `TRUE`)
+/// admits as `t`. Binds: ?1 from, ?2 to, ?3 the client when `client` is
+/// set.
+fn period_join(client: bool, timers: &str) -> String {
     let client = if client { " AND c.client_id = ?3" } else { "" };
-    match conn {
-        // Each conversation's timers by the index, in a subquery that
-        // `OFFSET 0` keeps from being flattened: joined, PostgreSQL
-        // estimates a period's share of the timers at a few percent and
-        // hashes the conversations against a scan of every timer of every
-        // year (4.5 s for a month at 2 M conversations, BENCHMARKS.md i.5).
-        AnyConnection::Postgresql(_) => format!(
-            "FROM conversations c CROSS JOIN LATERAL \
-               (SELECT * FROM timers t WHERE t.conversation_id = c.id AND {timers} OFFSET 0) t \
-             WHERE c.opened_at >= ?1 AND c.opened_at < ?2{client}"
-        ),
-        // SQLite's planner walks from the conversations to their timers.
-        AnyConnection::Sqlite(_) => format!(
-            "FROM conversations c JOIN timers t ON t.conversation_id = c.id \
-             WHERE c.opened_at >= ?1 AND c.opened_at < ?2{client} AND {timers}"
-        ),
+    format!(
+        "FROM conversations c JOIN timers t ON t.conversation_id = c.id \
+         WHERE c.opened_at >= ?1 AND c.opened_at < ?2{client} AND {timers}"
+    )
+}
+
+/// More memory for the sorts and hashes of a report's statements than a
+/// page's (PostgreSQL's default is 4 MB): a year's join hashes 2 million
+/// conversations, which spilled to disk in 64 batches. For the report's
+/// transaction only.
+fn report_memory(conn: &mut AnyConnection) -> Result<()> {
+    if let AnyConnection::Postgresql(c) = conn {
+        diesel::sql_query("SET LOCAL work_mem = '128MB'").execute(c)?;
     }
+    Ok(())
 }
 
 /// Runs `sql` with the period's binds on either backend (raw SQL is never
@@ -157,40 +156,21 @@ pub fn tally(
     to: DateTime<Utc>,
 ) -> Result<(Vec<TallyCount>, Vec<TallyPercentiles>)> {
     let pg = matches!(conn, AnyConnection::Postgresql(_));
-    let counts = if pg {
-        // A conversation counts once per kind however many timers of it it
-        // has (next responses): grouped per conversation first, so that the
-        // period's groups are summed without sorting its timers.
-        format!(
-            "SELECT c.request_type AS request_type, c.client_id AS client_id, k.kind AS kind, \
-               COUNT(*) AS conversations, SUM(k.met)::BIGINT AS met, \
-               SUM(k.missed)::BIGINT AS missed, SUM(k.breached)::BIGINT AS breached \
-             FROM conversations c CROSS JOIN LATERAL \
-               (SELECT t.kind AS kind, COUNT(CASE WHEN t.status = 'met' THEN 1 END) AS met, \
-                  COUNT(CASE WHEN t.status = 'missed' THEN 1 END) AS missed, \
-                  COUNT(CASE WHEN t.status = 'breached' THEN 1 END) AS breached \
-                FROM timers t WHERE t.conversation_id = c.id GROUP BY t.kind) k \
-             WHERE c.opened_at >= ?1 AND c.opened_at < ?2{} \
-             GROUP BY c.request_type, c.client_id, k.kind",
-            if client.is_some() {
-                " AND c.client_id = ?3"
-            } else {
-                ""
-            }
-        )
-    } else {
-        format!(
-            "SELECT c.request_type AS request_type, c.client_id AS client_id, t.kind AS kind, \
-               COUNT(DISTINCT t.conversation_id) AS conversations, \
-               COUNT(CASE WHEN t.status = 'met' THEN 1 END) AS met, \
-               COUNT(CASE WHEN t.status = 'missed' THEN 1 END) AS missed, \
-               COUNT(CASE WHEN t.status = 'breached' THEN 1 END) AS breached \
-             {} GROUP BY c.request_type, c.client_id, t.kind",
-            period_join(conn, client.is_some(), "TRUE")
-        )
-    };
+    report_memory(conn)?;
+    // A conversation counts once per kind however many timers of it it has
+    // (next responses, updates): the engine numbers each kind's timers from
+    // 0 and never deletes one, so the conversations with a kind are those
+    // with its timer 0 — counted without the sort a DISTINCT needs.
+    let counts = format!(
+        "SELECT c.request_type AS request_type, c.client_id AS client_id, t.kind AS kind, \
+           COUNT(CASE WHEN t.seq = 0 THEN 1 END) AS conversations, \
+           COUNT(CASE WHEN t.status = 'met' THEN 1 END) AS met, \
+           COUNT(CASE WHEN t.status = 'missed' THEN 1 END) AS missed, \
+           COUNT(CASE WHEN t.status = 'breached' THEN 1 END) AS breached \
+         {} GROUP BY c.request_type, c.client_id, t.kind",
+        period_join(client.is_some(), "TRUE")
+    );
     let replies = period_join(
-        conn,
         client.is_some(),
         "t.kind <> 'resolution' AND t.status IN ('met', 'missed') \
          AND t.business_seconds IS NOT NULL",
@@ -521,7 +501,7 @@ pub fn client_weeks(
            COUNT(CASE WHEN t.status <> 'met' THEN 1 END) AS broken \
          {} GROUP BY 1, 2",
         weeks_since_start(conn, settled),
-        period_join(conn, true, "t.status IN ('met', 'missed', 'breached')")
+        period_join(true, "t.status IN ('met', 'missed', 'breached')")
     );
     let rows = period_query!(conn, sql, from, to, Some(client), WeekRecord)?;
     Ok(rows
@@ -551,8 +531,8 @@ pub fn client_week_medians(
         AnyConnection::Postgresql(_) => format!("LEAST(GREATEST({raw}, 0), {last})"),
         AnyConnection::Sqlite(_) => format!("MIN(MAX({raw}, 0), {last})"),
     };
+    report_memory(conn)?;
     let replies = period_join(
-        conn,
         true,
         "t.kind = 'first_response' AND t.status IN ('met', 'missed') \
          AND t.business_seconds IS NOT NULL",
@@ -613,7 +593,6 @@ pub fn client_broken(
            t.due_at AS due_at, t.stopped_at AS stopped_at \
          {} ORDER BY t.due_at, c.id, t.kind, t.seq",
         period_join(
-            conn,
             true,
             "t.status IN ('missed', 'breached') AND t.due_at IS NOT NULL"
         )
