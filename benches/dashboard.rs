@@ -855,9 +855,14 @@ async fn measure_history(label: &str, url: &str) {
                 time_gets(&http, &format!("{base}{path}"), &cookie, r).await,
             );
         }
+        if label != "empty" {
+            counted_against_tallied(&service).await;
+        }
         // The client's page (issue 28) of the busiest client: 90 days (the
         // default) and the year.
         let link = acme_link(&service, &base);
+        let page = http.get(&link).send().await.unwrap().text().await.unwrap();
+        println!("RESULT {label} client page, 90 days: {} bytes", page.len());
         summary(
             &format!("{label} GET /clients/{{token}} (90 days)"),
             time_gets(&http, &link, "", 20).await,
@@ -887,6 +892,79 @@ async fn measure_history(label: &str, url: &str) {
         token.cancel();
         let _ = task.await;
     }
+}
+
+/// The compliance report and ACME's record read both ways on the same
+/// database, alternately (A, B, A, B): counted in SQL from the stored
+/// business seconds, and tallied from the rows (the code before them).
+async fn counted_against_tallied(service: &keepword::service::Service) {
+    let reads = service.reads.clone();
+    tokio::task::spawn_blocking(move || {
+        let now = chrono::Utc::now();
+        let midnight = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let to = now.date_naive() + chrono::Days::new(1);
+        for (name, days, rounds) in [("a month", 30, 3), ("the year", 365, 2)] {
+            let from = midnight(to - chrono::Days::new(days));
+            let (mut counted, mut tallied) = (Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                let t = Instant::now();
+                let a = reads
+                    .compliance_counted(None, from, midnight(to))
+                    .unwrap()
+                    .unwrap();
+                counted.push(t.elapsed().as_secs_f64() * 1000.0);
+                let t = Instant::now();
+                let b = reads.compliance_tallied(None, from, midnight(to)).unwrap();
+                tallied.push(t.elapsed().as_secs_f64() * 1000.0);
+                assert_eq!(a, b, "compliance, {name}: counted against tallied");
+            }
+            summary(
+                &format!("compliance, {name}, counted in SQL (in-process)"),
+                counted,
+            );
+            summary(
+                &format!("compliance, {name}, tallied from rows (in-process)"),
+                tallied,
+            );
+        }
+        for days in [90, 365] {
+            let (from, to) = keepword::service::record_period(days, now);
+            let (mut counted, mut tallied) = (Vec::new(), Vec::new());
+            for _ in 0..2 {
+                let t = Instant::now();
+                let a = reads
+                    .client_record_counted("acme", from, to, now)
+                    .unwrap()
+                    .unwrap();
+                counted.push(t.elapsed().as_secs_f64() * 1000.0);
+                let t = Instant::now();
+                let b = reads.client_record_tallied("acme", from, to, now).unwrap();
+                tallied.push(t.elapsed().as_secs_f64() * 1000.0);
+                assert_eq!(
+                    serde_json::to_value(&a).unwrap(),
+                    serde_json::to_value(&b).unwrap(),
+                    "ACME's record, {days} days: counted against tallied"
+                );
+                if counted.len() == 1 {
+                    println!(
+                        "RESULT ACME's record, {days} days: {} requests, {} broken promises listed",
+                        a.requests,
+                        a.broken_promises.len()
+                    );
+                }
+            }
+            summary(
+                &format!("ACME's record, {days} days, counted in SQL (in-process)"),
+                counted,
+            );
+            summary(
+                &format!("ACME's record, {days} days, tallied from rows (in-process)"),
+                tallied,
+            );
+        }
+    })
+    .await
+    .unwrap();
 }
 
 /// Ingest on a database: 300 new-thread events POSTed one at a time, then
