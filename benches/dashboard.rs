@@ -36,9 +36,6 @@
 //!       real-shape mails through the email intake.
 //!   cargo bench --bench dashboard -- history-seed N URL
 //!       the load alone (a big database made once, measured many times).
-//!   cargo bench --bench dashboard -- history-backfill URL
-//!       a database seeded before migration 000052: opens it (migrating)
-//!       and runs the walk that measures its settled replies, each timed.
 //!   cargo bench --bench dashboard -- history-ingest LABEL URL
 //!       the events and email ingest of `history` alone on a database
 //!       seeded before, with the WAL PostgreSQL wrote during it.
@@ -685,35 +682,6 @@ fn seed_history(url: &str, n: usize) {
         "RESULT history seeded n={n} in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    // The bulk load wrote the timers without their business time, as an
-    // upgraded database holds them: the product's walk measures them.
-    store
-        .with(|c| keepword::store::remeasure_all(c, chrono::Utc::now()))
-        .expect("walk reset");
-    measure_timers(store, loaded);
-}
-
-/// The product's walk over the settled replies not measured yet (all of a
-/// bulk load's, or an older database's after the migration), timed.
-fn measure_timers(store: Store, loaded: LoadedContract) {
-    let service = keepword::service::Service::new(
-        store,
-        keepword::service::ContractHandle::new(loaded),
-        keepword::metrics::Metrics::new(),
-        "http://127.0.0.1",
-        "example.com".into(),
-    );
-    let started = Instant::now();
-    let r = service
-        .deadlines
-        .measure_settled(Duration::ZERO, || false)
-        .expect("measuring the timers");
-    println!(
-        "RESULT history timers measured: {} in {:.1} s (done: {})",
-        r.measured,
-        started.elapsed().as_secs_f64(),
-        r.done
-    );
 }
 
 /// A new link to ACME's page (`/clients/{token}`).
@@ -855,9 +823,6 @@ async fn measure_history(label: &str, url: &str) {
                 time_gets(&http, &format!("{base}{path}"), &cookie, r).await,
             );
         }
-        if label != "empty" {
-            counted_against_tallied(&service).await;
-        }
         // The client's page (issue 28) of the busiest client: 90 days (the
         // default) and the year.
         let link = acme_link(&service, &base);
@@ -892,79 +857,6 @@ async fn measure_history(label: &str, url: &str) {
         token.cancel();
         let _ = task.await;
     }
-}
-
-/// The compliance report and ACME's record read both ways on the same
-/// database, alternately (A, B, A, B): counted in SQL from the stored
-/// business seconds, and tallied from the rows (the code before them).
-async fn counted_against_tallied(service: &keepword::service::Service) {
-    let reads = service.reads.clone();
-    tokio::task::spawn_blocking(move || {
-        let now = chrono::Utc::now();
-        let midnight = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).unwrap().and_utc();
-        let to = now.date_naive() + chrono::Days::new(1);
-        for (name, days, rounds) in [("a month", 30, 3), ("the year", 365, 2)] {
-            let from = midnight(to - chrono::Days::new(days));
-            let (mut counted, mut tallied) = (Vec::new(), Vec::new());
-            for _ in 0..rounds {
-                let t = Instant::now();
-                let a = reads
-                    .compliance_counted(None, from, midnight(to))
-                    .unwrap()
-                    .unwrap();
-                counted.push(t.elapsed().as_secs_f64() * 1000.0);
-                let t = Instant::now();
-                let b = reads.compliance_tallied(None, from, midnight(to)).unwrap();
-                tallied.push(t.elapsed().as_secs_f64() * 1000.0);
-                assert_eq!(a, b, "compliance, {name}: counted against tallied");
-            }
-            summary(
-                &format!("compliance, {name}, counted in SQL (in-process)"),
-                counted,
-            );
-            summary(
-                &format!("compliance, {name}, tallied from rows (in-process)"),
-                tallied,
-            );
-        }
-        for days in [90, 365] {
-            let (from, to) = keepword::service::record_period(days, now);
-            let (mut counted, mut tallied) = (Vec::new(), Vec::new());
-            for _ in 0..2 {
-                let t = Instant::now();
-                let a = reads
-                    .client_record_counted("acme", from, to, now)
-                    .unwrap()
-                    .unwrap();
-                counted.push(t.elapsed().as_secs_f64() * 1000.0);
-                let t = Instant::now();
-                let b = reads.client_record_tallied("acme", from, to, now).unwrap();
-                tallied.push(t.elapsed().as_secs_f64() * 1000.0);
-                assert_eq!(
-                    serde_json::to_value(&a).unwrap(),
-                    serde_json::to_value(&b).unwrap(),
-                    "ACME's record, {days} days: counted against tallied"
-                );
-                if counted.len() == 1 {
-                    println!(
-                        "RESULT ACME's record, {days} days: {} requests, {} broken promises listed",
-                        a.requests,
-                        a.broken_promises.len()
-                    );
-                }
-            }
-            summary(
-                &format!("ACME's record, {days} days, counted in SQL (in-process)"),
-                counted,
-            );
-            summary(
-                &format!("ACME's record, {days} days, tallied from rows (in-process)"),
-                tallied,
-            );
-        }
-    })
-    .await
-    .unwrap();
 }
 
 /// Ingest on a database: 300 new-thread events POSTed one at a time, then
@@ -1119,16 +1011,6 @@ fn main() {
         }),
         // Seeding alone (a big database made once and measured many times).
         ["history-seed", n, url] => seed_history(url, n.parse().unwrap()),
-        // A database seeded before this stop's migration: the walk alone.
-        ["history-backfill", url] => {
-            let started = Instant::now();
-            let store = Store::open(url).expect("database");
-            println!(
-                "RESULT history migrations on open: {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
-            measure_timers(store, LoadedContract::load(&contract_path()).unwrap());
-        }
         // A database seeded before (re-measured without seeding again).
         ["history-measure", label, url] => rt.block_on(measure_history(label, url)),
         // Ingest alone, for A/B runs of the database's settings.

@@ -259,10 +259,6 @@ impl Application {
                 shutdown.clone(),
             ))
         });
-        let measure = tokio::spawn(crate::retention::measure(
-            self.service.deadlines.clone(),
-            shutdown.clone(),
-        ));
         let outbox = tokio::spawn(
             self.worker
                 .run(shutdown.clone(), self.service.after.outbox_wake()),
@@ -320,7 +316,6 @@ impl Application {
         if let Some(r) = retention {
             r.await?;
         }
-        measure.await?;
         outbox.await?;
         for p in pollers {
             p.await?;

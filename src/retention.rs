@@ -61,27 +61,3 @@ pub async fn run(service: Deadlines, days: Days, shutdown: CancellationToken) {
     }
     tracing::info!("retention job stopped");
 }
-
-/// Measures the settled replies stored before their business time was (see
-/// `service::measure`), once, at start: a few seconds a million timers, a
-/// batch at a time with a pause between. Nothing to do on a database that
-/// had none, or once done.
-pub async fn measure(service: Deadlines, shutdown: CancellationToken) {
-    let started = std::time::Instant::now();
-    let stop = shutdown.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || service.measure_settled(PAUSE, || stop.is_cancelled()))
-            .await;
-    match outcome {
-        Ok(Ok(r)) if r.measured > 0 => tracing::info!(
-            timers = r.measured,
-            done = r.done,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "measured the business time of replies settled before it was stored"
-        ),
-        Ok(Ok(_)) => {}
-        // Reports keep tallying rows meanwhile; the next start goes on.
-        Ok(Err(e)) => tracing::error!(error = %e, "measuring settled replies failed"),
-        Err(e) => tracing::error!(error = %e, "measuring settled replies panicked"),
-    }
-}

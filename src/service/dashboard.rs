@@ -190,25 +190,8 @@ pub struct ComplianceRow {
     pub met_pct: Option<f64>,
     pub p50: Option<i64>,
     pub p90: Option<i64>,
-}
-
-/// One figure of the compliance report, as its link names it: a request
-/// type, client, timer (by its words, as the report names it) and outcome
-/// (`all`, `met`, `missed`, `breached`); `None` for any.
-#[derive(Debug, Clone, Copy)]
-pub struct Figure<'a> {
-    pub request_type: Option<&'a str>,
-    pub client_id: Option<&'a str>,
-    pub timer: Option<&'a str>,
-    pub outcome: &'a str,
-}
-
-impl ComplianceRow {
-    /// `% met` from the counts: met / (met + missed).
-    fn finish(&mut self) {
-        let done = self.met + self.missed;
-        self.met_pct = (done > 0).then(|| 100.0 * self.met as f64 / done as f64);
-    }
+    #[serde(skip)]
+    pub ids: BTreeMap<&'static str, Vec<i64>>,
 }
 
 /// A conversation's policy and the contract version it came from.
@@ -686,129 +669,19 @@ impl Reads {
     /// Compliance over conversations opened in `[from, to)`: per request
     /// type, client and timer. `% met` is met / (met + missed) — the
     /// backtest's rule, so the same mail gives the same figure in both.
-    ///
-    /// Counted in SQL from the stored business seconds
-    /// ([`Self::compliance_counted`]) once every settled reply has them;
-    /// until the walk that measures older timers is through, tallied from
-    /// the rows ([`Self::compliance_tallied`]). Both give the same figures.
     pub fn compliance(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<ComplianceRow>, ServiceError> {
-        self.compliance_of(None, from, to)
-    }
-
-    /// [`Self::compliance`] of one client or all.
-    pub(crate) fn compliance_of(
-        &self,
-        client: Option<&str>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<ComplianceRow>, ServiceError> {
-        match self.compliance_counted(client, from, to)? {
-            Some(rows) => Ok(rows),
-            None => self.compliance_tallied(client, from, to),
-        }
-    }
-
-    /// The report from SQL's counts and percentiles; `None` while older
-    /// timers are still to be measured.
-    pub fn compliance_counted(
-        &self,
-        client: Option<&str>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Option<Vec<ComplianceRow>>, ServiceError> {
-        let figures = self.store().snapshot(|conn| {
-            if store::business_seconds_pending(conn)? {
-                return Ok::<_, ServiceError>(None);
-            }
-            Ok(Some(store::tally(conn, client, from, to)?))
-        })?;
-        let Some((counts, percentiles)) = figures else {
-            return Ok(None);
-        };
-        let current = self.contract().current();
-        let mut pcts: HashMap<(&str, &str, Timer), (i64, i64)> = HashMap::new();
-        for p in &percentiles {
-            pcts.insert((&p.request_type, &p.client_id, p.kind), (p.p50, p.p90));
-        }
-        // The tally's order: by request type, client and the kind's name.
-        let mut rows: BTreeMap<(&str, &str, &str), ComplianceRow> = BTreeMap::new();
-        for c in &counts {
-            let (p50, p90) = pcts
-                .get(&(c.request_type.as_str(), c.client_id.as_str(), c.kind))
-                .map_or((None, None), |(a, b)| (Some(*a), Some(*b)));
-            let mut row = ComplianceRow {
-                request_type: c.request_type.clone(),
-                client_id: c.client_id.clone(),
-                client: current.contract.client_name(&c.client_id),
-                timer: c.kind.words().into(),
-                conversations: c.conversations as usize,
-                met: c.met as usize,
-                missed: c.missed as usize,
-                breached: c.breached as usize,
-                p50,
-                p90,
-                ..ComplianceRow::default()
-            };
-            row.finish();
-            rows.insert((&c.request_type, &c.client_id, c.kind.as_str()), row);
-        }
-        Ok(Some(rows.into_values().collect()))
-    }
-
-    /// The report tallied from every conversation and timer of the period
-    /// in the process: the reference the counted report must equal.
-    pub fn compliance_tallied(
-        &self,
-        client: Option<&str>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<ComplianceRow>, ServiceError> {
         let (convs, timers) = self.store().snapshot(|conn| {
-            let convs = store::tallied_between(conn, client, from, to)?;
+            let convs = store::tallied_between(conn, None, from, to)?;
             let ids: Vec<i64> = convs.iter().map(|c| c.id).collect();
             let timers = store::timers_of_many(conn, &ids)?;
             Ok::<_, ServiceError>((convs, timers))
         })?;
         let mut calendars = Calendars::default();
         Ok(self.tally(&convs, &timers, &mut calendars))
-    }
-
-    /// Up to `limit` conversations (lowest ids first) behind one figure of
-    /// the report over `[from, to)`.
-    pub fn compliance_cell(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        figure: &Figure<'_>,
-        limit: i64,
-    ) -> Result<Vec<i64>, ServiceError> {
-        let status = match figure.outcome {
-            "all" => None,
-            "met" => Some(TimerStatus::Met),
-            "missed" => Some(TimerStatus::Missed),
-            "breached" => Some(TimerStatus::Breached),
-            _ => return Ok(Vec::new()),
-        };
-        let kind = match figure.timer {
-            None => None,
-            Some(words) => match Timer::ALL.iter().find(|k| k.words() == words) {
-                Some(k) => Some(*k),
-                None => return Ok(Vec::new()),
-            },
-        };
-        let cell = store::TallyCell {
-            request_type: figure.request_type,
-            client_id: figure.client_id,
-            kind,
-            status,
-        };
-        Ok(self
-            .store()
-            .with(|conn| store::tally_cell(conn, from, to, &cell, limit))?)
     }
 
     /// The compliance figures of `convs`: per request type, client and
@@ -849,6 +722,7 @@ impl Reads {
                     });
                 if !seen_kinds.contains(&t.kind) {
                     row.conversations += 1;
+                    row.ids.entry("all").or_default().push(c.id());
                     seen_kinds.push(t.kind);
                 }
                 let Some(outcome) = outcome(t.status) else {
@@ -859,6 +733,7 @@ impl Reads {
                     "missed" => row.missed += 1,
                     _ => row.breached += 1,
                 }
+                row.ids.entry(outcome).or_default().push(c.id());
                 if let Some(d) = response_time(t, cal.as_ref()) {
                     times.push(d);
                 }
@@ -869,7 +744,11 @@ impl Reads {
                 times.sort_unstable();
                 row.p50 = percentile(&times, 50.0);
                 row.p90 = percentile(&times, 90.0);
-                row.finish();
+                let done = row.met + row.missed;
+                row.met_pct = (done > 0).then(|| 100.0 * row.met as f64 / done as f64);
+                for ids in row.ids.values_mut() {
+                    ids.dedup();
+                }
                 row
             })
             .collect()
@@ -890,28 +769,13 @@ pub(crate) fn outcome(status: TimerStatus) -> Option<&'static str> {
 /// The business time a reply took (`% met`'s companion, p50/p90): replies
 /// only — not resolutions — and only once given.
 pub(crate) fn response_time(t: &TimerRow, cal: Option<&Calendar>) -> Option<i64> {
-    if !settled_reply(t.kind, t.status) {
+    if t.kind == Timer::Resolution || !matches!(t.status, TimerStatus::Met | TimerStatus::Missed) {
         return None;
     }
-    business_between(cal, t.started_at, t.stopped_at)
-}
-
-/// A first or next response that was given (met or missed): the timers
-/// whose business time the reports' percentiles count, and the refresh
-/// stores (`timers.business_seconds`).
-pub(crate) fn settled_reply(kind: Timer, status: TimerStatus) -> bool {
-    kind != Timer::Resolution && matches!(status, TimerStatus::Met | TimerStatus::Missed)
-}
-
-/// The business seconds from `start` to `stop` on `cal`; none without a
-/// calendar or a stop, or outside the calendar's years.
-pub(crate) fn business_between(
-    cal: Option<&Calendar>,
-    start: DateTime<Utc>,
-    stop: Option<DateTime<Utc>>,
-) -> Option<i64> {
-    let (cal, stop) = (cal?, stop?);
-    cal.between(start, stop).ok().map(|d| d.num_seconds())
+    let (cal, stop) = (cal?, t.stopped_at?);
+    cal.between(t.started_at, stop)
+        .ok()
+        .map(|d| d.num_seconds())
 }
 
 /// What the tally reads of a conversation: a whole row (the compliance
@@ -942,12 +806,7 @@ macro_rules! tallied {
         }
     )+};
 }
-tallied!(
-    ConversationRow,
-    store::RecordRow,
-    store::Unmeasured,
-    store::BrokenRow
-);
+tallied!(ConversationRow, store::RecordRow);
 
 /// The calendar each conversation's timers count on, by contract version,
 /// request type and client, looked up once per key; nested so that a hit

@@ -34,7 +34,6 @@ pub mod health;
 mod intake;
 mod live;
 mod mailbox;
-mod measure;
 mod notifications;
 mod record;
 mod refresh;
@@ -71,7 +70,7 @@ pub use contract::{
     ContractErrors, ContractHandle, LoadedContract, Reload, VersionChanges, record_version,
 };
 pub use dashboard::{
-    ComplianceRow, Figure, QUEUE_PAGE, QueueRow, QueueView, Timeline, local_words, span_words,
+    ComplianceRow, QUEUE_PAGE, QueueRow, QueueView, Timeline, local_words, span_words,
 };
 pub use due::DueReport;
 pub use email::{EmailSink, MailBatchReport, MailboxContext};
@@ -83,7 +82,6 @@ pub use focus::{
 };
 pub use live::{ChangeSet, Changes};
 pub use mailbox::{FetchedMail, FolderCheckpoint, MailSink};
-pub use measure::{MEASURE_BATCH, MeasureReport};
 pub use record::{
     BrokenPromise, ClientPage, ClientRecord, DEFAULT_RECORD_DAYS, KindRecord, OpenRequest,
     RECORD_DAYS, TypeRecord, WeekRecord, client_url, new_client_link, record_period,

@@ -19,6 +19,7 @@ use super::status::{capitalise, describe, new_token, token_hash, well_formed};
 use super::*;
 use crate::backtest::percentile;
 use crate::contract::{Timer, window_words};
+use crate::store::TimerRow;
 
 /// The periods a page may show, in days; the default is 90.
 pub const RECORD_DAYS: [i64; 3] = [30, 90, 365];
@@ -195,29 +196,6 @@ pub struct ClientPage {
     pub urgent: Option<super::UrgentView>,
 }
 
-/// What a client's record counts over its period, from the rows or from
-/// SQL: conversations per request type (in the order first opened), the
-/// tally's rows, each type's weeks, and the broken promises in due order.
-struct Figures {
-    requests: Vec<(String, usize)>,
-    rows: Vec<super::ComplianceRow>,
-    weekly: HashMap<String, Vec<Week>>,
-    broken: Vec<store::BrokenRow>,
-}
-
-/// One week of one request type, counted.
-#[derive(Debug, Clone, Default)]
-struct Week {
-    kept: usize,
-    broken: usize,
-    median: Option<i64>,
-}
-
-/// The weeks of `[from, to)`: a last short one counts as a week.
-fn weeks_in(from: NaiveDate, to: NaiveDate) -> i64 {
-    ((to - from).num_days() + 6) / 7
-}
-
 fn day_words(t: DateTime<Utc>, zone: Tz) -> String {
     t.with_timezone(&zone).format("%a %-d %b %Y").to_string()
 }
@@ -253,10 +231,7 @@ impl Reads {
         Ok(client.filter(|id| current.contract.client(id).is_some()))
     }
 
-    /// The client's record over `[from, to)` (UTC midnights), at `now`:
-    /// counted in SQL from the stored business seconds, or (while older
-    /// timers are still to be measured) tallied from the rows; the same
-    /// figures either way.
+    /// The client's record over `[from, to)` (UTC midnights), at `now`.
     pub fn client_record(
         &self,
         client_id: &str,
@@ -264,87 +239,6 @@ impl Reads {
         to: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<ClientRecord, ServiceError> {
-        match self.client_record_counted(client_id, from, to, now)? {
-            Some(record) => Ok(record),
-            None => self.client_record_tallied(client_id, from, to, now),
-        }
-    }
-
-    /// [`Self::client_record`] from the rows: the reference.
-    pub fn client_record_tallied(
-        &self,
-        client_id: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-        now: DateTime<Utc>,
-    ) -> Result<ClientRecord, ServiceError> {
-        let figures = self.record_tallied(client_id, from, to)?;
-        self.record_of(client_id, from, to, figures, now)
-    }
-
-    /// [`Self::client_record`] from SQL's counts; `None` while older timers
-    /// are still to be measured.
-    pub fn client_record_counted(
-        &self,
-        client_id: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-        now: DateTime<Utc>,
-    ) -> Result<Option<ClientRecord>, ServiceError> {
-        self.record_counted(client_id, from, to)?
-            .map(|figures| self.record_of(client_id, from, to, figures, now))
-            .transpose()
-    }
-
-    fn record_counted(
-        &self,
-        client_id: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Option<Figures>, ServiceError> {
-        let (start, end) = (midnight(from), midnight(to));
-        let weeks = weeks_in(from, to);
-        let Some(rows) = self.compliance_counted(Some(client_id), start, end)? else {
-            return Ok(None);
-        };
-        let (requests, week_counts, medians, broken) = self.store().snapshot(|conn| {
-            Ok::<_, ServiceError>((
-                store::client_requests(conn, client_id, start, end)?,
-                store::client_weeks(conn, client_id, start, end)?,
-                store::client_week_medians(conn, client_id, start, end, weeks)?,
-                store::client_broken(conn, client_id, start, end)?,
-            ))
-        })?;
-        let mut weekly: HashMap<String, Vec<Week>> = HashMap::new();
-        let clamp = |w: i64| w.clamp(0, weeks - 1) as usize;
-        for w in week_counts {
-            let of_type = weekly
-                .entry(w.request_type)
-                .or_insert_with(|| vec![Week::default(); weeks as usize]);
-            of_type[clamp(w.week)].kept += w.kept as usize;
-            of_type[clamp(w.week)].broken += w.broken as usize;
-        }
-        for m in medians {
-            let of_type = weekly
-                .entry(m.request_type)
-                .or_insert_with(|| vec![Week::default(); weeks as usize]);
-            of_type[clamp(m.week)].median = Some(m.median);
-        }
-        Ok(Some(Figures {
-            requests: requests.into_iter().map(|(t, n)| (t, n as usize)).collect(),
-            rows,
-            weekly,
-            broken,
-        }))
-    }
-
-    /// The record's figures from every conversation and timer of the period.
-    fn record_tallied(
-        &self,
-        client_id: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Figures, ServiceError> {
         let (convs, timers) = self.store().snapshot(|conn| {
             let convs =
                 store::client_opened_between(conn, client_id, midnight(from), midnight(to))?;
@@ -352,103 +246,33 @@ impl Reads {
             let timers = store::timers_of_many(conn, &ids)?;
             Ok::<_, ServiceError>((convs, timers))
         })?;
-        let mut calendars = Calendars::default();
-        let rows = self.tally(&convs, &timers, &mut calendars);
-        let start = midnight(from);
-        let weeks = weeks_in(from, to);
-        let week_of = |t: DateTime<Utc>| -> usize {
-            ((t - start).num_days().max(0) / 7).min(weeks - 1).max(0) as usize
-        };
-        let mut requests: Vec<(String, usize)> = Vec::new();
-        let mut weekly: HashMap<String, Vec<Week>> = HashMap::new();
-        let mut times: HashMap<String, Vec<Vec<i64>>> = HashMap::new();
-        let mut broken = Vec::new();
-        for c in &convs {
-            match requests.iter_mut().find(|(t, _)| *t == c.request_type) {
-                Some((_, n)) => *n += 1,
-                None => requests.push((c.request_type.clone(), 1)),
-            }
-            let cal = calendars.of(&self.core, c);
-            let week_rows = weekly
-                .entry(c.request_type.clone())
-                .or_insert_with(|| vec![Week::default(); weeks as usize]);
-            let week_times = times
-                .entry(c.request_type.clone())
-                .or_insert_with(|| vec![Vec::new(); weeks as usize]);
-            for t in timers.get(&c.id).into_iter().flatten() {
-                let Some(result) = outcome(t.status) else {
-                    continue;
-                };
-                // A kept promise counts in the week it was kept, a
-                // broken one in the week it fell due.
-                let settled = match result {
-                    "met" => t.stopped_at.unwrap_or(t.started_at),
-                    _ => t.due_at.unwrap_or(t.started_at),
-                };
-                let w = week_of(settled);
-                if result == "met" {
-                    week_rows[w].kept += 1;
-                } else {
-                    week_rows[w].broken += 1;
-                }
-                if t.kind == Timer::FirstResponse
-                    && let Some(d) = response_time(t, cal.as_ref())
-                {
-                    week_times[week_of(t.stopped_at.unwrap_or(settled))].push(d);
-                }
-                if result != "met"
-                    && let Some(due) = t.due_at
-                {
-                    broken.push(store::BrokenRow {
-                        id: c.id,
-                        subject: c.subject.clone(),
-                        request_type: c.request_type.clone(),
-                        client_id: c.client_id.clone(),
-                        contract_version: c.contract_version.clone(),
-                        kind: t.kind,
-                        due_at: due,
-                        stopped_at: t.stopped_at,
-                    });
-                }
-            }
-        }
-        for (type_id, per_week) in times {
-            let week_rows = weekly.entry(type_id).or_default();
-            for (w, mut ts) in per_week.into_iter().enumerate() {
-                ts.sort_unstable();
-                week_rows[w].median = percentile(&ts, 50.0);
-            }
-        }
-        // Stable: promises due at the same instant stay in their timers' order.
-        broken.sort_by_key(|b| (b.due_at, b.id));
-        Ok(Figures {
-            requests,
-            rows,
-            weekly,
-            broken,
-        })
+        let versions = self.contract_changes()?;
+        Ok(self.record_of(client_id, from, to, &convs, &timers, &versions, now))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn record_of(
         &self,
         client_id: &str,
         from: NaiveDate,
         to: NaiveDate,
-        figures: Figures,
+        convs: &[store::RecordRow],
+        timers: &HashMap<i64, Vec<TimerRow>>,
+        versions: &[super::VersionChanges],
         now: DateTime<Utc>,
-    ) -> Result<ClientRecord, ServiceError> {
-        let versions = self.contract_changes()?;
+    ) -> ClientRecord {
         let current = self.contract().current();
         let contract = &current.contract;
         let zone = contract.info().timezone;
         let client_name = contract.client_name(client_id);
-        let Figures {
-            requests,
-            rows,
-            mut weekly,
-            broken,
-        } = figures;
-        let weeks = weeks_in(from, to);
+        let mut calendars = Calendars::default();
+        let rows = self.tally(convs, timers, &mut calendars);
+
+        let start = midnight(from);
+        let weeks = ((to - from).num_days() + 6) / 7;
+        let week_of = |t: DateTime<Utc>| -> usize {
+            ((t - start).num_days().max(0) / 7).min(weeks - 1).max(0) as usize
+        };
         let mut types: Vec<TypeRecord> = Vec::new();
         // Request types in contract order, then any the contract dropped.
         let mut order: Vec<String> = contract
@@ -456,21 +280,24 @@ impl Reads {
             .iter()
             .map(|t| t.id.clone())
             .collect();
-        for (t, _) in &requests {
-            if !order.contains(t) {
-                order.push(t.clone());
+        for c in convs {
+            if !order.contains(&c.request_type) {
+                order.push(c.request_type.clone());
             }
         }
-        let name_of = |type_id: &str| {
-            contract
-                .request_type(type_id)
-                .map_or(type_id.to_string(), |t| t.name.clone())
-        };
+        let mut broken_promises = Vec::new();
+        let mut first_times: HashMap<String, Vec<Vec<i64>>> = HashMap::new();
         for type_id in &order {
-            let Some(n) = requests.iter().find(|(t, _)| t == type_id).map(|r| r.1) else {
+            let of_type: Vec<&store::RecordRow> = convs
+                .iter()
+                .filter(|c| &c.request_type == type_id)
+                .collect();
+            if of_type.is_empty() {
                 continue;
-            };
-            let name = name_of(type_id);
+            }
+            let name = contract
+                .request_type(type_id)
+                .map_or(type_id.clone(), |t| t.name.clone());
             let kinds = Timer::ALL
                 .iter()
                 .filter_map(|timer| {
@@ -501,26 +328,72 @@ impl Reads {
                         .map(|w| window_words(contract, t, Timer::FirstResponse, w, false))
                 })
                 .unwrap_or_default();
-            let counted = weekly
-                .remove(type_id)
-                .unwrap_or_else(|| vec![Week::default(); weeks as usize]);
-            let week_rows: Vec<WeekRecord> = counted
-                .into_iter()
-                .enumerate()
-                .map(|(i, w)| WeekRecord {
-                    starts: (from + TimeDelta::days(7 * i as i64))
-                        .format("%-d %b")
-                        .to_string(),
-                    kept: w.kept,
-                    broken: w.broken,
-                    median_first_response: w.median,
-                    median_words: w.median.map(|s| span_words(TimeDelta::seconds(s))),
+            let mut week_rows: Vec<WeekRecord> = (0..weeks)
+                .map(|i| WeekRecord {
+                    starts: (from + TimeDelta::days(7 * i)).format("%-d %b").to_string(),
+                    ..WeekRecord::default()
                 })
                 .collect();
+            let times = first_times
+                .entry(type_id.clone())
+                .or_insert_with(|| vec![Vec::new(); weeks as usize]);
+            for c in &of_type {
+                let cal = calendars.of(&self.core, *c);
+                for t in timers.get(&c.id).into_iter().flatten() {
+                    let Some(result) = outcome(t.status) else {
+                        continue;
+                    };
+                    // A kept promise counts in the week it was kept, a
+                    // broken one in the week it fell due.
+                    let settled = match result {
+                        "met" => t.stopped_at.unwrap_or(t.started_at),
+                        _ => t.due_at.unwrap_or(t.started_at),
+                    };
+                    let w = week_of(settled);
+                    if result == "met" {
+                        week_rows[w].kept += 1;
+                    } else {
+                        week_rows[w].broken += 1;
+                    }
+                    if t.kind == Timer::FirstResponse
+                        && let Some(d) = response_time(t, cal.as_ref())
+                    {
+                        times[week_of(t.stopped_at.unwrap_or(settled))].push(d);
+                    }
+                    if result != "met"
+                        && let Some(due) = t.due_at
+                    {
+                        let until = t.stopped_at.unwrap_or(now);
+                        let late = cal
+                            .as_ref()
+                            .and_then(|cal| cal.between(due, until).ok())
+                            .unwrap_or(until - due);
+                        broken_promises.push(BrokenPromise {
+                            conversation_id: c.id,
+                            subject: c.subject.clone(),
+                            request_type: name.clone(),
+                            promise: promise_words(t.kind).into(),
+                            date: day_words(due, zone),
+                            due: when(due, zone),
+                            kept: t.stopped_at.map(|s| when(s, zone)),
+                            late: span_words(late),
+                            due_at: due,
+                        });
+                    }
+                }
+            }
+            for (w, week) in week_rows.iter_mut().enumerate() {
+                let mut ts = times[w].clone();
+                ts.sort_unstable();
+                week.median_first_response = percentile(&ts, 50.0);
+                week.median_words = week
+                    .median_first_response
+                    .map(|s| span_words(TimeDelta::seconds(s)));
+            }
             types.push(TypeRecord {
                 id: type_id.clone(),
                 name,
-                requests: n,
+                requests: of_type.len(),
                 kinds,
                 median_first_response: median,
                 median_words: median.map(|s| span_words(TimeDelta::seconds(s))),
@@ -529,33 +402,10 @@ impl Reads {
                 weeks: week_rows,
             });
         }
-        let mut calendars = Calendars::default();
-        let broken_promises: Vec<BrokenPromise> = broken
-            .into_iter()
-            .map(|b| {
-                let cal = calendars.of(&self.core, &b);
-                let until = b.stopped_at.unwrap_or(now);
-                let late = cal
-                    .as_ref()
-                    .and_then(|cal| cal.between(b.due_at, until).ok())
-                    .unwrap_or(until - b.due_at);
-                BrokenPromise {
-                    conversation_id: b.id,
-                    request_type: name_of(&b.request_type),
-                    subject: b.subject,
-                    promise: promise_words(b.kind).into(),
-                    date: day_words(b.due_at, zone),
-                    due: when(b.due_at, zone),
-                    kept: b.stopped_at.map(|s| when(s, zone)),
-                    late: span_words(late),
-                    due_at: b.due_at,
-                }
-            })
-            .collect();
-        let convs_len: usize = requests.iter().map(|r| r.1).sum();
+        broken_promises.sort_by_key(|b| (b.due_at, b.conversation_id));
         let kept = types.iter().flat_map(|t| &t.kinds).map(|k| k.kept).sum();
         let broken = types.iter().flat_map(|t| &t.kinds).map(|k| k.broken).sum();
-        Ok(ClientRecord {
+        ClientRecord {
             client_id: client_id.to_string(),
             client_name: client_name.clone(),
             days: (to - from).num_days(),
@@ -566,16 +416,16 @@ impl Reads {
             ),
             from,
             to,
-            requests: convs_len,
+            requests: convs.len(),
             kept,
             broken,
             types,
             broken_promises,
-            versions: versions_in(&versions, &client_name, from, to),
+            versions: versions_in(versions, &client_name, from, to),
             zone: zone.name().to_string(),
             contract_name: contract.info().name.clone(),
             contract_url: self.core.contract_url(contract),
-        })
+        }
     }
 
     /// The page a client's link opens; `None` for an unknown token.

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use super::dashboard::{business_between, settled_reply};
 use super::*;
 
 /// Counted after commit.
@@ -218,8 +217,6 @@ impl Deadlines {
             ..Effects::default()
         };
         let mut stopped_now = Vec::new();
-        // Built only when a reply settles: most refreshes settle none.
-        let mut calendar: Option<Option<crate::calendar::Calendar>> = None;
         for t in &state.timers {
             let was = before.get(&(t.timer, t.seq)).copied();
             let newly_stopped = matches!(t.status, TimerStatus::Met | TimerStatus::Missed)
@@ -242,18 +239,6 @@ impl Deadlines {
             // Timer writes only on change: most events move one timer.
             // Written by the caller, with the rest of its batch.
             if !unchanged {
-                // Measured as the reports measure it (`response_time`), on
-                // the calendar of the conversation's own contract version.
-                let business_seconds = if settled_reply(t.timer, t.status) {
-                    let cal = calendar.get_or_insert_with(|| {
-                        let client = (conv.client_id != UNKNOWN_CLIENT).then_some(&*conv.client_id);
-                        Policy::from_contract(&contract, &conv.request_type, client)
-                            .map(|p| p.calendar().clone())
-                    });
-                    business_between(cal.as_ref(), t.started_at, t.stopped_at)
-                } else {
-                    None
-                };
                 writes.timers.push(TimerUpdate {
                     conversation_id: conv.id,
                     kind: t.timer,
@@ -262,7 +247,6 @@ impl Deadlines {
                     started_at: t.started_at,
                     due_at: t.due_at,
                     stopped_at: t.stopped_at,
-                    business_seconds,
                 });
             }
         }

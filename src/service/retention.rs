@@ -66,31 +66,18 @@ impl Deadlines {
         stop: impl Fn() -> bool,
     ) -> Result<RetentionReport, ServiceError> {
         let mut total = RetentionReport::default();
-        total.done = until_done(pause, stop, || {
+        loop {
             let r = self.retention_batch(days, now, RETENTION_BATCH)?;
             total.bodies += r.bodies;
             total.rejected += r.rejected;
-            Ok(r.done)
-        })?;
-        Ok(total)
-    }
-}
-
-/// Runs `batch` until it says it is done, `pause` between two runs so that
-/// other writers get their turn, stopping early when `stop` says so
-/// (shutdown): whether it got through.
-pub(super) fn until_done(
-    pause: Duration,
-    stop: impl Fn() -> bool,
-    mut batch: impl FnMut() -> Result<bool, ServiceError>,
-) -> Result<bool, ServiceError> {
-    loop {
-        if batch()? {
-            return Ok(true);
+            if r.done {
+                total.done = true;
+                return Ok(total);
+            }
+            if stop() {
+                return Ok(total);
+            }
+            std::thread::sleep(pause);
         }
-        if stop() {
-            return Ok(false);
-        }
-        std::thread::sleep(pause);
     }
 }

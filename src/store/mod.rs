@@ -25,7 +25,6 @@ mod rejected;
 mod retention;
 pub mod schema;
 mod status;
-mod tally;
 mod timers;
 
 use std::path::Path;
@@ -81,11 +80,6 @@ pub use record::{
 pub use rejected::{RejectedRow, reject_input, rejected_input, rejected_inputs};
 pub use retention::{RetentionBatch, remove_old_bodies, remove_old_rejected};
 pub use status::{conversation_by_status_hash, insert_status_link, insert_status_links};
-pub use tally::{
-    BrokenRow, TallyCell, TallyCount, TallyPercentiles, Unmeasured, WeekCount, WeekMedian,
-    business_seconds_pending, client_broken, client_requests, client_week_medians, client_weeks,
-    remeasure_all, save_measured, tally, tally_cell, unmeasured_replies,
-};
 pub use timers::{TimerRow, TimerUpdate, save_timer, save_timers, timers_of, timers_of_many};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

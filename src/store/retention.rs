@@ -38,7 +38,7 @@ fn progress(conn: &mut AnyConnection, what: &str) -> Result<i64> {
     Ok(last.unwrap_or(0))
 }
 
-pub(super) fn save_progress(
+fn save_progress(
     conn: &mut AnyConnection,
     what: &str,
     last_id: i64,

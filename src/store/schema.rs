@@ -74,7 +74,6 @@ diesel::table! {
         started_at -> Timestamp,
         due_at -> Nullable<Timestamp>,
         stopped_at -> Nullable<Timestamp>,
-        business_seconds -> Nullable<BigInt>,
     }
 }
 

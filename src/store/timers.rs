@@ -63,9 +63,6 @@ pub struct TimerUpdate {
     pub started_at: DateTime<Utc>,
     pub due_at: Option<DateTime<Utc>>,
     pub stopped_at: Option<DateTime<Utc>>,
-    /// The business time a settled reply took (`timers.business_seconds`):
-    /// what the reports' percentiles count, stored so that SQL can.
-    pub business_seconds: Option<i64>,
 }
 
 // `treat_none_as_null`: a timer that stops no longer (an earlier event
@@ -86,7 +83,6 @@ struct Form {
     started_at: NaiveDateTime,
     due_at: Option<NaiveDateTime>,
     stopped_at: Option<NaiveDateTime>,
-    business_seconds: Option<i64>,
 }
 
 fn timer_form(t: &TimerUpdate) -> Form {
@@ -98,7 +94,6 @@ fn timer_form(t: &TimerUpdate) -> Form {
         started_at: to_db(t.started_at),
         due_at: t.due_at.map(to_db),
         stopped_at: t.stopped_at.map(to_db),
-        business_seconds: t.business_seconds,
     }
 }
 
@@ -141,7 +136,6 @@ pub fn save_timers(conn: &mut AnyConnection, all: &[TimerUpdate]) -> Result<()> 
                             timers::started_at.eq(excluded(timers::started_at)),
                             timers::due_at.eq(excluded(timers::due_at)),
                             timers::stopped_at.eq(excluded(timers::stopped_at)),
-                            timers::business_seconds.eq(excluded(timers::business_seconds)),
                         ))
                         // Loaded, not executed: see `insert_bodies`.
                         .returning(timers::id),

@@ -142,7 +142,6 @@ fn exercise(store: &Store) {
                 started_at: now,
                 due_at: Some(due),
                 stopped_at: None,
-                business_seconds: None,
             };
             store::save_timer(c, &t)?;
             t.kind = Timer::Resolution;
@@ -510,7 +509,6 @@ fn timers_in_batches(url: &str) {
                 started_at: now,
                 due_at: Some(now + Duration::hours(1)),
                 stopped_at: stopped,
-                business_seconds: stopped.map(|s| (s - now).num_seconds()),
             };
             let first: Vec<TimerUpdate> = (0..3)
                 .map(|s| timer(s, TimerStatus::Met, Some(now + Duration::minutes(10))))

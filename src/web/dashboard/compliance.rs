@@ -263,9 +263,6 @@ fn csv_response(file: &str, body: String) -> HttpResponse {
         .body(body)
 }
 
-/// How many of the conversations behind a figure its page lists.
-const LISTED: i64 = 1000;
-
 /// The conversations behind one figure of the report.
 pub(super) async fn conversations(
     signed_in: SignedIn,
@@ -273,29 +270,25 @@ pub(super) async fn conversations(
     req: HttpRequest,
 ) -> Result<HttpResponse, Page> {
     let (q, from, to) = period_of(&state, &req)?;
+    let rows = compliance_rows(&state, from, to).await?;
     let outcome = q.outcome.clone().unwrap_or_else(|| "all".into());
     let timer = q.timer.clone().unwrap_or_default().replace('_', " ");
+    let mut ids: Vec<i64> = rows
+        .iter()
+        .filter(|r| q.request_type.as_ref().is_none_or(|t| *t == r.request_type))
+        .filter(|r| q.client.as_ref().is_none_or(|c| *c == r.client_id))
+        .filter(|r| timer.is_empty() || r.timer == timer)
+        .flat_map(|r| r.ids.get(outcome.as_str()).cloned().unwrap_or_default())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.truncate(1000);
     let reads = state.reads.clone();
-    let (request_type, client, words, cell_outcome) = (
-        q.request_type.clone(),
-        q.client.clone(),
-        (!timer.is_empty()).then(|| timer.clone()),
-        outcome.clone(),
-    );
-    let listed: Vec<Value> = blocking(move || {
-        let figure = crate::service::Figure {
-            request_type: request_type.as_deref(),
-            client_id: client.as_deref(),
-            timer: words.as_deref(),
-            outcome: &cell_outcome,
-        };
-        let ids = reads.compliance_cell(at_midnight(from), at_midnight(to), &figure, LISTED)?;
-        reads.conversation_headlines(&ids)
-    })
-    .await?
-    .into_iter()
-    .map(|(id, subject, client, status)| context! { id, subject, client, status })
-    .collect();
+    let listed: Vec<Value> = blocking(move || reads.conversation_headlines(&ids))
+        .await?
+        .into_iter()
+        .map(|(id, subject, client, status)| context! { id, subject, client, status })
+        .collect();
     let heading = format!(
         "{} conversations: {}{} {}",
         if outcome == "all" {
