@@ -333,7 +333,13 @@ impl MailboxPoller {
         // flight at a time, so batches (and their checkpoints) still commit
         // in UID order.
         let mut in_flight: Option<Storing> = None;
-        for (first, last) in batches(uids, last_uid, self.timing.batch_size) {
+        let sized = self.sizes(uids, last_uid).await?;
+        for (first, last) in batches(
+            sized,
+            last_uid,
+            self.timing.batch_size,
+            self.timing.batch_bytes,
+        ) {
             let fetched = self.fetch_range(first, last).await;
             if let Some(storing) = in_flight.take() {
                 storing.finish(&mailbox, folder, &mut report).await?;
@@ -370,6 +376,38 @@ impl MailboxPoller {
             "IMAP folder polled"
         );
         Ok(report)
+    }
+
+    /// The server's size of each of `uids` above `after`
+    /// (`UID FETCH first:last (UID RFC822.SIZE)`: a line per message, no
+    /// bodies), so batches can be bounded in bytes; a size the server did
+    /// not give counts as 0.
+    async fn sizes(
+        &mut self,
+        uids: impl IntoIterator<Item = u32>,
+        after: u32,
+    ) -> Result<Vec<(u32, u32)>, ImapError> {
+        let uids: Vec<u32> = uids.into_iter().filter(|&u| u > after).collect();
+        let (Some(&first), Some(&last)) = (uids.iter().min(), uids.iter().max()) else {
+            return Ok(Vec::new());
+        };
+        let limit = self.timing.command_timeout;
+        let fetch = async {
+            let stream = self
+                .session()
+                .uid_fetch(format!("{first}:{last}"), "(UID RFC822.SIZE)")
+                .await?;
+            stream.try_collect::<Vec<_>>().await
+        };
+        let fetched = timed(limit, "UID FETCH RFC822.SIZE", fetch).await?;
+        let sizes: std::collections::HashMap<u32, u32> = fetched
+            .iter()
+            .filter_map(|f| Some((f.uid?, f.size?)))
+            .collect();
+        Ok(uids
+            .into_iter()
+            .map(|u| (u, sizes.get(&u).copied().unwrap_or(0)))
+            .collect())
     }
 
     /// `UID FETCH first:last (UID BODY.PEEK[])`, sorted by UID. PEEK keeps
@@ -424,8 +462,9 @@ impl MailboxPoller {
         // after the SEARCH and would otherwise wait for the next wake-up.
         let announced = session.unsolicited_responses.clone();
         let limit = self.timing.command_timeout;
+        let alive = self.timing.liveness_timeout;
         let mut handle = session.idle();
-        timed(limit, "IDLE", handle.init()).await?;
+        timed(alive, "IDLE", handle.init()).await?;
         let idling = self
             .metrics
             .idling
@@ -478,7 +517,7 @@ impl MailboxPoller {
                 Err(_) => IdleResponse::Timeout,
             }
         };
-        let session = timed(limit, "DONE", handle.done()).await?;
+        let session = timed(alive, "DONE", handle.done()).await?;
         self.session = Some(session);
         self.selected = Some(watched.clone());
         tracing::debug!(
@@ -514,21 +553,37 @@ impl MailboxPoller {
     }
 }
 
-/// Splits the UIDs above `after` into inclusive `(first, last)` ranges of at
-/// most `size` existing messages. Ranges rather than UID lists keep each
-/// command short; a range between two existing UIDs can only contain UIDs
-/// SEARCH already listed, because new mail always gets higher UIDs.
+/// Splits the `(UID, size)`s above `after` into inclusive `(first, last)`
+/// ranges of at most `count` existing messages and `bytes` bytes (a larger
+/// message alone). Ranges rather than UID lists keep each command short; a
+/// range between two existing UIDs can only contain UIDs SEARCH already
+/// listed, because new mail always gets higher UIDs.
 pub(super) fn batches(
-    uids: impl IntoIterator<Item = u32>,
+    sized: impl IntoIterator<Item = (u32, u32)>,
     after: u32,
-    size: usize,
+    count: usize,
+    bytes: u64,
 ) -> Vec<(u32, u32)> {
-    let mut uids: Vec<u32> = uids.into_iter().filter(|&u| u > after).collect();
-    uids.sort_unstable();
-    uids.dedup();
-    uids.chunks(size.max(1))
-        .map(|c| (c[0], c[c.len() - 1]))
-        .collect()
+    let mut sized: Vec<(u32, u32)> = sized.into_iter().filter(|&(u, _)| u > after).collect();
+    sized.sort_unstable();
+    sized.dedup_by_key(|(u, _)| *u);
+    let mut out = Vec::new();
+    let mut current: Option<(u32, u32, usize, u64)> = None;
+    for (uid, size) in sized {
+        let size = u64::from(size);
+        current = match current {
+            Some((first, _, n, total)) if n < count.max(1) && total + size <= bytes => {
+                Some((first, uid, n + 1, total + size))
+            }
+            Some((first, last, ..)) => {
+                out.push((first, last));
+                Some((uid, uid, 1, size))
+            }
+            None => Some((uid, uid, 1, size)),
+        };
+    }
+    out.extend(current.map(|(first, last, ..)| (first, last)));
+    out
 }
 
 /// A fetched batch being stored by the sink on a blocking thread.

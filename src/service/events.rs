@@ -347,9 +347,16 @@ impl Intake {
             Err(e) if batch.len() == 1 => return vec![Err(e)],
             Err(e) => {
                 let why = e.to_string();
+                let database = matches!(e, ServiceError::Store(_) | ServiceError::Database(_));
                 return batch
                     .iter()
-                    .map(|_| Err(ServiceError::Unavailable(why.clone())))
+                    .map(|_| {
+                        Err(if database {
+                            ServiceError::Database(why.clone())
+                        } else {
+                            ServiceError::Unavailable(why.clone())
+                        })
+                    })
                     .collect();
             }
         };

@@ -123,6 +123,10 @@ pub enum ServiceError {
     /// The service cannot take the work now (its event writer stopped).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A database failure said again for each of several callers (a
+    /// [`StoreError`] cannot be copied).
+    #[error("{0}")]
+    Database(String),
 }
 
 impl From<diesel::result::Error> for ServiceError {

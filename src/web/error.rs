@@ -53,10 +53,17 @@ pub enum WebError {
         heading: &'static str,
         message: String,
     },
-    /// Nothing the caller can fix: the database or a task failed (the
-    /// cause is logged where it happened).
+    /// Nothing the caller can fix: a task failed (the cause is logged
+    /// where it happened).
     #[error("temporarily unavailable, retry")]
     Unavailable,
+    /// The database failed or did not answer (down, restarting, full): a
+    /// retry is what the caller can do (an event's id makes it safe even
+    /// when a commit's answer was what got lost). Named, so a client or its
+    /// operator tells it from a bug; the driver's own message stays in the
+    /// log (it names host, port and database).
+    #[error("the database did not answer; retry")]
+    DatabaseUnavailable,
 }
 
 impl WebError {
@@ -105,7 +112,7 @@ impl WebError {
                 "Form too large",
                 format!("A form here holds at most {} KiB.", limit >> 10),
             ),
-            WebError::Unavailable => (
+            WebError::Unavailable | WebError::DatabaseUnavailable => (
                 "Temporarily unavailable",
                 "The database did not answer. Try again in a moment.".into(),
             ),
@@ -180,7 +187,9 @@ impl ResponseError for WebError {
             WebError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            WebError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::Unavailable | WebError::DatabaseUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -194,6 +203,10 @@ impl From<ServiceError> for WebError {
         match e {
             ServiceError::Invalid(fields) => WebError::Invalid(fields),
             ServiceError::NotFound(what) => WebError::NotFound(format!("{what} not found")),
+            e @ (ServiceError::Store(_) | ServiceError::Database(_)) => {
+                tracing::error!(error = %e, "request failed: the database");
+                WebError::DatabaseUnavailable
+            }
             other => {
                 // The caller cannot fix these; say so without internals.
                 tracing::error!(error = %other, "request failed");
@@ -295,6 +308,23 @@ mod tests {
             r#"{"error":"temporarily unavailable, retry"}"#,
             "no internals"
         );
+    }
+
+    /// A client told only "temporarily unavailable" cannot tell a database
+    /// restart from a bug; the driver's message (host, port, database
+    /// name) stays out of the answer.
+    #[actix_web::test]
+    async fn a_database_failure_is_named_without_internals() {
+        let failed = blocking(|| -> Result<(), ServiceError> {
+            Err(crate::store::StoreError::Pool(
+                "timed out waiting for connection to db.internal:5432".into(),
+            )
+            .into())
+        })
+        .await;
+        let r = failed.unwrap_err().json();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body(r), r#"{"error":"the database did not answer; retry"}"#);
     }
 
     #[test]

@@ -21,8 +21,28 @@ pub fn spawn_binary(cwd: &Path, env: &[(&str, &str)]) -> Child {
 /// group, the kernel continues it (SIGHUP, SIGCONT) as soon as that group is
 /// orphaned, e.g. when another process of it exits.
 pub fn spawn_binary_as(cwd: &Path, env: &[(&str, &str)], own_group: bool) -> Child {
+    spawn_binary_under(&[], cwd, env, own_group)
+}
+
+/// [`spawn_binary_as`], run by `wrapper` (a program and its arguments
+/// before the binary's path, e.g. `fiu-run -x`), which must exec it (the
+/// child's PID is then the binary's).
+pub fn spawn_binary_under(
+    wrapper: &[&str],
+    cwd: &Path,
+    env: &[(&str, &str)],
+    own_group: bool,
+) -> Child {
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keepword"));
+    let binary = env!("CARGO_BIN_EXE_keepword");
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
     if own_group {
         cmd.process_group(0);
     }
@@ -43,9 +63,19 @@ pub fn serve_binary(cwd: &Path, env: &[(&str, &str)]) -> Served {
 }
 
 /// [`serve_binary`]; `own_group` as for [`spawn_binary_as`].
-#[allow(clippy::zombie_processes)] // every caller waits for the child
 pub fn serve_binary_as(cwd: &Path, env: &[(&str, &str)], own_group: bool) -> Served {
-    let mut child = spawn_binary_as(cwd, env, own_group);
+    serve_binary_under(&[], cwd, env, own_group)
+}
+
+/// [`serve_binary_as`], run by `wrapper` (see [`spawn_binary_under`]).
+#[allow(clippy::zombie_processes)] // every caller waits for the child
+pub fn serve_binary_under(
+    wrapper: &[&str],
+    cwd: &Path,
+    env: &[(&str, &str)],
+    own_group: bool,
+) -> Served {
+    let mut child = spawn_binary_under(wrapper, cwd, env, own_group);
     let (tx, rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {

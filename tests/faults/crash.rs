@@ -26,7 +26,7 @@ use crate::support::recorders::{Act, History, HttpRecorder};
 /// be after the process that held it was killed.
 const KILL_BOUND_SQLITE: Duration = Duration::from_secs(15);
 
-fn start(dir: &Path, url: &str, hook: &str, failpoints: Option<&str>) -> Served {
+pub fn start(dir: &Path, url: &str, hook: &str, failpoints: Option<&str>) -> Served {
     let contract = crate::common::fast_contract(dir, hook);
     let mut env = vec![
         ("KEEPWORD_BIND", "127.0.0.1:0"),
@@ -42,7 +42,7 @@ fn start(dir: &Path, url: &str, hook: &str, failpoints: Option<&str>) -> Served 
 }
 
 /// Every row recorded sent.
-fn all_sent(store: &Store) -> bool {
+pub fn all_sent(store: &Store) -> bool {
     store
         .with(outbox::all)
         .unwrap()
@@ -67,7 +67,7 @@ fn enqueue(store: &Store, hook: &str, prefix: &str, n: usize) -> Vec<Expected> {
         .collect()
 }
 
-async fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+pub async fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     assert!(
         crate::support::eventually(within, &mut f).await,
         "timed out waiting for {what}"
@@ -99,7 +99,7 @@ impl Setup {
 }
 
 /// Reads the lines a binary wrote so far.
-fn lines(served: &Served) -> String {
+pub fn lines(served: &Served) -> String {
     served.stderr.try_iter().collect::<Vec<_>>().join("\n")
 }
 
@@ -322,7 +322,7 @@ fn signal(child: &std::process::Child, sig: &str) {
 }
 
 /// The value of `name` in a process's `/metrics` (0 when absent).
-fn metric_of(port: u16, name: &str) -> u64 {
+pub fn metric_of(port: u16, name: &str) -> u64 {
     let (_, body, _) = crate::common::binary::get(port, "/metrics");
     body.lines()
         .find_map(|l| l.strip_prefix(name))

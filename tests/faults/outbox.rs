@@ -502,56 +502,90 @@ async fn postgres_sessions_terminated() {
     rig.stop().await;
 }
 
+/// Another session takes `LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE` and
+/// holds it for `hold`: returns once it holds it, with the thread that
+/// releases it.
+async fn lock_outbox(url: &str, hold: Duration) -> std::thread::JoinHandle<()> {
+    use diesel::prelude::*;
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let url = url.to_string();
+    let holder = std::thread::spawn(move || {
+        let mut c = diesel::pg::PgConnection::establish(&url).unwrap();
+        c.transaction(|c| {
+            diesel::sql_query("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE").execute(c)?;
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(hold);
+            diesel::QueryResult::Ok(())
+        })
+        .unwrap();
+    });
+    tokio::task::spawn_blocking(move || locked_rx.recv().unwrap())
+        .await
+        .unwrap();
+    holder
+}
+
+/// Three webhooks `PREFIX-i` enqueued by a writer that queues behind a lock
+/// (the service's own enqueue waits like this, up to its caller's timeout).
+fn enqueue_behind(
+    rig: &Rig,
+    url: &str,
+    prefix: &str,
+) -> tokio::task::JoinHandle<Vec<crate::checker::Expected>> {
+    let store = rig.store.clone();
+    let (url, prefix) = (url.to_string(), prefix.to_string());
+    tokio::task::spawn_blocking(move || {
+        (0..3)
+            .map(|i| crate::rig::webhook(&store, &format!("{prefix}-{i}"), &url, Must::Deliver))
+            .collect::<Vec<_>>()
+    })
+}
+
+/// Waits until the worker said, in its metric, that a claim failed.
+async fn claim_failed(rig: &Rig, while_what: &str) {
+    assert!(
+        support::eventually(Duration::from_secs(20), || rig
+            .metric("keepword_outbox_database_errors_total{stage=\"claim\"}")
+            >= 1)
+        .await,
+        "nothing said {while_what}: {}",
+        rig.log.text()
+    );
+}
+
+/// Waits for the lock's end, then for the rows enqueued behind it to be
+/// delivered: when the lock ended.
+async fn release(
+    rig: &mut Rig,
+    holder: std::thread::JoinHandle<()>,
+    enqueue: tokio::task::JoinHandle<Vec<crate::checker::Expected>>,
+) -> Instant {
+    tokio::task::spawn_blocking(move || holder.join().unwrap())
+        .await
+        .unwrap();
+    let ended = Instant::now();
+    rig.expected.extend(enqueue.await.unwrap());
+    rig.wake();
+    rig.settle(SETTLE).await;
+    ended
+}
+
 /// Another session holds an exclusive lock on the outbox table for 7 s:
 /// the worker's claim gives up after the lock timeout, says so in its log
 /// and metric while the lock lasts, and delivers once it is released.
 #[tokio::test]
 async fn postgres_table_lock() {
-    use diesel::prelude::*;
     let db = crate::common::FreshPostgres::new();
     let mut rig = Rig::start(&db.url, support::free_port());
     let hook = HttpRecorder::start("hook", &rig.history, |_, _| Act::ok()).await;
     rig.webhook("pg-lock-warmup", &hook.url, Must::Deliver);
     rig.settle(SETTLE).await;
     // The lock is taken before the rows are written, so it holds them.
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let holder = {
-        let url = db.url.clone();
-        std::thread::spawn(move || {
-            let mut c = diesel::pg::PgConnection::establish(&url).unwrap();
-            c.transaction(|c| {
-                diesel::sql_query("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE").execute(c)?;
-                locked_tx.send(()).unwrap();
-                std::thread::sleep(Duration::from_secs(7));
-                diesel::QueryResult::Ok(())
-            })
-            .unwrap();
-        })
-    };
-    tokio::task::spawn_blocking(move || locked_rx.recv().unwrap())
-        .await
-        .unwrap();
+    let holder = lock_outbox(&db.url, Duration::from_secs(7)).await;
     let locked_at = Instant::now();
-    // A writer that queued behind the lock (the service's own enqueue waits
-    // like this, up to its caller's timeout).
-    let enqueue = {
-        let store = rig.store.clone();
-        let url = hook.url.clone();
-        tokio::task::spawn_blocking(move || {
-            (0..3)
-                .map(|i| crate::rig::webhook(&store, &format!("pg-lock-{i}"), &url, Must::Deliver))
-                .collect::<Vec<_>>()
-        })
-    };
+    let enqueue = enqueue_behind(&rig, &hook.url, "pg-lock");
     // While the lock lasts: the claim gives up, in the log and the metric.
-    assert!(
-        support::eventually(Duration::from_secs(20), || rig
-            .metric("keepword_outbox_database_errors_total{stage=\"claim\"}")
-            >= 1)
-        .await,
-        "nothing said while the table was locked: {}",
-        rig.log.text()
-    );
+    claim_failed(&rig, "while the table was locked").await;
     assert!(
         locked_at.elapsed() < Duration::from_secs(7),
         "the lock was released before anything was said"
@@ -561,16 +595,54 @@ async fn postgres_table_lock() {
         "{}",
         rig.log.text()
     );
-    tokio::task::spawn_blocking(move || holder.join().unwrap())
-        .await
-        .unwrap();
-    let fault_ended = Instant::now();
-    rig.expected.extend(enqueue.await.unwrap());
-    rig.wake();
-    rig.settle(SETTLE).await;
+    let fault_ended = release(&mut rig, holder, enqueue).await;
     let report = rig.report(
         "PostgreSQL table lock",
         "LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE held 7 s by another session",
+        fault_ended,
+    );
+    report.assert_kept();
+    rig.stop().await;
+}
+
+/// A statement timeout set on the test's own database (`ALTER DATABASE …
+/// SET statement_timeout = '1s'`, taken up by keepword's sessions as they
+/// reconnect) while another session holds the outbox table for 6 s: the
+/// worker's statements are cancelled after 1 s, before their own 5 s lock
+/// timeout; it says so in its log and metric while that lasts, and once the
+/// lock is gone everything is delivered (the statements themselves are
+/// quick), without a restart; then the setting is lifted.
+#[tokio::test]
+async fn postgres_statement_timeout() {
+    use diesel::prelude::*;
+    let db = crate::common::FreshPostgres::new();
+    let name = db.url.rsplit('/').next().unwrap().to_string();
+    let admin = |sql: String| {
+        let mut c = diesel::pg::PgConnection::establish(&db.url).unwrap();
+        diesel::sql_query(sql).execute(&mut c).unwrap();
+    };
+    let mut rig = Rig::start(&db.url, support::free_port());
+    let hook = HttpRecorder::start("hook", &rig.history, |_, _| Act::ok()).await;
+    rig.webhook("pg-timeout-warmup", &hook.url, Must::Deliver);
+    rig.settle(SETTLE).await;
+    admin(format!(
+        "ALTER DATABASE {name} SET statement_timeout = '1s'"
+    ));
+    // The setting reaches a session when it starts: end keepword's.
+    terminate_sessions(&db.url);
+    let holder = lock_outbox(&db.url, Duration::from_secs(6)).await;
+    let enqueue = enqueue_behind(&rig, &hook.url, "pg-timeout");
+    claim_failed(&rig, "under the statement timeout").await;
+    assert!(
+        rig.log.text().contains("statement timeout"),
+        "the log does not name the statement timeout: {}",
+        rig.log.text()
+    );
+    let fault_ended = release(&mut rig, holder, enqueue).await;
+    admin(format!("ALTER DATABASE {name} RESET statement_timeout"));
+    let report = rig.report(
+        "PostgreSQL statement timeout",
+        "ALTER DATABASE SET statement_timeout = '1s' (sessions ended to take it up) while another session held LOCK TABLE outbox 6 s; then RESET",
         fault_ended,
     );
     report.assert_kept();
@@ -692,30 +764,42 @@ mod random_mix {
 // ---------------------------------------------------------------- disk full
 
 /// A tmpfs of its own (needs root), unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
+pub struct Tmpfs {
+    pub path: std::path::PathBuf,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
+    pub fn mount(size: &str) -> Tmpfs {
         let dir = tempfile::tempdir().unwrap();
+        let mut fs = Tmpfs::mount_at(dir.path(), size);
+        fs._dir = Some(dir);
+        fs
+    }
+
+    /// Mounts one at `path` (created if missing).
+    pub fn mount_at(path: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
         let status = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
+            .arg(path)
             .status()
             .expect("run mount");
         assert!(
             status.success(),
-            "cannot mount a tmpfs at {} (the disk-full scenario needs root)",
-            dir.path().display()
+            "cannot mount a tmpfs at {} (the disk-full scenarios need root)",
+            path.display()
         );
-        Tmpfs { dir }
+        Tmpfs {
+            path: path.to_path_buf(),
+            _dir: None,
+        }
     }
 
     /// Writes a file until the file system is full; returns its path.
-    fn fill(&self) -> std::path::PathBuf {
+    pub fn fill(&self) -> std::path::PathBuf {
         use std::io::Write;
-        let path = self.dir.path().join("filler");
+        let path = self.path.join("filler");
         let mut f = std::fs::File::create(&path).unwrap();
         let chunk = vec![0u8; 64 * 1024];
         while f.write_all(&chunk).is_ok() {}
@@ -730,7 +814,7 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
             .arg("-l")
-            .arg(self.dir.path())
+            .arg(&self.path)
             .status();
     }
 }
@@ -742,7 +826,7 @@ impl Drop for Tmpfs {
 /// without a restart.
 async fn sqlite_disk_full() {
     let fs = Tmpfs::mount("16m");
-    let url = format!("sqlite://{}/keepword.db", fs.dir.path().display());
+    let url = format!("sqlite://{}/keepword.db", fs.path.display());
     let port = support::free_port();
     let mut rig = Rig::start(&url, support::free_port());
     let down = format!("http://127.0.0.1:{port}/hook");

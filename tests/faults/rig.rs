@@ -56,6 +56,20 @@ pub fn smtp_settings(port: u16) -> SmtpSettings {
 pub struct Log(Arc<Mutex<Vec<u8>>>);
 
 impl Log {
+    /// Captures this thread's log lines (INFO and up) while the guard
+    /// lives. The scenarios run on a current-thread runtime, so this
+    /// thread's subscriber sees every line the tasks they spawn write.
+    pub fn capture() -> (Log, tracing::subscriber::DefaultGuard) {
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        (log, tracing::subscriber::set_default(subscriber))
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
@@ -121,6 +135,19 @@ pub fn webhook(store: &Store, key: &str, url: &str, must: Must) -> Expected {
     enqueue(store, webhook_row(key, url), key, must)
 }
 
+/// [`Rig::uncertain`] from a `/metrics` text (the rig's, or a process's).
+pub fn uncertain_in(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("keepword_notifications_uncertain_total")
+                || l.starts_with("keepword_outbox_lease_lost_total")
+                || l.starts_with("keepword_outbox_outcomes_unrecorded_total")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 pub struct Rig {
     pub store: Store,
     pub history: History,
@@ -138,16 +165,7 @@ impl Rig {
     /// The worker over a fresh store at `url`, mailing through
     /// 127.0.0.1:`smtp_port` (which may not listen yet).
     pub fn start(url: &str, smtp_port: u16) -> Rig {
-        let log = Log::default();
-        let writer = log.clone();
-        // The scenarios run on a current-thread runtime, so this thread's
-        // subscriber sees every line the worker's tasks write.
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
+        let (log, guard) = Log::capture();
         let store = Store::open(url).unwrap();
         let senders = Senders {
             smtp: Some(SmtpSender::new(&smtp_settings(smtp_port)).unwrap()),
@@ -266,15 +284,7 @@ impl Rig {
     /// will send again: outcomes unknown (all kinds), outcomes fenced off by
     /// a lost lease, outcomes the database would not record.
     pub fn uncertain(&self) -> u64 {
-        self.metrics()
-            .lines()
-            .filter(|l| {
-                l.starts_with("keepword_notifications_uncertain_total")
-                    || l.starts_with("keepword_outbox_lease_lost_total")
-                    || l.starts_with("keepword_outbox_outcomes_unrecorded_total")
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
+        uncertain_in(&self.metrics())
     }
 
     /// The checker's report on what the receivers recorded; the fault ended

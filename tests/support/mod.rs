@@ -531,4 +531,6 @@ where
 
 pub mod dovecot;
 pub mod oauth_server;
+pub mod pg_cluster;
+pub mod proxy;
 pub mod recorders;
