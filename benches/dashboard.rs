@@ -36,6 +36,9 @@
 //!       real-shape mails through the email intake.
 //!   cargo bench --bench dashboard -- history-seed N URL
 //!       the load alone (a big database made once, measured many times).
+//!   cargo bench --bench dashboard -- history-ingest LABEL URL
+//!       the events and email ingest of `history` alone on a database
+//!       seeded before, with the WAL PostgreSQL wrote during it.
 //!   cargo bench --bench dashboard -- history-compare EMPTY_URL FULL_URL
 //!       the measurements of `history` on FULL_URL, seeded before, and on
 //!       EMPTY_URL, seeded now with the long thread only.
@@ -654,7 +657,7 @@ fn seed_history(url: &str, n: usize) {
                   CASE WHEN status <> 'open' THEN CASE WHEN id % 7 = 0 THEN {fr_late} ELSE {fr_early} END END
            FROM conversations;
          INSERT INTO timers (conversation_id, kind, seq, status, started_at, due_at, stopped_at)
-           SELECT id, 'next_response', 1, CASE WHEN id % 11 = 0 THEN 'missed' ELSE 'met' END,
+           SELECT id, 'next_response', 0, CASE WHEN id % 11 = 0 THEN 'missed' ELSE 'met' END,
                   {nr_start}, {nr_due}, CASE WHEN id % 11 = 0 THEN {nr_late} ELSE {nr_early} END
            FROM conversations WHERE status = 'solved' AND id % 8 >= 2;
          INSERT INTO timers (conversation_id, kind, seq, status, started_at, due_at, stopped_at)
@@ -823,6 +826,8 @@ async fn measure_history(label: &str, url: &str) {
         // The client's page (issue 28) of the busiest client: 90 days (the
         // default) and the year.
         let link = acme_link(&service, &base);
+        let page = http.get(&link).send().await.unwrap().text().await.unwrap();
+        println!("RESULT {label} client page, 90 days: {} bytes", page.len());
         summary(
             &format!("{label} GET /clients/{{token}} (90 days)"),
             time_gets(&http, &link, "", 20).await,
@@ -848,82 +853,135 @@ async fn measure_history(label: &str, url: &str) {
             }
         }
         summary(&format!("{label} GET /api/v1/conversations"), ms);
-        let mut ms = Vec::new();
-        let t0 = Instant::now();
-        // New ids at each run: a database measured again takes them as new.
-        let run = chrono::Utc::now().timestamp();
-        for i in 0..300 {
-            let t = Instant::now();
-            let r = http
-                .post(format!("{base}/api/v1/events"))
-                .bearer_auth(TOKEN)
-                .json(&serde_json::json!({
-                    "id": format!("{label}-{run}-ev-{i}"), "channel": "tickets", "thread": format!("{label}-{run}-T-{i}"),
-                    "direction": "inbound", "from": "jane@acme.com", "subject": format!("New question {i}"),
-                    "body": "Hello.", "at": chrono::Utc::now().to_rfc3339(),
-                }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 201);
-            ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-        println!(
-            "RESULT {label} POST /api/v1/events, one at a time: {:.0} events/s",
-            300.0 / t0.elapsed().as_secs_f64()
-        );
-        summary(&format!("{label} POST /api/v1/events"), ms);
-        // Email through the product's intake (what the IMAP poller hands
-        // over, without the fetch): 2,000 mails of the real shape in batches
-        // of 100, threaded, stored and acknowledged.
-        let now = chrono::Utc::now();
-        let mail = mailshape::generate(
-            2_000,
-            mailshape::Shape::Real,
-            now,
-            chrono::Duration::minutes(50),
-            &format!("{label}-{}", now.timestamp()),
-        );
-        let mb = keepword::service::MailboxContext {
-            name: "support".into(),
-            channel: "email".into(),
-            team: vec!["@example.com".into()],
-            own: vec!["support@example.com".into()],
-        };
-        let service = service.intake.clone();
-        let n = mail.mails.len();
-        let t0 = Instant::now();
-        tokio::task::spawn_blocking(move || {
-            for (k, chunk) in mail.mails.chunks(100).enumerate() {
-                let batch = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(i, raw)| keepword::imap::FetchedMail {
-                        uid: (k * 100 + i + 1) as u32,
-                        raw: raw.clone(),
-                    })
-                    .collect();
-                service
-                    .ingest_mail_batch(
-                        &mb,
-                        "INBOX",
-                        keepword::imap::FolderKind::Inbox,
-                        1,
-                        batch,
-                        chrono::Utc::now(),
-                    )
-                    .expect("ingest");
-            }
-        })
-        .await
-        .unwrap();
-        println!(
-            "RESULT {label} email intake, {n} real-shape mails in batches of 100: {:.0} mails/s",
-            n as f64 / t0.elapsed().as_secs_f64()
-        );
+        ingest(label, &base, &http, &service).await;
         token.cancel();
         let _ = task.await;
     }
+}
+
+/// Ingest on a database: 300 new-thread events POSTed one at a time, then
+/// 2,000 real-shape mails through the email intake.
+async fn ingest(
+    label: &str,
+    base: &str,
+    http: &reqwest::Client,
+    service: &keepword::service::Service,
+) {
+    let mut ms = Vec::new();
+    let t0 = Instant::now();
+    // New ids at each run: a database measured again takes them as new.
+    let run = chrono::Utc::now().timestamp();
+    for i in 0..300 {
+        let t = Instant::now();
+        let r = http
+            .post(format!("{base}/api/v1/events"))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({
+                "id": format!("{label}-{run}-ev-{i}"), "channel": "tickets", "thread": format!("{label}-{run}-T-{i}"),
+                "direction": "inbound", "from": "jane@acme.com", "subject": format!("New question {i}"),
+                "body": "Hello.", "at": chrono::Utc::now().to_rfc3339(),
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "RESULT {label} POST /api/v1/events, one at a time: {:.0} events/s",
+        300.0 / t0.elapsed().as_secs_f64()
+    );
+    summary(&format!("{label} POST /api/v1/events"), ms);
+    // Email through the product's intake (what the IMAP poller hands
+    // over, without the fetch): 2,000 mails of the real shape in batches
+    // of 100, threaded, stored and acknowledged.
+    let now = chrono::Utc::now();
+    let mail = mailshape::generate(
+        2_000,
+        mailshape::Shape::Real,
+        now,
+        chrono::Duration::minutes(50),
+        &format!("{label}-{}", now.timestamp()),
+    );
+    let mb = keepword::service::MailboxContext {
+        name: "support".into(),
+        channel: "email".into(),
+        team: vec!["@example.com".into()],
+        own: vec!["support@example.com".into()],
+    };
+    let service = service.intake.clone();
+    let n = mail.mails.len();
+    let t0 = Instant::now();
+    tokio::task::spawn_blocking(move || {
+        for (k, chunk) in mail.mails.chunks(100).enumerate() {
+            let batch = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, raw)| keepword::imap::FetchedMail {
+                    uid: (k * 100 + i + 1) as u32,
+                    raw: raw.clone(),
+                })
+                .collect();
+            service
+                .ingest_mail_batch(
+                    &mb,
+                    "INBOX",
+                    keepword::imap::FolderKind::Inbox,
+                    1,
+                    batch,
+                    chrono::Utc::now(),
+                )
+                .expect("ingest");
+        }
+    })
+    .await
+    .unwrap();
+    println!(
+        "RESULT {label} email intake, {n} real-shape mails in batches of 100: {:.0} mails/s",
+        n as f64 / t0.elapsed().as_secs_f64()
+    );
+}
+
+/// [`ingest`] alone on a database seeded before, with the WAL PostgreSQL
+/// wrote meanwhile (`pg_stat_wal`: records, full-page images, bytes).
+async fn measure_ingest(label: &str, url: &str) {
+    let (base, token, task, _state, service) = serve(url).await;
+    let http = reqwest::Client::new();
+    let wal = |service: &keepword::service::Service| {
+        service.core.store().with(|c| {
+            use diesel::prelude::*;
+            #[derive(QueryableByName, Debug)]
+            struct Wal {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                records: i64,
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                fpi: i64,
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                bytes: i64,
+            }
+            let AnyConnection::Postgresql(pg) = c else {
+                return Ok(None);
+            };
+            Ok(diesel::sql_query(
+                "SELECT wal_records AS records, wal_fpi AS fpi, wal_bytes::bigint AS bytes FROM pg_stat_wal",
+            )
+            .get_result::<Wal>(pg)
+            .ok()
+            .map(|w| (w.records, w.fpi, w.bytes)))
+        })
+    };
+    let before = wal(&service).unwrap();
+    ingest(label, &base, &http, &service).await;
+    if let (Some(a), Some(b)) = (before, wal(&service).unwrap()) {
+        println!(
+            "RESULT {label} WAL during ingest: {} records, {} full-page images, {:.1} MB",
+            b.0 - a.0,
+            b.1 - a.1,
+            (b.2 - a.2) as f64 / 1e6
+        );
+    }
+    token.cancel();
+    let _ = task.await;
 }
 
 fn main() {
@@ -955,6 +1013,8 @@ fn main() {
         ["history-seed", n, url] => seed_history(url, n.parse().unwrap()),
         // A database seeded before (re-measured without seeding again).
         ["history-measure", label, url] => rt.block_on(measure_history(label, url)),
+        // Ingest alone, for A/B runs of the database's settings.
+        ["history-ingest", label, url] => rt.block_on(measure_ingest(label, url)),
         ["fanout", s, r, url] => rt.block_on(fanout(s.parse().unwrap(), r.parse().unwrap(), url)),
         [] => println!(
             "usage: see the module documentation (cargo bench --bench dashboard -- queue N URL | fanout S R URL)"
