@@ -165,8 +165,7 @@ pub fn mark_delivered_many(
         marked += diesel::update(
             outbox::table
                 .filter(outbox::id.eq_any(chunk))
-                .filter(outbox::sent_at.is_null())
-                .filter(outbox::available_at.eq(to_db(lease_until))),
+                .filter(under_lease(lease_until)),
         )
         .set((
             outbox::sent_at.eq(Some(to_db(now))),
@@ -194,8 +193,7 @@ pub fn release_unsent(
         released += diesel::update(
             outbox::table
                 .filter(outbox::id.eq_any(chunk))
-                .filter(outbox::sent_at.is_null())
-                .filter(outbox::available_at.eq(to_db(lease_until))),
+                .filter(under_lease(lease_until)),
         )
         .set((
             outbox::available_at.eq(to_db(now)),
@@ -208,6 +206,21 @@ pub fn release_unsent(
 
 /// Ids per statement in the batch writes.
 const ID_CHUNK: usize = 500;
+
+type UnderLease = diesel::dsl::And<
+    diesel::dsl::IsNull<outbox::sent_at>,
+    diesel::dsl::Eq<outbox::available_at, chrono::NaiveDateTime>,
+>;
+
+/// The fence every recording statement carries: the row is unsent and
+/// still under the recorder's lease (a claim sets `available_at` to the
+/// lease's end, and the next claim moves it), so a claimer that lost its
+/// lease records nothing over the row's new claimer.
+fn under_lease(lease_until: DateTime<Utc>) -> UnderLease {
+    outbox::sent_at
+        .is_null()
+        .and(outbox::available_at.eq(to_db(lease_until)))
+}
 
 /// Records a failed attempt: the row is due again at `retry_at`. Fenced by
 /// the lease like [`mark_delivered_many`]: a claimer that lost its lease
@@ -222,8 +235,7 @@ pub fn mark_failed(
     let n = diesel::update(
         outbox::table
             .filter(outbox::id.eq(id))
-            .filter(outbox::sent_at.is_null())
-            .filter(outbox::available_at.eq(to_db(lease_until))),
+            .filter(under_lease(lease_until)),
     )
     .set((
         outbox::available_at.eq(to_db(retry_at)),
@@ -247,8 +259,7 @@ pub fn mark_refused(
     let n = diesel::update(
         outbox::table
             .filter(outbox::id.eq(id))
-            .filter(outbox::sent_at.is_null())
-            .filter(outbox::available_at.eq(to_db(lease_until))),
+            .filter(under_lease(lease_until)),
     )
     .set((
         outbox::refused_at.eq(Some(to_db(at))),
