@@ -185,10 +185,13 @@ fn client_link(url: &str, contract: &Path, id: &str) -> std::process::Output {
 }
 
 fn link_of(out: &std::process::Output) -> String {
+    // The status too: a process ended by a signal writes nothing.
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{:?}: {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     let link = String::from_utf8(out.stdout.clone())
         .unwrap()
