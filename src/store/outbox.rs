@@ -317,14 +317,10 @@ pub fn by_dedupe_key(conn: &mut AnyConnection, dedupe_key: &str) -> Result<Optio
 
 /// The backlog at `now`: unsent rows, apart from those held for a contact's
 /// working hours or digest that may not go out yet (a night of held alerts
-/// is not a backlog) and those refused for good, and the earliest instant
-/// an unsent row falls due (including rows leased by a claimer, which fall
-/// due when the lease ends).
-pub fn backlog(
-    conn: &mut AnyConnection,
-    now: DateTime<Utc>,
-) -> Result<(i64, Option<DateTime<Utc>>)> {
-    let count: i64 = outbox::table
+/// is not a backlog) and those refused for good. Reads every such row: the
+/// worker counts a large backlog at most once a second.
+pub fn backlog_count(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<i64> {
+    Ok(outbox::table
         .filter(outbox::sent_at.is_null())
         .filter(outbox::refused_at.is_null())
         .filter(
@@ -333,16 +329,22 @@ pub fn backlog(
                 .or(outbox::not_before.le(to_db(now))),
         )
         .count()
-        .get_result(conn)?;
-    // Warnings waiting for a digest count as pending, but the scheduler, not
-    // this worker, turns them into the digest's rows.
+        .get_result(conn)?)
+}
+
+/// The earliest instant an unsent row the worker may send falls due
+/// (including rows leased by a claimer, which fall due when the lease
+/// ends). Warnings waiting for a digest are not among them: the scheduler,
+/// not this worker, turns them into the digest's rows. The first entry of
+/// `outbox_due`.
+pub fn next_due(conn: &mut AnyConnection) -> Result<Option<DateTime<Utc>>> {
     let next: Option<NaiveDateTime> = outbox::table
         .filter(outbox::sent_at.is_null())
         .filter(outbox::refused_at.is_null())
         .filter(outbox::digest_key.is_null())
         .select(diesel::dsl::min(outbox::available_at))
         .first(conn)?;
-    Ok((count, next.map(from_db)))
+    Ok(next.map(from_db))
 }
 
 /// One row by id (tests and the dashboard).
