@@ -8,14 +8,12 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use diesel::RunQueryDsl;
 use keepword::config::Days;
-use keepword::imap::{FetchedMail, FolderKind};
 use keepword::ingest::IncomingEvent;
 use keepword::service::erasure::{self, ErasureRequest};
 use keepword::service::{ComplianceRow, Service};
 use keepword::sla::{Direction, TicketStatus};
 
 use crate::common;
-use crate::email_ingest::mailbox;
 
 /// The row tally of `[from, to)`, without the drill-down's ids.
 fn row_tally(s: &Service, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<ComplianceRow> {
@@ -122,22 +120,8 @@ fn event(
 /// mail, and by events: conversations answered and followed up (next
 /// responses), one waiting on the client (paused), one marked pending.
 fn load(s: &Service) -> DateTime<Utc> {
-    let history = crate::compliance::history();
-    let until = history.last().unwrap().0;
-    for (n, chunk) in history.chunks(10).enumerate() {
-        let batch: Vec<FetchedMail> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, (_, m))| FetchedMail {
-                uid: (n * 10 + i + 1) as u32,
-                raw: m.clone().into_bytes(),
-            })
-            .collect();
-        s.intake
-            .ingest_mail_batch(&mailbox(), "INBOX", FolderKind::Inbox, 1, batch, until)
-            .unwrap();
-    }
-    let start = history[0].0;
+    let until = crate::compliance::ingest_history(s);
+    let start = crate::compliance::history()[0].0;
     for i in 0..6i64 {
         let thread = format!("initech-{i}");
         let at = start + Duration::hours(7 + 19 * i);
