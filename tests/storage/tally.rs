@@ -430,3 +430,131 @@ crate::both_backends!(
     summaries_equal_the_row_tally,
     a_rebuild_beside_an_open_write_misses_nothing
 );
+
+/// Not a check: how long the rebuild takes, printed. The history copied
+/// 1,200 times over ten days (about 61,000 conversations, 6,000 a day —
+/// a day of two million a year) by SQL, then every day rebuilt, one and
+/// all. `cargo test --test storage tally::rebuild_times -- --ignored
+/// --nocapture`.
+fn rebuild_times(url: &str) {
+    let s = common::shipped_service(url);
+    load(&s);
+    let pg = url.starts_with("postgres");
+    let copies = 1_200;
+    let started = std::time::Instant::now();
+    let series = if pg {
+        format!("SELECT generate_series(1, {copies}) AS k")
+    } else {
+        format!(
+            "WITH RECURSIVE s(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM s WHERE k < {copies}) \
+             SELECT k FROM s"
+        )
+    };
+    // A column moved back by `k % 10` days.
+    let shift = |col: &str, k: &str| {
+        if pg {
+            format!("{col} - ({k} % 10) * interval '1 day'")
+        } else {
+            format!("strftime('%Y-%m-%d %H:%M:%f', {col}, '-' || ({k} % 10) || ' days')")
+        }
+    };
+    sql(
+        &s,
+        &format!(
+            "INSERT INTO conversations (channel, thread_key, client_id, subject, request_type, \
+               classification, contract_version, status, channel_mismatch, opened_at, updated_at, \
+               health, subject_key, opener, next_timer) \
+             SELECT c.channel, 'copy-' || s.k || '-' || c.thread_key, c.client_id, c.subject, \
+               c.request_type, c.classification, c.contract_version, c.status, c.channel_mismatch, \
+               {}, c.updated_at, c.health, c.subject_key, CAST(c.id AS TEXT), c.next_timer \
+             FROM conversations c CROSS JOIN ({series}) s",
+            shift("c.opened_at", "s.k")
+        ),
+    );
+    let k = if pg {
+        "CAST(split_part(n.thread_key, '-', 2) AS BIGINT)"
+    } else {
+        "CAST(substr(n.thread_key, 6, instr(substr(n.thread_key, 6), '-') - 1) AS INTEGER)"
+    };
+    let timers = sql(
+        &s,
+        &format!(
+            "INSERT INTO timers (conversation_id, kind, seq, status, started_at, due_at, stopped_at) \
+             SELECT n.id, t.kind, t.seq, t.status, {}, {}, {} \
+             FROM (SELECT *, {k} AS k FROM conversations n WHERE n.thread_key LIKE 'copy-%') n \
+             JOIN timers t ON t.conversation_id = CAST(n.opener AS BIGINT)",
+            shift("t.started_at", "n.k"),
+            shift("t.due_at", "n.k"),
+            shift("t.stopped_at", "n.k"),
+        ),
+    );
+    println!(
+        "{url}: {timers} timers copied in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // Day by day, each timed, with its conversations.
+    let mut took = Vec::new();
+    let all = std::time::Instant::now();
+    loop {
+        let t = std::time::Instant::now();
+        let round = s.deadlines.rebuild_tally_days(1).unwrap();
+        if round.found == 0 {
+            break;
+        }
+        took.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let all = all.elapsed().as_secs_f64();
+    let sizes: Vec<i64> = s
+        .core
+        .store()
+        .with(|c| {
+            use diesel::prelude::*;
+            use keepword::store::schema::tally_days as d;
+            let rows: Vec<(chrono::NaiveDate, i64)> = d::table
+                .filter(d::timer.eq("first_response"))
+                .select((d::day, d::conversations))
+                .load(c)?;
+            let mut per_day = std::collections::BTreeMap::new();
+            for (day, n) in rows {
+                *per_day.entry(day).or_insert(0) += n;
+            }
+            Ok(per_day.into_values().collect())
+        })
+        .unwrap();
+    took.sort_by(f64::total_cmp);
+    println!(
+        "{url}: {} days ({} conversations, at most {} a day) rebuilt in {all:.2} s: \
+         a day {:.0} ms median, {:.0} ms at most",
+        took.len(),
+        sizes.iter().sum::<i64>(),
+        sizes.iter().max().unwrap_or(&0),
+        took[took.len() / 2],
+        took.last().unwrap_or(&0.0)
+    );
+    let (from, to) = periods()[0];
+    let t = std::time::Instant::now();
+    let rows = row_tally(&s, from, to);
+    let by_rows = t.elapsed();
+    let t = std::time::Instant::now();
+    let summed = s.reads.compliance(from, to).unwrap();
+    println!(
+        "{url}: the report over all of it: {:.0} ms from the rows, {:.0} ms from the summaries",
+        by_rows.as_secs_f64() * 1000.0,
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    assert_eq!(summed, rows);
+}
+
+#[test]
+#[ignore = "prints timings; run by hand"]
+fn rebuild_times_sqlite() {
+    let (_dir, url) = common::fresh_sqlite();
+    rebuild_times(&url);
+}
+
+#[test]
+#[ignore = "prints timings; run by hand"]
+fn rebuild_times_postgres() {
+    let db = common::FreshPostgres::new();
+    rebuild_times(&db.url);
+}
