@@ -70,7 +70,10 @@ fn same(s: &Service, when: &str) -> Vec<ComplianceRow> {
     for r in s.reads.compliance_with_ids(from, to).unwrap() {
         let ids = |k: &str| r.ids.get(k).map_or(0, Vec::len);
         assert_eq!(ids("all"), r.conversations, "{when}: {r:?}");
-        assert!(ids("met") <= r.met && ids("missed") <= r.missed, "{when}: {r:?}");
+        assert!(
+            ids("met") <= r.met && ids("missed") <= r.missed,
+            "{when}: {r:?}"
+        );
         assert_eq!(ids("breached") > 0, r.breached > 0, "{when}: {r:?}");
     }
     rows
