@@ -17,6 +17,17 @@ const EVERY: Duration = Duration::from_secs(5);
 const ROUND: i64 = 50;
 
 pub async fn run(service: Deadlines, shutdown: CancellationToken) {
+    let svc = service.clone();
+    match tokio::task::spawn_blocking(move || svc.remake_tally_if_rules_changed()).await {
+        Ok(Ok(true)) => tracing::info!(
+            rules = %crate::service::tally_rules(),
+            "compliance summaries: made by other rules; every day is made anew"
+        ),
+        Ok(Ok(false)) => {}
+        // The next start looks again; meanwhile the summaries stand.
+        Ok(Err(e)) => tracing::error!(error = %e, "compliance summaries: rules not checked"),
+        Err(e) => tracing::error!(error = %e, "compliance summaries: rules check panicked"),
+    }
     loop {
         let started = Instant::now();
         let mut rebuilt = 0;

@@ -95,7 +95,7 @@ pub use slack::SlackFailure;
 pub use status::{
     StatusKind, StatusPage, UrgentView, describe as describe_status, status_url, token_hash,
 };
-pub use tally::TallyRebuild;
+pub use tally::{TALLY_RULES, TallyRebuild, tally_rules};
 pub use views::{ConversationDetail, ConversationSummary, MessageView, StepView, TimerView};
 pub use views::{NotificationView, PauseView};
 

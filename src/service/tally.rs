@@ -20,6 +20,17 @@ fn midnight(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
+/// The version of the counting rules and the business-time code that make
+/// a day's summary (`Reads::count`, `response_time`, `Calendar::between`):
+/// raise it with any change to what they give for the same rows, and every
+/// summary is made anew at the next start.
+pub const TALLY_RULES: u32 = 1;
+
+/// [`TALLY_RULES`] and the time-zone database the calendars read.
+pub fn tally_rules() -> String {
+    format!("rules {TALLY_RULES}, tzdb {}", chrono_tz::IANA_TZDB_VERSION)
+}
+
 /// What a tally's row is keyed by: request type, client, timer kind.
 type Key = (String, String, &'static str);
 
@@ -196,6 +207,21 @@ impl Deadlines {
             days::replace_day(conn, day, &rows)?;
             Ok::<_, ServiceError>(true)
         })
+    }
+
+    /// Marks every day stale when the summaries were made by other rules
+    /// than [`TALLY_RULES`] (or this time-zone database): a keepword that
+    /// counts or measures business time differently must not merge its
+    /// figures with summaries an older one made. True when it marked.
+    pub fn remake_tally_if_rules_changed(&self) -> Result<bool, ServiceError> {
+        let ours = tally_rules();
+        Ok(self.store().transaction(|conn| {
+            if days::rules(conn)?.as_deref() == Some(ours.as_str()) {
+                return Ok::<_, StoreError>(false);
+            }
+            days::remake_all(conn, &ours)?;
+            Ok(true)
+        })?)
     }
 
     /// How many days wait for their summary.

@@ -226,3 +226,10 @@ diesel::table! {
         day -> Date,
     }
 }
+
+diesel::table! {
+    tally_rules (id) {
+        id -> Integer,
+        rules -> Text,
+    }
+}

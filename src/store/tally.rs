@@ -10,7 +10,7 @@
 use chrono::NaiveDate;
 use diesel::prelude::*;
 
-use super::schema::{tally_days, tally_stale};
+use super::schema::{tally_days, tally_rules, tally_stale};
 use super::{AnyConnection, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -68,6 +68,37 @@ pub fn stale_count(conn: &mut AnyConnection) -> Result<i64> {
 /// the day after it waits for the caller's commit and marks it again.
 pub fn take_stale(conn: &mut AnyConnection, day: NaiveDate) -> Result<bool> {
     Ok(diesel::delete(tally_stale::table.filter(tally_stale::day.eq(day))).execute(conn)? > 0)
+}
+
+/// The rules the summaries were made by; `None` before any were recorded.
+pub fn rules(conn: &mut AnyConnection) -> Result<Option<String>> {
+    Ok(tally_rules::table
+        .select(tally_rules::rules)
+        .first(conn)
+        .optional()?)
+}
+
+/// Marks every day that has conversations stale and records `rules` as
+/// what the summaries will be made by: the caller's rules differ from
+/// those that made them. Run in one transaction.
+pub fn remake_all(conn: &mut AnyConnection, rules: &str) -> Result<()> {
+    let mark = match conn {
+        AnyConnection::Postgresql(_) => {
+            "INSERT INTO tally_stale (day) SELECT DISTINCT opened_at::date FROM conversations \
+             ON CONFLICT (day) DO NOTHING"
+        }
+        AnyConnection::Sqlite(_) => {
+            "INSERT OR IGNORE INTO tally_stale (day) SELECT DISTINCT date(opened_at) FROM conversations"
+        }
+    };
+    diesel::sql_query(mark).execute(conn)?;
+    crate::on_backend!(conn, |c| diesel::insert_into(tally_rules::table)
+        .values((tally_rules::id.eq(1), tally_rules::rules.eq(rules)))
+        .on_conflict(tally_rules::id)
+        .do_update()
+        .set(tally_rules::rules.eq(rules))
+        .execute(c))?;
+    Ok(())
 }
 
 /// The summaries of the days in `[from, to)`, stale ones included (the

@@ -436,9 +436,44 @@ fn a_rebuild_beside_an_open_write_misses_nothing(url: &str) {
     assert_eq!(same(&s, "and the job again"), after);
 }
 
+/// Summaries made by other counting rules or another time-zone database
+/// are made anew: no write marks them, the start does.
+fn summaries_of_other_rules_are_made_anew(url: &str) {
+    let s = common::shipped_service(url);
+    load(&s);
+    // A new database: the rules are recorded, nothing to remake beyond the
+    // days its writes marked.
+    assert!(s.deadlines.remake_tally_if_rules_changed().unwrap());
+    rebuild(&s);
+    let (from, to) = periods()[0];
+    let right = row_tally(&s, from, to);
+    assert_eq!(s.reads.compliance(from, to).unwrap(), right);
+    assert!(
+        !s.deadlines.remake_tally_if_rules_changed().unwrap(),
+        "same rules"
+    );
+    assert_eq!(stale(&s), 0);
+
+    // Summaries an older keepword made, whose business time differed.
+    assert!(sql(&s, "UPDATE tally_days SET met = met + 7") > 0);
+    assert!(sql(&s, "UPDATE tally_rules SET rules = 'rules 0, tzdb 2020a'") == 1);
+    assert_ne!(s.reads.compliance(from, to).unwrap(), right);
+    assert!(s.deadlines.remake_tally_if_rules_changed().unwrap());
+    assert!(stale(&s) > 5, "every day with conversations: {}", stale(&s));
+    assert_eq!(
+        s.reads.compliance(from, to).unwrap(),
+        right,
+        "stale days read from rows"
+    );
+    rebuild(&s);
+    assert_eq!(s.reads.compliance(from, to).unwrap(), right, "and rebuilt");
+    assert!(!s.deadlines.remake_tally_if_rules_changed().unwrap());
+}
+
 crate::both_backends!(
     summaries_equal_the_row_tally,
-    a_rebuild_beside_an_open_write_misses_nothing
+    a_rebuild_beside_an_open_write_misses_nothing,
+    summaries_of_other_rules_are_made_anew
 );
 
 /// Not a check: how long the rebuild takes, printed. The history copied
