@@ -259,6 +259,10 @@ impl Application {
                 shutdown.clone(),
             ))
         });
+        let tally = tokio::spawn(crate::tally::run(
+            self.service.deadlines.clone(),
+            shutdown.clone(),
+        ));
         let outbox = tokio::spawn(
             self.worker
                 .run(shutdown.clone(), self.service.after.outbox_wake()),
@@ -316,6 +320,7 @@ impl Application {
         if let Some(r) = retention {
             r.await?;
         }
+        tally.await?;
         outbox.await?;
         for p in pollers {
             p.await?;

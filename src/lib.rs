@@ -53,5 +53,6 @@ pub mod scheduler;
 pub mod service;
 pub mod sla;
 pub mod store;
+pub mod tally;
 pub mod tls;
 pub mod web;

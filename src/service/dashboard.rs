@@ -666,10 +666,10 @@ impl Deadlines {
 }
 
 impl Reads {
-    /// Compliance over conversations opened in `[from, to)`: per request
-    /// type, client and timer. `% met` is met / (met + missed) — the
-    /// backtest's rule, so the same mail gives the same figure in both.
-    pub fn compliance(
+    /// [`Self::compliance`] counted from the rows, with the conversations
+    /// behind each figure ([`ComplianceRow::ids`]): the drill-down page
+    /// lists them.
+    pub fn compliance_with_ids(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
@@ -694,6 +694,23 @@ impl Reads {
         timers: &HashMap<i64, Vec<TimerRow>>,
         calendars: &mut Calendars,
     ) -> Vec<ComplianceRow> {
+        self.count(convs, timers, calendars, true)
+            .into_values()
+            .map(|(row, times)| finish(row, times))
+            .collect()
+    }
+
+    /// [`Self::tally`]'s counts before the percentiles, by (request type,
+    /// client, timer kind): each row with its reply times, unsorted, and
+    /// with the conversations behind each figure when `ids`. The per-day
+    /// summaries are these, kept (`service::tally`).
+    pub(crate) fn count<'c, C: Tallied>(
+        &self,
+        convs: &'c [C],
+        timers: &HashMap<i64, Vec<TimerRow>>,
+        calendars: &mut Calendars,
+        ids: bool,
+    ) -> BTreeMap<(&'c str, &'c str, &'static str), (ComplianceRow, Vec<i64>)> {
         let current = self.contract().current();
         // Keyed by the conversations' own strings: a year's report looks a
         // row up for each of millions of timers, and must not allocate each.
@@ -722,7 +739,9 @@ impl Reads {
                     });
                 if !seen_kinds.contains(&t.kind) {
                     row.conversations += 1;
-                    row.ids.entry("all").or_default().push(c.id());
+                    if ids {
+                        row.ids.entry("all").or_default().push(c.id());
+                    }
                     seen_kinds.push(t.kind);
                 }
                 let Some(outcome) = outcome(t.status) else {
@@ -733,26 +752,30 @@ impl Reads {
                     "missed" => row.missed += 1,
                     _ => row.breached += 1,
                 }
-                row.ids.entry(outcome).or_default().push(c.id());
+                if ids {
+                    row.ids.entry(outcome).or_default().push(c.id());
+                }
                 if let Some(d) = response_time(t, cal.as_ref()) {
                     times.push(d);
                 }
             }
         }
-        rows.into_values()
-            .map(|(mut row, mut times)| {
-                times.sort_unstable();
-                row.p50 = percentile(&times, 50.0);
-                row.p90 = percentile(&times, 90.0);
-                let done = row.met + row.missed;
-                row.met_pct = (done > 0).then(|| 100.0 * row.met as f64 / done as f64);
-                for ids in row.ids.values_mut() {
-                    ids.dedup();
-                }
-                row
-            })
-            .collect()
+        rows
     }
+}
+
+/// A row of counts made whole: the percentiles of its reply times and its
+/// `% met`.
+pub(crate) fn finish(mut row: ComplianceRow, mut times: Vec<i64>) -> ComplianceRow {
+    times.sort_unstable();
+    row.p50 = percentile(&times, 50.0);
+    row.p90 = percentile(&times, 90.0);
+    let done = row.met + row.missed;
+    row.met_pct = (done > 0).then(|| 100.0 * row.met as f64 / done as f64);
+    for ids in row.ids.values_mut() {
+        ids.dedup();
+    }
+    row
 }
 
 /// A settled or overdue timer's outcome as the compliance report names it:
@@ -816,34 +839,53 @@ pub(crate) struct Calendars(HashMap<String, HashMap<String, HashMap<String, Opti
 
 impl Calendars {
     pub(crate) fn of(&mut self, core: &Core, c: &impl Tallied) -> Option<Calendar> {
-        let (version, type_id, client_id) = (c.contract_version(), c.request_type(), c.client_id());
-        if let Some(cal) = self
-            .0
-            .get(version)
-            .and_then(|m| m.get(type_id))
-            .and_then(|m| m.get(client_id))
-        {
+        if let Some(cal) = self.cached(c) {
             return cal.clone();
         }
         let cal = core
             .store()
-            .with(|conn| {
-                core.contract_version(conn, version)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
+            .with(|conn| Ok(calendar_of(core, conn, c)))
             .ok()
-            .and_then(|contract| {
-                let client = (client_id != UNKNOWN_CLIENT).then_some(client_id);
-                Policy::from_contract(&contract, type_id, client).map(|p| p.calendar().clone())
-            });
-        self.0
-            .entry(version.to_string())
-            .or_default()
-            .entry(type_id.to_string())
-            .or_default()
-            .insert(client_id.to_string(), cal.clone());
+            .flatten();
+        self.keep(c, cal.clone());
         cal
     }
+
+    /// Looks the calendars of `convs` up on `conn`, so that a tally of them
+    /// afterwards takes no other connection (a transaction holds `conn`).
+    pub(crate) fn preload(&mut self, core: &Core, conn: &mut AnyConnection, convs: &[impl Tallied]) {
+        for c in convs {
+            if self.cached(c).is_none() {
+                let cal = calendar_of(core, conn, c);
+                self.keep(c, cal);
+            }
+        }
+    }
+
+    fn cached(&self, c: &impl Tallied) -> Option<&Option<Calendar>> {
+        self.0
+            .get(c.contract_version())
+            .and_then(|m| m.get(c.request_type()))
+            .and_then(|m| m.get(c.client_id()))
+    }
+
+    fn keep(&mut self, c: &impl Tallied, cal: Option<Calendar>) {
+        self.0
+            .entry(c.contract_version().to_string())
+            .or_default()
+            .entry(c.request_type().to_string())
+            .or_default()
+            .insert(c.client_id().to_string(), cal);
+    }
+}
+
+/// The calendar `c`'s timers count on: its contract version's policy for
+/// its request type and client.
+fn calendar_of(core: &Core, conn: &mut AnyConnection, c: &impl Tallied) -> Option<Calendar> {
+    let (version, type_id, client_id) = (c.contract_version(), c.request_type(), c.client_id());
+    let contract = core.contract_version(conn, version).ok()?;
+    let client = (client_id != UNKNOWN_CLIENT).then_some(client_id);
+    Policy::from_contract(&contract, type_id, client).map(|p| p.calendar().clone())
 }
 
 fn status_words(s: TicketStatus) -> &'static str {

@@ -43,6 +43,7 @@ mod retention;
 pub mod sessions;
 mod slack;
 mod status;
+mod tally;
 mod views;
 
 use std::collections::HashMap;
@@ -91,6 +92,7 @@ pub use refused::RefusedNotification;
 pub use reports::AuthorRow;
 pub use retention::{RETENTION_BATCH, RetentionReport};
 pub use slack::SlackFailure;
+pub use tally::TallyRebuild;
 pub use status::{
     StatusKind, StatusPage, UrgentView, describe as describe_status, status_url, token_hash,
 };

@@ -25,6 +25,7 @@ mod rejected;
 mod retention;
 pub mod schema;
 mod status;
+pub mod tally;
 mod timers;
 
 use std::path::Path;

@@ -206,3 +206,23 @@ diesel::table! {
         counts -> Text,
     }
 }
+
+diesel::table! {
+    tally_days (day, request_type, client_id, timer) {
+        day -> Date,
+        request_type -> Text,
+        client_id -> Text,
+        timer -> Text,
+        conversations -> BigInt,
+        met -> BigInt,
+        missed -> BigInt,
+        breached -> BigInt,
+        times -> Binary,
+    }
+}
+
+diesel::table! {
+    tally_stale (day) {
+        day -> Date,
+    }
+}

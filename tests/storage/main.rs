@@ -17,3 +17,4 @@ mod notify_outbox;
 mod retention;
 mod scenario;
 mod store;
+mod tally;

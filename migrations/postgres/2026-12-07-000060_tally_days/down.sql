@@ -1,0 +1,12 @@
+DROP TRIGGER tally_conversations_delete ON conversations;
+DROP TRIGGER tally_conversations_update ON conversations;
+DROP TRIGGER tally_timers_delete ON timers;
+DROP TRIGGER tally_timers_update ON timers;
+DROP TRIGGER tally_timers_insert ON timers;
+DROP FUNCTION tally_conversation_changed();
+DROP FUNCTION tally_timers_deleted();
+DROP FUNCTION tally_timers_updated();
+DROP FUNCTION tally_timers_inserted();
+DROP FUNCTION tally_mark(DATE[]);
+DROP TABLE tally_stale;
+DROP TABLE tally_days;

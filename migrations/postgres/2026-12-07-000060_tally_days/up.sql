@@ -1,0 +1,121 @@
+-- The compliance report kept per day (README, "A year of history"): one
+-- row per UTC day of the conversations' `opened_at`, request type, client
+-- and timer kind, with the counts and the day's reply times (business
+-- seconds, sorted, delta-encoded varints). A year's report reads these
+-- instead of millions of timers.
+CREATE TABLE tally_days (
+    day DATE NOT NULL,
+    request_type TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    timer TEXT NOT NULL,
+    conversations BIGINT NOT NULL,
+    met BIGINT NOT NULL,
+    missed BIGINT NOT NULL,
+    breached BIGINT NOT NULL,
+    times BYTEA NOT NULL,
+    PRIMARY KEY (day, request_type, client_id, timer)
+);
+
+-- Days whose summary is missing or out of date: the report counts them
+-- from the rows, and the rebuild job (src/tally.rs) takes them one by one.
+CREATE TABLE tally_stale (
+    day DATE PRIMARY KEY
+);
+
+-- Marks `days` stale. The lock comes first: a day's row that is already
+-- there is held (shared, so writers do not wait for each other) until this
+-- transaction ends, and the rebuild's DELETE of it waits for that, so the
+-- rebuild reads after this write commits. Without it an `ON CONFLICT DO
+-- NOTHING` on a mark already there takes no lock, and a rebuild could
+-- delete the mark and read the day before this write commits: a clean day
+-- whose summary misses it. A day the rebuild deleted meanwhile is not
+-- found by the lock, and the insert, which waits for the rebuild's commit,
+-- marks it again. Days in order, so two writers marking new days wait for
+-- each other in one order.
+CREATE FUNCTION tally_mark(days DATE[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF days IS NULL OR cardinality(days) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM tally_stale WHERE day = ANY (days) ORDER BY day FOR KEY SHARE;
+    INSERT INTO tally_stale (day)
+        SELECT DISTINCT d FROM unnest(days) AS d WHERE d IS NOT NULL ORDER BY d
+        ON CONFLICT (day) DO NOTHING;
+END
+$$;
+
+-- Timers: once per statement (a batch's upsert, a bulk load), the opened
+-- days of the conversations whose timers changed what a tally reads.
+CREATE FUNCTION tally_timers_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM tally_mark(ARRAY(
+        SELECT DISTINCT c.opened_at::date
+          FROM conversations c
+         WHERE c.id IN (SELECT conversation_id FROM new_timers)));
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION tally_timers_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM tally_mark(ARRAY(
+        SELECT DISTINCT c.opened_at::date
+          FROM conversations c
+         WHERE c.id IN (
+               SELECT unnest(ARRAY[o.conversation_id, n.conversation_id])
+                 FROM old_timers o JOIN new_timers n ON n.id = o.id
+                WHERE (o.conversation_id, o.kind, o.seq, o.status, o.started_at, o.stopped_at)
+                      IS DISTINCT FROM
+                      (n.conversation_id, n.kind, n.seq, n.status, n.started_at, n.stopped_at))));
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION tally_timers_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM tally_mark(ARRAY(
+        SELECT DISTINCT c.opened_at::date
+          FROM conversations c
+         WHERE c.id IN (SELECT conversation_id FROM old_timers)));
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER tally_timers_insert AFTER INSERT ON timers
+    REFERENCING NEW TABLE AS new_timers
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_timers_inserted();
+CREATE TRIGGER tally_timers_update AFTER UPDATE ON timers
+    REFERENCING OLD TABLE AS old_timers NEW TABLE AS new_timers
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_timers_updated();
+CREATE TRIGGER tally_timers_delete AFTER DELETE ON timers
+    REFERENCING OLD TABLE AS old_timers
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_timers_deleted();
+
+-- Conversations: a change of what the tally groups or counts by (rare: a
+-- row each), or a deletion; the old day and the new.
+CREATE FUNCTION tally_conversation_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM tally_mark(ARRAY[OLD.opened_at::date]);
+    ELSE
+        PERFORM tally_mark(ARRAY[OLD.opened_at::date, NEW.opened_at::date]);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER tally_conversations_update
+    AFTER UPDATE OF request_type, client_id, contract_version, opened_at ON conversations
+    FOR EACH ROW
+    WHEN ((OLD.request_type, OLD.client_id, OLD.contract_version, OLD.opened_at)
+          IS DISTINCT FROM
+          (NEW.request_type, NEW.client_id, NEW.contract_version, NEW.opened_at))
+    EXECUTE FUNCTION tally_conversation_changed();
+CREATE TRIGGER tally_conversations_delete AFTER DELETE ON conversations
+    FOR EACH ROW EXECUTE FUNCTION tally_conversation_changed();
+
+-- An upgraded database: every day with conversations is rebuilt by the
+-- job, not here (a migration holds its locks until it ends).
+INSERT INTO tally_stale (day)
+    SELECT DISTINCT opened_at::date FROM conversations
+    ON CONFLICT (day) DO NOTHING;
