@@ -23,10 +23,14 @@ CREATE TABLE tally_stale (
     day TEXT PRIMARY KEY
 );
 
+-- Each mark is `INSERT OR IGNORE … WHERE NOT EXISTS`: inside a trigger the
+-- outer statement's conflict handling overrides the trigger's own (the
+-- timers' upsert made `OR IGNORE` alone fail on a day already marked).
 CREATE TRIGGER tally_timers_insert AFTER INSERT ON timers
 BEGIN
     INSERT OR IGNORE INTO tally_stale (day)
-        SELECT date(opened_at) FROM conversations WHERE id = NEW.conversation_id;
+        SELECT date(opened_at) FROM conversations WHERE id = NEW.conversation_id
+           AND NOT EXISTS (SELECT 1 FROM tally_stale WHERE day = date(opened_at));
 END;
 
 CREATE TRIGGER tally_timers_update AFTER UPDATE ON timers
@@ -35,14 +39,16 @@ CREATE TRIGGER tally_timers_update AFTER UPDATE ON timers
       OR OLD.started_at IS NOT NEW.started_at OR OLD.stopped_at IS NOT NEW.stopped_at
 BEGIN
     INSERT OR IGNORE INTO tally_stale (day)
-        SELECT date(opened_at) FROM conversations
-         WHERE id IN (OLD.conversation_id, NEW.conversation_id);
+        SELECT DISTINCT date(opened_at) FROM conversations
+         WHERE id IN (OLD.conversation_id, NEW.conversation_id)
+           AND NOT EXISTS (SELECT 1 FROM tally_stale WHERE day = date(opened_at));
 END;
 
 CREATE TRIGGER tally_timers_delete AFTER DELETE ON timers
 BEGIN
     INSERT OR IGNORE INTO tally_stale (day)
-        SELECT date(opened_at) FROM conversations WHERE id = OLD.conversation_id;
+        SELECT date(opened_at) FROM conversations WHERE id = OLD.conversation_id
+           AND NOT EXISTS (SELECT 1 FROM tally_stale WHERE day = date(opened_at));
 END;
 
 CREATE TRIGGER tally_conversations_update
@@ -51,13 +57,16 @@ CREATE TRIGGER tally_conversations_update
       OR OLD.contract_version IS NOT NEW.contract_version
       OR OLD.opened_at IS NOT NEW.opened_at
 BEGIN
-    INSERT OR IGNORE INTO tally_stale (day) VALUES (date(OLD.opened_at));
-    INSERT OR IGNORE INTO tally_stale (day) VALUES (date(NEW.opened_at));
+    INSERT OR IGNORE INTO tally_stale (day) SELECT date(OLD.opened_at)
+        WHERE NOT EXISTS (SELECT 1 FROM tally_stale WHERE day = date(OLD.opened_at));
+    INSERT OR IGNORE INTO tally_stale (day) SELECT date(NEW.opened_at)
+        WHERE NOT EXISTS (SELECT 1 FROM tally_stale WHERE day = date(NEW.opened_at));
 END;
 
 CREATE TRIGGER tally_conversations_delete AFTER DELETE ON conversations
 BEGIN
-    INSERT OR IGNORE INTO tally_stale (day) VALUES (date(OLD.opened_at));
+    INSERT OR IGNORE INTO tally_stale (day) SELECT date(OLD.opened_at)
+        WHERE NOT EXISTS (SELECT 1 FROM tally_stale WHERE day = date(OLD.opened_at));
 END;
 
 -- An upgraded database: every day with conversations is rebuilt by the
