@@ -219,6 +219,11 @@ fn summaries_equal_the_row_tally(url: &str) {
     assert!(rebuild(&s) > 5);
     assert_eq!(same(&s, "after the job ran"), first);
     assert_eq!(rebuild(&s), 0, "nothing to rebuild twice");
+    // The report does read the summaries now.
+    assert!(sql(&s, "UPDATE tally_days SET met = met + 1000") > 0);
+    assert_ne!(s.reads.compliance(periods()[0].0, periods()[0].1).unwrap(), first);
+    sql(&s, "UPDATE tally_days SET met = met - 1000");
+    assert_eq!(s.reads.compliance(periods()[0].0, periods()[0].1).unwrap(), first);
 
     // A timer settles: the running follow-up of one conversation answered.
     s.intake
@@ -350,4 +355,63 @@ fn summaries_equal_the_row_tally(url: &str) {
     same(&s, "later writes, after the job");
 }
 
-crate::both_backends!(summaries_equal_the_row_tally);
+/// A rebuild that starts while a writer's change of the day is not yet
+/// committed must not leave the day clean without it: on PostgreSQL it
+/// waits for the writer (the mark's row is held), on SQLite for the one
+/// writer's turn. The writer holds its transaction open while the rebuild
+/// is started beside it; however the two interleave, the report afterwards
+/// equals the row tally and, once the job ran again, no day is stale.
+fn a_rebuild_beside_an_open_write_misses_nothing(url: &str) {
+    let s = common::shipped_service(url);
+    load(&s);
+    rebuild(&s);
+    let before = same(&s, "loaded");
+    let day = s
+        .core
+        .store()
+        .with(|c| {
+            use diesel::prelude::*;
+            use keepword::store::schema::{conversations, timers};
+            let id: i64 = timers::table
+                .filter(timers::status.eq("met"))
+                .filter(timers::kind.eq("first_response"))
+                .select(timers::conversation_id)
+                .order(timers::id.asc())
+                .first(c)?;
+            let opened: chrono::NaiveDateTime = conversations::table
+                .find(id)
+                .select(conversations::opened_at)
+                .first(c)?;
+            Ok(opened.date())
+        })
+        .unwrap();
+    // The day is marked (by a write before), so the writer's own mark
+    // finds it there and takes no lock of a new row's.
+    sql(&s, &format!("INSERT INTO tally_stale (day) VALUES ('{day}')"));
+    assert_eq!(stale(&s), 1);
+    let rebuilder = s
+        .core
+        .store()
+        .transaction(|c| {
+            diesel::sql_query(
+                "UPDATE timers SET status = 'missed' WHERE id =                  (SELECT min(id) FROM timers WHERE status = 'met' AND kind = 'first_response')",
+            )
+            .execute(c)?;
+            let d = s.deadlines.clone();
+            let t = std::thread::spawn(move || d.rebuild_tally_day(day));
+            // Gives the rebuild the chance to run into the open write.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Ok::<_, keepword::store::StoreError>(t)
+        })
+        .unwrap();
+    rebuilder.join().unwrap().unwrap();
+    let after = same(&s, "a rebuild beside a write");
+    assert_ne!(after, before);
+    rebuild(&s);
+    assert_eq!(same(&s, "and the job again"), after);
+}
+
+crate::both_backends!(
+    summaries_equal_the_row_tally,
+    a_rebuild_beside_an_open_write_misses_nothing
+);
