@@ -688,9 +688,9 @@ impl Reads {
     /// timer, from their stored timers. The one rule of kept and broken
     /// promises: the compliance report, the client's page, its monthly
     /// report and the team's weekly digest all count with it.
-    pub(crate) fn tally<'c, C: Tallied>(
+    pub(crate) fn tally<C: Tallied>(
         &self,
-        convs: &'c [C],
+        convs: &[C],
         timers: &HashMap<i64, Vec<TimerRow>>,
         calendars: &mut Calendars,
     ) -> Vec<ComplianceRow> {
@@ -853,7 +853,12 @@ impl Calendars {
 
     /// Looks the calendars of `convs` up on `conn`, so that a tally of them
     /// afterwards takes no other connection (a transaction holds `conn`).
-    pub(crate) fn preload(&mut self, core: &Core, conn: &mut AnyConnection, convs: &[impl Tallied]) {
+    pub(crate) fn preload(
+        &mut self,
+        core: &Core,
+        conn: &mut AnyConnection,
+        convs: &[impl Tallied],
+    ) {
         for c in convs {
             if self.cached(c).is_none() {
                 let cal = calendar_of(core, conn, c);

@@ -92,10 +92,10 @@ pub use refused::RefusedNotification;
 pub use reports::AuthorRow;
 pub use retention::{RETENTION_BATCH, RetentionReport};
 pub use slack::SlackFailure;
-pub use tally::TallyRebuild;
 pub use status::{
     StatusKind, StatusPage, UrgentView, describe as describe_status, status_url, token_hash,
 };
+pub use tally::TallyRebuild;
 pub use views::{ConversationDetail, ConversationSummary, MessageView, StepView, TimerView};
 pub use views::{NotificationView, PauseView};
 

@@ -89,9 +89,12 @@ impl Reads {
         }
         let current = self.contract().current();
         for s in summaries {
-            let kind: Timer = s.timer.parse().map_err(|e: crate::contract::TimerParseError| {
-                ServiceError::Store(StoreError::Corrupt(format!("tally_days.timer: {e}")))
-            })?;
+            let kind: Timer = s
+                .timer
+                .parse()
+                .map_err(|e: crate::contract::TimerParseError| {
+                    ServiceError::Store(StoreError::Corrupt(format!("tally_days.timer: {e}")))
+                })?;
             let (row, times) = rows
                 .entry((s.request_type, s.client_id, kind.as_str()))
                 .or_insert_with_key(|(request_type, client_id, _)| {

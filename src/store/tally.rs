@@ -130,7 +130,9 @@ pub fn decode_times(bytes: &[u8], out: &mut Vec<i64>) -> Result<()> {
     let (mut v, mut shift) = (0u64, 0u32);
     for &b in bytes {
         if shift >= 64 {
-            return Err(StoreError::Corrupt("tally_days.times: a varint too long".into()));
+            return Err(StoreError::Corrupt(
+                "tally_days.times: a varint too long".into(),
+            ));
         }
         v |= u64::from(b & 0x7f) << shift;
         shift += 7;

@@ -95,7 +95,12 @@ fn sql(s: &Service, q: &str) -> usize {
         .unwrap()
 }
 
-fn event(key: &str, thread: &str, direction: Option<Direction>, at: DateTime<Utc>) -> IncomingEvent {
+fn event(
+    key: &str,
+    thread: &str,
+    direction: Option<Direction>,
+    at: DateTime<Utc>,
+) -> IncomingEvent {
     IncomingEvent {
         idempotency_key: key.into(),
         channel: "email".into(),
@@ -213,7 +218,11 @@ fn summaries_equal_the_row_tally(url: &str) {
     let first = same(&s, "before the job ran");
     assert!(first.iter().any(|r| r.met > 0 && r.missed > 0));
     assert!(first.iter().any(|r| r.breached > 0));
-    assert!(first.iter().any(|r| r.timer == "next response" && r.p50.is_some()));
+    assert!(
+        first
+            .iter()
+            .any(|r| r.timer == "next response" && r.p50.is_some())
+    );
 
     // After it: no day stale, every figure from the summaries.
     assert!(rebuild(&s) > 5);
@@ -221,9 +230,15 @@ fn summaries_equal_the_row_tally(url: &str) {
     assert_eq!(rebuild(&s), 0, "nothing to rebuild twice");
     // The report does read the summaries now.
     assert!(sql(&s, "UPDATE tally_days SET met = met + 1000") > 0);
-    assert_ne!(s.reads.compliance(periods()[0].0, periods()[0].1).unwrap(), first);
+    assert_ne!(
+        s.reads.compliance(periods()[0].0, periods()[0].1).unwrap(),
+        first
+    );
     sql(&s, "UPDATE tally_days SET met = met - 1000");
-    assert_eq!(s.reads.compliance(periods()[0].0, periods()[0].1).unwrap(), first);
+    assert_eq!(
+        s.reads.compliance(periods()[0].0, periods()[0].1).unwrap(),
+        first
+    );
 
     // A timer settles: the running follow-up of one conversation answered.
     s.intake
@@ -275,7 +290,10 @@ fn summaries_equal_the_row_tally(url: &str) {
     same(&s, "a stop moved and a timer deleted, after the job");
     // A state change that counts nothing marks nothing.
     sql(&s, "UPDATE timers SET due_at = due_at");
-    sql(&s, "UPDATE conversations SET health = health, subject = subject");
+    sql(
+        &s,
+        "UPDATE conversations SET health = health, subject = subject",
+    );
     assert_eq!(stale(&s), 0, "nothing the tally reads changed");
 
     // A conversation reclassified, one moved to another client, one moved
@@ -337,14 +355,24 @@ fn summaries_equal_the_row_tally(url: &str) {
     let later = until + Duration::days(402);
     s.intake
         .record_event(
-            event("initech-new", "initech-new", Some(Direction::Inbound), later),
+            event(
+                "initech-new",
+                "initech-new",
+                Some(Direction::Inbound),
+                later,
+            ),
             None,
             later,
         )
         .unwrap();
     s.intake
         .record_event(
-            event("initech-0-more", "initech-0", Some(Direction::Inbound), later),
+            event(
+                "initech-0-more",
+                "initech-0",
+                Some(Direction::Inbound),
+                later,
+            ),
             None,
             later,
         )
@@ -387,7 +415,10 @@ fn a_rebuild_beside_an_open_write_misses_nothing(url: &str) {
         .unwrap();
     // The day is marked (by a write before), so the writer's own mark
     // finds it there and takes no lock of a new row's.
-    sql(&s, &format!("INSERT INTO tally_stale (day) VALUES ('{day}')"));
+    sql(
+        &s,
+        &format!("INSERT INTO tally_stale (day) VALUES ('{day}')"),
+    );
     assert_eq!(stale(&s), 1);
     let rebuilder = s
         .core

@@ -272,7 +272,8 @@ pub(super) async fn conversations(
     let (q, from, to) = period_of(&state, &req)?;
     // Counted from the rows, with the conversations behind each figure.
     let reads = state.reads.clone();
-    let rows = blocking(move || reads.compliance_with_ids(at_midnight(from), at_midnight(to))).await?;
+    let rows =
+        blocking(move || reads.compliance_with_ids(at_midnight(from), at_midnight(to))).await?;
     let outcome = q.outcome.clone().unwrap_or_else(|| "all".into());
     let timer = q.timer.clone().unwrap_or_default().replace('_', " ");
     let mut ids: Vec<i64> = rows
