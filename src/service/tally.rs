@@ -194,6 +194,14 @@ impl Deadlines {
                 })
                 .collect();
             days::replace_day(conn, day, &rows)?;
+            super::record::rebuild_record_day(
+                &self.reads,
+                conn,
+                day,
+                &convs,
+                &timers,
+                &mut calendars,
+            )?;
             Ok::<_, ServiceError>(true)
         })
     }

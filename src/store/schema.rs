@@ -226,3 +226,16 @@ diesel::table! {
         day -> Date,
     }
 }
+
+diesel::table! {
+    record_days (client_id, day, request_type, settled) {
+        day -> Date,
+        client_id -> Text,
+        request_type -> Text,
+        settled -> Date,
+        requests -> BigInt,
+        kept -> BigInt,
+        broken -> BigInt,
+        times -> Binary,
+    }
+}
