@@ -402,8 +402,22 @@ impl Reads {
         page: usize,
         now: DateTime<Utc>,
     ) -> Result<ClientRecord, ServiceError> {
-        let page = page.max(1);
-        let offset = i64::try_from((page - 1).saturating_mul(BROKEN_LISTED)).unwrap_or(i64::MAX);
+        self.client_record_pages(client_id, from, to, page, BROKEN_LISTED, now)
+    }
+
+    /// [`Self::client_record_page`] with `per_page` broken promises a page
+    /// (at least one; the tests page a short history with small pages).
+    pub fn client_record_pages(
+        &self,
+        client_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        page: usize,
+        per_page: usize,
+        now: DateTime<Utc>,
+    ) -> Result<ClientRecord, ServiceError> {
+        let (page, per_page) = (page.max(1), per_page.max(1));
+        let offset = i64::try_from((page - 1).saturating_mul(per_page)).unwrap_or(i64::MAX);
         let (convs, timers, tally, record_rows, broken) = self.store().snapshot(|conn| {
             let stale = store::tally::stale_days_between(conn, from, to)?;
             // Neighbouring stale days read as one span.
@@ -431,7 +445,7 @@ impl Reads {
                 client_id,
                 midnight(from),
                 midnight(to),
-                BROKEN_LISTED as i64,
+                i64::try_from(per_page).unwrap_or(i64::MAX),
                 offset,
             )?;
             Ok::<_, ServiceError>((convs, timers, tally, record_rows, broken))
@@ -498,7 +512,7 @@ impl Reads {
         let mut record = self.record_of(client_id, from, to, &rows, &counts, &versions);
         record.broken_listed = record.broken;
         record.broken_page = page;
-        record.broken_pages = record.broken.div_ceil(BROKEN_LISTED).max(1);
+        record.broken_pages = record.broken.div_ceil(per_page).max(1);
         record.broken_promises = listed;
         Ok(record)
     }
