@@ -1,3 +1,4 @@
+DROP INDEX tally_days_client;
 DROP INDEX timers_broken;
 DROP TRIGGER record_timers_due ON timers;
 DROP FUNCTION record_timers_due_moved();

@@ -55,6 +55,10 @@ CREATE TRIGGER record_timers_due AFTER UPDATE ON timers
 CREATE INDEX timers_broken ON timers (due_at DESC, conversation_id DESC, id DESC)
     WHERE status IN ('missed', 'breached');
 
+-- One client's compliance summaries (its page's kinds and medians), not
+-- every client's days.
+CREATE INDEX tally_days_client ON tally_days (client_id, day);
+
 -- Every day is rebuilt by the job (the summaries of `tally_days` built
 -- before this migration have no record rows).
 INSERT INTO tally_stale (day)
