@@ -208,7 +208,17 @@ fn main() -> ExitCode {
     // (`outbox-after-send=sleep(5000)`); without the feature this is nothing.
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    let cli = Cli::parse();
+    let code = run(Cli::parse());
+    // A pool thread may be opening a PostgreSQL connection as the command
+    // returns; the libraries libpq uses tear themselves down at exit and
+    // crashed it (keepword::store::before_exit says how): let it finish.
+    if !keepword::store::before_exit(Duration::from_secs(5)) {
+        eprintln!("keepword: a database connection was still opening as the process ended");
+    }
+    code
+}
+
+fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, bind } => serve(config, bind),
         Command::Migrate {

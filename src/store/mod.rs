@@ -15,6 +15,8 @@ mod contracts;
 mod conversations;
 pub mod erasure;
 mod escalations;
+mod libpq;
+pub use libpq::before_exit;
 mod live;
 mod mailboxes;
 mod messages;
@@ -424,9 +426,12 @@ impl ManageConnection for Manager {
                 }
                 Ok(AnyConnection::Sqlite(c))
             }
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
-                .map(AnyConnection::Postgresql)
-                .map_err(|e| ConnectError(e.to_string())),
+            DatabaseUrl::Postgres(url) => {
+                libpq::open_unless_ending(|| PgConnection::establish(url))
+                    .ok_or_else(|| ConnectError("the process is ending: no new connection".into()))?
+                    .map(AnyConnection::Postgresql)
+                    .map_err(|e| ConnectError(e.to_string()))
+            }
         }
     }
 
@@ -608,6 +613,9 @@ impl Store {
             url: parsed.clone(),
             background_checkpoints: checkpoint_file.is_some(),
         };
+        if matches!(parsed, DatabaseUrl::Postgres(_)) {
+            libpq::keep_tls_through_exit();
+        }
         // Connect once outside the pool so the user sees the real reason
         // (r2d2 would only say "timed out waiting for connection").
         let mut first = manager.connect().map_err(|e| StoreError::Connect {

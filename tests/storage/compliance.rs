@@ -66,6 +66,28 @@ pub(crate) fn history() -> Vec<(DateTime<Utc>, String)> {
     out
 }
 
+/// [`history`] through the email intake, ten mails a batch, as the IMAP
+/// poller hands them over at the last mail's time; that time.
+pub(crate) fn ingest_history(s: &keepword::service::Service) -> DateTime<Utc> {
+    let history = history();
+    let until = history.last().unwrap().0;
+    let mb = support_mailbox();
+    for (chunk_no, chunk) in history.chunks(10).enumerate() {
+        let batch: Vec<FetchedMail> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (_, m))| FetchedMail {
+                uid: (chunk_no * 10 + i + 1) as u32,
+                raw: m.clone().into_bytes(),
+            })
+            .collect();
+        s.intake
+            .ingest_mail_batch(&mb, "INBOX", FolderKind::Inbox, 1, batch, until)
+            .unwrap();
+    }
+    until
+}
+
 /// The shipped contract's support mailbox, the team at `@example.com`.
 fn support_mailbox() -> MailboxContext {
     MailboxContext {
@@ -80,7 +102,6 @@ fn compliance_matches_the_backtest(url: &str) {
     let contract_path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/contract.toml");
     let history = history();
-    let until = history.last().unwrap().0;
 
     let dir = tempfile::tempdir().unwrap();
     let mbox = dir.path().join("history.mbox");
@@ -103,20 +124,7 @@ fn compliance_matches_the_backtest(url: &str) {
     .unwrap();
 
     let s = common::shipped_service(url);
-    let mb = support_mailbox();
-    for (chunk_no, chunk) in history.chunks(10).enumerate() {
-        let batch: Vec<FetchedMail> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, (_, m))| FetchedMail {
-                uid: (chunk_no * 10 + i + 1) as u32,
-                raw: m.clone().into_bytes(),
-            })
-            .collect();
-        s.intake
-            .ingest_mail_batch(&mb, "INBOX", FolderKind::Inbox, 1, batch, until)
-            .unwrap();
-    }
+    ingest_history(&s);
     let from = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
     let to = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
     let rows = s.reads.compliance(from, to).unwrap();

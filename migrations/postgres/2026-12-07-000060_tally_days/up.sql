@@ -44,52 +44,44 @@ BEGIN
 END
 $$;
 
--- Timers: once per statement (a batch's upsert, a bulk load), the opened
--- days of the conversations whose timers changed what a tally reads.
-CREATE FUNCTION tally_timers_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Marks the opened days of the conversations `ids`.
+CREATE FUNCTION tally_mark_conversations(ids BIGINT[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM tally_mark(ARRAY(
-        SELECT DISTINCT c.opened_at::date
-          FROM conversations c
-         WHERE c.id IN (SELECT conversation_id FROM new_timers)));
-    RETURN NULL;
+        SELECT DISTINCT opened_at::date FROM conversations WHERE id = ANY (ids)));
 END
 $$;
 
-CREATE FUNCTION tally_timers_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Timers: once per statement (a batch's upsert, a bulk load), the
+-- conversations whose timers changed what a tally reads: inserted, deleted,
+-- or updated in a column the tally reads (not `due_at`).
+CREATE FUNCTION tally_timers_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM tally_mark(ARRAY(
-        SELECT DISTINCT c.opened_at::date
-          FROM conversations c
-         WHERE c.id IN (
-               SELECT unnest(ARRAY[o.conversation_id, n.conversation_id])
-                 FROM old_timers o JOIN new_timers n ON n.id = o.id
-                WHERE (o.conversation_id, o.kind, o.seq, o.status, o.started_at, o.stopped_at)
-                      IS DISTINCT FROM
-                      (n.conversation_id, n.kind, n.seq, n.status, n.started_at, n.stopped_at))));
-    RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION tally_timers_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM tally_mark(ARRAY(
-        SELECT DISTINCT c.opened_at::date
-          FROM conversations c
-         WHERE c.id IN (SELECT conversation_id FROM old_timers)));
+    IF TG_OP = 'INSERT' THEN
+        PERFORM tally_mark_conversations(ARRAY(SELECT DISTINCT conversation_id FROM new_timers));
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM tally_mark_conversations(ARRAY(SELECT DISTINCT conversation_id FROM old_timers));
+    ELSE
+        PERFORM tally_mark_conversations(ARRAY(
+            SELECT DISTINCT unnest(ARRAY[o.conversation_id, n.conversation_id])
+              FROM old_timers o JOIN new_timers n ON n.id = o.id
+             WHERE (o.conversation_id, o.kind, o.seq, o.status, o.started_at, o.stopped_at)
+                   IS DISTINCT FROM
+                   (n.conversation_id, n.kind, n.seq, n.status, n.started_at, n.stopped_at)));
+    END IF;
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER tally_timers_insert AFTER INSERT ON timers
     REFERENCING NEW TABLE AS new_timers
-    FOR EACH STATEMENT EXECUTE FUNCTION tally_timers_inserted();
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_timers_changed();
 CREATE TRIGGER tally_timers_update AFTER UPDATE ON timers
     REFERENCING OLD TABLE AS old_timers NEW TABLE AS new_timers
-    FOR EACH STATEMENT EXECUTE FUNCTION tally_timers_updated();
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_timers_changed();
 CREATE TRIGGER tally_timers_delete AFTER DELETE ON timers
     REFERENCING OLD TABLE AS old_timers
-    FOR EACH STATEMENT EXECUTE FUNCTION tally_timers_deleted();
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_timers_changed();
 
 -- Conversations: a change of what the tally groups or counts by (rare: a
 -- row each), or a deletion; the old day and the new.
