@@ -8,7 +8,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 
-use super::record::RecordRow;
+use super::record::{RECORD_COLUMNS, RecordRow};
 use super::schema::{conversations, record_days, tally_days, timers};
 use super::tally::DaySummary;
 use super::timers::Record as TimerRecord;
@@ -105,16 +105,7 @@ pub fn broken_page(
         ))
         .limit(limit)
         .offset(offset)
-        .select((
-            (
-                conversations::id,
-                conversations::client_id,
-                conversations::subject,
-                conversations::request_type,
-                conversations::contract_version,
-            ),
-            TimerRecord::as_select(),
-        ))
+        .select((RECORD_COLUMNS, TimerRecord::as_select()))
         .load(conn)?;
     rows.into_iter()
         .map(|(c, t)| Ok((c, TimerRow::try_from(t)?)))
