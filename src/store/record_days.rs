@@ -6,7 +6,9 @@
 //! promises, a page at a time.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text, Timestamp};
 
 use super::record::{RECORD_COLUMNS, RecordRow};
 use super::schema::{conversations, record_days, tally_days, timers};
@@ -91,13 +93,12 @@ pub fn broken_page(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<(RecordRow, TimerRow)>> {
-    let rows: Vec<(RecordRow, TimerRecord)> = timers::table
+    let mut q = timers::table
         .inner_join(conversations::table)
-        .filter(timers::status.eq_any(["missed", "breached"]))
+        // Written out, not bound: only then may either database use the
+        // partial index `timers_broken`, whose condition this is.
+        .filter(sql::<Bool>("timers.status IN ('missed', 'breached')"))
         .filter(timers::due_at.is_not_null())
-        .filter(conversations::client_id.eq(client))
-        .filter(conversations::opened_at.ge(to_db(from)))
-        .filter(conversations::opened_at.lt(to_db(to)))
         .order((
             timers::due_at.desc(),
             timers::conversation_id.desc(),
@@ -106,7 +107,27 @@ pub fn broken_page(
         .limit(limit)
         .offset(offset)
         .select((RECORD_COLUMNS, TimerRecord::as_select()))
-        .load(conn)?;
+        .into_boxed();
+    q = if matches!(conn, AnyConnection::Sqlite(_)) {
+        // SQLite would read the period's conversations by `opened_at` and
+        // sort all their broken promises (464 ms for a year of a client with
+        // a third of 300,000 conversations); `+` keeps it off the
+        // conversations' indexes, so it walks `timers_broken` newest first
+        // and stops at the page (1 ms). PostgreSQL weighs both by itself.
+        q.filter(
+            sql::<Bool>("+conversations.client_id = ")
+                .bind::<Text, _>(client.to_string())
+                .sql(" AND +conversations.opened_at >= ")
+                .bind::<Timestamp, _>(to_db(from))
+                .sql(" AND +conversations.opened_at < ")
+                .bind::<Timestamp, _>(to_db(to)),
+        )
+    } else {
+        q.filter(conversations::client_id.eq(client.to_string()))
+            .filter(conversations::opened_at.ge(to_db(from)))
+            .filter(conversations::opened_at.lt(to_db(to)))
+    };
+    let rows: Vec<(RecordRow, TimerRecord)> = q.load(conn)?;
     rows.into_iter()
         .map(|(c, t)| Ok((c, TimerRow::try_from(t)?)))
         .collect()
