@@ -14,7 +14,7 @@
 //!   come are re-evaluated; breaches and escalation steps are recorded in
 //!   the same transaction as their outbox rows, so a restart (even `kill -9`)
 //!   neither repeats nor skips one; reports, digests, the team's status
-//!   changes, retention.
+//!   changes, retention, the compliance summaries' rebuild.
 //! - [`Reads`]: the read models of the pages and the API.
 //! - [`AfterCommit`]: the one consumer of what a transaction did.
 //!
@@ -386,7 +386,8 @@ pub struct Intake {
 
 /// Deadlines: conversations evaluated against their contract, due steps
 /// and breaches fired exactly once, alerts and digests queued with them,
-/// the reports that fall due, the team's status changes, retention.
+/// the reports that fall due, the team's status changes, retention, the
+/// compliance summaries' rebuild.
 #[derive(Clone)]
 pub struct Deadlines {
     core: Core,

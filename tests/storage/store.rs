@@ -383,6 +383,7 @@ fn sql_types(diesel: &str, postgres: bool) -> &'static [&'static str] {
         ("Timestamp", false) => &["timestamp"],
         ("Binary", true) => &["bytea"],
         ("Binary", false) => &["blob"],
+        ("Date", _) => &["date"],
         _ => &[],
     }
 }

@@ -3,7 +3,7 @@
 -- request type, client and timer kind, with the counts and the day's reply
 -- times (business seconds, sorted, delta-encoded varints).
 CREATE TABLE tally_days (
-    day TEXT NOT NULL,
+    day DATE NOT NULL,
     request_type TEXT NOT NULL,
     client_id TEXT NOT NULL,
     timer TEXT NOT NULL,
@@ -20,7 +20,7 @@ CREATE TABLE tally_days (
 -- SQLite has one writer, and the rebuild is a write transaction: no write
 -- can fall between its reading a day and its clearing the mark.
 CREATE TABLE tally_stale (
-    day TEXT PRIMARY KEY
+    day DATE PRIMARY KEY
 );
 
 -- Each mark is `INSERT OR IGNORE … WHERE NOT EXISTS`: inside a trigger the
