@@ -7,10 +7,10 @@
 -- `settled` is `day` itself (0 on the others). Rebuilt with `tally_days`,
 -- by the same job from the same marks in `tally_stale`.
 CREATE TABLE record_days (
-    day TEXT NOT NULL,
+    day DATE NOT NULL,
     client_id TEXT NOT NULL,
     request_type TEXT NOT NULL,
-    settled TEXT NOT NULL,
+    settled DATE NOT NULL,
     requests INTEGER NOT NULL,
     kept INTEGER NOT NULL,
     broken INTEGER NOT NULL,
