@@ -149,10 +149,13 @@ pub fn render(page: &ClientPage, base: &str, team: bool) -> Result<String, minij
     let (n, pages) = (page.record.broken_page, page.record.broken_pages);
     let newer = (n > 1).then(|| broken_href(n.min(pages + 1) - 1));
     let older = (n < pages).then(|| broken_href(n + 1));
-    let first_shown = (n - 1) * crate::service::BROKEN_LISTED + 1;
+    // `?broken=` is the visitor's: no arithmetic on it may overflow.
+    let first_shown = (n - 1)
+        .saturating_mul(crate::service::BROKEN_LISTED)
+        .saturating_add(1);
+    let last_shown = first_shown.saturating_add(page.record.broken_promises.len().max(1) - 1);
     TEMPLATES.get_template(PAGE)?.render(context! {
-        page, charts, open, broken, periods, team, newer, older, first_shown,
-        last_shown => first_shown + page.record.broken_promises.len().max(1) - 1,
+        page, charts, open, broken, periods, team, newer, older, first_shown, last_shown,
     })
 }
 

@@ -542,6 +542,9 @@ async fn the_broken_promises_are_paged(url: String) {
     assert_eq!(status, 200);
     assert!(broken_items(&past).is_empty());
     assert!(text(&past).contains("No more in this period"), "{past}");
+    let (status, _, huge) = get(&app, &format!("{path}?broken={}", usize::MAX)).await;
+    assert_eq!(status, 200, "{huge}");
+    assert!(text(&huge).contains("No more in this period"));
     let (_, _, year) = get(&app, &format!("{path}?days=365&broken=2")).await;
     assert_eq!(broken_items(&year).len(), record.broken - 50);
     // The team's view pages alike.
