@@ -84,8 +84,8 @@ pub use focus::{
 pub use live::{ChangeSet, Changes};
 pub use mailbox::{FetchedMail, FolderCheckpoint, MailSink};
 pub use record::{
-    BrokenPromise, ClientPage, ClientRecord, DEFAULT_RECORD_DAYS, KindRecord, OpenRequest,
-    RECORD_DAYS, TypeRecord, WeekRecord, client_url, new_client_link, record_period,
+    BROKEN_LISTED, BrokenPromise, ClientPage, ClientRecord, DEFAULT_RECORD_DAYS, KindRecord,
+    OpenRequest, RECORD_DAYS, TypeRecord, WeekRecord, client_url, new_client_link, record_period,
 };
 use refresh::Effects;
 pub use refused::RefusedNotification;

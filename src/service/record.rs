@@ -8,24 +8,134 @@
 //! Team members, contacts, internal notes, escalations and other clients
 //! never enter the model, so no template edit can leak them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use super::dashboard::{Calendars, outcome, response_time};
+use super::dashboard::{Calendars, finish, outcome, response_time};
 use super::status::{capitalise, describe, new_token, token_hash, well_formed};
 use super::*;
 use crate::backtest::percentile;
 use crate::contract::{Timer, window_words};
-use crate::store::TimerRow;
+use crate::service::ComplianceRow;
+use crate::store::record_days as days;
+use crate::store::{AnyConnection, TimerRow};
 
 /// The periods a page may show, in days; the default is 90.
 pub const RECORD_DAYS: [i64; 3] = [30, 90, 365];
 pub const DEFAULT_RECORD_DAYS: i64 = 90;
 /// Open requests a page lists (the most pressing first); the rest are counted.
 pub const OPEN_LISTED: i64 = 50;
+/// Broken promises a page lists (the newest due first); older ones are on
+/// the next pages (`?broken=2`, …).
+pub const BROKEN_LISTED: usize = 50;
+
+/// What the record counts of one client's conversations of one request
+/// type: a period's, or one opened day's (`record_days`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct TypeCounts {
+    /// Conversations, with or without timers.
+    pub requests: usize,
+    /// By the UTC day the promises settled.
+    pub days: BTreeMap<NaiveDate, Settled>,
+}
+
+/// The promises settled on one day.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Settled {
+    /// Kept: counted on the day of their stop.
+    pub kept: usize,
+    /// Kept late or still overdue: counted on the day of their due.
+    pub broken: usize,
+    /// The business seconds of the first responses given that day.
+    pub times: Vec<i64>,
+}
+
+/// The one rule of the record's requests and weeks, for one conversation
+/// and its timers: a kept promise settles the day it was kept, a broken
+/// one the day it fell due, a first-response time the day of the reply.
+fn count_conversation(
+    timers: &[TimerRow],
+    cal: Option<&crate::calendar::Calendar>,
+    into: &mut TypeCounts,
+) {
+    into.requests += 1;
+    for t in timers {
+        let Some(result) = outcome(t.status) else {
+            continue;
+        };
+        let settled = match result {
+            "met" => t.stopped_at.unwrap_or(t.started_at),
+            _ => t.due_at.unwrap_or(t.started_at),
+        };
+        let day = into.days.entry(settled.date_naive()).or_default();
+        if result == "met" {
+            day.kept += 1;
+        } else {
+            day.broken += 1;
+        }
+        if t.kind == Timer::FirstResponse
+            && let Some(d) = response_time(t, cal)
+        {
+            into.days
+                .entry(t.stopped_at.unwrap_or(settled).date_naive())
+                .or_default()
+                .times
+                .push(d);
+        }
+    }
+}
+
+/// One client's counts by request type.
+fn by_type(counts: BTreeMap<(&str, &str), TypeCounts>) -> BTreeMap<String, TypeCounts> {
+    counts
+        .into_iter()
+        .map(|((_, request_type), c)| (request_type.to_string(), c))
+        .collect()
+}
+
+fn size(n: i64) -> Result<usize, ServiceError> {
+    usize::try_from(n).map_err(|_| corrupt(format!("record_days: count {n}")))
+}
+
+fn corrupt(what: String) -> ServiceError {
+    ServiceError::Store(StoreError::Corrupt(what))
+}
+
+/// `day`'s rows of `record_days` from its conversations (all clients') and
+/// their timers: called by the day's rebuild (`Deadlines::rebuild_tally_day`)
+/// in its transaction, beside `tally_days`.
+pub(crate) fn rebuild_record_day(
+    reads: &Reads,
+    conn: &mut AnyConnection,
+    day: NaiveDate,
+    convs: &[store::RecordRow],
+    timers: &HashMap<i64, Vec<TimerRow>>,
+    calendars: &mut Calendars,
+) -> Result<(), ServiceError> {
+    let mut rows = Vec::new();
+    for ((client_id, request_type), mut counts) in reads.record_counts(convs, timers, calendars) {
+        let requests = counts.requests as i64;
+        counts.days.entry(day).or_default();
+        for (settled, mut s) in counts.days {
+            s.times.sort_unstable();
+            rows.push(days::RecordDay {
+                day,
+                client_id: client_id.to_string(),
+                request_type: request_type.to_string(),
+                settled,
+                requests: if settled == day { requests } else { 0 },
+                kept: s.kept as i64,
+                broken: s.broken as i64,
+                times: store::tally::encode_times(&s.times),
+            });
+        }
+    }
+    days::replace_day(conn, day, &rows)?;
+    Ok(())
+}
 
 /// `{public_url}/clients/{token}`.
 pub fn client_url(public_url: &str, token: &str) -> String {
@@ -178,7 +288,14 @@ pub struct ClientRecord {
     pub requests: usize,
     pub kept: usize,
     pub broken: usize,
+    /// The broken promises listed: all of them (the monthly report), or
+    /// one page of them (the client's page).
     pub broken_promises: Vec<BrokenPromise>,
+    /// How many there are to list in all.
+    pub broken_listed: usize,
+    /// Which page of them `broken_promises` is (from 1), of how many.
+    pub broken_page: usize,
+    pub broken_pages: usize,
     pub versions: Vec<VersionInPeriod>,
     pub zone: String,
     pub contract_name: String,
@@ -231,7 +348,10 @@ impl Reads {
         Ok(client.filter(|id| current.contract.client(id).is_some()))
     }
 
-    /// The client's record over `[from, to)` (UTC midnights), at `now`.
+    /// The client's record over `[from, to)` (UTC midnights), at `now`,
+    /// counted from its rows, with every broken promise, oldest due first:
+    /// the monthly report's (a month of one client). The page reads the
+    /// same figures from the summaries ([`Self::client_record_page`]).
     pub fn client_record(
         &self,
         client_id: &str,
@@ -247,54 +367,250 @@ impl Reads {
             Ok::<_, ServiceError>((convs, timers))
         })?;
         let versions = self.contract_changes()?;
-        Ok(self.record_of(client_id, from, to, &convs, &timers, &versions, now))
+        let mut calendars = Calendars::default();
+        let rows = self.tally(&convs, &timers, &mut calendars);
+        let counts = by_type(self.record_counts(&convs, &timers, &mut calendars));
+        let zone = self.contract().current().contract.info().timezone;
+        let mut broken = Vec::new();
+        for c in &convs {
+            let cal = calendars.of(&self.core, c);
+            for t in timers.get(&c.id).into_iter().flatten() {
+                if let Some(b) = self.broken_promise(c, t, cal.as_ref(), zone, now) {
+                    broken.push(b);
+                }
+            }
+        }
+        broken.sort_by_key(|b| (b.due_at, b.conversation_id));
+        let listed = broken.len();
+        let mut record = self.record_of(client_id, from, to, &rows, &counts, &versions);
+        record.broken_promises = broken;
+        record.broken_listed = listed;
+        Ok(record)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The client's record over `[from, to)` as its page shows it: the
+    /// figures from the per-day summaries (`tally_days`, `record_days`),
+    /// the stale days counted from their rows, all in one snapshot — the
+    /// same figures as [`Self::client_record`] — and one page of the broken
+    /// promises, the newest due first ([`BROKEN_LISTED`] a page; `page`
+    /// from 1).
+    pub fn client_record_page(
+        &self,
+        client_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        page: usize,
+        now: DateTime<Utc>,
+    ) -> Result<ClientRecord, ServiceError> {
+        self.client_record_pages(client_id, from, to, page, BROKEN_LISTED, now)
+    }
+
+    /// [`Self::client_record_page`] with `per_page` broken promises a page
+    /// (at least one; the tests page a short history with small pages).
+    pub fn client_record_pages(
+        &self,
+        client_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        page: usize,
+        per_page: usize,
+        now: DateTime<Utc>,
+    ) -> Result<ClientRecord, ServiceError> {
+        let (page, per_page) = (page.max(1), per_page.max(1));
+        let offset = i64::try_from((page - 1).saturating_mul(per_page)).unwrap_or(i64::MAX);
+        let (convs, timers, tally, record_rows, broken) = self.store().snapshot(|conn| {
+            let stale = store::tally::stale_days_between(conn, from, to)?;
+            // Neighbouring stale days read as one span.
+            let mut spans: Vec<(NaiveDate, NaiveDate)> = Vec::new();
+            for day in &stale {
+                match spans.last_mut() {
+                    Some((_, until)) if until == day => *until = *day + TimeDelta::days(1),
+                    _ => spans.push((*day, *day + TimeDelta::days(1))),
+                }
+            }
+            let (mut convs, mut timers) = (Vec::new(), HashMap::new());
+            for (a, b) in spans {
+                let some = store::client_opened_between(conn, client_id, midnight(a), midnight(b))?;
+                let ids: Vec<i64> = some.iter().map(|c| c.id).collect();
+                timers.extend(store::timers_of_many(conn, &ids)?);
+                convs.extend(some);
+            }
+            let stale: HashSet<NaiveDate> = stale.into_iter().collect();
+            let mut tally = days::tally_of_client_between(conn, client_id, from, to)?;
+            tally.retain(|s| !stale.contains(&s.day));
+            let mut record_rows = days::of_client_between(conn, client_id, from, to)?;
+            record_rows.retain(|r| !stale.contains(&r.day));
+            let broken = days::broken_page(
+                conn,
+                client_id,
+                midnight(from),
+                midnight(to),
+                i64::try_from(per_page).unwrap_or(i64::MAX),
+                offset,
+            )?;
+            Ok::<_, ServiceError>((convs, timers, tally, record_rows, broken))
+        })?;
+        let versions = self.contract_changes()?;
+        let mut calendars = Calendars::default();
+
+        // The compliance rows of the client: the stale days' counted, the
+        // summaries added.
+        let mut rows: BTreeMap<(String, &'static str), (ComplianceRow, Vec<i64>)> = self
+            .count(&convs, &timers, &mut calendars, false)
+            .into_iter()
+            .map(|((request_type, _, kind), v)| ((request_type.to_string(), kind), v))
+            .collect();
+        let current = self.contract().current();
+        for s in tally {
+            let kind: Timer = s
+                .timer
+                .parse()
+                .map_err(|e: crate::contract::TimerParseError| {
+                    corrupt(format!("tally_days.timer: {e}"))
+                })?;
+            let (row, times) = rows
+                .entry((s.request_type, kind.as_str()))
+                .or_insert_with_key(|(request_type, _)| {
+                    (
+                        ComplianceRow {
+                            request_type: request_type.clone(),
+                            client_id: client_id.to_string(),
+                            client: current.contract.client_name(client_id),
+                            timer: kind.words().into(),
+                            ..ComplianceRow::default()
+                        },
+                        Vec::new(),
+                    )
+                });
+            row.conversations += size(s.conversations)?;
+            row.met += size(s.met)?;
+            row.missed += size(s.missed)?;
+            row.breached += size(s.breached)?;
+            store::tally::decode_times(&s.times, times)?;
+        }
+        let rows: Vec<ComplianceRow> = rows
+            .into_values()
+            .map(|(row, times)| finish(row, times))
+            .collect();
+
+        let mut counts = by_type(self.record_counts(&convs, &timers, &mut calendars));
+        for r in record_rows {
+            let of_type = counts.entry(r.request_type).or_default();
+            of_type.requests += size(r.requests)?;
+            let day = of_type.days.entry(r.settled).or_default();
+            day.kept += size(r.kept)?;
+            day.broken += size(r.broken)?;
+            store::tally::decode_times(&r.times, &mut day.times)?;
+        }
+
+        let zone = current.contract.info().timezone;
+        let mut listed = Vec::with_capacity(broken.len());
+        for (c, t) in &broken {
+            let cal = calendars.of(&self.core, c);
+            listed.extend(self.broken_promise(c, t, cal.as_ref(), zone, now));
+        }
+        let mut record = self.record_of(client_id, from, to, &rows, &counts, &versions);
+        record.broken_listed = record.broken;
+        record.broken_page = page;
+        record.broken_pages = record.broken.div_ceil(per_page).max(1);
+        record.broken_promises = listed;
+        Ok(record)
+    }
+
+    /// The record's counts of `convs` by client and request type: the one
+    /// rule of its requests and weeks ([`count_conversation`]), for the
+    /// rows of a period and for a day's summary alike.
+    pub(crate) fn record_counts<'c>(
+        &self,
+        convs: &'c [store::RecordRow],
+        timers: &HashMap<i64, Vec<TimerRow>>,
+        calendars: &mut Calendars,
+    ) -> BTreeMap<(&'c str, &'c str), TypeCounts> {
+        let mut out: BTreeMap<(&'c str, &'c str), TypeCounts> = BTreeMap::new();
+        let empty = Vec::new();
+        for c in convs {
+            let cal = calendars.of(&self.core, c);
+            count_conversation(
+                timers.get(&c.id).unwrap_or(&empty),
+                cal.as_ref(),
+                out.entry((c.client_id.as_str(), c.request_type.as_str()))
+                    .or_default(),
+            );
+        }
+        out
+    }
+
+    /// `t` as a broken promise of `c`, if it is one (missed or still
+    /// overdue, with a due); `late` until `now` while still overdue.
+    fn broken_promise(
+        &self,
+        c: &store::RecordRow,
+        t: &TimerRow,
+        cal: Option<&crate::calendar::Calendar>,
+        zone: Tz,
+        now: DateTime<Utc>,
+    ) -> Option<BrokenPromise> {
+        let result = outcome(t.status)?;
+        let due = t.due_at.filter(|_| result != "met")?;
+        let contract = &self.contract().current().contract;
+        let until = t.stopped_at.unwrap_or(now);
+        let late = cal
+            .and_then(|cal| cal.between(due, until).ok())
+            .unwrap_or(until - due);
+        Some(BrokenPromise {
+            conversation_id: c.id,
+            subject: c.subject.clone(),
+            request_type: contract
+                .request_type(&c.request_type)
+                .map_or(c.request_type.clone(), |t| t.name.clone()),
+            promise: promise_words(t.kind).into(),
+            date: day_words(due, zone),
+            due: when(due, zone),
+            kept: t.stopped_at.map(|s| when(s, zone)),
+            late: span_words(late),
+            due_at: due,
+        })
+    }
+
+    /// The record's figures from the client's compliance rows (`rows`, the
+    /// tally's) and its counts by request type; no broken promise listed
+    /// yet (the callers add theirs).
     fn record_of(
         &self,
         client_id: &str,
         from: NaiveDate,
         to: NaiveDate,
-        convs: &[store::RecordRow],
-        timers: &HashMap<i64, Vec<TimerRow>>,
+        rows: &[ComplianceRow],
+        counts: &BTreeMap<String, TypeCounts>,
         versions: &[super::VersionChanges],
-        now: DateTime<Utc>,
     ) -> ClientRecord {
         let current = self.contract().current();
         let contract = &current.contract;
         let zone = contract.info().timezone;
         let client_name = contract.client_name(client_id);
-        let mut calendars = Calendars::default();
-        let rows = self.tally(convs, timers, &mut calendars);
 
-        let start = midnight(from);
         let weeks = ((to - from).num_days() + 6) / 7;
-        let week_of = |t: DateTime<Utc>| -> usize {
-            ((t - start).num_days().max(0) / 7).min(weeks - 1).max(0) as usize
+        // A day's week: the days before the period count in its first,
+        // those after in its last.
+        let week_of = |d: NaiveDate| -> usize {
+            ((d - from).num_days().max(0) / 7).min(weeks - 1).max(0) as usize
         };
         let mut types: Vec<TypeRecord> = Vec::new();
-        // Request types in contract order, then any the contract dropped.
-        let mut order: Vec<String> = contract
-            .request_types()
-            .iter()
-            .map(|t| t.id.clone())
-            .collect();
-        for c in convs {
-            if !order.contains(&c.request_type) {
-                order.push(c.request_type.clone());
+        // Request types in contract order, then any the contract dropped
+        // (by id).
+        let mut order: Vec<&String> = Vec::new();
+        for t in contract.request_types() {
+            order.extend(counts.get_key_value(&t.id).map(|(k, _)| k));
+        }
+        for k in counts.keys() {
+            if !order.contains(&k) {
+                order.push(k);
             }
         }
-        let mut broken_promises = Vec::new();
-        let mut first_times: HashMap<String, Vec<Vec<i64>>> = HashMap::new();
-        for type_id in &order {
-            let of_type: Vec<&store::RecordRow> = convs
-                .iter()
-                .filter(|c| &c.request_type == type_id)
-                .collect();
-            if of_type.is_empty() {
+        for type_id in order {
+            let Some(of_type) = counts.get(type_id).filter(|c| c.requests > 0) else {
                 continue;
-            }
+            };
             let name = contract
                 .request_type(type_id)
                 .map_or(type_id.clone(), |t| t.name.clone());
@@ -334,56 +650,14 @@ impl Reads {
                     ..WeekRecord::default()
                 })
                 .collect();
-            let times = first_times
-                .entry(type_id.clone())
-                .or_insert_with(|| vec![Vec::new(); weeks as usize]);
-            for c in &of_type {
-                let cal = calendars.of(&self.core, *c);
-                for t in timers.get(&c.id).into_iter().flatten() {
-                    let Some(result) = outcome(t.status) else {
-                        continue;
-                    };
-                    // A kept promise counts in the week it was kept, a
-                    // broken one in the week it fell due.
-                    let settled = match result {
-                        "met" => t.stopped_at.unwrap_or(t.started_at),
-                        _ => t.due_at.unwrap_or(t.started_at),
-                    };
-                    let w = week_of(settled);
-                    if result == "met" {
-                        week_rows[w].kept += 1;
-                    } else {
-                        week_rows[w].broken += 1;
-                    }
-                    if t.kind == Timer::FirstResponse
-                        && let Some(d) = response_time(t, cal.as_ref())
-                    {
-                        times[week_of(t.stopped_at.unwrap_or(settled))].push(d);
-                    }
-                    if result != "met"
-                        && let Some(due) = t.due_at
-                    {
-                        let until = t.stopped_at.unwrap_or(now);
-                        let late = cal
-                            .as_ref()
-                            .and_then(|cal| cal.between(due, until).ok())
-                            .unwrap_or(until - due);
-                        broken_promises.push(BrokenPromise {
-                            conversation_id: c.id,
-                            subject: c.subject.clone(),
-                            request_type: name.clone(),
-                            promise: promise_words(t.kind).into(),
-                            date: day_words(due, zone),
-                            due: when(due, zone),
-                            kept: t.stopped_at.map(|s| when(s, zone)),
-                            late: span_words(late),
-                            due_at: due,
-                        });
-                    }
-                }
+            let mut times = vec![Vec::new(); weeks as usize];
+            for (day, settled) in &of_type.days {
+                let w = week_of(*day);
+                week_rows[w].kept += settled.kept;
+                week_rows[w].broken += settled.broken;
+                times[w].extend_from_slice(&settled.times);
             }
-            for (w, week) in week_rows.iter_mut().enumerate() {
-                let mut ts = times[w].clone();
+            for (week, mut ts) in week_rows.iter_mut().zip(times) {
                 ts.sort_unstable();
                 week.median_first_response = percentile(&ts, 50.0);
                 week.median_words = week
@@ -393,7 +667,7 @@ impl Reads {
             types.push(TypeRecord {
                 id: type_id.clone(),
                 name,
-                requests: of_type.len(),
+                requests: of_type.requests,
                 kinds,
                 median_first_response: median,
                 median_words: median.map(|s| span_words(TimeDelta::seconds(s))),
@@ -402,7 +676,6 @@ impl Reads {
                 weeks: week_rows,
             });
         }
-        broken_promises.sort_by_key(|b| (b.due_at, b.conversation_id));
         let kept = types.iter().flat_map(|t| &t.kinds).map(|k| k.kept).sum();
         let broken = types.iter().flat_map(|t| &t.kinds).map(|k| k.broken).sum();
         ClientRecord {
@@ -416,11 +689,14 @@ impl Reads {
             ),
             from,
             to,
-            requests: convs.len(),
+            requests: types.iter().map(|t| t.requests).sum(),
             kept,
             broken,
             types,
-            broken_promises,
+            broken_promises: Vec::new(),
+            broken_listed: 0,
+            broken_page: 1,
+            broken_pages: 1,
             versions: versions_in(versions, &client_name, from, to),
             zone: zone.name().to_string(),
             contract_name: contract.info().name.clone(),
@@ -429,19 +705,30 @@ impl Reads {
     }
 
     /// The page a client's link opens; `None` for an unknown token.
-    pub fn client_page(&self, token: &str, days: i64) -> Result<Option<ClientPage>, ServiceError> {
+    /// `broken_page`: which page of its broken promises (from 1).
+    pub fn client_page(
+        &self,
+        token: &str,
+        days: i64,
+        broken_page: usize,
+    ) -> Result<Option<ClientPage>, ServiceError> {
         match self.client_of_token(token)? {
-            Some(client) => self.client_page_of(&client, days).map(Some),
+            Some(client) => self.client_page_of(&client, days, broken_page).map(Some),
             None => Ok(None),
         }
     }
 
     /// The page of `client_id` as the client sees it (the team's dashboard
     /// opens it signed in).
-    pub fn client_page_of(&self, client_id: &str, days: i64) -> Result<ClientPage, ServiceError> {
+    pub fn client_page_of(
+        &self,
+        client_id: &str,
+        days: i64,
+        broken_page: usize,
+    ) -> Result<ClientPage, ServiceError> {
         let now = self.now();
         let (from, to) = record_period(days, now);
-        let record = self.client_record(client_id, from, to, now)?;
+        let record = self.client_record_page(client_id, from, to, broken_page, now)?;
         let (open, open_total) = self.open_requests(client_id, now)?;
         let current = self.contract().current();
         let contract = &current.contract;

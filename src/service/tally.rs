@@ -21,7 +21,8 @@ fn midnight(d: NaiveDate) -> DateTime<Utc> {
 }
 
 /// The version of the counting rules and the business-time code that make
-/// a day's summary (`Reads::count`, `response_time`, `Calendar::between`):
+/// a day's summaries (`Reads::count`, `count_conversation` of the client's
+/// record, `response_time`, `Calendar::between`):
 /// raise it with any change to what they give for the same rows, and every
 /// summary is made anew at the next start.
 pub const TALLY_RULES: u32 = 1;
@@ -205,6 +206,14 @@ impl Deadlines {
                 })
                 .collect();
             days::replace_day(conn, day, &rows)?;
+            super::record::rebuild_record_day(
+                &self.reads,
+                conn,
+                day,
+                &convs,
+                &timers,
+                &mut calendars,
+            )?;
             Ok::<_, ServiceError>(true)
         })
     }

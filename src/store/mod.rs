@@ -23,6 +23,7 @@ mod messages;
 pub mod outbox;
 mod queue;
 mod record;
+pub mod record_days;
 mod rejected;
 mod retention;
 pub mod schema;

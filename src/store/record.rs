@@ -65,6 +65,21 @@ pub struct RecordRow {
     pub contract_version: String,
 }
 
+/// The columns of a [`RecordRow`].
+pub(crate) const RECORD_COLUMNS: (
+    conversations::id,
+    conversations::client_id,
+    conversations::subject,
+    conversations::request_type,
+    conversations::contract_version,
+) = (
+    conversations::id,
+    conversations::client_id,
+    conversations::subject,
+    conversations::request_type,
+    conversations::contract_version,
+);
+
 /// One client's conversations opened in `[from, to)`, oldest first; only
 /// the columns the record counts (a page may read ten thousand).
 pub fn client_opened_between(
@@ -89,13 +104,7 @@ pub fn tallied_between(
         .filter(conversations::opened_at.ge(to_db(from)))
         .filter(conversations::opened_at.lt(to_db(to)))
         .order((conversations::opened_at.asc(), conversations::id.asc()))
-        .select((
-            conversations::id,
-            conversations::client_id,
-            conversations::subject,
-            conversations::request_type,
-            conversations::contract_version,
-        ))
+        .select(RECORD_COLUMNS)
         .into_boxed();
     if let Some(client) = client {
         q = q.filter(conversations::client_id.eq(client.to_string()));

@@ -233,3 +233,16 @@ diesel::table! {
         rules -> Text,
     }
 }
+
+diesel::table! {
+    record_days (client_id, day, request_type, settled) {
+        day -> Date,
+        client_id -> Text,
+        request_type -> Text,
+        settled -> Date,
+        requests -> BigInt,
+        kept -> BigInt,
+        broken -> BigInt,
+        times -> Binary,
+    }
+}

@@ -26,7 +26,7 @@ pub struct TimerRow {
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = timers)]
-struct Record {
+pub(crate) struct Record {
     id: i64,
     conversation_id: i64,
     kind: String,

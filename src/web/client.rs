@@ -51,6 +51,16 @@ pub(crate) fn days(req: &HttpRequest) -> i64 {
         .unwrap_or(DEFAULT_RECORD_DAYS)
 }
 
+/// `?broken=N`: which page of the broken promises (from 1); anything else
+/// is the first.
+pub(crate) fn broken_page(req: &HttpRequest) -> usize {
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("broken").and_then(|d| d.parse::<usize>().ok()))
+        .filter(|p| *p >= 1)
+        .unwrap_or(1)
+}
+
 async fn client_page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Public> {
     let token = req
         .match_info()
@@ -58,8 +68,9 @@ async fn client_page(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
         .unwrap_or_default()
         .to_string();
     let days = days(&req);
+    let broken = broken_page(&req);
     let reads = state.reads.clone();
-    let page = blocking(move || reads.client_page(&token, days))
+    let page = blocking(move || reads.client_page(&token, days, broken))
         .await?
         .ok_or_else(|| WebError::not_found("client page"))?;
     // Links on the page stay under the client's own address.
@@ -129,8 +140,22 @@ pub fn render(page: &ClientPage, base: &str, team: bool) -> Result<String, minij
             }
         })
         .collect();
+    // The other pages of the broken promises: newer (lower numbers) and
+    // older, each keeping the period.
+    let broken_href = |n: usize| {
+        let q = format!("?days={}&broken={n}", page.record.days);
+        if team { q } else { format!("{base}{q}") }
+    };
+    let (n, pages) = (page.record.broken_page, page.record.broken_pages);
+    let newer = (n > 1).then(|| broken_href(n.min(pages + 1) - 1));
+    let older = (n < pages).then(|| broken_href(n + 1));
+    // `?broken=` is the visitor's: no arithmetic on it may overflow.
+    let first_shown = (n - 1)
+        .saturating_mul(crate::service::BROKEN_LISTED)
+        .saturating_add(1);
+    let last_shown = first_shown.saturating_add(page.record.broken_promises.len().max(1) - 1);
     TEMPLATES.get_template(PAGE)?.render(context! {
-        page, charts, open, broken, periods, team
+        page, charts, open, broken, periods, team, newer, older, first_shown, last_shown,
     })
 }
 

@@ -443,6 +443,146 @@ async fn the_page_keeps_the_record_and_nothing_internal(url: String) {
 
 crate::both_backends!(async the_page_keeps_the_record_and_nothing_internal);
 
+/// The list items of the page's "Promises we broke", as text.
+fn broken_items(html: &str) -> Vec<String> {
+    let start = html.find("id=\"broken\"").expect("the broken promises");
+    let end = start + html[start..].find("id=\"promises\"").unwrap();
+    html[start..end]
+        .split("<li>")
+        .skip(1)
+        .map(|li| text(&li[..li.find("</li>").unwrap()]))
+        .collect()
+}
+
+/// The href of the link whose text is `words`.
+fn href_of(html: &str, words: &str) -> Option<String> {
+    let html = decode(html);
+    let end = html.find(&format!(">{words}</a>"))?;
+    let start = html[..end].rfind("href=\"")? + "href=\"".len();
+    let len = html[start..].find('"')?;
+    Some(html[start..start + len].to_string())
+}
+
+/// More broken promises than a page lists: the page shows the 50 most
+/// recent with the count, and "Older" leads to the rest; across the pages
+/// every broken promise is listed exactly once, the newest due first.
+async fn the_broken_promises_are_paged(url: String) {
+    let dir = tempfile::tempdir().unwrap();
+    let contract = reporting_contract(dir.path());
+    let clock = Clock::manual(monday_nine() - TimeDelta::hours(1));
+    let app = serve(settings(&url, contract.clone(), 1), clock.clone()).await;
+    // 60 ACME questions nobody answers, one a minute from Monday 09:00.
+    for i in 0..60 {
+        let at = monday_nine() + TimeDelta::minutes(i);
+        event(
+            &app,
+            &format!("q{i}"),
+            &format!("Q-{i}"),
+            at,
+            opened(&format!("Question number {i}"), "jane@acme.com"),
+        )
+        .await;
+    }
+    // Friday: every first response overdue, once the scheduler (running
+    // beside this step) has looked at every conversation and nothing more
+    // changes.
+    clock.set(Utc.with_ymd_and_hms(2026, 12, 4, 11, 0, 0).unwrap());
+    let (from, to) = keepword::service::record_period(90, clock.now());
+    let read = || {
+        app.service.deadlines.due_work(clock.now()).unwrap();
+        app.service
+            .reads
+            .client_record("acme", from, to, clock.now())
+            .unwrap()
+    };
+    let mut before = usize::MAX;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let r = read();
+            let first = r
+                .types
+                .iter()
+                .flat_map(|t| &t.kinds)
+                .filter(|k| k.promise == "first response")
+                .map(|k| k.broken)
+                .sum::<usize>();
+            let settled = first == 60 && r.broken == before;
+            before = r.broken;
+            settled
+        })
+        .await,
+        "every first response overdue"
+    );
+    let record = read();
+    assert!(record.broken > 50, "{}", record.broken);
+
+    let link = link_of(&client_link(&url, &contract, "acme"));
+    let path = link.replace("https://status.example.com", "");
+    let (status, _, first) = get(&app, &path).await;
+    assert_eq!(status, 200);
+    let page = text(&first);
+    assert!(
+        page.contains(&format!(
+            "{} in this period, the most recent first; 1–50 shown",
+            record.broken
+        )),
+        "{page}"
+    );
+    let mut items = broken_items(&first);
+    assert_eq!(items.len(), 50);
+    assert!(
+        items[0].contains("Question number 59") && items[49].contains("Question number 10"),
+        "newest due first: {items:?}"
+    );
+    assert!(href_of(&first, "More recent").is_none());
+    let older = href_of(&first, "Older").expect("a link to the older ones");
+    assert_eq!(older, format!("{path}?days=90&broken=2"));
+    let (status, _, second) = get(&app, &older).await;
+    assert_eq!(status, 200);
+    let more = broken_items(&second);
+    assert_eq!(more.len(), record.broken - 50);
+    assert!(href_of(&second, "Older").is_none(), "the last page");
+    assert_eq!(
+        href_of(&second, "More recent"),
+        Some(format!("{path}?days=90&broken=1"))
+    );
+    items.extend(more);
+    let mut once = items.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), items.len(), "each listed once");
+    for i in 0..60 {
+        assert!(
+            items
+                .iter()
+                .any(|x| x.contains(&format!("on Question number {i} "))),
+            "question {i} listed"
+        );
+    }
+    // A page past the last says so and links back; the period is kept.
+    let (status, _, past) = get(&app, &format!("{path}?days=90&broken=9")).await;
+    assert_eq!(status, 200);
+    assert!(broken_items(&past).is_empty());
+    assert!(text(&past).contains("No more in this period"), "{past}");
+    let (status, _, huge) = get(&app, &format!("{path}?broken={}", usize::MAX)).await;
+    assert_eq!(status, 200, "{huge}");
+    assert!(text(&huge).contains("No more in this period"));
+    let (_, _, year) = get(&app, &format!("{path}?days=365&broken=2")).await;
+    assert_eq!(broken_items(&year).len(), record.broken - 50);
+    // The team's view pages alike.
+    let cookie = app.sign_in().await;
+    let (status, team) = app.page(&cookie, "/record/acme?days=90&broken=2").await;
+    assert_eq!(status, 200);
+    assert_eq!(broken_items(&team).len(), record.broken - 50);
+    assert_eq!(
+        href_of(&team, "More recent"),
+        Some("?days=90&broken=1".to_string())
+    );
+    app.stop().await;
+}
+
+crate::both_backends!(async the_broken_promises_are_paged);
+
 /// The reports and digests received, by subject (escalation alerts of the
 /// same history are not counted).
 fn subjects(smtp: &SmtpServer) -> BTreeMap<String, usize> {

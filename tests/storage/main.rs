@@ -14,6 +14,7 @@ mod erasure;
 mod event_batches;
 mod focus;
 mod notify_outbox;
+mod record_days;
 mod retention;
 mod scenario;
 mod store;

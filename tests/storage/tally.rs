@@ -80,7 +80,7 @@ fn same(s: &Service, when: &str) -> Vec<ComplianceRow> {
 }
 
 /// Runs the rebuild until no day is stale; how many days it rebuilt.
-fn rebuild(s: &Service) -> usize {
+pub(crate) fn rebuild(s: &Service) -> usize {
     let mut n = 0;
     loop {
         let round = s.deadlines.rebuild_tally_days(3).unwrap();
@@ -92,18 +92,18 @@ fn rebuild(s: &Service) -> usize {
     }
 }
 
-fn stale(s: &Service) -> i64 {
+pub(crate) fn stale(s: &Service) -> i64 {
     s.deadlines.tally_stale_days().unwrap()
 }
 
-fn sql(s: &Service, q: &str) -> usize {
+pub(crate) fn sql(s: &Service, q: &str) -> usize {
     s.core
         .store()
         .with(|c| Ok(diesel::sql_query(q).execute(c)?))
         .unwrap()
 }
 
-fn event(
+pub(crate) fn event(
     key: &str,
     thread: &str,
     direction: Option<Direction>,
@@ -129,7 +129,7 @@ fn event(
 /// The history of the compliance test (met, missed, never answered) by
 /// mail, and by events: conversations answered and followed up (next
 /// responses), one waiting on the client (paused), one marked pending.
-fn load(s: &Service) -> DateTime<Utc> {
+pub(crate) fn load(s: &Service) -> DateTime<Utc> {
     let until = crate::compliance::ingest_history(s);
     let start = crate::compliance::history()[0].0;
     for i in 0..6i64 {

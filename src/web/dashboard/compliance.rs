@@ -127,8 +127,9 @@ pub(super) async fn client_record(
         ))));
     }
     let days = crate::web::client::days(&req);
+    let broken = crate::web::client::broken_page(&req);
     let reads = state.reads.clone();
-    let page = blocking(move || reads.client_page_of(&client, days)).await?;
+    let page = blocking(move || reads.client_page_of(&client, days, broken)).await?;
     Ok(crate::web::client::team_view(&page))
 }
 
