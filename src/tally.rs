@@ -36,7 +36,10 @@ pub async fn run(service: Deadlines, shutdown: CancellationToken) {
             match tokio::task::spawn_blocking(move || svc.rebuild_tally_days(ROUND)).await {
                 Ok(Ok(round)) => {
                     rebuilt += round.rebuilt;
-                    if round.found < ROUND as usize || shutdown.is_cancelled() {
+                    // Nothing rebuilt of a full round: the days are another keepword's
+                    // (its rules differ) or another process's; look again later.
+                    if round.found < ROUND as usize || round.rebuilt == 0 || shutdown.is_cancelled()
+                    {
                         break;
                     }
                 }

@@ -177,6 +177,11 @@ impl Deadlines {
     /// waits for this commit and leaves the day marked.
     pub fn rebuild_tally_day(&self, day: NaiveDate) -> Result<bool, ServiceError> {
         self.store().transaction(|conn| {
+            // Another keepword's rules recorded (a newer one started beside
+            // this one): its summaries are not this process's to make.
+            if days::rules(conn)?.is_some_and(|r| r != tally_rules()) {
+                return Ok(false);
+            }
             if !days::take_stale(conn, day)? {
                 return Ok(false);
             }

@@ -43,6 +43,7 @@ pub fn stale_days_between(
         .filter(tally_stale::day.lt(to))
         .order(tally_stale::day.asc())
         .select(tally_stale::day)
+        .distinct()
         .load(conn)?)
 }
 
@@ -53,20 +54,29 @@ pub fn stale_days(conn: &mut AnyConnection, limit: i64) -> Result<Vec<NaiveDate>
         .order(tally_stale::day.desc())
         .limit(limit)
         .select(tally_stale::day)
+        .distinct()
         .load(conn)?)
 }
 
 /// How many days are stale.
 pub fn stale_count(conn: &mut AnyConnection) -> Result<i64> {
-    Ok(tally_stale::table.count().get_result(conn)?)
+    Ok(tally_stale::table
+        .select(diesel::dsl::count(tally_stale::day).aggregate_distinct())
+        .get_result(conn)?)
 }
 
-/// Clears `day`'s mark; false when it was not marked (another rebuild took
-/// it). On PostgreSQL this waits for every writer that marked the day and
-/// has not committed yet (they hold the mark's row, see the migration), so
-/// what the caller reads after it includes their writes; a writer that marks
-/// the day after it waits for the caller's commit and marks it again.
+/// Clears `day`'s marks; false when it was not marked (another rebuild took
+/// it). On PostgreSQL it first takes the day's advisory lock exclusive (see
+/// migration `000060`): that waits for every writer that marked the day and
+/// has not committed, so what the caller reads after it includes their
+/// writes, and a writer that marks the day meanwhile waits for the
+/// caller's commit and leaves the day marked.
 pub fn take_stale(conn: &mut AnyConnection, day: NaiveDate) -> Result<bool> {
+    if let AnyConnection::Postgresql(c) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(27511, $1 - DATE '1970-01-01')")
+            .bind::<diesel::sql_types::Date, _>(day)
+            .execute(c)?;
+    }
     Ok(diesel::delete(tally_stale::table.filter(tally_stale::day.eq(day))).execute(conn)? > 0)
 }
 
@@ -84,8 +94,9 @@ pub fn rules(conn: &mut AnyConnection) -> Result<Option<String>> {
 pub fn remake_all(conn: &mut AnyConnection, rules: &str) -> Result<()> {
     let mark = match conn {
         AnyConnection::Postgresql(_) => {
-            "INSERT INTO tally_stale (day) SELECT DISTINCT opened_at::date FROM conversations \
-             ON CONFLICT (day) DO NOTHING"
+            "INSERT INTO tally_stale (day) SELECT DISTINCT c.day \
+             FROM (SELECT opened_at::date AS day FROM conversations) c \
+             WHERE NOT EXISTS (SELECT 1 FROM tally_stale s WHERE s.day = c.day)"
         }
         AnyConnection::Sqlite(_) => {
             "INSERT OR IGNORE INTO tally_stale (day) SELECT DISTINCT date(opened_at) FROM conversations"

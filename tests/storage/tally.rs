@@ -470,9 +470,155 @@ fn summaries_of_other_rules_are_made_anew(url: &str) {
     assert!(!s.deadlines.remake_tally_if_rules_changed().unwrap());
 }
 
+/// Two writers change the same clean day; the rebuild starts after the
+/// first committed and before the second did. The second writer's mark
+/// found the first's (uncommitted, then committed) and, with a unique mark
+/// and `ON CONFLICT DO NOTHING`, held nothing: the rebuild read the day
+/// without its change and left it clean. With the advisory lock the
+/// rebuild waits for the second writer.
+fn a_rebuild_between_two_writers_of_a_new_mark_misses_nothing(url: &str) {
+    use std::sync::mpsc;
+    let s = common::shipped_service(url);
+    load(&s);
+    rebuild(&s);
+    same(&s, "loaded");
+    // Two met first responses of conversations opened the same day.
+    let (a, b, day) = s
+        .core
+        .store()
+        .with(|c| {
+            use diesel::prelude::*;
+            use keepword::store::schema::{conversations, timers};
+            let rows: Vec<(i64, chrono::NaiveDateTime)> = timers::table
+                .inner_join(conversations::table)
+                .filter(timers::status.eq("met"))
+                .filter(timers::kind.eq("first_response"))
+                .select((timers::id, conversations::opened_at))
+                .order(timers::id.asc())
+                .load(c)?;
+            for (i, (x, at)) in rows.iter().enumerate() {
+                if let Some((y, _)) = rows[i + 1..].iter().find(|(_, o)| o.date() == at.date()) {
+                    return Ok((*x, *y, at.date()));
+                }
+            }
+            panic!("no day with two met first responses");
+        })
+        .unwrap();
+    assert_eq!(stale(&s), 0);
+    let writer = |id: i64, marked: mpsc::Sender<()>, commit: mpsc::Receiver<()>| {
+        let store = s.core.store().clone();
+        std::thread::spawn(move || {
+            store
+                .transaction(|c| {
+                    diesel::sql_query(format!(
+                        "UPDATE timers SET status = 'missed' WHERE id = {id}"
+                    ))
+                    .execute(c)?;
+                    marked.send(()).unwrap();
+                    commit.recv().unwrap();
+                    Ok::<_, keepword::store::StoreError>(())
+                })
+                .unwrap()
+        })
+    };
+    let (marked1, w1_marked) = mpsc::channel();
+    let (commit1, w1_commit) = mpsc::channel();
+    let w1 = writer(a, marked1, w1_commit);
+    w1_marked.recv().unwrap();
+    let (marked2, w2_marked) = mpsc::channel();
+    let (commit2, w2_commit) = mpsc::channel();
+    let w2 = writer(b, marked2, w2_commit);
+    // The second writer is at its mark (or waits for the first's).
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    commit1.send(()).unwrap();
+    w1.join().unwrap();
+    w2_marked.recv().unwrap();
+    let d = s.deadlines.clone();
+    let rebuilder = std::thread::spawn(move || d.rebuild_tally_day(day));
+    // Gives the rebuild the chance to run past the open second write.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    commit2.send(()).unwrap();
+    w2.join().unwrap();
+    rebuilder.join().unwrap().unwrap();
+    // Whatever the rebuild did, the report is the rows': a clean day's
+    // summary must hold both writes.
+    let after = same(&s, "a rebuild between two writers");
+    rebuild(&s);
+    assert_eq!(same(&s, "and the job again"), after);
+}
+
+/// Two writers mark two clean days in opposite orders, each in one
+/// transaction (an event batch opening today's conversation and settling an
+/// older one's timer, beside the scheduler settling both in the other
+/// order). With a unique mark each waited for the other's uncommitted one:
+/// a deadlock, and PostgreSQL aborted one (the email intake would have filed
+/// its mail as rejected). Marks no writer waits for let both commit.
+fn writers_marking_two_days_in_opposite_orders_both_commit(url: &str) {
+    use std::sync::{Arc, Barrier};
+    let s = common::shipped_service(url);
+    load(&s);
+    rebuild(&s);
+    // Two met timers on each of two different days: the writers share no
+    // row, only the days.
+    let (a, b) = s
+        .core
+        .store()
+        .with(|c| {
+            use diesel::prelude::*;
+            use keepword::store::schema::{conversations, timers};
+            let rows: Vec<(i64, chrono::NaiveDateTime)> = timers::table
+                .inner_join(conversations::table)
+                .filter(timers::status.eq("met"))
+                .select((timers::id, conversations::opened_at))
+                .order(timers::id.asc())
+                .load(c)?;
+            let mut by_day: std::collections::BTreeMap<chrono::NaiveDate, Vec<i64>> =
+                Default::default();
+            for (id, at) in rows {
+                by_day.entry(at.date()).or_default().push(id);
+            }
+            let mut two = by_day.into_values().filter(|ids| ids.len() >= 2);
+            let (x, y) = (two.next().unwrap(), two.next().unwrap());
+            Ok(((x[0], y[0]), (y[1], x[1])))
+        })
+        .unwrap();
+    assert_eq!(stale(&s), 0);
+    // On SQLite the second writer waits for the first's commit (one
+    // writer); only PostgreSQL runs them side by side.
+    let side_by_side = url.starts_with("postgres");
+    let both = Arc::new(Barrier::new(if side_by_side { 2 } else { 1 }));
+    let writer = |first: i64, second: i64| {
+        let (store, both) = (s.core.store().clone(), both.clone());
+        std::thread::spawn(move || {
+            store.transaction(|c| {
+                let settle = |c: &mut keepword::store::AnyConnection, id: i64| {
+                    diesel::sql_query(format!(
+                        "UPDATE timers SET status = 'missed' WHERE id = {id}"
+                    ))
+                    .execute(c)
+                };
+                settle(c, first)?;
+                both.wait();
+                settle(c, second)?;
+                Ok::<_, keepword::store::StoreError>(())
+            })
+        })
+    };
+    let w1 = writer(a.0, a.1);
+    let w2 = writer(b.0, b.1);
+    w1.join().unwrap().expect("the first writer commits");
+    w2.join().unwrap().expect("the second writer commits");
+    assert_eq!(stale(&s), 2);
+    let after = same(&s, "two writers, two days");
+    rebuild(&s);
+    assert_eq!(same(&s, "and the job again"), after);
+}
+
 crate::both_backends!(
     summaries_equal_the_row_tally,
+    writers_marking_two_days_in_opposite_orders_both_commit,
     a_rebuild_beside_an_open_write_misses_nothing,
+    a_rebuild_between_two_writers_of_a_new_mark_misses_nothing,
     summaries_of_other_rules_are_made_anew
 );
 

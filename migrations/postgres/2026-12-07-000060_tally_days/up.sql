@@ -18,29 +18,37 @@ CREATE TABLE tally_days (
 
 -- Days whose summary is missing or out of date: the report counts them
 -- from the rows, and the rebuild job (src/tally.rs) takes them one by one.
+-- No unique key: two writers marking the same new day must not wait for
+-- each other (an insert waits for an uncommitted one of the same key, and
+-- writers marking two days in opposite orders deadlocked). A day may be
+-- marked twice; the rebuild deletes all its marks.
 CREATE TABLE tally_stale (
-    day DATE PRIMARY KEY
+    day DATE NOT NULL
 );
+CREATE INDEX tally_stale_day ON tally_stale (day);
 
--- Marks `days` stale. The lock comes first: a day's row that is already
--- there is held (shared, so writers do not wait for each other) until this
--- transaction ends, and the rebuild's DELETE of it waits for that, so the
--- rebuild reads after this write commits. Without it an `ON CONFLICT DO
--- NOTHING` on a mark already there takes no lock, and a rebuild could
--- delete the mark and read the day before this write commits: a clean day
--- whose summary misses it. A day the rebuild deleted meanwhile is not
--- found by the lock, and the insert, which waits for the rebuild's commit,
--- marks it again. Days in order, so two writers marking new days wait for
--- each other in one order.
+-- The lock that orders writers and the rebuild of a day: a transaction-
+-- level advisory lock on (27511, days since 1970-01-01). A writer holds it
+-- shared from its mark to its commit, so writers never wait for each other;
+-- the rebuild takes it exclusive before it deletes the day's marks, which
+-- waits for every writer that marked the day and has not committed (the
+-- rebuild then reads their writes), and a writer marking meanwhile waits
+-- for the rebuild's commit (the day is then marked again). PostgreSQL
+-- queues a shared request behind a waiting exclusive one, so a stream of
+-- writers cannot starve the rebuild.
 CREATE FUNCTION tally_mark(days DATE[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    d DATE;
 BEGIN
     IF days IS NULL OR cardinality(days) = 0 THEN
         RETURN;
     END IF;
-    PERFORM 1 FROM tally_stale WHERE day = ANY (days) ORDER BY day FOR KEY SHARE;
+    FOR d IN SELECT DISTINCT x FROM unnest(days) AS x WHERE x IS NOT NULL ORDER BY x LOOP
+        PERFORM pg_advisory_xact_lock_shared(27511, d - DATE '1970-01-01');
+    END LOOP;
     INSERT INTO tally_stale (day)
-        SELECT DISTINCT d FROM unnest(days) AS d WHERE d IS NOT NULL ORDER BY d
-        ON CONFLICT (day) DO NOTHING;
+        SELECT DISTINCT x FROM unnest(days) AS x
+         WHERE x IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tally_stale s WHERE s.day = x);
 END
 $$;
 
@@ -109,5 +117,4 @@ CREATE TRIGGER tally_conversations_delete AFTER DELETE ON conversations
 -- An upgraded database: every day with conversations is rebuilt by the
 -- job, not here (a migration holds its locks until it ends).
 INSERT INTO tally_stale (day)
-    SELECT DISTINCT opened_at::date FROM conversations
-    ON CONFLICT (day) DO NOTHING;
+    SELECT DISTINCT opened_at::date FROM conversations;

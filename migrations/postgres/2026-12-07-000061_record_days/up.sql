@@ -62,5 +62,5 @@ CREATE INDEX tally_days_client ON tally_days (client_id, day);
 -- Every day is rebuilt by the job (the summaries of `tally_days` built
 -- before this migration have no record rows).
 INSERT INTO tally_stale (day)
-    SELECT DISTINCT opened_at::date FROM conversations
-    ON CONFLICT (day) DO NOTHING;
+    SELECT DISTINCT c.day FROM (SELECT opened_at::date AS day FROM conversations) c
+     WHERE NOT EXISTS (SELECT 1 FROM tally_stale s WHERE s.day = c.day);
