@@ -251,25 +251,39 @@ pub struct OutboxWorker {
 /// The backlog's last count. Counting reads every unsent row, and a step
 /// runs for every notification enqueued: during an outage of the SMTP
 /// server a backlog of 50,000 cost 23 ms a step to count (BENCHMARKS.md,
-/// i.7). A large backlog is therefore counted at most once a second (the
-/// `outbox_pending` gauge may lag it by that much); a small one every step.
+/// i.7). A large backlog is therefore counted at most once a second, and
+/// no more often than every twenty times the last count took (a backlog of
+/// millions takes the database a twentieth of its time at most); the
+/// `outbox_pending` gauge may lag it by that much. A small one is counted
+/// every step.
 #[derive(Clone, Default)]
-struct Backlog(Arc<Mutex<Option<(Instant, i64)>>>);
+struct Backlog(Arc<Mutex<Option<Counted>>>);
+
+#[derive(Clone, Copy)]
+struct Counted {
+    at: Instant,
+    took: Duration,
+    pending: i64,
+}
 
 impl Backlog {
-    /// From this many unsent rows on, a count stands for [`Self::FOR`].
+    /// From this many unsent rows on, a count stands for a while.
     const LARGE: i64 = 1_000;
     const FOR: Duration = Duration::from_secs(1);
 
     /// The last count, if it may stand for a new one.
     fn recent(&self) -> Option<i64> {
         let last = *self.0.lock().unwrap_or_else(|p| p.into_inner());
-        last.filter(|(at, n)| *n >= Self::LARGE && at.elapsed() < Self::FOR)
-            .map(|(_, n)| n)
+        last.filter(|c| c.pending >= Self::LARGE && c.at.elapsed() < Self::FOR.max(c.took * 20))
+            .map(|c| c.pending)
     }
 
-    fn counted(&self, n: i64) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), n));
+    fn counted(&self, pending: i64, took: Duration) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(Counted {
+            at: Instant::now(),
+            took,
+            pending,
+        });
     }
 }
 
@@ -433,8 +447,9 @@ impl OutboxWorker {
         let pending = match self.backlog.recent() {
             Some(n) => n,
             None => {
+                let counting = Instant::now();
                 let n = db(&self.store, move |c| outbox::backlog_count(c, now)).await?;
-                self.backlog.counted(n);
+                self.backlog.counted(n, counting.elapsed());
                 n
             }
         };
@@ -844,13 +859,24 @@ mod tests {
     #[test]
     fn a_large_backlog_is_counted_at_most_once_a_second() {
         let b = Backlog::default();
+        let quick = Duration::from_millis(20);
         assert_eq!(b.recent(), None, "never counted");
-        b.counted(Backlog::LARGE - 1);
+        b.counted(Backlog::LARGE - 1, quick);
         assert_eq!(b.recent(), None, "a small backlog is counted every step");
-        b.counted(Backlog::LARGE);
+        b.counted(Backlog::LARGE, quick);
         assert_eq!(b.recent(), Some(Backlog::LARGE));
-        *b.0.lock().unwrap() = Some((Instant::now() - Backlog::FOR, 50_000));
+        let aged = |took: Duration| {
+            *b.0.lock().unwrap() = Some(Counted {
+                at: Instant::now() - Backlog::FOR,
+                took,
+                pending: 50_000,
+            });
+        };
+        aged(quick);
         assert_eq!(b.recent(), None, "a second later it is counted again");
+        // A count that took 200 ms stands for four seconds.
+        aged(Duration::from_millis(200));
+        assert_eq!(b.recent(), Some(50_000));
     }
 
     #[test]
