@@ -119,10 +119,16 @@ pub fn client_open(
     client: &str,
     limit: i64,
 ) -> Result<(Vec<ConversationRow>, i64)> {
+    // The literal, as the queue's and `/metrics`' counts: with a bound value
+    // neither database's cached plan may use the open conversations'
+    // partial indexes, and SQLite read every conversation of the client
+    // (100,000 at 300,000: 85% of the client's page's time).
     let open = || {
         conversations::table
             .filter(conversations::client_id.eq(client))
-            .filter(conversations::status.ne("solved"))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "conversations.status <> 'solved'",
+            ))
     };
     let total: i64 = open().count().get_result(conn)?;
     let rows = open()
