@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use super::dashboard::{Calendars, finish, outcome, response_time};
+use super::dashboard::{Calendars, outcome, response_time};
 use super::status::{capitalise, describe, new_token, token_hash, well_formed};
 use super::*;
 use crate::backtest::percentile;
@@ -436,7 +436,7 @@ impl Reads {
                 convs.extend(some);
             }
             let stale: HashSet<NaiveDate> = stale.into_iter().collect();
-            let mut tally = days::tally_of_client_between(conn, client_id, from, to)?;
+            let mut tally = store::tally::summaries_between(conn, Some(client_id), from, to)?;
             tally.retain(|s| !stale.contains(&s.day));
             let mut record_rows = days::of_client_between(conn, client_id, from, to)?;
             record_rows.retain(|r| !stale.contains(&r.day));
@@ -455,43 +455,9 @@ impl Reads {
 
         // The compliance rows of the client: the stale days' counted, the
         // summaries added.
-        let mut rows: BTreeMap<(String, &'static str), (ComplianceRow, Vec<i64>)> = self
-            .count(&convs, &timers, &mut calendars, false)
-            .into_iter()
-            .map(|((request_type, _, kind), v)| ((request_type.to_string(), kind), v))
-            .collect();
+        let counted = self.count(&convs, &timers, &mut calendars, false);
+        let rows = self.with_summaries(counted, tally)?;
         let current = self.contract().current();
-        for s in tally {
-            let kind: Timer = s
-                .timer
-                .parse()
-                .map_err(|e: crate::contract::TimerParseError| {
-                    corrupt(format!("tally_days.timer: {e}"))
-                })?;
-            let (row, times) = rows
-                .entry((s.request_type, kind.as_str()))
-                .or_insert_with_key(|(request_type, _)| {
-                    (
-                        ComplianceRow {
-                            request_type: request_type.clone(),
-                            client_id: client_id.to_string(),
-                            client: current.contract.client_name(client_id),
-                            timer: kind.words().into(),
-                            ..ComplianceRow::default()
-                        },
-                        Vec::new(),
-                    )
-                });
-            row.conversations += size(s.conversations)?;
-            row.met += size(s.met)?;
-            row.missed += size(s.missed)?;
-            row.breached += size(s.breached)?;
-            store::tally::decode_times(&s.times, times)?;
-        }
-        let rows: Vec<ComplianceRow> = rows
-            .into_values()
-            .map(|(row, times)| finish(row, times))
-            .collect();
 
         let mut counts = by_type(self.record_counts(&convs, &timers, &mut calendars));
         for r in record_rows {

@@ -77,7 +77,7 @@ impl Reads {
                     spans.push((midnight(end), to));
                 }
                 let stale: HashSet<NaiveDate> = stale.into_iter().collect();
-                summaries = days::summaries_between(conn, first, end)?;
+                summaries = days::summaries_between(conn, None, first, end)?;
                 summaries.retain(|s| !stale.contains(&s.day));
             }
             let (mut convs, mut timers) = (Vec::new(), HashMap::new());
@@ -90,15 +90,24 @@ impl Reads {
             Ok::<_, ServiceError>((summaries, convs, timers))
         })?;
         let mut calendars = Calendars::default();
-        let mut rows: BTreeMap<Key, (ComplianceRow, Vec<i64>)> = BTreeMap::new();
-        for ((request_type, client_id, kind), (row, times)) in
-            self.count(&convs, &timers, &mut calendars, false)
-        {
-            rows.insert(
-                (request_type.to_string(), client_id.to_string(), kind),
-                (row, times),
-            );
-        }
+        let counted = self.count(&convs, &timers, &mut calendars, false);
+        self.with_summaries(counted, summaries)
+    }
+
+    /// The rows [`Self::count`] gave for the days read from rows, with the
+    /// day summaries of the others added, finished (percentiles, `% met`):
+    /// the compliance report's and the client's record's one merge.
+    pub(crate) fn with_summaries(
+        &self,
+        counted: BTreeMap<(&str, &str, &'static str), (ComplianceRow, Vec<i64>)>,
+        summaries: Vec<DaySummary>,
+    ) -> Result<Vec<ComplianceRow>, ServiceError> {
+        let mut rows: BTreeMap<Key, (ComplianceRow, Vec<i64>)> = counted
+            .into_iter()
+            .map(|((request_type, client_id, kind), v)| {
+                ((request_type.to_string(), client_id.to_string(), kind), v)
+            })
+            .collect();
         let current = self.contract().current();
         for s in summaries {
             let kind: Timer = s

@@ -11,8 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text, Timestamp};
 
 use super::record::{RECORD_COLUMNS, RecordRow};
-use super::schema::{conversations, record_days, tally_days, timers};
-use super::tally::DaySummary;
+use super::schema::{conversations, record_days, timers};
 use super::timers::Record as TimerRecord;
 use super::{AnyConnection, StoreError, TimerRow, to_db};
 
@@ -62,22 +61,6 @@ pub fn of_client_between(
         .filter(record_days::day.ge(from))
         .filter(record_days::day.lt(to))
         .select(RecordDay::as_select())
-        .load(conn)?)
-}
-
-/// One client's compliance summaries (`tally_days`) of the days in
-/// `[from, to)`, stale days included.
-pub fn tally_of_client_between(
-    conn: &mut AnyConnection,
-    client: &str,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Vec<DaySummary>> {
-    Ok(tally_days::table
-        .filter(tally_days::day.ge(from))
-        .filter(tally_days::day.lt(to))
-        .filter(tally_days::client_id.eq(client))
-        .select(DaySummary::as_select())
         .load(conn)?)
 }
 

@@ -112,18 +112,23 @@ pub fn remake_all(conn: &mut AnyConnection, rules: &str) -> Result<()> {
     Ok(())
 }
 
-/// The summaries of the days in `[from, to)`, stale ones included (the
-/// caller leaves those out).
+/// The summaries of the days in `[from, to)`, of one client or all,
+/// stale ones included (the caller leaves those out).
 pub fn summaries_between(
     conn: &mut AnyConnection,
+    client: Option<&str>,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<DaySummary>> {
-    Ok(tally_days::table
+    let mut q = tally_days::table
         .filter(tally_days::day.ge(from))
         .filter(tally_days::day.lt(to))
         .select(DaySummary::as_select())
-        .load(conn)?)
+        .into_boxed();
+    if let Some(client) = client {
+        q = q.filter(tally_days::client_id.eq(client.to_string()));
+    }
+    Ok(q.load(conn)?)
 }
 
 /// Replaces `day`'s summary rows with `rows`.
