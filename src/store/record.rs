@@ -113,7 +113,8 @@ pub fn tallied_between(
 }
 
 /// Up to `limit` of a client's conversations not yet solved, the one due
-/// soonest first (those with nothing due last), and how many there are.
+/// soonest first (those with nothing due last, oldest first), and how many
+/// there are.
 pub fn client_open(
     conn: &mut AnyConnection,
     client: &str,
@@ -131,15 +132,27 @@ pub fn client_open(
             ))
     };
     let total: i64 = open().count().get_result(conn)?;
-    let rows = open()
-        .order((
-            conversations::next_due_at.is_null().asc(),
-            conversations::next_due_at.asc(),
-            conversations::id.asc(),
-        ))
+    // Two ranges of `conversations_client_open`, each read in its order and
+    // stopped at the page's end: one `ORDER BY next_due_at IS NULL, …` is
+    // no index's order, and sorted every open conversation of the client.
+    let mut rows: Vec<Record> = open()
+        .filter(conversations::next_due_at.is_not_null())
+        .order((conversations::next_due_at.asc(), conversations::id.asc()))
         .limit(limit)
         .select(Record::as_select())
-        .load(conn)?
+        .load(conn)?;
+    let left = limit - i64::try_from(rows.len()).unwrap_or(limit);
+    if left > 0 {
+        rows.extend(
+            open()
+                .filter(conversations::next_due_at.is_null())
+                .order(conversations::id.asc())
+                .limit(left)
+                .select(Record::as_select())
+                .load::<Record>(conn)?,
+        );
+    }
+    let rows = rows
         .into_iter()
         .map(ConversationRow::try_from)
         .collect::<Result<Vec<_>>>()?;

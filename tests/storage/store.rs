@@ -890,3 +890,124 @@ fn sqlite_commits_reach_the_disk_before_they_return() {
         assert_eq!(got.synchronous, 2, "PRAGMA synchronous is not FULL");
     }
 }
+
+/// A client's open requests: every unsolved one counted, the page the one
+/// due soonest first (ties by id), those with nothing due after them
+/// oldest first, on both sides of the page's end; solved ones and other
+/// clients' never. On SQLite the page is read in the index's order, not
+/// sorted: a sort reads every open conversation of the client first.
+fn a_clients_open_requests_are_listed_due_soonest_first(url: &str) {
+    use keepword::sla::Health;
+    let store = Store::open(url).unwrap();
+    let now = us(at("2026-12-01T09:00:00Z"));
+    // (client, solved, due in hours): ties at 3 h; nothing due for three.
+    let plan: [(&str, bool, Option<i64>); 12] = [
+        ("acme", false, Some(5)),
+        ("acme", false, None),
+        ("acme", false, Some(3)),
+        ("globex", false, Some(1)),
+        ("acme", true, None),
+        ("acme", false, Some(3)),
+        ("acme", false, None),
+        ("acme", true, Some(2)),
+        ("acme", false, Some(8)),
+        ("globex", false, None),
+        ("acme", false, None),
+        ("acme", false, Some(4)),
+    ];
+    let ids = store
+        .with(|c| {
+            store::record_contract_version(c, "v1", "shipped", "src1", now)?;
+            store::upsert_client(c, "acme", "ACME Corp", now)?;
+            store::upsert_client(c, "globex", "Globex", now)?;
+            let mut ids = Vec::new();
+            let mut states = Vec::new();
+            for (i, (client, solved, due)) in plan.iter().enumerate() {
+                let mut new = conversation(&format!("open-{i}"), now);
+                new.client_id = (*client).into();
+                let id = store::open_conversation(c, &new)?.0.id;
+                ids.push(id);
+                states.push((
+                    id,
+                    store::DerivedState {
+                        status: if *solved {
+                            TicketStatus::Solved
+                        } else {
+                            TicketStatus::Open
+                        },
+                        health: Health::OnTrack,
+                        next_check_at: None,
+                        solved_at: solved.then_some(now),
+                        last_message_at: Some(now),
+                        next_due: due.map(|h| (now + Duration::hours(h), Timer::FirstResponse)),
+                        paused_since: None,
+                    },
+                ));
+            }
+            store::update_conversation_states(c, &states, now)?;
+            Ok::<_, StoreError>(ids)
+        })
+        .unwrap();
+    let mut expected: Vec<(bool, Option<i64>, i64)> = plan
+        .iter()
+        .zip(&ids)
+        .filter(|((client, solved, _), _)| *client == "acme" && !solved)
+        .map(|((_, _, due), id)| (due.is_none(), *due, *id))
+        .collect();
+    expected.sort();
+    let expected: Vec<i64> = expected.into_iter().map(|(_, _, id)| id).collect();
+    assert_eq!(expected.len(), 8);
+    for limit in [1, 3, 5, 6, 8, 50] {
+        let (rows, total) = store
+            .with(|c| store::client_open(c, "acme", limit))
+            .unwrap();
+        assert_eq!(total, 8, "limit {limit}");
+        let got: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let want: Vec<i64> = expected.iter().copied().take(limit as usize).collect();
+        assert_eq!(got, want, "limit {limit}");
+    }
+    let (rows, total) = store
+        .with(|c| store::client_open(c, "initech", 50))
+        .unwrap();
+    assert!(rows.is_empty() && total == 0);
+
+    if store.backend() == store::Backend::Sqlite {
+        #[derive(diesel::QueryableByName)]
+        struct Step {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            detail: String,
+        }
+        let plan: Vec<String> = store
+            .with(|c| {
+                let store::AnyConnection::Sqlite(c) = c else {
+                    unreachable!()
+                };
+                use diesel::RunQueryDsl;
+                Ok::<_, StoreError>(
+                    // The statement as diesel writes it, its values bound: a
+                    // bound LIMIT made the planner read every conversation
+                    // of the client through `conversations_client_subject`.
+                    diesel::sql_query(
+                        "EXPLAIN QUERY PLAN SELECT `conversations`.`id` FROM `conversations` \
+                         WHERE (((`conversations`.`client_id` = ?) \
+                         AND conversations.status <> 'solved') \
+                         AND (`conversations`.`next_due_at` IS NOT NULL)) \
+                         ORDER BY `conversations`.`next_due_at` ASC, `conversations`.`id` ASC \
+                         LIMIT ?",
+                    )
+                    .bind::<diesel::sql_types::Text, _>("acme")
+                    .bind::<diesel::sql_types::BigInt, _>(50_i64)
+                    .load::<Step>(c)?
+                    .into_iter()
+                    .map(|s| s.detail)
+                    .collect(),
+                )
+            })
+            .unwrap();
+        let plan = plan.join("; ");
+        assert!(plan.contains("conversations_client_open"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "sorted: {plan}");
+    }
+}
+
+crate::both_backends!(a_clients_open_requests_are_listed_due_soonest_first);
