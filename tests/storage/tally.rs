@@ -470,6 +470,30 @@ fn summaries_of_other_rules_are_made_anew(url: &str) {
     assert!(!s.deadlines.remake_tally_if_rules_changed().unwrap());
 }
 
+/// The met timers (of `kind`, or all), oldest first, each with the day its
+/// conversation opened: the day whose summary a write to it marks.
+fn met_timers(s: &Service, kind: Option<&str>) -> Vec<(i64, chrono::NaiveDate)> {
+    use diesel::prelude::*;
+    use keepword::store::schema::{conversations, timers};
+    let rows: Vec<(i64, chrono::NaiveDateTime)> = s
+        .core
+        .store()
+        .with(|c| {
+            let mut q = timers::table
+                .inner_join(conversations::table)
+                .filter(timers::status.eq("met"))
+                .select((timers::id, conversations::opened_at))
+                .order(timers::id.asc())
+                .into_boxed();
+            if let Some(kind) = kind {
+                q = q.filter(timers::kind.eq(kind.to_string()));
+            }
+            Ok::<_, keepword::store::StoreError>(q.load(c)?)
+        })
+        .unwrap();
+    rows.into_iter().map(|(id, at)| (id, at.date())).collect()
+}
+
 /// Two writers change the same clean day; the rebuild starts after the
 /// first committed and before the second did. The second writer's mark
 /// found the first's (uncommitted, then committed) and, with a unique mark
@@ -483,27 +507,17 @@ fn a_rebuild_between_two_writers_of_a_new_mark_misses_nothing(url: &str) {
     rebuild(&s);
     same(&s, "loaded");
     // Two met first responses of conversations opened the same day.
-    let (a, b, day) = s
-        .core
-        .store()
-        .with(|c| {
-            use diesel::prelude::*;
-            use keepword::store::schema::{conversations, timers};
-            let rows: Vec<(i64, chrono::NaiveDateTime)> = timers::table
-                .inner_join(conversations::table)
-                .filter(timers::status.eq("met"))
-                .filter(timers::kind.eq("first_response"))
-                .select((timers::id, conversations::opened_at))
-                .order(timers::id.asc())
-                .load(c)?;
-            for (i, (x, at)) in rows.iter().enumerate() {
-                if let Some((y, _)) = rows[i + 1..].iter().find(|(_, o)| o.date() == at.date()) {
-                    return Ok((*x, *y, at.date()));
-                }
-            }
-            panic!("no day with two met first responses");
+    let rows = met_timers(&s, Some("first_response"));
+    let (a, b, day) = rows
+        .iter()
+        .enumerate()
+        .find_map(|(i, (x, day))| {
+            rows[i + 1..]
+                .iter()
+                .find(|(_, d)| d == day)
+                .map(|(y, _)| (*x, *y, *day))
         })
-        .unwrap();
+        .expect("no day with two met first responses");
     assert_eq!(stale(&s), 0);
     let writer = |id: i64, marked: mpsc::Sender<()>, commit: mpsc::Receiver<()>| {
         let store = s.core.store().clone();
@@ -560,28 +574,13 @@ fn writers_marking_two_days_in_opposite_orders_both_commit(url: &str) {
     rebuild(&s);
     // Two met timers on each of two different days: the writers share no
     // row, only the days.
-    let (a, b) = s
-        .core
-        .store()
-        .with(|c| {
-            use diesel::prelude::*;
-            use keepword::store::schema::{conversations, timers};
-            let rows: Vec<(i64, chrono::NaiveDateTime)> = timers::table
-                .inner_join(conversations::table)
-                .filter(timers::status.eq("met"))
-                .select((timers::id, conversations::opened_at))
-                .order(timers::id.asc())
-                .load(c)?;
-            let mut by_day: std::collections::BTreeMap<chrono::NaiveDate, Vec<i64>> =
-                Default::default();
-            for (id, at) in rows {
-                by_day.entry(at.date()).or_default().push(id);
-            }
-            let mut two = by_day.into_values().filter(|ids| ids.len() >= 2);
-            let (x, y) = (two.next().unwrap(), two.next().unwrap());
-            Ok(((x[0], y[0]), (y[1], x[1])))
-        })
-        .unwrap();
+    let mut by_day: std::collections::BTreeMap<chrono::NaiveDate, Vec<i64>> = Default::default();
+    for (id, day) in met_timers(&s, None) {
+        by_day.entry(day).or_default().push(id);
+    }
+    let mut two = by_day.into_values().filter(|ids| ids.len() >= 2);
+    let (x, y) = (two.next().unwrap(), two.next().unwrap());
+    let (a, b) = ((x[0], y[0]), (y[1], x[1]));
     assert_eq!(stale(&s), 0);
     // On SQLite the second writer waits for the first's commit (one
     // writer); only PostgreSQL runs them side by side.
